@@ -1,0 +1,268 @@
+"""The immutable records of an opportunity's log.
+
+Every accepted command appends one :class:`Event`. An event carries the values in force *after*
+it (``stage``, ``amount``, ``close_date``), so a log reads directly as the canonical stage-history
+table: one row per change, with the values in force from that instant on.
+
+Events round-trip losslessly through JSON-able dicts:
+
+>>> from datetime import datetime, timezone
+>>> e = Event(
+...     opportunity_id="opp-1", seq=1, kind=EventKind.OPENED,
+...     at=datetime(2026, 1, 5, 9, tzinfo=timezone.utc), actor="ana",
+...     stage="lead", process="b2b", process_version="1",
+... )
+>>> Event.from_dict(e.to_dict()) == e
+True
+>>> e.to_dict()["at"]
+'2026-01-05T09:00:00+00:00'
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from stagegate._time import parse_date, parse_instant, to_utc
+from stagegate.errors import EventLogError, StagegateError
+from stagegate.gates import GateReport
+
+__all__ = ["Event", "EventKind", "MoveKind", "freeze", "thaw"]
+
+
+class EventKind(str, enum.Enum):
+    """What an event records."""
+
+    OPENED = "opened"
+    """The opportunity was opened in its first stage."""
+    STAGE_CHANGED = "stage_changed"
+    """The stage changed; ``move`` says how (advance, skip, backward, win, lose, ...)."""
+    DELIVERABLE_RECORDED = "deliverable_recorded"
+    """A deliverable (``subject``) was recorded, with evidence in ``details``."""
+    ACTIVITY_LOGGED = "activity_logged"
+    """An activity of type ``subject`` happened, with details in ``details``."""
+    APPROVAL_RECORDED = "approval_recorded"
+    """Someone in role ``subject`` approved the opportunity."""
+    FIELD_SET = "field_set"
+    """Field ``subject`` was set to ``details["value"]``."""
+    RESCHEDULED = "rescheduled"
+    """The expected close date changed to ``close_date`` (previous one in ``details``)."""
+    AMOUNT_CHANGED = "amount_changed"
+    """The amount changed to ``amount`` (previous one in ``details``)."""
+
+
+class MoveKind(str, enum.Enum):
+    """How a stage change happened."""
+
+    ADVANCE = "advance"
+    """To the next stage, gate met."""
+    SKIP = "skip"
+    """Forward past one or more stages, gate met, policy allows skipping."""
+    BACKWARD = "backward"
+    """Back to an earlier open stage, policy allows it."""
+    WIN = "win"
+    """Into a won stage, gate met."""
+    LOSE = "lose"
+    """Into a lost stage, with a reason."""
+    REOPEN = "reopen"
+    """From a closed stage back to an open one, with a reason."""
+    OVERRIDE = "override"
+    """Despite an unmet gate, with a reason; the gate report shows what was unmet."""
+    IMPORTED = "imported"
+    """Taken from another system's history; never checked against stagegate's gates."""
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def freeze(value: Any, *, path: str = "details") -> Any:
+    """Return a deeply immutable copy of a JSON-like value (read-only mappings, tuples).
+
+    Raises:
+        InvalidCommandError: the value holds something that is not JSON-like.
+    """
+    from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - avoid a cycle in typing
+
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        frozen: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidCommandError(
+                    f"{path} has a non-text key {key!r}; use text keys (JSON objects)"
+                )
+            frozen[key] = freeze(item, path=f"{path}.{key}")
+        return MappingProxyType(frozen)
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item, path=f"{path}[{i}]") for i, item in enumerate(value))
+    raise InvalidCommandError(
+        f"{path} holds {type(value).__name__} {value!r}; use JSON values "
+        "(text, numbers, booleans, null, lists, objects)"
+    )
+
+
+def thaw(value: Any) -> Any:
+    """Return a plain JSON-able copy of a value made by :func:`freeze`."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(item) for item in value]
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return to_utc(value)
+
+
+@attrs.frozen(slots=True, weakref_slot=False)
+class Event:
+    """One immutable entry of an opportunity's log.
+
+    Attributes:
+        opportunity_id: the opportunity the event belongs to.
+        seq: position in the opportunity's log, from 1, without gaps.
+        kind: what the event records.
+        at: when it happened, timezone-aware, in UTC; never earlier than the previous event.
+        actor: who or what caused it (a user id, ``"system:hubspot"``, ...).
+        stage: the stage in force after the event.
+        process: name of the process definition in force.
+        process_version: version of that definition.
+        from_stage: for stage changes, the stage left.
+        move: for stage changes, how the stage changed.
+        reason: the reason given (required for losses, overrides, reopenings, backward moves).
+        gate: for stage changes, the gate report that allowed (or, for overrides, did not allow)
+            the move; ``None`` for imported history and for moves into ungated stages.
+        amount: the amount in force after the event, if known.
+        close_date: the expected (or actual) close date in force after the event, if known.
+        subject: the deliverable, activity type, approving role or field the event is about.
+        details: evidence, field value or previous value: a read-only JSON-like mapping.
+    """
+
+    opportunity_id: str
+    seq: int
+    kind: EventKind
+    at: datetime = attrs.field(converter=_utc)
+    actor: str
+    stage: str
+    process: str
+    process_version: str
+    from_stage: str | None = None
+    move: MoveKind | None = None
+    reason: str | None = None
+    gate: GateReport | None = None
+    amount: Decimal | None = None
+    close_date: date | None = None
+    subject: str | None = None
+    details: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+
+    @property
+    def is_stage_change(self) -> bool:
+        """Whether this event entered a stage (opening included)."""
+        return self.kind is EventKind.STAGE_CHANGED or self.kind is EventKind.OPENED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict; :meth:`from_dict` rebuilds an equal event.
+
+        Amounts are decimal text (no float rounding), instants ISO 8601 with offset, dates ISO.
+        """
+        return {
+            "opportunity_id": self.opportunity_id,
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "stage": self.stage,
+            "process": self.process,
+            "process_version": self.process_version,
+            "from_stage": self.from_stage,
+            "move": None if self.move is None else self.move.value,
+            "reason": self.reason,
+            "gate": None if self.gate is None else self.gate.to_dict(),
+            "amount": None if self.amount is None else str(self.amount),
+            "close_date": None if self.close_date is None else self.close_date.isoformat(),
+            "subject": self.subject,
+            "details": None if self.details is None else thaw(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Rebuild an event from :meth:`to_dict` output.
+
+        Raises:
+            EventLogError: a field is missing, of the wrong type, or has an unknown value.
+        """
+        if not isinstance(data, Mapping):
+            raise EventLogError(f"an event must be a JSON object, got {type(data).__name__}")
+        try:
+            return cls(
+                opportunity_id=_text(data, "opportunity_id"),
+                seq=_seq(data),
+                kind=EventKind(data["kind"]),
+                at=parse_instant(_text(data, "at")),
+                actor=_text(data, "actor"),
+                stage=_text(data, "stage"),
+                process=_text(data, "process"),
+                process_version=_text(data, "process_version"),
+                from_stage=_opt_text(data, "from_stage"),
+                move=None if data.get("move") is None else MoveKind(data["move"]),
+                reason=_opt_text(data, "reason"),
+                gate=None if data.get("gate") is None else GateReport.from_dict(data["gate"]),
+                amount=None if data.get("amount") is None else _decimal(data["amount"]),
+                close_date=None
+                if data.get("close_date") is None
+                else parse_date(data["close_date"]),
+                subject=_opt_text(data, "subject"),
+                details=None if data.get("details") is None else freeze(data["details"]),
+            )
+        except KeyError as exc:
+            raise EventLogError(
+                f"event {dict(data).get('seq', '?')} lacks the field {exc.args[0]!r}; "
+                "events must carry every field written by Event.to_dict()"
+            ) from None
+        except EventLogError:
+            raise
+        except (StagegateError, ValueError, TypeError) as exc:
+            raise EventLogError(
+                f"event {dict(data).get('seq', '?')} of opportunity "
+                f"{dict(data).get('opportunity_id', '?')!r} is malformed: {exc}"
+            ) from None
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise EventLogError(f"event field {key!r} must be non-empty text, got {value!r}")
+    return value
+
+
+def _opt_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EventLogError(f"event field {key!r} must be text or null, got {value!r}")
+    return value
+
+
+def _seq(data: Mapping[str, Any]) -> int:
+    value = data["seq"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EventLogError(f"event field 'seq' must be a positive integer, got {value!r}")
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise EventLogError(f"amount {value!r} is not a decimal number") from None
+    if not result.is_finite():
+        raise EventLogError(f"amount {value!r} is not a finite number")
+    return result

@@ -1,0 +1,532 @@
+"""Gate criteria and their evaluation into a :class:`GateReport` that explains itself.
+
+A stage's gate is one criterion (often an :class:`AllOf`) that must hold to *enter* that stage.
+Criteria are declarative values: they serialize to data, hold no code (except
+:class:`Predicate`, for processes defined in Python), and evaluating them never raises for
+missing data: the report says what holds, why, which recorded events satisfied it, and what is
+missing.
+
+>>> from datetime import datetime, timezone
+>>> gate = AllOf((Deliverable("nda_signed"), FieldCheck("amount", ">=", 1000)))
+>>> facts = Facts(at=datetime(2026, 1, 9, tzinfo=timezone.utc), amount=5000)
+>>> report = gate.report("proposal", facts)
+>>> report.passed
+False
+>>> report.missing
+("deliverable 'nda_signed' not recorded",)
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from stagegate.errors import EventLogError
+
+if TYPE_CHECKING:
+    from stagegate.events import Event
+
+__all__ = [
+    "ActivityCount",
+    "AllOf",
+    "AnyOf",
+    "Approval",
+    "Criterion",
+    "CriterionResult",
+    "Deliverable",
+    "Facts",
+    "FieldCheck",
+    "GateReport",
+    "Not",
+    "Predicate",
+]
+
+_NO_EVIDENCE: tuple[int, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class CriterionResult:
+    """Whether one criterion holds, why, and which events (by ``seq``) satisfied it.
+
+    ``children`` holds the results of the parts of an :class:`AllOf`, :class:`AnyOf` or
+    :class:`Not`.
+    """
+
+    criterion: str
+    holds: bool
+    reason: str
+    evidence: tuple[int, ...] = _NO_EVIDENCE
+    children: tuple[CriterionResult, ...] = ()
+
+    def missing(self) -> tuple[str, ...]:
+        """Return the reasons of the unmet leaf criteria that keep this result from holding."""
+        if self.holds:
+            return ()
+        if not self.children:
+            return (self.reason,)
+        if self.criterion == "any of":
+            return (self.reason,)
+        found: list[str] = []
+        for child in self.children:
+            found.extend(child.missing())
+        return tuple(found) or (self.reason,)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        data: dict[str, Any] = {
+            "criterion": self.criterion,
+            "holds": self.holds,
+            "reason": self.reason,
+            "evidence": list(self.evidence),
+        }
+        if self.children:
+            data["children"] = [child.to_dict() for child in self.children]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CriterionResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        try:
+            evidence = tuple(int(seq) for seq in data.get("evidence", ()))
+            children = tuple(cls.from_dict(child) for child in data.get("children", ()))
+            criterion, holds, reason = data["criterion"], data["holds"], data["reason"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EventLogError(f"malformed gate criterion result {data!r}: {exc!r}") from None
+        if not (isinstance(criterion, str) and isinstance(holds, bool) and isinstance(reason, str)):
+            raise EventLogError(f"malformed gate criterion result {data!r}")
+        return cls(criterion, holds, reason, evidence, children)
+
+
+@attrs.frozen(slots=True)
+class GateReport:
+    """The evaluation of the gate that guards ``target``: one result per top-level criterion.
+
+    A stage without a gate gives a report with no results, which passes.
+    """
+
+    target: str
+    results: tuple[CriterionResult, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Whether every criterion holds."""
+        return all(result.holds for result in self.results)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """What is missing, one line per unmet leaf criterion; empty when the gate passes."""
+        found: list[str] = []
+        for result in self.results:
+            found.extend(result.missing())
+        return tuple(found)
+
+    @property
+    def evidence(self) -> tuple[int, ...]:
+        """The ``seq`` of every event that satisfied a holding criterion, in order."""
+        seqs: set[int] = set()
+        stack = list(self.results)
+        while stack:
+            result = stack.pop()
+            if result.holds:
+                seqs.update(result.evidence)
+            stack.extend(result.children)
+        return tuple(sorted(seqs))
+
+    def explain(self) -> str:
+        """Return a readable multi-line account of every criterion.
+
+        >>> result = CriterionResult("deliverable 'po'", False, "not recorded")
+        >>> print(GateReport("won", (result,)).explain())
+        gate of 'won': NOT MET
+          [ ] deliverable 'po': not recorded
+        """
+        lines = [f"gate of {self.target!r}: {'met' if self.passed else 'NOT MET'}"]
+
+        def walk(result: CriterionResult, depth: int) -> None:
+            mark = "x" if result.holds else " "
+            seqs = f" (events {', '.join(map(str, result.evidence))})" if result.evidence else ""
+            lines.append(f"{'  ' * depth}[{mark}] {result.criterion}: {result.reason}{seqs}")
+            for child in result.children:
+                walk(child, depth + 1)
+
+        for result in self.results:
+            walk(result, 1)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        return {
+            "target": self.target,
+            "passed": self.passed,
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("target"), str):
+            raise EventLogError(f"malformed gate report {data!r}: needs a 'target' stage id")
+        results = data.get("results", ())
+        if not isinstance(results, (list, tuple)):
+            raise EventLogError(f"malformed gate report {data!r}: 'results' must be a list")
+        return cls(data["target"], tuple(CriterionResult.from_dict(r) for r in results))
+
+
+@attrs.frozen(slots=True)
+class Facts:
+    """What a gate may look at: the opportunity's recorded evidence as of ``at``.
+
+    Built by :class:`~stagegate.opportunity.Opportunity`; build one by hand to test a gate.
+
+    Attributes:
+        at: the instant of evaluation (aware, UTC).
+        stage_entered_at: when the opportunity entered its current stage.
+        deliverables: the latest event recording each deliverable id.
+        activities: activity events, oldest first.
+        approvals: the latest approval event per role.
+        fields: the opportunity's custom fields.
+        amount: the amount in force.
+        close_date: the expected close date in force.
+    """
+
+    at: datetime
+    stage_entered_at: datetime | None = None
+    deliverables: Mapping[str, Event] = attrs.field(factory=dict)
+    activities: Sequence[Event] = ()
+    approvals: Mapping[str, Event] = attrs.field(factory=dict)
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    amount: Decimal | int | float | None = None
+    close_date: date | None = None
+
+
+class Criterion:
+    """Base class of gate criteria: a condition on :class:`Facts` that explains itself."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = ""
+    serializable: ClassVar[bool] = True
+
+    @property
+    def name(self) -> str:  # pragma: no cover - every subclass overrides
+        """A short human-readable name of the criterion."""
+        raise NotImplementedError
+
+    def evaluate(self, facts: Facts) -> CriterionResult:  # pragma: no cover - overridden
+        """Return whether the criterion holds for ``facts``; never raises for missing data."""
+        raise NotImplementedError
+
+    def report(self, target: str, facts: Facts) -> GateReport:
+        """Evaluate this criterion as the gate of ``target``."""
+        return GateReport(target, (self.evaluate(facts),))
+
+    def walk(self) -> tuple[Criterion, ...]:
+        """This criterion and every criterion nested in it, depth first."""
+        return (self,)
+
+
+@attrs.frozen(slots=True)
+class Deliverable(Criterion):
+    """A deliverable has been recorded, optionally with evidence fields and a maximum age.
+
+    Args:
+        deliverable: the deliverable id, declared by a stage of the process.
+        evidence: evidence keys that must be present and non-empty in the record.
+        max_age: the record must be at most this old at evaluation time.
+    """
+
+    kind: ClassVar[str] = "deliverable"
+    deliverable: str
+    evidence: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    max_age: timedelta | None = None
+    _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_held", f"deliverable {self.deliverable!r} recorded")
+
+    @property
+    def name(self) -> str:
+        """E.g. ``deliverable 'nda_signed'``."""
+        return f"deliverable {self.deliverable!r}"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when the latest record has the evidence and is recent enough."""
+        event = facts.deliverables.get(self.deliverable)
+        if event is None:
+            return CriterionResult(self.name, False, f"{self.name} not recorded")
+        if self.evidence:
+            details = event.details or {}
+            absent = [key for key in self.evidence if details.get(key) in (None, "", (), {})]
+            if absent:
+                return CriterionResult(
+                    self.name,
+                    False,
+                    f"{self.name} recorded without evidence {', '.join(map(repr, absent))}",
+                )
+        if self.max_age is not None and facts.at - event.at > self.max_age:
+            return CriterionResult(
+                self.name,
+                False,
+                f"{self.name} recorded at {event.at.isoformat()}, older than {self.max_age}",
+            )
+        return CriterionResult(self.name, True, self._held, (event.seq,))
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+OPERATORS = ("exists", *_COMPARISONS, "in")
+
+
+def _coerce(observed: Any, expected: Any) -> Any:
+    """Bring ``expected`` to the type of ``observed`` where that is unambiguous."""
+    if isinstance(observed, Decimal) and isinstance(expected, (int, float, str)):
+        try:
+            return Decimal(str(expected))
+        except InvalidOperation:
+            return expected
+    if isinstance(observed, date) and isinstance(expected, str):
+        try:
+            return date.fromisoformat(expected)
+        except ValueError:
+            return expected
+    return expected
+
+
+@attrs.frozen(slots=True)
+class FieldCheck(Criterion):
+    """A field of the opportunity satisfies a comparison.
+
+    ``field`` is a custom field set with ``set_field``, or one of the built-ins ``amount`` and
+    ``close_date``. ``op`` is one of ``exists``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``,
+    ``in`` (``value`` is then a list).
+    """
+
+    kind: ClassVar[str] = "field"
+    field: str
+    op: str
+    value: Any = None
+    _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.op not in OPERATORS:
+            msg = f"unknown operator {self.op!r}; use one of {', '.join(OPERATORS)}"
+            raise ValueError(msg)
+        object.__setattr__(self, "_held", f"{self.name} holds")
+
+    @property
+    def name(self) -> str:
+        """E.g. ``amount >= 1000``."""
+        if self.op == "exists":
+            return f"{self.field} is set"
+        return f"{self.field} {self.op} {self.value!r}"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when the field is set and the comparison is true; unset fields never hold."""
+        if self.field == "amount":
+            observed: Any = facts.amount
+        elif self.field == "close_date":
+            observed = facts.close_date
+        else:
+            observed = facts.fields.get(self.field)
+        if observed is None:
+            return CriterionResult(self.name, False, f"{self.field} is not set")
+        if self.op == "exists":
+            return CriterionResult(self.name, True, self._held)
+        if self.op == "in":
+            options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
+            holds = any(observed == _coerce(observed, option) for option in options)
+        else:
+            try:
+                holds = bool(_COMPARISONS[self.op](observed, _coerce(observed, self.value)))
+            except TypeError:
+                return CriterionResult(
+                    self.name,
+                    False,
+                    f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
+                )
+        if holds:
+            return CriterionResult(self.name, True, self._held)
+        return CriterionResult(self.name, False, f"{self.field} is {observed!r}, needs {self.name}")
+
+
+@attrs.frozen(slots=True)
+class ActivityCount(Criterion):
+    """At least ``at_least`` activities of type ``activity``, optionally since stage entry."""
+
+    kind: ClassVar[str] = "activities"
+    activity: str
+    at_least: int = 1
+    since_stage_entry: bool = False
+
+    @property
+    def name(self) -> str:
+        """E.g. ``2 x 'meeting' since stage entry``."""
+        since = " since stage entry" if self.since_stage_entry else ""
+        return f"{self.at_least} x {self.activity!r}{since}"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when enough matching activities were logged."""
+        since = facts.stage_entered_at if self.since_stage_entry else None
+        seqs = tuple(
+            event.seq
+            for event in facts.activities
+            if event.subject == self.activity and (since is None or event.at >= since)
+        )
+        if len(seqs) >= self.at_least:
+            return CriterionResult(
+                self.name, True, f"{len(seqs)} x {self.activity!r} logged", seqs[-self.at_least :]
+            )
+        return CriterionResult(
+            self.name,
+            False,
+            f"{len(seqs)} of {self.at_least} x {self.activity!r} logged"
+            + (" since stage entry" if self.since_stage_entry else ""),
+        )
+
+
+@attrs.frozen(slots=True)
+class Approval(Criterion):
+    """Someone in ``role`` has approved the opportunity."""
+
+    kind: ClassVar[str] = "approval"
+    role: str
+
+    @property
+    def name(self) -> str:
+        """E.g. ``approval by 'finance'``."""
+        return f"approval by {self.role!r}"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when an approval by the role was recorded."""
+        event = facts.approvals.get(self.role)
+        if event is None:
+            return CriterionResult(self.name, False, f"no approval by {self.role!r}")
+        return CriterionResult(
+            self.name, True, f"approved by {event.actor!r} as {self.role!r}", (event.seq,)
+        )
+
+
+@attrs.frozen(slots=True)
+class AllOf(Criterion):
+    """Every part holds."""
+
+    kind: ClassVar[str] = "all_of"
+    criteria: tuple[Criterion, ...] = attrs.field(converter=tuple)
+
+    @property
+    def name(self) -> str:
+        """``all of``."""
+        return "all of"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Evaluate every part (no short-circuit, so the report is complete)."""
+        children = tuple(criterion.evaluate(facts) for criterion in self.criteria)
+        unmet = sum(not child.holds for child in children)
+        if unmet:
+            return CriterionResult(
+                "all of", False, f"{unmet} of {len(children)} unmet", children=children
+            )
+        return CriterionResult("all of", True, "all hold", children=children)
+
+    def report(self, target: str, facts: Facts) -> GateReport:
+        """A top-level ``all_of`` reports its parts as the gate's criteria."""
+        return GateReport(target, tuple(criterion.evaluate(facts) for criterion in self.criteria))
+
+    def walk(self) -> tuple[Criterion, ...]:
+        """This criterion and its parts."""
+        return (self, *(inner for part in self.criteria for inner in part.walk()))
+
+
+@attrs.frozen(slots=True)
+class AnyOf(Criterion):
+    """At least one part holds."""
+
+    kind: ClassVar[str] = "any_of"
+    criteria: tuple[Criterion, ...] = attrs.field(converter=tuple)
+
+    @property
+    def name(self) -> str:
+        """``any of``."""
+        return "any of"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Evaluate every part; hold when one does."""
+        children = tuple(criterion.evaluate(facts) for criterion in self.criteria)
+        if any(child.holds for child in children):
+            return CriterionResult("any of", True, "one holds", children=children)
+        options = " | ".join(child.reason for child in children)
+        return CriterionResult("any of", False, f"none holds: {options}", children=children)
+
+    def walk(self) -> tuple[Criterion, ...]:
+        """This criterion and its parts."""
+        return (self, *(inner for part in self.criteria for inner in part.walk()))
+
+
+@attrs.frozen(slots=True)
+class Not(Criterion):
+    """The part does not hold."""
+
+    kind: ClassVar[str] = "not"
+    criterion: Criterion
+
+    @property
+    def name(self) -> str:
+        """E.g. ``not deliverable 'x'``."""
+        return f"not {self.criterion.name}"
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when the part does not."""
+        child = self.criterion.evaluate(facts)
+        if child.holds:
+            return CriterionResult(
+                self.name, False, f"{child.criterion} holds: {child.reason}", children=(child,)
+            )
+        return CriterionResult(self.name, True, child.reason, children=(child,))
+
+    def walk(self) -> tuple[Criterion, ...]:
+        """This criterion and its part."""
+        return (self, *self.criterion.walk())
+
+
+PredicateFunction = Callable[[Facts], "bool | tuple[bool, str]"]
+
+
+@attrs.frozen(slots=True)
+class Predicate(Criterion):
+    """A Python callable on :class:`Facts`, for processes defined in code.
+
+    The callable returns a bool, or ``(holds, reason)``. A process that uses one is not
+    serializable. If the callable raises, the criterion does not hold and the report says why.
+    """
+
+    kind: ClassVar[str] = "predicate"
+    serializable: ClassVar[bool] = False
+    label: str
+    function: PredicateFunction = attrs.field(eq=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        """The label."""
+        return self.label
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Call the function; a raise becomes an unmet result that names the exception."""
+        try:
+            outcome = self.function(facts)
+        except Exception as exc:  # noqa: BLE001 - a gate reports, it never raises
+            return CriterionResult(self.label, False, f"check raised {type(exc).__name__}: {exc}")
+        if isinstance(outcome, tuple):
+            holds, reason = bool(outcome[0]), str(outcome[1])
+        else:
+            holds, reason = bool(outcome), ("holds" if outcome else "does not hold")
+        return CriterionResult(self.label, holds, reason)
