@@ -1,5 +1,16 @@
 """stagegate: stage-gated B2B sales pipelines with objective gates and a complete log."""
 
+from stagegate.definition import (
+    load_process,
+    process_from_dict,
+    process_from_json,
+    process_from_toml,
+    process_from_yaml,
+    process_to_dict,
+    process_to_json,
+    process_to_toml,
+    process_to_yaml,
+)
 from stagegate.errors import (
     ConcurrencyError,
     DefinitionError,
@@ -29,9 +40,22 @@ from stagegate.gates import (
     Not,
     Predicate,
 )
+from stagegate.lifecycle import Lifecycle, Move
+from stagegate.opportunity import MoveOption, Opportunity, OpportunityMetrics
+from stagegate.process import (
+    ActivitySpec,
+    DefinitionWarning,
+    DeliverableSpec,
+    Policies,
+    Process,
+    Stage,
+    StageKind,
+)
+from stagegate.templates import b2b
 
 __all__ = [
     "ActivityCount",
+    "ActivitySpec",
     "AllOf",
     "AnyOf",
     "Approval",
@@ -39,7 +63,9 @@ __all__ = [
     "Criterion",
     "CriterionResult",
     "DefinitionError",
+    "DefinitionWarning",
     "Deliverable",
+    "DeliverableSpec",
     "Event",
     "EventKind",
     "EventLogError",
@@ -49,13 +75,32 @@ __all__ = [
     "GateReport",
     "InvalidCommandError",
     "InvalidTimestampError",
+    "Lifecycle",
+    "Move",
     "MoveKind",
     "MoveNotAllowedError",
+    "MoveOption",
     "Not",
+    "Opportunity",
+    "OpportunityMetrics",
     "OutOfOrderError",
+    "Policies",
     "Predicate",
     "Problem",
+    "Process",
+    "Stage",
+    "StageKind",
     "StagegateError",
     "UnknownDeliverableError",
     "UnknownStageError",
+    "b2b",
+    "load_process",
+    "process_from_dict",
+    "process_from_json",
+    "process_from_toml",
+    "process_from_yaml",
+    "process_to_dict",
+    "process_to_json",
+    "process_to_toml",
+    "process_to_yaml",
 ]

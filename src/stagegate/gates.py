@@ -19,7 +19,7 @@ False
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,6 +47,14 @@ __all__ = [
 ]
 
 _NO_EVIDENCE: tuple[int, ...] = ()
+
+
+def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def _criteria(items: Iterable[Criterion]) -> tuple[Criterion, ...]:
+    return tuple(items)
 
 
 @attrs.frozen(slots=True)
@@ -241,7 +249,7 @@ class Deliverable(Criterion):
 
     kind: ClassVar[str] = "deliverable"
     deliverable: str
-    evidence: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    evidence: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     max_age: timedelta | None = None
     _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
 
@@ -421,7 +429,7 @@ class AllOf(Criterion):
     """Every part holds."""
 
     kind: ClassVar[str] = "all_of"
-    criteria: tuple[Criterion, ...] = attrs.field(converter=tuple)
+    criteria: tuple[Criterion, ...] = attrs.field(converter=_criteria)
 
     @property
     def name(self) -> str:
@@ -452,7 +460,7 @@ class AnyOf(Criterion):
     """At least one part holds."""
 
     kind: ClassVar[str] = "any_of"
-    criteria: tuple[Criterion, ...] = attrs.field(converter=tuple)
+    criteria: tuple[Criterion, ...] = attrs.field(converter=_criteria)
 
     @property
     def name(self) -> str:

@@ -1,0 +1,994 @@
+"""Opportunities: changed only by commands, each of which appends immutable events.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> from stagegate.templates import b2b
+>>> t0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+>>> deal = Opportunity.open(b2b(), "acme-1", at=t0, actor="ana", amount=12_000)
+>>> deal.stage
+'lead_generation'
+>>> try:
+...     deal.advance(at=t0 + timedelta(hours=1), actor="ana")
+... except GateNotMetError as error:
+...     print(error.report.missing)
+("deliverable 'lead_record' not recorded",)
+>>> _ = deal.record_deliverable("lead_record", at=t0 + timedelta(hours=2), actor="ana",
+...                             evidence={"source": "webinar", "contact": "kim@acme.example"})
+>>> deal.advance(at=t0 + timedelta(days=2), actor="ana").move.value
+'advance'
+>>> deal.stage, len(deal.events)
+('qualification', 3)
+>>> deal.time_in_stage(as_of=t0 + timedelta(days=3))
+datetime.timedelta(days=1)
+
+A rejected command raises and changes nothing; every raising command has a query that explains
+instead (:meth:`Opportunity.available_moves`, :meth:`Opportunity.gate_report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from stagegate._time import to_utc
+from stagegate.errors import (
+    EventLogError,
+    GateNotMetError,
+    InvalidCommandError,
+    MoveNotAllowedError,
+    OutOfOrderError,
+    UnknownDeliverableError,
+    UnknownStageError,
+)
+from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.gates import CriterionResult, Facts, GateReport
+from stagegate.lifecycle import Move
+from stagegate.process import Process, StageKind
+
+__all__ = ["MoveOption", "Opportunity", "OpportunityMetrics"]
+
+_ZERO = timedelta(0)
+_RESERVED_FIELDS = frozenset({"amount", "close_date", "stage"})
+
+
+@attrs.frozen(slots=True)
+class MoveOption:
+    """A stage change the policy allows from the current stage, and whether it can happen now.
+
+    Attributes:
+        target: the stage that would be entered.
+        kind: advance, skip, backward, win, lose or reopen.
+        allowed: whether the move would be accepted now (given a reason when one is needed).
+        needs_reason: whether a reason must be given.
+        report: the gate report for the move (empty when the move checks no gate).
+        blocked_by: why the move is blocked (unmet gate criteria); empty when allowed.
+    """
+
+    target: str
+    kind: MoveKind
+    allowed: bool
+    needs_reason: bool
+    report: GateReport
+    blocked_by: tuple[str, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class OpportunityMetrics:
+    """The per-opportunity numbers as of an instant.
+
+    Attributes:
+        as_of: the instant the numbers are for.
+        stage: the stage in force at ``as_of``.
+        time_in_stage: time since entering that stage.
+        stage_durations: total time in each stage visited (re-entries summed), in process order;
+            the current open stage counts up to ``as_of``; a closing stage counts nothing.
+        age: time from opening to ``as_of``.
+        cycle_time: time from opening to closing, if closed by ``as_of``.
+        close_date_pushes: how many times the expected close date moved later.
+        days_pushed: total days the expected close date moved later.
+        first_close_date: the first expected close date recorded.
+        close_date: the expected close date in force.
+    """
+
+    as_of: datetime
+    stage: str
+    time_in_stage: timedelta
+    stage_durations: Mapping[str, timedelta] = attrs.field(hash=False)
+    age: timedelta
+    cycle_time: timedelta | None
+    close_date_pushes: int
+    days_pushed: int
+    first_close_date: date | None
+    close_date: date | None
+
+
+def _actor(actor: Any) -> str:
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidCommandError(
+            f"actor must be non-empty text naming who or what acted (e.g. 'ana' or "
+            f"'system:hubspot'), got {actor!r}"
+        )
+    return actor
+
+
+def _reason(reason: Any, *, required: bool, what: str) -> str | None:
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        if required:
+            raise InvalidCommandError(f"{what} needs a reason: pass reason='...'")
+        return None
+    if not isinstance(reason, str):
+        raise InvalidCommandError(f"reason must be text, got {reason!r}")
+    return reason
+
+
+def _amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise InvalidCommandError(f"amount must be a number, got {value!r}")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise InvalidCommandError(f"amount {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidCommandError(f"amount must be a finite number >= 0, got {value!r}")
+    return amount
+
+
+def _close_date(value: Any) -> date:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise InvalidCommandError(
+            f"close_date must be a calendar date (datetime.date), got {value!r}"
+        )
+    return value
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCommandError(f"{what} must be non-empty text, got {value!r}")
+    return value
+
+
+class Opportunity:
+    """A deal moving through a :class:`~stagegate.process.Process`.
+
+    Create one with :meth:`open` (or rebuild one with :meth:`replay`) and change it only with its
+    commands. Each accepted command appends exactly one :class:`~stagegate.events.Event` and
+    returns it; a rejected command raises a :class:`~stagegate.errors.StagegateError` and leaves
+    the opportunity and its log exactly as they were.
+    """
+
+    __slots__ = (
+        "_activities",
+        "_amount",
+        "_approvals",
+        "_close_date",
+        "_deliverables",
+        "_events",
+        "_fields",
+        "_id",
+        "_process",
+        "_stage",
+        "_stage_entered_at",
+    )
+
+    def __init__(self, process: Process, opportunity_id: str) -> None:
+        """Prefer :meth:`open` or :meth:`replay`: this makes an empty, unopened shell."""
+        if not isinstance(process, Process):
+            raise InvalidCommandError(f"process must be a Process, got {process!r}")
+        self._process = process
+        self._id = _name(opportunity_id, "opportunity_id")
+        self._events: list[Event] = []
+        self._stage = process.initial.id
+        self._stage_entered_at: datetime | None = None
+        self._amount: Decimal | None = None
+        self._close_date: date | None = None
+        self._deliverables: dict[str, Event] | None = None
+        self._activities: list[Event] | None = None
+        self._approvals: dict[str, Event] | None = None
+        self._fields: dict[str, Any] | None = None
+
+    # -- creation --------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        process: Process,
+        opportunity_id: str,
+        *,
+        at: datetime,
+        actor: str,
+        amount: float | Decimal | str | None = None,
+        close_date: date | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Opportunity:
+        """Open an opportunity in the first stage of ``process``.
+
+        Raises:
+            InvalidTimestampError: ``at`` is naive or not a datetime.
+            InvalidCommandError: an argument has the wrong type or value.
+        """
+        opportunity = cls(process, opportunity_id)
+        instant = to_utc(at)
+        who = _actor(actor)
+        money = None if amount is None else _amount(amount)
+        closing = None if close_date is None else _close_date(close_date)
+        details = None
+        if fields:
+            for name in fields:
+                cls._check_field_name(name)
+            details = freeze({"fields": dict(fields)}, path="fields")
+        opportunity._apply(
+            Event(
+                opportunity._id,
+                1,
+                EventKind.OPENED,
+                instant,
+                who,
+                process.initial.id,
+                process.name,
+                process.version,
+                amount=money,
+                close_date=closing,
+                details=details,
+            )
+        )
+        return opportunity
+
+    @classmethod
+    def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
+        """Rebuild an opportunity from its events; the result equals the one that made them.
+
+        Raises:
+            EventLogError: the events are empty, of several opportunities, out of order, have
+                gaps in ``seq``, name unknown stages, or contradict each other.
+        """
+        log = list(events)
+        if not log:
+            raise EventLogError("cannot replay an empty log: an opportunity starts with 'opened'")
+        first = log[0]
+        if not isinstance(first, Event) or first.kind is not EventKind.OPENED:
+            raise EventLogError(f"the first event must be of kind 'opened', got {first!r}")
+        opportunity = cls(process, first.opportunity_id)
+        for position, event in enumerate(log, start=1):
+            opportunity._check_replayed(event, position)
+            opportunity._apply(event)
+        return opportunity
+
+    def _check_replayed(self, event: Event, position: int) -> None:
+        if not isinstance(event, Event):
+            raise EventLogError(f"event {position} is not an Event: {event!r}")
+        if event.opportunity_id != self._id:
+            raise EventLogError(
+                f"event {position} belongs to opportunity {event.opportunity_id!r}, not "
+                f"{self._id!r}; replay one opportunity's events at a time"
+            )
+        if event.seq != position:
+            raise EventLogError(
+                f"event {position} of {self._id!r} has seq {event.seq}: seq must run 1, 2, 3, ... "
+                "without gaps or repeats"
+            )
+        if event.kind is EventKind.OPENED and position != 1:
+            raise EventLogError(f"event {position} of {self._id!r} opens the opportunity again")
+        if self._events and event.at < self._events[-1].at:
+            raise EventLogError(
+                f"event {position} of {self._id!r} is at {event.at.isoformat()}, before event "
+                f"{position - 1} at {self._events[-1].at.isoformat()}"
+            )
+        if event.stage not in self._process:
+            raise EventLogError(
+                f"event {position} of {self._id!r} names stage {event.stage!r}, unknown to "
+                f"process {self._process.name!r}; load it with the process it was recorded in"
+            )
+        if event.kind is EventKind.STAGE_CHANGED:
+            if event.from_stage != self._stage:
+                raise EventLogError(
+                    f"event {position} of {self._id!r} leaves {event.from_stage!r}, but the "
+                    f"opportunity was in {self._stage!r}"
+                )
+        elif event.kind is not EventKind.OPENED and event.stage != self._stage:
+            raise EventLogError(
+                f"event {position} of {self._id!r} says the stage is {event.stage!r}, but the "
+                f"opportunity was in {self._stage!r}"
+            )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _apply(self, event: Event) -> None:
+        """Append ``event`` and update the state; the only place state changes."""
+        kind = event.kind
+        if kind is EventKind.STAGE_CHANGED or kind is EventKind.OPENED:
+            if kind is EventKind.OPENED and event.details is not None:
+                opening_fields = event.details.get("fields")
+                if opening_fields:
+                    self._fields = dict(opening_fields)
+            self._stage = event.stage
+            self._stage_entered_at = event.at
+        elif kind is EventKind.DELIVERABLE_RECORDED:
+            if self._deliverables is None:
+                self._deliverables = {}
+            self._deliverables[event.subject or ""] = event
+        elif kind is EventKind.ACTIVITY_LOGGED:
+            if self._activities is None:
+                self._activities = []
+            self._activities.append(event)
+        elif kind is EventKind.APPROVAL_RECORDED:
+            if self._approvals is None:
+                self._approvals = {}
+            self._approvals[event.subject or ""] = event
+        elif kind is EventKind.FIELD_SET:
+            if self._fields is None:
+                self._fields = {}
+            self._fields[event.subject or ""] = (event.details or {}).get("value")
+        self._amount = event.amount
+        self._close_date = event.close_date
+        self._events.append(event)
+
+    @property
+    def id(self) -> str:
+        """The opportunity id."""
+        return self._id
+
+    @property
+    def process(self) -> Process:
+        """The process the opportunity moves through."""
+        return self._process
+
+    @property
+    def stage(self) -> str:
+        """The id of the current stage."""
+        return self._stage
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The log: every event, oldest first."""
+        return tuple(self._events)
+
+    @property
+    def version(self) -> int:
+        """The ``seq`` of the last event (the number of events)."""
+        return len(self._events)
+
+    @property
+    def amount(self) -> Decimal | None:
+        """The amount in force."""
+        return self._amount
+
+    @property
+    def close_date(self) -> date | None:
+        """The expected close date in force (the actual one once closed, if rescheduled so)."""
+        return self._close_date
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The custom fields in force (read-only)."""
+        return MappingProxyType(dict(self._fields or {}))
+
+    @property
+    def deliverables(self) -> Mapping[str, Event]:
+        """The latest event recording each deliverable (read-only)."""
+        return MappingProxyType(dict(self._deliverables or {}))
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the current stage is won or lost."""
+        return self._process.stage(self._stage).kind is not StageKind.OPEN
+
+    @property
+    def is_won(self) -> bool:
+        """Whether the current stage is a won stage."""
+        return self._process.stage(self._stage).kind is StageKind.WON
+
+    @property
+    def is_lost(self) -> bool:
+        """Whether the current stage is a lost stage."""
+        return self._process.stage(self._stage).kind is StageKind.LOST
+
+    @property
+    def opened_at(self) -> datetime:
+        """When the opportunity was opened."""
+        return self._events[0].at
+
+    @property
+    def last_at(self) -> datetime:
+        """The instant of the last event; commands must be at or after it."""
+        return self._events[-1].at
+
+    def __repr__(self) -> str:
+        return (
+            f"<Opportunity {self._id!r} in {self._stage!r} of {self._process.name!r} "
+            f"v{self._process.version}, {len(self._events)} events>"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Opportunity):
+            return NotImplemented
+        return self._process == other._process and self._events == other._events
+
+    __hash__ = None  # type: ignore[assignment] # mutable
+
+    # -- command plumbing ------------------------------------------------------------------
+
+    def _instant(self, at: datetime) -> datetime:
+        instant = to_utc(at)
+        if self._events and instant < self._events[-1].at:
+            raise OutOfOrderError(instant, self._events[-1].at, self._id)
+        return instant
+
+    def _record(
+        self,
+        kind: EventKind,
+        at: datetime,
+        actor: str,
+        *,
+        stage: str | None = None,
+        from_stage: str | None = None,
+        move: MoveKind | None = None,
+        reason: str | None = None,
+        gate: GateReport | None = None,
+        amount: Decimal | None = None,
+        close_date: date | None = None,
+        subject: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Event:
+        process = self._process
+        event = Event(
+            self._id,
+            len(self._events) + 1,
+            kind,
+            at,
+            actor,
+            self._stage if stage is None else stage,
+            process.name,
+            process.version,
+            from_stage,
+            move,
+            reason,
+            gate,
+            self._amount if amount is None else amount,
+            self._close_date if close_date is None else close_date,
+            subject,
+            details,
+        )
+        self._apply(event)
+        return event
+
+    def _facts(self, at: datetime) -> Facts:
+        return Facts(
+            at,
+            self._stage_entered_at,
+            self._deliverables or {},
+            self._activities or (),
+            self._approvals or {},
+            self._fields or {},
+            self._amount,
+            self._close_date,
+        )
+
+    def _report(self, move: Move, at: datetime) -> GateReport:
+        """Evaluate the gates a move checks, as one report for its target."""
+        if not move.checks:
+            return GateReport(move.target)
+        facts = self._facts(at)
+        stage_of = self._process.stage
+        if len(move.checks) == 1:
+            gate = stage_of(move.checks[0]).gate
+            return GateReport(move.target) if gate is None else gate.report(move.target, facts)
+        results: list[CriterionResult] = []
+        for stage_id in move.checks:
+            gate = stage_of(stage_id).gate
+            if gate is None:  # pragma: no cover - checks only name gated stages
+                continue
+            if stage_id == move.target:
+                results.extend(gate.report(stage_id, facts).results)
+            else:
+                inner = gate.report(stage_id, facts)
+                results.append(
+                    CriterionResult(
+                        f"gate of passed stage {stage_id!r}",
+                        inner.passed,
+                        "met" if inner.passed else "unmet: " + "; ".join(inner.missing),
+                        children=inner.results,
+                    )
+                )
+        return GateReport(move.target, tuple(results))
+
+    def _allowed_targets(self) -> tuple[str, ...]:
+        return tuple(m.target for m in self._process.lifecycle.moves_from(self._stage))
+
+    def _find_move(self, target: str) -> Move:
+        process = self._process
+        if target not in process:
+            raise UnknownStageError(target, process.stage_ids, process=process.name)
+        if target == self._stage:
+            raise MoveNotAllowedError(
+                self._stage, target, "the opportunity is already there", self._allowed_targets()
+            )
+        move = process.lifecycle.move(self._stage, target)
+        if move is None:
+            raise MoveNotAllowedError(
+                self._stage, target, self._why_not(target), self._allowed_targets()
+            )
+        return move
+
+    def _why_not(self, target: str) -> str:
+        process = self._process
+        source, policies = process.stage(self._stage), process.policies
+        goal = process.stage(target)
+        if source.kind is not StageKind.OPEN:
+            if goal.kind is not StageKind.OPEN:
+                return f"the opportunity is closed ({source.kind.value}); reopen it first"
+            return "the policy does not allow reopening closed deals"
+        if process.index(target) < process.index(self._stage):
+            if goal.kind is not StageKind.OPEN:  # pragma: no cover - closed stages come last
+                return "that stage cannot be entered from here"
+            return "the policy does not allow moving backward"
+        if not policies.allow_skip:
+            return "the policy does not allow skipping stages; advance one stage at a time"
+        return "that stage cannot be entered from here"  # pragma: no cover
+
+    def _change(
+        self,
+        target: str,
+        *,
+        at: datetime,
+        actor: str,
+        reason: str | None,
+        kinds: frozenset[MoveKind] | None = None,
+        override: bool = False,
+    ) -> Event:
+        instant = self._instant(at)
+        who = _actor(actor)
+        move = self._find_move(target)
+        if kinds is not None and move.kind not in kinds:
+            wanted = " or ".join(sorted(k.value for k in kinds))
+            raise MoveNotAllowedError(
+                self._stage,
+                target,
+                f"that is a {move.kind.value} move, not a {wanted}",
+                self._allowed_targets(),
+            )
+        if override:
+            if not self._process.policies.allow_override:
+                raise MoveNotAllowedError(
+                    self._stage,
+                    target,
+                    "the policy does not allow overriding gates",
+                    self._allowed_targets(),
+                )
+            why = _reason(reason, required=True, what="an override")
+        else:
+            why = _reason(reason, required=move.needs_reason, what=f"a {move.kind.value} move")
+        report = self._report(move, instant)
+        if not override and not report.passed:
+            raise GateNotMetError(target, report)
+        return self._record(
+            EventKind.STAGE_CHANGED,
+            instant,
+            who,
+            stage=target,
+            from_stage=self._stage,
+            move=MoveKind.OVERRIDE if override else move.kind,
+            reason=why,
+            gate=report if move.checks else None,
+        )
+
+    # -- stage commands --------------------------------------------------------------------
+
+    def advance(self, *, at: datetime, actor: str) -> Event:
+        """Move to the next stage (into the won stage from the last open one), gate permitting.
+
+        Raises:
+            MoveNotAllowedError: the opportunity is closed, or there is no next stage.
+            GateNotMetError: the next stage's gate does not hold; ``report`` says why.
+            InvalidTimestampError: ``at`` is naive or before the last event.
+        """
+        nxt = self._process.next_stage(self._stage)
+        if nxt is None or self.is_closed:
+            target = nxt.id if nxt is not None else self._stage
+            why = (
+                "the opportunity is closed; reopen it first"
+                if self.is_closed
+                else "there is no next stage"
+            )
+            self._instant(at)
+            raise MoveNotAllowedError(self._stage, target, why, self._allowed_targets())
+        return self._change(
+            nxt.id,
+            at=at,
+            actor=actor,
+            reason=None,
+            kinds=frozenset({MoveKind.ADVANCE, MoveKind.WIN}),
+        )
+
+    def move_to(self, stage: str, *, at: datetime, actor: str, reason: str | None = None) -> Event:
+        """Move to a named stage, as the policy allows: advance, skip, back, win, lose, reopen.
+
+        Raises:
+            UnknownStageError: no such stage.
+            MoveNotAllowedError: the policy does not allow the move; ``allowed`` lists what is.
+            GateNotMetError: a gate the move checks does not hold.
+            InvalidCommandError: the move needs a reason and none was given.
+        """
+        return self._change(stage, at=at, actor=actor, reason=reason)
+
+    def win(self, *, at: datetime, actor: str, stage: str | None = None) -> Event:
+        """Close the opportunity as won (the first won stage unless ``stage`` names one).
+
+        Raises:
+            MoveNotAllowedError: the won stage cannot be entered from here.
+            GateNotMetError: the won stage's gate does not hold.
+        """
+        target = stage or self._process.won_stages[0].id
+        return self._change(
+            target, at=at, actor=actor, reason=None, kinds=frozenset({MoveKind.WIN})
+        )
+
+    def lose(self, *, at: datetime, actor: str, reason: str, stage: str | None = None) -> Event:
+        """Close the opportunity as lost, from any open stage, with a reason.
+
+        Raises:
+            InvalidCommandError: no reason was given.
+            MoveNotAllowedError: the opportunity is already closed.
+        """
+        target = stage or self._process.lost_stages[0].id
+        return self._change(
+            target, at=at, actor=actor, reason=reason, kinds=frozenset({MoveKind.LOSE})
+        )
+
+    def reopen(self, *, at: datetime, actor: str, reason: str, stage: str | None = None) -> Event:
+        """Reopen a closed opportunity, by default in the stage it was closed from.
+
+        Raises:
+            MoveNotAllowedError: the opportunity is open, or the policy forbids reopening.
+            InvalidCommandError: no reason was given.
+        """
+        target = stage
+        if target is None:
+            if not self.is_closed:
+                self._instant(at)
+                raise MoveNotAllowedError(
+                    self._stage, self._stage, "the opportunity is open", self._allowed_targets()
+                )
+            target = self._closed_from()
+        return self._change(
+            target, at=at, actor=actor, reason=reason, kinds=frozenset({MoveKind.REOPEN})
+        )
+
+    def _closed_from(self) -> str:
+        """The open stage the opportunity was in when it last closed."""
+        for event in reversed(self._events):
+            if event.kind is EventKind.STAGE_CHANGED and event.from_stage is not None:
+                if self._process.stage(event.from_stage).is_open:
+                    return event.from_stage
+                break
+        return self._process.open_stages[-1].id
+
+    def override(self, stage: str, *, at: datetime, actor: str, reason: str) -> Event:
+        """Move despite an unmet gate, with a reason; recorded as an override with the report.
+
+        The policy still decides which moves exist; only the gate is set aside.
+
+        Raises:
+            MoveNotAllowedError: the move itself is not allowed, or overrides are disabled.
+            InvalidCommandError: no reason was given.
+        """
+        return self._change(stage, at=at, actor=actor, reason=reason, override=True)
+
+    def record_history(
+        self, stage: str, *, at: datetime, actor: str, reason: str | None = None
+    ) -> Event:
+        """Record a stage change taken from another system's history (an import).
+
+        Such changes are recorded as :attr:`~stagegate.events.MoveKind.IMPORTED`: never checked
+        against gates or policies, and never presented as gate-approved.
+
+        Raises:
+            UnknownStageError: no such stage.
+            MoveNotAllowedError: the opportunity is already in that stage.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        process = self._process
+        if stage not in process:
+            raise UnknownStageError(stage, process.stage_ids, process=process.name)
+        if stage == self._stage:
+            raise MoveNotAllowedError(
+                self._stage, stage, "the opportunity is already there", self._allowed_targets()
+            )
+        why = _reason(reason, required=False, what="an imported change")
+        return self._record(
+            EventKind.STAGE_CHANGED,
+            instant,
+            who,
+            stage=stage,
+            from_stage=self._stage,
+            move=MoveKind.IMPORTED,
+            reason=why,
+        )
+
+    # -- evidence and data commands --------------------------------------------------------
+
+    def record_deliverable(
+        self,
+        deliverable: str,
+        *,
+        at: datetime,
+        actor: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Record a deliverable declared by the process, with its evidence (JSON values).
+
+        Raises:
+            UnknownDeliverableError: the process declares no such deliverable.
+            InvalidCommandError: the evidence is not JSON-like.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        if deliverable not in self._process.deliverables:
+            raise UnknownDeliverableError(deliverable, tuple(self._process.deliverables))
+        details = None if evidence is None else freeze(evidence, path="evidence")
+        return self._record(
+            EventKind.DELIVERABLE_RECORDED, instant, who, subject=deliverable, details=details
+        )
+
+    def log_activity(
+        self,
+        activity: str,
+        *,
+        at: datetime,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Log an activity (a call, a meeting, an email), e.g. fed from a calendar or inbox.
+
+        Any activity type is accepted, so automated sources can feed evidence in; only the
+        types the process declares count toward its gates.
+
+        Raises:
+            InvalidCommandError: the type is empty or the details are not JSON-like.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        kind = _name(activity, "activity")
+        frozen = None if details is None else freeze(details, path="details")
+        return self._record(EventKind.ACTIVITY_LOGGED, instant, who, subject=kind, details=frozen)
+
+    def record_approval(self, role: str, *, at: datetime, actor: str) -> Event:
+        """Record that ``actor``, acting in ``role``, approved the opportunity.
+
+        Raises:
+            InvalidCommandError: the role is empty.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        return self._record(EventKind.APPROVAL_RECORDED, instant, who, subject=_name(role, "role"))
+
+    @staticmethod
+    def _check_field_name(name: Any) -> str:
+        field = _name(name, "field name")
+        if field in _RESERVED_FIELDS:
+            raise InvalidCommandError(
+                f"{field!r} is not a custom field: use change_amount(), reschedule() or the "
+                "stage commands"
+            )
+        return field
+
+    def set_field(self, name: str, value: Any, *, at: datetime, actor: str) -> Event:
+        """Set a custom field to a JSON value (``None`` clears it).
+
+        Raises:
+            InvalidCommandError: the name is reserved or empty, or the value is not JSON-like.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        field = self._check_field_name(name)
+        details = freeze({"value": value}, path=f"fields.{field}")
+        return self._record(EventKind.FIELD_SET, instant, who, subject=field, details=details)
+
+    def reschedule(
+        self, close_date: date, *, at: datetime, actor: str, reason: str | None = None
+    ) -> Event:
+        """Change the expected close date; a later date counts as a push (a slip).
+
+        Raises:
+            InvalidCommandError: not a date, the same date as now, or the deal is closed.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        new = _close_date(close_date)
+        if self.is_closed:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is closed ({self._stage!r}); reopen it to reschedule"
+            )
+        if new == self._close_date:
+            raise InvalidCommandError(f"the expected close date is already {new.isoformat()}")
+        previous = None if self._close_date is None else self._close_date.isoformat()
+        why = _reason(reason, required=False, what="a reschedule")
+        details = freeze({"previous": previous})
+        return self._record(
+            EventKind.RESCHEDULED, instant, who, reason=why, close_date=new, details=details
+        )
+
+    def change_amount(
+        self,
+        amount: float | Decimal | str,
+        *,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+    ) -> Event:
+        """Change the amount (a non-negative number, kept exactly as a decimal).
+
+        Raises:
+            InvalidCommandError: not a finite non-negative number, or unchanged.
+        """
+        instant = self._instant(at)
+        who = _actor(actor)
+        new = _amount(amount)
+        if new == self._amount:
+            raise InvalidCommandError(f"the amount is already {new}")
+        previous = None if self._amount is None else str(self._amount)
+        why = _reason(reason, required=False, what="an amount change")
+        return self._record(
+            EventKind.AMOUNT_CHANGED,
+            instant,
+            who,
+            reason=why,
+            amount=new,
+            details=freeze({"previous": previous}),
+        )
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _query_instant(self, at: datetime | None) -> datetime:
+        return self._events[-1].at if at is None else to_utc(at)
+
+    def gate_report(self, stage: str | None = None, *, at: datetime | None = None) -> GateReport:
+        """Explain whether the gates of a move to ``stage`` (default: the next stage) hold.
+
+        ``at`` defaults to the instant of the last event. For a move the policy does not allow,
+        the target stage's own gate is evaluated.
+
+        Raises:
+            UnknownStageError: no such stage.
+            MoveNotAllowedError: ``stage`` was omitted and there is no next stage.
+        """
+        instant = self._query_instant(at)
+        if stage is None:
+            nxt = self._process.next_stage(self._stage)
+            if nxt is None:
+                raise MoveNotAllowedError(
+                    self._stage, self._stage, "there is no next stage", self._allowed_targets()
+                )
+            stage = nxt.id
+        target = self._process.stage(stage)
+        move = self._process.lifecycle.move(self._stage, target.id)
+        if move is not None:
+            return self._report(move, instant)
+        if target.gate is None:
+            return GateReport(target.id)
+        return target.gate.report(target.id, self._facts(instant))
+
+    def can_advance(self, *, at: datetime | None = None) -> bool:
+        """Whether :meth:`advance` would be accepted now."""
+        nxt = self._process.next_stage(self._stage)
+        if nxt is None or self.is_closed:
+            return False
+        return self.gate_report(nxt.id, at=at).passed
+
+    def available_moves(self, *, at: datetime | None = None) -> tuple[MoveOption, ...]:
+        """Every move the policy allows from here, and for each blocked one, why.
+
+        >>> from datetime import datetime, timezone
+        >>> from stagegate.templates import b2b
+        >>> t = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        >>> deal = Opportunity.open(b2b(), "d-1", at=t, actor="ana")
+        >>> [(m.target, m.kind.value, m.allowed) for m in deal.available_moves()]
+        [('qualification', 'advance', False), ('lost', 'lose', True)]
+        """
+        instant = self._query_instant(at)
+        options = []
+        for move in self._process.lifecycle.moves_from(self._stage):
+            report = self._report(move, instant)
+            options.append(
+                MoveOption(
+                    move.target,
+                    move.kind,
+                    report.passed,
+                    move.needs_reason,
+                    report,
+                    report.missing,
+                )
+            )
+        return tuple(options)
+
+    def state_at(self, at: datetime) -> Opportunity:
+        """The opportunity as it stood at ``at``: a replay of the events up to and including it.
+
+        Raises:
+            InvalidTimestampError: ``at`` is naive.
+            EventLogError: the opportunity did not exist yet at ``at``.
+        """
+        instant = to_utc(at)
+        log = [event for event in self._events if event.at <= instant]
+        if not log:
+            raise EventLogError(
+                f"opportunity {self._id!r} was opened at {self.opened_at.isoformat()}, "
+                f"after {instant.isoformat()}"
+            )
+        return Opportunity.replay(self._process, log)
+
+    def metrics(self, *, as_of: datetime) -> OpportunityMetrics:
+        """The per-opportunity numbers as of ``as_of`` (events after it are ignored).
+
+        Stage durations add up to :attr:`~OpportunityMetrics.age` for an open deal and to
+        :attr:`~OpportunityMetrics.cycle_time` for a closed one.
+
+        Raises:
+            InvalidTimestampError: ``as_of`` is naive.
+            EventLogError: ``as_of`` is before the opportunity was opened.
+        """
+        instant = to_utc(as_of, what="as_of")
+        opened = self._events[0].at
+        if instant < opened:
+            raise EventLogError(
+                f"as_of={instant.isoformat()} is before opportunity {self._id!r} was opened "
+                f"({opened.isoformat()})"
+            )
+        durations: dict[str, timedelta] = {}
+        stage, entered = self._events[0].stage, opened
+        closed_at: datetime | None = None
+        pushes, days = 0, 0
+        first_close = current_close = None
+        kinds = self._process.kinds()
+        for event in self._events:
+            if event.at > instant:
+                break
+            if event.close_date is not None:
+                if first_close is None:
+                    first_close = event.close_date
+                if current_close is not None and event.close_date > current_close:
+                    pushes += 1
+                    days += (event.close_date - current_close).days
+                current_close = event.close_date
+            if event.kind is EventKind.STAGE_CHANGED:
+                if closed_at is None:
+                    durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
+                stage, entered = event.stage, event.at
+                closed_at = event.at if kinds[stage] != "open" else None
+        if closed_at is None:
+            durations[stage] = durations.get(stage, _ZERO) + (instant - entered)
+        order = self._process.index
+        return OpportunityMetrics(
+            as_of=instant,
+            stage=stage,
+            time_in_stage=instant - entered,
+            stage_durations=MappingProxyType(
+                {key: durations[key] for key in sorted(durations, key=order)}
+            ),
+            age=instant - opened,
+            cycle_time=None if closed_at is None else closed_at - opened,
+            close_date_pushes=pushes,
+            days_pushed=days,
+            first_close_date=first_close,
+            close_date=current_close,
+        )
+
+    def time_in_stage(self, *, as_of: datetime) -> timedelta:
+        """Time since the current stage (as of ``as_of``) was entered."""
+        return self.metrics(as_of=as_of).time_in_stage
+
+    def stage_durations(self, *, as_of: datetime) -> Mapping[str, timedelta]:
+        """Total time in each stage, re-entries summed (see :meth:`metrics`)."""
+        return self.metrics(as_of=as_of).stage_durations
+
+    def age(self, *, as_of: datetime) -> timedelta:
+        """Time from opening to ``as_of``."""
+        return self.metrics(as_of=as_of).age
+
+    def cycle_time(self, *, as_of: datetime | None = None) -> timedelta | None:
+        """Time from opening to closing, or ``None`` while open (as of ``as_of``, default now)."""
+        return self.metrics(as_of=self._query_instant(as_of)).cycle_time
