@@ -158,7 +158,10 @@ class GateReport:
         def walk(result: CriterionResult, depth: int) -> None:
             mark = "x" if result.holds else " "
             seqs = f" (events {', '.join(map(str, result.evidence))})" if result.evidence else ""
-            lines.append(f"{'  ' * depth}[{mark}] {result.criterion}: {result.reason}{seqs}")
+            text = result.reason
+            if not text.startswith(result.criterion):
+                text = f"{result.criterion}: {text}"
+            lines.append(f"{'  ' * depth}[{mark}] {text}{seqs}")
             for child in result.children:
                 walk(child, depth + 1)
 
@@ -235,6 +238,15 @@ class Criterion:
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and every criterion nested in it, depth first."""
         return (self,)
+
+    def describe(self, *, top: bool = True) -> str:  # noqa: ARG002 - combinators use it
+        """A one-line readable account of the whole criterion (``top``: no outer brackets).
+
+        >>> either = AnyOf((Approval("cfo"), FieldCheck("amount", "<", 5)))
+        >>> AllOf((Deliverable("po"), either)).describe()
+        "deliverable 'po' and (approval by 'cfo' or amount < 5)"
+        """
+        return self.name
 
 
 @attrs.frozen(slots=True)
@@ -454,6 +466,11 @@ class AllOf(Criterion):
         """This criterion and its parts."""
         return (self, *(inner for part in self.criteria for inner in part.walk()))
 
+    def describe(self, *, top: bool = True) -> str:
+        """The parts joined, bracketed unless ``top``."""
+        text = " and ".join(part.describe(top=False) for part in self.criteria)
+        return text if top or len(self.criteria) == 1 else f"({text})"
+
 
 @attrs.frozen(slots=True)
 class AnyOf(Criterion):
@@ -478,6 +495,11 @@ class AnyOf(Criterion):
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and its parts."""
         return (self, *(inner for part in self.criteria for inner in part.walk()))
+
+    def describe(self, *, top: bool = True) -> str:
+        """The parts joined, bracketed unless ``top``."""
+        text = " or ".join(part.describe(top=False) for part in self.criteria)
+        return text if top or len(self.criteria) == 1 else f"({text})"
 
 
 @attrs.frozen(slots=True)
@@ -504,6 +526,10 @@ class Not(Criterion):
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and its part."""
         return (self, *self.criterion.walk())
+
+    def describe(self, *, top: bool = True) -> str:  # noqa: ARG002
+        """E.g. ``not approval by 'cfo'``."""
+        return f"not {self.criterion.describe(top=False)}"
 
 
 PredicateFunction = Callable[[Facts], "bool | tuple[bool, str]"]

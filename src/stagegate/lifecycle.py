@@ -31,7 +31,6 @@ from transitions import Machine  # noqa: TID251 - this module owns transitions
 from stagegate.events import MoveKind
 
 if TYPE_CHECKING:
-    from stagegate.gates import Criterion
     from stagegate.process import Process, Stage
 
 __all__ = ["Lifecycle", "Move"]
@@ -208,16 +207,7 @@ def _edge_label(target: Stage, move: Move) -> str:
 
 
 def _gate_summary(stage: Stage) -> str:
-    return "" if stage.gate is None else _criterion_text(stage.gate, top=True)
-
-
-def _criterion_text(criterion: Criterion, *, top: bool = False) -> str:
-    parts = getattr(criterion, "criteria", None)
-    if criterion.kind in ("all_of", "any_of") and isinstance(parts, tuple):
-        joiner = " and " if criterion.kind == "all_of" else " or "
-        text = joiner.join(_criterion_text(part) for part in parts)
-        return text if top or len(parts) == 1 else f"({text})"
-    return criterion.name
+    return "" if stage.gate is None else stage.gate.describe()
 
 
 def _policy_moves(process: Process) -> list[Move]:
