@@ -24,16 +24,15 @@ import enum
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
-from stagegate._time import parse_date, parse_instant, to_utc
+from stagegate._time import UTC, parse_date, parse_instant, to_utc
 from stagegate.errors import EventLogError, StagegateError
 from stagegate.gates import GateReport
 
-__all__ = ["Event", "EventKind", "MoveKind", "freeze", "thaw"]
+__all__ = ["Event", "EventKind", "FrozenMapping", "MoveKind", "freeze", "thaw"]
 
 
 class EventKind(str, enum.Enum):
@@ -81,6 +80,43 @@ class MoveKind(str, enum.Enum):
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
+class FrozenMapping(dict[str, Any]):
+    """A read-only dict: the evidence and details of events, which must never change.
+
+    A dict subclass (rather than a ``MappingProxyType`` over a copy) keeps events small.
+
+    >>> details = FrozenMapping({"signed_by": "CFO"})
+    >>> details["signed_by"]
+    'CFO'
+    >>> details["signed_by"] = "CEO"
+    Traceback (most recent call last):
+    ...
+    TypeError: event details are read-only; record a new event instead
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        msg = "event details are read-only; record a new event instead"
+        raise TypeError(msg)
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __copy__(self) -> FrozenMapping:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenMapping:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMapping, (dict(self),))
+
+
 def freeze(value: Any, *, path: str = "details") -> Any:
     """Return a deeply immutable copy of a JSON-like value (read-only mappings, tuples).
 
@@ -99,7 +135,7 @@ def freeze(value: Any, *, path: str = "details") -> Any:
                     f"{path} has a non-text key {key!r}; use text keys (JSON objects)"
                 )
             frozen[key] = freeze(item, path=f"{path}.{key}")
-        return MappingProxyType(frozen)
+        return FrozenMapping(frozen)
     if isinstance(value, (list, tuple)):
         return tuple(freeze(item, path=f"{path}[{i}]") for i, item in enumerate(value))
     raise InvalidCommandError(
@@ -118,6 +154,8 @@ def thaw(value: Any) -> Any:
 
 
 def _utc(value: datetime) -> datetime:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value
     return to_utc(value)
 
 

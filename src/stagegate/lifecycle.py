@@ -31,6 +31,7 @@ from transitions import Machine  # noqa: TID251 - this module owns transitions
 from stagegate.events import MoveKind
 
 if TYPE_CHECKING:
+    from stagegate.gates import Criterion
     from stagegate.process import Process, Stage
 
 __all__ = ["Lifecycle", "Move"]
@@ -48,6 +49,7 @@ class Move:
         checks: the stages whose gates must hold, in order (the target's last; for a skip, the
             stages passed over too when the policy says so).
         needs_reason: whether a reason must be given.
+        gates: the gates of the ``checks`` stages, in the same order.
     """
 
     source: str
@@ -56,6 +58,7 @@ class Move:
     trigger: str
     checks: tuple[str, ...]
     needs_reason: bool
+    gates: tuple[Criterion, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 class _Token:
@@ -75,7 +78,7 @@ def _gates_passed(event_data: Any) -> bool:
 class Lifecycle:
     """The state machine of one process, shared by all of its opportunities."""
 
-    __slots__ = ("_by_source", "_moves", "machine", "process")
+    __slots__ = ("_advance", "_by_source", "_moves", "machine", "process")
 
     def __init__(self, process: Process) -> None:
         """Build the machine and the move table for ``process``."""
@@ -112,6 +115,13 @@ class Lifecycle:
                 for source, found in by_source.items()
             }
         )
+        advance: dict[str, Move] = {}
+        for stage_id in process.stage_ids:
+            nxt = process.next_stage(stage_id)
+            found = None if nxt is None else table.get((stage_id, nxt.id))
+            if found is not None and found.kind in (MoveKind.ADVANCE, MoveKind.WIN):
+                advance[stage_id] = found
+        self._advance: Mapping[str, Move] = MappingProxyType(advance)
 
     def _machine_transitions(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """The machine's transitions as (source, [(trigger, dest), ...])."""
@@ -132,6 +142,10 @@ class Lifecycle:
     def move(self, source: str, target: str) -> Move | None:
         """The move from ``source`` to ``target`` if the policies allow it, else ``None``."""
         return self._moves.get((source, target))
+
+    def advance_from(self, source: str) -> Move | None:
+        """The move ``advance`` makes from ``source`` (to the next stage), if there is one."""
+        return self._advance.get(source)
 
     def moves_from(self, source: str) -> tuple[Move, ...]:
         """Every move the policies allow from ``source``, in process order of the target."""
@@ -210,6 +224,15 @@ def _gate_summary(stage: Stage) -> str:
     return "" if stage.gate is None else stage.gate.describe()
 
 
+def _gates(process: Process, checks: tuple[str, ...]) -> tuple[Criterion, ...]:
+    found = []
+    for stage_id in checks:
+        gate = process.stage(stage_id).gate
+        if gate is not None:
+            found.append(gate)
+    return tuple(found)
+
+
 def _policy_moves(process: Process) -> list[Move]:
     from stagegate.process import StageKind  # noqa: PLC0415 - process imports this module lazily
 
@@ -234,7 +257,15 @@ def _policy_moves(process: Process) -> list[Move]:
                 ]
                 checks = (*passed, target.id) if target.gate is not None else tuple(passed)
                 moves.append(
-                    Move(source.id, target.id, kind, f"{kind.value}>{target.id}", checks, False)
+                    Move(
+                        source.id,
+                        target.id,
+                        kind,
+                        f"{kind.value}>{target.id}",
+                        checks,
+                        False,
+                        _gates(process, checks),
+                    )
                 )
             if policies.allow_backward:
                 for k in range(i):
@@ -254,7 +285,15 @@ def _policy_moves(process: Process) -> list[Move]:
                 if target.kind is StageKind.LOST:
                     checks = (target.id,) if target.gate is not None else ()
                     moves.append(
-                        Move(source.id, target.id, MoveKind.LOSE, f"lose>{target.id}", checks, True)
+                        Move(
+                            source.id,
+                            target.id,
+                            MoveKind.LOSE,
+                            f"lose>{target.id}",
+                            checks,
+                            True,
+                            _gates(process, checks),
+                        )
                     )
         elif policies.allow_reopen:
             for target in stages:

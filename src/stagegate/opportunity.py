@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from stagegate._time import to_utc
+from stagegate._time import UTC, to_utc
 from stagegate.errors import (
     EventLogError,
     GateNotMetError,
@@ -52,6 +52,10 @@ from stagegate.process import Process, StageKind
 __all__ = ["MoveOption", "Opportunity", "OpportunityMetrics"]
 
 _ZERO = timedelta(0)
+_ADVANCE_KINDS = frozenset({MoveKind.ADVANCE, MoveKind.WIN})
+_WIN_KINDS = frozenset({MoveKind.WIN})
+_LOSE_KINDS = frozenset({MoveKind.LOSE})
+_REOPEN_KINDS = frozenset({MoveKind.REOPEN})
 _RESERVED_FIELDS = frozenset({"amount", "close_date", "stage"})
 
 
@@ -412,7 +416,7 @@ class Opportunity:
     # -- command plumbing ------------------------------------------------------------------
 
     def _instant(self, at: datetime) -> datetime:
-        instant = to_utc(at)
+        instant = at if type(at) is datetime and at.tzinfo is UTC else to_utc(at)
         if self._events and instant < self._events[-1].at:
             raise OutOfOrderError(instant, self._events[-1].at, self._id)
         return instant
@@ -472,15 +476,10 @@ class Opportunity:
         if not move.checks:
             return GateReport(move.target)
         facts = self._facts(at)
-        stage_of = self._process.stage
-        if len(move.checks) == 1:
-            gate = stage_of(move.checks[0]).gate
-            return GateReport(move.target) if gate is None else gate.report(move.target, facts)
+        if len(move.gates) == 1:
+            return move.gates[0].report(move.target, facts)
         results: list[CriterionResult] = []
-        for stage_id in move.checks:
-            gate = stage_of(stage_id).gate
-            if gate is None:  # pragma: no cover - checks only name gated stages
-                continue
+        for stage_id, gate in zip(move.checks, move.gates, strict=True):
             if stage_id == move.target:
                 results.extend(gate.report(stage_id, facts).results)
             else:
@@ -542,6 +541,19 @@ class Opportunity:
         instant = self._instant(at)
         who = _actor(actor)
         move = self._find_move(target)
+        return self._perform(move, instant, who, reason=reason, kinds=kinds, override=override)
+
+    def _perform(
+        self,
+        move: Move,
+        instant: datetime,
+        who: str,
+        *,
+        reason: str | None,
+        kinds: frozenset[MoveKind] | None = None,
+        override: bool = False,
+    ) -> Event:
+        target = move.target
         if kinds is not None and move.kind not in kinds:
             wanted = " or ".join(sorted(k.value for k in kinds))
             raise MoveNotAllowedError(
@@ -559,6 +571,8 @@ class Opportunity:
                     self._allowed_targets(),
                 )
             why = _reason(reason, required=True, what="an override")
+        elif reason is None and not move.needs_reason:
+            why = None
         else:
             why = _reason(reason, required=move.needs_reason, what=f"a {move.kind.value} move")
         report = self._report(move, instant)
@@ -585,23 +599,19 @@ class Opportunity:
             GateNotMetError: the next stage's gate does not hold; ``report`` says why.
             InvalidTimestampError: ``at`` is naive or before the last event.
         """
-        nxt = self._process.next_stage(self._stage)
-        if nxt is None or self.is_closed:
-            target = nxt.id if nxt is not None else self._stage
+        instant = self._instant(at)
+        who = _actor(actor)
+        move = self._process.lifecycle.advance_from(self._stage)
+        if move is None:
+            nxt = self._process.next_stage(self._stage)
             why = (
                 "the opportunity is closed; reopen it first"
                 if self.is_closed
                 else "there is no next stage"
             )
-            self._instant(at)
+            target = self._stage if nxt is None else nxt.id
             raise MoveNotAllowedError(self._stage, target, why, self._allowed_targets())
-        return self._change(
-            nxt.id,
-            at=at,
-            actor=actor,
-            reason=None,
-            kinds=frozenset({MoveKind.ADVANCE, MoveKind.WIN}),
-        )
+        return self._perform(move, instant, who, reason=None)
 
     def move_to(self, stage: str, *, at: datetime, actor: str, reason: str | None = None) -> Event:
         """Move to a named stage, as the policy allows: advance, skip, back, win, lose, reopen.
@@ -622,9 +632,7 @@ class Opportunity:
             GateNotMetError: the won stage's gate does not hold.
         """
         target = stage or self._process.won_stages[0].id
-        return self._change(
-            target, at=at, actor=actor, reason=None, kinds=frozenset({MoveKind.WIN})
-        )
+        return self._change(target, at=at, actor=actor, reason=None, kinds=_WIN_KINDS)
 
     def lose(self, *, at: datetime, actor: str, reason: str, stage: str | None = None) -> Event:
         """Close the opportunity as lost, from any open stage, with a reason.
@@ -634,9 +642,7 @@ class Opportunity:
             MoveNotAllowedError: the opportunity is already closed.
         """
         target = stage or self._process.lost_stages[0].id
-        return self._change(
-            target, at=at, actor=actor, reason=reason, kinds=frozenset({MoveKind.LOSE})
-        )
+        return self._change(target, at=at, actor=actor, reason=reason, kinds=_LOSE_KINDS)
 
     def reopen(self, *, at: datetime, actor: str, reason: str, stage: str | None = None) -> Event:
         """Reopen a closed opportunity, by default in the stage it was closed from.
@@ -653,9 +659,7 @@ class Opportunity:
                     self._stage, self._stage, "the opportunity is open", self._allowed_targets()
                 )
             target = self._closed_from()
-        return self._change(
-            target, at=at, actor=actor, reason=reason, kinds=frozenset({MoveKind.REOPEN})
-        )
+        return self._change(target, at=at, actor=actor, reason=reason, kinds=_REOPEN_KINDS)
 
     def _closed_from(self) -> str:
         """The open stage the opportunity was in when it last closed."""
