@@ -53,6 +53,7 @@ from stagegate.process import (
     Process,
     Stage,
     StageKind,
+    check_definition,
 )
 
 if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
@@ -209,7 +210,11 @@ def process_from_dict(data: Mapping[str, Any]) -> Process:
         DefinitionError: the mapping does not match the schema, or the process is invalid;
             ``problems`` lists every problem with its path.
     """
-    problems = _shape_problems(data) or _schema_problems(data)
+    problems = _shape_problems(data)
+    if not problems:
+        problems = _schema_problems(data)
+        if problems:
+            problems.extend(_meaning_problems(data, {p.path for p in problems}))
     if problems:
         raise DefinitionError(problems, source=f"process {_name_of(data)!r}")
     return Process(
@@ -218,6 +223,52 @@ def process_from_dict(data: Mapping[str, Any]) -> Process:
         tuple(_stage(stage) for stage in data["stages"]),
         Policies(**data.get("policies", {})),
         data.get("description", ""),
+    )
+
+
+def _meaning_problems(data: Mapping[str, Any], reported: set[str]) -> list[Problem]:
+    """Check the meaning of a definition that failed the schema, as far as it can be built.
+
+    Parts that cannot be built are skipped (the schema problems already name them), and a
+    problem at a path the schema already reported is not repeated.
+    """
+    stages: list[Stage] = []
+    raw_stages = data.get("stages")
+    for raw in raw_stages if isinstance(raw_stages, list) else ():
+        try:
+            stages.append(_stage(raw))
+        except (KeyError, TypeError, ValueError, AttributeError):  # noqa: PERF203
+            stages.append(_lenient_stage(raw, len(stages)))
+    try:
+        policies = Policies(**data.get("policies", {}))
+    except TypeError:
+        policies = Policies()
+    errors, _ = check_definition(data.get("name"), data.get("version"), tuple(stages), policies)
+    return [
+        p
+        for p in errors
+        if not any(p.path == r or p.path.startswith((r + ".", r + "[")) for r in reported)
+    ]
+
+
+def _lenient_stage(raw: Any, index: int) -> Stage:
+    """The parts of a malformed stage that can be read, for cross-reference checks."""
+    raw = raw if isinstance(raw, Mapping) else {}
+    kind = raw.get("kind", "open")
+    deliverables = []
+    for item in raw.get("deliverables", ()) if isinstance(raw.get("deliverables"), list) else ():
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            deliverables.append(DeliverableSpec(item["id"]))
+    activities = []
+    for item in raw.get("activities", ()) if isinstance(raw.get("activities"), list) else ():
+        if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+            activities.append(ActivitySpec(item["id"]))
+    return Stage(
+        raw.get("id") if isinstance(raw.get("id"), str) else f"<stage {index}>",
+        probability=0.0,
+        kind=StageKind(kind) if kind in ("open", "won", "lost") else StageKind.OPEN,
+        activities=tuple(activities),
+        deliverables=tuple(deliverables),
     )
 
 

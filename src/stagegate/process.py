@@ -309,23 +309,30 @@ class Process:
 
 
 def _check(process: Process) -> tuple[list[Problem], list[Problem]]:
-    """Return (errors, warnings) for a process built in Python."""
+    """Return (errors, warnings) for a process."""
+    return check_definition(process.name, process.version, process.stages, process.policies)
+
+
+def check_definition(
+    name: object, version: object, stages: tuple[Stage, ...], policies: Policies
+) -> tuple[list[Problem], list[Problem]]:
+    """Return the (errors, warnings) of a would-be process, without building it."""
     problems: list[Problem] = []
     notes: list[Problem] = []
-    if not isinstance(process.name, str) or not process.name:
+    if not isinstance(name, str) or not name:
         problems.append(Problem("name", "must be non-empty text"))
-    if not isinstance(process.version, str) or not process.version:
+    if not isinstance(version, str) or not version:
         problems.append(Problem("version", "must be non-empty text, e.g. '1'"))
-    if not process.stages:
+    if not stages:
         problems.append(
             Problem("stages", "a process needs at least one open, one won and one lost stage")
         )
         return problems, notes
-    if not all(isinstance(stage, Stage) for stage in process.stages):
+    if not all(isinstance(stage, Stage) for stage in stages):
         problems.append(Problem("stages", "every item must be a Stage"))
         return problems, notes
-    _check_stages(process.stages, problems, notes)
-    _check_reachability(process, problems)
+    _check_stages(stages, problems, notes)
+    _check_reachability(stages, policies, problems)
     return problems, notes
 
 
@@ -472,14 +479,15 @@ def _check_gate(
     walk(gate, path, 1, [0])
 
 
-def _check_reachability(process: Process, problems: list[Problem]) -> None:
-    stages = process.stages
+def _check_reachability(
+    stages: tuple[Stage, ...], policies: Policies, problems: list[Problem]
+) -> None:
     ids = [s.id for s in stages]
     if len(set(ids)) != len(ids) or stages[0].kind is not StageKind.OPEN:
         return  # already reported; the graph is not well defined
     reached = {0}
     frontier = [0]
-    allow_skip = process.policies.allow_skip
+    allow_skip = policies.allow_skip
     while frontier:
         i = frontier.pop()
         if stages[i].kind is not StageKind.OPEN:

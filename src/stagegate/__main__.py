@@ -1,0 +1,5 @@
+"""``python -m stagegate``: the command line."""
+
+from stagegate.cli import run
+
+run()
