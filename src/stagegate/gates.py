@@ -267,7 +267,7 @@ class Deliverable(Criterion):
         if event is None:
             return CriterionResult(self.name, False, f"{self.name} not recorded")
         if self.evidence:
-            details = event.details or {}
+            details = event.details if isinstance(event.details, Mapping) else {}
             absent = [key for key in self.evidence if details.get(key) in (None, "", (), {})]
             if absent:
                 return CriterionResult(
@@ -350,18 +350,18 @@ class FieldCheck(Criterion):
             return CriterionResult(self.name, False, f"{self.field} is not set")
         if self.op == "exists":
             return CriterionResult(self.name, True, self._held)
-        if self.op == "in":
-            options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
-            holds = any(observed == _coerce(observed, option) for option in options)
-        else:
-            try:
+        try:
+            if self.op == "in":
+                options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
+                holds = any(observed == _coerce(observed, option) for option in options)
+            else:
                 holds = bool(_COMPARISONS[self.op](observed, _coerce(observed, self.value)))
-            except TypeError:
-                return CriterionResult(
-                    self.name,
-                    False,
-                    f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
-                )
+        except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
+            return CriterionResult(
+                self.name,
+                False,
+                f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
+            )
         if holds:
             return CriterionResult(self.name, True, self._held)
         return CriterionResult(self.name, False, f"{self.field} is {observed!r}, needs {self.name}")
@@ -531,10 +531,11 @@ class Predicate(Criterion):
         """Call the function; a raise becomes an unmet result that names the exception."""
         try:
             outcome = self.function(facts)
+            if isinstance(outcome, tuple):
+                holds, reason = bool(outcome[0]), str(outcome[1])
+            else:
+                holds = bool(outcome)
+                reason = "holds" if holds else "does not hold"
         except Exception as exc:  # noqa: BLE001 - a gate reports, it never raises
             return CriterionResult(self.label, False, f"check raised {type(exc).__name__}: {exc}")
-        if isinstance(outcome, tuple):
-            holds, reason = bool(outcome[0]), str(outcome[1])
-        else:
-            holds, reason = bool(outcome), ("holds" if outcome else "does not hold")
         return CriterionResult(self.label, holds, reason)
