@@ -145,6 +145,15 @@ def _close_date(value: Any) -> date:
     return value
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidCommandError(
+            f"{what} must be a mapping of names to JSON values (e.g. {{'document': 'url'}}), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidCommandError(f"{what} must be non-empty text, got {value!r}")
@@ -723,13 +732,20 @@ class Opportunity:
 
         Raises:
             UnknownDeliverableError: the process declares no such deliverable.
-            InvalidCommandError: the evidence is not JSON-like.
+            InvalidCommandError: the id is not text, or the evidence is not a mapping of
+                JSON values.
         """
         instant = self._instant(at)
         who = _actor(actor)
+        if not isinstance(deliverable, str):
+            raise InvalidCommandError(
+                f"deliverable must be a deliverable id (text), got {deliverable!r}"
+            )
         if deliverable not in self._process.deliverables:
             raise UnknownDeliverableError(deliverable, tuple(self._process.deliverables))
-        details = None if evidence is None else freeze(evidence, path="evidence")
+        details = (
+            None if evidence is None else freeze(_mapping(evidence, "evidence"), path="evidence")
+        )
         return self._record(
             EventKind.DELIVERABLE_RECORDED, instant, who, subject=deliverable, details=details
         )
@@ -753,7 +769,7 @@ class Opportunity:
         instant = self._instant(at)
         who = _actor(actor)
         kind = _name(activity, "activity")
-        frozen = None if details is None else freeze(details, path="details")
+        frozen = None if details is None else freeze(_mapping(details, "details"), path="details")
         return self._record(EventKind.ACTIVITY_LOGGED, instant, who, subject=kind, details=frozen)
 
     def record_approval(self, role: str, *, at: datetime, actor: str) -> Event:
