@@ -85,7 +85,8 @@ class OpportunityMetrics:
         stage: the stage in force at ``as_of``.
         time_in_stage: time since entering that stage.
         stage_durations: total time in each stage visited (re-entries summed), in process order;
-            the current open stage counts up to ``as_of``; a closing stage counts nothing.
+            the current open stage counts up to ``as_of``; the closing stage a deal is in at
+            ``as_of`` counts nothing, one it was reopened from counts the time it spent there.
         age: time from opening to ``as_of``.
         cycle_time: time from opening to closing, if closed by ``as_of``.
         close_date_pushes: how many times the expected close date moved later.
@@ -971,8 +972,9 @@ class Opportunity:
                     days += (event.close_date - current_close).days
                 current_close = event.close_date
             if event.kind is EventKind.STAGE_CHANGED:
-                if closed_at is None:
-                    durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
+                # time in a closing stage counts once the deal leaves it again (reopened), so
+                # the durations always add up to the age (open) or the cycle time (closed)
+                durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
                 stage, entered = event.stage, event.at
                 closed_at = event.at if kinds[stage] != "open" else None
         if closed_at is None:
