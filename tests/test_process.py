@@ -146,8 +146,10 @@ class TestProcessChecks:
         gate = AllOf((Approval("x"), Not(Deliverable("signed_nda"))))
         found = problems_of(lambda: Process("tiny", "1", stages(gate=gate)))
         assert found == [
-            "stages[1].gate.all_of[1].not: unknown deliverable 'signed_nda'; "
-            "declared: (none declared)"
+            (
+                "stages[1].gate.all_of[1].not: unknown deliverable 'signed_nda'; "
+                "declared: (none declared)"
+            )
         ]
 
     @pytest.mark.parametrize("probability", [1.5, -0.1, "0.5", None, True, float("nan")])
