@@ -127,6 +127,20 @@ FIELD_VALUES = st.one_of(
 )
 
 
+DATA_FIELD_VALUES = st.one_of(
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=4),
+    st.booleans(),
+    st.lists(st.one_of(st.integers(-3, 3), st.text(max_size=3)), max_size=3).map(tuple),
+)
+"""Field-check values a definition document can hold (no null, no NaN)."""
+
+
+def _field_check(field: str, op: str, value: Any) -> FieldCheck:
+    return FieldCheck(field, op, None if op == "exists" else value)
+
+
 def _raising(facts: Facts) -> bool:
     msg = "boom"
     raise RuntimeError(msg)
@@ -138,8 +152,12 @@ def criteria(
     fields: tuple[str, ...] = ("amount", "close_date", "discount", "region"),
     *,
     predicates: bool = False,
+    data_only: bool = False,
 ) -> st.SearchStrategy[Criterion]:
-    """Arbitrary (nested) gate criteria over the given names."""
+    """Arbitrary (nested) gate criteria over the given names.
+
+    With ``data_only``, only criteria a definition document can express exactly.
+    """
     leaves: list[st.SearchStrategy[Criterion]] = [
         st.builds(
             Deliverable,
@@ -148,10 +166,10 @@ def criteria(
             st.one_of(st.none(), st.timedeltas(timedelta(seconds=1), timedelta(days=400))),
         ),
         st.builds(
-            FieldCheck,
+            _field_check if data_only else FieldCheck,
             st.sampled_from(fields),
             st.sampled_from(["exists", "==", "!=", "<", "<=", ">", ">=", "in"]),
-            FIELD_VALUES,
+            DATA_FIELD_VALUES if data_only else FIELD_VALUES,
         ),
         st.builds(ActivityCount, st.sampled_from(activities), st.integers(1, 3), st.booleans()),
         st.builds(Approval, st.sampled_from(["finance", "deal_desk"])),
