@@ -377,3 +377,27 @@ class TestEventLogCorpus:
 
         with pytest.raises(EventLogError):
             Event.from_dict(data)
+
+
+class TestErrors:
+    def test_a_problem_without_a_path_prints_only_its_message(self):
+        from stagegate import Problem
+
+        assert str(Problem("", "too big")) == "too big"
+        assert repr(Problem("a", "b", "warning")) == "Problem('a', 'b', 'warning')"
+        assert Problem("a", "b") == Problem("a", "b")
+        assert Problem("a", "b") != "a: b"
+        assert len({Problem("a", "b"), Problem("a", "b")}) == 1
+
+    def test_a_concurrency_error_says_to_reload_and_retry(self):
+        from stagegate import ConcurrencyError
+
+        error = ConcurrencyError("acme-1", 3, 5)
+        assert (error.expected_seq, error.actual_seq) == (3, 5)
+        assert "reload it and retry" in str(error)
+        assert isinstance(error, StagegateError)
+
+    def test_a_single_problem_is_counted_in_the_singular(self):
+        from stagegate import Problem
+
+        assert "1 problem\n" in str(DefinitionError([Problem("x", "y")]))

@@ -250,3 +250,14 @@ class TestCriterionResult:
         )
         assert result.missing() == ("b missing",)
         assert CriterionResult("a", True, "ok").missing() == ()
+
+
+class TestCoercion:
+    def test_an_unparseable_date_threshold_is_incomparable_not_an_error(self):
+        result = FieldCheck("close_date", "<", "soon").evaluate(_facts(close_date=FEB_1))
+        assert not result.holds
+        assert "cannot be compared" in result.reason
+
+    def test_an_unparseable_amount_threshold_is_incomparable_not_an_error(self):
+        result = FieldCheck("amount", "<", "lots").evaluate(_facts(amount=Decimal(5)))
+        assert not result.holds
