@@ -34,10 +34,15 @@ def resolve_zone(zone: str | tzinfo) -> tzinfo:
     """Return a tzinfo for an IANA zone name (``"Europe/Berlin"``) or pass a tzinfo through.
 
     Raises:
-        InvalidTimestampError: the zone name is unknown.
+        InvalidTimestampError: the zone name is unknown, empty or not text.
     """
     if isinstance(zone, tzinfo):
         return zone
+    if not isinstance(zone, str) or not zone.strip():
+        # dateutil reads "" as the machine's local zone: that would be a guess, never wanted.
+        raise InvalidTimestampError(
+            zone, f"time zone must be an IANA name such as 'Europe/Berlin', got {zone!r}"
+        )
     resolved = _dateutil_tz.gettz(zone)
     if resolved is None:
         raise InvalidTimestampError(

@@ -213,7 +213,7 @@ def process_from_dict(data: Mapping[str, Any]) -> Process:
     problems = _shape_problems(data)
     if not problems:
         problems = _schema_problems(data)
-        if problems:
+        if problems and isinstance(data, Mapping):
             problems.extend(_meaning_problems(data, {p.path for p in problems}))
     if problems:
         raise DefinitionError(problems, source=f"process {_name_of(data)!r}")

@@ -129,7 +129,7 @@ class InvalidCommandError(StagegateError, ValueError):
     """A command's arguments are wrong: a missing reason, a wrong type, an out-of-range value."""
 
 
-class MoveNotAllowedError(StagegateError):
+class MoveNotAllowedError(StagegateError, ValueError):
     """The process policy does not allow this stage change from the current stage.
 
     ``allowed`` lists the stage ids that can be entered now (gates aside).
@@ -144,7 +144,7 @@ class MoveNotAllowedError(StagegateError):
         )
 
 
-class GateNotMetError(StagegateError):
+class GateNotMetError(StagegateError, ValueError):
     """The criteria that guard the target stage are not all met; ``report`` says which."""
 
     def __init__(self, target: str, report: GateReport) -> None:
@@ -160,7 +160,7 @@ class EventLogError(StagegateError, ValueError):
     """An event record or log is malformed, inconsistent, or belongs to another process."""
 
 
-class ConcurrencyError(StagegateError):
+class ConcurrencyError(StagegateError, RuntimeError):
     """Another writer appended to the same opportunity first; reload and retry."""
 
     def __init__(self, opportunity_id: str, expected_seq: int, actual_seq: int) -> None:

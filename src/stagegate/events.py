@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -78,6 +79,8 @@ class MoveKind(str, enum.Enum):
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+MAX_DETAILS_DEPTH = 32
+"""Deepest nesting of lists and objects accepted in evidence, details and field values."""
 
 
 class FrozenMapping(dict[str, Any]):
@@ -117,16 +120,27 @@ class FrozenMapping(dict[str, Any]):
         return (FrozenMapping, (dict(self),))
 
 
-def freeze(value: Any, *, path: str = "details") -> Any:
+def freeze(value: Any, *, path: str = "details", _depth: int = 0) -> Any:
     """Return a deeply immutable copy of a JSON-like value (read-only mappings, tuples).
 
     Raises:
-        InvalidCommandError: the value holds something that is not JSON-like.
+        InvalidCommandError: the value holds something that is not JSON-like (including NaN
+            and infinities, which JSON cannot hold), or is nested deeper than
+            :data:`MAX_DETAILS_DEPTH` (or contains itself).
     """
     from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - avoid a cycle in typing
 
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidCommandError(
+            f"{path} holds {value!r}; JSON cannot hold it: use finite numbers, or text or null"
+        )
     if isinstance(value, _JSON_SCALARS):
         return value
+    if _depth >= MAX_DETAILS_DEPTH:
+        raise InvalidCommandError(
+            f"{path} is nested deeper than {MAX_DETAILS_DEPTH} levels (or contains itself); "
+            "flatten it"
+        )
     if isinstance(value, Mapping):
         frozen: dict[str, Any] = {}
         for key, item in value.items():
@@ -134,10 +148,12 @@ def freeze(value: Any, *, path: str = "details") -> Any:
                 raise InvalidCommandError(
                     f"{path} has a non-text key {key!r}; use text keys (JSON objects)"
                 )
-            frozen[key] = freeze(item, path=f"{path}.{key}")
+            frozen[key] = freeze(item, path=f"{path}.{key}", _depth=_depth + 1)
         return FrozenMapping(frozen)
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(item, path=f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(
+            freeze(item, path=f"{path}[{i}]", _depth=_depth + 1) for i, item in enumerate(value)
+        )
     raise InvalidCommandError(
         f"{path} holds {type(value).__name__} {value!r}; use JSON values "
         "(text, numbers, booleans, null, lists, objects)"

@@ -19,6 +19,7 @@ False
 from __future__ import annotations
 
 import operator
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 _NO_EVIDENCE: tuple[int, ...] = ()
+MAX_RESULT_DEPTH = 64
+"""Deepest nesting of criterion results read back from a stored gate report."""
 
 
 def _texts(items: Iterable[str]) -> tuple[str, ...]:
@@ -98,16 +101,26 @@ class CriterionResult(NamedTuple):
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CriterionResult:
+    def from_dict(cls, data: Mapping[str, Any], *, _depth: int = 0) -> CriterionResult:
         """Rebuild a result from :meth:`to_dict` output."""
+        if _depth > MAX_RESULT_DEPTH:
+            raise EventLogError(
+                f"gate criterion results nested deeper than {MAX_RESULT_DEPTH} levels"
+            )
         try:
             evidence = tuple(int(seq) for seq in data.get("evidence", ()))
-            children = tuple(cls.from_dict(child) for child in data.get("children", ()))
+            children = tuple(
+                cls.from_dict(child, _depth=_depth + 1) for child in data.get("children", ())
+            )
             criterion, holds, reason = data["criterion"], data["holds"], data["reason"]
+        except EventLogError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise EventLogError(f"malformed gate criterion result {data!r}: {exc!r}") from None
+            raise EventLogError(
+                f"malformed gate criterion result {reprlib.repr(data)}: {exc!r}"
+            ) from None
         if not (isinstance(criterion, str) and isinstance(holds, bool) and isinstance(reason, str)):
-            raise EventLogError(f"malformed gate criterion result {data!r}")
+            raise EventLogError(f"malformed gate criterion result {reprlib.repr(data)}")
         return cls(criterion, holds, reason, evidence, children)
 
 
@@ -184,10 +197,14 @@ class GateReport(NamedTuple):
     def from_dict(cls, data: Mapping[str, Any]) -> GateReport:
         """Rebuild a report from :meth:`to_dict` output."""
         if not isinstance(data, Mapping) or not isinstance(data.get("target"), str):
-            raise EventLogError(f"malformed gate report {data!r}: needs a 'target' stage id")
+            raise EventLogError(
+                f"malformed gate report {reprlib.repr(data)}: needs a 'target' stage id"
+            )
         results = data.get("results", ())
         if not isinstance(results, (list, tuple)):
-            raise EventLogError(f"malformed gate report {data!r}: 'results' must be a list")
+            raise EventLogError(
+                f"malformed gate report {reprlib.repr(data)}: 'results' must be a list"
+            )
         return cls(data["target"], tuple(CriterionResult.from_dict(r) for r in results))
 
 
@@ -286,7 +303,7 @@ class Deliverable(Criterion):
         if event is None:
             return CriterionResult(self._name, False, f"{self._name} not recorded")
         if self.evidence:
-            details = event.details or _EMPTY
+            details = event.details if isinstance(event.details, Mapping) else _EMPTY
             absent = []
             for key in self.evidence:
                 value = details.get(key)
@@ -357,6 +374,9 @@ class FieldCheck(Criterion):
         if self.op not in OPERATORS:
             msg = f"unknown operator {self.op!r}; use one of {', '.join(OPERATORS)}"
             raise ValueError(msg)
+        if self.op != "exists" and self.value is None:
+            msg = f"{self.field} {self.op} needs a value; to test that a field is set use 'exists'"
+            raise ValueError(msg)
         name = (
             f"{self.field} is set"
             if self.op == "exists"
@@ -382,18 +402,18 @@ class FieldCheck(Criterion):
             return CriterionResult(self.name, False, f"{self.field} is not set")
         if self.op == "exists":
             return CriterionResult(self.name, True, self._held)
-        if self.op == "in":
-            options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
-            holds = any(observed == _coerce(observed, option) for option in options)
-        else:
-            try:
+        try:
+            if self.op == "in":
+                options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
+                holds = any(observed == _coerce(observed, option) for option in options)
+            else:
                 holds = bool(_COMPARISONS[self.op](observed, _coerce(observed, self.value)))
-            except TypeError:
-                return CriterionResult(
-                    self.name,
-                    False,
-                    f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
-                )
+        except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
+            return CriterionResult(
+                self.name,
+                False,
+                f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
+            )
         if holds:
             return CriterionResult(self.name, True, self._held)
         return CriterionResult(self.name, False, f"{self.field} is {observed!r}, needs {self.name}")
@@ -585,10 +605,11 @@ class Predicate(Criterion):
         """Call the function; a raise becomes an unmet result that names the exception."""
         try:
             outcome = self.function(facts)
+            if isinstance(outcome, tuple):
+                holds, reason = bool(outcome[0]), str(outcome[1])
+            else:
+                holds = bool(outcome)
+                reason = "holds" if holds else "does not hold"
         except Exception as exc:  # noqa: BLE001 - a gate reports, it never raises
             return CriterionResult(self.label, False, f"check raised {type(exc).__name__}: {exc}")
-        if isinstance(outcome, tuple):
-            holds, reason = bool(outcome[0]), str(outcome[1])
-        else:
-            holds, reason = bool(outcome), ("holds" if outcome else "does not hold")
         return CriterionResult(self.label, holds, reason)

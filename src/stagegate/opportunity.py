@@ -89,7 +89,8 @@ class OpportunityMetrics:
         stage: the stage in force at ``as_of``.
         time_in_stage: time since entering that stage.
         stage_durations: total time in each stage visited (re-entries summed), in process order;
-            the current open stage counts up to ``as_of``; a closing stage counts nothing.
+            the current open stage counts up to ``as_of``; the closing stage a deal is in at
+            ``as_of`` counts nothing, one it was reopened from counts the time it spent there.
         age: time from opening to ``as_of``.
         cycle_time: time from opening to closing, if closed by ``as_of``.
         close_date_pushes: how many times the expected close date moved later.
@@ -145,6 +146,15 @@ def _close_date(value: Any) -> date:
     if isinstance(value, datetime) or not isinstance(value, date):
         raise InvalidCommandError(
             f"close_date must be a calendar date (datetime.date), got {value!r}"
+        )
+    return value
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidCommandError(
+            f"{what} must be a mapping of names to JSON values (e.g. {{'document': 'url'}}), "
+            f"got {type(value).__name__} {value!r}"
         )
     return value
 
@@ -280,6 +290,11 @@ class Opportunity:
             raise EventLogError(
                 f"event {position} of {self._id!r} is at {event.at.isoformat()}, before event "
                 f"{position - 1} at {self._events[-1].at.isoformat()}"
+            )
+        if event.process != self._process.name:
+            raise EventLogError(
+                f"event {position} of {self._id!r} was recorded in process {event.process!r}, "
+                f"not {self._process.name!r}; replay it with the process it was recorded in"
             )
         if event.stage not in self._process:
             raise EventLogError(
@@ -540,6 +555,8 @@ class Opportunity:
     ) -> Event:
         instant = self._instant(at)
         who = _actor(actor)
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidCommandError(f"reason must be text, got {reason!r}")
         move = self._find_move(target)
         return self._perform(move, instant, who, reason=reason, kinds=kinds, override=override)
 
@@ -641,6 +658,7 @@ class Opportunity:
             InvalidCommandError: no reason was given.
             MoveNotAllowedError: the opportunity is already closed.
         """
+        _reason(reason, required=True, what="losing a deal")
         target = stage or self._process.lost_stages[0].id
         return self._change(target, at=at, actor=actor, reason=reason, kinds=_LOSE_KINDS)
 
@@ -651,6 +669,7 @@ class Opportunity:
             MoveNotAllowedError: the opportunity is open, or the policy forbids reopening.
             InvalidCommandError: no reason was given.
         """
+        _reason(reason, required=True, what="reopening a deal")
         target = stage
         if target is None:
             if not self.is_closed:
@@ -679,6 +698,7 @@ class Opportunity:
             MoveNotAllowedError: the move itself is not allowed, or overrides are disabled.
             InvalidCommandError: no reason was given.
         """
+        _reason(reason, required=True, what="an override")
         return self._change(stage, at=at, actor=actor, reason=reason, override=True)
 
     def record_history(
@@ -727,13 +747,20 @@ class Opportunity:
 
         Raises:
             UnknownDeliverableError: the process declares no such deliverable.
-            InvalidCommandError: the evidence is not JSON-like.
+            InvalidCommandError: the id is not text, or the evidence is not a mapping of
+                JSON values.
         """
         instant = self._instant(at)
         who = _actor(actor)
+        if not isinstance(deliverable, str):
+            raise InvalidCommandError(
+                f"deliverable must be a deliverable id (text), got {deliverable!r}"
+            )
         if deliverable not in self._process.deliverables:
             raise UnknownDeliverableError(deliverable, tuple(self._process.deliverables))
-        details = None if evidence is None else freeze(evidence, path="evidence")
+        details = (
+            None if evidence is None else freeze(_mapping(evidence, "evidence"), path="evidence")
+        )
         return self._record(
             EventKind.DELIVERABLE_RECORDED, instant, who, subject=deliverable, details=details
         )
@@ -757,7 +784,7 @@ class Opportunity:
         instant = self._instant(at)
         who = _actor(actor)
         kind = _name(activity, "activity")
-        frozen = None if details is None else freeze(details, path="details")
+        frozen = None if details is None else freeze(_mapping(details, "details"), path="details")
         return self._record(EventKind.ACTIVITY_LOGGED, instant, who, subject=kind, details=frozen)
 
     def record_approval(self, role: str, *, at: datetime, actor: str) -> Event:
@@ -959,8 +986,9 @@ class Opportunity:
                     days += (event.close_date - current_close).days
                 current_close = event.close_date
             if event.kind is EventKind.STAGE_CHANGED:
-                if closed_at is None:
-                    durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
+                # time in a closing stage counts once the deal leaves it again (reopened), so
+                # the durations always add up to the age (open) or the cycle time (closed)
+                durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
                 stage, entered = event.stage, event.at
                 closed_at = event.at if kinds[stage] != "open" else None
         if closed_at is None:

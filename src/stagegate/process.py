@@ -65,6 +65,15 @@ class StageKind(str, enum.Enum):
 
 
 def _labels(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise DefinitionError(
+            [
+                Problem(
+                    "labels",
+                    f"must map language codes to labels, e.g. {{'en': ...}}; got {value!r}",
+                )
+            ]
+        )
     return MappingProxyType(dict(value or {}))
 
 
@@ -81,6 +90,8 @@ def _deliverables(items: Iterable[DeliverableSpec]) -> tuple[DeliverableSpec, ..
 
 
 def _stages(items: Iterable[Stage]) -> tuple[Stage, ...]:
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise DefinitionError([Problem("stages", f"must be a sequence of Stage, got {items!r}")])
     return tuple(items)
 
 
@@ -376,6 +387,14 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
                 )
             )
         for j, spec in enumerate(stage.deliverables):
+            if not isinstance(spec, DeliverableSpec) or not isinstance(spec.id, str) or not spec.id:
+                problems.append(
+                    Problem(
+                        f"{path}.deliverables[{j}]",
+                        f"must be a DeliverableSpec with a text id, got {spec!r}",
+                    )
+                )
+                continue
             if spec.id in deliverables:
                 problems.append(
                     Problem(
@@ -386,7 +405,15 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
                 )
             deliverables[spec.id] = stage.id
         for j, activity in enumerate(stage.activities):
-            if activity.id in {a.id for a in stage.activities[:j]}:
+            if not isinstance(activity, ActivitySpec) or not isinstance(activity.id, str):
+                problems.append(
+                    Problem(
+                        f"{path}.activities[{j}]",
+                        f"must be an ActivitySpec with a text id, got {activity!r}",
+                    )
+                )
+                continue
+            if activity.id in {getattr(a, "id", None) for a in stage.activities[:j]}:
                 problems.append(
                     Problem(f"{path}.activities[{j}].id", f"duplicate activity id {activity.id!r}")
                 )
