@@ -274,6 +274,19 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
                 continue
             first = part[0]
             opp_events: list[Event] = []
+            consumed = {opening_index}
+            initial_amount, initial_date = first.amount, first.close_date
+            for index, later in enumerate(part[1:], start=1):
+                if later.at != first.at:
+                    break
+                only_values = later.stage is None and later.close is None and not later.reopen
+                if only_values and later.field is None and not later.opens:
+                    if later.amount is not None and initial_amount is None:
+                        initial_amount = later.amount
+                        consumed.add(index)
+                    if later.close_date is not None and initial_date is None:
+                        initial_date = later.close_date
+                        consumed.add(index)
 
             def emit(
                 kind: EventKind,
@@ -310,10 +323,9 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
                 )
                 used_rows.add(record.row)
 
-            state = _State(opening_stage, first.amount, first.close_date, opening_stage)
+            state = _State(opening_stage, initial_amount, initial_date, opening_stage)
             emit(EventKind.OPENED, first, state)
-            if opening_index:
-                used_rows.add(part[opening_index].row)
+            used_rows.update(part[i].row for i in consumed)
             if first.field is not None:
                 emit(
                     EventKind.FIELD_SET,
@@ -323,8 +335,10 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
                     details={"value": first.value},
                 )
             for index, record in enumerate(part[1:], start=1):
-                consumed = index == opening_index  # its stage opened the deal
-                target = None if consumed else record.stage
+                if index in consumed and index != opening_index:
+                    continue  # its value is part of the opening
+                is_opening = index == opening_index  # its stage opened the deal
+                target = None if is_opening else record.stage
                 if record.close == _LOST:
                     target = lost_stage
                 elif record.close == _WON:
@@ -383,7 +397,7 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
                         subject=record.field,
                         details={"value": record.value},
                     )
-                if len(opp_events) == produced and not consumed:
+                if len(opp_events) == produced and not is_opening:
                     found.append(
                         Finding(
                             "no_change",

@@ -165,7 +165,9 @@ def import_pipedrive(  # noqa: C901, PLR0912, PLR0913, PLR0915 - keyword-only op
     """
     source = "pipedrive"
     options = read_pipedrive_fields(fields) if fields is not None else {}
-    names = read_pipedrive_stages(stages) if stages is not None else dict(options.get("stage_id", {}))
+    names = (
+        read_pipedrive_stages(stages) if stages is not None else dict(options.get("stage_id", {}))
+    )
     reasons = dict(options.get("lost_reason", {}))
     reasons.update(lost_reasons or {})
     table = read_table(
@@ -216,9 +218,7 @@ def import_pipedrive(  # noqa: C901, PLR0912, PLR0913, PLR0915 - keyword-only op
             elif field == "status":
                 status = (value or "").casefold()
                 if status not in {"won", "lost", "open"}:
-                    findings.append(
-                        bad_value(number, oid, "status", new, "use won, lost or open")
-                    )
+                    findings.append(bad_value(number, oid, "status", new, "use won, lost or open"))
                     continue
                 record = Record(
                     oid,
