@@ -8,14 +8,15 @@ duplicates, reused ids and rows after a close, and emits the events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
 
 import attrs
 from dateutil import parser as _dateutil_parser
+from dateutil import tz as _dateutil_tz
 
-from stagegate._time import from_epoch_us, to_utc
+from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
 from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
@@ -99,6 +100,9 @@ class Clock:
     def __init__(self, assume_zone: str | tzinfo | None, *, epoch_ms: bool = False) -> None:
         self.assume_zone = assume_zone
         self.epoch_ms = epoch_ms
+        zone = None if assume_zone is None else resolve_zone(assume_zone)
+        # zones without daylight saving need no ambiguity check: a fast path for them
+        self._fixed = zone if isinstance(zone, (timezone, _dateutil_tz.tzutc)) else None
         self.naive_rows: list[int] = []
         self.aware_rows: list[int] = []
         self.unparseable: list[tuple[int, str]] = []
@@ -119,17 +123,23 @@ class Clock:
             if self.epoch_ms and text.isdigit():
                 return from_epoch_us(int(text) * 1000)
             try:
-                parsed = _dateutil_parser.isoparse(text)
-            except (ValueError, OverflowError):
-                self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
-                return None
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                try:
+                    parsed = _dateutil_parser.isoparse(text)
+                except (ValueError, OverflowError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
+                    return None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.naive_rows.append(row)
             if self.assume_zone is None:
                 self.refused_naive.append(row)
                 return None
+            if self._fixed is not None:
+                return parsed.replace(tzinfo=self._fixed).astimezone(UTC)
         else:
             self.aware_rows.append(row)
+            return parsed.astimezone(UTC)
         try:
             return to_utc(parsed, assume_zone=self.assume_zone, what=what)
         except InvalidTimestampError as exc:

@@ -102,6 +102,8 @@ def read_table(
             f"its columns are: {', '.join(known)}"
         )
     header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size)
+    if not header and not rows:
+        header = [overrides.get(name, name) for name in known]  # no dict rows: nothing missing
     by_key: dict[str, str] = {}
     for name in header:
         by_key.setdefault(normalize_header(name), name)

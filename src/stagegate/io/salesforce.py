@@ -309,7 +309,7 @@ def _with_initial_values(
         amount_old = firsts.get((oid, "amount"))
         date_old = firsts.get((oid, "closedate"))
         initial: dict[str, Any] = {}
-        if stage_old is not None and first.stage is None:
+        if stage_old is not None and (first.stage is None or stage_old[1] == first.row):
             initial["stage"] = text(stage_old[2])
         if amount_old is not None and first.amount is None and amount_old[1] != first.row:
             try:

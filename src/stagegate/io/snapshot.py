@@ -177,33 +177,32 @@ def import_snapshot(  # noqa: C901, PLR0912, PLR0913, PLR0915 - keyword-only opt
         is_terminal = terminal_kind(current) is not None or key(current) in {
             key(x) for x in (*won, *lost)
         }
-        if text(closed_value) is not None and current not in stage_columns:
-            if not is_terminal:
-                findings.append(
-                    Finding(
-                        "inconsistent_history",
-                        Severity.WARNING,
-                        f"closed_at is set but the current stage {current!r} is not won or "
-                        "lost; closed_at was not used",
-                        [number],
-                        oid,
-                    )
-                )
-            else:
-                entries.append((current, closed_value))
-        elif is_terminal and current not in stage_columns:
+        if text(closed_value) is not None and not is_terminal:
             findings.append(
                 Finding(
-                    "missing_date",
-                    Severity.ERROR,
-                    f"the deal is {current!r} but has no closed_at date; not used: fill in "
-                    "the date it closed",
+                    "inconsistent_history",
+                    Severity.WARNING,
+                    f"closed_at is set but the current stage {current!r} is not won or lost; "
+                    "closed_at was not used",
                     [number],
                     oid,
-                    used=False,
                 )
             )
-            continue
+        elif is_terminal and current not in stage_columns:
+            if text(closed_value) is None:
+                findings.append(
+                    Finding(
+                        "missing_date",
+                        Severity.ERROR,
+                        f"the deal is {current!r} but has no closed_at date; not used: fill in "
+                        "the date it closed",
+                        [number],
+                        oid,
+                        used=False,
+                    )
+                )
+                continue
+            entries.append((current, closed_value))
         parsed: list[tuple[datetime, int, str]] = []
         bad = False
         for label, value in entries:
