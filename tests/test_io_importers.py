@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -49,7 +50,7 @@ def assert_well_formed(result):
     for oid, events in result.by_opportunity().items():
         seen.append(oid)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
-        assert all(a.at <= b.at for a, b in zip(events, events[1:]))
+        assert all(a.at <= b.at for a, b in itertools.pairwise(events))
         assert events[0].kind is EventKind.OPENED
     ids = [e.opportunity_id for e in result.events]
     assert [k for i, k in enumerate(ids) if i == 0 or ids[i - 1] != k] == seen
@@ -309,7 +310,7 @@ PD_STAGES = {"1": "Lead generation", "2": "Qualification", "3": "Needs analysis"
 
 def pd_rows(rows):
     return [
-        dict(zip(("deal_id", "change_time", "changed_field_key", "new_value"), row))
+        dict(zip(("deal_id", "change_time", "changed_field_key", "new_value"), row, strict=False))
         for row in rows
     ]
 
@@ -437,7 +438,9 @@ class TestPipedrive:
         assert () == result.events
 
     def test_the_process_is_inferred_from_the_stage_table_with_won_and_lost(self):
-        result = import_pipedrive(pd_rows(PD_ROWS), stages=PD_STAGES, assume_zone="UTC", as_of=AS_OF)
+        result = import_pipedrive(
+            pd_rows(PD_ROWS), stages=PD_STAGES, assume_zone="UTC", as_of=AS_OF
+        )
         assert "lead_generation > qualification > needs_analysis > won > lost" in (
             result.findings_of("inferred_process")[0].message
         )
@@ -445,7 +448,9 @@ class TestPipedrive:
     def test_stage_tables_read_from_csv_in_order(self):
         table = io.StringIO("stage_id,stage_name,order_nr\n2,B,2\n1,A,1")
         assert {"1": "A", "2": "B"} == read_pipedrive_stages(table)
-        assert ["1", "2"] == list(read_pipedrive_stages(io.StringIO("stage_id,stage_name\n1,A\n2,B")))
+        assert ["1", "2"] == list(
+            read_pipedrive_stages(io.StringIO("stage_id,stage_name\n1,A\n2,B"))
+        )
 
     def test_a_fields_table_with_bad_json_gives_no_options(self):
         fields = io.StringIO("ID,FIELD_KEY,NAME,FIELD_VALUE_OPTIONS\n1,stage_id,Stage,[oops")

@@ -7,6 +7,7 @@ duplicates, reused ids and rows after a close, and emits the events.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
@@ -200,7 +201,7 @@ class _State:
     last_open_stage: str
 
 
-def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept together
+def build(  # noqa: PLR0915 - one pass, many rules, kept together
     records: Iterable[Record],
     *,
     process: ProcessLike,
@@ -256,8 +257,8 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
     for oid, group in by_oid.items():
         group.sort(key=lambda r: (r.row, r.order))
         _find_out_of_order(oid, group, found)
-        group = _drop_duplicates(oid, group, found)
-        for new_oid, part in _split_reused(oid, group, found, kinds):
+        kept = _drop_duplicates(oid, group, found)
+        for new_oid, part in _split_reused(oid, kept, found, kinds):
             part.sort(key=lambda r: (r.at, r.row, r.order))
             _find_ties(new_oid, part, found)
             opening_index = 0
@@ -420,7 +421,7 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
                         )
                     )
             events.extend(opp_events)
-    result = finish(
+    return finish(
         source=source,
         process=process,
         events=events,
@@ -430,7 +431,6 @@ def build(  # noqa: C901, PLR0912, PLR0913, PLR0915 - one pass, many rules, kept
         rows_used=len(used_rows),
         strict=strict,
     )
-    return result
 
 
 def finish(
@@ -498,7 +498,7 @@ def _money_and_date(
 
 def _find_out_of_order(oid: str, group: list[Record], found: list[Finding]) -> None:
     """Report each pair of rows (in file order) whose instants go backwards."""
-    for before, after in zip(group, group[1:]):
+    for before, after in itertools.pairwise(group):
         if after.at < before.at:
             found.append(
                 Finding(
@@ -536,7 +536,7 @@ def _drop_duplicates(oid: str, group: list[Record], found: list[Finding]) -> lis
 
 
 def _find_ties(oid: str, part: list[Record], found: list[Finding]) -> None:
-    for before, after in zip(part, part[1:]):
+    for before, after in itertools.pairwise(part):
         if (
             after.at == before.at
             and after.row != before.row

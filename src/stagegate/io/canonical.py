@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 from collections.abc import Iterable, Mapping
@@ -132,8 +133,8 @@ def write_events(path: str | Path, events: Iterable[Event], *, format: str | Non
 
 def _pyarrow() -> tuple[Any, Any]:
     try:
-        import pyarrow as pa  # noqa: PLC0415 - optional dependency
-        import pyarrow.parquet as pq  # noqa: PLC0415
+        pa = importlib.import_module("pyarrow")
+        pq = importlib.import_module("pyarrow.parquet")
     except ImportError:  # pragma: no cover - the test environment has pyarrow
         from stagegate.io._read import _fail  # noqa: PLC0415
 
@@ -193,14 +194,14 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
     for number, data in records:
         try:
             events.append(Event.from_dict(data))
-        except EventLogError as exc:
+        except EventLogError as exc:  # noqa: PERF203 - the error must name its row
             raise EventLogError(
                 f"{'line' if chosen == 'jsonl' else 'row'} {number}: {exc}"
             ) from None
     return tuple(events)
 
 
-def import_log(  # noqa: PLR0913 - keyword-only options
+def import_log(
     data: Source,
     *,
     process: ProcessLike | None = None,

@@ -18,8 +18,11 @@ stage changes are simply absent.
 ...      "timestamp": "2024-07-20T08:00:00Z"},
 ... ]
 >>> result = import_hubspot_history(rows)
->>> [(e.kind.value, e.stage, e.close_date.isoformat()) for e in result.events]
-[('opened', 'appointmentscheduled', '2024-06-30'), ('rescheduled', 'appointmentscheduled', '2024-07-31'), ('stage_changed', 'closedwon', '2024-07-31')]
+>>> [(e.kind.value, e.stage, e.close_date.isoformat())
+...  for e in result.events]  # doctest: +NORMALIZE_WHITESPACE
+[('opened', 'appointmentscheduled', '2024-06-30'),
+ ('rescheduled', 'appointmentscheduled', '2024-07-31'),
+ ('stage_changed', 'closedwon', '2024-07-31')]
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _hubspot_date(value: Any) -> date | None:
     return _date(raw)
 
 
-def import_hubspot_history(  # noqa: PLR0913 - keyword-only options
+def import_hubspot_history(
     data: Source,
     *,
     process: ProcessLike | None = None,
@@ -174,7 +177,7 @@ def import_hubspot_history(  # noqa: PLR0913 - keyword-only options
     )
 
 
-def import_hubspot_stage_dates(  # noqa: PLR0913 - keyword-only options
+def import_hubspot_stage_dates(
     data: Source,
     *,
     stages: Sequence[str] | None = None,

@@ -24,8 +24,9 @@ fields table, when given); ``status`` ``won`` / ``lost`` / ``open`` wins, loses 
 >>> result = import_pipedrive(
 ...     rows, stages={"1": "Lead In", "2": "Contact Made", "3": "Proposal Made"},
 ...     lost_reasons={"2": "Pricing Issues"}, assume_zone="UTC")
->>> [(e.kind.value, e.stage, e.reason) for e in result.events]
-[('opened', 'lead_in', None), ('stage_changed', 'proposal_made', None), ('stage_changed', 'lost', 'Pricing Issues')]
+>>> [(e.kind.value, e.stage, e.reason) for e in result.events]  # doctest: +NORMALIZE_WHITESPACE
+[('opened', 'lead_in', None), ('stage_changed', 'proposal_made', None),
+ ('stage_changed', 'lost', 'Pricing Issues')]
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def read_pipedrive_fields(data: Source) -> dict[str, dict[str, str]]:
     return options
 
 
-def import_pipedrive(  # noqa: C901, PLR0912, PLR0913, PLR0915 - keyword-only options
+def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     data: Source,
     *,
     stages: Source | Mapping[str, str] | None = None,

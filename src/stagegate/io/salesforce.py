@@ -22,6 +22,7 @@ ordering each opportunity's rows by ``CreatedDate``:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -81,7 +82,7 @@ def _deleted_finding(row: int, oid: str | None) -> Finding:
     )
 
 
-def import_salesforce_history(  # noqa: PLR0913 - keyword-only options
+def import_salesforce_history(
     data: Source,
     *,
     process: ProcessLike | None = None,
@@ -190,7 +191,7 @@ def import_salesforce_history(  # noqa: PLR0913 - keyword-only options
     )
 
 
-def import_salesforce_field_history(  # noqa: C901, PLR0912, PLR0913 - keyword-only options
+def import_salesforce_field_history(
     data: Source,
     *,
     process: ProcessLike | None = None,
@@ -312,15 +313,11 @@ def _with_initial_values(
         if stage_old is not None and (first.stage is None or stage_old[1] == first.row):
             initial["stage"] = text(stage_old[2])
         if amount_old is not None and first.amount is None and amount_old[1] != first.row:
-            try:
+            with contextlib.suppress(ValueError):
                 initial["amount"] = decimal(amount_old[2])
-            except ValueError:
-                pass
         if date_old is not None and first.close_date is None and date_old[1] != first.row:
-            try:
+            with contextlib.suppress(InvalidTimestampError):
                 initial["close_date"] = _date(date_old[2])
-            except InvalidTimestampError:
-                pass
         if not initial:
             continue
         if first.opens:

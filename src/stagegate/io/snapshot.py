@@ -50,7 +50,7 @@ COLUMNS = ("opportunity_id", "stage")
 OPTIONAL = ("closed_at", "amount", "actor")
 
 
-def import_snapshot(  # noqa: C901, PLR0912, PLR0913, PLR0915 - keyword-only options
+def import_snapshot(  # noqa: PLR0915 - keyword-only options
     data: Source,
     *,
     entered: Mapping[str, str] | re.Pattern[str],
