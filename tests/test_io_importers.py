@@ -585,3 +585,46 @@ class TestGenericLog:
     def test_stage_map_without_a_process_is_refused(self):
         with pytest.raises(InvalidCommandError, match="pass process="):
             import_log([], stage_map={"a": "b"})
+
+
+class TestPipedriveValues:
+    def run(self, extra, **options):
+        return import_pipedrive(
+            pd_rows([*PD_ROWS[:3], *extra]),
+            stages=PD_STAGES,
+            process=b2b(),
+            assume_zone="UTC",
+            as_of=AS_OF,
+            **options,
+        )
+
+    def test_status_won_wins_the_deal(self):
+        result = self.run([("7", "2024-06-01 10:00:00", "status", "won")])
+        assert "won" == result.events[-1].stage
+
+    def test_an_unknown_status_is_a_bad_value(self):
+        result = self.run([("7", "2024-06-01 10:00:00", "status", "maybe")])
+        assert ["bad_value"] == codes(result)
+
+    def test_an_unreadable_amount_is_a_bad_value(self):
+        result = self.run([("7", "2024-06-01 10:00:00", "value", "lots")])
+        assert (4,) == result.findings_of("bad_value")[0].rows
+
+    def test_an_empty_stage_id_is_a_bad_value(self):
+        result = self.run([("7", "2024-06-01 10:00:00", "stage_id", "")])
+        assert ["bad_value"] == codes(result)
+
+    def test_a_lost_reason_without_a_label_is_kept_as_its_id_with_a_warning(self):
+        result = self.run(
+            [("7", "2024-06-01 10:00:00", "lost_reason", "9")], lost_reasons={"1": "Price"}
+        )
+        assert "9" == result.events[-1].reason
+        assert ["unknown_value"] == codes(result)
+
+    def test_a_row_without_a_deal_id_is_reported(self):
+        result = self.run([("", "2024-06-01 10:00:00", "stage_id", "2")])
+        assert ["missing_id"] == codes(result)
+
+    def test_without_a_stage_table_the_ids_are_the_labels(self):
+        result = import_pipedrive(pd_rows(PD_ROWS), assume_zone="UTC", as_of=AS_OF)
+        assert {"1": "1", "3": "3"} == dict(result.stage_map)
