@@ -1,0 +1,628 @@
+"""From normalized source rows to a canonical log: the rules every importer shares.
+
+Each importer turns its rows into :class:`Record` objects (one per source row, with the source
+stage label already mapped to a process stage id); :func:`build` then orders them, finds
+duplicates, reused ids and rows after a close, and emits the events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, timezone, tzinfo
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from dateutil import parser as _dateutil_parser
+from dateutil import tz as _dateutil_tz
+
+from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
+from stagegate.errors import InvalidTimestampError
+from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
+from stagegate.io._stages import ProcessLike, stage_kinds
+
+__all__ = ["Clock", "Record", "build", "finish"]
+
+_OPEN, _WON, _LOST = "open", "won", "lost"
+
+
+@attrs.frozen(slots=True)
+class Record:
+    """One source row, normalized.
+
+    Attributes:
+        oid: the opportunity id as written in the source.
+        row: the source row number.
+        at: when the change happened (UTC).
+        opens: the row records the deal's creation (Pipedrive ``add_time``, a ``created`` row).
+        stage: the process stage id the row sets, if any.
+        amount: the amount the row sets, if any.
+        close_date: the expected close date the row sets, if any.
+        close: ``"won"`` / ``"lost"`` when the row closes the deal without naming a stage.
+        reopen: the row reopens a closed deal (into the last open stage).
+        reason: the reason given (a lost reason).
+        field: a field the row sets that is not stage, amount or close date.
+        value: that field's new value.
+        actor: who made the change, if the source says.
+        label: the source stage label, for messages.
+    """
+
+    oid: str
+    row: int
+    at: datetime
+    opens: bool = False
+    stage: str | None = None
+    amount: Decimal | None = None
+    close_date: date | None = None
+    close: str | None = None
+    reopen: bool = False
+    reason: str | None = None
+    field: str | None = None
+    value: str | None = None
+    actor: str | None = None
+    order: int = 0
+
+    def content(self) -> tuple[Any, ...]:
+        """Everything but the row number (to find duplicates)."""
+        return (
+            self.oid,
+            self.at,
+            self.opens,
+            self.stage,
+            self.amount,
+            self.close_date,
+            self.close,
+            self.reopen,
+            self.reason,
+            self.field,
+            self.value,
+            self.actor,
+            self.order,
+        )
+
+    @property
+    def changes_state(self) -> bool:
+        """Whether the row sets anything."""
+        return (
+            self.stage is not None
+            or self.amount is not None
+            or self.close_date is not None
+            or self.close is not None
+            or self.reopen
+            or self.field is not None
+        )
+
+
+class Clock:
+    """Parses the instants of one import, remembering naive and aware ones for ``mixed_zones``."""
+
+    def __init__(self, assume_zone: str | tzinfo | None, *, epoch_ms: bool = False) -> None:
+        self.assume_zone = assume_zone
+        self.epoch_ms = epoch_ms
+        zone = None if assume_zone is None else resolve_zone(assume_zone)
+        # zones without daylight saving need no ambiguity check: a fast path for them
+        self._fixed = zone if isinstance(zone, (timezone, _dateutil_tz.tzutc)) else None
+        self.naive_rows: list[int] = []
+        self.aware_rows: list[int] = []
+        self.unparseable: list[tuple[int, str]] = []
+        self.refused_naive: list[int] = []
+
+    def instant(self, value: Any, row: int, what: str) -> datetime | None:
+        """Return ``value`` as a UTC instant, or ``None`` after remembering why not."""
+        parsed: datetime
+        if isinstance(value, datetime):
+            parsed = value
+        elif isinstance(value, date):
+            parsed = datetime(value.year, value.month, value.day)  # noqa: DTZ001 - naive on purpose
+        elif value is None or (isinstance(value, str) and not value.strip()):
+            self.unparseable.append((row, f"{what} is empty"))
+            return None
+        else:
+            text = str(value).strip()
+            if self.epoch_ms and text.isdigit():
+                return from_epoch_us(int(text) * 1000)
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                try:
+                    parsed = _dateutil_parser.isoparse(text)
+                except (ValueError, OverflowError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
+                    return None
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            self.naive_rows.append(row)
+            if self.assume_zone is None:
+                self.refused_naive.append(row)
+                return None
+            if self._fixed is not None:
+                return parsed.replace(tzinfo=self._fixed).astimezone(UTC)
+        else:
+            self.aware_rows.append(row)
+            return parsed.astimezone(UTC)
+        try:
+            return to_utc(parsed, assume_zone=self.assume_zone, what=what)
+        except InvalidTimestampError as exc:
+            self.unparseable.append((row, str(exc)))
+            return None
+
+    def findings(self) -> list[Finding]:
+        """The findings about instants: unparseable, naive without a zone, mixed zones."""
+        found: list[Finding] = []
+        if self.refused_naive:
+            found.append(
+                Finding(
+                    "naive_timestamp",
+                    Severity.ERROR,
+                    f"{len(self.refused_naive)} timestamp(s) have no time zone and no zone was "
+                    "named; those rows were not used (never guessed): pass the zone the export "
+                    "was written in, e.g. assume_zone='UTC' or assume_zone='Europe/Berlin'",
+                    self.refused_naive,
+                    used=False,
+                )
+            )
+        if self.unparseable:
+            reasons = "; ".join(reason for _, reason in self.unparseable[:3])
+            found.append(
+                Finding(
+                    "unparseable_timestamp",
+                    Severity.ERROR,
+                    f"{len(self.unparseable)} timestamp(s) cannot be read ({reasons}); those "
+                    "rows were not used: write instants as ISO 8601, e.g. 2024-04-09T21:32:09Z",
+                    [row for row, _ in self.unparseable],
+                    used=False,
+                )
+            )
+        if self.naive_rows and self.aware_rows:
+            found.append(
+                Finding(
+                    "mixed_zones",
+                    Severity.WARNING,
+                    f"{len(self.aware_rows)} timestamp(s) carry a UTC offset and "
+                    f"{len(self.naive_rows)} do not"
+                    + (
+                        f"; the naive ones were read in {self.assume_zone!s}"
+                        if self.assume_zone is not None
+                        else ""
+                    )
+                    + ": check that the export did not mix local and UTC times",
+                    self.naive_rows,
+                )
+            )
+        return found
+
+
+@attrs.define(slots=True)
+class _State:
+    stage: str
+    amount: Decimal | None
+    close_date: date | None
+    last_open_stage: str
+
+
+def build(  # noqa: PLR0915 - one pass, many rules, kept together
+    records: Iterable[Record],
+    *,
+    process: ProcessLike,
+    source: str,
+    rows_read: int,
+    stage_map: Mapping[str, str],
+    findings: Sequence[Finding],
+    as_of: datetime | None,
+    stage_after_close: str = "reopen",
+    default_actor: str | None = None,
+    strict: bool = False,
+) -> ImportResult:
+    """Turn records into an :class:`ImportResult` (or raise, when ``strict``).
+
+    Args:
+        records: the normalized rows.
+        process: the process whose stages the records name.
+        source: the importer's name.
+        rows_read: how many data rows the source had.
+        stage_map: the mapping used, for the result.
+        findings: findings so far (reading, stage mapping, instants).
+        as_of: rows after this instant are refused as ``future_date``; None: no check.
+        stage_after_close: what a stage change of a closed deal means: ``"reopen"`` (recorded,
+            with a ``change_after_close`` warning; Salesforce, HubSpot, generic logs) or
+            ``"refuse"`` (not used; Pipedrive, where the status, not the stage, closes a deal).
+        default_actor: the actor of rows that name none (default ``import:<source>``).
+        strict: raise :class:`ImportProblemError` if any finding is an error or a warning.
+    """
+    found: list[Finding] = list(findings)
+    actor_default = default_actor or f"import:{source}"
+    kinds = stage_kinds(process)
+    lost_stage = next((s for s, k in kinds.items() if k == _LOST), None)
+    won_stage = next((s for s, k in kinds.items() if k == _WON), None)
+    by_oid: dict[str, list[Record]] = {}
+    for record in records:
+        if as_of is not None and record.at > as_of:
+            found.append(
+                Finding(
+                    "future_date",
+                    Severity.ERROR,
+                    f"the change is dated {record.at.isoformat()}, after {as_of.isoformat()}; "
+                    "not used: check the export's clock or time zone (or pass a later as_of=)",
+                    [record.row],
+                    record.oid,
+                    used=False,
+                )
+            )
+            continue
+        by_oid.setdefault(record.oid, []).append(record)
+
+    events: list[Event] = []
+    used_rows: set[int] = set()
+    for oid, group in by_oid.items():
+        group.sort(key=lambda r: (r.row, r.order))
+        _find_out_of_order(oid, group, found)
+        kept = _drop_duplicates(oid, group, found)
+        for new_oid, part in _split_reused(oid, kept, found, kinds):
+            part.sort(key=lambda r: (r.at, r.row, r.order))
+            _find_ties(new_oid, part, found)
+            opening_index = 0
+            opening_stage = part[0].stage
+            if opening_stage is None:
+                for index, later in enumerate(part):
+                    if later.close is not None or later.reopen:
+                        break
+                    if later.stage is not None:
+                        opening_stage, opening_index = later.stage, index
+                        break
+            if opening_stage is None:
+                found.append(
+                    Finding(
+                        "no_stage",
+                        Severity.ERROR,
+                        "no row says which stage the deal was in before it closed; its rows "
+                        "were not used: add its stage history, or drop the deal from the export",
+                        [r.row for r in part],
+                        oid,
+                        used=False,
+                    )
+                )
+                continue
+            first = part[0]
+            opp_events: list[Event] = []
+            consumed = {opening_index}
+            initial_amount, initial_date = first.amount, first.close_date
+            for index, later in enumerate(part[1:], start=1):
+                if later.at != first.at:
+                    break
+                only_values = later.stage is None and later.close is None and not later.reopen
+                if only_values and later.field is None and not later.opens:
+                    if later.amount is not None and initial_amount is None:
+                        initial_amount = later.amount
+                        consumed.add(index)
+                    if later.close_date is not None and initial_date is None:
+                        initial_date = later.close_date
+                        consumed.add(index)
+
+            def emit(
+                kind: EventKind,
+                record: Record,
+                state: _State,
+                *,
+                from_stage: str | None = None,
+                move: MoveKind | None = None,
+                reason: str | None = None,
+                subject: str | None = None,
+                details: Mapping[str, Any] | None = None,
+                opp_id: str = new_oid,
+                sink: list[Event] = opp_events,
+            ) -> None:
+                sink.append(
+                    Event(
+                        opp_id,
+                        len(sink) + 1,
+                        kind,
+                        record.at,
+                        record.actor or actor_default,
+                        state.stage,
+                        process.name,
+                        process.version,
+                        from_stage,
+                        move,
+                        reason,
+                        None,
+                        state.amount,
+                        state.close_date,
+                        subject,
+                        None if details is None else freeze(details),
+                    )
+                )
+                used_rows.add(record.row)
+
+            state = _State(opening_stage, initial_amount, initial_date, opening_stage)
+            emit(EventKind.OPENED, first, state)
+            used_rows.update(part[i].row for i in consumed)
+            if first.field is not None:
+                emit(
+                    EventKind.FIELD_SET,
+                    first,
+                    state,
+                    subject=first.field,
+                    details={"value": first.value},
+                )
+            for index, record in enumerate(part[1:], start=1):
+                if index in consumed and index != opening_index:
+                    continue  # its value is part of the opening
+                is_opening = index == opening_index  # its stage opened the deal
+                target = None if is_opening else record.stage
+                if record.close == _LOST:
+                    target = lost_stage
+                elif record.close == _WON:
+                    target = won_stage
+                elif record.reopen:
+                    target = state.last_open_stage
+                produced = len(opp_events)
+                moves = target is not None and target != state.stage
+                if kinds.get(state.stage) != _OPEN:
+                    may_move = moves and (stage_after_close == "reopen" or record.reopen)
+                    money = (record.amount is not None and record.amount != state.amount) or (
+                        record.close_date is not None and record.close_date != state.close_date
+                    )
+                    if (moves or money) and not may_move:
+                        what = " and ".join(
+                            w
+                            for w, differs in (("stage", moves), ("amount or close date", money))
+                            if differs
+                        )
+                        found.append(
+                            Finding(
+                                "change_after_close",
+                                Severity.ERROR,
+                                f"the row changes the {what} of a deal closed as "
+                                f"{state.stage!r}; not used: a closed deal changes only when "
+                                "it is reopened, and the export does not say it was",
+                                [record.row],
+                                oid,
+                                used=False,
+                            )
+                        )
+                    else:
+                        if moves and target is not None:
+                            found.append(
+                                Finding(
+                                    "change_after_close",
+                                    Severity.WARNING,
+                                    f"the deal was closed as {state.stage!r} and this row moves "
+                                    f"it to {target!r}; recorded as an imported stage change "
+                                    "(a reopening)",
+                                    [record.row],
+                                    oid,
+                                )
+                            )
+                            _move(record, state, target, kinds, emit)
+                        _money_and_date(record, state, emit)
+                else:
+                    _money_and_date(record, state, emit)
+                    if moves and target is not None:
+                        _move(record, state, target, kinds, emit)
+                if record.field is not None:
+                    emit(
+                        EventKind.FIELD_SET,
+                        record,
+                        state,
+                        subject=record.field,
+                        details={"value": record.value},
+                    )
+                if len(opp_events) == produced and not is_opening:
+                    found.append(
+                        Finding(
+                            "no_change",
+                            Severity.INFO,
+                            f"the row sets values already in force (stage {state.stage!r}); "
+                            "nothing to record",
+                            [record.row],
+                            oid,
+                            used=False,
+                        )
+                    )
+            events.extend(opp_events)
+    return finish(
+        source=source,
+        process=process,
+        events=events,
+        findings=found,
+        stage_map=stage_map,
+        rows_read=rows_read,
+        rows_used=len(used_rows),
+        strict=strict,
+    )
+
+
+def finish(
+    *,
+    source: str,
+    process: ProcessLike,
+    events: Sequence[Event],
+    findings: Sequence[Finding],
+    stage_map: Mapping[str, str],
+    rows_read: int,
+    rows_used: int,
+    strict: bool,
+) -> ImportResult:
+    """Wrap up: the result, or :class:`ImportProblemError` when ``strict`` and not clean."""
+    result = ImportResult(
+        source=source,
+        events=events,
+        findings=findings,
+        stage_map=stage_map,
+        process=process.name,
+        process_version=process.version,
+        rows_read=rows_read,
+        rows_used=rows_used,
+    )
+    if strict and result.problems:
+        raise ImportProblemError(source, result.findings)
+    return result
+
+
+def _move(
+    record: Record,
+    state: _State,
+    target: str,
+    kinds: Mapping[str, str],
+    emit: Callable[..., None],
+) -> None:
+    previous = state.stage
+    state.stage = target
+    if kinds.get(target) == _OPEN:
+        state.last_open_stage = target
+    emit(
+        EventKind.STAGE_CHANGED,
+        record,
+        state,
+        from_stage=previous,
+        move=MoveKind.IMPORTED,
+        reason=record.reason,
+    )
+
+
+def _money_and_date(
+    record: Record,
+    state: _State,
+    emit: Callable[..., None],
+) -> None:
+    if record.amount is not None and record.amount != state.amount:
+        previous = None if state.amount is None else str(state.amount)
+        state.amount = record.amount
+        emit(EventKind.AMOUNT_CHANGED, record, state, details={"previous": previous})
+    if record.close_date is not None and record.close_date != state.close_date:
+        previous = None if state.close_date is None else state.close_date.isoformat()
+        state.close_date = record.close_date
+        emit(EventKind.RESCHEDULED, record, state, details={"previous": previous})
+
+
+def _find_out_of_order(oid: str, group: list[Record], found: list[Finding]) -> None:
+    """Report each pair of rows (in file order) whose instants go backwards."""
+    for before, after in itertools.pairwise(group):
+        if after.at < before.at:
+            found.append(
+                Finding(
+                    "out_of_order",
+                    Severity.INFO,
+                    f"row {after.row} ({after.at.isoformat()}) is listed after row {before.row} "
+                    f"({before.at.isoformat()}); rows are ordered by time, not file position",
+                    [before.row, after.row],
+                    oid,
+                )
+            )
+
+
+def _drop_duplicates(oid: str, group: list[Record], found: list[Finding]) -> list[Record]:
+    kept: dict[tuple[Any, ...], Record] = {}
+    result: list[Record] = []
+    for record in group:
+        content = record.content()
+        original = kept.get(content)
+        if original is None:
+            kept[content] = record
+            result.append(record)
+            continue
+        found.append(
+            Finding(
+                "duplicate_row",
+                Severity.WARNING,
+                f"the row repeats row {original.row} exactly; not used (the first one is)",
+                [record.row],
+                oid,
+                used=False,
+            )
+        )
+    return result
+
+
+def _find_ties(oid: str, part: list[Record], found: list[Finding]) -> None:
+    for before, after in itertools.pairwise(part):
+        if (
+            after.at == before.at
+            and after.row != before.row
+            and before.stage != after.stage
+            and before.stage is not None
+            and after.stage is not None
+        ):
+            found.append(
+                Finding(
+                    "tied_timestamps",
+                    Severity.WARNING,
+                    f"rows {before.row} and {after.row} set different stages at the same instant "
+                    f"{after.at.isoformat()}; applied in file order: check the export's "
+                    "timestamp precision",
+                    [before.row, after.row],
+                    oid,
+                )
+            )
+
+
+def _split_reused(
+    oid: str, group: list[Record], found: list[Finding], kinds: Mapping[str, str]
+) -> list[tuple[str, list[Record]]]:
+    """Split a source id that holds several deals (more than one creation row).
+
+    First by time, when each deal closed before the next was created; else by file order,
+    when each deal's rows are listed together starting with its creation row. Otherwise the
+    id's rows are refused (never merged by guess).
+    """
+    opens = [r for r in group if r.opens]
+    if len(opens) <= 1:
+        return [(oid, group)]
+    by_time = sorted(group, key=lambda r: (r.at, r.row, r.order))
+    parts = _split_at_opens(by_time)
+    how = ""
+    if parts is not None and all(
+        any(r.close is not None or kinds.get(r.stage or "", _OPEN) != _OPEN for r in part)
+        for part in parts[:-1]
+    ):
+        how = "by time (each deal closed before the next was created)"
+    else:
+        parts = _split_at_opens(group)  # file order
+        if parts is not None and all(min(r.at for r in part) == part[0].at for part in parts):
+            how = "by file order (the deals overlap in time, but each one's rows are listed "
+            how += "together, starting with its creation row)"
+        else:
+            parts = None
+    if parts is None:
+        found.append(
+            Finding(
+                "reused_id",
+                Severity.ERROR,
+                f"the id has {len(opens)} creation rows whose deals cannot be told apart (they "
+                "overlap in time and their rows are interleaved in the file); not used: give "
+                "each deal its own id",
+                [r.row for r in group],
+                oid,
+                used=False,
+            )
+        )
+        return []
+    parts.sort(key=lambda part: (part[0].at, part[0].row))
+    named = [(oid if i == 0 else f"{oid}#{i + 1}", part) for i, part in enumerate(parts)]
+    detail = "; ".join(
+        f"{name!r}: rows {part[0].row}..{part[-1].row} from {part[0].at.isoformat()}"
+        for name, part in named
+    )
+    found.append(
+        Finding(
+            "reused_id",
+            Severity.WARNING,
+            f"the id has {len(opens)} creation rows: split {how} into {detail}; rename them in "
+            "your source if they are really one deal",
+            [r.row for r in group],
+            oid,
+        )
+    )
+    return named
+
+
+def _split_at_opens(ordered: list[Record]) -> list[list[Record]] | None:
+    if not ordered[0].opens:
+        return None
+    parts: list[list[Record]] = []
+    for record in ordered:
+        if record.opens:
+            parts.append([])
+        parts[-1].append(record)
+    return parts

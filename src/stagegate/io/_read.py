@@ -1,0 +1,341 @@
+"""Reading tabular exports: CSV (stdlib), Parquet (optional pyarrow), or rows already in memory.
+
+Every failure to read is an :class:`~stagegate.io.ImportProblemError` with one finding that says
+what is wrong and what to do; nothing is returned half-read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any, Union
+
+import attrs
+
+from stagegate.errors import InvalidCommandError
+from stagegate.io._result import Finding, ImportProblemError, Severity
+
+__all__ = ["DEFAULT_MAX_FIELD_SIZE", "Source", "Table", "read_table"]
+
+Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]]]
+"""What an importer reads: a path (``.csv``, ``.parquet``), an open file, or dict rows."""
+
+DEFAULT_MAX_FIELD_SIZE = 1_000_000
+"""Largest CSV field accepted, in characters; larger ones are refused with ``field_too_large``."""
+
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _fail(source: str, code: str, message: str, rows: Sequence[int] = ()) -> ImportProblemError:
+    return ImportProblemError(source, [Finding(code, Severity.ERROR, message, rows, used=False)])
+
+
+def normalize_header(name: object) -> str:
+    """Header comparison key: case-folded, BOM and surrounding space removed, inner space single."""
+    return re.sub(r"\s+", " ", str(name).replace("\ufeff", "").strip()).casefold()
+
+
+@attrs.frozen(slots=True)
+class Table:
+    """Rows read from a source, with the header and the resolved column names.
+
+    Attributes:
+        header: the column names as written in the source.
+        columns: canonical column name -> the source column that holds it (only those found).
+        rows: ``(row number, {source column: value})`` in source order. CSV row numbers count
+            the header as row 1; for Parquet and in-memory rows the first row is row 1.
+        findings: rows that could not be read (too many or too few fields), each not used.
+    """
+
+    header: tuple[str, ...]
+    columns: Mapping[str, str]
+    rows: tuple[tuple[int, Mapping[str, Any]], ...]
+    findings: tuple[Finding, ...] = ()
+
+    def get(self, row: Mapping[str, Any], name: str) -> Any:
+        """The value of canonical column ``name`` in ``row`` (``None`` without that column)."""
+        column = self.columns.get(name)
+        return None if column is None else row.get(column)
+
+
+def read_table(
+    data: Source,
+    *,
+    source: str,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    columns: Mapping[str, str] | None = None,
+    encoding: str | None = None,
+    delimiter: str = ",",
+    max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+) -> Table:
+    """Read ``data`` and resolve the canonical column names against its header.
+
+    Args:
+        data: a path, an open text or binary file, or an iterable of mappings (one per row).
+        source: the importer's name, used in messages.
+        required: canonical columns that must be present.
+        optional: canonical columns used when present.
+        columns: canonical name -> the header used in this export (overrides; headers are
+            otherwise matched ignoring case and surrounding space).
+        encoding: the text encoding of a CSV file; default UTF-8 (a BOM is accepted).
+        delimiter: the CSV field separator.
+        max_field_size: the largest CSV field accepted, in characters.
+
+    Raises:
+        ImportProblemError: the source cannot be read or lacks required columns.
+        InvalidCommandError: ``columns`` names a column the importer does not know.
+    """
+    known = (*required, *optional)
+    overrides = dict(columns or {})
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise InvalidCommandError(
+            f"columns= names {', '.join(map(repr, unknown))}, unknown to the {source} importer; "
+            f"its columns are: {', '.join(known)}"
+        )
+    header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size)
+    if not header and not rows:
+        header = [overrides.get(name, name) for name in known]  # no dict rows: nothing missing
+    by_key: dict[str, str] = {}
+    for name in header:
+        by_key.setdefault(normalize_header(name), name)
+    resolved: dict[str, str] = {}
+    for name in known:
+        wanted = overrides.get(name, name)
+        if wanted in header:
+            resolved[name] = wanted
+        elif normalize_header(wanted) in by_key:
+            resolved[name] = by_key[normalize_header(wanted)]
+    missing = [name for name in required if name not in resolved]
+    if missing:
+        wanted_text = ", ".join(repr(overrides.get(m, m)) for m in missing)
+        hint = ""
+        if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+            hint = "; the header looks like one column: pass the right delimiter= (e.g. ';')"
+        raise _fail(
+            source,
+            "missing_columns",
+            f"the export has no column {wanted_text} (found: "
+            f"{', '.join(map(repr, header)) or 'no columns'}); map your headers with "
+            f"columns={{{', '.join(repr(m) + ': ...' for m in missing)}}}{hint}",
+        )
+    return Table(tuple(header), resolved, tuple(rows), tuple(findings))
+
+
+def _read_any(
+    data: Source, source: str, encoding: str | None, delimiter: str, max_field_size: int
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4)
+        except OSError as exc:
+            raise _fail(
+                source, "unreadable_file", f"cannot open {str(path)!r}: {exc.strerror or exc}"
+            ) from None
+        if path.suffix.lower() in _PARQUET_SUFFIXES or head == _PARQUET_MAGIC:
+            return _read_parquet(path, source)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:  # pragma: no cover - opened a moment ago
+            raise _fail(source, "unreadable_file", f"cannot read {str(path)!r}: {exc}") from None
+        return _read_csv(_decode(raw, source, encoding), source, delimiter, max_field_size)
+    if hasattr(data, "read"):
+        content = data.read()
+        text = (
+            _decode(bytes(content), source, encoding)
+            if isinstance(content, (bytes, bytearray))
+            else str(content)
+        )
+        return _read_csv(text, source, delimiter, max_field_size)
+    return _read_rows(data, source)
+
+
+def _decode(raw: bytes, source: str, encoding: str | None) -> str:
+    name = encoding or "utf-8-sig"
+    try:
+        return raw.decode(name)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start : exc.start + 4].hex(" ")
+        raise _fail(
+            source,
+            "bad_encoding",
+            f"the file is not valid {name}: undecodable bytes {bad} at byte offset {exc.start} "
+            f"(line {line}); save the export as UTF-8, or pass its encoding, e.g. "
+            "encoding='cp1252' or encoding='utf-16'",
+            [line],
+        ) from None
+    except LookupError:
+        raise InvalidCommandError(
+            f"unknown encoding {name!r}; use a Python codec name such as 'utf-8' or 'cp1252'"
+        ) from None
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    previous = csv.field_size_limit()
+    csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _read_csv(
+    text: str, source: str, delimiter: str, max_field_size: int
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    if not text.strip():
+        raise _fail(
+            source,
+            "empty_file",
+            "the file is empty (no header, no rows); export again with a header line",
+        )
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise _fail(
+            source,
+            "bad_encoding",
+            f"the file contains NUL characters (line {line}): it is probably UTF-16 or binary; "
+            "pass encoding='utf-16' or export as UTF-8 CSV",
+            [line],
+        )
+    rows: list[tuple[int, Mapping[str, Any]]] = []
+    findings: list[Finding] = []
+    with _field_limit(max_field_size):
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        record = 1
+        try:
+            header = [h.replace("\ufeff", "").strip() for h in next(reader)]
+            for record, values in enumerate(reader, start=2):
+                if not values or (len(values) == 1 and not values[0].strip()):
+                    continue  # a blank line
+                if len(values) != len(header):
+                    findings.append(
+                        Finding(
+                            "malformed_row",
+                            Severity.ERROR,
+                            f"the row has {len(values)} fields, the header {len(header)}; "
+                            "not used: check quoting and separators on that line",
+                            [record],
+                            used=False,
+                        )
+                    )
+                    continue
+                rows.append((record, dict(zip(header, values, strict=False))))
+        except csv.Error as exc:
+            message = str(exc)
+            if "field larger than field limit" in message:
+                raise _fail(
+                    source,
+                    "field_too_large",
+                    f"a field of row {record + 1} is larger than {max_field_size:,} characters "
+                    "(probably an unclosed quote); fix the quoting, or pass a larger "
+                    "max_field_size=",
+                    [record + 1],
+                ) from None
+            raise _fail(
+                source,
+                "unreadable_file",
+                f"row {record + 1} is not valid CSV ({message}); fix the file and import again",
+                [record + 1],
+            ) from None
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise _fail(
+            source,
+            "duplicate_columns",
+            f"the header repeats {', '.join(map(repr, duplicates))}; rename the columns so "
+            "each appears once",
+            [1],
+        )
+    return header, rows, findings
+
+
+def _read_parquet(
+    path: Path, source: str
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    try:
+        pq = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise _fail(
+            source,
+            "missing_dependency",
+            "reading Parquet needs pyarrow: pip install 'stagegate[parquet]'",
+        ) from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        raise _fail(
+            source, "unreadable_file", f"{str(path)!r} is not a readable Parquet file: {exc}"
+        ) from None
+    header = [str(name) for name in table.column_names]
+    rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
+    return header, rows, []
+
+
+def _read_rows(
+    data: Iterable[Mapping[str, Any]], source: str
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    header: dict[str, None] = {}
+    rows: list[tuple[int, Mapping[str, Any]]] = []
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise InvalidCommandError(
+            f"cannot read {type(data).__name__} {data!r}: pass a path, an open file, or an "
+            "iterable of dict rows"
+        ) from None
+    for number, row in enumerate(iterator, start=1):
+        if not isinstance(row, Mapping):
+            raise _fail(
+                source,
+                "malformed_row",
+                f"row {number} is {type(row).__name__}, not a mapping of column -> value; pass "
+                "dict rows (or a path)",
+                [number],
+            )
+        for key in row:
+            header.setdefault(str(key), None)
+        rows.append((number, {str(k): v for k, v in row.items()}))
+    return list(header), rows, []
+
+
+# -- values --------------------------------------------------------------------------------
+
+
+def text(value: Any) -> str | None:
+    """A cell as stripped text, or ``None`` when empty."""
+    if value is None:
+        return None
+    result = value.strip() if isinstance(value, str) else str(value)
+    return result or None
+
+
+def decimal(value: Any) -> Decimal | None:
+    """A cell as a finite decimal (``1,234.50`` and ``1234,5`` are refused), or ``None``.
+
+    Raises:
+        ValueError: the value is not a finite number.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")  # noqa: TRY004 - a cell value, not an argument
+    try:
+        result = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not result.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return result

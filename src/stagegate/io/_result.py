@@ -1,0 +1,172 @@
+"""What an import returns: the events, every finding about the input, and a summary."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+import attrs
+
+from stagegate.errors import StagegateError
+from stagegate.events import Event
+
+__all__ = ["Finding", "ImportProblemError", "ImportResult", "Severity"]
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters.
+
+    ``error``: the rows it names were not used (bad or unusable data). ``warning``: the rows
+    were used, but by a rule the user should check (a split id, a case-insensitive stage match,
+    an inferred process). ``info``: nothing was lost (rows sorted by time, a row that changed
+    nothing).
+    """
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+def _rows(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(set(value)))
+
+
+@attrs.frozen(slots=True)
+class Finding:
+    """One thing the importer noticed about its input, and what it did about it.
+
+    Attributes:
+        code: a stable identifier such as ``unknown_stage`` or ``naive_timestamp``.
+        severity: see :class:`Severity`.
+        message: what was found, what was done, and what the user can do.
+        rows: the source row numbers concerned (1-based; in a CSV file the header is row 1, so
+            the first data row is row 2), sorted.
+        opportunity_id: the opportunity concerned, if any (as written in the source).
+        used: whether the rows named were used in the result.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    rows: tuple[int, ...] = attrs.field(default=(), converter=_rows)
+    opportunity_id: str | None = None
+    used: bool = True
+
+    def __str__(self) -> str:
+        where = ""
+        if self.opportunity_id is not None:
+            where += f" opportunity {self.opportunity_id!r}"
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:5])
+            more = f" (+{len(self.rows) - 5} more)" if len(self.rows) > 5 else ""  # noqa: PLR2004
+            where += f" row{'s' if len(self.rows) > 1 else ''} {shown}{more}"
+        return f"{self.severity.value}: {self.code}:{where}: {self.message}"
+
+
+def _findings(items: Iterable[Finding]) -> tuple[Finding, ...]:
+    return tuple(items)
+
+
+def _events(items: Iterable[Event]) -> tuple[Event, ...]:
+    return tuple(items)
+
+
+def _stage_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(slots=True)
+class ImportResult:
+    """The outcome of one import.
+
+    Attributes:
+        source: the kind of export read (``"salesforce"``, ``"pipedrive"``, ...).
+        events: the imported events, grouped per opportunity; within one opportunity ``seq``
+            runs 1, 2, 3, ... and ``at`` never decreases.
+        findings: everything noticed about the input; every row that was not used is named in
+            at least one finding with ``used=False``.
+        stage_map: the source stage label or id -> process stage id mapping that was used.
+        process: the name of the process the events belong to.
+        process_version: its version.
+        rows_read: data rows read from the source.
+        rows_used: data rows that contributed to at least one event.
+    """
+
+    source: str
+    events: tuple[Event, ...] = attrs.field(converter=_events)
+    findings: tuple[Finding, ...] = attrs.field(converter=_findings)
+    stage_map: Mapping[str, str] = attrs.field(converter=_stage_map, hash=False)
+    process: str
+    process_version: str
+    rows_read: int
+    rows_used: int
+
+    @property
+    def opportunities(self) -> int:
+        """How many opportunities were imported."""
+        return len({e.opportunity_id for e in self.events})
+
+    @property
+    def opportunity_ids(self) -> tuple[str, ...]:
+        """The imported opportunity ids, in the order of :attr:`events`."""
+        return tuple(dict.fromkeys(e.opportunity_id for e in self.events))
+
+    def by_opportunity(self) -> dict[str, tuple[Event, ...]]:
+        """The events of each opportunity, ready for ``Opportunity.replay``."""
+        grouped: dict[str, list[Event]] = {}
+        for event in self.events:
+            grouped.setdefault(event.opportunity_id, []).append(event)
+        return {key: tuple(value) for key, value in grouped.items()}
+
+    def findings_of(self, code: str) -> tuple[Finding, ...]:
+        """The findings with this code."""
+        return tuple(f for f in self.findings if f.code == code)
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        """The findings of severity error or warning (those that ``strict=True`` refuses)."""
+        return tuple(f for f in self.findings if f.severity is not Severity.INFO)
+
+    def summary(self) -> str:
+        """A short text report: counts, then findings grouped by code."""
+        lines = [
+            (
+                f"{self.source} import into process {self.process!r} version "
+                f"{self.process_version!r}: {self.rows_read} rows read, {self.rows_used} used, "
+                f"{self.opportunities} opportunities, {len(self.events)} events"
+            )
+        ]
+        lines.extend(summarize_findings(self.findings))
+        return "\n".join(lines)
+
+
+def summarize_findings(findings: Iterable[Finding], *, examples: int = 3) -> list[str]:
+    """Return one line per finding code (with counts), then up to ``examples`` findings each."""
+    findings = tuple(findings)
+    if not findings:
+        return ["no findings"]
+    counts = Counter((f.severity, f.code) for f in findings)
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    lines: list[str] = []
+    for severity, code in sorted(counts, key=lambda key: (order[key[0]], key[1])):
+        group = [f for f in findings if f.code == code and f.severity is severity]
+        rows = sum(len(f.rows) for f in group)
+        lines.append(f"{severity.value} {code}: {len(group)} finding(s), {rows} row(s)")
+        lines.extend(f"  - {f}" for f in group[:examples])
+    return lines
+
+
+class ImportProblemError(StagegateError, ValueError):
+    """An import was refused: the file cannot be read, or ``strict=True`` found problems.
+
+    ``findings`` holds every finding (for a refused file, the one that says why); no partial
+    result is returned.
+    """
+
+    def __init__(self, source: str, findings: Iterable[Finding]) -> None:
+        self.source = source
+        self.findings = tuple(findings)
+        lines = "\n".join(summarize_findings(self.findings))
+        super().__init__(f"cannot import the {source} export:\n{lines}")

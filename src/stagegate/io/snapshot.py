@@ -1,0 +1,270 @@
+"""Snapshot tables: one row per deal with its current stage and the dates it entered stages.
+
+Such a table (Maven's ``sales_pipeline.csv``, HubSpot's "date entered" columns) holds at most
+one entry per stage, so each deal yields at most one transition per stage column: the earliest
+dated stage opens the deal, each later one is an imported stage change. Stages without a date
+column (Maven's *Prospecting*) have no known entry time: a deal whose history starts later is
+opened in its first dated stage, and a deal with no date at all is not imported
+(``no_instant``), unless ``undated_at=`` names an instant to open it at.
+
+>>> from stagegate.io import import_snapshot
+>>> rows = [
+...     {"id": "D1", "deal_stage": "Won", "engage_date": "2017-01-03",
+...      "close_date": "2017-02-14", "close_value": "1054"},
+...     {"id": "D2", "deal_stage": "Engaging", "engage_date": "2017-03-01",
+...      "close_date": "", "close_value": ""},
+...     {"id": "D3", "deal_stage": "Prospecting", "engage_date": "", "close_date": "",
+...      "close_value": ""},
+... ]
+>>> result = import_snapshot(
+...     rows, stages=["Prospecting", "Engaging", "Won", "Lost"],
+...     entered={"Engaging": "engage_date"},
+...     columns={"opportunity_id": "id", "stage": "deal_stage", "closed_at": "close_date",
+...              "amount": "close_value"},
+...     assume_zone="UTC")
+>>> [(e.opportunity_id, e.kind.value, e.stage, e.at.date().isoformat())
+...  for e in result.events]  # doctest: +NORMALIZE_WHITESPACE
+[('D1', 'opened', 'engaging', '2017-01-03'), ('D1', 'stage_changed', 'won', '2017-02-14'),
+ ('D2', 'opened', 'engaging', '2017-03-01')]
+>>> sorted(f.code for f in result.findings)
+['inferred_process', 'no_instant']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+
+from stagegate._time import to_utc
+from stagegate.errors import InvalidCommandError
+from stagegate.io._build import Clock, Record
+from stagegate.io._pipeline import assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
+from stagegate.io._result import Finding, ImportResult, Severity
+from stagegate.io._stages import ProcessLike, key, terminal_kind
+
+__all__ = ["import_snapshot"]
+
+COLUMNS = ("opportunity_id", "stage")
+OPTIONAL = ("closed_at", "amount", "actor")
+
+
+def import_snapshot(  # noqa: PLR0915 - keyword-only options
+    data: Source,
+    *,
+    entered: Mapping[str, str] | re.Pattern[str],
+    stages: Sequence[str] | None = None,
+    process: ProcessLike | None = None,
+    stage_map: Mapping[str, str] | None = None,
+    columns: Mapping[str, str] | None = None,
+    assume_zone: str | tzinfo | None = None,
+    undated_at: datetime | None = None,
+    won: tuple[str, ...] = (),
+    lost: tuple[str, ...] = (),
+    as_of: datetime | None = None,
+    strict: bool = False,
+    encoding: str | None = None,
+    delimiter: str = ",",
+    max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    source: str = "snapshot",
+) -> ImportResult:
+    """Import a table of deals with their current stage and stage entry dates.
+
+    Columns (rename with ``columns=``): ``opportunity_id`` and ``stage`` (the current stage)
+    required; ``closed_at`` (when the deal entered its current stage, if that stage is won or
+    lost), ``amount`` (taken as in force over the whole history) and ``actor`` optional.
+    Dates without a time are instants at midnight in ``assume_zone`` (never guessed).
+
+    Args:
+        data: a path (CSV or Parquet), an open file, or dict rows.
+        entered: source stage label -> the column holding when the deal entered it; or a
+            compiled regular expression whose named group ``stage`` picks the stage out of
+            date column names (``re.compile(r"^date_entered_(?P<stage>.+)$")``).
+        stages: the source stage labels in process order (used to infer the process, and to
+            order entries on the same instant); default: the order of ``entered``.
+        process: the target process; inferred from ``stages`` when None.
+        stage_map: source stage label -> process stage id, for labels that differ.
+        columns: canonical column name -> this export's header.
+        assume_zone: the zone of dates and naive timestamps.
+        undated_at: open deals that have no dated entry at this instant (in their current
+            stage); by default they are not imported (``no_instant``).
+        won: source labels of won stages (for inference).
+        lost: source labels of lost stages (for inference).
+        as_of: entries dated later are refused as ``future_date`` (default: now).
+        strict: raise instead of returning when any finding is an error or a warning.
+        encoding: the CSV text encoding.
+        delimiter: the CSV field separator.
+        max_field_size: the largest CSV field accepted, in characters.
+        source: the name used in the result and messages.
+
+    Raises:
+        ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
+        InvalidCommandError: a bad argument.
+    """
+    table = read_table(
+        data,
+        source=source,
+        required=COLUMNS,
+        optional=OPTIONAL,
+        columns=columns,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+    )
+    if isinstance(entered, re.Pattern):
+        pattern = entered
+        entered = {}
+        for column in table.header:
+            match = pattern.match(column)
+            if match:
+                entered.setdefault(match.group("stage"), column)
+    if not entered:
+        raise InvalidCommandError(
+            "entered= must map at least one stage to the column of its entry date, e.g. "
+            "entered={'Engaging': 'engage_date'}; no such column was found"
+        )
+    by_key = {key(h): h for h in table.header}
+    stage_columns: dict[str, str] = {}
+    for label, column in entered.items():
+        found_column = column if column in table.header else by_key.get(key(column))
+        if found_column is None:
+            raise InvalidCommandError(
+                f"entered= names column {column!r} for stage {label!r}, but the export has no "
+                f"such column (found: {', '.join(map(repr, table.header))})"
+            )
+        stage_columns[label] = found_column
+    order = list(stages) if stages is not None else list(entered)
+    rank = {key(label): i for i, label in enumerate(order)}
+    clock = Clock(assume_zone)
+    findings: list[Finding] = list(table.findings)
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    for number, row in table.rows:
+        oid = text(table.get(row, "opportunity_id"))
+        if oid is None:
+            findings.append(missing_id(number, table.columns["opportunity_id"]))
+            continue
+        if oid in seen:
+            findings.append(
+                Finding(
+                    "reused_id",
+                    Severity.ERROR,
+                    f"the id is also on row {seen[oid]}; a snapshot has one row per deal, so "
+                    "this row was not used: give each deal its own id",
+                    [number],
+                    oid,
+                    used=False,
+                )
+            )
+            continue
+        seen[oid] = number
+        current = text(table.get(row, "stage"))
+        if current is None:
+            findings.append(bad_value(number, oid, "stage", None, "give the current stage"))
+            continue
+        try:
+            amount = decimal(table.get(row, "amount"))
+        except ValueError:
+            findings.append(bad_value(number, oid, "amount", table.get(row, "amount"), "1234.5"))
+            continue
+        entries: list[tuple[str, object]] = [
+            (label, row.get(column))
+            for label, column in stage_columns.items()
+            if text(row.get(column)) is not None
+        ]
+        closed_value = table.get(row, "closed_at")
+        is_terminal = terminal_kind(current) is not None or key(current) in {
+            key(x) for x in (*won, *lost)
+        }
+        if text(closed_value) is not None and not is_terminal:
+            findings.append(
+                Finding(
+                    "inconsistent_history",
+                    Severity.WARNING,
+                    f"closed_at is set but the current stage {current!r} is not won or lost; "
+                    "closed_at was not used",
+                    [number],
+                    oid,
+                )
+            )
+        elif is_terminal and current not in stage_columns:
+            if text(closed_value) is None:
+                findings.append(
+                    Finding(
+                        "missing_date",
+                        Severity.ERROR,
+                        f"the deal is {current!r} but has no closed_at date; not used: fill in "
+                        "the date it closed",
+                        [number],
+                        oid,
+                        used=False,
+                    )
+                )
+                continue
+            entries.append((current, closed_value))
+        parsed: list[tuple[datetime, int, str]] = []
+        bad = False
+        for label, value in entries:
+            at = clock.instant(value, number, stage_columns.get(label, "closed_at"))
+            if at is None:
+                bad = True
+                break
+            parsed.append((at, rank.get(key(label), len(rank)), label))
+        if bad:
+            continue
+        if not parsed:
+            if undated_at is None:
+                findings.append(
+                    Finding(
+                        "no_instant",
+                        Severity.WARNING,
+                        f"the deal is in {current!r} and no column dates its entry; not "
+                        "imported: pass undated_at= (e.g. the snapshot's date) to open such "
+                        "deals then",
+                        [number],
+                        oid,
+                        used=False,
+                    )
+                )
+                continue
+            parsed.append((to_utc(undated_at), rank.get(key(current), len(rank)), current))
+        parsed.sort()
+        if parsed[-1][2] != current:
+            findings.append(
+                Finding(
+                    "inconsistent_history",
+                    Severity.WARNING,
+                    f"the latest dated stage is {parsed[-1][2]!r} but the current stage is "
+                    f"{current!r}; imported as dated (the current stage was not used)",
+                    [number],
+                    oid,
+                )
+            )
+        actor = text(table.get(row, "actor"))
+        for i, (at, position, label) in enumerate(parsed):
+            records.append(
+                Record(
+                    oid,
+                    number,
+                    at,
+                    stage=label,
+                    amount=amount if i == 0 else None,
+                    actor=actor,
+                    order=position,
+                )
+            )
+    return assemble(
+        records,
+        source=source,
+        process=process,
+        stage_map=stage_map,
+        clock=clock,
+        findings=findings,
+        rows_read=len(table.rows) + len(table.findings),
+        as_of=as_of,
+        strict=strict,
+        won=won,
+        lost=lost,
+        order=order,
+    )
