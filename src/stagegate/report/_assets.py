@@ -57,7 +57,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; font-weight: 650; }
 figure { margin: 0 0 8px; overflow-x: auto; }
 svg.chart { display: block; width: 100%; height: auto; min-width: 560px;
   font-family: var(--font); font-size: 13px; }
-svg.chart[data-chart="reliability"] { min-width: 360px; max-width: 560px; }
+svg.chart-narrow { min-width: 360px; max-width: 560px; }
 svg .legend-label { fill: var(--ink); }
 svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .tick { fill: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }

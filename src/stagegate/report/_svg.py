@@ -78,17 +78,17 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
     >>> nice_ticks(0, 0)
     [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     >>> nice_ticks(-3, 7, 4)
-    [-5.0, 0.0, 5.0, 10.0]
+    [-5.0, -2.5, 0.0, 2.5, 5.0, 7.5]
     """
     low, high = min(low, 0.0), max(high, 0.0)
-    if high - low <= 0:
+    if high - low < 1e-9:  # nothing (or nothing visible) to scale: show a unit axis
         high = low + 1.0
     raw = (high - low) / target
     magnitude = 10.0 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * 0.999)
     start = math.floor(low / step + 1e-9)
     stop = math.ceil(high / step - 1e-9)
-    return [round(i * step, 12) + 0.0 for i in range(start, stop + 1)]
+    return [float(f"{i * step:.12g}") + 0.0 for i in range(start, stop + 1)]
 
 
 class _Scale:
@@ -108,9 +108,10 @@ def _open(
     chart: str, height: float, title: str, description: str, width: float = _WIDTH
 ) -> list[str]:
     """Start an SVG chart with its accessible title and description."""
+    klass = "chart" if width == _WIDTH else "chart chart-narrow"
     return [
         (
-            f'<svg data-chart="{chart}" class="chart" viewBox="0 0 {_c(width)} {_c(height)}" '
+            f'<svg data-chart="{chart}" class="{klass}" viewBox="0 0 {_c(width)} {_c(height)}" '
             f'role="img" aria-labelledby="{chart}-title {chart}-desc" '
             'preserveAspectRatio="xMinYMin meet">'
         ),
@@ -207,7 +208,7 @@ def _row_label(x: float, y: float, full: str, width: int = 24) -> str:
 def _tick_format(ticks: Sequence[float], fmt: Callable[[float], str]) -> Callable[[float], str]:
     """Return ``fmt`` for counts, days or amounts, but keep decimals when the step is below one."""
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
-    if step >= 1 or fmt is percent:
+    if step >= 1 or step <= 0 or fmt is percent:
         return fmt
     digits = min(6, max(1, -math.floor(math.log10(step))))
     return lambda value: f"{value:.{digits}f}"
