@@ -120,10 +120,10 @@ class TestRenderHtml:
         page = render_html(sample_document())
         parsed = Page(page)
 
-        assert [] == parsed.problems
+        assert parsed.problems == []
         assert page.startswith("<!DOCTYPE html>")
-        assert 1 == len(parsed.tags("html"))
-        assert 1 == len(parsed.tags("script"))
+        assert len(parsed.tags("html")) == 1
+        assert len(parsed.tags("script")) == 1
 
     def test_every_chart_has_a_title_a_description_and_axis_text(self):
         page = render_html(sample_document())
@@ -141,7 +141,7 @@ class TestRenderHtml:
 
         assert "://" not in page
         assert "@import" not in page
-        assert [] == [a for t, a, _ in parsed.elements if "src" in a or t in {"link", "img"}]
+        assert [a for t, a, _ in parsed.elements if "src" in a or t in {"link", "img"}] == []
         assert set(re.findall(r"url\(([^)]*)\)", page)) == {"#stage-durations-hatch"}
 
     def test_a_content_security_policy_allows_only_the_inline_script(self):
@@ -188,7 +188,7 @@ class TestCharts:
         ]
         svg = chart(render_html(with_(funnel=funnel)), "funnel")
 
-        assert 3 == svg.count('data-mark="bar"')
+        assert svg.count('data-mark="bar"') == 3
         assert ">Lead<" in svg  # labels come from the process
         assert ">unknown_stage<" in svg  # unknown stage ids show as they are
         assert ">40%<" in svg
@@ -202,25 +202,32 @@ class TestCharts:
         ]
         svg = chart(render_html(with_(time_in_stage=rows)), "stage-durations")
 
-        assert 3 == svg.count('data-mark="won"')
-        assert 1 == svg.count('data-mark="lost"')
+        assert svg.count('data-mark="won"') == 3
+        assert svg.count('data-mark="lost"') == 1
         assert "no closed deals" in svg
         assert "W 3.0 d" in svg
         assert "L 9.0 d" in svg
 
     def test_probabilities_draw_each_estimate_that_is_present(self):
         rows = [
-            {"stage": "lead", "configured": 0.1, "empirical": 0.2, "low": 0.1, "high": 0.3,
-             "markov": 0.25, "n": 40},
+            {
+                "stage": "lead",
+                "configured": 0.1,
+                "empirical": 0.2,
+                "low": 0.1,
+                "high": 0.3,
+                "markov": 0.25,
+                "n": 40,
+            },
             {"stage": "won", "configured": 0.5, "empirical": None, "markov": 0.4},
             {"stage": "x", "configured": 0.5},
         ]
         svg = chart(render_html(with_(probabilities=rows)), "probabilities")
 
-        assert 3 == svg.count('data-mark="configured"')
-        assert 1 == svg.count('data-mark="empirical"')
-        assert 1 == svg.count('data-mark="interval"')
-        assert 2 == svg.count('data-mark="markov"')
+        assert svg.count('data-mark="configured"') == 3
+        assert svg.count('data-mark="empirical"') == 1
+        assert svg.count('data-mark="interval"') == 1
+        assert svg.count('data-mark="markov"') == 2
 
     def test_slippage_draws_win_rate_by_push_count(self):
         summary = {
@@ -233,7 +240,7 @@ class TestCharts:
         }
         svg = chart(render_html(with_(slip_summary=summary)), "slippage")
 
-        assert 2 == svg.count('data-mark="bar"')
+        assert svg.count('data-mark="bar"') == 2
         assert "n=10" in svg
         assert "Win rate" in svg
 
@@ -243,7 +250,7 @@ class TestCharts:
         ]
         svg = chart(render_html(with_(slipping=slipping, slip_summary=None)), "slippage")
 
-        assert 3 == svg.count('data-mark="bar"')
+        assert svg.count('data-mark="bar"') == 3
         assert "Slipping deals" in svg
 
     def test_the_forecast_draws_a_range_a_median_and_a_weighted_mark_per_period(self):
@@ -254,9 +261,9 @@ class TestCharts:
         ]
         svg = chart(render_html(with_(forecast=rows)), "forecast")
 
-        assert 2 == svg.count('data-mark="range"')
-        assert 2 == svg.count('data-mark="p50"')
-        assert 3 == svg.count('data-mark="weighted"')
+        assert svg.count('data-mark="range"') == 2
+        assert svg.count('data-mark="p50"') == 2
+        assert svg.count('data-mark="weighted"') == 3
         assert "P90 9" in svg
 
     def test_reliability_draws_one_point_per_bin_with_both_values(self):
@@ -265,17 +272,33 @@ class TestCharts:
             "best": "a",
             "scores": [{"estimator": "a", "brier": 0.1, "log_loss": 0.3, "n": 5}],
             "reliability": [
-                {"estimator": "a", "bin_low": 0.0, "bin_high": 0.5, "predicted": 0.2,
-                 "observed": 0.3, "n": 4},
-                {"estimator": "a", "bin_low": 0.5, "bin_high": 1.0, "predicted": 0.7,
-                 "observed": None},
-                {"estimator": "b", "bin_low": 0.0, "bin_high": 1.0, "predicted": 0.5,
-                 "observed": 0.4},
+                {
+                    "estimator": "a",
+                    "bin_low": 0.0,
+                    "bin_high": 0.5,
+                    "predicted": 0.2,
+                    "observed": 0.3,
+                    "n": 4,
+                },
+                {
+                    "estimator": "a",
+                    "bin_low": 0.5,
+                    "bin_high": 1.0,
+                    "predicted": 0.7,
+                    "observed": None,
+                },
+                {
+                    "estimator": "b",
+                    "bin_low": 0.0,
+                    "bin_high": 1.0,
+                    "predicted": 0.5,
+                    "observed": 0.4,
+                },
             ],
         }
         page = render_html(with_(backtest=backtest))
 
-        assert 2 == chart(page, "reliability").count('data-mark="point"')
+        assert chart(page, "reliability").count('data-mark="point"') == 2
         assert "✓ best" in section(page, "backtest")
 
     def test_the_sample_charts_have_one_mark_per_row(self):
@@ -297,7 +320,9 @@ class TestCharts:
         document = sample_document()
         attention = section(render_html(document), "attention")
 
-        assert len(document["stalled"]) + len(document["slipping"]) == attention.count("<tr data-stage")
+        assert len(document["stalled"]) + len(document["slipping"]) == attention.count(
+            "<tr data-stage"
+        )
 
 
 class TestEscaping:
@@ -329,9 +354,9 @@ class TestEscaping:
         parsed = Page(page)
 
         assert "<script>alert" not in page
-        assert [] == parsed.problems
-        assert 1 == len(parsed.tags("script"))
-        assert [] == [a for _, a, _ in parsed.elements if any(k.startswith("on") for k in a)]
+        assert parsed.problems == []
+        assert len(parsed.tags("script")) == 1
+        assert [a for _, a, _ in parsed.elements if any(k.startswith("on") for k in a)] == []
         assert escape(PAYLOAD) in page
 
     def test_hostile_strings_read_back_as_the_original_text(self):
@@ -345,16 +370,24 @@ class TestNoData:
         page = render_html(minimal_document())
         parsed = Page(page)
 
-        assert [] == parsed.problems
-        assert [] == re.findall(r"<svg data-chart", page)
+        assert parsed.problems == []
+        assert re.findall(r"<svg data-chart", page) == []
         for anchor in ("funnel", "forecast", "durations", "probabilities", "backtest"):
             assert "No data" in section(page, anchor)
-        assert 3 == section(page, "attention").count("No data")  # stalled, slipping, chart
+        assert section(page, "attention").count("No data") == 3  # stalled, slipping, chart
 
     def test_empty_and_null_sections_render_like_absent_ones(self):
         empty = with_(
-            probabilities=[], backtest=None, time_in_stage=[], cycle_time=None, funnel=[],
-            stalled=[], slipping=[], slip_summary=None, forecast=[], data_quality=[],
+            probabilities=[],
+            backtest=None,
+            time_in_stage=[],
+            cycle_time=None,
+            funnel=[],
+            stalled=[],
+            slipping=[],
+            slip_summary=None,
+            forecast=[],
+            data_quality=[],
         )
         nulls = with_(probabilities=None, funnel=None, stalled=None, data_quality=None)
 
@@ -364,7 +397,7 @@ class TestNoData:
     def test_an_empty_backtest_shows_no_scores_and_no_reliability(self):
         page = render_html(with_(backtest={"cutoff": "2025-01-01"}))
 
-        assert 2 == section(page, "backtest").count("No data")
+        assert section(page, "backtest").count("No data") == 2
 
     def test_an_empty_process_and_missing_values_render(self):
         document = minimal_document()
@@ -374,7 +407,7 @@ class TestNoData:
 
         page = render_html(document)
 
-        assert [] == Page(page).problems
+        assert Page(page).problems == []
         assert "Won deals: median" in page
 
 
@@ -398,7 +431,7 @@ class TestFormatting:
         svg = chart(render_html(with_(funnel=rows)), "funnel")
 
         assert "nan" not in svg.lower()
-        assert 3 == svg.count(">—<")  # reach, conversion (absent), lost here
+        assert svg.count(">—<") == 3  # reach, conversion (absent), lost here
 
     def test_instants_are_shown_in_utc_for_people(self):
         document = minimal_document() | {"as_of": "2025-06-30T23:30:00-02:00"}
@@ -426,7 +459,7 @@ class TestValidateDocument:
         with pytest.raises(ReportError) as caught:
             validate_document(document)
 
-        assert ["summary.won: required key is missing"] == [str(p) for p in caught.value.problems]
+        assert [str(p) for p in caught.value.problems] == ["summary.won: required key is missing"]
 
     @pytest.mark.parametrize(
         ("path", "value", "message"),
@@ -466,7 +499,7 @@ class TestValidateDocument:
         with pytest.raises(ReportError) as caught:
             validate_document(document)
 
-        assert [
+        assert [p.path for p in caught.value.problems] == [
             "process.stages[1].kind",
             "funnel[2].reached",
             "stalled[0]",
@@ -474,7 +507,7 @@ class TestValidateDocument:
             "backtest.scores[0].brier",
             "cycle_time.won.n",
             "slip_summary.win_rate_by_pushes[0].n",
-        ] == [p.path for p in caught.value.problems]
+        ]
         assert "7 problems" in str(caught.value)
 
     def test_a_document_that_is_not_a_mapping_is_rejected(self):
@@ -513,13 +546,20 @@ class TestSampleDocument:
         first["funnel"].clear()
 
         assert sample_document() == sample_document()
-        assert [] != sample_document()["funnel"]
+        assert sample_document()["funnel"] != []
 
     def test_the_sample_fills_every_section(self):
         document = sample_document()
 
-        for key in ("probabilities", "time_in_stage", "funnel", "stalled", "slipping",
-                    "forecast", "data_quality"):
+        for key in (
+            "probabilities",
+            "time_in_stage",
+            "funnel",
+            "stalled",
+            "slipping",
+            "forecast",
+            "data_quality",
+        ):
             assert document[key], key
         assert document["backtest"]["reliability"]
 
@@ -539,8 +579,12 @@ maybe_counts = st.none() | counts
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     stage_ids = draw(st.lists(names, max_size=6, unique=True))
     stages = [
-        {"id": s, "label": draw(names), "kind": draw(st.sampled_from(["open", "won", "lost"])),
-         "probability": draw(numbers)}
+        {
+            "id": s,
+            "label": draw(names),
+            "kind": draw(st.sampled_from(["open", "won", "lost"])),
+            "probability": draw(numbers),
+        }
         for s in stage_ids
     ]
     stage = st.sampled_from(stage_ids) if stage_ids else names
@@ -552,49 +596,128 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         "currency": draw(st.none() | names),
         "process": {"name": draw(names), "version": draw(names), "stages": stages},
         "summary": {
-            "opportunities": draw(counts), "open": draw(counts), "won": draw(counts),
-            "lost": draw(counts), "win_rate": draw(numbers), "open_amount": draw(floats),
-            "weighted_amount": draw(floats), "median_cycle_days": draw(numbers),
+            "opportunities": draw(counts),
+            "open": draw(counts),
+            "won": draw(counts),
+            "lost": draw(counts),
+            "win_rate": draw(numbers),
+            "open_amount": draw(floats),
+            "weighted_amount": draw(floats),
+            "median_cycle_days": draw(numbers),
         },
-        "funnel": draw(rows({
-            "stage": stage, "reached": counts, "reach_rate": numbers,
-            "conversion_from_previous": numbers, "lost_here": maybe_counts,
-        })),
-        "probabilities": draw(rows({
-            "stage": stage, "configured": numbers, "empirical": numbers, "low": numbers,
-            "high": numbers, "n": maybe_counts, "markov": numbers, "smoothed": numbers,
-        })),
-        "time_in_stage": draw(rows({
-            "stage": stage, "won_median_days": numbers, "lost_median_days": numbers,
-            "open_median_days": numbers, "lost_to_won_ratio": numbers, "won_n": maybe_counts,
-        })),
-        "stalled": draw(rows({
-            "opportunity_id": names, "stage": stage, "days_in_stage": floats,
-            "limit_days": numbers, "limit_source": st.none() | names, "amount": numbers,
-        })),
-        "slipping": draw(rows({
-            "opportunity_id": names, "pushes": st.integers(0, 50), "days_pushed": numbers,
-            "close_date": st.none() | names, "stage": stage, "amount": numbers,
-        })),
-        "slip_summary": draw(st.none() | st.fixed_dictionaries({
-            "slip_rate": numbers,
-            "win_rate_by_pushes": rows({"pushes": st.integers(0, 50), "n": counts,
-                                        "win_rate": numbers}),
-        })),
-        "forecast": draw(rows({
-            "period": names, "weighted": numbers, "p10": numbers, "p50": numbers,
-            "p90": numbers, "n": maybe_counts,
-        })),
-        "backtest": draw(st.none() | st.fixed_dictionaries({
-            "cutoff": st.just("2025-01-01"), "best": st.none() | names,
-            "scores": rows({"estimator": names, "brier": numbers, "log_loss": numbers}),
-            "reliability": rows({"estimator": names, "bin_low": floats, "bin_high": floats,
-                                 "predicted": numbers, "observed": numbers}),
-        })),
-        "data_quality": draw(rows({
-            "code": names, "severity": st.sampled_from(["error", "warning", "info"]) | names,
-            "count": maybe_counts, "message": names,
-        })),
+        "funnel": draw(
+            rows(
+                {
+                    "stage": stage,
+                    "reached": counts,
+                    "reach_rate": numbers,
+                    "conversion_from_previous": numbers,
+                    "lost_here": maybe_counts,
+                }
+            )
+        ),
+        "probabilities": draw(
+            rows(
+                {
+                    "stage": stage,
+                    "configured": numbers,
+                    "empirical": numbers,
+                    "low": numbers,
+                    "high": numbers,
+                    "n": maybe_counts,
+                    "markov": numbers,
+                    "smoothed": numbers,
+                }
+            )
+        ),
+        "time_in_stage": draw(
+            rows(
+                {
+                    "stage": stage,
+                    "won_median_days": numbers,
+                    "lost_median_days": numbers,
+                    "open_median_days": numbers,
+                    "lost_to_won_ratio": numbers,
+                    "won_n": maybe_counts,
+                }
+            )
+        ),
+        "stalled": draw(
+            rows(
+                {
+                    "opportunity_id": names,
+                    "stage": stage,
+                    "days_in_stage": floats,
+                    "limit_days": numbers,
+                    "limit_source": st.none() | names,
+                    "amount": numbers,
+                }
+            )
+        ),
+        "slipping": draw(
+            rows(
+                {
+                    "opportunity_id": names,
+                    "pushes": st.integers(0, 50),
+                    "days_pushed": numbers,
+                    "close_date": st.none() | names,
+                    "stage": stage,
+                    "amount": numbers,
+                }
+            )
+        ),
+        "slip_summary": draw(
+            st.none()
+            | st.fixed_dictionaries(
+                {
+                    "slip_rate": numbers,
+                    "win_rate_by_pushes": rows(
+                        {"pushes": st.integers(0, 50), "n": counts, "win_rate": numbers}
+                    ),
+                }
+            )
+        ),
+        "forecast": draw(
+            rows(
+                {
+                    "period": names,
+                    "weighted": numbers,
+                    "p10": numbers,
+                    "p50": numbers,
+                    "p90": numbers,
+                    "n": maybe_counts,
+                }
+            )
+        ),
+        "backtest": draw(
+            st.none()
+            | st.fixed_dictionaries(
+                {
+                    "cutoff": st.just("2025-01-01"),
+                    "best": st.none() | names,
+                    "scores": rows({"estimator": names, "brier": numbers, "log_loss": numbers}),
+                    "reliability": rows(
+                        {
+                            "estimator": names,
+                            "bin_low": floats,
+                            "bin_high": floats,
+                            "predicted": numbers,
+                            "observed": numbers,
+                        }
+                    ),
+                }
+            )
+        ),
+        "data_quality": draw(
+            rows(
+                {
+                    "code": names,
+                    "severity": st.sampled_from(["error", "warning", "info"]) | names,
+                    "count": maybe_counts,
+                    "message": names,
+                }
+            )
+        ),
     }
 
 
@@ -604,8 +727,8 @@ def test_any_valid_document_renders_well_formed_html_showing_every_stage(documen
     page = render_html(document)
     parsed = Page(page)
 
-    assert [] == parsed.problems
-    assert 1 == len(parsed.tags("script"))
+    assert parsed.problems == []
+    assert len(parsed.tags("script")) == 1
     for stage in document["process"]["stages"]:
         assert escape(stage["label"]) in page
     for name in CHARTS:

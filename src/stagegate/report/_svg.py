@@ -35,6 +35,7 @@ __all__ = [
 Row = Mapping[str, Any]
 _WIDTH = 880
 _LIMIT = 1e150  # chart geometry clamps absurd magnitudes; labels still show the real value
+_TINY_SPAN = 1e-9  # data ranges narrower than this are drawn on a unit axis
 
 
 def _e(value: object) -> str:
@@ -81,7 +82,7 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
     [-5.0, -2.5, 0.0, 2.5, 5.0, 7.5]
     """
     low, high = min(low, 0.0), max(high, 0.0)
-    if high - low < 1e-9:  # nothing (or nothing visible) to scale: show a unit axis
+    if high - low < _TINY_SPAN:  # nothing (or nothing visible) to scale: show a unit axis
         high = low + 1.0
     raw = (high - low) / target
     magnitude = 10.0 ** math.floor(math.log10(raw))
