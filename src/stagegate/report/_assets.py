@@ -55,7 +55,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; font-weight: 650; }
 .lede { color: var(--muted); margin: 0 0 14px; max-width: 78ch; }
 .grid-2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 24px; }
 figure { margin: 0 0 8px; overflow-x: auto; }
-svg.chart { display: block; width: 100%; height: auto; min-width: 560px;
+svg.chart { display: block; width: 100%; height: auto; min-width: 620px;
   font-family: var(--font); font-size: 13px; }
 svg.chart-narrow { min-width: 360px; max-width: 560px; }
 svg .legend-label { fill: var(--ink); }
