@@ -97,7 +97,7 @@ svg .hl .row-label { font-weight: 700; }
 .table-wrap { overflow-x: auto; margin: 0 0 6px; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
 th { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em;
   font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -131,6 +131,7 @@ footer { color: var(--faint); font-size: 12px; text-align: center; margin: 28px 
   .grid-2 { grid-template-columns: minmax(0, 1fr); }
   section.card { padding: 16px 14px; }
   .tile .value { font-size: 22px; }
+  table { min-width: 600px; }
 }
 @media print {
   @page { margin: 14mm; }

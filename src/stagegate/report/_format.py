@@ -7,6 +7,8 @@ so that a missing number never crashes a page nor prints ``nan``.
 ('1,234,567', '42%', '42.4%', '12.3 d')
 >>> amount(1234567.0), compact(1234567.0), compact(950.0), ratio(2.456) == "2.46" + chr(0xD7)
 ('1,234,567', '1.23M', '950', True)
+>>> compact(60000.0), compact(-1500.0), compact(2.5e9)
+('60k', '-1.5k', '2.5B')
 >>> count(None), percent(float("nan")), days(None)
 ('—', '—', '—')
 """
@@ -58,7 +60,10 @@ def compact(value: object) -> str:
         if size >= threshold:
             scaled = number / threshold
             digits = 2 if abs(scaled) < 10 else 1 if abs(scaled) < 100 else 0  # noqa: PLR2004
-            return f"{scaled:.{digits}f}{suffix}"
+            text = f"{scaled:.{digits}f}"
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+            return f"{text}{suffix}"
     return f"{number:.0f}"
 
 

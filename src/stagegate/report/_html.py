@@ -216,9 +216,9 @@ images; numbers in charts match the tables.</footer>
                 f"{amount(s.get('open_amount'))}{self.currency}",
             ),
             (
-                "Weighted",
+                "Weighted pipeline",
                 _e(compact(s.get("weighted_amount"))),
-                f"{amount(s.get('weighted_amount'))}{self.currency}, open × probability",  # noqa: RUF001
+                f"{amount(s.get('weighted_amount'))}{self.currency}",
             ),
             ("Median cycle", _e(days(s.get("median_cycle_days"))), "won deals, open to won"),
         ]
