@@ -1,0 +1,17 @@
+"""Render a pipeline health report document into one self-contained HTML page.
+
+The report document is a plain JSON-able dict (its shape is in ``docs/report.md``); the
+analytics build it, this package checks it at the boundary and draws it: summary tiles, SVG
+charts and sortable tables in a single HTML file with no external references.
+
+>>> from stagegate.report import render_html, sample_document
+>>> page = render_html(sample_document())
+>>> 'data-chart="funnel"' in page and "://" not in page
+True
+"""
+
+from stagegate.report._document import ReportError, validate_document
+from stagegate.report._html import render_html, write_html
+from stagegate.report._sample import sample_document
+
+__all__ = ["ReportError", "render_html", "sample_document", "validate_document", "write_html"]

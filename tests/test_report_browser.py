@@ -1,0 +1,132 @@
+"""The report in a real headless browser: scripts run cleanly, charts survive, a PNG is drawn.
+
+Needs a ``chromium`` binary on PATH (Debian: ``apt-get install -y chromium``); every test skips
+with that reason when it is absent. Each browser run takes one to three seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stagegate.report import render_html, sample_document, write_html
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary on PATH; install it with apt-get install chromium"
+)
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+CHARTS = ("funnel", "stage-durations", "probabilities", "slippage", "forecast", "reliability")
+CONSOLE_ERROR = re.compile(r"CONSOLE.*(Uncaught|error|Refused|violates)", re.IGNORECASE)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Open ``page`` in headless chromium with ``extra`` flags; return the finished process."""
+    assert CHROMIUM is not None
+    command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Return the browser log lines that report a console error or an uncaught exception."""
+    return [line for line in stderr.splitlines() if CONSOLE_ERROR.search(line)]
+
+
+@pytest.fixture(scope="module")
+def dumped(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+    """Render the sample, load it once with console logging on, and dump the DOM after scripts."""
+    folder = tmp_path_factory.mktemp("report")
+    page = write_html(sample_document(), folder / "report.html")
+    return chromium(page, folder / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom")
+
+
+class TestInBrowser:
+    def test_the_script_runs_to_the_end(self, dumped):
+        assert dumped.returncode == 0, dumped.stderr[-2000:]
+        assert re.search(r'<body[^>]*data-ready="1"', dumped.stdout)
+
+    def test_every_chart_is_in_the_live_dom(self, dumped):
+        for name in CHARTS:
+            assert f'<svg data-chart="{name}"' in dumped.stdout
+
+    def test_tables_became_sortable(self, dumped):
+        assert dumped.stdout.count('<th scope="col"') == dumped.stdout.count(
+            '<button type="button">'
+        )
+        assert '<button type="button">' in dumped.stdout
+
+    def test_the_page_logs_no_console_errors(self, dumped):
+        assert console_errors(dumped.stderr) == []
+
+    def test_a_deliberate_throw_is_detected(self, tmp_path: Path):
+        page = render_html(sample_document())
+        page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+        page = page.replace("</body>", '<script>throw new Error("deliberate")</script></body>')
+        (tmp_path / "throw.html").write_text(page, encoding="utf-8")
+
+        run = chromium(
+            tmp_path / "throw.html",
+            tmp_path / "p",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        )
+
+        errors = console_errors(run.stderr)
+        assert len(errors) == 1, run.stderr[-2000:]
+        assert "Uncaught Error: deliberate" in errors[0]
+
+    def test_an_injected_script_would_be_blocked_by_the_content_security_policy(
+        self, tmp_path: Path
+    ):
+        page = render_html(sample_document()).replace(
+            "</main>", "<script>document.body.setAttribute('data-injected', '1')</script></main>"
+        )
+        (tmp_path / "inject.html").write_text(page, encoding="utf-8")
+
+        run = chromium(
+            tmp_path / "inject.html",
+            tmp_path / "p",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        )
+
+        body = re.search(r"<body[^>]*>", run.stdout)
+        assert body is not None
+        assert "data-injected" not in body.group(0)
+        assert 'data-ready="1"' in body.group(0)  # our own script still ran
+        assert any("Content Security Policy" in line for line in console_errors(run.stderr))
+
+    def test_a_screenshot_at_1280_pixels_is_drawn(self, tmp_path: Path):
+        page = write_html(sample_document(), tmp_path / "report.html")
+        shot = tmp_path / "report.png"
+
+        run = chromium(
+            page,
+            tmp_path / "p",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+        )
+
+        assert run.returncode == 0, run.stderr[-2000:]
+        data = shot.read_bytes()
+        assert data.startswith(PNG_SIGNATURE)
+        assert int.from_bytes(data[16:20], "big") == 1280
+        assert int.from_bytes(data[20:24], "big") == 2000
+        assert len(data) > 50_000  # a blank page compresses to a few kilobytes
