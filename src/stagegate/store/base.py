@@ -27,12 +27,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11; only read by type checkers
+
     from stagegate.opportunity import Opportunity
     from stagegate.process import Process
 
@@ -46,8 +48,6 @@ __all__ = [
     "UnknownOpportunityError",
     "check_batch",
 ]
-
-_Store = TypeVar("_Store", bound="EventStore")
 
 DEFAULT_BATCH_SIZE = 10_000
 """How many events a scan fetches from the backend at a time."""
@@ -245,7 +245,7 @@ class EventStore(abc.ABC):
     def close(self) -> None:
         """Release the store's resources; closing twice is harmless."""
 
-    def __enter__(self: _Store) -> _Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

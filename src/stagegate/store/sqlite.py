@@ -387,9 +387,13 @@ class SQLiteStore(EventStore):
         # A run starting at 1 needs no read: the primary key refuses it if the log exists.
         error = conflicts(runs, ((oid, last(oid)) for oid, run in runs.items() if run[0] > 1))
         if error is None:
+            conn.execute("SAVEPOINT batch")
             try:
                 conn.executemany(_INSERT, rows)
             except sqlite3.IntegrityError:
+                # Undo this batch's rows but keep the write lock: the last seqs read next are
+                # the ones the batch collided with.
+                conn.execute("ROLLBACK TO batch")
                 error = conflicts(runs, ((oid, last(oid)) for oid in runs))
                 if error is None:  # pragma: no cover - the checks above rule this out
                     raise
