@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -319,3 +319,35 @@ def test_concurrency_errors_name_the_conflicting_opportunity(path: Path) -> None
         store.append(make_log("a", 2))
         with pytest.raises(ConcurrencyError, match="'a' has events up to seq 2, expected 0"):
             store.append(make_log("a", 1))
+
+
+@given(us=st.integers(-(2**62), 2**62) | st.integers(-(10**12), 10**12))
+def test_stored_instants_decode_exactly_like_from_epoch_us(us: int) -> None:
+    from stagegate._time import from_epoch_us
+    from stagegate.store.sqlite import _instant
+
+    try:
+        expected = from_epoch_us(us)
+    except OverflowError:
+        return
+    assert _instant(us) == expected
+
+
+@pytest.mark.slow
+def test_the_store_benchmark_prints_its_figures_as_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "store.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--deals", "300", "--chunk", "100", "--single-events", "200"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(script.parents[1] / "src")},
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("events_per_s_batched", "events_per_s_single", "bytes_per_event", "report_s"):
+        assert figures[key] > 0, key

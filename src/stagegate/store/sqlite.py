@@ -39,14 +39,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from stagegate._time import epoch_us, from_epoch_us
+from stagegate._time import UTC, epoch_us
 from stagegate.errors import EventLogError, StagegateError
-from stagegate.events import Event, EventKind, MoveKind, freeze, thaw
+from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
@@ -103,12 +103,33 @@ _SCAN_ROWS = (
 _LAST_SEQ = "SELECT max(seq) FROM events WHERE opportunity_id = ?"
 _IDS = "SELECT DISTINCT opportunity_id FROM events ORDER BY opportunity_id"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_new_row = tuple.__new__  # skips EventRow.__new__'s argument binding: 9 columns x millions
 _KINDS = {kind.value: kind for kind in EventKind}
 _MOVES = {move.value: move for move in MoveKind}
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode
+_decode_flat = json.JSONDecoder(object_hook=FrozenMapping).decode
+
+
+def _instant(us: int) -> datetime:
+    """Equal to :func:`stagegate._time.from_epoch_us`, twice as fast (no big-int timedelta)."""
+    return _EPOCH + timedelta(0, us // 1_000_000, us % 1_000_000)
+
+
+def _details_json(details: Mapping[str, Any]) -> str:
+    if isinstance(details, dict):  # FrozenMapping: JSON-ready as it is (tuples become lists)
+        return _encode(details)
+    return _encode(thaw(details))
+
+
+def _details(text: str) -> Mapping[str, Any]:
+    """Decode details JSON into the read-only values :func:`~stagegate.events.freeze` makes."""
+    if "[" not in text:  # no lists (the common case): objects become FrozenMappings directly
+        return _decode_flat(text)  # type: ignore[no-any-return]
+    return freeze(_decode(text))  # type: ignore[no-any-return]
 
 
 def _row(e: Event) -> tuple[Any, ...]:
@@ -117,11 +138,11 @@ def _row(e: Event) -> tuple[Any, ...]:
     return (
         e.opportunity_id,
         e.seq,
-        e.kind.value,
+        e.kind,  # a str enum: SQLite stores its text value; no .value lookup per row
         epoch_us(e.at),
         e.stage,
         e.from_stage,
-        None if move is None else move.value,
+        move,
         None if amount is None else str(amount),
         None if close_date is None else close_date.isoformat(),
         e.actor,
@@ -129,8 +150,8 @@ def _row(e: Event) -> tuple[Any, ...]:
         e.process,
         e.process_version,
         e.subject,
-        None if details is None else _dumps(thaw(details)),
-        None if gate is None else _dumps(gate.to_dict()),
+        None if details is None else _details_json(details),
+        None if gate is None else _encode(gate.to_dict()),
     )
 
 
@@ -143,7 +164,7 @@ def _event(row: tuple[Any, ...]) -> Event:
             oid,
             seq,
             _KINDS[kind],
-            from_epoch_us(at_us),
+            _instant(at_us),
             actor,
             stage,
             process,
@@ -151,11 +172,11 @@ def _event(row: tuple[Any, ...]) -> Event:
             from_stage,
             None if move is None else _MOVES[move],
             reason,
-            None if gate is None else GateReport.from_dict(json.loads(gate)),
+            None if gate is None else GateReport.from_dict(_decode(gate)),
             None if amount is None else Decimal(amount),
             None if close_date is None else date.fromisoformat(close_date),
             subject,
-            None if details is None else freeze(json.loads(details)),
+            None if details is None else _details(details),
         )
     except (KeyError, ValueError, TypeError, ArithmeticError, StagegateError) as exc:
         raise EventLogError(
@@ -167,16 +188,19 @@ def _event(row: tuple[Any, ...]) -> Event:
 def _event_row(row: tuple[Any, ...]) -> EventRow:
     oid, at_us, seq, stage, amount, close_date, kind, from_stage, move = row
     try:
-        return EventRow(
-            oid,
-            from_epoch_us(at_us),
-            seq,
-            stage,
-            None if amount is None else Decimal(amount),
-            None if close_date is None else date.fromisoformat(close_date),
-            kind,
-            from_stage,
-            move,
+        return _new_row(
+            EventRow,
+            (
+                oid,
+                _instant(at_us),
+                seq,
+                stage,
+                None if amount is None else Decimal(amount),
+                None if close_date is None else date.fromisoformat(close_date),
+                kind,
+                from_stage,
+                move,
+            ),
         )
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise EventLogError(
