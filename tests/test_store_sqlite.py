@@ -161,6 +161,13 @@ class TestFile:
                 store.append([*make_log("a", 1), make_event("b", 1, actor="\ud800")])
             assert store.count() == 0
 
+    def test_details_that_are_not_json_are_refused_and_change_nothing(self, path: Path) -> None:
+        odd = make_event("b", 1, details={"when": {1, 2}})
+        with SQLiteStore(path) as store:
+            with pytest.raises(EventLogError, match="'b' cannot be stored"):
+                store.append([*make_log("a", 1), odd])
+            assert store.count() == 0
+
     def test_a_writer_locked_out_for_longer_than_the_timeout_gets_a_store_error(
         self, path: Path
     ) -> None:
@@ -223,7 +230,7 @@ def test_a_writer_killed_mid_batch_leaves_a_consistent_file_without_the_batch(
     ready = path.with_suffix(".ready")
     wal = Path(f"{path}-wal")
     context = multiprocessing.get_context("spawn")
-    child = context.Process(target=write_then_crash, args=(str(path), 150_000, str(ready)))
+    child = context.Process(target=write_then_crash, args=(str(path), 80_000, str(ready)))
     child.start()
     deadline = time.monotonic() + 60
     while not ready.exists() and child.is_alive() and time.monotonic() < deadline:

@@ -209,6 +209,27 @@ def _event_row(row: tuple[Any, ...]) -> EventRow:
         ) from None
 
 
+def _rows_of(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+    """Encode a batch, or say which event cannot be stored."""
+    try:
+        return [_row(event) for event in events]
+    except (TypeError, ValueError, AttributeError) as exc:
+        bad = next(e for e in events if not _encodes(e))
+        raise EventLogError(
+            f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
+            "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
+            "close_date a date"
+        ) from None
+
+
+def _encodes(event: Event) -> bool:
+    try:
+        _row(event)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
 class SQLiteStore(EventStore):
     """An event store in one SQLite file (created on first use); see the module docs.
 
@@ -383,8 +404,8 @@ class SQLiteStore(EventStore):
         conn = self._read(lambda conn: conn)
         if not events:
             return
+        rows = _rows_of(events)
         try:
-            rows = [_row(event) for event in events]
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._write(conn, runs, rows)
