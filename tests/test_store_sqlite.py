@@ -11,6 +11,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -167,6 +168,22 @@ class TestFile:
             with pytest.raises(EventLogError, match="'b' cannot be stored"):
                 store.append([*make_log("a", 1), odd])
             assert store.count() == 0
+
+    def test_a_damaged_file_raises_store_errors_not_sqlite_errors(self, path: Path) -> None:
+        with SQLiteStore(path) as store:
+            store.append([event for i in range(300) for event in make_log(f"opp-{i:03d}", 3)])
+        data = bytearray(path.read_bytes())
+        page = raw(path, "PRAGMA page_size")[0][0]
+        data[3 * page : 8 * page] = b"\xa5" * (5 * page)
+        path.write_bytes(data)
+        with SQLiteStore(path) as store, pytest.raises(StoreError, match="integrity_check"):
+            store.count()
+
+    def test_details_in_any_read_only_mapping_round_trip(self, path: Path) -> None:
+        event = make_event("a", 1, details=MappingProxyType({"note": "hi"}))
+        with SQLiteStore(path) as store:
+            store.append([event])
+            assert store.load("a") == (event,)
 
     def test_a_writer_locked_out_for_longer_than_the_timeout_gets_a_store_error(
         self, path: Path
