@@ -19,9 +19,10 @@ for the disk, which costs one ``fsync`` per batch.
 
 Threads: a store may be shared between threads; each thread gets its own connection, made on
 first use and kept until :meth:`SQLiteStore.close` (so prefer a pool of long-lived threads to a
-thread per request), and ``close()`` belongs after the other threads are done with the store. Each scan reads through a connection of its own, so it sees a consistent snapshot and
-does not hold up writers. Processes: do not share one object across ``fork``; open the same path
-in each process (a store pickles as its path, so it can be passed to ``multiprocessing``).
+thread per request); call ``close()`` once the other threads are done with the store. Each scan
+reads through a connection of its own, so it sees a consistent snapshot and does not hold up
+writers. Processes: do not share one object across ``fork``; open the same path in each process
+(a store pickles as its path, so it can be passed to ``multiprocessing``).
 
 >>> import tempfile, os
 >>> from datetime import datetime, timezone
