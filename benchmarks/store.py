@@ -1,0 +1,328 @@
+"""Benchmark the embedded SQLite event store: import throughput, file size, scan and report.
+
+Generates N opportunities (default 1,000,000) with a seeded generator in this script: each deal
+has 5-10 events (opened, activities, deliverables, gated stage changes with their gate reports,
+reschedules, amount changes, a win or a loss for most), like the logs ``Opportunity`` writes.
+Then, on fresh files in a temporary folder:
+
+* ``batched``: ``SQLiteStore.append`` of one chunk of ``--chunk`` deals at a time (one
+  ``BEGIN IMMEDIATE`` transaction and one ``executemany`` per chunk). Timed: the appends only
+  (event generation is not timed). This is the import of the whole pipeline.
+* ``single``: one event per ``append`` call, so one transaction and one commit per event, on a
+  subsample of ``--single-events`` events written to a fresh file, then scaled: the figure is a
+  rate, and ``single_import_estimate_s`` says how long the full import would take that way.
+* ``bytes_per_event``: the size of the file (after the WAL is checkpointed) divided by events.
+* ``scan``: ``scan_rows`` over every event (streaming, no Event objects) and ``scan`` (full
+  Event objects, gate reports and details decoded) over the first ``--scan-events`` events.
+* ``report_s``: a stand-in for the analytics report until ``stagegate.analytics`` is wired in:
+  one full streaming ``scan_rows`` pass (counting stage entries per stage in Python) plus a
+  per-stage count / mean-duration aggregation done inside SQLite with window functions.
+
+Usage: python benchmarks/store.py [--deals 1000000] [--chunk 10000] [--single-events 20000]
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import platform
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from stagegate.events import Event, EventKind, FrozenMapping, MoveKind
+from stagegate.gates import CriterionResult, GateReport
+from stagegate.store import SQLiteStore
+
+T0 = datetime(2024, 1, 1, 9, tzinfo=timezone.utc)
+STAGES = [
+    "lead_generation",
+    "qualification",
+    "needs_analysis",
+    "solution_proposal",
+    "negotiation",
+    "contract",
+]
+GATES = {
+    "qualification": "deliverable 'qualification_checklist'",
+    "needs_analysis": "deliverable 'needs_summary'",
+    "solution_proposal": "deliverable 'proposal_sent'",
+    "negotiation": "activity 'proposal_review' at least 1",
+    "contract": "deliverable 'negotiated_terms'",
+    "won": "deliverable 'signed_contract'",
+}
+# Immutable, so one report per target stage serves every deal (the generator's cost is not timed,
+# but it sets the script's runtime).
+GATE_REPORTS = {
+    stage: GateReport(stage, (CriterionResult(criterion, True, "recorded", (2,)),))
+    for stage, criterion in GATES.items()
+}
+ACTIVITIES = ["call", "email", "meeting", "demo"]
+ACTORS = ("ana", "ben", "chloe", "dev")
+LOSS_REASONS = ["price", "competitor", "no decision", "timing"]
+
+
+def deal_events(rng: random.Random, index: int) -> list[Event]:
+    """One deal's log: 5-10 events, every one carrying the stage, amount and close date in force."""
+    oid = f"opp-{index:07d}"
+    at = T0 + timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60))
+    amount = Decimal(rng.randrange(5, 500) * 1000)
+    close = (at + timedelta(days=rng.randrange(30, 180))).date()
+    stage = STAGES[0]
+    events: list[Event] = []
+    target = rng.randrange(5, 11)
+
+    def add(kind: EventKind, **fields: object) -> None:
+        events.append(
+            Event(
+                oid,
+                len(events) + 1,
+                kind,
+                at,
+                ACTORS[index % 4],
+                stage,
+                "b2b",
+                "1",
+                amount=amount,
+                close_date=close,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
+
+    add(EventKind.OPENED, details=FrozenMapping({"fields": FrozenMapping({"source": "web"})}))
+    position = 0
+    while len(events) < target - 1:
+        at += timedelta(hours=rng.randrange(1, 24 * 20))
+        roll = rng.random()
+        if roll < 0.3:
+            add(EventKind.ACTIVITY_LOGGED, subject=rng.choice(ACTIVITIES))
+        elif roll < 0.45:
+            add(
+                EventKind.DELIVERABLE_RECORDED,
+                subject=f"doc_{position}",
+                details=FrozenMapping(
+                    {"evidence": FrozenMapping({"document": f"{oid}-{position}.pdf"})}
+                ),
+            )
+        elif roll < 0.55:
+            old = close
+            close = close + timedelta(days=rng.randrange(7, 45))
+            add(EventKind.RESCHEDULED, details=FrozenMapping({"previous": old.isoformat()}))
+        elif roll < 0.6:
+            old_amount = amount
+            amount = amount * Decimal("0.9")
+            add(EventKind.AMOUNT_CHANGED, details=FrozenMapping({"previous": str(old_amount)}))
+        elif position < len(STAGES) - 1:
+            position += 1
+            previous, stage = stage, STAGES[position]
+            add(
+                EventKind.STAGE_CHANGED,
+                from_stage=previous,
+                move=MoveKind.ADVANCE,
+                gate=GATE_REPORTS[stage],
+            )
+        else:
+            add(EventKind.ACTIVITY_LOGGED, subject="follow_up")
+    at += timedelta(days=rng.randrange(1, 30))
+    outcome = rng.random()
+    previous = stage
+    if outcome < 0.3:
+        stage = "won"
+        add(
+            EventKind.STAGE_CHANGED,
+            from_stage=previous,
+            move=MoveKind.WIN,
+            gate=GATE_REPORTS["won"],
+        )
+    elif outcome < 0.75:
+        stage = "lost"
+        add(
+            EventKind.STAGE_CHANGED,
+            from_stage=previous,
+            move=MoveKind.LOSE,
+            reason=rng.choice(LOSS_REASONS),
+        )
+    else:
+        add(EventKind.ACTIVITY_LOGGED, subject=rng.choice(ACTIVITIES))
+    return events
+
+
+def chunks(deals: int, chunk: int, seed: int) -> Iterator[list[Event]]:
+    rng = random.Random(seed)
+    for start in range(0, deals, chunk):
+        batch: list[Event] = []
+        for index in range(start, min(deals, start + chunk)):
+            batch.extend(deal_events(rng, index))
+        yield batch
+
+
+STAGE_SUMMARY_SQL = """
+WITH marked AS (
+    SELECT opportunity_id, seq, stage, at_us,
+           lag(stage) OVER (PARTITION BY opportunity_id ORDER BY seq) AS previous
+    FROM events
+),
+entries AS (
+    SELECT opportunity_id, seq, stage, at_us FROM marked
+    WHERE previous IS NULL OR previous <> stage
+),
+spans AS (
+    SELECT stage, at_us,
+           lead(at_us) OVER (PARTITION BY opportunity_id ORDER BY seq) AS left_us
+    FROM entries
+)
+SELECT stage, count(*) AS entries, count(left_us) AS exits,
+       avg(left_us - at_us) / 86400000000.0 AS mean_days
+FROM spans GROUP BY stage ORDER BY stage
+"""
+
+
+def file_size(path: Path) -> int:
+    files = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+    return sum(file.stat().st_size for file in files if file.exists())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=10_000, help="deals per batched append")
+    parser.add_argument("--single-events", type=int, default=20_000)
+    parser.add_argument("--scan-events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=20260105)
+    parser.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+        path = Path(folder) / "batched.sqlite"
+
+        # -- batched import ---------------------------------------------------------------
+        events = 0
+        write_s = 0.0
+        write_cpu_s = 0.0
+        generate_s = 0.0
+        store = SQLiteStore(path)
+        started = time.perf_counter()
+        for batch in chunks(args.deals, args.chunk, args.seed):
+            generated = time.perf_counter()
+            generate_s += generated - started
+            gc.disable()
+            cpu = time.process_time()
+            store.append(batch)
+            write_cpu_s += time.process_time() - cpu
+            gc.enable()
+            started = time.perf_counter()
+            write_s += started - generated
+            events += len(batch)
+        store.close()
+        size = file_size(path)
+        print(
+            f"batched: {args.deals:,} deals, {events:,} events in {write_s:.1f} s "
+            f"({events / write_s:,.0f} events/s; generating them took {generate_s:.1f} s); "
+            f"file {size / 1e6:,.1f} MB = {size / events:.1f} bytes/event",
+            file=sys.stderr,
+        )
+
+        # -- one event per transaction, on a subsample --------------------------------------
+        single_path = Path(folder) / "single.sqlite"
+        sample = list(
+            itertools.islice(
+                itertools.chain.from_iterable(chunks(args.deals, 1000, args.seed)),
+                args.single_events,
+            )
+        )
+        with SQLiteStore(single_path) as single:
+            started, cpu = time.perf_counter(), time.process_time()
+            for event in sample:
+                single.append([event])
+            single_s = time.perf_counter() - started
+            single_cpu_s = time.process_time() - cpu
+        single_rate = len(sample) / single_s
+        print(
+            f"single: {len(sample):,} events, one transaction each, in {single_s:.2f} s "
+            f"({single_rate:,.0f} events/s; the full import would take "
+            f"{events / single_rate:,.0f} s that way)",
+            file=sys.stderr,
+        )
+
+        # -- scans and the stand-in report -----------------------------------------------
+        with SQLiteStore(path) as store:
+            started, cpu = time.perf_counter(), time.process_time()
+            entries: Counter[str] = Counter()
+            previous_id, previous_stage = None, None
+            scanned = 0
+            for row in store.scan_rows():
+                scanned += 1
+                if row.opportunity_id != previous_id or row.stage != previous_stage:
+                    entries[row.stage] += 1
+                previous_id, previous_stage = row.opportunity_id, row.stage
+            scan_rows_s = time.perf_counter() - started
+            scan_rows_cpu_s = time.process_time() - cpu
+            assert scanned == events, (scanned, events)
+
+            started = time.perf_counter()
+            decoded = sum(1 for _ in itertools.islice(store.scan(), args.scan_events))
+            scan_events_s = time.perf_counter() - started
+
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        started, cpu = time.perf_counter(), time.process_time()
+        summary = connection.execute(STAGE_SUMMARY_SQL).fetchall()
+        aggregate_s = time.perf_counter() - started
+        aggregate_cpu_s = time.process_time() - cpu
+        connection.close()
+        assert {stage: count for stage, count, _, _ in summary} == dict(entries)
+        report_s = scan_rows_s + aggregate_s
+        print(
+            f"scan_rows: {events / scan_rows_s:,.0f} rows/s ({scan_rows_s:.1f} s); "
+            f"scan (Events): {decoded / scan_events_s:,.0f} events/s on {decoded:,}; "
+            f"per-stage SQL aggregation {aggregate_s:.1f} s; report stand-in {report_s:.1f} s",
+            file=sys.stderr,
+        )
+        for stage, count, exits, mean_days in summary:
+            print(
+                f"  {stage:<18} entries {count:>9,}  exits {exits:>9,}  mean {mean_days or 0:6.1f} d",
+                file=sys.stderr,
+            )
+
+    figures = {
+        "deals": args.deals,
+        "events": events,
+        "events_per_s_batched": round(events / write_s),
+        "events_per_s_single": round(single_rate),
+        "single_sample_events": len(sample),
+        "single_import_estimate_s": round(events / single_rate, 1),
+        "batched_import_s": round(write_s, 2),
+        "generate_s": round(generate_s, 2),
+        "bytes_per_event": round(size / events, 1),
+        "file_bytes": size,
+        "scan_rows_per_s": round(events / scan_rows_s),
+        "scan_events_per_s": round(decoded / scan_events_s),
+        "scan_rows_s": round(scan_rows_s, 2),
+        "aggregate_sql_s": round(aggregate_s, 2),
+        "report_s": round(report_s, 2),
+        "report_note": "stand-in: full scan_rows pass + per-stage count/duration in SQL",
+        "cpu_time": {
+            "note": "process CPU seconds, for comparing runs on a shared machine",
+            "events_per_s_batched": round(events / write_cpu_s),
+            "events_per_s_single": round(len(sample) / single_cpu_s),
+            "report_s": round(scan_rows_cpu_s + aggregate_cpu_s, 2),
+        },
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "sqlite": sqlite3.sqlite_version,
+        "python": platform.python_version(),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

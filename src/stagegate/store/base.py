@@ -1,0 +1,326 @@
+"""The storage protocol every event store backend implements, and its errors.
+
+An event store is an append-only log of :class:`~stagegate.events.Event` records with one
+unique key, ``(opportunity_id, seq)``. Each opportunity's log runs ``1, 2, 3, ...`` without gaps:
+a batch may only *continue* a log, so two writers that read the same log and append to it cannot
+both succeed. The loser gets a :class:`~stagegate.errors.ConcurrencyError`, reloads and retries;
+nothing is lost or duplicated.
+
+Every backend:
+
+* writes a batch all-or-nothing: an error (a conflict, a malformed batch, a closed store) leaves
+  the store exactly as it was;
+* answers :meth:`EventStore.load` with an empty tuple for an opportunity it has never seen (and
+  :meth:`EventStore.load_opportunity` with :class:`UnknownOpportunityError`);
+* scans in ``(opportunity_id, seq)`` order, streaming in batches.
+
+>>> from stagegate.store import MemoryStore
+>>> with MemoryStore() as store:
+...     store.last_seq("opp-1"), store.load("opp-1"), store.count()
+(0, (), 0)
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
+from stagegate.events import Event
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11; only read by type checkers
+
+    from stagegate.opportunity import Opportunity
+    from stagegate.process import Process
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "SCAN_COLUMNS",
+    "EventRow",
+    "EventStore",
+    "StoreClosedError",
+    "StoreError",
+    "UnknownOpportunityError",
+    "check_batch",
+]
+
+DEFAULT_BATCH_SIZE = 10_000
+"""How many events a scan fetches from the backend at a time."""
+
+SCAN_COLUMNS = (
+    "opportunity_id",
+    "at",
+    "seq",
+    "stage",
+    "amount",
+    "close_date",
+    "kind",
+    "from_stage",
+    "move",
+)
+"""The columns of :meth:`EventStore.scan_rows`, in order: the canonical stage-history table."""
+
+
+class EventRow(NamedTuple):
+    """One row of :meth:`EventStore.scan_rows`: the analytics columns of an event.
+
+    ``at`` is an aware UTC datetime, ``amount`` a :class:`~decimal.Decimal` (exact),
+    ``close_date`` a :class:`~datetime.date`; ``kind`` and ``move`` are the plain text values of
+    :class:`~stagegate.events.EventKind` and :class:`~stagegate.events.MoveKind`.
+    """
+
+    opportunity_id: str
+    at: datetime
+    seq: int
+    stage: str
+    amount: Decimal | None
+    close_date: date | None
+    kind: str
+    from_stage: str | None
+    move: str | None
+
+
+class StoreError(StagegateError, OSError):
+    """The store cannot be used: an unreadable or corrupt file, a foreign or newer schema.
+
+    The message names the file and says what to do; the store is left unchanged.
+    """
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; open a new one to keep reading or writing."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is closed; open the store again to use it")
+
+
+class UnknownOpportunityError(StagegateError, LookupError):
+    """The store holds no event of this opportunity."""
+
+    def __init__(self, opportunity_id: str) -> None:
+        self.opportunity_id = opportunity_id
+        super().__init__(
+            f"the store holds no opportunity {opportunity_id!r}; check the id "
+            "(store.opportunity_ids() lists the known ones) or save it first"
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+def check_batch(
+    events: Sequence[Event], *, expected_seq: int | None = None
+) -> dict[str, tuple[int, int]]:
+    """Validate a batch and return, per opportunity, its first and last new ``seq``.
+
+    Within the batch, each opportunity's events must be consecutive (``seq`` rising by one, in
+    batch order); opportunities may be interleaved. Whether each run continues the stored log is
+    the backend's check, made atomically with the write.
+
+    >>> from datetime import datetime, timezone
+    >>> from stagegate.events import EventKind
+    >>> at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    >>> e = Event("a", 1, EventKind.OPENED, at, "ana", "lead", "b2b", "1")
+    >>> check_batch([e])
+    {'a': (1, 1)}
+
+    Raises:
+        EventLogError: an item is not an :class:`~stagegate.events.Event`, or an
+            opportunity's events in the batch skip or repeat a ``seq``.
+        InvalidCommandError: ``expected_seq`` is given for a batch that spans several
+            opportunities, or is not a non-negative integer.
+    """
+    from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - keep the header short
+
+    runs: dict[str, tuple[int, int]] = {}
+    for position, event in enumerate(events):
+        if type(event) is not Event and not isinstance(event, Event):
+            raise EventLogError(
+                f"item {position} of the batch is {type(event).__name__} {event!r}, not an "
+                "Event; append Event records"
+            )
+        run = runs.get(event.opportunity_id)
+        if run is None:
+            runs[event.opportunity_id] = (event.seq, event.seq)
+        elif event.seq != run[1] + 1:
+            raise EventLogError(
+                f"item {position} of the batch has seq {event.seq} for opportunity "
+                f"{event.opportunity_id!r}, after seq {run[1]}: an opportunity's events must "
+                "run on without gaps or repeats"
+            )
+        else:
+            runs[event.opportunity_id] = (run[0], event.seq)
+    if expected_seq is not None:
+        if isinstance(expected_seq, bool) or not isinstance(expected_seq, int) or expected_seq < 0:
+            raise InvalidCommandError(
+                f"expected_seq must be a non-negative integer or None, got {expected_seq!r}"
+            )
+        if len(runs) > 1:
+            raise InvalidCommandError(
+                f"expected_seq={expected_seq} needs a batch of one opportunity, got "
+                f"{len(runs)} ({', '.join(map(repr, sorted(runs)[:3]))}, ...); append each "
+                "opportunity separately or drop expected_seq"
+            )
+        for opportunity_id, (first, _) in runs.items():
+            if first != expected_seq + 1:
+                raise EventLogError(
+                    f"the batch for {opportunity_id!r} starts at seq {first}, but "
+                    f"expected_seq={expected_seq} means it must start at {expected_seq + 1}"
+                )
+    return runs
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events keyed by ``(opportunity_id, seq)``; the storage protocol.
+
+    Backends implement the abstract methods; :meth:`save`, :meth:`load_opportunity` and the
+    context manager come with the base class. A backend is also a context manager that closes
+    itself on exit; every method of a closed store raises :class:`StoreClosedError`.
+    """
+
+    # -- writing -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[Event], *, expected_seq: int | None = None) -> None:
+        """Append a batch of events, all or nothing.
+
+        The batch may span several opportunities. For each one, its events in the batch must
+        run on without gaps and the first must continue its stored log (``first seq == last_seq
+        + 1``; ``1`` for a new opportunity). An empty batch does nothing.
+
+        Args:
+            events: the events to append, in order.
+            expected_seq: for a batch of one opportunity, the ``seq`` of the last event the
+                writer saw (``0`` for a new opportunity): an optimistic-concurrency check.
+
+        Raises:
+            ConcurrencyError: an opportunity's stored log does not end where the batch (or
+                ``expected_seq``) says: another writer appended first; reload and retry.
+            EventLogError: the batch itself is malformed (not events, gaps or repeats).
+            InvalidCommandError: ``expected_seq`` is invalid or given for several opportunities.
+            StoreError: the store cannot be written.
+        """
+
+    # -- reading -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def load(self, opportunity_id: str) -> tuple[Event, ...]:
+        """Return the events of one opportunity in ``seq`` order; ``()`` if it has none."""
+
+    @abc.abstractmethod
+    def last_seq(self, opportunity_id: str) -> int:
+        """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
+
+    @abc.abstractmethod
+    def opportunity_ids(self) -> Iterator[str]:
+        """Yield the id of every opportunity with at least one event, in sorted order."""
+
+    @abc.abstractmethod
+    def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
+        """Yield every event ordered by ``(opportunity_id, seq)``, fetching ``batch_size`` at once.
+
+        The scan reads a consistent snapshot taken when iteration starts: events appended
+        meanwhile are not seen. Exhaust or ``close()`` the iterator to release the snapshot.
+        """
+
+    @abc.abstractmethod
+    def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
+        """Yield the :data:`SCAN_COLUMNS` of every event, like :meth:`scan`, without Events.
+
+        Cheaper than :meth:`scan` for analytics: no gate reports or details are decoded.
+        """
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Return the number of stored events."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store's resources; closing twice is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- opportunities -------------------------------------------------------------------
+
+    def save(self, opportunity: Opportunity, *, expected_seq: int | None = None) -> int:
+        """Append the events of ``opportunity`` that the store does not hold yet.
+
+        With ``expected_seq`` (the opportunity's ``version`` when it was loaded; ``0`` for a new
+        one) the events after it are appended, and the append fails if anyone else wrote since.
+        Without it, the stored log must be a prefix of the opportunity's log (checked event by
+        event), so saving the same opportunity twice appends nothing the second time.
+
+        Returns:
+            The number of events appended.
+
+        Raises:
+            ConcurrencyError: the store holds events that the opportunity does not (another
+                writer saved first); reload with :meth:`load_opportunity` and retry.
+        """
+        events = opportunity.events
+        if expected_seq is None:
+            stored = self.load(opportunity.id)
+            if len(stored) > len(events) or stored != events[: len(stored)]:
+                first_other = next(
+                    (e.seq for e, o in zip(stored, events, strict=False) if e != o), len(events) + 1
+                )
+                raise ConcurrencyError(opportunity.id, first_other - 1, len(stored))
+            expected_seq = len(stored)
+        new = events[expected_seq:]
+        if new:
+            self.append(new, expected_seq=expected_seq)
+        return len(new)
+
+    def load_opportunity(self, process: Process, opportunity_id: str) -> Opportunity:
+        """Load an opportunity by replaying its stored events under ``process``.
+
+        Raises:
+            UnknownOpportunityError: the store holds no event of ``opportunity_id``.
+            EventLogError: the stored log does not replay under ``process``.
+        """
+        from stagegate.opportunity import Opportunity  # noqa: PLC0415 - the domain loads lazily
+
+        events = self.load(opportunity_id)
+        if not events:
+            raise UnknownOpportunityError(opportunity_id)
+        return Opportunity.replay(process, events)
+
+
+def conflicts(
+    runs: dict[str, tuple[int, int]], last_seqs: Iterable[tuple[str, int]]
+) -> ConcurrencyError | None:
+    """Return the error for the first opportunity whose log does not end where its run starts."""
+    for opportunity_id, last in last_seqs:
+        first = runs[opportunity_id][0]
+        if first != last + 1:
+            return ConcurrencyError(opportunity_id, first - 1, last)
+    return None
+
+
+def batch_size_of(value: Any) -> int:
+    """Validate a scan ``batch_size``.
+
+    Raises:
+        InvalidCommandError: it is not a positive integer.
+    """
+    from stagegate.errors import InvalidCommandError  # noqa: PLC0415
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidCommandError(f"batch_size must be a positive integer, got {value!r}")
+    return value
