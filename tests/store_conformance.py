@@ -416,6 +416,44 @@ class Opportunities(StoreConformance):
         assert "'nobody'" in str(caught.value)
 
 
+class Processes(StoreConformance):
+    def test_a_saved_definition_loads_back_equal(self, store: EventStore) -> None:
+        from stagegate.templates import b2b
+
+        store.save_process(b2b())
+        assert store.load_process("b2b", "1") == b2b()
+        assert store.processes() == [("b2b", "1")]
+
+    def test_saving_the_same_definition_twice_is_harmless(self, store: EventStore) -> None:
+        from stagegate.templates import b2b
+
+        store.save_process(b2b())
+        store.save_process(b2b())
+        assert store.processes() == [("b2b", "1")]
+
+    def test_a_changed_definition_under_the_same_version_is_refused(
+        self, store: EventStore
+    ) -> None:
+        import attrs
+
+        from stagegate.store import StoreError
+        from stagegate.templates import b2b
+
+        store.save_process(b2b())
+        changed = attrs.evolve(b2b(), description="changed")
+        with pytest.raises(StoreError, match="give the changed definition a new version"):
+            store.save_process(changed)
+        assert store.load_process("b2b", "1") == b2b()
+
+    def test_an_unknown_process_names_what_is_stored(self, store: EventStore) -> None:
+        from stagegate.store import UnknownProcessError
+        from stagegate.templates import b2b
+
+        store.save_process(b2b())
+        with pytest.raises(UnknownProcessError, match=r"stored: b2b v1"):
+            store.load_process("b2b", "2")
+
+
 class Lifecycle(StoreConformance):
     def test_a_closed_store_refuses_every_call(self, tmp_path: Path) -> None:
         with self.make_store(tmp_path / "events.sqlite") as store:

@@ -27,6 +27,10 @@ class TestOpportunities(MemoryBackend, conformance.Opportunities):
     pass
 
 
+class TestProcesses(MemoryBackend, conformance.Processes):
+    pass
+
+
 class TestLifecycle(MemoryBackend, conformance.Lifecycle):
     pass
 

@@ -51,6 +51,10 @@ class TestOpportunities(SQLiteBackend, conformance.Opportunities):
     pass
 
 
+class TestProcesses(SQLiteBackend, conformance.Processes):
+    pass
+
+
 class TestLifecycle(SQLiteBackend, conformance.Lifecycle):
     pass
 

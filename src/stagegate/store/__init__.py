@@ -21,6 +21,7 @@ from stagegate.store.base import (
     StoreClosedError,
     StoreError,
     UnknownOpportunityError,
+    UnknownProcessError,
     check_batch,
 )
 from stagegate.store.memory import MemoryStore
@@ -37,5 +38,6 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "UnknownOpportunityError",
+    "UnknownProcessError",
     "check_batch",
 ]

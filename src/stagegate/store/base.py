@@ -113,6 +113,21 @@ class UnknownOpportunityError(StagegateError, LookupError):
         return str(self.args[0])
 
 
+class UnknownProcessError(StagegateError, LookupError):
+    """The store holds no definition of the requested process version."""
+
+    def __init__(self, name: str, version: str, known: list[tuple[str, str]]) -> None:
+        self.name, self.version, self.known = name, version, tuple(known)
+        listed = ", ".join(f"{n} v{v}" for n, v in known) or "none"
+        super().__init__(
+            f"no definition of process {name!r} version {version!r} is stored (stored: "
+            f"{listed}); pass the process definition, or save it with save_process()"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def check_batch(
     events: Sequence[Event], *, expected_seq: int | None = None
 ) -> dict[str, tuple[int, int]]:
@@ -238,6 +253,54 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int:
         """Return the number of stored events."""
+
+    # -- process definitions -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _store_definition(self, name: str, version: str, definition: str) -> str | None:
+        """Store a definition unless one exists for (name, version); return the stored one."""
+
+    @abc.abstractmethod
+    def _definition(self, name: str, version: str) -> str | None:
+        """The stored definition text of (name, version), if any."""
+
+    @abc.abstractmethod
+    def processes(self) -> list[tuple[str, str]]:
+        """The (name, version) of every stored process definition, sorted."""
+
+    def save_process(self, process: Process) -> None:
+        """Keep the definition ``process`` was recorded under, so the store describes itself.
+
+        Saving the same definition again is harmless.
+
+        Raises:
+            StoreError: a different definition with the same name and version is stored
+                (change the version when the definition changes).
+            InvalidCommandError: the process uses Python callables and cannot be stored.
+        """
+        from stagegate.definition import process_to_json  # noqa: PLC0415
+
+        text = process_to_json(process, indent=None)
+        stored = self._store_definition(process.name, process.version, text)
+        if stored is not None and stored != text:
+            raise StoreError(
+                f"a different definition of process {process.name!r} version "
+                f"{process.version!r} is already stored; give the changed definition a new "
+                "version"
+            )
+
+    def load_process(self, name: str, version: str) -> Process:
+        """Return a stored process definition.
+
+        Raises:
+            UnknownProcessError: no definition of (name, version) is stored.
+        """
+        from stagegate.definition import process_from_json  # noqa: PLC0415
+
+        text = self._definition(name, version)
+        if text is None:
+            raise UnknownProcessError(name, version, self.processes())
+        return process_from_json(text)
 
     # -- lifecycle -----------------------------------------------------------------------
 

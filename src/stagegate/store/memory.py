@@ -48,6 +48,7 @@ class MemoryStore(EventStore):
         self._count = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._processes: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._count} events"
@@ -134,6 +135,22 @@ class MemoryStore(EventStore):
         with self._lock:
             self._check_open()
             return self._count
+
+    def _store_definition(self, name: str, version: str, definition: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._processes.setdefault((name, version), definition)
+
+    def _definition(self, name: str, version: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._processes.get((name, version))
+
+    def processes(self) -> list[tuple[str, str]]:
+        """The (name, version) of every stored process definition, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._processes)
 
     def close(self) -> None:
         """Drop every event; the store cannot be used afterwards."""

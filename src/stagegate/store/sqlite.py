@@ -90,6 +90,10 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID
 """
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_PROCESSES_DDL = (
+    "CREATE TABLE IF NOT EXISTS processes (name TEXT NOT NULL, version TEXT NOT NULL, "
+    "definition TEXT NOT NULL, PRIMARY KEY (name, version)) WITHOUT ROWID"
+)
 
 _COLUMNS = (
     "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
@@ -114,6 +118,13 @@ _MOVES = {move.value: move for move in MoveKind}
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode
 _decode_flat = json.JSONDecoder(object_hook=FrozenMapping).decode
+
+
+def _has_processes(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processes'"
+    ).fetchone()
+    return row is not None
 
 
 def _instant(us: int) -> datetime:
@@ -359,6 +370,7 @@ class SQLiteStore(EventStore):
                 try:
                     conn.execute(_META_DDL)
                     conn.execute(_EVENTS_DDL)
+                    conn.execute(_PROCESSES_DDL)
                     conn.execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?), (?, ?)",
                         ("schema_version", str(SCHEMA_VERSION), "application", "stagegate"),
@@ -459,6 +471,51 @@ class SQLiteStore(EventStore):
         """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
         found = self._read(lambda conn: conn.execute(_LAST_SEQ, (opportunity_id,)).fetchone())
         return 0 if found[0] is None else int(found[0])
+
+    def _store_definition(self, name: str, version: str, definition: str) -> str | None:
+        conn = self._writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_PROCESSES_DDL)
+                conn.execute(
+                    "INSERT OR IGNORE INTO processes (name, version, definition) VALUES (?, ?, ?)",
+                    (name, version, definition),
+                )
+                row = conn.execute(
+                    "SELECT definition FROM processes WHERE name = ? AND version = ?",
+                    (name, version),
+                ).fetchone()
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return None if row is None else str(row[0])
+
+    def _definition(self, name: str, version: str) -> str | None:
+        def work(conn: sqlite3.Connection) -> str | None:
+            if not _has_processes(conn):
+                return None
+            row = conn.execute(
+                "SELECT definition FROM processes WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return self._read(work)
+
+    def processes(self) -> list[tuple[str, str]]:
+        """The (name, version) of every stored process definition, sorted."""
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            if not _has_processes(conn):
+                return []
+            rows = conn.execute("SELECT name, version FROM processes ORDER BY name, version")
+            return [(str(name), str(version)) for name, version in rows]
+
+        return self._read(work)
 
     def count(self) -> int:
         """Return the number of stored events (counts the table: linear in its size)."""
