@@ -22,6 +22,7 @@ from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, stage_kinds
+from stagegate.process import Process
 
 __all__ = ["Clock", "Record", "build", "finish"]
 
@@ -454,6 +455,7 @@ def finish(
         process_version=process.version,
         rows_read=rows_read,
         rows_used=rows_used,
+        definition=process if isinstance(process, Process) else None,
     )
     if strict and result.problems:
         raise ImportProblemError(source, result.findings)

@@ -11,6 +11,7 @@ import attrs
 
 from stagegate.errors import StagegateError
 from stagegate.events import Event
+from stagegate.process import Process
 
 __all__ = ["Finding", "ImportProblemError", "ImportResult", "Severity"]
 
@@ -92,6 +93,8 @@ class ImportResult:
         process_version: its version.
         rows_read: data rows read from the source.
         rows_used: data rows that contributed to at least one event.
+        definition: the :class:`~stagegate.process.Process` the events belong to (the one
+            given, or the one inferred from the data), so it can be stored beside them.
     """
 
     source: str
@@ -102,6 +105,7 @@ class ImportResult:
     process_version: str
     rows_read: int
     rows_used: int
+    definition: Process | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def opportunities(self) -> int:

@@ -23,7 +23,7 @@ Every backend:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
@@ -43,6 +43,7 @@ __all__ = [
     "SCAN_COLUMNS",
     "EventRow",
     "EventStore",
+    "Progress",
     "StoreClosedError",
     "StoreError",
     "UnknownOpportunityError",
@@ -64,6 +65,10 @@ SCAN_COLUMNS = (
     "move",
 )
 """The columns of :meth:`EventStore.scan_rows`, in order: the canonical stage-history table."""
+
+
+Progress = Callable[[int], None]
+"""Called with the number of events written so far in a batch (for progress bars)."""
 
 
 class EventRow(NamedTuple):
@@ -201,7 +206,13 @@ class EventStore(abc.ABC):
     # -- writing -------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def append(self, events: Sequence[Event], *, expected_seq: int | None = None) -> None:
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        expected_seq: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Append a batch of events, all or nothing.
 
         The batch may span several opportunities. For each one, its events in the batch must
@@ -212,6 +223,8 @@ class EventStore(abc.ABC):
             events: the events to append, in order.
             expected_seq: for a batch of one opportunity, the ``seq`` of the last event the
                 writer saw (``0`` for a new opportunity): an optimistic-concurrency check.
+            progress: called with the number of events written so far, for progress bars;
+                the batch still commits all at once.
 
         Raises:
             ConcurrencyError: an opportunity's stored log does not end where the batch (or

@@ -28,6 +28,7 @@ from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
     EventStore,
+    Progress,
     StoreClosedError,
     batch_size_of,
     check_batch,
@@ -58,7 +59,13 @@ class MemoryStore(EventStore):
         if self._closed:
             raise StoreClosedError("this MemoryStore")
 
-    def append(self, events: Sequence[Event], *, expected_seq: int | None = None) -> None:
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        expected_seq: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Append a batch all-or-nothing; see :meth:`EventStore.append`."""
         runs = check_batch(events, expected_seq=expected_seq)
         with self._lock:
@@ -74,6 +81,8 @@ class MemoryStore(EventStore):
                     bisect.insort(self._ids, event.opportunity_id)
                 log.append(event)
             self._count += len(events)
+        if progress is not None and events:
+            progress(len(events))
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events; ``()`` if it has none."""

@@ -54,6 +54,7 @@ from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
     EventStore,
+    Progress,
     StoreClosedError,
     StoreError,
     batch_size_of,
@@ -118,6 +119,9 @@ _MOVES = {move.value: move for move in MoveKind}
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _decode = json.JSONDecoder().decode
 _decode_flat = json.JSONDecoder(object_hook=FrozenMapping).decode
+
+
+_PROGRESS_STEP = 20_000
 
 
 def _has_processes(conn: sqlite3.Connection) -> bool:
@@ -405,7 +409,13 @@ class SQLiteStore(EventStore):
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event], *, expected_seq: int | None = None) -> None:
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        expected_seq: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
         """Append a batch in one transaction, all or nothing; see :meth:`EventStore.append`.
 
         Raises:
@@ -422,7 +432,7 @@ class SQLiteStore(EventStore):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._write(conn, runs, rows)
+                self._write(conn, runs, rows, progress)
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -435,7 +445,10 @@ class SQLiteStore(EventStore):
 
     @staticmethod
     def _write(
-        conn: sqlite3.Connection, runs: dict[str, tuple[int, int]], rows: list[tuple[Any, ...]]
+        conn: sqlite3.Connection,
+        runs: dict[str, tuple[int, int]],
+        rows: list[tuple[Any, ...]],
+        progress: Progress | None = None,
     ) -> None:
         """Check and insert inside the open transaction, then commit."""
 
@@ -448,7 +461,12 @@ class SQLiteStore(EventStore):
         if error is None:
             conn.execute("SAVEPOINT batch")
             try:
-                conn.executemany(_INSERT, rows)
+                if progress is None:
+                    conn.executemany(_INSERT, rows)
+                else:
+                    for start in range(0, len(rows), _PROGRESS_STEP):
+                        conn.executemany(_INSERT, rows[start : start + _PROGRESS_STEP])
+                        progress(min(start + _PROGRESS_STEP, len(rows)))
             except sqlite3.IntegrityError:
                 # Undo this batch's rows but keep the write lock: the last seqs read next are
                 # the ones the batch collided with.
