@@ -254,6 +254,8 @@ def import_command(
     errors = [f for f in result.findings if f.severity.value == "error"]
     if errors and not skip_bad_rows:
         return _refuse(path, result.findings, as_json=as_json, partial=True)
+    if not result.events:
+        return _refuse(path, result.findings, as_json=as_json, empty=True)
     target = result.definition
     try:
         written = _write(store_path, result.events, target, replace=replace, quiet=as_json)
@@ -303,13 +305,19 @@ def _finding_dict(finding: Finding) -> dict[str, Any]:
 
 
 def _refuse(
-    path: Path, findings: tuple[Finding, ...], *, as_json: bool, partial: bool = False
+    path: Path,
+    findings: tuple[Finding, ...],
+    *,
+    as_json: bool,
+    partial: bool = False,
+    empty: bool = False,
 ) -> int:
-    why = (
-        "some rows cannot be used; nothing was written (fix them, or pass --skip-bad-rows)"
-        if partial
-        else "the file cannot be imported; nothing was written"
-    )
+    if partial:
+        why = "some rows cannot be used; nothing was written (fix them, or pass --skip-bad-rows)"
+    elif empty:
+        why = "the file holds no usable rows; nothing was written"
+    else:
+        why = "the file cannot be imported; nothing was written"
     if as_json:
         print_json(
             {
