@@ -10,8 +10,16 @@ charts and sortable tables in a single HTML file with no external references.
 True
 """
 
+from stagegate.report._build import build_document
 from stagegate.report._document import ReportError, validate_document
 from stagegate.report._html import render_html, write_html
 from stagegate.report._sample import sample_document
 
-__all__ = ["ReportError", "render_html", "sample_document", "validate_document", "write_html"]
+__all__ = [
+    "ReportError",
+    "build_document",
+    "render_html",
+    "sample_document",
+    "validate_document",
+    "write_html",
+]

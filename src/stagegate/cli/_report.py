@@ -1,0 +1,277 @@
+"""``stagegate simulate`` and ``stagegate report``: a sample pipeline, and its health report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from stagegate._time import parse_instant
+from stagegate.cli import EXIT_OK
+from stagegate.cli._app import (
+    app,
+    fail,
+    json_option,
+    out_console,
+    print_json,
+    process_option,
+    resolve_process,
+)
+from stagegate.errors import DefinitionError, StagegateError
+from stagegate.events import Event
+from stagegate.process import Process
+from stagegate.store import SQLiteStore, UnknownProcessError
+from stagegate.templates import template
+
+
+@app.command()
+@click.option("--deals", default=2000, show_default=True, help="How many opportunities.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
+@click.option(
+    "--span-days", default=365.0, show_default=True, help="Days over which deals arrive."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the events (.jsonl, .csv or .parquet).",
+)
+@json_option
+def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) -> int:
+    """Generate a realistic, seeded sample pipeline on the built-in b2b process.
+
+    Won and lost deals dwell differently, close dates slip, and the true win probability of
+    every stage is known (printed), so estimators can be checked against it.
+    """
+    from stagegate.io import write_events  # noqa: PLC0415
+    from stagegate.simulate import simulate as run  # noqa: PLC0415
+
+    if deals < 1:
+        return fail("--deals must be at least 1", as_json=as_json)
+    process = template("b2b")
+    try:
+        sim = run(deals, seed=seed, span_days=span_days, process=process)
+        written = write_events(out, sim.events)
+    except (StagegateError, OSError) as error:
+        return fail(str(error), as_json=as_json)
+    truth = {k: round(v, 4) for k, v in sim.true_win_probabilities.items()}
+    summary = {
+        "ok": True,
+        "out": str(out),
+        "deals": deals,
+        "events": written,
+        "seed": seed,
+        "as_of": sim.as_of.isoformat(),
+        "true_win_probabilities": truth,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console = out_console()
+        console.print(f"wrote {deals} deals ({written} events) to {out}; as of {sim.as_of:%Y-%m-%d}")
+        console.print(
+            "true win probability by stage: "
+            + ", ".join(f"{stage} {p:.0%}" for stage, p in truth.items())
+        )
+    return EXIT_OK
+
+
+def _store_process(store: SQLiteStore, events: list[Event]) -> Process:
+    """The process most of the stored events were recorded under, from the store."""
+    counts: dict[tuple[str, str], int] = {}
+    for event in events:
+        key = (event.process, event.process_version)
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return template("b2b")
+    name, version = max(counts, key=lambda key: counts[key])
+    return store.load_process(name, version)
+
+
+@app.command()
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The SQLite event store to report on.",
+)
+@process_option
+@click.option("--template", "template_name", default=None, help="Built-in template to use.")
+@click.option("--as-of", default=None, help="ISO instant of the report (default: last event).")
+@click.option("--cutoff", default=None, help="ISO instant splitting the backtest.")
+@click.option(
+    "--estimator",
+    type=click.Choice(["configured", "empirical", "markov", "smoothed"]),
+    default="smoothed",
+    show_default=True,
+    help="Probability estimator of the forecast.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the Monte Carlo forecast.")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None
+)
+@click.option("--title", default=None, help="Title of the report.")
+@json_option
+def report(
+    store_path: Path,
+    process_path: Path | None,
+    template_name: str | None,
+    as_of: str | None,
+    cutoff: str | None,
+    estimator: str,
+    seed: int,
+    html_path: Path | None,
+    title: str | None,
+    as_json: bool,
+) -> int:
+    """Report pipeline health from an event store: tables, --json, or an --html file."""
+    from stagegate.report import build_document, write_html  # noqa: PLC0415
+
+    try:
+        with SQLiteStore(store_path) as store:
+            events = list(store.scan())
+            if process_path is not None or template_name is not None:
+                process = resolve_process(process_path, template_name or "b2b")
+            else:
+                process = _store_process(store, events)
+        if not events:
+            return fail(f"{store_path} holds no events; import some first", as_json=as_json)
+        instant = max(e.at for e in events) if as_of is None else parse_instant(as_of)
+        split = None if cutoff is None else parse_instant(cutoff)
+        document = build_document(
+            (e for e in events if e.process == process.name),
+            process,
+            as_of=instant,
+            title=title,
+            cutoff=split,
+            estimator=estimator,
+            seed=seed,
+        )
+        if html_path is not None:
+            write_html(document, html_path)
+    except UnknownProcessError as error:
+        return fail(f"{error}; pass --process FILE", as_json=as_json)
+    except DefinitionError as error:
+        return fail(
+            "the process definition is invalid",
+            as_json=as_json,
+            problems=[str(p) for p in error.problems],
+        )
+    except (StagegateError, OSError) as error:
+        return fail(str(error), as_json=as_json)
+    if as_json:
+        print_json(document)
+    else:
+        _print(out_console(), document, html_path)
+    return EXIT_OK
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None:
+        return "-"
+    if kind == "%":
+        return f"{value:.0%}"
+    if kind == "d":
+        return f"{value:.1f}"
+    if kind == "$":
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _table(title: str, columns: Iterable[str]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("stage", "deal") else "right")
+    return table
+
+
+def _print(console: Console, document: dict[str, Any], html_path: Path | None) -> None:
+    s = document["summary"]
+    console.print(f"[bold]{document['title']}[/] as of {document['as_of'][:10]}")
+    console.print(
+        f"{s['opportunities']} deals: {s['open']} open, {s['won']} won, {s['lost']} lost; "
+        f"win rate {_fmt(s['win_rate'], '%')}; open pipeline {_fmt(s['open_amount'], '$')} "
+        f"(weighted {_fmt(s['weighted_amount'], '$')}); median won cycle "
+        f"{_fmt(s['median_cycle_days'], 'd')} days"
+    )
+    table = _table(
+        "probability by stage", ("stage", "configured", "empirical", "95% CI", "n", "markov", "smoothed")
+    )
+    for p in document.get("probabilities", []):
+        table.add_row(
+            p["stage"],
+            _fmt(p["configured"], "%"),
+            _fmt(p["empirical"], "%"),
+            f"{_fmt(p['low'], '%')}-{_fmt(p['high'], '%')}",
+            str(p["n"]),
+            _fmt(p["markov"], "%"),
+            _fmt(p["smoothed"], "%"),
+        )
+    console.print(table)
+    backtest = document.get("backtest")
+    if backtest:
+        console.print(
+            f"backtest (split {backtest['cutoff'][:10]}): best calibrated estimator "
+            f"[bold]{backtest['best']}[/] ("
+            + ", ".join(
+                f"{b['estimator']} Brier {_fmt(b['brier'])}" for b in backtest["scores"]
+            )
+            + ")"
+        )
+    table = _table("days in stage", ("stage", "won median", "lost median", "lost/won", "KM median"))
+    for t in document.get("time_in_stage", []):
+        table.add_row(
+            t["stage"],
+            _fmt(t["won_median_days"], "d"),
+            _fmt(t["lost_median_days"], "d"),
+            _fmt(t["lost_to_won_ratio"]),
+            _fmt(t["km_median_days"], "d"),
+        )
+    console.print(table)
+    cycle = document.get("cycle_time", {})
+    if cycle:
+        console.print(cycle.get("explanation", ""))
+    table = _table("stalled deals", ("deal", "stage", "days", "limit", "x won median", "amount"))
+    for d in document.get("stalled", [])[:10]:
+        table.add_row(
+            d["opportunity_id"],
+            d["stage"],
+            _fmt(d["days_in_stage"], "d"),
+            f"{_fmt(d['limit_days'], 'd')} ({d['limit_source']})",
+            _fmt(d["times_won_median"]),
+            _fmt(d["amount"], "$"),
+        )
+    console.print(table)
+    table = _table("slipping deals", ("deal", "pushes", "days pushed", "close date", "amount"))
+    for d in document.get("slipping", [])[:10]:
+        table.add_row(
+            d["opportunity_id"],
+            str(d["pushes"]),
+            str(d["days_pushed"]),
+            d["close_date"] or "-",
+            _fmt(d["amount"], "$"),
+        )
+    console.print(table)
+    table = _table("forecast of won amount", ("period", "deals", "weighted", "P10", "P50", "P90"))
+    for f in document.get("forecast", []):
+        table.add_row(
+            f["period"],
+            str(f["n"]),
+            _fmt(f["weighted"], "$"),
+            _fmt(f["p10"], "$"),
+            _fmt(f["p50"], "$"),
+            _fmt(f["p90"], "$"),
+        )
+    console.print(table)
+    for q in document.get("data_quality", []):
+        console.print(f"[yellow]{q['severity']}[/] {q['code']}: {q['count']} {q['message']}")
+    if html_path is not None:
+        console.print(f"HTML report written to {html_path}")
+
