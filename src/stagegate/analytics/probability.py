@@ -422,3 +422,41 @@ def dwell_probabilities(
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, edges)
     return emit(prepared, dwell_table(counts, prepared.outcomes, edges, confidence), DwellProbability)
+
+
+ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell")
+"""The probability estimators, by name."""
+
+
+def predictors(
+    counts: Counts,
+    outcomes: Outcomes,
+    bins: Sequence[float] = DEFAULT_BINS,
+    *,
+    prior_strength: float = 10.0,
+    draws: int = 0,
+) -> dict[str, dict[tuple[str, int], float]]:
+    """Win probability per (open stage, dwell bin) for every estimator.
+
+    A missing estimate falls back to ``smoothed`` (which is always defined): a stage never
+    closed from, a Markov chain that never left a stage, a dwell bin without closed deals.
+    """
+    table = {p.stage: p for p in estimate(counts, outcomes, prior_strength=prior_strength,
+                                          draws=draws)}  # fmt: skip
+    dwell = {(d.stage, bins.index(d.dwell_from_days)): d.probability
+             for d in dwell_table(counts, outcomes, bins)}  # fmt: skip
+    result: dict[str, dict[tuple[str, int], float]] = {e: {} for e in ESTIMATORS}
+    for s in outcomes.open:
+        p = table[s]
+        fallback = p.smoothed if p.smoothed is not None else 0.0
+        for i in range(len(bins)):
+            values = {
+                "configured": p.configured,
+                "empirical": p.empirical,
+                "markov": p.markov,
+                "smoothed": p.smoothed,
+                "dwell": dwell.get((s, i)),
+            }
+            for name, value in values.items():
+                result[name][s, i] = fallback if value is None else value
+    return result
