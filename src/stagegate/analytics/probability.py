@@ -7,10 +7,13 @@ Side by side, per open stage:
   ``as_of``, with a Wilson interval and its sample size (``closed``). Biased when lost deals
   are slower than won ones: the slow, doomed deals are still open and left out.
 - ``markov``: the probability of absorption into a won stage from this stage, in the Markov
-  chain of observed moves (every exit of every visit, open deals included, re-entries and
-  backward moves too). Won and lost stages are absorbing. The interval comes from
-  ``draws`` samples of the transition rows from their Dirichlet posterior (seeded).
-  ``None`` when the stage, or a stage it leads to, has never been left.
+  chain of observed moves (every visit, open deals included, re-entries and backward moves
+  too). Won and lost stages are absorbing. Each stage's exit probabilities are competing-risks
+  (Aalen-Johansen) cumulative incidences, so visits still running at ``as_of`` count for as
+  long as they were seen: when lost deals linger, plain exit counts would over-weight the fast
+  exits (the advances) and overstate the win probability. The interval comes from ``draws``
+  samples of the transition rows from a Dirichlet posterior with the observed exits spread by
+  incidence (seeded). ``None`` when the stage, or a stage it leads to, was never left.
 - ``smoothed``: the empirical rate shrunk toward the configured one: the mean of the Beta
   posterior with ``prior_strength`` pseudo-deals at the configured probability (plus the
   Jeffreys half-deal on each side), with its equal-tailed interval. With few closed deals it
@@ -32,6 +35,7 @@ visit to the stage lasted at least ``dwell_from_days``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -44,6 +48,7 @@ from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
 from stagegate.analytics.intervals import Prepared, StageInterval, prepare
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
+from stagegate.analytics.survival import _NEG, _log_factor
 
 __all__ = [
     "DEFAULT_BINS",
@@ -102,6 +107,8 @@ class Counts:
     """(stage, next stage) -> observed exits."""
     dwell: Mapping[tuple[str, int, str], int]
     """(stage, bin index, outcome) -> visits of closed deals, by dwell bin."""
+    incidence: Mapping[tuple[str, str], float] = attrs.field(factory=dict)
+    """(stage, next stage) -> Aalen-Johansen cumulative incidence of that exit."""
 
 
 def bin_of(duration: float, bins: Sequence[float]) -> int:
@@ -127,7 +134,30 @@ def counts_python(visits: Sequence[StageInterval], bins: Sequence[float]) -> Cou
             moves[v.stage, v.next_stage] += 1
         if v.outcome != "open" and v.duration_days is not None:
             dwell[v.stage, bin_of(v.duration_days, bins), v.outcome] += 1
-    return Counts(dict(reached), dict(moves), dict(dwell))
+    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits))
+
+
+def incidence_python(visits: Sequence[StageInterval]) -> dict[tuple[str, str], float]:
+    """Aalen-Johansen cumulative incidence of each exit of each open stage.
+
+    Each exit adds ``S(t-) / n`` to its destination (``S``: Kaplan-Meier survival in the stage
+    just before it, ``n``: visits still at risk), so visits still running at ``as_of`` count
+    for as long as they were observed and the slower exits are not under-counted.
+    """
+    by_stage: dict[str, list[StageInterval]] = defaultdict(list)
+    for v in visits:
+        if v.kind == "open" and v.duration_days is not None:
+            by_stage[v.stage].append(v)
+    result: dict[tuple[str, str], float] = defaultdict(float)
+    for stage, items in by_stage.items():
+        items.sort(key=lambda v: (v.duration_days, v.censored))
+        total, log_s = len(items), 0.0
+        for i, v in enumerate(items):
+            factor = _log_factor(total - i, not v.censored)
+            if not v.censored and v.next_stage is not None:
+                result[stage, v.next_stage] += math.exp(log_s) / (total - i)
+            log_s += factor
+    return dict(result)
 
 
 def bin_expr(column: str, bins: Sequence[float]) -> Any:
@@ -168,10 +198,35 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
             .group_by("stage", "bin", "outcome")
             .agg(nw.col("visit").count().alias("n"))
         )
+    exits = ~nw.col("censored")
+    order = ["duration_days", "censored"]
+    ranked = open_visits.filter(~nw.col("duration_days").is_null()).with_columns(
+        at_risk=nw.col("duration_days").count().over("stage")
+        - nw.col("duration_days").cum_count().over("stage", order_by=order)
+        + 1,
+    )
+    ranked = ranked.with_columns(
+        log_factor=nw.when(~exits)
+        .then(nw.lit(0.0))
+        .when(nw.col("at_risk") <= 1)
+        .then(nw.lit(_NEG))
+        .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
+    ).with_columns(
+        before=(
+            nw.col("log_factor").cum_sum().over("stage", order_by=order) - nw.col("log_factor")
+        ).exp()
+    )
+    incidence = collect_rows(
+        ranked.filter(exits & ~nw.col("next_stage").is_null())
+        .with_columns(share=nw.col("before") / nw.col("at_risk"))
+        .group_by("stage", "next_stage")
+        .agg(nw.col("share").sum().alias("cif"))
+    )
     return Counts(
         {(r["stage"], r["outcome"]): int(r["n"]) for r in reached},
         {(r["stage"], r["next_stage"]): int(r["n"]) for r in moves},
         {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
+        {(r["stage"], r["next_stage"]): float(r["cif"]) for r in incidence},
     )
 
 
@@ -236,7 +291,7 @@ def absorption(
     return result
 
 
-def _dirichlet(rng: random.Random, weights: Mapping[str, int]) -> dict[str, float]:
+def _dirichlet(rng: random.Random, weights: Mapping[str, float]) -> dict[str, float]:
     draws = {t: rng.gammavariate(n, 1.0) for t, n in weights.items()}
     total = sum(draws.values()) or 1.0
     return {t: x / total for t, x in draws.items()}
@@ -246,15 +301,23 @@ def markov_estimates(
     counts: Counts, outcomes: Outcomes, *, confidence: float, draws: int, seed: int
 ) -> dict[str, tuple[float | None, float | None, float | None, int]]:
     """Markov absorption point estimate, posterior interval and exits, per open stage."""
-    rows: dict[str, dict[str, int]] = defaultdict(dict)
+    rows: dict[str, dict[str, float]] = defaultdict(dict)
+    exits: dict[str, int] = defaultdict(int)
     for (s, t), n in counts.moves.items():
         if outcomes.kinds.get(s) == "open":
-            rows[s][t] = n
+            exits[s] += n
+    for (s, t), cif in counts.incidence.items():
+        if outcomes.kinds.get(s) == "open" and cif > 0:
+            rows[s][t] = cif
     point = absorption(rows, outcomes)
+    # posterior draws: Dirichlet with the exits spread by incidence (effective counts)
+    effective = {
+        s: {t: exits[s] * c / sum(w.values()) for t, c in w.items()} for s, w in rows.items()
+    }
     rng = random.Random(seed)
     samples: dict[str, list[float]] = defaultdict(list)
     for _ in range(draws):
-        sampled = {s: _dirichlet(rng, w) for s, w in sorted(rows.items())}
+        sampled = {s: _dirichlet(rng, w) for s, w in sorted(effective.items())}
         for s, x in absorption(sampled, outcomes).items():
             if x is not None:
                 samples[s].append(x)
@@ -264,7 +327,7 @@ def markov_estimates(
         values = sorted(samples.get(s, []))
         low = quantile(values, tail) if values and point[s] is not None else None
         high = quantile(values, 1 - tail) if values and point[s] is not None else None
-        result[s] = (point[s], low, high, sum(rows.get(s, {}).values()))
+        result[s] = (point[s], low, high, exits.get(s, 0))
     return result
 
 
