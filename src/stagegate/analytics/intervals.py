@@ -174,7 +174,8 @@ def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> 
 
     opp = "opportunity_id"
     prev = nw.col("stage").shift(1).over(opp, order_by=ORDER)
-    entries = rows.with_columns(from_stage=prev).filter(
+    # narwhals' cum_count over an ordered window is wrong on pandas: sum a column of ones
+    entries = rows.with_columns(from_stage=prev, one=nw.lit(1, nw.Int64)).filter(
         nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
     )
     kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
@@ -182,8 +183,8 @@ def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> 
         exited_at=nw.col("at").shift(-1).over(opp, order_by=ORDER),
         exited_us=nw.col("at_us").shift(-1).over(opp, order_by=ORDER),
         next_stage=nw.col("stage").shift(-1).over(opp, order_by=ORDER),
-        step=nw.col("at_us").cum_count().over(opp, order_by=ORDER).cast(nw.Int64),
-        visit=nw.col("at_us").cum_count().over([opp, "stage"], order_by=ORDER).cast(nw.Int64),
+        step=nw.col("one").cum_sum().over(opp, order_by=ORDER).cast(nw.Int64),
+        visit=nw.col("one").cum_sum().over([opp, "stage"], order_by=ORDER).cast(nw.Int64),
         kind_code=kind_code.cast(nw.Int64),
     )
     last = nw.col("exited_us").is_null()

@@ -201,8 +201,10 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
     exits = ~nw.col("censored")
     order = ["duration_days", "censored"]
     ranked = open_visits.filter(~nw.col("duration_days").is_null()).with_columns(
+        one=nw.lit(1, nw.Int64)
+    ).with_columns(
         at_risk=nw.col("duration_days").count().over("stage")
-        - nw.col("duration_days").cum_count().over("stage", order_by=order)
+        - nw.col("one").cum_sum().over("stage", order_by=order)
         + 1,
     )
     ranked = ranked.with_columns(
@@ -292,7 +294,7 @@ def absorption(
 
 
 def _dirichlet(rng: random.Random, weights: Mapping[str, float]) -> dict[str, float]:
-    draws = {t: rng.gammavariate(n, 1.0) for t, n in weights.items()}
+    draws = {t: rng.gammavariate(n, 1.0) for t, n in sorted(weights.items())}
     total = sum(draws.values()) or 1.0
     return {t: x / total for t, x in draws.items()}
 
@@ -312,8 +314,9 @@ def markov_estimates(
     point = absorption(rows, outcomes)
     # posterior draws: Dirichlet with the exits spread by incidence (effective counts)
     effective = {
-        s: {t: exits[s] * c / sum(w.values()) for t, c in w.items()} for s, w in rows.items()
-    }
+        s: {t: round(exits[s] * c / sum(w.values()), 9) for t, c in w.items()}
+        for s, w in rows.items()
+    }  # rounded so that every backend draws the same sequence from the same seed
     rng = random.Random(seed)
     samples: dict[str, list[float]] = defaultdict(list)
     for _ in range(draws):

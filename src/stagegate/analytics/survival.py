@@ -73,10 +73,10 @@ def km_median_frame(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFram
 
     order = ["duration_days", "censored"]
     exited = ~nw.col("censored")
-    ranked = visits.select(*by, "duration_days", "censored").with_columns(
-        # narwhals' reverse cum_count over an ordered window is wrong on pandas: count forward
+    ranked = visits.select(*by, "duration_days", "censored", one=nw.lit(1, nw.Int64)).with_columns(
+        # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
         at_risk=nw.col("duration_days").count().over(*by)
-        - nw.col("duration_days").cum_count().over(*by, order_by=order)
+        - nw.col("one").cum_sum().over(*by, order_by=order)
         + 1,
     )
     factor = (
