@@ -257,6 +257,7 @@ def prepare(
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
     keep_rows: bool = False,
+    materialize: bool = True,
 ) -> Prepared:
     """Turn any accepted input into stage visits as known at ``as_of``.
 
@@ -276,10 +277,14 @@ def prepare(
             lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
             return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
         rows = frame_rows(data, out, cutoff_us=cutoff, assume_zone=assume_zone)
+        visits = frame_intervals(rows, out, cutoff)
+        if materialize:  # computed once, then read by several small aggregations
+            visits = _materialize(visits, data)
+            rows = _materialize(rows, data) if keep_rows else rows
         return Prepared(
             out,
             cutoff,
-            frame=frame_intervals(rows, out, cutoff),
+            frame=visits,
             rows=rows if keep_rows else None,
             build=build,
             lazy_input=is_lazy,
@@ -295,6 +300,23 @@ def prepare(
         python=python_intervals(groups, out, cutoff),
         rows=groups if keep_rows else None,
     )
+
+
+def _materialize(frame: nw.LazyFrame[Any], native: Any) -> nw.LazyFrame[Any]:
+    """Compute a lazy frame once and return it as a lazy frame of the same backend."""
+    import narwhals as nw  # noqa: PLC0415
+
+    impl = frame.implementation
+    if impl.is_polars() or impl.is_pandas_like():
+        return frame.collect().lazy()
+    if impl.is_duckdb():
+        import duckdb  # noqa: PLC0415
+
+        table = frame.collect(backend="pyarrow").to_native()
+        return nw.from_native(duckdb.from_arrow(table)).lazy()
+    if impl.is_pyspark() or impl.is_pyspark_connect():
+        return nw.from_native(frame.to_native().cache()).lazy()
+    return frame
 
 
 def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
@@ -330,7 +352,7 @@ def stage_intervals(
         UnknownStageError: a stage is not one of ``outcomes``.
         InvalidTimestampError: an instant is naive and no zone was named.
     """
-    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
+    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, materialize=False)
     if prepared.python is not None:
         return prepared.python
     frame = prepared.frame
