@@ -308,8 +308,8 @@ def cycle_times(
         assume_zone: the zone of naive instants in ``data``, if any.
 
     Returns:
-        :class:`CycleTimes`: ``deals`` (per closed opportunity, sorted by id on eager
-        backends) and ``summary`` (won, lost, closed), both in the caller's representation.
+        :class:`CycleTimes`: ``deals`` (per closed opportunity; frames in no
+        particular order) and ``summary`` (won, lost, closed), both in the caller's representation.
 
     Raises:
         AnalyticsError: the input has the wrong shape or backend.
@@ -341,8 +341,6 @@ def cycle_times(
         ((nw.col("closed_us") - nw.col("opened_us")) / DAY_US).alias("cycle_days"),
         (nw.col("last_step") - 1).alias("stages"),
     )
-    if not prepared.lazy_input:
-        per_deal = per_deal.sort("opportunity_id")
     cycle_rows = collect_rows(
         per_deal.group_by("outcome").agg(nw.col("cycle_days").count().alias("n"))
     )

@@ -275,6 +275,8 @@ def prepare(
         build = backend_of(data)
         if "entered_us" in frame.columns:
             lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+            if is_lazy and materialize:
+                lazy = _materialize(lazy, data)
             return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
         rows = frame_rows(data, out, cutoff_us=cutoff, assume_zone=assume_zone)
         visits = frame_intervals(rows, out, cutoff)
@@ -344,8 +346,10 @@ def stage_intervals(
         assume_zone: the zone of naive instants in ``data``, if any (never guessed).
 
     Returns:
-        A list of :class:`StageInterval` (pure Python) or a frame in the caller's backend with
-        the columns :data:`INTERVAL_COLUMNS`, ordered by opportunity and step (eager frames).
+        A list of :class:`StageInterval` ordered by opportunity and step (pure Python), or a
+        frame in the caller's backend with the columns :data:`INTERVAL_COLUMNS` (rows in no
+        particular order: sort by ``opportunity_id, step`` if you need one). Pass an eager
+        result to the other functions to reuse it instead of recomputing the visits.
 
     Raises:
         AnalyticsError: the input has the wrong shape or backend.
@@ -355,7 +359,4 @@ def stage_intervals(
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, materialize=False)
     if prepared.python is not None:
         return prepared.python
-    frame = prepared.frame
-    if not prepared.lazy_input:
-        frame = frame.sort("opportunity_id", "step")
-    return to_native(prepared, frame)
+    return to_native(prepared, prepared.frame)
