@@ -135,7 +135,8 @@ def run_polars(df):
     )
     visits = iv.lazy().filter((pl.col("kind") == 0) & pl.col("duration_days").is_not_null())
     d = pl.col("duration_days")
-    aggs = [pl.len().alias("visits"), pl.col("censored").sum(), d.mean(), d.median(),
+    aggs = [pl.len().alias("visits"), pl.col("censored").sum(), d.mean().alias("mean"),
+            d.median().alias("median"),
             d.quantile(0.75, "linear").alias("p75"), d.quantile(0.9, "linear").alias("p90")]  # fmt: skip
     by_outcome = visits.group_by("stage", "final").agg(aggs)
     ranked = visits.sort("stage", "duration_days", "censored").with_columns(
