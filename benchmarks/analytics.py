@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - SQL built from our own constants
 """Benchmark: intervals + time-in-stage summary + probability by stage.
 
 Compares, in one run and on the same generated log, stagegate's frame path (Polars, and
@@ -40,8 +41,8 @@ DAY_US = 86_400_000_000
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _peak_mb() -> float:
@@ -139,15 +140,25 @@ def run_polars(df):
             d.median().alias("median"),
             d.quantile(0.75, "linear").alias("p75"), d.quantile(0.9, "linear").alias("p90")]  # fmt: skip
     by_outcome = visits.group_by("stage", "final").agg(aggs)
-    ranked = visits.sort("stage", "duration_days", "censored").with_columns(
-        at_risk=pl.len().over("stage") - pl.int_range(pl.len()).over("stage"),
-    ).with_columns(
-        lf=pl.when(pl.col("censored")).then(0.0).when(pl.col("at_risk") <= 1).then(-1e9)
-        .otherwise((1 - 1 / pl.col("at_risk")).log()),
-    ).with_columns(cum=pl.col("lf").cum_sum().over("stage"))
-    km = ranked.filter(~pl.col("censored") & (pl.col("cum").exp() <= 0.5 + 1e-9)).group_by(
-        "stage"
-    ).agg(d.min().alias("km_median"))
+    ranked = (
+        visits.sort("stage", "duration_days", "censored")
+        .with_columns(
+            at_risk=pl.len().over("stage") - pl.int_range(pl.len()).over("stage"),
+        )
+        .with_columns(
+            lf=pl.when(pl.col("censored"))
+            .then(0.0)
+            .when(pl.col("at_risk") <= 1)
+            .then(-1e9)
+            .otherwise((1 - 1 / pl.col("at_risk")).log()),
+        )
+        .with_columns(cum=pl.col("lf").cum_sum().over("stage"))
+    )
+    km = (
+        ranked.filter(~pl.col("censored") & (pl.col("cum").exp() <= 0.5 + 1e-9))
+        .group_by("stage")
+        .agg(d.min().alias("km_median"))
+    )
     overall = visits.group_by("stage").agg(aggs).join(km, on="stage", how="left")
     incidence = (
         ranked.filter(~pl.col("censored") & pl.col("next_stage").is_not_null())
@@ -176,7 +187,9 @@ def run_pandas(df):
     code = {s: {"open": 0, "won": 1, "lost": 2}[v] for s, v in k.items()}
     as_of_us = int(AS_OF.timestamp() * 1_000_000)
     t = df.copy()
-    t["at_us"] = t["at"].astype("int64") // 1000 if t["at"].dt.unit == "ns" else t["at"].astype("int64")
+    t["at_us"] = (
+        t["at"].astype("int64") // 1000 if t["at"].dt.unit == "ns" else t["at"].astype("int64")
+    )
     t["rank"] = t["stage"].map(rank)
     t["kind"] = t["stage"].map(code)
     t = t[t["at_us"] <= as_of_us].sort_values(["opportunity_id", "at_us", "seq", "rank"])
@@ -192,8 +205,10 @@ def run_pandas(df):
                                   np.where(t["kind"] == 0, (as_of_us - t["at_us"]) / DAY_US, np.nan))  # fmt: skip
     v = t[(t["kind"] == 0) & t["duration_days"].notna()]
     q = v.groupby(["stage", "final"])["duration_days"]
-    by_outcome = q.agg(["count", "mean", "median"]).join(q.quantile(0.75).rename("p75")).join(
-        q.quantile(0.9).rename("p90")
+    by_outcome = (
+        q.agg(["count", "mean", "median"])
+        .join(q.quantile(0.75).rename("p75"))
+        .join(q.quantile(0.9).rename("p90"))
     )
     qa = v.groupby("stage")["duration_days"]
     overall = qa.agg(["count", "mean", "median"]).join(qa.quantile(0.75).rename("p75"))
@@ -202,7 +217,9 @@ def run_pandas(df):
     lf = np.where(s["censored"], 0.0, np.where(n <= 1, -1e9, np.log(1 - 1 / np.maximum(n, 2))))
     s = s.assign(at_risk=n, lf=lf)
     s["cum"] = s.groupby("stage")["lf"].cumsum()
-    km = s[~s["censored"] & (np.exp(s["cum"]) <= 0.5 + 1e-9)].groupby("stage")["duration_days"].min()
+    km = (
+        s[~s["censored"] & (np.exp(s["cum"]) <= 0.5 + 1e-9)].groupby("stage")["duration_days"].min()
+    )
     overall = overall.join(km.rename("km_median"))
     ex = s[~s["censored"] & s["next_stage"].notna()].copy()
     ex["share"] = np.exp(ex["cum"] - ex["lf"]) / ex["at_risk"]
@@ -225,7 +242,9 @@ def run_duckdb(df):
     con.execute("SET TimeZone='UTC'")
     con.register("log", df.to_arrow())
     cases = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(k))
-    kind = " ".join(f"WHEN '{s}' THEN {dict(open=0, won=1, lost=2)[v]}" for s, v in k.items())
+    kind = " ".join(
+        f"WHEN '{s}' THEN { {'open': 0, 'won': 1, 'lost': 2}[v] }" for s, v in k.items()
+    )
     as_of_us = int(AS_OF.timestamp() * 1_000_000)
     con.execute(f"""
     CREATE TABLE iv AS
@@ -266,7 +285,9 @@ def run_duckdb(df):
         "SELECT stage, next_stage, sum(exp(cum - lf) / at_risk), count(*) FROM rk "
         "WHERE NOT censored AND next_stage IS NOT NULL GROUP BY ALL"
     ).fetchall()
-    reached = con.sql(f"SELECT stage, final, count(*) FROM {v} WHERE visit = 1 GROUP BY ALL").fetchall()
+    reached = con.sql(
+        f"SELECT stage, final, count(*) FROM {v} WHERE visit = 1 GROUP BY ALL"
+    ).fetchall()
     names = {0: "open", 1: "won", 2: "lost"}
     probabilities = _finish(
         {(s, names[f]): n for s, f, n in reached},
@@ -279,12 +300,12 @@ def run_duckdb(df):
 def run_pm4py(df):
     import pm4py
 
-    log = df.select(
-        case=df["opportunity_id"], activity=df["stage"], timestamp=df["at"]
-    ).to_pandas()
-    log = pm4py.format_dataframe(log, case_id="case", activity_key="activity", timestamp_key="timestamp")
+    log = df.select(case=df["opportunity_id"], activity=df["stage"], timestamp=df["at"]).to_pandas()
+    log = pm4py.format_dataframe(
+        log, case_id="case", activity_key="activity", timestamp_key="timestamp"
+    )
     durations = pm4py.get_all_case_durations(log)
-    dfg, start, end = pm4py.discover_performance_dfg(log)
+    dfg, _start, _end = pm4py.discover_performance_dfg(log)
     return durations, dfg, None
 
 
@@ -308,7 +329,7 @@ def child(name: str, path: str, extra: list[str]) -> None:
         elapsed = run_python(int(extra[0]), int(extra[1]))
         print(json.dumps({"seconds": elapsed, "peak_mb": _peak_mb()}))
         return
-    import duckdb  # noqa: F401 - import cost outside the timing
+    import duckdb
     import narwhals  # noqa: F401
 
     baseline = _rss_mb()
@@ -389,7 +410,8 @@ def main() -> None:
         "pm4py_deals": min(args.pm4py_deals, args.deals) if pm else None,
         "pm4py_scaled": bool(pm) and pm_scale != 1,
         "pm4py_note": "case durations + performance DFG on a subsample, scaled linearly"
-        if pm_scale != 1 else "case durations + performance DFG",
+        if pm_scale != 1
+        else "case durations + performance DFG",
         "python_deals": args.python_deals,
         "python_s": results.get("python", {}).get("seconds"),
         "stagegate_peak_rss_mb": None if not sg else sg["peak_mb"] - sg["baseline_mb"],

@@ -105,17 +105,21 @@ def normalize(value: Any) -> Any:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
-    for key, v in row.items():
-        if v is not None and isinstance(v, float) and math.isnan(v):
-            v = None
-        if hasattr(v, "to_pydatetime"):
-            v = v.to_pydatetime()
-        if isinstance(v, datetime):
-            v = v.astimezone(UTC)
-        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-            v = v.item()
-        out[key] = v
+    for key, raw in row.items():
+        out[key] = _scalar(raw)
     return out
+
+
+def _scalar(v: Any) -> Any:
+    if v is not None and isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "to_pydatetime"):
+        v = v.to_pydatetime()
+    if isinstance(v, datetime):
+        return v.astimezone(UTC)
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        return v.item()
+    return v
 
 
 def same(expected: list[dict[str, Any]], actual: list[dict[str, Any]], key: Any = None) -> None:
@@ -124,13 +128,13 @@ def same(expected: list[dict[str, Any]], actual: list[dict[str, Any]], key: Any 
         expected = sorted(expected, key=key)
         actual = sorted(actual, key=key)
     assert len(expected) == len(actual), (len(expected), len(actual))
-    for e, a in zip(expected, actual):
+    for e, a in zip(expected, actual, strict=False):
         assert e.keys() == a.keys(), (e.keys(), a.keys())
         for k in e:
             x, y = e[k], a[k]
             if isinstance(x, float) or isinstance(y, float):
-                assert x is not None and y is not None and math.isclose(
-                    x, y, rel_tol=1e-6, abs_tol=1e-9
-                ), (k, e, a)
+                assert x is not None, (k, e, a)
+                assert y is not None, (k, e, a)
+                assert math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9), (k, e, a)
             else:
                 assert x == y, (k, e, a)

@@ -6,21 +6,27 @@ from datetime import datetime
 
 import pytest
 
+from analytics_data import AS_OF, KINDS, at, edge_rows
 from stagegate import analytics as an
 from stagegate.errors import InvalidTimestampError, StagegateError, UnknownStageError
 from stagegate.simulate import simulate
 
-from analytics_data import AS_OF, KINDS, at, edge_rows
-
 
 def visits_of(opp: str) -> list[an.StageInterval]:
-    return [v for v in an.stage_intervals(edge_rows(), KINDS, as_of=AS_OF) if v.opportunity_id == opp]
+    return [
+        v for v in an.stage_intervals(edge_rows(), KINDS, as_of=AS_OF) if v.opportunity_id == opp
+    ]
 
 
 class TestStageIntervals:
     def test_a_reentry_is_a_separate_numbered_visit(self) -> None:
         d = visits_of("d")
-        assert [(v.stage, v.visit) for v in d] == [("lead", 1), ("demo", 1), ("lead", 2), ("demo", 2)]
+        assert [(v.stage, v.visit) for v in d] == [
+            ("lead", 1),
+            ("demo", 1),
+            ("lead", 2),
+            ("demo", 2),
+        ]
 
     def test_a_skip_and_a_backward_move_end_visits_like_any_move(self) -> None:
         b = visits_of("b")
@@ -39,7 +45,8 @@ class TestStageIntervals:
 
     def test_an_open_visit_is_censored_at_as_of(self) -> None:
         last = visits_of("d")[-1]
-        assert last.censored and last.exited_at is None
+        assert last.censored
+        assert last.exited_at is None
         assert last.duration_days == 7.75
 
     def test_a_terminal_visit_has_no_duration(self) -> None:
@@ -49,7 +56,8 @@ class TestStageIntervals:
     def test_a_reopened_deal_takes_its_final_outcome(self) -> None:
         e = visits_of("e")
         assert {v.outcome for v in e} == {"lost"}
-        assert e[1].stage == "won" and e[1].duration_days == 2.0
+        assert e[1].stage == "won"
+        assert e[1].duration_days == 2.0
 
     def test_rows_after_as_of_are_ignored(self) -> None:
         f = visits_of("f")
@@ -58,7 +66,8 @@ class TestStageIntervals:
     def test_opportunities_and_events_are_accepted(self) -> None:
         sim = simulate(5, seed=1)
         by_events = an.stage_intervals(sim.events, sim.model.outcomes(), as_of=sim.as_of)
-        assert by_events and all(v.kind in an.KINDS for v in by_events)
+        assert by_events
+        assert all(v.kind in an.KINDS for v in by_events)
 
     def test_a_process_gives_the_stage_kinds(self) -> None:
         from stagegate.templates import b2b
@@ -112,7 +121,7 @@ class TestFrames:
 
     def test_a_bare_pyarrow_table_is_rejected_with_a_way_out(self) -> None:
         pa = pytest.importorskip("pyarrow")
-        with pytest.raises(an.AnalyticsError, match="polars.from_arrow"):
+        with pytest.raises(an.AnalyticsError, match=r"polars\.from_arrow"):
             an.stage_intervals(pa.table({"a": [1]}), KINDS, as_of=AS_OF)
 
     def test_a_dask_frame_is_rejected_with_a_way_out(self) -> None:
@@ -143,8 +152,6 @@ class TestFrames:
             an.stage_intervals(frame, KINDS, as_of=AS_OF)
 
     def test_an_unknown_stage_in_a_frame_is_named(self) -> None:
-        frame = self.pl.DataFrame(
-            {"opportunity_id": ["x"], "at": [at(0)], "stage": ["nowhere"]}
-        )
+        frame = self.pl.DataFrame({"opportunity_id": ["x"], "at": [at(0)], "stage": ["nowhere"]})
         with pytest.raises(UnknownStageError, match="nowhere"):
             an.stage_intervals(frame, KINDS, as_of=AS_OF)

@@ -6,9 +6,8 @@ from datetime import date
 
 import pytest
 
-from stagegate import analytics as an
-
 from analytics_data import AS_OF, KINDS, at, edge_rows
+from stagegate import analytics as an
 
 
 class TestTimeInStage:
@@ -16,8 +15,10 @@ class TestTimeInStage:
         rows = an.time_in_stage(edge_rows(), KINDS, as_of=AS_OF)
         lead = {r.outcome: r for r in rows if r.stage == "lead"}
         assert set(lead) == {"won", "lost", "open", "all"}
-        assert lead["won"].visits == 1 and lead["won"].mean_days == 2.0
-        assert lead["lost"].visits == 3 and lead["lost"].mean_days == pytest.approx(7.75 / 3)
+        assert lead["won"].visits == 1
+        assert lead["won"].mean_days == 2.0
+        assert lead["lost"].visits == 3
+        assert lead["lost"].mean_days == pytest.approx(7.75 / 3)
 
     def test_lost_won_ratio_compares_mean_dwell(self) -> None:
         rows = an.time_in_stage(edge_rows(), KINDS, as_of=AS_OF)
@@ -33,8 +34,10 @@ class TestTimeInStage:
 class TestCycleTimes:
     def test_cycle_runs_from_the_first_row_to_the_last_closing(self) -> None:
         deals = {d.opportunity_id: d for d in an.cycle_times(edge_rows(), KINDS, as_of=AS_OF).deals}
-        assert deals["a"].cycle_days == 9.0 and deals["a"].outcome == "won"
-        assert deals["e"].cycle_days == 7.0 and deals["e"].outcome == "lost"
+        assert deals["a"].cycle_days == 9.0
+        assert deals["a"].outcome == "won"
+        assert deals["e"].cycle_days == 7.0
+        assert deals["e"].outcome == "lost"
         assert "d" not in deals
 
     def test_the_sum_of_stage_means_is_shown_beside_the_measured_mean(self) -> None:
@@ -95,7 +98,9 @@ class TestBacktest:
 
 class TestDeals:
     def test_stalled_deals_exceed_the_configured_limit(self) -> None:
-        stalled = an.stalled(edge_rows(), KINDS, as_of=AS_OF, max_days={"lead": 5}, rule="configured")
+        stalled = an.stalled(
+            edge_rows(), KINDS, as_of=AS_OF, max_days={"lead": 5}, rule="configured"
+        )
         assert [(s.opportunity_id, s.limit_source) for s in stalled] == [("f", "configured")]
 
     def test_stalled_rejects_unknown_rules(self) -> None:
@@ -108,7 +113,8 @@ class TestDeals:
         assert (a.pushes, a.days_pushed, a.month_pushes, a.quarter_pushes, a.flagged) == (
             2, 60, 2, 1, True
         )  # fmt: skip
-        assert a.first_close_date == date(2026, 2, 1) and a.current_close_date == date(2026, 4, 2)
+        assert a.first_close_date == date(2026, 2, 1)
+        assert a.current_close_date == date(2026, 4, 2)
         assert result.flagged == 1
         assert result.slip_rate == pytest.approx(3 / 6)
 
@@ -121,17 +127,21 @@ class TestFunnelSnapshotForecastVelocity:
     def test_funnel_counts_strict_paths_and_losses(self) -> None:
         f = an.funnel(edge_rows(), KINDS, as_of=AS_OF)
         rows = {r.stage: r for r in f.stages}
-        assert rows["proposal"].reached == 3 and rows["proposal"].reached_in_order == 2
+        assert rows["proposal"].reached == 3
+        assert rows["proposal"].reached_in_order == 2
         assert {(r.stage, r.reason) for r in f.losses} == {
             ("demo", "price"), ("demo", "timing"), ("lead", None)
         }  # fmt: skip
 
     def test_snapshot_and_waterfall(self) -> None:
         snap = {s.opportunity_id: s for s in an.snapshot(edge_rows(), KINDS, at=at(4))}
-        assert snap["a"].stage == "demo" and snap["a"].amount == 120.0
+        assert snap["a"].stage == "demo"
+        assert snap["a"].amount == 120.0
         w = an.waterfall(edge_rows(), KINDS, start=at(4), end=AS_OF)
         cats = {d.opportunity_id: d.category for d in w.deals}
-        assert cats["a"] == "won" and cats["b"] == "lost" and cats["c"] == "unchanged"
+        assert cats["a"] == "won"
+        assert cats["b"] == "lost"
+        assert cats["c"] == "unchanged"
         assert cats["d"] == "advanced"
         with pytest.raises(an.AnalyticsError):
             an.waterfall(edge_rows(), KINDS, start=AS_OF, end=at(1))
@@ -148,4 +158,5 @@ class TestFunnelSnapshotForecastVelocity:
 
     def test_velocity_has_an_overall_row(self) -> None:
         rows = an.velocity(edge_rows(), KINDS, as_of=AS_OF)
-        assert rows[-1].stage == "overall" and rows[-1].deals == 3
+        assert rows[-1].stage == "overall"
+        assert rows[-1].deals == 3

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from stagegate import analytics as an
-
 from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same, sim_rows
+from stagegate import analytics as an
 
 pl = pytest.importorskip("polars")
 pd = pytest.importorskip("pandas")

@@ -10,9 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stagegate import analytics as an
-
 from analytics_data import KINDS, at
+from stagegate import analytics as an
 
 STAGES = list(KINDS)
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -37,7 +36,9 @@ AS_OF = at(40)
 @given(logs())
 def test_stage_durations_of_a_closed_deal_add_up_to_its_cycle_time(rows: Any) -> None:
     visits = an.stage_intervals(rows, KINDS, as_of=AS_OF)
-    cycles = {c.opportunity_id: c.cycle_days for c in an.cycle_times(rows, KINDS, as_of=AS_OF).deals}
+    cycles = {
+        c.opportunity_id: c.cycle_days for c in an.cycle_times(rows, KINDS, as_of=AS_OF).deals
+    }
     for opp, cycle in cycles.items():
         total = sum(v.duration_days or 0.0 for v in visits if v.opportunity_id == opp)
         assert math.isclose(cycle, total, abs_tol=1e-9)
@@ -67,9 +68,9 @@ def test_results_do_not_depend_on_input_row_order(rows: Any, rnd: random.Random)
     assert an.time_in_stage(rows, KINDS, as_of=AS_OF) == an.time_in_stage(
         shuffled, KINDS, as_of=AS_OF
     )
-    assert an.funnel(rows, KINDS, as_of=AS_OF).stages == an.funnel(
-        shuffled, KINDS, as_of=AS_OF
-    ).stages
+    assert (
+        an.funnel(rows, KINDS, as_of=AS_OF).stages == an.funnel(shuffled, KINDS, as_of=AS_OF).stages
+    )
 
 
 @SETTINGS

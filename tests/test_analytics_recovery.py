@@ -44,7 +44,7 @@ def test_time_in_stage_recovers_the_dwell_medians_and_the_lost_won_ratio() -> No
     sim = simulate(4000, model=model, seed=8, span_days=60)
     later = sim.as_of + timedelta(days=2000)
     rows = an.time_in_stage(sim.events, model.outcomes(), as_of=later)
-    for stage, median in zip(model.stages, model.dwell_median_days):
+    for stage, median in zip(model.stages, model.dwell_median_days, strict=False):
         won = next(r for r in rows if r.stage == stage and r.outcome == "won")
         assert won.median_days == pytest.approx(median, rel=0.15)
         assert won.lost_won_ratio == pytest.approx(model.lost_dwell_factor, rel=0.2)

@@ -32,13 +32,21 @@ def maven() -> tuple[Any, Any]:
     deals = pd.read_csv(DATA / "maven-crm" / "sales_pipeline.csv")
     engage = deals.dropna(subset=["engage_date"])
     entered = pd.DataFrame(
-        {"opportunity_id": engage["opportunity_id"], "at": engage["engage_date"],
-         "stage": "engaging", "seq": 1}  # fmt: skip
+        {
+            "opportunity_id": engage["opportunity_id"],
+            "at": engage["engage_date"],
+            "stage": "engaging",
+            "seq": 1,
+        }
     )
     closed = deals.dropna(subset=["close_date"])
     closing = pd.DataFrame(
-        {"opportunity_id": closed["opportunity_id"], "at": closed["close_date"],
-         "stage": closed["deal_stage"].str.lower(), "seq": 2}  # fmt: skip
+        {
+            "opportunity_id": closed["opportunity_id"],
+            "at": closed["close_date"],
+            "stage": closed["deal_stage"].str.lower(),
+            "seq": 2,
+        }
     )
     table = pd.concat([entered, closing], ignore_index=True)
     table["at"] = pd.to_datetime(table["at"]).dt.tz_localize("UTC")
@@ -96,7 +104,9 @@ def test_maven_stalled_deals_are_old_engaging_deals(maven: Any) -> None:
     deals, table = maven
     result = an.stalled(table, MAVEN_KINDS, as_of=MAVEN_AS_OF, learned="p90")
     won = deals[deals["deal_stage"] == "Won"]
-    limit = ((pd.to_datetime(won["close_date"]) - pd.to_datetime(won["engage_date"])) / DAY).quantile(0.9)
+    limit = (
+        (pd.to_datetime(won["close_date"]) - pd.to_datetime(won["engage_date"])) / DAY
+    ).quantile(0.9)
     open_deals = deals[deals["deal_stage"] == "Engaging"]
     age = (pd.Timestamp("2017-12-31") - pd.to_datetime(open_deals["engage_date"])) / DAY
     assert len(result) == (age > limit).sum()
@@ -115,13 +125,23 @@ def pipedrive() -> Any:
     lost = changes[changes["changed_field_key"] == "lost_reason"]
     table = pd.concat(
         [
-            pd.DataFrame({"opportunity_id": stage["deal_id"].astype(str),
-                          "at": stage["change_time"], "stage": "s" + stage["new_value"],
-                          "reason": None}),
-            pd.DataFrame({"opportunity_id": lost["deal_id"].astype(str),
-                          "at": lost["change_time"], "stage": "lost",
-                          "reason": lost["new_value"]}),
-        ],  # fmt: skip
+            pd.DataFrame(
+                {
+                    "opportunity_id": stage["deal_id"].astype(str),
+                    "at": stage["change_time"],
+                    "stage": "s" + stage["new_value"],
+                    "reason": None,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "opportunity_id": lost["deal_id"].astype(str),
+                    "at": lost["change_time"],
+                    "stage": "lost",
+                    "reason": lost["new_value"],
+                }
+            ),
+        ],
         ignore_index=True,
     )
     table["at"] = pd.to_datetime(table["at"])  # naive: recorded in UTC

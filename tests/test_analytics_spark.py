@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from stagegate import analytics as an
-
 from analytics_data import AS_OF, KINDS, edge_rows, normalize, same
+from stagegate import analytics as an
 
 pytest.importorskip("narwhals")
 pyspark_sql = pytest.importorskip("pyspark.sql")
@@ -40,7 +39,7 @@ def spark() -> Any:
 
 
 def _frame(spark: Any, rows: list[dict[str, Any]]) -> Any:
-    from pyspark.sql import types as T
+    from pyspark.sql import types as T  # noqa: N812 - the PySpark convention
 
     schema = T.StructType(
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -24,12 +25,14 @@ def test_logs_are_well_formed_per_opportunity() -> None:
     for events in by_opp.values():
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert events[0].kind is EventKind.OPENED
-        assert all(a.at <= b.at for a, b in zip(events, events[1:]))
+        assert all(a.at <= b.at for a, b in itertools.pairwise(events))
         assert events[-1].stage in ("won", "lost")
         for e in events:
             if e.kind is EventKind.STAGE_CHANGED:
-                assert e.move is MoveKind.IMPORTED and e.gate is None
-            assert e.amount is not None and e.close_date is not None
+                assert e.move is MoveKind.IMPORTED
+                assert e.gate is None
+            assert e.amount is not None
+            assert e.close_date is not None
 
 
 def test_losses_carry_a_reason_and_pushes_are_reschedules() -> None:

@@ -3,9 +3,10 @@
 Each deal arrives at a uniformly random instant, starts in the first open stage and, at each
 open stage, advances with that stage's ``advance`` probability or is lost. Its dwell in each
 stage is lognormal around the stage's median, multiplied by ``lost_dwell_factor`` in the stage
-where the deal is lost (doomed deals linger before they are let go). While in a stage its expected close date may be pushed.
-So the true probability of winning from stage ``i`` is the product of the advance
-probabilities from ``i`` on, known exactly (:meth:`PipelineModel.true_win_probabilities`).
+where the deal is lost (doomed deals linger before they are let go). While in a stage its
+expected close date may be pushed. So the true probability of winning from stage ``i`` is the
+product of the advance probabilities from ``i`` on, known exactly
+(:meth:`PipelineModel.true_win_probabilities`).
 
 >>> sim = simulate(200, seed=7)
 >>> sim.events[0].kind.value, sim.events[0].stage
@@ -122,7 +123,7 @@ Raw = tuple[str, int, int, str, str, str | None, int, int, str | None]
 
 def _generate(deals: int, model: PipelineModel, seed: int, start_us: int, span_days: float
               ) -> Iterator[Raw]:  # fmt: skip
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
     mus = [math.log(m) for m in model.dwell_median_days]
     push_mu = math.log(model.push_median_days)
     amount_mu = math.log(model.amount_median)

@@ -18,7 +18,7 @@ def emit(prepared: Prepared, records: Sequence[T], cls: type[T]) -> Any:
     """Return ``records`` as a list (pure-Python input) or a frame in the caller's backend."""
     if not prepared.is_frame:
         return list(records)
-    names = [f.name for f in attrs.fields(cls)]  # type: ignore[misc]
+    names = [f.name for f in attrs.fields(cls)]  # type: ignore[arg-type]
     columns = {name: [getattr(r, name) for r in records] for name in names}
     return prepared.build(columns)
 

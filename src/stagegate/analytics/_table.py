@@ -136,7 +136,7 @@ def _record(item: Any, index: int, outcomes: Outcomes, assume_zone: str | tzinfo
             f"item {index} is a {type(item).__name__}; pass Event objects, Opportunity objects "
             "(with .events), mappings with the canonical columns, or a data frame"
         )
-    at = get("at")
+    at: Any = get("at")
     if isinstance(at, str):
         from stagegate._time import parse_instant  # noqa: PLC0415
 
@@ -247,6 +247,38 @@ def by_stage(column: str, values: Mapping[str, Any], default: Any = None) -> nw.
     return expr.otherwise(nw.lit(default))  # type: ignore[no-any-return]
 
 
+def _close_exprs(close_type: Any, impl: Any, *, fast: bool) -> tuple[nw.Expr, nw.Expr]:
+    """The normalized ``close_date`` column and its day number, whatever the input type.
+
+    Raises:
+        AnalyticsError: the column holds something other than dates.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    if close_type is None:
+        return nw.lit(None, nw.Date()).alias("close_date"), nw.lit(None, nw.Int64)
+    close = nw.col("close_date")
+    if isinstance(close_type, nw.Datetime):
+        date_expr = close.dt.replace_time_zone(None).dt.date().alias("close_date")
+    elif close_type == nw.Date:
+        date_expr = close
+    elif close_type == nw.Object and impl.is_pandas_like():
+        raise AnalyticsError(
+            "column 'close_date' holds Python objects; convert it with "
+            "pandas.to_datetime(df['close_date']) first"
+        )
+    else:
+        raise AnalyticsError(
+            f"column 'close_date' must hold calendar dates, got {close_type}; parse it first"
+        )
+    # the day number is computed after ``date_expr`` has made the column a Date
+    if impl.is_polars():
+        return date_expr, close.cast(nw.Int64)
+    if fast:
+        return date_expr, close.cast(nw.Datetime("us")).dt.timestamp("us") // DAY_US
+    return date_expr, _civil_days(*_parts(close))
+
+
 def frame_rows(
     native: Any,
     outcomes: Outcomes,
@@ -319,32 +351,8 @@ def frame_rows(
             nw.col("reason").cast(nw.String()) if "reason" in schema else nw.lit(None, nw.String())
         ).alias("reason"),
     ]
-    close_type = schema.get("close_date")
-    close_day: nw.Expr
-    if close_type is None:
-        exprs.append(nw.lit(None, nw.Date()).alias("close_date"))
-        close_day = nw.lit(None, nw.Int64)
-    elif isinstance(close_type, nw.Datetime) or close_type == nw.Date:
-        close = nw.col("close_date")
-        if isinstance(close_type, nw.Datetime):
-            exprs.append(close.dt.replace_time_zone(None).dt.date().alias("close_date"))
-        else:
-            exprs.append(close)
-        if impl.is_polars():
-            close_day = close.cast(nw.Int64)
-        elif fast:
-            close_day = close.cast(nw.Datetime("us")).dt.timestamp("us") // DAY_US
-        else:
-            close_day = _civil_days(*_parts(close))
-    elif close_type == nw.Object and impl.is_pandas_like():
-        raise AnalyticsError(
-            "column 'close_date' holds Python objects; convert it with "
-            "pandas.to_datetime(df['close_date']) first"
-        )
-    else:
-        raise AnalyticsError(
-            f"column 'close_date' must hold calendar dates, got {close_type}; parse it first"
-        )
+    close_date, close_day = _close_exprs(schema.get("close_date"), impl, fast=fast)
+    exprs.append(close_date)
     lazy = lazy.select(exprs)
     seen = lazy.select("stage").unique().collect().get_column("stage").to_list()
     outcomes.check(s for s in seen if s is not None)
@@ -365,7 +373,7 @@ def frame_rows(
 def _pandas_nullable(native: Any) -> Any:
     """A pandas frame with pyarrow-backed (nullable) columns and every optional column."""
     import pandas as pd  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
 
     frame = native.convert_dtypes(dtype_backend="pyarrow")
     types = {"amount": pa.float64(), "close_date": pa.date32(), "reason": pa.string()}

@@ -62,9 +62,13 @@ class Reliability:
 
 @attrs.frozen
 class Backtest:
-    """Result of :func:`backtest`: ``scores`` (:class:`BacktestScore`), ``reliability``
-    (:class:`Reliability`) and ``best``, the best-calibrated estimator (``None`` without
-    deals to score)."""
+    """Result of :func:`backtest`.
+
+    Attributes:
+        scores: one row per estimator (:class:`BacktestScore` columns).
+        reliability: reliability table (:class:`Reliability` columns).
+        best: the best-calibrated estimator (``None`` without deals to score).
+    """
 
     scores: Any
     reliability: Any
@@ -87,9 +91,8 @@ def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
     at_cutoff = first.frame.filter(nw.col("censored")).select(
         opp, "stage", bin_expr("duration_days", DEFAULT_BINS).alias("bin")
     )
-    final = (
-        last.frame.filter(nw.col("exited_us").is_null() & (nw.col("outcome") != "open"))
-        .select(opp, "outcome")
+    final = last.frame.filter(nw.col("exited_us").is_null() & (nw.col("outcome") != "open")).select(
+        opp, "outcome"
     )
     rows = collect_rows(
         at_cutoff.join(final, on=opp, how="inner")
@@ -120,7 +123,8 @@ def backtest(
     table = predictors(fit_counts(first, DEFAULT_BINS), first.outcomes, DEFAULT_BINS,
                        prior_strength=prior_strength)  # fmt: skip
     groups = _evaluation(first, last)
-    scores, reliability = [], []
+    scores: list[BacktestScore] = []
+    reliability: list[Reliability] = []
     for name in ESTIMATORS:
         n = brier = loss = predicted = won_total = 0.0
         bins: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
@@ -146,7 +150,11 @@ def backtest(
             Reliability(name, k, int(c), s / c, w / c) for k, (c, s, w) in sorted(bins.items())
         )
     scored = [s for s in scores if s.brier is not None]
-    best = min(scored, key=lambda s: (s.brier, ESTIMATORS.index(s.estimator))).estimator if scored else None
+    best = (
+        min(scored, key=lambda s: (s.brier, ESTIMATORS.index(s.estimator))).estimator
+        if scored
+        else None
+    )
     return Backtest(emit(last, scores, BacktestScore), emit(last, reliability, Reliability), best)
 
 

@@ -122,9 +122,18 @@ def stalled(
                 times = v.duration_days / median if median else None
                 rows.append(
                     StalledDeal(
-                        v.opportunity_id, v.stage, v.entered_at, v.duration_days, limit,
-                        source, configured, learned_days, median, times, v.amount,
-                    )  # fmt: skip
+                        v.opportunity_id,
+                        v.stage,
+                        v.entered_at,
+                        v.duration_days,
+                        limit,
+                        source,
+                        configured,
+                        learned_days,
+                        median,
+                        times,
+                        v.amount,
+                    )
                 )
         rows.sort(key=lambda r: (r.times_won_median is None, -(r.times_won_median or 0),
                                  -r.dwell_days, r.opportunity_id))  # fmt: skip
@@ -162,11 +171,18 @@ def stalled(
         current.filter(nw.col("duration_days") > nw.col("limit_days"))
         .with_columns(times_won_median=nw.col("duration_days") / nw.col("won_median_days"))
         .select(
-            "opportunity_id", "stage", "entered_at",
+            "opportunity_id",
+            "stage",
+            "entered_at",
             nw.col("duration_days").alias("dwell_days"),
-            "limit_days", "limit_source", "configured_days", "learned_days",
-            "won_median_days", "times_won_median", "amount",
-        )  # fmt: skip
+            "limit_days",
+            "limit_source",
+            "configured_days",
+            "learned_days",
+            "won_median_days",
+            "times_won_median",
+            "amount",
+        )
         .sort(
             ["times_won_median", "dwell_days", "opportunity_id"],
             descending=[True, True, False],
@@ -395,9 +411,7 @@ def slippage(
         bucket[0] += 1
         bucket[1] += outcome != "open"
         bucket[2] += outcome == "won"
-    table = [
-        PushCount(k, n, c, w, w / c if c else None) for k, (n, c, w) in sorted(by.items())
-    ]
+    table = [PushCount(k, n, c, w, w / c if c else None) for k, (n, c, w) in sorted(by.items())]
     slipped = sum(1 for d in deals if d.pushes)
     return Slippage(
         emit(prepared, deals, SlippingDeal),

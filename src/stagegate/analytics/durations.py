@@ -25,7 +25,9 @@ the measured mean exactly; ``difference_days`` is shortcut minus measured.
 ...     {"opportunity_id": "b", "at": t(7), "stage": "lost"},
 ... ]
 >>> [(r.stage, r.outcome, r.mean_days) for r in time_in_stage(rows, kinds, as_of=t(20))]
-[('lead', 'won', 2.0), ('lead', 'lost', 6.0), ('lead', 'all', 4.0), ('demo', 'won', 6.0), ('demo', 'all', 6.0)]
+... # doctest: +NORMALIZE_WHITESPACE
+[('lead', 'won', 2.0), ('lead', 'lost', 6.0), ('lead', 'all', 4.0),
+ ('demo', 'won', 6.0), ('demo', 'all', 6.0)]
 >>> s = cycle_times(rows, kinds, as_of=t(20)).summary
 >>> [(r.outcome, r.mean_days, r.stage_sum_days, r.weighted_sum_days) for r in s]
 [('won', 8.0, 8.0, 8.0), ('lost', 6.0, 6.0, 6.0), ('closed', 7.0, 10.0, 7.0)]
@@ -230,7 +232,9 @@ class CycleTimes:
     summary: Any
 
 
-def _cycle_python(visits: list[StageInterval]) -> tuple[list[CycleTime], dict[str, Any]]:
+def _cycle_python(
+    visits: list[StageInterval],
+) -> tuple[list[CycleTime], dict[tuple[str, str], tuple[int, float | None]]]:
     by_opp: dict[str, list[StageInterval]] = defaultdict(list)
     for v in visits:
         by_opp[v.opportunity_id].append(v)

@@ -69,9 +69,14 @@ class ForecastPeriod:
 
 @attrs.frozen
 class Forecast:
-    """Result of :func:`forecast`: ``periods`` (:class:`ForecastPeriod`), the estimator used,
-    ``unscheduled`` (open deals without amount or close date) and ``slip_samples`` (the
-    size of the slip history drawn from)."""
+    """Result of :func:`forecast`.
+
+    Attributes:
+        periods: one row per close period (:class:`ForecastPeriod` columns).
+        estimator: the estimator used.
+        unscheduled: open deals without an amount or a close date (left out).
+        slip_samples: the size of the slip history drawn from.
+    """
 
     periods: Any
     estimator: str
@@ -80,8 +85,10 @@ class Forecast:
 
 
 def _slip_history(prepared: Any) -> dict[int, int]:
-    """Days from expected to actual close of closed deals (expected: on entering the last
-    open stage), with counts."""
+    """Days from expected to actual close of closed deals, with counts.
+
+    The expected close is the one in force when the deal entered its last open stage.
+    """
     closed_kinds = {s for s, k in prepared.outcomes.kinds.items() if k != "open"}
     counts: dict[int, int] = defaultdict(int)
     if prepared.python is not None:
@@ -162,7 +169,7 @@ def forecast(
     history = _slip_history(prepared) if slip else {}
     slips = sorted(history)
     weights = [history[s] for s in slips]
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
 
     def label(day: int) -> str:
         return period_of(_EPOCH + timedelta(days=max(day, today)), period)
@@ -186,9 +193,14 @@ def forecast(
         mean = sum(values) / simulations if simulations else 0.0
         rows.append(
             ForecastPeriod(
-                key, int(e[0]), e[1], e[2], mean,
-                quantile(values, 0.1) or 0.0, quantile(values, 0.5) or 0.0,
+                key,
+                int(e[0]),
+                e[1],
+                e[2],
+                mean,
+                quantile(values, 0.1) or 0.0,
+                quantile(values, 0.5) or 0.0,
                 quantile(values, 0.9) or 0.0,
-            )  # fmt: skip
+            )
         )
     return Forecast(emit(prepared, rows, ForecastPeriod), estimator, unscheduled, sum(weights))

@@ -74,8 +74,13 @@ class LossReason:
 
 @attrs.frozen
 class Funnel:
-    """Result of :func:`funnel`: ``stages`` (:class:`FunnelStage`) and ``losses``
-    (:class:`LossReason`), and ``deals``, the number of opportunities."""
+    """Result of :func:`funnel`.
+
+    Attributes:
+        stages: one row per funnel stage (:class:`FunnelStage` columns).
+        losses: deals lost by stage and reason (:class:`LossReason` columns).
+        deals: the number of opportunities.
+    """
 
     stages: Any
     losses: Any
@@ -204,6 +209,7 @@ def funnel(
             after = None
         nxt = reached.get(after, 0) if after else None
         here = reached.get(s, 0)
+        nxt_strict: int | None
         if s == out.open[-1] and out.won:
             nxt = sum(reached.get(w, 0) for w in out.won)
             nxt_strict = sum(strict.get(w, 0) for w in out.won)

@@ -276,13 +276,13 @@ def prepare(
         if "entered_us" in frame.columns:
             lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
             if is_lazy and materialize:
-                lazy = _materialize(lazy, data)
+                lazy = _materialize(lazy)
             return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
         rows = frame_rows(data, out, cutoff_us=cutoff, assume_zone=assume_zone)
         visits = frame_intervals(rows, out, cutoff)
         if materialize:  # computed once, then read by several small aggregations
-            visits = _materialize(visits, data)
-            rows = _materialize(rows, data) if keep_rows else rows
+            visits = _materialize(visits)
+            rows = _materialize(rows) if keep_rows else rows
         return Prepared(
             out,
             cutoff,
@@ -304,7 +304,7 @@ def prepare(
     )
 
 
-def _materialize(frame: nw.LazyFrame[Any], native: Any) -> nw.LazyFrame[Any]:
+def _materialize(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """Compute a lazy frame once and return it as a lazy frame of the same backend."""
     import narwhals as nw  # noqa: PLC0415
 
@@ -317,7 +317,8 @@ def _materialize(frame: nw.LazyFrame[Any], native: Any) -> nw.LazyFrame[Any]:
         table = frame.collect(backend="pyarrow").to_native()
         return nw.from_native(duckdb.from_arrow(table)).lazy()
     if impl.is_pyspark() or impl.is_pyspark_connect():
-        return nw.from_native(frame.to_native().cache()).lazy()
+        cached: nw.LazyFrame[Any] = nw.from_native(frame.to_native().cache()).lazy()
+        return cached
     return frame
 
 

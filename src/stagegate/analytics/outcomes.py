@@ -83,6 +83,8 @@ class Outcomes:
         if isinstance(source, Outcomes) and probabilities is None and max_days is None:
             return source
         probs: dict[str, float] = {}
+        kinds: dict[str, str]
+        order: list[str]
         limits: dict[str, float] = {}
         if isinstance(source, Outcomes):
             kinds = dict(source.kinds)
@@ -90,7 +92,7 @@ class Outcomes:
             probs.update(source.probabilities)
             limits.update(source.max_days)
         elif isinstance(source, Mapping):
-            kinds = {str(k): getattr(v, "value", v) for k, v in source.items()}
+            kinds = {str(k): str(getattr(v, "value", v)) for k, v in source.items()}
             order = list(kinds)
         elif hasattr(source, "stages"):
             kinds, order = {}, []

@@ -35,6 +35,7 @@ visit to the stage lasted at least ``dwell_from_days``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import defaultdict
@@ -191,21 +192,21 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
     dwell_rows = []
     if dwell:
         dwell_rows = collect_rows(
-            open_visits.filter(
-                (nw.col("outcome") != "open") & ~nw.col("duration_days").is_null()
-            )
+            open_visits.filter((nw.col("outcome") != "open") & ~nw.col("duration_days").is_null())
             .with_columns(bin=bin_expr("duration_days", bins))
             .group_by("stage", "bin", "outcome")
             .agg(nw.col("visit").count().alias("n"))
         )
     exits = ~nw.col("censored")
     order = ["duration_days", "censored"]
-    ranked = open_visits.filter(~nw.col("duration_days").is_null()).with_columns(
-        one=nw.lit(1, nw.Int64)
-    ).with_columns(
-        at_risk=nw.col("duration_days").count().over("stage")
-        - nw.col("one").cum_sum().over("stage", order_by=order)
-        + 1,
+    ranked = (
+        open_visits.filter(~nw.col("duration_days").is_null())
+        .with_columns(one=nw.lit(1, nw.Int64))
+        .with_columns(
+            at_risk=nw.col("duration_days").count().over("stage")
+            - nw.col("one").cum_sum().over("stage", order_by=order)
+            + 1,
+        )
     )
     ranked = ranked.with_columns(
         log_factor=nw.when(~exits)
@@ -305,7 +306,7 @@ def markov_estimates(
     """Markov absorption point estimate, posterior interval and exits, per open stage."""
     rows: dict[str, dict[str, float]] = defaultdict(dict)
     exits: dict[str, int] = defaultdict(int)
-    for (s, t), n in counts.moves.items():
+    for (s, _), n in counts.moves.items():
         if outcomes.kinds.get(s) == "open":
             exits[s] += n
     for (s, t), cif in counts.incidence.items():
@@ -317,7 +318,7 @@ def markov_estimates(
         s: {t: round(exits[s] * c / sum(w.values()), 9) for t, c in w.items()}
         for s, w in rows.items()
     }  # rounded so that every backend draws the same sequence from the same seed
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded posterior draws, not cryptography
     samples: dict[str, list[float]] = defaultdict(list)
     for _ in range(draws):
         sampled = {s: _dirichlet(rng, w) for s, w in sorted(effective.items())}
@@ -362,9 +363,22 @@ def estimate(
         m, m_low, m_high, exits = markov[s]
         result.append(
             StageProbability(
-                s, configured, reached, closed, won, empirical, low, high,
-                m, m_low, m_high, exits, a / (a + b), s_low, s_high,
-            )  # fmt: skip
+                s,
+                configured,
+                reached,
+                closed,
+                won,
+                empirical,
+                low,
+                high,
+                m,
+                m_low,
+                m_high,
+                exits,
+                a / (a + b),
+                s_low,
+                s_high,
+            )
         )
     return result
 
@@ -453,7 +467,7 @@ def check_bins(bins: Sequence[float]) -> tuple[float, ...]:
         AnalyticsError: they are not.
     """
     values = tuple(float(b) for b in bins)
-    if not values or values[0] != 0 or any(b <= a for a, b in zip(values, values[1:])):
+    if not values or values[0] != 0 or any(b <= a for a, b in itertools.pairwise(values)):
         raise AnalyticsError(
             f"bins must start at 0 and increase strictly, got {tuple(bins)!r}; "
             "e.g. (0, 7, 14, 30, 60, 90)"
@@ -487,7 +501,9 @@ def dwell_probabilities(
     edges = check_bins(bins)
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, edges)
-    return emit(prepared, dwell_table(counts, prepared.outcomes, edges, confidence), DwellProbability)
+    return emit(
+        prepared, dwell_table(counts, prepared.outcomes, edges, confidence), DwellProbability
+    )
 
 
 ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell")

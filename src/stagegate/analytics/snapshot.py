@@ -105,11 +105,14 @@ def current_state(prepared: Prepared) -> list[dict[str, Any]]:
     joined = visits.join(last_rows, on=opp, how="left")
     result = collect_rows(
         joined.select(
-            opp, "stage", "kind", "entered_us",
+            opp,
+            "stage",
+            "kind",
+            "entered_us",
             nw.col("duration_days").alias("dwell_days"),
             nw.col("cur_amount").alias("amount"),
             nw.col("cur_close").alias("close_day"),
-        )  # fmt: skip
+        )
     )
     result.sort(key=lambda r: r[opp])
     return result
@@ -134,9 +137,14 @@ def snapshot(
     prepared = prepare(data, outcomes, as_of=at, assume_zone=assume_zone, keep_rows=True)
     rows = [
         Snapshot(
-            r["opportunity_id"], r["stage"], r["kind"], from_epoch_us(int(r["entered_us"])),
-            r["dwell_days"], r["amount"], _date(r["close_day"]),
-        )  # fmt: skip
+            r["opportunity_id"],
+            r["stage"],
+            r["kind"],
+            from_epoch_us(int(r["entered_us"])),
+            r["dwell_days"],
+            r["amount"],
+            _date(r["close_day"]),
+        )
         for r in current_state(prepared)
     ]
     return emit(prepared, rows, Snapshot)
@@ -166,9 +174,15 @@ class WaterfallRow:
 
 @attrs.frozen
 class Waterfall:
-    """Result of :func:`waterfall`: ``deals`` (:class:`WaterfallDeal`) and ``summary``
-    (:class:`WaterfallRow`, in :data:`CATEGORIES` order, empty categories left out);
-    ``open_start`` / ``open_end``: open pipeline amount at each instant."""
+    """Result of :func:`waterfall`.
+
+    Attributes:
+        deals: one row per opportunity (:class:`WaterfallDeal` columns).
+        summary: one row per category (:class:`WaterfallRow` columns), in
+            :data:`CATEGORIES` order, empty categories left out.
+        open_start: open pipeline amount at ``start``.
+        open_end: open pipeline amount at ``end``.
+    """
 
     deals: Any
     summary: Any
@@ -186,7 +200,11 @@ def _category(s: dict[str, Any] | None, e: dict[str, Any], rank: dict[str, int])
         return "reopened"
     if rank[e["stage"]] != rank[s["stage"]]:
         return "advanced" if rank[e["stage"]] > rank[s["stage"]] else "regressed"
-    if s["close_day"] is not None and e["close_day"] is not None and e["close_day"] > s["close_day"]:
+    if (
+        s["close_day"] is not None
+        and e["close_day"] is not None
+        and e["close_day"] > s["close_day"]
+    ):
         return "slipped"
     return "unchanged"
 
@@ -220,9 +238,13 @@ def waterfall(
         a0 = None if s is None else s["amount"]
         deals.append(
             WaterfallDeal(
-                e["opportunity_id"], category, None if s is None else s["stage"], e["stage"],
-                a0, e["amount"],
-            )  # fmt: skip
+                e["opportunity_id"],
+                category,
+                None if s is None else s["stage"],
+                e["stage"],
+                a0,
+                e["amount"],
+            )
         )
         t = totals[category]
         t[0] += 1

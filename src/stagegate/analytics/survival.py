@@ -43,7 +43,8 @@ def _log_factor(at_risk: int, exited: bool) -> float:
 def km_curve(durations: Sequence[float], exited: Sequence[bool]) -> list[tuple[float, float]]:
     """Return ``(duration, survival)`` after each distinct duration with at least one exit."""
     order = sorted(zip(durations, exited, strict=True), key=lambda p: (p[0], not p[1]))
-    total, log_s, curve = len(order), 0.0, []
+    total, log_s = len(order), 0.0
+    curve: list[tuple[float, float]] = []
     for i, (duration, did_exit) in enumerate(order):
         log_s += _log_factor(total - i, did_exit)
         if did_exit:

@@ -47,9 +47,14 @@ def _per_deal(prepared: Any) -> list[dict[str, Any]]:
             if v.exited_us is None and v.kind != "open":
                 closing[v.opportunity_id] = v.entered_us
         return [
-            {"opportunity_id": v.opportunity_id, "stage": v.stage, "outcome": v.outcome,
-             "entered_us": v.entered_us, "closed_us": closing.get(v.opportunity_id),
-             "opened_us": opened[v.opportunity_id]}  # fmt: skip
+            {
+                "opportunity_id": v.opportunity_id,
+                "stage": v.stage,
+                "outcome": v.outcome,
+                "entered_us": v.entered_us,
+                "closed_us": closing.get(v.opportunity_id),
+                "opened_us": opened[v.opportunity_id],
+            }
             for v in prepared.python
             if v.visit == 1 and v.kind == "open"
         ]
@@ -103,7 +108,7 @@ def velocity(
             s[3].append((r["closed_us"] - r["entered_us"]) / DAY_US)
     everything: list[Any] = [0, 0, [], []]
     for opp, (outcome, closed_us, opened_us) in overall.items():
-        if outcome == "open":
+        if outcome == "open" or closed_us is None:
             continue
         everything[0] += 1
         if outcome == "won":
