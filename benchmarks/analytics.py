@@ -113,17 +113,26 @@ def run_polars(df):
         .filter(pl.col("at_us") <= as_of_us)
         .sort(opp, "at_us", "seq", "rank")
     )
-    entries = rows.filter(
-        pl.col("stage").shift(1).over(opp).is_null()
-        | (pl.col("stage") != pl.col("stage").shift(1).over(opp))
-    )
+    # sorted once: neighbours by plain shifts, group boundaries by comparing ids
+    new_opp = pl.col(opp) != pl.col(opp).shift(1)
+    entries = rows.filter(new_opp.fill_null(True) | (pl.col("stage") != pl.col("stage").shift(1)))
+    last = (pl.col(opp) != pl.col(opp).shift(-1)).fill_null(True)
+    first = (pl.col(opp) != pl.col(opp).shift(1)).fill_null(True)
+    idx = pl.int_range(pl.len())
     iv = (
         entries.with_columns(
-            exited_us=pl.col("at_us").shift(-1).over(opp),
-            next_stage=pl.col("stage").shift(-1).over(opp),
-            step=pl.int_range(1, pl.len() + 1).over(opp),
-            visit=pl.int_range(1, pl.len() + 1).over(opp, "stage"),
-            final=pl.col("kind").last().over(opp),
+            exited_us=pl.when(~last).then(pl.col("at_us").shift(-1)),
+            next_stage=pl.when(~last).then(pl.col("stage").shift(-1)),
+            step=idx - pl.when(first).then(idx).forward_fill() + 1,
+            final=pl.when(last).then(pl.col("kind")).backward_fill(),
+        )
+        .sort(opp, "stage", "step")
+        .with_columns(
+            visit=idx
+            - pl.when(first | (pl.col("stage") != pl.col("stage").shift(1)).fill_null(True))
+            .then(idx)
+            .forward_fill()
+            + 1
         )
         .with_columns(
             censored=pl.col("exited_us").is_null() & (pl.col("kind") == 0),

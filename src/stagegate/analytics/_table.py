@@ -404,3 +404,30 @@ def backend_of(native: Any) -> Any:
         return eager.lazy().to_native() if is_lazy else eager.to_native()
 
     return build
+
+
+def sorts_in_memory(frame: Any) -> bool:
+    """Whether a narwhals frame is of an in-memory backend (Polars, pandas) where one sort and
+    plain shifts are much faster than ordered window functions."""
+    impl = frame.implementation
+    return bool(impl.is_polars() or impl.is_pandas_like())
+
+
+def group_starts(keys: list[str]) -> nw.Expr:
+    """True on the first row of each run of equal ``keys`` in a sorted eager frame."""
+    import narwhals as nw  # noqa: PLC0415
+
+    same: Any = None
+    for key in keys:
+        equal = (nw.col(key) == nw.col(key).shift(1)).fill_null(value=False)
+        same = equal if same is None else same & equal
+    return ~same  # type: ignore[no-any-return]
+
+
+def running(column: str, start: str) -> nw.Expr:
+    """Running sum of ``column`` restarting where ``start`` is true (sorted eager frame)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    total = nw.col(column).cum_sum()
+    offset = nw.when(nw.col(start)).then(total - nw.col(column)).fill_null(strategy="forward")
+    return total - offset

@@ -46,8 +46,11 @@ from stagegate.analytics._table import (
     by_stage,
     frame_rows,
     group_rows,
+    group_starts,
     is_frame,
     python_rows,
+    running,
+    sorts_in_memory,
 )
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
@@ -169,7 +172,13 @@ def python_intervals(
 
 
 def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
-    """The visits of a normalized frame (see :func:`~stagegate.analytics._table.frame_rows`)."""
+    """The visits of a normalized frame (see :func:`~stagegate.analytics._table.frame_rows`).
+
+    On Polars and pandas the rows are sorted once and neighbours compared with plain shifts
+    (:func:`sorted_intervals`); elsewhere ordered window functions do the same.
+    """
+    if sorts_in_memory(rows):
+        return sorted_intervals(rows, outcomes, as_of)
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
@@ -204,6 +213,75 @@ def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> 
         _kind_name("kind_code").alias("kind"),
         nw.col("step"),
         nw.col("visit"),
+        nw.col("from_stage"),
+        nw.col("at").alias("entered_at"),
+        nw.col("exited_at"),
+        nw.col("at_us").alias("entered_us"),
+        nw.col("exited_us"),
+        nw.col("duration_days").cast(nw.Float64),
+        nw.col("next_stage"),
+        nw.col("censored"),
+        _kind_name("final").alias("outcome"),
+        nw.col("reason"),
+        nw.col("amount"),
+        nw.col("close_day"),
+    )
+
+
+def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
+    """:func:`frame_intervals` for in-memory backends: one sort, then plain shifts."""
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = "opportunity_id"
+    ordered = rows.collect().sort(opp, *ORDER)
+    first = group_starts([opp])
+    ordered = ordered.with_columns(
+        from_stage=nw.when(~first).then(nw.col("stage").shift(1)),
+    )
+    entries = ordered.filter(
+        nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
+    )
+    kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
+    last = ~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False)
+    entries = entries.with_columns(
+        one=nw.lit(1, nw.Int64),
+        first=group_starts([opp]),
+        last=last,
+        kind_code=kind_code.cast(nw.Int64),
+    )
+    entries = entries.with_columns(
+        step=running("one", "first"),
+        exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
+        exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
+        next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
+        final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
+    )
+    entries = entries.sort(opp, "stage", "step").with_columns(
+        stage_first=group_starts([opp, "stage"])
+    )
+    entries = entries.with_columns(visit=running("one", "stage_first"))
+    return _finish_visits(entries.lazy(), as_of)
+
+
+def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
+    import narwhals as nw  # noqa: PLC0415
+
+    last = nw.col("exited_us").is_null()
+    open_visit = nw.col("kind_code") == 0
+    entries = entries.with_columns(
+        censored=last & open_visit,
+        duration_days=nw.when(~last)
+        .then((nw.col("exited_us") - nw.col("at_us")) / DAY_US)
+        .when(open_visit)
+        .then((nw.lit(as_of) - nw.col("at_us")) / DAY_US)
+        .otherwise(nw.lit(None, nw.Float64)),
+    )
+    return entries.select(
+        nw.col("opportunity_id"),
+        nw.col("stage"),
+        _kind_name("kind_code").alias("kind"),
+        nw.col("step").cast(nw.Int64),
+        nw.col("visit").cast(nw.Int64),
         nw.col("from_stage"),
         nw.col("at").alias("entered_at"),
         nw.col("exited_at"),

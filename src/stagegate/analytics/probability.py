@@ -49,7 +49,7 @@ from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
 from stagegate.analytics.intervals import Prepared, StageInterval, prepare
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.survival import _NEG, _log_factor
+from stagegate.analytics.survival import _log_factor, risk_sets
 
 __all__ = [
     "DEFAULT_BINS",
@@ -198,27 +198,12 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
             .agg(nw.col("visit").count().alias("n"))
         )
     exits = ~nw.col("censored")
-    order = ["duration_days", "censored"]
-    ranked = (
-        open_visits.filter(~nw.col("duration_days").is_null())
-        .with_columns(one=nw.lit(1, nw.Int64))
-        .with_columns(
-            at_risk=nw.col("duration_days").count().over("stage")
-            - nw.col("one").cum_sum().over("stage", order_by=order)
-            + 1,
-        )
-    )
-    ranked = ranked.with_columns(
-        log_factor=nw.when(~exits)
-        .then(nw.lit(0.0))
-        .when(nw.col("at_risk") <= 1)
-        .then(nw.lit(_NEG))
-        .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
-    ).with_columns(
-        before=(
-            nw.col("log_factor").cum_sum().over("stage", order_by=order) - nw.col("log_factor")
-        ).exp()
-    )
+    ranked = risk_sets(
+        open_visits.filter(~nw.col("duration_days").is_null()).select(
+            "stage", "duration_days", "censored", "next_stage"
+        ),
+        ["stage"],
+    ).with_columns(before=(nw.col("log_survival") - nw.col("log_factor")).exp())
     incidence = collect_rows(
         ranked.filter(exits & ~nw.col("next_stage").is_null())
         .with_columns(share=nw.col("before") / nw.col("at_risk"))

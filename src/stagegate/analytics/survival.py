@@ -64,6 +64,47 @@ def km_median(durations: Sequence[float], exited: Sequence[bool]) -> float | Non
     return None
 
 
+def risk_sets(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
+    """Add the product-limit columns to visits (``duration_days``, ``censored``, ``by``...).
+
+    Rows are ordered by ``(duration_days, censored)`` within each ``by`` group; the result
+    adds ``at_risk`` (visits still in the stage, this one included), ``log_factor``
+    (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit) and ``log_survival`` (the
+    running sum of ``log_factor``: survival just after this row is its exponential).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    from stagegate.analytics._table import group_starts, running, sorts_in_memory  # noqa: PLC0415
+
+    order = ["duration_days", "censored"]
+    exited = ~nw.col("censored")
+    factor = (
+        nw.when(~exited)
+        .then(nw.lit(0.0))
+        .when(nw.col("at_risk") <= 1)
+        .then(nw.lit(_NEG))
+        .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
+    )
+    keyed = visits.with_columns(one=nw.lit(1, nw.Int64))
+    if sorts_in_memory(visits):
+        ordered = keyed.collect().sort(*by, *order)
+        ordered = ordered.with_columns(first=group_starts(list(by)))
+        ranked = ordered.with_columns(
+            at_risk=nw.col("one").sum().over(*by) - running("one", "first") + 1
+        )
+        ranked = ranked.with_columns(log_factor=factor)
+        return ranked.with_columns(log_survival=running("log_factor", "first")).lazy()
+    # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
+    ranked = keyed.with_columns(
+        at_risk=nw.col("one").sum().over(*by)
+        - nw.col("one").cum_sum().over(*by, order_by=order)
+        + 1,
+    ).with_columns(log_factor=factor)
+    return ranked.with_columns(
+        log_survival=nw.col("log_factor").cum_sum().over(*by, order_by=order)
+    )
+
+
 def km_median_frame(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
     """Kaplan-Meier median of ``duration_days`` per group, in narwhals expressions.
 
@@ -72,26 +113,9 @@ def km_median_frame(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFram
     """
     import narwhals as nw  # noqa: PLC0415
 
-    order = ["duration_days", "censored"]
-    exited = ~nw.col("censored")
-    ranked = visits.select(*by, "duration_days", "censored", one=nw.lit(1, nw.Int64)).with_columns(
-        # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
-        at_risk=nw.col("duration_days").count().over(*by)
-        - nw.col("one").cum_sum().over(*by, order_by=order)
-        + 1,
-    )
-    factor = (
-        nw.when(~exited)
-        .then(nw.lit(0.0))
-        .when(nw.col("at_risk") <= 1)
-        .then(nw.lit(_NEG))
-        .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
-    )
-    curve = ranked.with_columns(log_factor=factor).with_columns(
-        survival=nw.col("log_factor").cum_sum().over(*by, order_by=order).exp()
-    )
+    curve = risk_sets(visits.select(*by, "duration_days", "censored"), by)
     return (
-        curve.filter(exited & (nw.col("survival") <= HALF))
+        curve.filter(~nw.col("censored") & (nw.col("log_survival").exp() <= HALF))
         .group_by(*by)
         .agg(nw.col("duration_days").min().alias("km_median_days"))
     )
