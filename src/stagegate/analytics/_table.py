@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from stagegate._time import epoch_us, parse_date, to_utc
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes
 from stagegate.errors import InvalidTimestampError
+from stagegate.events import Event
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -170,16 +171,33 @@ def python_rows(
     """
     rows: list[Row] = []
     index = 0
+    ranks = {s: i for i, s in enumerate(outcomes.stages)}
     for item in data:
         events = getattr(item, "events", None)
-        if events is not None and not isinstance(item, Mapping):
-            for event in events:
-                rows.append(_record(event, index, outcomes, assume_zone))
-                index += 1
-        else:
-            rows.append(_record(item, index, outcomes, assume_zone))
+        items = events if events is not None and not isinstance(item, Mapping) else (item,)
+        for one in items:
+            if type(one) is Event and one.stage in ranks:
+                rows.append(_event_row(one, ranks))
+            else:
+                rows.append(_record(one, index, outcomes, assume_zone))
             index += 1
     return rows
+
+
+def _event_row(event: Event, ranks: Mapping[str, int]) -> Row:
+    """Fast path for stagegate's own events (already validated, instants already UTC)."""
+    amount = event.amount
+    close = event.close_date
+    return Row(
+        event.opportunity_id,
+        epoch_us(event.at),
+        event.seq,
+        ranks[event.stage],
+        event.stage,
+        None if amount is None else float(amount),
+        None if close is None else close.toordinal() - _EPOCH_ORDINAL,
+        event.reason,
+    )
 
 
 def group_rows(rows: Iterable[Row], cutoff_us: int | None = None) -> dict[str, list[Row]]:
@@ -407,8 +425,10 @@ def backend_of(native: Any) -> Any:
 
 
 def sorts_in_memory(frame: Any) -> bool:
-    """Whether a narwhals frame is of an in-memory backend (Polars, pandas) where one sort and
-    plain shifts are much faster than ordered window functions."""
+    """Whether a narwhals frame is of an in-memory backend (Polars, pandas).
+
+    There, one sort and plain shifts are much faster than ordered window functions.
+    """
     impl = frame.implementation
     return bool(impl.is_polars() or impl.is_pandas_like())
 

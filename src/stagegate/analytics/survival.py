@@ -95,12 +95,12 @@ def risk_sets(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]
         ranked = ranked.with_columns(log_factor=factor)
         return ranked.with_columns(log_survival=running("log_factor", "first")).lazy()
     # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
-    ranked = keyed.with_columns(
+    windowed = keyed.with_columns(
         at_risk=nw.col("one").sum().over(*by)
         - nw.col("one").cum_sum().over(*by, order_by=order)
         + 1,
     ).with_columns(log_factor=factor)
-    return ranked.with_columns(
+    return windowed.with_columns(
         log_survival=nw.col("log_factor").cum_sum().over(*by, order_by=order)
     )
 
