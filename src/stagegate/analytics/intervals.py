@@ -256,8 +256,8 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
         next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
         final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
     )
-    entries = entries.sort(opp, "stage", "step").with_columns(
-        stage_first=group_starts([opp, "stage"])
+    entries = entries.sort(opp, "rank", "step").with_columns(
+        stage_first=group_starts([opp, "rank"])
     )
     entries = entries.with_columns(visit=running("one", "stage_first"))
     return _finish_visits(entries.lazy(), as_of)
