@@ -241,6 +241,7 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     entries = ordered.filter(
         nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
     )
+    del ordered  # keep one copy of the log in memory at a time
     kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
     last = ~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False)
     entries = entries.with_columns(
