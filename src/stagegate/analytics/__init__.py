@@ -1,0 +1,98 @@
+"""Pipeline analytics over transition logs and stage-history data frames.
+
+Every function takes the events of any number of opportunities (pure Python) or a
+stage-history data frame (pandas, Polars, DuckDB, PySpark; through narwhals, the ``frames``
+extra), the stage kinds (a ``Process`` or a mapping), and an explicit ``as_of`` instant, and
+returns records (pure Python) or tables in the caller's own backend. See ``docs/analytics.md``.
+"""
+
+from stagegate.analytics.backtest import Backtest, BacktestScore, Reliability, backtest
+from stagegate.analytics.deals import (
+    PushCount,
+    Slippage,
+    SlippingDeal,
+    StalledDeal,
+    slippage,
+    stalled,
+)
+from stagegate.analytics.durations import (
+    CycleSummary,
+    CycleTime,
+    CycleTimes,
+    StageTime,
+    cycle_times,
+    time_in_stage,
+)
+from stagegate.analytics.forecast import Forecast, ForecastPeriod, forecast, period_of
+from stagegate.analytics.funnel import Funnel, FunnelStage, LossReason, funnel
+from stagegate.analytics.intervals import INTERVAL_COLUMNS, StageInterval, stage_intervals
+from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes
+from stagegate.analytics.probability import (
+    DEFAULT_BINS,
+    ESTIMATORS,
+    DwellProbability,
+    StageProbability,
+    dwell_probabilities,
+    stage_probabilities,
+)
+from stagegate.analytics.snapshot import (
+    CATEGORIES,
+    Snapshot,
+    Waterfall,
+    WaterfallDeal,
+    WaterfallRow,
+    snapshot,
+    waterfall,
+)
+from stagegate.analytics.survival import km_curve, km_median
+from stagegate.analytics.velocity import Velocity, velocity
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_BINS",
+    "ESTIMATORS",
+    "INTERVAL_COLUMNS",
+    "KINDS",
+    "AnalyticsError",
+    "Backtest",
+    "BacktestScore",
+    "CycleSummary",
+    "CycleTime",
+    "CycleTimes",
+    "DwellProbability",
+    "Forecast",
+    "ForecastPeriod",
+    "Funnel",
+    "FunnelStage",
+    "LossReason",
+    "Outcomes",
+    "PushCount",
+    "Reliability",
+    "Slippage",
+    "SlippingDeal",
+    "Snapshot",
+    "StageInterval",
+    "StageProbability",
+    "StageTime",
+    "StalledDeal",
+    "Velocity",
+    "Waterfall",
+    "WaterfallDeal",
+    "WaterfallRow",
+    "backtest",
+    "cycle_times",
+    "dwell_probabilities",
+    "forecast",
+    "funnel",
+    "km_curve",
+    "km_median",
+    "period_of",
+    "slippage",
+    "snapshot",
+    "stage_intervals",
+    "stage_probabilities",
+    "stalled",
+    "time_in_stage",
+    "velocity",
+    "waterfall",
+]

@@ -1,0 +1,28 @@
+"""Turn result records into the caller's representation (records or a native frame)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from stagegate.analytics.intervals import Prepared
+
+__all__ = ["collect_rows", "emit"]
+
+T = TypeVar("T")
+
+
+def emit(prepared: Prepared, records: Sequence[T], cls: type[T]) -> Any:
+    """Return ``records`` as a list (pure-Python input) or a frame in the caller's backend."""
+    if not prepared.is_frame:
+        return list(records)
+    names = [f.name for f in attrs.fields(cls)]  # type: ignore[arg-type]
+    columns = {name: [getattr(r, name) for r in records] for name in names}
+    return prepared.build(columns)
+
+
+def collect_rows(frame: Any) -> list[dict[str, Any]]:
+    """Collect a (small) narwhals lazy frame into a list of row dicts."""
+    return frame.collect().rows(named=True)  # type: ignore[no-any-return]

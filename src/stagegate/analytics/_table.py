@@ -1,0 +1,453 @@
+"""The canonical stage-history table, from events or from a data frame.
+
+One row per change, with the values in force from that instant on::
+
+    opportunity_id  at (aware instant)  seq (optional)  stage  amount  close_date  reason
+
+Rows of one opportunity are ordered by ``(at, seq, stage order)``: ``seq`` breaks ties between
+rows at the same instant; without it, the process order does, so that results never depend
+on the order of the input rows.
+
+Two representations live here:
+
+- the pure-Python one: :class:`Row` tuples grouped by opportunity (no data-frame library);
+- the frame one: a narwhals frame with the canonical columns plus integer companions
+  (``at_us``: epoch microseconds; ``close_day``: days since 1970-01-01; ``rank``: stage order).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from stagegate._time import epoch_us, parse_date, to_utc
+from stagegate.analytics.outcomes import AnalyticsError, Outcomes
+from stagegate.errors import InvalidTimestampError
+from stagegate.events import Event
+
+if TYPE_CHECKING:
+    import narwhals as nw
+
+__all__ = [
+    "DAY_US",
+    "REQUIRED",
+    "Row",
+    "as_of_us",
+    "day_of",
+    "frame_rows",
+    "group_rows",
+    "is_frame",
+    "python_rows",
+]
+
+DAY_US = 86_400_000_000
+"""Microseconds in a day: durations are ``(b_us - a_us) / DAY_US`` float days."""
+REQUIRED = ("opportunity_id", "at", "stage")
+"""Columns every stage-history table must have."""
+OPTIONAL = ("seq", "amount", "close_date", "reason")
+"""Columns used when present."""
+_UTC_NAMES = ("UTC", "Etc/UTC", "utc", "+00:00", "Z", "GMT", "Etc/GMT")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+class Row(NamedTuple):
+    """One normalized row of the canonical table (pure-Python path)."""
+
+    opportunity_id: str
+    at_us: int
+    seq: int
+    rank: int
+    stage: str
+    amount: float | None
+    close_day: int | None
+    reason: str | None
+
+
+def day_of(value: date) -> int:
+    """Days since 1970-01-01 of a calendar date."""
+    return value.toordinal() - _EPOCH_ORDINAL
+
+
+def as_of_us(as_of: datetime, what: str = "as_of") -> int:
+    """Epoch microseconds of an aware instant.
+
+    Raises:
+        InvalidTimestampError: the instant is naive or not a datetime.
+    """
+    return epoch_us(to_utc(as_of, what=what))
+
+
+_FRAME_MODULES = ("pandas", "polars", "duckdb", "pyspark", "sqlframe", "modin", "cudf", "ibis")
+
+
+def is_frame(data: Any) -> bool:
+    """Whether ``data`` is a data frame (of any library) rather than an iterable of records.
+
+    Raises:
+        AnalyticsError: ``data`` is a Dask frame or a bare PyArrow table (no ordered windows).
+    """
+    module = type(data).__module__.split(".", 1)[0]
+    if module == "dask":
+        raise AnalyticsError(
+            "Dask frames are not supported: narwhals has no ordered window functions on Dask; "
+            "compute it to pandas (df.compute()) or load the data with Polars or DuckDB"
+        )
+    if module == "pyarrow":
+        raise AnalyticsError(
+            "bare PyArrow tables are not supported (no grouped ordered windows); convert with "
+            "polars.from_arrow(table) or duckdb.from_arrow(table)"
+        )
+    if module == "narwhals":
+        return True
+    return module in _FRAME_MODULES
+
+
+# -- the pure-Python path ----------------------------------------------------------------------
+
+
+def _amount(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        number = float(value)
+        return None if math.isnan(number) else number
+    raise AnalyticsError(f"amount {value!r} is not a number")
+
+
+def _record(item: Any, index: int, outcomes: Outcomes, assume_zone: str | tzinfo | None) -> Row:
+    if isinstance(item, Mapping):
+        get = item.get
+        missing = [c for c in REQUIRED if get(c) is None]
+        if missing:
+            raise AnalyticsError(
+                f"row {index} lacks {', '.join(missing)}; every row needs opportunity_id, at "
+                "and stage"
+            )
+    elif hasattr(item, "opportunity_id") and hasattr(item, "stage") and hasattr(item, "at"):
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(item, name, default)
+
+    else:
+        raise AnalyticsError(
+            f"item {index} is a {type(item).__name__}; pass Event objects, Opportunity objects "
+            "(with .events), mappings with the canonical columns, or a data frame"
+        )
+    at: Any = get("at")
+    if isinstance(at, str):
+        from stagegate._time import parse_instant  # noqa: PLC0415
+
+        at = parse_instant(at, assume_zone=assume_zone)
+    at = to_utc(at, assume_zone=assume_zone, what=f"row {index} at")
+    stage = str(get("stage"))
+    close = get("close_date")
+    seq = get("seq")
+    reason = get("reason")
+    return Row(
+        str(get("opportunity_id")),
+        epoch_us(at),
+        0 if seq is None else int(seq),
+        outcomes.rank(stage),
+        stage,
+        _amount(get("amount")),
+        None if close is None else day_of(parse_date(close)),
+        None if reason is None else str(reason),
+    )
+
+
+def python_rows(
+    data: Iterable[Any], outcomes: Outcomes, *, assume_zone: str | tzinfo | None = None
+) -> list[Row]:
+    """Normalize events, opportunities or mappings into :class:`Row` tuples.
+
+    Raises:
+        AnalyticsError: an item is of an unknown shape or lacks a required field.
+        UnknownStageError: a stage is not one of ``outcomes``.
+        InvalidTimestampError: an instant is naive and no zone was named.
+    """
+    rows: list[Row] = []
+    index = 0
+    ranks = {s: i for i, s in enumerate(outcomes.stages)}
+    for item in data:
+        events = getattr(item, "events", None)
+        items = events if events is not None and not isinstance(item, Mapping) else (item,)
+        for one in items:
+            if type(one) is Event and one.stage in ranks:
+                rows.append(_event_row(one, ranks))
+            else:
+                rows.append(_record(one, index, outcomes, assume_zone))
+            index += 1
+    return rows
+
+
+def _event_row(event: Event, ranks: Mapping[str, int]) -> Row:
+    """Fast path for stagegate's own events (already validated, instants already UTC)."""
+    amount = event.amount
+    close = event.close_date
+    return Row(
+        event.opportunity_id,
+        epoch_us(event.at),
+        event.seq,
+        ranks[event.stage],
+        event.stage,
+        None if amount is None else float(amount),
+        None if close is None else close.toordinal() - _EPOCH_ORDINAL,
+        event.reason,
+    )
+
+
+def group_rows(rows: Iterable[Row], cutoff_us: int | None = None) -> dict[str, list[Row]]:
+    """Group rows by opportunity, keep those at or before ``cutoff_us``, order each group."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        if cutoff_us is None or row.at_us <= cutoff_us:
+            groups[row.opportunity_id].append(row)
+    for group in groups.values():
+        group.sort(key=lambda r: (r.at_us, r.seq, r.rank))
+    return dict(sorted(groups.items()))
+
+
+# -- the frame path ---------------------------------------------------------------------------
+
+
+def _civil_days(year: nw.Expr, month: nw.Expr, day: nw.Expr) -> nw.Expr:
+    """Days since 1970-01-01 from calendar parts, in integer arithmetic (Hinnant's algorithm)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    y = year - (month <= 2).cast(nw.Int64)  # noqa: PLR2004
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _parts(col: nw.Expr) -> tuple[nw.Expr, nw.Expr, nw.Expr]:
+    import narwhals as nw  # noqa: PLC0415
+
+    return (
+        col.dt.year().cast(nw.Int64),
+        col.dt.month().cast(nw.Int64),
+        col.dt.day().cast(nw.Int64),
+    )
+
+
+def _epoch_us_expr(name: str, fast: bool) -> nw.Expr:
+    import narwhals as nw  # noqa: PLC0415
+
+    col = nw.col(name)
+    if fast:
+        return col.dt.timestamp("us").cast(nw.Int64)
+    return (
+        _civil_days(*_parts(col)) * DAY_US
+        + col.dt.hour().cast(nw.Int64) * 3_600_000_000
+        + col.dt.minute().cast(nw.Int64) * 60_000_000
+        + col.dt.second().cast(nw.Int64) * 1_000_000
+        + col.dt.microsecond().cast(nw.Int64)
+    )
+
+
+def by_stage(column: str, values: Mapping[str, Any], default: Any = None) -> nw.Expr:
+    """A ``when/then`` chain mapping stage ids to constants (portable on every backend)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    items = list(values.items())
+    if not items:
+        return nw.lit(default)
+    stage = nw.col(column)
+    expr: Any = nw.when(stage == items[0][0]).then(nw.lit(items[0][1]))
+    for key, value in items[1:]:
+        expr = expr.when(stage == key).then(nw.lit(value))
+    return expr.otherwise(nw.lit(default))  # type: ignore[no-any-return]
+
+
+def _close_exprs(close_type: Any, impl: Any, *, fast: bool) -> tuple[nw.Expr, nw.Expr]:
+    """The normalized ``close_date`` column and its day number, whatever the input type.
+
+    Raises:
+        AnalyticsError: the column holds something other than dates.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    if close_type is None:
+        return nw.lit(None, nw.Date()).alias("close_date"), nw.lit(None, nw.Int64)
+    close = nw.col("close_date")
+    if isinstance(close_type, nw.Datetime):
+        date_expr = close.dt.replace_time_zone(None).dt.date().alias("close_date")
+    elif close_type == nw.Date:
+        date_expr = close
+    elif close_type == nw.Object and impl.is_pandas_like():
+        raise AnalyticsError(
+            "column 'close_date' holds Python objects; convert it with "
+            "pandas.to_datetime(df['close_date']) first"
+        )
+    else:
+        raise AnalyticsError(
+            f"column 'close_date' must hold calendar dates, got {close_type}; parse it first"
+        )
+    # the day number is computed after ``date_expr`` has made the column a Date
+    if impl.is_polars():
+        return date_expr, close.cast(nw.Int64)
+    if fast:
+        return date_expr, close.cast(nw.Datetime("us")).dt.timestamp("us") // DAY_US
+    return date_expr, _civil_days(*_parts(close))
+
+
+def frame_rows(
+    native: Any,
+    outcomes: Outcomes,
+    *,
+    cutoff_us: int | None,
+    assume_zone: str | tzinfo | None = None,
+) -> nw.LazyFrame[Any]:
+    """Validate and normalize a stage-history frame into the canonical lazy narwhals frame.
+
+    The result has ``opportunity_id, at, at_us, seq, rank, stage, amount, close_date,
+    close_day, reason``; rows after ``cutoff_us`` are dropped.
+
+    Raises:
+        AnalyticsError: a required column is missing or of the wrong type.
+        InvalidTimestampError: ``at`` is naive and no zone was named.
+        UnknownStageError: a stage is not one of ``outcomes``.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = nw.from_native(native)
+    if frame.implementation.is_pandas():
+        frame = nw.from_native(_pandas_nullable(native))
+    if isinstance(frame, nw.DataFrame):
+        impl = frame.implementation
+        lazy = frame.lazy()
+    else:
+        impl = frame.implementation
+        lazy = frame
+    schema = lazy.collect_schema()
+    missing = [c for c in REQUIRED if c not in schema]
+    if missing:
+        raise AnalyticsError(
+            f"the stage-history table lacks the column(s) {', '.join(missing)}; it needs "
+            f"opportunity_id, at, stage (and optionally seq, amount, close_date, reason); "
+            f"found {', '.join(schema)}"
+        )
+    at_type = schema["at"]
+    if not isinstance(at_type, nw.Datetime):
+        raise AnalyticsError(
+            f"column 'at' must hold instants (a datetime column), got {at_type}; parse it first"
+        )
+    at = nw.col("at")
+    if at_type.time_zone is None:
+        if assume_zone is None:
+            raise InvalidTimestampError(
+                "at",
+                "column 'at' holds naive datetimes; pass assume_zone='Europe/Berlin' (the zone "
+                "they were recorded in) or convert them to aware instants first",
+            )
+        zone = assume_zone if isinstance(assume_zone, str) else str(assume_zone)
+        at = at.dt.replace_time_zone(zone)
+    zone_now = at_type.time_zone or str(assume_zone)
+    if zone_now not in _UTC_NAMES:
+        if not (impl.is_polars() or impl.is_pandas_like()):
+            raise AnalyticsError(
+                f"column 'at' is in time zone {zone_now!r}; set the session or connection time "
+                "zone to UTC (DuckDB: SET TimeZone='UTC'; Spark: spark.sql.session.timeZone=UTC)"
+            )
+        at = at.dt.convert_time_zone("UTC")
+    fast = impl.is_polars() or impl.is_pandas_like()
+    exprs: list[nw.Expr] = [
+        nw.col("opportunity_id").cast(nw.String()).alias("opportunity_id"),
+        at.alias("at"),
+        nw.col("stage").cast(nw.String()).alias("stage"),
+        (nw.col("seq").cast(nw.Int64) if "seq" in schema else nw.lit(0, nw.Int64)).alias("seq"),
+        (
+            nw.col("amount").cast(nw.Float64) if "amount" in schema else nw.lit(None, nw.Float64)
+        ).alias("amount"),
+        (
+            nw.col("reason").cast(nw.String()) if "reason" in schema else nw.lit(None, nw.String())
+        ).alias("reason"),
+    ]
+    close_date, close_day = _close_exprs(schema.get("close_date"), impl, fast=fast)
+    exprs.append(close_date)
+    lazy = lazy.select(exprs)
+    seen = lazy.select("stage").unique().collect().get_column("stage").to_list()
+    outcomes.check(s for s in seen if s is not None)
+    if any(s is None for s in seen):
+        raise AnalyticsError("column 'stage' has empty values; every row needs a stage")
+    lazy = lazy.with_columns(
+        _epoch_us_expr("at", fast).alias("at_us"),
+        close_day.cast(nw.Int64).alias("close_day"),
+        by_stage("stage", {s: i for i, s in enumerate(outcomes.stages)}, -1)
+        .cast(nw.Int64)
+        .alias("rank"),
+    )
+    if cutoff_us is not None:
+        lazy = lazy.filter(nw.col("at_us") <= cutoff_us)
+    return lazy
+
+
+def _pandas_nullable(native: Any) -> Any:
+    """A pandas frame with pyarrow-backed (nullable) columns and every optional column."""
+    import pandas as pd  # noqa: PLC0415
+    import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    frame = native.convert_dtypes(dtype_backend="pyarrow")
+    types = {"amount": pa.float64(), "close_date": pa.date32(), "reason": pa.string()}
+    for column, kind in types.items():
+        if column not in frame.columns:
+            frame[column] = pd.Series([None] * len(frame), dtype=pd.ArrowDtype(kind))
+    return frame
+
+
+def backend_of(native: Any) -> Any:
+    """Return a function that turns a ``{column: list}`` dict into the caller's backend."""
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = nw.from_native(native)
+    impl = frame.implementation
+    is_lazy = isinstance(frame, nw.LazyFrame)
+
+    def build(columns: Mapping[str, list[Any]]) -> Any:
+        if impl.is_polars() or impl.is_pandas():
+            eager = nw.from_dict(dict(columns), backend=impl)
+            return eager.lazy().to_native() if is_lazy else eager.to_native()
+        eager = nw.from_dict(dict(columns), backend="pyarrow")
+        if impl.is_duckdb():
+            return eager.lazy(backend="duckdb").to_native()
+        if impl.is_pyspark() or impl.is_pyspark_connect() or impl.is_sqlframe():
+            session = native.sparkSession
+            return eager.lazy(backend=impl, session=session).to_native()
+        return eager.lazy().to_native() if is_lazy else eager.to_native()
+
+    return build
+
+
+def sorts_in_memory(frame: Any) -> bool:
+    """Whether a narwhals frame is of an in-memory backend (Polars, pandas).
+
+    There, one sort and plain shifts are much faster than ordered window functions.
+    """
+    impl = frame.implementation
+    return bool(impl.is_polars() or impl.is_pandas_like())
+
+
+def group_starts(keys: list[str]) -> nw.Expr:
+    """True on the first row of each run of equal ``keys`` in a sorted eager frame."""
+    import narwhals as nw  # noqa: PLC0415
+
+    same: Any = None
+    for key in keys:
+        equal = (nw.col(key) == nw.col(key).shift(1)).fill_null(value=False)
+        same = equal if same is None else same & equal
+    return ~same  # type: ignore[no-any-return]
+
+
+def running(column: str, start: str) -> nw.Expr:
+    """Running sum of ``column`` restarting where ``start`` is true (sorted eager frame)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    total = nw.col(column).cum_sum()
+    offset = nw.when(nw.col(start)).then(total - nw.col(column)).fill_null(strategy="forward")
+    return total - offset

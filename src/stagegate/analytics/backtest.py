@@ -1,0 +1,161 @@
+"""Backtest: which probability estimator was best calibrated on this data?
+
+History is split at ``cutoff``. Every estimator is fitted on what was known then (rows at or
+before ``cutoff``; deals open then are censored there). It is scored on the deals that were
+open at ``cutoff`` and closed by ``as_of``: each gets the probability of its stage at the
+cut-off (and, for ``dwell``, of the time it had spent there), and its outcome is 1 if won.
+
+Scores: the Brier score (mean squared error, lower is better), the log loss (probabilities
+clipped to [1e-6, 1 - 1e-6]), and a reliability table: deals binned by predicted probability
+(tenths), with their mean prediction and observed win rate. ``best`` is the estimator with the
+lowest Brier score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, tzinfo
+from typing import Any
+
+import attrs
+
+from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics.intervals import prepare
+from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
+from stagegate.analytics.probability import (
+    DEFAULT_BINS,
+    ESTIMATORS,
+    bin_expr,
+    bin_of,
+    fit_counts,
+    predictors,
+)
+
+__all__ = ["Backtest", "BacktestScore", "Reliability", "backtest"]
+
+_EPS = 1e-6
+
+
+@attrs.frozen(slots=True)
+class BacktestScore:
+    """How one estimator scored on the deals open at the cut-off and closed later."""
+
+    estimator: str
+    deals: int
+    brier: float | None
+    log_loss: float | None
+    mean_predicted: float | None
+    observed_rate: float | None
+
+
+@attrs.frozen(slots=True)
+class Reliability:
+    """One bin of the reliability table of one estimator."""
+
+    estimator: str
+    bin: int
+    deals: int
+    mean_predicted: float
+    observed_rate: float
+
+
+@attrs.frozen
+class Backtest:
+    """Result of :func:`backtest`.
+
+    Attributes:
+        scores: one row per estimator (:class:`BacktestScore` columns).
+        reliability: reliability table (:class:`Reliability` columns).
+        best: the best-calibrated estimator (``None`` without deals to score).
+    """
+
+    scores: Any
+    reliability: Any
+    best: str | None
+
+
+def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
+    """(stage at cut-off, dwell bin, final outcome) -> deals open at cut-off, closed by as_of."""
+    if first.python is not None:
+        final = {v.opportunity_id: v.outcome for v in last.python}
+        groups: dict[tuple[str, int, str], int] = defaultdict(int)
+        for v in first.python:
+            outcome = final.get(v.opportunity_id, "open")
+            if v.censored and outcome != "open" and v.duration_days is not None:
+                groups[v.stage, bin_of(v.duration_days, DEFAULT_BINS), outcome] += 1
+        return dict(groups)
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = "opportunity_id"
+    at_cutoff = first.frame.filter(nw.col("censored")).select(
+        opp, "stage", bin_expr("duration_days", DEFAULT_BINS).alias("bin")
+    )
+    final = last.frame.filter(nw.col("exited_us").is_null() & (nw.col("outcome") != "open")).select(
+        opp, "outcome"
+    )
+    rows = collect_rows(
+        at_cutoff.join(final, on=opp, how="inner")
+        .group_by("stage", "bin", "outcome")
+        .agg(nw.col(opp).count().alias("n"))
+    )
+    return {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in rows}
+
+
+def backtest(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    cutoff: datetime,
+    as_of: datetime,
+    prior_strength: float = 10.0,
+    assume_zone: str | tzinfo | None = None,
+) -> Backtest:
+    """Fit every estimator at ``cutoff``, score it on what happened by ``as_of``.
+
+    Raises:
+        AnalyticsError: ``as_of`` is not after ``cutoff``, or the input is unusable.
+    """
+    if as_of <= cutoff:
+        raise AnalyticsError(f"as_of={as_of!r} must be after cutoff={cutoff!r}")
+    first = prepare(data, outcomes, as_of=cutoff, assume_zone=assume_zone)
+    last = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
+    table = predictors(fit_counts(first, DEFAULT_BINS), first.outcomes, DEFAULT_BINS,
+                       prior_strength=prior_strength)  # fmt: skip
+    groups = _evaluation(first, last)
+    scores: list[BacktestScore] = []
+    reliability: list[Reliability] = []
+    for name in ESTIMATORS:
+        n = brier = loss = predicted = won_total = 0.0
+        bins: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+        for (stage, b, outcome), count in groups.items():
+            p = table[name][stage, b]
+            y = 1.0 if outcome == "won" else 0.0
+            clipped = min(max(p, _EPS), 1 - _EPS)
+            n += count
+            brier += count * (p - y) ** 2
+            loss -= count * (y * math.log(clipped) + (1 - y) * math.log(1 - clipped))
+            predicted += count * p
+            won_total += count * y
+            r = bins[min(int(p * 10), 9)]
+            r[0] += count
+            r[1] += count * p
+            r[2] += count * y
+        if n:
+            scores.append(BacktestScore(name, int(n), brier / n, loss / n, predicted / n,
+                                        won_total / n))  # fmt: skip
+        else:
+            scores.append(BacktestScore(name, 0, None, None, None, None))
+        reliability.extend(
+            Reliability(name, k, int(c), s / c, w / c) for k, (c, s, w) in sorted(bins.items())
+        )
+    scored = [s for s in scores if s.brier is not None]
+    best = (
+        min(scored, key=lambda s: (s.brier, ESTIMATORS.index(s.estimator))).estimator
+        if scored
+        else None
+    )
+    return Backtest(emit(last, scores, BacktestScore), emit(last, reliability, Reliability), best)
+
+
+_ = AnalyticsError

@@ -1,0 +1,442 @@
+"""Stage intervals: every visit of every opportunity to every stage.
+
+A *stage entry* is a row whose stage differs from the previous row's stage of the same
+opportunity (the first row is always one). A *visit* runs from an entry to the next entry:
+
+- **re-entries** (a deal comes back to a stage) are separate visits, numbered by ``visit``;
+- **skips** and **backward moves** need no special case: a visit ends when the next stage is
+  entered, whatever it is (``next_stage`` says which);
+- **same-instant ties** are ordered by ``seq`` (or, without ``seq``, by the process order) and
+  give zero-length visits, which still count as having reached the stage;
+- a visit to an **open** stage with no later entry is **censored** at ``as_of``: its duration
+  runs to ``as_of`` (never shorter than what was observed) and ``censored`` is true;
+- a visit to a **won or lost** stage with no later entry is *terminal*: no exit, no duration;
+- rows after ``as_of`` are ignored: results describe the pipeline as known at ``as_of``.
+
+>>> from datetime import datetime, timezone
+>>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
+>>> rows = [
+...     {"opportunity_id": "a", "at": t(1), "stage": "lead"},
+...     {"opportunity_id": "a", "at": t(4), "stage": "demo"},
+...     {"opportunity_id": "a", "at": t(9), "stage": "won"},
+...     {"opportunity_id": "b", "at": t(2), "stage": "lead"},
+... ]
+>>> kinds = {"lead": "open", "demo": "open", "won": "won", "lost": "lost"}
+>>> for v in stage_intervals(rows, kinds, as_of=t(11)):
+...     print(v.opportunity_id, v.stage, v.duration_days, v.next_stage, v.censored, v.outcome)
+a lead 3.0 demo False won
+a demo 5.0 won False won
+a won None None False won
+b lead 9.0 None True open
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stagegate._time import from_epoch_us
+from stagegate.analytics._table import (
+    DAY_US,
+    as_of_us,
+    backend_of,
+    by_stage,
+    frame_rows,
+    group_rows,
+    group_starts,
+    is_frame,
+    python_rows,
+    running,
+    sorts_in_memory,
+)
+from stagegate.analytics.outcomes import Outcomes, OutcomesLike
+
+if TYPE_CHECKING:
+    import narwhals as nw
+
+__all__ = ["INTERVAL_COLUMNS", "Prepared", "StageInterval", "prepare", "stage_intervals"]
+
+KIND_CODE = {"open": 0, "won": 1, "lost": 2}
+ORDER = ["at_us", "seq", "rank"]
+INTERVAL_COLUMNS = (
+    "opportunity_id",
+    "stage",
+    "kind",
+    "step",
+    "visit",
+    "from_stage",
+    "entered_at",
+    "exited_at",
+    "entered_us",
+    "exited_us",
+    "duration_days",
+    "next_stage",
+    "censored",
+    "outcome",
+    "reason",
+    "amount",
+    "close_day",
+)
+"""The columns of :func:`stage_intervals` on the frame path, in order."""
+
+
+@attrs.frozen(slots=True)
+class StageInterval:
+    """One visit of one opportunity to one stage.
+
+    Attributes:
+        opportunity_id: the opportunity.
+        stage: the stage visited.
+        kind: ``"open"``, ``"won"`` or ``"lost"``: the kind of ``stage``.
+        step: 1 for the opportunity's first stage entry, 2 for the next, ...
+        visit: 1 for the first visit of this opportunity to this stage, 2 for a re-entry, ...
+        from_stage: the stage left to enter this one (``None`` for the first).
+        entered_at: when the stage was entered (UTC).
+        exited_at: when the next stage was entered; ``None`` if not (yet) exited.
+        entered_us: ``entered_at`` in epoch microseconds.
+        exited_us: ``exited_at`` in epoch microseconds, or ``None``.
+        duration_days: days in the stage: to the exit, or to ``as_of`` for a censored visit;
+            ``None`` for a terminal (won or lost, never reopened) visit.
+        next_stage: the stage entered next, or ``None``.
+        censored: the visit to an open stage is still running at ``as_of``.
+        outcome: the opportunity's outcome at ``as_of``: ``"won"``, ``"lost"`` or ``"open"``.
+        reason: the reason recorded on entering the stage (why a deal was lost), if any.
+        amount: the amount in force when the stage was entered, if known.
+        close_day: the expected close date in force on entry, as days since 1970-01-01.
+    """
+
+    opportunity_id: str
+    stage: str
+    kind: str
+    step: int
+    visit: int
+    from_stage: str | None
+    entered_at: datetime
+    exited_at: datetime | None
+    entered_us: int
+    exited_us: int | None
+    duration_days: float | None
+    next_stage: str | None
+    censored: bool
+    outcome: str
+    reason: str | None = None
+    amount: float | None = None
+    close_day: int | None = None
+
+
+def python_intervals(
+    groups: dict[str, list[Any]], outcomes: Outcomes, as_of: int
+) -> list[StageInterval]:
+    """The visits of grouped, ordered :class:`~stagegate.analytics._table.Row` lists."""
+    result: list[StageInterval] = []
+    kinds = outcomes.kinds
+    for opp, rows in groups.items():
+        entries = [r for i, r in enumerate(rows) if i == 0 or r.stage != rows[i - 1].stage]
+        outcome = kinds[entries[-1].stage]
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            nxt = entries[i + 1] if i + 1 < len(entries) else None
+            kind = kinds[entry.stage]
+            seen[entry.stage] = seen.get(entry.stage, 0) + 1
+            if nxt is not None:
+                duration: float | None = (nxt.at_us - entry.at_us) / DAY_US
+            elif kind == "open":
+                duration = (as_of - entry.at_us) / DAY_US
+            else:
+                duration = None
+            result.append(
+                StageInterval(
+                    opp,
+                    entry.stage,
+                    kind,
+                    i + 1,
+                    seen[entry.stage],
+                    entries[i - 1].stage if i else None,
+                    from_epoch_us(entry.at_us),
+                    None if nxt is None else from_epoch_us(nxt.at_us),
+                    entry.at_us,
+                    None if nxt is None else nxt.at_us,
+                    duration,
+                    None if nxt is None else nxt.stage,
+                    nxt is None and kind == "open",
+                    outcome,
+                    entry.reason,
+                    entry.amount,
+                    entry.close_day,
+                )
+            )
+    return result
+
+
+def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
+    """The visits of a normalized frame (see :func:`~stagegate.analytics._table.frame_rows`).
+
+    On Polars and pandas the rows are sorted once and neighbours compared with plain shifts
+    (:func:`sorted_intervals`); elsewhere ordered window functions do the same.
+    """
+    if sorts_in_memory(rows):
+        return sorted_intervals(rows, outcomes, as_of)
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = "opportunity_id"
+    prev = nw.col("stage").shift(1).over(opp, order_by=ORDER)
+    # narwhals' cum_count over an ordered window is wrong on pandas: sum a column of ones
+    entries = rows.with_columns(from_stage=prev, one=nw.lit(1, nw.Int64)).filter(
+        nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
+    )
+    kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
+    entries = entries.with_columns(
+        exited_at=nw.col("at").shift(-1).over(opp, order_by=ORDER),
+        exited_us=nw.col("at_us").shift(-1).over(opp, order_by=ORDER),
+        next_stage=nw.col("stage").shift(-1).over(opp, order_by=ORDER),
+        step=nw.col("one").cum_sum().over(opp, order_by=ORDER).cast(nw.Int64),
+        visit=nw.col("one").cum_sum().over([opp, "stage"], order_by=ORDER).cast(nw.Int64),
+        kind_code=kind_code.cast(nw.Int64),
+    )
+    last = nw.col("exited_us").is_null()
+    open_visit = nw.col("kind_code") == 0
+    entries = entries.with_columns(
+        final=nw.when(last).then(nw.col("kind_code")).otherwise(nw.lit(-1)).max().over(opp),
+        censored=last & open_visit,
+        duration_days=nw.when(~last)
+        .then((nw.col("exited_us") - nw.col("at_us")) / DAY_US)
+        .when(open_visit)
+        .then((nw.lit(as_of) - nw.col("at_us")) / DAY_US)
+        .otherwise(nw.lit(None, nw.Float64)),
+    )
+    return entries.select(
+        nw.col(opp),
+        nw.col("stage"),
+        _kind_name("kind_code").alias("kind"),
+        nw.col("step"),
+        nw.col("visit"),
+        nw.col("from_stage"),
+        nw.col("at").alias("entered_at"),
+        nw.col("exited_at"),
+        nw.col("at_us").alias("entered_us"),
+        nw.col("exited_us"),
+        nw.col("duration_days").cast(nw.Float64),
+        nw.col("next_stage"),
+        nw.col("censored"),
+        _kind_name("final").alias("outcome"),
+        nw.col("reason"),
+        nw.col("amount"),
+        nw.col("close_day"),
+    )
+
+
+def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
+    """:func:`frame_intervals` for in-memory backends: one sort, then plain shifts."""
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = "opportunity_id"
+    ordered = rows.collect().sort(opp, *ORDER)
+    first = group_starts([opp])
+    ordered = ordered.with_columns(
+        from_stage=nw.when(~first).then(nw.col("stage").shift(1)),
+    )
+    entries = ordered.filter(
+        nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
+    )
+    del ordered  # keep one copy of the log in memory at a time
+    kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
+    last = ~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False)
+    entries = entries.with_columns(
+        one=nw.lit(1, nw.Int64),
+        first=group_starts([opp]),
+        last=last,
+        kind_code=kind_code.cast(nw.Int64),
+    )
+    entries = entries.with_columns(
+        step=running("one", "first"),
+        exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
+        exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
+        next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
+        final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
+    )
+    entries = entries.sort(opp, "rank", "step").with_columns(
+        stage_first=group_starts([opp, "rank"])
+    )
+    entries = entries.with_columns(visit=running("one", "stage_first"))
+    return _finish_visits(entries.lazy(), as_of)
+
+
+def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
+    import narwhals as nw  # noqa: PLC0415
+
+    last = nw.col("exited_us").is_null()
+    open_visit = nw.col("kind_code") == 0
+    entries = entries.with_columns(
+        censored=last & open_visit,
+        duration_days=nw.when(~last)
+        .then((nw.col("exited_us") - nw.col("at_us")) / DAY_US)
+        .when(open_visit)
+        .then((nw.lit(as_of) - nw.col("at_us")) / DAY_US)
+        .otherwise(nw.lit(None, nw.Float64)),
+    )
+    return entries.select(
+        nw.col("opportunity_id"),
+        nw.col("stage"),
+        _kind_name("kind_code").alias("kind"),
+        nw.col("step").cast(nw.Int64),
+        nw.col("visit").cast(nw.Int64),
+        nw.col("from_stage"),
+        nw.col("at").alias("entered_at"),
+        nw.col("exited_at"),
+        nw.col("at_us").alias("entered_us"),
+        nw.col("exited_us"),
+        nw.col("duration_days").cast(nw.Float64),
+        nw.col("next_stage"),
+        nw.col("censored"),
+        _kind_name("final").alias("outcome"),
+        nw.col("reason"),
+        nw.col("amount"),
+        nw.col("close_day"),
+    )
+
+
+def _kind_name(column: str) -> nw.Expr:
+    import narwhals as nw  # noqa: PLC0415
+
+    code = nw.col(column)
+    return (
+        nw.when(code == 1)
+        .then(nw.lit("won"))
+        .when(code == 2)  # noqa: PLR2004
+        .then(nw.lit("lost"))
+        .otherwise(nw.lit("open"))
+    )
+
+
+@attrs.frozen
+class Prepared:
+    """Input ready for a metric: visits (python list or lazy narwhals frame) and context."""
+
+    outcomes: Outcomes
+    as_of_us: int
+    python: list[StageInterval] | None = None
+    frame: Any = None
+    rows: Any = None
+    build: Any = None
+    lazy_input: bool = False
+
+    @property
+    def is_frame(self) -> bool:
+        """Whether the input was a data frame."""
+        return self.frame is not None
+
+
+def prepare(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    assume_zone: str | tzinfo | None = None,
+    keep_rows: bool = False,
+    materialize: bool = True,
+) -> Prepared:
+    """Turn any accepted input into stage visits as known at ``as_of``.
+
+    ``data`` may be: an iterable of events, opportunities or row mappings; a list of
+    :class:`StageInterval` (reused as is); a data frame of the canonical table; or a frame
+    returned by :func:`stage_intervals` (recognised by its ``entered_us`` column, reused).
+    """
+    out = Outcomes.of(outcomes)
+    cutoff = as_of_us(as_of)
+    if is_frame(data):
+        import narwhals as nw  # noqa: PLC0415
+
+        frame = nw.from_native(data)
+        is_lazy = isinstance(frame, nw.LazyFrame)
+        build = backend_of(data)
+        if "entered_us" in frame.columns:
+            lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+            if is_lazy and materialize:
+                lazy = _materialize(lazy)
+            return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
+        rows = frame_rows(data, out, cutoff_us=cutoff, assume_zone=assume_zone)
+        visits = frame_intervals(rows, out, cutoff)
+        if materialize:  # computed once, then read by several small aggregations
+            visits = _materialize(visits)
+            rows = _materialize(rows) if keep_rows else rows
+        return Prepared(
+            out,
+            cutoff,
+            frame=visits,
+            rows=rows if keep_rows else None,
+            build=build,
+            lazy_input=is_lazy,
+        )
+    items = data if isinstance(data, list) else list(data)
+    if items and all(isinstance(i, StageInterval) for i in items):
+        return Prepared(out, cutoff, python=items)
+    rows_py = python_rows(items, out, assume_zone=assume_zone)
+    groups = group_rows(rows_py, cutoff)
+    return Prepared(
+        out,
+        cutoff,
+        python=python_intervals(groups, out, cutoff),
+        rows=groups if keep_rows else None,
+    )
+
+
+def _materialize(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Compute a lazy frame once and return it as a lazy frame of the same backend."""
+    import narwhals as nw  # noqa: PLC0415
+
+    impl = frame.implementation
+    if impl.is_polars() or impl.is_pandas_like():
+        return frame.collect().lazy()
+    if impl.is_duckdb():
+        import duckdb  # noqa: PLC0415
+
+        table = frame.collect(backend="pyarrow").to_native()
+        return nw.from_native(duckdb.from_arrow(table)).lazy()
+    if impl.is_pyspark() or impl.is_pyspark_connect():
+        cached: nw.LazyFrame[Any] = nw.from_native(frame.to_native().cache()).lazy()
+        return cached
+    return frame
+
+
+def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
+    """Return a lazy narwhals frame in the caller's backend and eagerness."""
+    if prepared.lazy_input:
+        return frame.to_native()
+    return frame.collect().to_native()
+
+
+def stage_intervals(
+    data: Iterable[Any] | Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    assume_zone: str | tzinfo | None = None,
+) -> Any:
+    """Every visit of every opportunity to every stage, as known at ``as_of``.
+
+    Args:
+        data: events, opportunities or row mappings (pure Python), or a stage-history data
+            frame (pandas, Polars, DuckDB, PySpark).
+        outcomes: a ``Process``, or a mapping ``{stage_id: "open" | "won" | "lost"}``.
+        as_of: the instant the analysis stands at (aware); later rows are ignored and open
+            visits are censored here.
+        assume_zone: the zone of naive instants in ``data``, if any (never guessed).
+
+    Returns:
+        A list of :class:`StageInterval` ordered by opportunity and step (pure Python), or a
+        frame in the caller's backend with the columns :data:`INTERVAL_COLUMNS` (rows in no
+        particular order: sort by ``opportunity_id, step`` if you need one). Pass an eager
+        result to the other functions to reuse it instead of recomputing the visits.
+
+    Raises:
+        AnalyticsError: the input has the wrong shape or backend.
+        UnknownStageError: a stage is not one of ``outcomes``.
+        InvalidTimestampError: an instant is naive and no zone was named.
+    """
+    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, materialize=False)
+    if prepared.python is not None:
+        return prepared.python
+    return to_native(prepared, prepared.frame)

@@ -1,0 +1,529 @@
+"""Probability of winning by stage: configured, empirical, Markov, smoothed, and by dwell.
+
+Side by side, per open stage:
+
+- ``configured``: the probability the process assigns to the stage.
+- ``empirical``: won / closed among the deals that reached the stage and are closed at
+  ``as_of``, with a Wilson interval and its sample size (``closed``). Biased when lost deals
+  are slower than won ones: the slow, doomed deals are still open and left out.
+- ``markov``: the probability of absorption into a won stage from this stage, in the Markov
+  chain of observed moves (every visit, open deals included, re-entries and backward moves
+  too). Won and lost stages are absorbing. Each stage's exit probabilities are competing-risks
+  (Aalen-Johansen) cumulative incidences, so visits still running at ``as_of`` count for as
+  long as they were seen: when lost deals linger, plain exit counts would over-weight the fast
+  exits (the advances) and overstate the win probability. The interval comes from ``draws``
+  samples of the transition rows from a Dirichlet posterior with the observed exits spread by
+  incidence (seeded). ``None`` when the stage, or a stage it leads to, was never left.
+- ``smoothed``: the empirical rate shrunk toward the configured one: the mean of the Beta
+  posterior with ``prior_strength`` pseudo-deals at the configured probability (plus the
+  Jeffreys half-deal on each side), with its equal-tailed interval. With few closed deals it
+  stays near the configured value; with many, near the empirical one.
+
+:func:`dwell_probabilities` adds the time already spent: the win rate of closed deals whose
+visit to the stage lasted at least ``dwell_from_days``.
+
+>>> from datetime import datetime, timezone
+>>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
+>>> kinds = {"lead": "open", "won": "won", "lost": "lost"}
+>>> rows = [{"opportunity_id": str(i), "at": t(1), "stage": "lead"} for i in range(4)]
+>>> rows += [{"opportunity_id": str(i), "at": t(5), "stage": "won" if i < 3 else "lost"}
+...          for i in range(4)]
+>>> (p,) = stage_probabilities(rows, kinds, as_of=t(9))
+>>> p.stage, p.closed, p.won, p.empirical, p.markov
+('lead', 4, 3, 0.75, 0.75)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+from typing import Any
+
+import attrs
+
+from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._stats import beta_interval, quantile, wilson
+from stagegate.analytics.intervals import Prepared, StageInterval, prepare
+from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
+from stagegate.analytics.survival import _log_factor, risk_sets
+
+__all__ = [
+    "DEFAULT_BINS",
+    "DwellProbability",
+    "StageProbability",
+    "dwell_probabilities",
+    "stage_probabilities",
+]
+
+DEFAULT_BINS = (0.0, 7.0, 14.0, 30.0, 60.0, 90.0, 180.0)
+"""Default lower bounds (days) of the dwell bins of :func:`dwell_probabilities`."""
+
+
+@attrs.frozen(slots=True)
+class StageProbability:
+    """Probability of winning from one open stage, by every estimator."""
+
+    stage: str
+    configured: float | None
+    reached: int
+    closed: int
+    won: int
+    empirical: float | None
+    empirical_low: float | None
+    empirical_high: float | None
+    markov: float | None
+    markov_low: float | None
+    markov_high: float | None
+    markov_exits: int
+    smoothed: float | None
+    smoothed_low: float | None
+    smoothed_high: float | None
+
+
+@attrs.frozen(slots=True)
+class DwellProbability:
+    """Win rate of closed deals whose visit to ``stage`` lasted at least ``dwell_from_days``."""
+
+    stage: str
+    dwell_from_days: float
+    dwell_to_days: float | None
+    closed: int
+    won: int
+    probability: float | None
+    low: float | None
+    high: float | None
+
+
+@attrs.frozen
+class Counts:
+    """The sufficient statistics every estimator is computed from (small, per stage)."""
+
+    reached: Mapping[tuple[str, str], int]
+    """(stage, outcome) -> deals that reached the stage, by outcome at ``as_of``."""
+    moves: Mapping[tuple[str, str], int]
+    """(stage, next stage) -> observed exits."""
+    dwell: Mapping[tuple[str, int, str], int]
+    """(stage, bin index, outcome) -> visits of closed deals, by dwell bin."""
+    incidence: Mapping[tuple[str, str], float] = attrs.field(factory=dict)
+    """(stage, next stage) -> Aalen-Johansen cumulative incidence of that exit."""
+
+
+def bin_of(duration: float, bins: Sequence[float]) -> int:
+    """Index of the last bin whose lower bound is at most ``duration`` (0 below the first)."""
+    index = 0
+    for i, low in enumerate(bins):
+        if duration >= low:
+            index = i
+    return index
+
+
+def counts_python(visits: Sequence[StageInterval], bins: Sequence[float]) -> Counts:
+    """Counts from pure-Python visits."""
+    reached: dict[tuple[str, str], int] = defaultdict(int)
+    moves: dict[tuple[str, str], int] = defaultdict(int)
+    dwell: dict[tuple[str, int, str], int] = defaultdict(int)
+    for v in visits:
+        if v.kind != "open":
+            continue
+        if v.visit == 1:
+            reached[v.stage, v.outcome] += 1
+        if v.next_stage is not None:
+            moves[v.stage, v.next_stage] += 1
+        if v.outcome != "open" and v.duration_days is not None:
+            dwell[v.stage, bin_of(v.duration_days, bins), v.outcome] += 1
+    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits))
+
+
+def incidence_python(visits: Sequence[StageInterval]) -> dict[tuple[str, str], float]:
+    """Aalen-Johansen cumulative incidence of each exit of each open stage.
+
+    Each exit adds ``S(t-) / n`` to its destination (``S``: Kaplan-Meier survival in the stage
+    just before it, ``n``: visits still at risk), so visits still running at ``as_of`` count
+    for as long as they were observed and the slower exits are not under-counted.
+    """
+    by_stage: dict[str, list[StageInterval]] = defaultdict(list)
+    for v in visits:
+        if v.kind == "open" and v.duration_days is not None:
+            by_stage[v.stage].append(v)
+    result: dict[tuple[str, str], float] = defaultdict(float)
+    for stage, items in by_stage.items():
+        items.sort(key=lambda v: (v.duration_days, v.censored))
+        total, log_s = len(items), 0.0
+        for i, v in enumerate(items):
+            factor = _log_factor(total - i, not v.censored)
+            if not v.censored and v.next_stage is not None:
+                result[stage, v.next_stage] += math.exp(log_s) / (total - i)
+            log_s += factor
+    return dict(result)
+
+
+def bin_expr(column: str, bins: Sequence[float]) -> Any:
+    """A narwhals expression giving :func:`bin_of` of a column."""
+    import narwhals as nw  # noqa: PLC0415
+
+    expr: Any = None
+    for i in range(len(bins) - 1, 0, -1):
+        cond = nw.col(column) >= bins[i]
+        expr = nw.when(cond).then(nw.lit(i)) if expr is None else expr.when(cond).then(nw.lit(i))
+    if expr is None:
+        return nw.lit(0, nw.Int64)
+    return expr.otherwise(nw.lit(0)).cast(nw.Int64)
+
+
+def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Counts:
+    """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    open_visits = frame.filter(nw.col("kind") == "open")
+    reached = collect_rows(
+        open_visits.filter(nw.col("visit") == 1)
+        .group_by("stage", "outcome")
+        .agg(nw.col("visit").count().alias("n"))
+    )
+    moves = collect_rows(
+        open_visits.filter(~nw.col("next_stage").is_null())
+        .group_by("stage", "next_stage")
+        .agg(nw.col("visit").count().alias("n"))
+    )
+    dwell_rows = []
+    if dwell:
+        dwell_rows = collect_rows(
+            open_visits.filter((nw.col("outcome") != "open") & ~nw.col("duration_days").is_null())
+            .with_columns(bin=bin_expr("duration_days", bins))
+            .group_by("stage", "bin", "outcome")
+            .agg(nw.col("visit").count().alias("n"))
+        )
+    exits = ~nw.col("censored")
+    ranked = risk_sets(
+        open_visits.filter(~nw.col("duration_days").is_null()).select(
+            "stage", "duration_days", "censored", "next_stage"
+        ),
+        ["stage"],
+    ).with_columns(before=(nw.col("log_survival") - nw.col("log_factor")).exp())
+    incidence = collect_rows(
+        ranked.filter(exits & ~nw.col("next_stage").is_null())
+        .with_columns(share=nw.col("before") / nw.col("at_risk"))
+        .group_by("stage", "next_stage")
+        .agg(nw.col("share").sum().alias("cif"))
+    )
+    return Counts(
+        {(r["stage"], r["outcome"]): int(r["n"]) for r in reached},
+        {(r["stage"], r["next_stage"]): int(r["n"]) for r in moves},
+        {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
+        {(r["stage"], r["next_stage"]): float(r["cif"]) for r in incidence},
+    )
+
+
+def fit_counts(prepared: Prepared, bins: Sequence[float], *, dwell: bool = True) -> Counts:
+    """Counts of a prepared input, on whichever path it is."""
+    if prepared.python is not None:
+        return counts_python(prepared.python, bins)
+    return counts_frame(prepared.frame, bins, dwell=dwell)
+
+
+def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting; ``None`` if singular."""
+    n = len(rhs)
+    a = [[*row, b] for row, b in zip(matrix, rhs, strict=True)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
+        if abs(a[pivot][col]) < 1e-12:  # noqa: PLR2004
+            return None
+        a[col], a[pivot] = a[pivot], a[col]
+        for r in range(n):
+            if r != col and a[r][col]:
+                factor = a[r][col] / a[col][col]
+                a[r] = [x - factor * y for x, y in zip(a[r], a[col], strict=True)]
+    return [a[i][n] / a[i][i] for i in range(n)]
+
+
+def absorption(
+    rows: Mapping[str, Mapping[str, float]], outcomes: Outcomes
+) -> dict[str, float | None]:
+    """Probability of absorption into a won stage from each open stage.
+
+    ``rows`` maps each open stage to its transition probabilities (or counts) by next stage.
+    """
+    known = {s for s in outcomes.open if sum(rows.get(s, {}).values()) > 0}
+    changed = True
+    while changed:  # a stage that can move to a stage of unknown fate is unknown too
+        changed = False
+        for s in list(known):
+            if any(outcomes.kinds[t] == "open" and t not in known for t in rows[s]):
+                known.discard(s)
+                changed = True
+    order = [s for s in outcomes.open if s in known]
+    index = {s: i for i, s in enumerate(order)}
+    matrix = [[0.0] * len(order) for _ in order]
+    rhs = [0.0] * len(order)
+    for s in order:
+        i = index[s]
+        total = sum(rows[s].values())
+        matrix[i][i] += 1.0
+        for t, weight in rows[s].items():
+            p = weight / total
+            kind = outcomes.kinds[t]
+            if kind == "won":
+                rhs[i] += p
+            elif kind == "open":
+                matrix[i][index[t]] -= p
+    solution = _solve(matrix, rhs) if order else []
+    result: dict[str, float | None] = dict.fromkeys(outcomes.open)
+    if solution is not None:
+        for s, x in zip(order, solution, strict=True):
+            result[s] = min(1.0, max(0.0, x))
+    return result
+
+
+def _dirichlet(rng: random.Random, weights: Mapping[str, float]) -> dict[str, float]:
+    draws = {t: rng.gammavariate(n, 1.0) for t, n in sorted(weights.items())}
+    total = sum(draws.values()) or 1.0
+    return {t: x / total for t, x in draws.items()}
+
+
+def markov_estimates(
+    counts: Counts, outcomes: Outcomes, *, confidence: float, draws: int, seed: int
+) -> dict[str, tuple[float | None, float | None, float | None, int]]:
+    """Markov absorption point estimate, posterior interval and exits, per open stage."""
+    rows: dict[str, dict[str, float]] = defaultdict(dict)
+    exits: dict[str, int] = defaultdict(int)
+    for (s, _), n in counts.moves.items():
+        if outcomes.kinds.get(s) == "open":
+            exits[s] += n
+    for (s, t), cif in counts.incidence.items():
+        if outcomes.kinds.get(s) == "open" and cif > 0:
+            rows[s][t] = cif
+    point = absorption(rows, outcomes)
+    # posterior draws: Dirichlet with the exits spread by incidence (effective counts)
+    effective = {
+        s: {t: round(exits[s] * c / sum(w.values()), 9) for t, c in w.items()}
+        for s, w in rows.items()
+    }  # rounded so that every backend draws the same sequence from the same seed
+    rng = random.Random(seed)  # noqa: S311 - seeded posterior draws, not cryptography
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(draws):
+        sampled = {s: _dirichlet(rng, w) for s, w in sorted(effective.items())}
+        for s, x in absorption(sampled, outcomes).items():
+            if x is not None:
+                samples[s].append(x)
+    tail = (1 - confidence) / 2
+    result = {}
+    for s in outcomes.open:
+        values = sorted(samples.get(s, []))
+        low = quantile(values, tail) if values and point[s] is not None else None
+        high = quantile(values, 1 - tail) if values and point[s] is not None else None
+        result[s] = (point[s], low, high, exits.get(s, 0))
+    return result
+
+
+def estimate(
+    counts: Counts,
+    outcomes: Outcomes,
+    *,
+    confidence: float = 0.95,
+    prior_strength: float = 10.0,
+    draws: int = 400,
+    seed: int = 0,
+) -> list[StageProbability]:
+    """Every estimator, per open stage, from the counts."""
+    markov = markov_estimates(counts, outcomes, confidence=confidence, draws=draws, seed=seed)
+    result = []
+    for s in outcomes.open:
+        won = counts.reached.get((s, "won"), 0)
+        lost = counts.reached.get((s, "lost"), 0)
+        reached = won + lost + counts.reached.get((s, "open"), 0)
+        closed = won + lost
+        empirical = won / closed if closed else None
+        low, high = wilson(won, closed, confidence) if closed else (None, None)
+        configured = outcomes.probability(s)
+        prior = 0.5 if configured is None else configured
+        strength = prior_strength if configured is not None else 0.0
+        a = won + strength * prior + 0.5
+        b = lost + strength * (1 - prior) + 0.5
+        s_low, s_high = beta_interval(a, b, confidence)
+        m, m_low, m_high, exits = markov[s]
+        result.append(
+            StageProbability(
+                s,
+                configured,
+                reached,
+                closed,
+                won,
+                empirical,
+                low,
+                high,
+                m,
+                m_low,
+                m_high,
+                exits,
+                a / (a + b),
+                s_low,
+                s_high,
+            )
+        )
+    return result
+
+
+def _check(confidence: float, prior_strength: float = 0.0, draws: int = 0) -> None:
+    if not 0 < confidence < 1:
+        raise AnalyticsError(f"confidence must be between 0 and 1, got {confidence!r}")
+    if prior_strength < 0 or draws < 0:
+        raise AnalyticsError("prior_strength and draws must not be negative")
+
+
+def stage_probabilities(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    confidence: float = 0.95,
+    prior_strength: float = 10.0,
+    draws: int = 400,
+    seed: int = 0,
+    assume_zone: str | tzinfo | None = None,
+) -> Any:
+    """Probability of winning from each open stage, by every estimator, side by side.
+
+    Args:
+        data: events, opportunities, row mappings, a stage-history frame, or the result of
+            :func:`~stagegate.analytics.stage_intervals`.
+        outcomes: a ``Process`` (configured probabilities come from it) or a mapping.
+        as_of: the instant the analysis stands at.
+        confidence: level of every interval.
+        prior_strength: pseudo-deals behind the configured probability in ``smoothed``.
+        draws: posterior samples for the Markov interval (0: no interval).
+        seed: seed of those samples.
+        assume_zone: the zone of naive instants in ``data``, if any.
+
+    Returns:
+        :class:`StageProbability` rows (or a frame with those columns), in process order.
+
+    Raises:
+        AnalyticsError: an argument is out of range, or the input is unusable.
+    """
+    _check(confidence, prior_strength, draws)
+    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
+    counts = fit_counts(prepared, DEFAULT_BINS, dwell=False)
+    rows = estimate(
+        counts,
+        prepared.outcomes,
+        confidence=confidence,
+        prior_strength=prior_strength,
+        draws=draws,
+        seed=seed,
+    )
+    return emit(prepared, rows, StageProbability)
+
+
+def dwell_table(
+    counts: Counts, outcomes: Outcomes, bins: Sequence[float], confidence: float = 0.95
+) -> list[DwellProbability]:
+    """Win rate by stage and minimum dwell, from the counts."""
+    result = []
+    for s in outcomes.open:
+        for i, low in enumerate(bins):
+            won = sum(counts.dwell.get((s, j, "won"), 0) for j in range(i, len(bins)))
+            lost = sum(counts.dwell.get((s, j, "lost"), 0) for j in range(i, len(bins)))
+            closed = won + lost
+            lo, hi = wilson(won, closed, confidence) if closed else (None, None)
+            result.append(
+                DwellProbability(
+                    s,
+                    float(low),
+                    float(bins[i + 1]) if i + 1 < len(bins) else None,
+                    closed,
+                    won,
+                    won / closed if closed else None,
+                    lo,
+                    hi,
+                )
+            )
+    return result
+
+
+def check_bins(bins: Sequence[float]) -> tuple[float, ...]:
+    """Validate dwell bins: non-empty, starting at 0, strictly increasing.
+
+    Raises:
+        AnalyticsError: they are not.
+    """
+    values = tuple(float(b) for b in bins)
+    if not values or values[0] != 0 or any(b <= a for a, b in itertools.pairwise(values)):
+        raise AnalyticsError(
+            f"bins must start at 0 and increase strictly, got {tuple(bins)!r}; "
+            "e.g. (0, 7, 14, 30, 60, 90)"
+        )
+    return values
+
+
+def dwell_probabilities(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    bins: Sequence[float] = DEFAULT_BINS,
+    confidence: float = 0.95,
+    assume_zone: str | tzinfo | None = None,
+) -> Any:
+    """Probability of winning given the stage and the time already spent in it.
+
+    For each open stage and each bin lower bound ``b``: among the visits of closed deals to the
+    stage that lasted at least ``b`` days, the share whose deal was won, with a Wilson
+    interval. A deal in the stage for ``a`` days is read off the last row with
+    ``dwell_from_days <= a``.
+
+    Returns:
+        :class:`DwellProbability` rows (or a frame), by stage in process order, then bin.
+
+    Raises:
+        AnalyticsError: the bins or the input are unusable.
+    """
+    _check(confidence)
+    edges = check_bins(bins)
+    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
+    counts = fit_counts(prepared, edges)
+    return emit(
+        prepared, dwell_table(counts, prepared.outcomes, edges, confidence), DwellProbability
+    )
+
+
+ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell")
+"""The probability estimators, by name."""
+
+
+def predictors(
+    counts: Counts,
+    outcomes: Outcomes,
+    bins: Sequence[float] = DEFAULT_BINS,
+    *,
+    prior_strength: float = 10.0,
+    draws: int = 0,
+) -> dict[str, dict[tuple[str, int], float]]:
+    """Win probability per (open stage, dwell bin) for every estimator.
+
+    A missing estimate falls back to ``smoothed`` (which is always defined): a stage never
+    closed from, a Markov chain that never left a stage, a dwell bin without closed deals.
+    """
+    table = {p.stage: p for p in estimate(counts, outcomes, prior_strength=prior_strength,
+                                          draws=draws)}  # fmt: skip
+    dwell = {(d.stage, bins.index(d.dwell_from_days)): d.probability
+             for d in dwell_table(counts, outcomes, bins)}  # fmt: skip
+    result: dict[str, dict[tuple[str, int], float]] = {e: {} for e in ESTIMATORS}
+    for s in outcomes.open:
+        p = table[s]
+        fallback = p.smoothed if p.smoothed is not None else 0.0
+        for i in range(len(bins)):
+            values = {
+                "configured": p.configured,
+                "empirical": p.empirical,
+                "markov": p.markov,
+                "smoothed": p.smoothed,
+                "dwell": dwell.get((s, i)),
+            }
+            for name, value in values.items():
+                result[name][s, i] = fallback if value is None else value
+    return result

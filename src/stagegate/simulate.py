@@ -1,0 +1,259 @@
+"""A seeded simulator of stage-gated pipelines with known truth, for tests and what-ifs.
+
+Each deal arrives at a uniformly random instant, starts in the first open stage and, at each
+open stage, advances with that stage's ``advance`` probability or is lost. Its dwell in each
+stage is lognormal around the stage's median, multiplied by ``lost_dwell_factor`` in the stage
+where the deal is lost (doomed deals linger before they are let go). While in a stage its
+expected close date may be pushed. So the true probability of winning from stage ``i`` is the
+product of the advance probabilities from ``i`` on, known exactly
+(:meth:`PipelineModel.true_win_probabilities`).
+
+>>> sim = simulate(200, seed=7)
+>>> sim.events[0].kind.value, sim.events[0].stage
+('opened', 'lead_generation')
+>>> round(sim.model.true_win_probabilities()["contract"], 2)
+0.85
+>>> simulate(200, seed=7).events == sim.events
+True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from stagegate._time import UTC, epoch_us, from_epoch_us
+from stagegate.errors import InvalidCommandError
+from stagegate.events import Event, EventKind, MoveKind
+
+__all__ = ["DEFAULT_STAGES", "PipelineModel", "SimulatedPipeline", "simulate", "simulate_columns"]
+
+DEFAULT_STAGES = (
+    "lead_generation",
+    "qualification",
+    "needs_analysis",
+    "solution_proposal",
+    "negotiation",
+    "contract",
+)
+"""The open stages of the built-in ``b2b`` template, in order."""
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
+LOSS_REASONS = ("price", "timing", "competitor", "no_decision")
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+@attrs.frozen(slots=True)
+class PipelineModel:
+    """The true process a simulated pipeline follows.
+
+    Attributes:
+        stages: open stage ids, in order; then ``won`` and ``lost``.
+        advance: per open stage, the probability of advancing (else the deal is lost there);
+            advancing from the last open stage wins.
+        dwell_median_days: per open stage, the median dwell of a won deal.
+        dwell_sigma: the lognormal sigma of dwell times.
+        lost_dwell_factor: how much longer a deal stays in the stage where it is lost.
+        lost_dwell_everywhere: apply ``lost_dwell_factor`` to every stage a lost deal visits,
+            not only the last; then a deal's fate shows in its earlier pace, which breaks
+            the Markov property that stage-level estimators rely on (a harder what-if).
+        push_probability: chance, per stage visit, of one close-date push.
+        push_median_days: median size of a push (lognormal, sigma 0.5), whole days.
+        amount_median: median amount (lognormal, sigma ``amount_sigma``), whole units.
+        amount_sigma: lognormal sigma of amounts.
+        won: the won stage id.
+        lost: the lost stage id.
+    """
+
+    stages: tuple[str, ...] = attrs.field(default=DEFAULT_STAGES, converter=tuple)
+    advance: tuple[float, ...] = attrs.field(
+        default=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85), converter=_floats
+    )
+    dwell_median_days: tuple[float, ...] = attrs.field(
+        default=(6.0, 8.0, 12.0, 14.0, 10.0, 7.0), converter=_floats
+    )
+    dwell_sigma: float = 0.6
+    lost_dwell_factor: float = 2.5
+    lost_dwell_everywhere: bool = False
+    push_probability: float = 0.25
+    push_median_days: float = 14.0
+    amount_median: float = 20_000.0
+    amount_sigma: float = 0.8
+    won: str = "won"
+    lost: str = "lost"
+
+    def __attrs_post_init__(self) -> None:
+        n = len(self.stages)
+        if not n or len(self.advance) != n or len(self.dwell_median_days) != n:
+            raise InvalidCommandError(
+                "stages, advance and dwell_median_days must be non-empty and of equal length"
+            )
+        if any(not 0 <= p <= 1 for p in (*self.advance, self.push_probability)):
+            raise InvalidCommandError("probabilities must lie in [0, 1]")
+
+    def true_win_probabilities(self) -> dict[str, float]:
+        """The true probability of winning from each open stage."""
+        result, p = {}, 1.0
+        for stage, advance in reversed(list(zip(self.stages, self.advance, strict=True))):
+            p *= advance
+            result[stage] = p
+        return {s: result[s] for s in self.stages}
+
+    def outcomes(self) -> dict[str, str]:
+        """The stage kinds, for :mod:`stagegate.analytics`."""
+        kinds = dict.fromkeys(self.stages, "open")
+        kinds[self.won] = "won"
+        kinds[self.lost] = "lost"
+        return kinds
+
+
+Raw = tuple[str, int, int, str, str, str | None, int, int, str | None]
+"""(opportunity_id, at_us, seq, kind, stage, from_stage, amount, close_day, reason)."""
+
+
+def _generate(deals: int, model: PipelineModel, seed: int, start_us: int, span_days: float
+              ) -> Iterator[Raw]:  # fmt: skip
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
+    mus = [math.log(m) for m in model.dwell_median_days]
+    push_mu = math.log(model.push_median_days)
+    amount_mu = math.log(model.amount_median)
+    expected_cycle = sum(model.dwell_median_days)
+    width = len(str(deals))
+    for n in range(deals):
+        opp = f"sim-{n:0{width}d}"
+        at = start_us + int(rng.random() * span_days * _DAY_US)
+        amount = max(1, round(rng.lognormvariate(amount_mu, model.amount_sigma)))
+        close = (at + int(expected_cycle * _DAY_US)) // _DAY_US
+        path = []
+        for i, p in enumerate(model.advance):
+            path.append(i)
+            if rng.random() >= p:
+                won = False
+                break
+        else:
+            won = True
+        last = path[-1]
+        seq = 1
+        previous: str | None = None
+        for i in path:
+            stage = model.stages[i]
+            kind = "opened" if previous is None else "stage_changed"
+            yield (opp, at, seq, kind, stage, previous, amount, close, None)
+            seq += 1
+            slow = not won and (i == last or model.lost_dwell_everywhere)
+            factor = model.lost_dwell_factor if slow else 1.0
+            dwell = int(rng.lognormvariate(mus[i], model.dwell_sigma) * factor * _DAY_US)
+            if rng.random() < model.push_probability:
+                close += max(1, round(rng.lognormvariate(push_mu, 0.5)))
+                yield (opp, at + int(rng.random() * dwell), seq, "rescheduled", stage, None,
+                       amount, close, None)  # fmt: skip
+                seq += 1
+            at += dwell
+            previous = stage
+        end = model.won if won else model.lost
+        reason = None if won else LOSS_REASONS[int(rng.random() * len(LOSS_REASONS))]
+        yield (opp, at, seq, "stage_changed", end, previous, amount, close, reason)
+
+
+def simulate_columns(
+    deals: int,
+    *,
+    model: PipelineModel | None = None,
+    seed: int = 0,
+    start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
+    span_days: float = 365.0,
+) -> dict[str, list[Any]]:
+    """The simulated log as columns (fast; for benchmarks and data frames).
+
+    Returns:
+        ``opportunity_id``, ``at_us`` (epoch microseconds, UTC), ``seq``, ``stage``,
+        ``amount`` (float), ``close_day`` (days since 1970-01-01) and ``reason``: the
+        canonical stage-history table, with integer instants and dates.
+    """
+    names = ("opportunity_id", "at_us", "seq", "stage", "amount", "close_day", "reason")
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    appends = [columns[name].append for name in names]
+    for raw in _generate(deals, model or PipelineModel(), seed, epoch_us(start), span_days):
+        opp, at, seq, _, stage, _, amount, close, reason = raw
+        for append, value in zip(appends, (opp, at, seq, stage, float(amount), close, reason),
+                                 strict=True):  # fmt: skip
+            append(value)
+    return columns
+
+
+@attrs.frozen
+class SimulatedPipeline:
+    """A simulated pipeline: its events, the model that made them and a natural ``as_of``.
+
+    Attributes:
+        events: every event of every deal, by deal then ``seq``.
+        model: the true process (see :meth:`PipelineModel.true_win_probabilities`).
+        as_of: the end of the arrival window; deals still running then are open.
+    """
+
+    events: tuple[Event, ...]
+    model: PipelineModel
+    as_of: datetime
+    true_win_probabilities: Any = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self, "true_win_probabilities", MappingProxyType(self.model.true_win_probabilities())
+        )
+
+
+def simulate(
+    deals: int = 1000,
+    *,
+    model: PipelineModel | None = None,
+    seed: int = 0,
+    start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
+    span_days: float = 365.0,
+) -> SimulatedPipeline:
+    """Simulate ``deals`` opportunities as :class:`~stagegate.events.Event` logs.
+
+    Stage changes are :attr:`~stagegate.events.MoveKind.IMPORTED` (never gate-checked);
+    close-date pushes are :attr:`~stagegate.events.EventKind.RESCHEDULED`; every event
+    carries the amount and close date in force. The same seed gives the same pipeline.
+
+    Raises:
+        InvalidCommandError: ``deals`` is negative.
+    """
+    if deals < 0:
+        raise InvalidCommandError(f"deals must not be negative, got {deals!r}")
+    chosen = model or PipelineModel()
+    events = []
+    kinds = {"opened": EventKind.OPENED, "stage_changed": EventKind.STAGE_CHANGED,
+             "rescheduled": EventKind.RESCHEDULED}  # fmt: skip
+    for opp, at, seq, kind, stage, from_stage, amount, close, reason in _generate(
+        deals, chosen, seed, epoch_us(start), span_days
+    ):
+        moved = kind == "stage_changed"
+        events.append(
+            Event(
+                opportunity_id=opp,
+                seq=seq,
+                kind=kinds[kind],
+                at=from_epoch_us(at),
+                actor="simulator",
+                stage=stage,
+                process="simulated",
+                process_version="1",
+                from_stage=from_stage if moved else None,
+                move=MoveKind.IMPORTED if moved else None,
+                reason=reason,
+                amount=Decimal(amount),
+                close_date=_EPOCH + timedelta(days=close),
+            )
+        )
+    return SimulatedPipeline(tuple(events), chosen, start + timedelta(days=span_days))
