@@ -14,8 +14,15 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The main job on the bundled sample: a seeded simulated pipeline on the built-in b2b process,
+# imported into the embedded SQLite store, then the pipeline health report (terminal + HTML).
+DEMO_DIR ?= demo-output
 demo: $(STAMP)
+	@mkdir -p $(DEMO_DIR)
 	$(BIN)/python -m stagegate.demo
+	$(BIN)/stagegate simulate --deals 2000 --seed 7 --out $(DEMO_DIR)/sample.jsonl
+	$(BIN)/stagegate import $(DEMO_DIR)/sample.jsonl --store $(DEMO_DIR)/pipeline.sqlite --replace
+	$(BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --html $(DEMO_DIR)/report.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
@@ -31,6 +38,8 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/core.py
+	$(BIN)/python benchmarks/store.py --deals 100000
+	$(BIN)/python benchmarks/analytics.py --deals 100000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -32,6 +32,7 @@ import attrs
 from stagegate._time import UTC, epoch_us, from_epoch_us
 from stagegate.errors import InvalidCommandError
 from stagegate.events import Event, EventKind, MoveKind
+from stagegate.process import Process
 
 __all__ = ["DEFAULT_STAGES", "PipelineModel", "SimulatedPipeline", "simulate", "simulate_columns"]
 
@@ -219,8 +220,12 @@ def simulate(
     seed: int = 0,
     start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     span_days: float = 365.0,
+    process: Process | None = None,
 ) -> SimulatedPipeline:
     """Simulate ``deals`` opportunities as :class:`~stagegate.events.Event` logs.
+
+    With ``process``, the events are recorded under that process (its name and version) and
+    must use its stage ids; the default model uses those of the built-in b2b template.
 
     Stage changes are :attr:`~stagegate.events.MoveKind.IMPORTED` (never gate-checked);
     close-date pushes are :attr:`~stagegate.events.EventKind.RESCHEDULED`; every event
@@ -232,6 +237,14 @@ def simulate(
     if deals < 0:
         raise InvalidCommandError(f"deals must not be negative, got {deals!r}")
     chosen = model or PipelineModel()
+    name, version = ("simulated", "1") if process is None else (process.name, process.version)
+    if process is not None:
+        unknown = [stage for stage in chosen.stages if stage not in process]
+        if unknown:
+            raise InvalidCommandError(
+                f"the model's stages {unknown} are not stages of process {process.name!r}; "
+                "give the model the process's stage ids"
+            )
     events = []
     kinds = {"opened": EventKind.OPENED, "stage_changed": EventKind.STAGE_CHANGED,
              "rescheduled": EventKind.RESCHEDULED}  # fmt: skip
@@ -247,8 +260,8 @@ def simulate(
                 at=from_epoch_us(at),
                 actor="simulator",
                 stage=stage,
-                process="simulated",
-                process_version="1",
+                process=name,
+                process_version=version,
                 from_stage=from_stage if moved else None,
                 move=MoveKind.IMPORTED if moved else None,
                 reason=reason,

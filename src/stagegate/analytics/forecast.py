@@ -85,15 +85,18 @@ class Forecast:
 
 
 def _slip_history(prepared: Any) -> dict[int, int]:
-    """Days from expected to actual close of closed deals, with counts.
+    """Days from expected to actual close of won deals, with counts.
 
-    The expected close is the one in force when the deal entered its last open stage.
+    The expected close is the one in force when the deal entered its last open stage. Only won
+    deals count: the simulation draws whether a deal is won separately, and then needs when a
+    won deal closes; lost deals close (are dropped) long before their expected date, and would
+    pull the forecast's won amount into the current period.
     """
-    closed_kinds = {s for s, k in prepared.outcomes.kinds.items() if k != "open"}
+    won_kinds = {s for s, k in prepared.outcomes.kinds.items() if k == "won"}
     counts: dict[int, int] = defaultdict(int)
     if prepared.python is not None:
         for v in prepared.python:
-            if v.next_stage in closed_kinds and v.outcome != "open" and v.close_day is not None:
+            if v.next_stage in won_kinds and v.outcome == "won" and v.close_day is not None:
                 assert v.exited_us is not None  # noqa: S101 - exited by construction
                 counts[v.exited_us // DAY_US - v.close_day] += 1
         return dict(counts)
@@ -101,8 +104,8 @@ def _slip_history(prepared: Any) -> dict[int, int]:
 
     rows = collect_rows(
         prepared.frame.filter(
-            nw.col("next_stage").is_in(sorted(closed_kinds))
-            & (nw.col("outcome") != "open")
+            nw.col("next_stage").is_in(sorted(won_kinds))
+            & (nw.col("outcome") == "won")
             & ~nw.col("close_day").is_null()
         )
         .with_columns(slip=nw.col("exited_us") // DAY_US - nw.col("close_day"))

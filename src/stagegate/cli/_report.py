@@ -31,9 +31,7 @@ from stagegate.templates import template
 @app.command()
 @click.option("--deals", default=2000, show_default=True, help="How many opportunities.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
-@click.option(
-    "--span-days", default=365.0, show_default=True, help="Days over which deals arrive."
-)
+@click.option("--span-days", default=365.0, show_default=True, help="Days over which deals arrive.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -44,8 +42,9 @@ from stagegate.templates import template
 def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) -> int:
     """Generate a realistic, seeded sample pipeline on the built-in b2b process.
 
-    Won and lost deals dwell differently, close dates slip, and the true win probability of
-    every stage is known (printed), so estimators can be checked against it.
+    Deals arrive over --span-days; the history written ends there, so the deals still running
+    are open. Won and lost deals dwell differently, close dates slip, and the true win
+    probability of every stage is known (printed), so estimators can be checked against it.
     """
     from stagegate.io import write_events  # noqa: PLC0415
     from stagegate.simulate import simulate as run  # noqa: PLC0415
@@ -55,7 +54,8 @@ def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) 
     process = template("b2b")
     try:
         sim = run(deals, seed=seed, span_days=span_days, process=process)
-        written = write_events(out, sim.events)
+        # A real export holds history up to now: deals still running at as_of stay open.
+        written = write_events(out, (e for e in sim.events if e.at <= sim.as_of))
     except (StagegateError, OSError) as error:
         return fail(str(error), as_json=as_json)
     truth = {k: round(v, 4) for k, v in sim.true_win_probabilities.items()}
@@ -72,7 +72,9 @@ def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) 
         print_json(summary)
     else:
         console = out_console()
-        console.print(f"wrote {deals} deals ({written} events) to {out}; as of {sim.as_of:%Y-%m-%d}")
+        console.print(
+            f"wrote {deals} deals ({written} events) to {out}; as of {sim.as_of:%Y-%m-%d}"
+        )
         console.print(
             "true win probability by stage: "
             + ", ".join(f"{stage} {p:.0%}" for stage, p in truth.items())
@@ -112,9 +114,7 @@ def _store_process(store: SQLiteStore, events: list[Event]) -> Process:
     help="Probability estimator of the forecast.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the Monte Carlo forecast.")
-@click.option(
-    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None
-)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--title", default=None, help="Title of the report.")
 @json_option
 def report(
@@ -202,7 +202,8 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
         f"{_fmt(s['median_cycle_days'], 'd')} days"
     )
     table = _table(
-        "probability by stage", ("stage", "configured", "empirical", "95% CI", "n", "markov", "smoothed")
+        "probability by stage",
+        ("stage", "configured", "empirical", "95% CI", "n", "markov", "smoothed"),
     )
     for p in document.get("probabilities", []):
         table.add_row(
@@ -220,9 +221,7 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
         console.print(
             f"backtest (split {backtest['cutoff'][:10]}): best calibrated estimator "
             f"[bold]{backtest['best']}[/] ("
-            + ", ".join(
-                f"{b['estimator']} Brier {_fmt(b['brier'])}" for b in backtest["scores"]
-            )
+            + ", ".join(f"{b['estimator']} Brier {_fmt(b['brier'])}" for b in backtest["scores"])
             + ")"
         )
     table = _table("days in stage", ("stage", "won median", "lost median", "lost/won", "KM median"))
@@ -274,4 +273,3 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
         console.print(f"[yellow]{q['severity']}[/] {q['code']}: {q['count']} {q['message']}")
     if html_path is not None:
         console.print(f"HTML report written to {html_path}")
-

@@ -145,6 +145,9 @@ def build_document(
     fc = an.forecast(
         log, process, as_of=instant, estimator=estimator, simulations=simulations, seed=seed
     )
+    periods = list(fc.periods)
+    while periods and periods[-1].deals == 0 and periods[-1].p90 == 0:
+        periods.pop()  # nothing is expected to close there
     document["forecast"] = [
         {
             "period": p.period,
@@ -154,7 +157,7 @@ def build_document(
             "p90": p.p90,
             "n": p.deals,
         }
-        for p in fc.periods
+        for p in periods
     ]
     document["data_quality"] = _data_quality(log, current, process, instant, fc.unscheduled)
     return document
@@ -263,7 +266,11 @@ def _cycle_time(cycles: Any) -> dict[str, Any]:
         summary = by.get(outcome)
         if summary is None:
             return {"n": 0, "mean_days": None, "median_days": None}
-        return {"n": summary.deals, "mean_days": summary.mean_days, "median_days": summary.median_days}
+        return {
+            "n": summary.deals,
+            "mean_days": summary.mean_days,
+            "median_days": summary.median_days,
+        }
 
     closed = by.get("closed")
     stage_sum = None if closed is None else closed.stage_sum_days
@@ -364,4 +371,3 @@ def _data_quality(
     order = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: (order[f["severity"]], -f["count"]))
     return findings
-

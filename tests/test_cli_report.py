@@ -1,0 +1,121 @@
+"""The main job from the command line: simulate, import into SQLite, report (tables, JSON, HTML)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stagegate.report import validate_document
+from stagegate.store import SQLiteStore
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stagegate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("main-job")
+    sample = folder / "sample.jsonl"
+    simulated = run("simulate", "--deals", "400", "--seed", "5", "--out", str(sample), "--json")
+    assert simulated.returncode == 0, simulated.stderr
+    assert json.loads(simulated.stdout)["deals"] == 400
+    path = folder / "pipeline.sqlite"
+    imported = run("import", str(sample), "--store", str(path))
+    assert imported.returncode == 0, imported.stderr
+    return path
+
+
+class TestSimulate:
+    def test_the_same_seed_writes_the_same_pipeline(self, tmp_path: Path) -> None:
+        one, two = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+        run("simulate", "--deals", "50", "--seed", "1", "--out", str(one))
+        run("simulate", "--deals", "50", "--seed", "1", "--out", str(two))
+        assert one.read_bytes() == two.read_bytes()
+
+    def test_zero_deals_is_refused(self, tmp_path: Path) -> None:
+        result = run("simulate", "--deals", "0", "--out", str(tmp_path / "x.jsonl"))
+        assert result.returncode == 2
+
+    def test_simulated_deals_are_still_open_at_the_end_of_the_history(self, store: Path) -> None:
+        with SQLiteStore(store) as opened:
+            assert opened.processes() == [("b2b", "1")]
+        result = run("report", "--store", str(store), "--json")
+        assert json.loads(result.stdout)["summary"]["open"] > 0
+
+
+class TestReport:
+    def test_prints_tables_a_person_can_read(self, store: Path) -> None:
+        result = run("report", "--store", str(store))
+        assert result.returncode == 0, result.stderr
+        for heading in ("probability by stage", "days in stage", "stalled deals", "forecast"):
+            assert heading in result.stdout
+
+    def test_json_is_a_valid_report_document(self, store: Path) -> None:
+        result = run("report", "--store", str(store), "--json")
+        document = json.loads(result.stdout)
+        validate_document(document)
+        assert document["process"]["name"] == "b2b"
+
+    def test_writes_a_self_contained_html_report(self, store: Path, tmp_path: Path) -> None:
+        html = tmp_path / "report.html"
+        result = run("report", "--store", str(store), "--html", str(html))
+        assert result.returncode == 0
+        page = html.read_text("utf-8")
+        for chart in ("funnel", "forecast", "stage-durations", "probabilities", "slippage"):
+            assert f'data-chart="{chart}"' in page
+        assert "https://" not in page
+
+    def test_as_of_in_the_past_reports_the_pipeline_as_it_stood(self, store: Path) -> None:
+        now = json.loads(run("report", "--store", str(store), "--json").stdout)
+        past = json.loads(
+            run("report", "--store", str(store), "--json", "--as-of", "2025-03-01T00:00Z").stdout
+        )
+        assert past["summary"]["opportunities"] < now["summary"]["opportunities"]
+
+    def test_a_missing_store_exits_2(self, tmp_path: Path) -> None:
+        assert run("report", "--store", str(tmp_path / "none.sqlite")).returncode == 2
+
+    def test_a_bad_as_of_exits_2_with_a_message(self, store: Path) -> None:
+        result = run("report", "--store", str(store), "--as-of", "yesterday")
+        assert result.returncode == 2
+        assert "ISO 8601" in result.stderr
+
+
+@pytest.mark.skipif(not (SHARED / "pipedrive-deal-changes").exists(), reason="no ../shared/data")
+def test_the_pipedrive_log_reports_from_its_inferred_process(tmp_path: Path) -> None:
+    folder = SHARED / "pipedrive-deal-changes"
+    path = tmp_path / "p.sqlite"
+    imported = run(
+        "import",
+        str(folder / "deal_changes.csv"),
+        "--format",
+        "pipedrive",
+        "--pipedrive-stages",
+        str(folder / "stages.csv"),
+        "--pipedrive-fields",
+        str(folder / "fields.csv"),
+        "--assume-zone",
+        "UTC",
+        "--store",
+        str(path),
+    )
+    assert imported.returncode == 0, imported.stderr
+    result = run("report", "--store", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["summary"]["opportunities"] == 2000
+    assert document["summary"]["won"] == 0
+    assert document["summary"]["lost"] == 2000
