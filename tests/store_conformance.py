@@ -68,7 +68,11 @@ def make_log(opportunity_id: str, count: int, *, start: int = 1, actor: str = "a
 texts = st.text(max_size=8)
 names = st.text(min_size=1, max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=6,
 )
