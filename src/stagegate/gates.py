@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _NO_EVIDENCE: tuple[int, ...] = ()
+_MAX_SHARED_RESULTS = 4096
 MAX_RESULT_DEPTH = 64
 """Deepest nesting of criterion results read back from a stored gate report."""
 
@@ -287,10 +288,13 @@ class Deliverable(Criterion):
     max_age: timedelta | None = None
     _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
     _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    # Results that hold depend only on the satisfying event's seq: shared, not rebuilt.
+    _results: dict[int, CriterionResult] = attrs.field(init=False, eq=False, repr=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_name", f"deliverable {self.deliverable!r}")
         object.__setattr__(self, "_held", f"deliverable {self.deliverable!r} recorded")
+        object.__setattr__(self, "_results", {})
 
     @property
     def name(self) -> str:
@@ -303,7 +307,9 @@ class Deliverable(Criterion):
         if event is None:
             return CriterionResult(self._name, False, f"{self._name} not recorded")
         if self.evidence:
-            details = event.details if isinstance(event.details, Mapping) else _EMPTY
+            details = event.details
+            if details is None or not (isinstance(details, dict) or isinstance(details, Mapping)):  # noqa: SIM101
+                details = _EMPTY
             absent = []
             for key in self.evidence:
                 value = details.get(key)
@@ -321,7 +327,12 @@ class Deliverable(Criterion):
                 False,
                 f"{self.name} recorded at {event.at.isoformat()}, older than {self.max_age}",
             )
-        return CriterionResult(self._name, True, self._held, (event.seq,))
+        result = self._results.get(event.seq)
+        if result is None:
+            result = CriterionResult(self._name, True, self._held, (event.seq,))
+            if len(self._results) < _MAX_SHARED_RESULTS:
+                self._results[event.seq] = result
+        return result
 
 
 _SIZED = frozenset({str, tuple, list, dict, MappingProxyType})
@@ -368,7 +379,7 @@ class FieldCheck(Criterion):
     op: str
     value: Any = None
     _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
-    _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _held: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         if self.op not in OPERATORS:
@@ -383,7 +394,7 @@ class FieldCheck(Criterion):
             else f"{self.field} {self.op} {self.value!r}"
         )
         object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_held", f"{name} holds")
+        object.__setattr__(self, "_held", CriterionResult(name, True, f"{name} holds"))
 
     @property
     def name(self) -> str:
@@ -401,7 +412,7 @@ class FieldCheck(Criterion):
         if observed is None:
             return CriterionResult(self.name, False, f"{self.field} is not set")
         if self.op == "exists":
-            return CriterionResult(self.name, True, self._held)
+            return self._held
         try:
             if self.op == "in":
                 options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
@@ -415,7 +426,7 @@ class FieldCheck(Criterion):
                 f"{self.field} is {observed!r}, which cannot be compared with {self.value!r}",
             )
         if holds:
-            return CriterionResult(self.name, True, self._held)
+            return self._held
         return CriterionResult(self.name, False, f"{self.field} is {observed!r}, needs {self.name}")
 
 
@@ -428,10 +439,15 @@ class ActivityCount(Criterion):
     at_least: int = 1
     since_stage_entry: bool = False
     _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    # Results that hold depend only on the count and the satisfying seqs: shared, not rebuilt.
+    _results: dict[tuple[int, tuple[int, ...]], CriterionResult] = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
         since = " since stage entry" if self.since_stage_entry else ""
         object.__setattr__(self, "_name", f"{self.at_least} x {self.activity!r}{since}")
+        object.__setattr__(self, "_results", {})
 
     @property
     def name(self) -> str:
@@ -447,13 +463,15 @@ class ActivityCount(Criterion):
             for event in facts.activities
             if event.subject == activity and (since is None or event.at >= since)
         ]
-        if len(seqs) >= self.at_least:
-            return CriterionResult(
-                self._name,
-                True,
-                f"{len(seqs)} x {activity!r} logged",
-                tuple(seqs[-self.at_least :]),
-            )
+        count = len(seqs)
+        if count >= self.at_least:
+            key = (count, tuple(seqs[-self.at_least :]))
+            result = self._results.get(key)
+            if result is None:
+                result = CriterionResult(self._name, True, f"{count} x {activity!r} logged", key[1])
+                if len(self._results) < _MAX_SHARED_RESULTS:
+                    self._results[key] = result
+            return result
         return CriterionResult(
             self._name,
             False,
