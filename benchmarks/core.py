@@ -258,20 +258,32 @@ def per_deal_run(deals: list[Any]) -> int:
 # -- measurement -------------------------------------------------------------------------------
 
 
-def timed(prepare: Callable[[], Any], run: Callable[[Any], int], repeat: int) -> float:
-    """Median microseconds per move over ``repeat`` fresh runs."""
-    samples = []
+def timed_once(prepare: Callable[[], Any], run: Callable[[Any], int]) -> float:
+    """Microseconds per move of one fresh run (garbage collection paused while timing)."""
+    prepared = prepare()
+    gc.collect()
+    gc.disable()
+    start = time.perf_counter()
+    moves = run(prepared)
+    elapsed = time.perf_counter() - start
+    gc.enable()
+    del prepared
+    return elapsed / moves * 1e6
+
+
+def timed_rounds(
+    contenders: dict[str, tuple[Callable[[], Any], Callable[[Any], int]]], repeat: int
+) -> dict[str, float]:
+    """Median microseconds per move of each contender over ``repeat`` interleaved rounds.
+
+    Every round runs every contender once, so a slow spell of a shared machine hits all of
+    them alike and the ratios stay meaningful.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeat):
-        prepared = prepare()
-        gc.collect()
-        gc.disable()
-        start = time.perf_counter()
-        moves = run(prepared)
-        elapsed = time.perf_counter() - start
-        gc.enable()
-        samples.append(elapsed / moves * 1e6)
-        del prepared
-    return statistics.median(samples)
+        for name, (prepare, run) in contenders.items():
+            samples[name].append(timed_once(prepare, run))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def bytes_per_deal(make: Callable[[int], Any], n: int) -> float:
@@ -302,16 +314,21 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--per-deal-deals", type=int, default=20_000)
     parser.add_argument("--memory-deals", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     n, n_small = args.deals, min(args.deals, args.per_deal_deals)
 
     results: dict[str, Any] = {"deals": n, "transitions_per_deal_deals": n_small}
-    results["stagegate_us"] = timed(lambda: stagegate_prepare(n), stagegate_run, args.repeat)
-    results["floor_us"] = timed(lambda: floor_prepare(n), floor_run, args.repeat)
-    results["transitions_shared_us"] = timed(lambda: shared_prepare(n), shared_run, args.repeat)
-    results["transitions_per_deal_us"] = timed(
-        lambda: per_deal_prepare(n_small), per_deal_run, args.repeat
+    results.update(
+        timed_rounds(
+            {
+                "stagegate_us": (lambda: stagegate_prepare(n), stagegate_run),
+                "floor_us": (lambda: floor_prepare(n), floor_run),
+                "transitions_shared_us": (lambda: shared_prepare(n), shared_run),
+                "transitions_per_deal_us": (lambda: per_deal_prepare(n_small), per_deal_run),
+            },
+            args.repeat,
+        )
     )
     m = args.memory_deals
     results["stagegate_bytes_per_opportunity"] = round(bytes_per_deal(stagegate_ten_events, m))

@@ -288,12 +288,16 @@ class Deliverable(Criterion):
     max_age: timedelta | None = None
     _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
     _held: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _missing: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
     # Results that hold depend only on the satisfying event's seq: shared, not rebuilt.
     _results: dict[int, CriterionResult] = attrs.field(init=False, eq=False, repr=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_name", f"deliverable {self.deliverable!r}")
         object.__setattr__(self, "_held", f"deliverable {self.deliverable!r} recorded")
+        object.__setattr__(
+            self, "_missing", CriterionResult(self._name, False, f"{self._name} not recorded")
+        )
         object.__setattr__(self, "_results", {})
 
     @property
@@ -305,7 +309,7 @@ class Deliverable(Criterion):
         """Hold when the latest record has the evidence and is recent enough."""
         event = facts.deliverables.get(self.deliverable)
         if event is None:
-            return CriterionResult(self._name, False, f"{self._name} not recorded")
+            return self._missing
         if self.evidence:
             details = event.details
             if details is None or not (isinstance(details, dict) or isinstance(details, Mapping)):  # noqa: SIM101
@@ -472,12 +476,16 @@ class ActivityCount(Criterion):
                 if len(self._results) < _MAX_SHARED_RESULTS:
                     self._results[key] = result
             return result
-        return CriterionResult(
-            self._name,
-            False,
-            f"{len(seqs)} of {self.at_least} x {self.activity!r} logged"
-            + (" since stage entry" if self.since_stage_entry else ""),
-        )
+        unmet = self._results.get((count, ()))
+        if unmet is None:
+            since_text = " since stage entry" if self.since_stage_entry else ""
+            unmet = CriterionResult(
+                self._name,
+                False,
+                f"{count} of {self.at_least} x {self.activity!r} logged{since_text}",
+            )
+            self._results[count, ()] = unmet  # count < at_least: a handful of entries
+        return unmet
 
 
 @attrs.frozen(slots=True)

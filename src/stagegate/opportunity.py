@@ -595,16 +595,25 @@ class Opportunity:
         report = self._report(move, instant)
         if not override and not report.passed:
             raise GateNotMetError(target, report)
-        return self._record(
+        process = self._process
+        event = Event(
+            self._id,
+            len(self._events) + 1,
             EventKind.STAGE_CHANGED,
             instant,
             who,
-            stage=target,
-            from_stage=self._stage,
-            move=MoveKind.OVERRIDE if override else move.kind,
-            reason=why,
-            gate=report if move.checks else None,
+            target,
+            process.name,
+            process.version,
+            self._stage,
+            MoveKind.OVERRIDE if override else move.kind,
+            why,
+            report if move.checks else None,
+            self._amount,
+            self._close_date,
         )
+        self._apply(event)
+        return event
 
     # -- stage commands --------------------------------------------------------------------
 
