@@ -24,7 +24,7 @@ def build_document(
     generated_at: datetime | None = None,
     cutoff: datetime | None = None,
     estimator: str = "smoothed",
-    simulations: int = 2000,
+    simulations: int = 1000,
     seed: int = 0,
     stalled_rule: str = "strictest",
     flag_pushes: int = 2,
@@ -76,8 +76,11 @@ def build_document(
         document["summary"] = _empty_summary()
         return document
 
+    # The visits are computed once and reused by every analysis that works on visits; those
+    # that need amounts and close dates between stage changes read the log itself.
+    visits = list(an.stage_intervals(log, process, as_of=instant))
     current = list(an.snapshot(log, process, at=instant))
-    cycles = an.cycle_times(log, process, as_of=instant)
+    cycles = an.cycle_times(visits, process, as_of=instant)
     document["summary"] = _summary(current, cycles, process)
     document["probabilities"] = [
         {
@@ -90,10 +93,10 @@ def build_document(
             "markov": p.markov,
             "smoothed": p.smoothed,
         }
-        for p in an.stage_probabilities(log, process, as_of=instant, draws=0)
+        for p in an.stage_probabilities(visits, process, as_of=instant, draws=0)
     ]
     document["backtest"] = _backtest(an, log, process, instant, cutoff)
-    document["time_in_stage"] = _time_in_stage(an, log, process, instant)
+    document["time_in_stage"] = _time_in_stage(an, visits, process, instant)
     document["cycle_time"] = _cycle_time(cycles)
     document["funnel"] = [
         {
@@ -103,7 +106,7 @@ def build_document(
             "conversion_from_previous": f.conversion_in_order,
             "lost_here": f.lost_here,
         }
-        for f in an.funnel(log, process, as_of=instant).stages
+        for f in an.funnel(visits, process, as_of=instant).stages
     ]
     document["stalled"] = [
         {
@@ -115,7 +118,7 @@ def build_document(
             "times_won_median": s.times_won_median,
             "amount": s.amount,
         }
-        for s in list(an.stalled(log, process, as_of=instant, rule=stalled_rule))[:top]
+        for s in list(an.stalled(visits, process, as_of=instant, rule=stalled_rule))[:top]
     ]
     slips = an.slippage(log, process, as_of=instant, flag_pushes=flag_pushes)
     amounts = {s.opportunity_id: s.amount for s in current}
@@ -231,9 +234,9 @@ def _backtest(
     }
 
 
-def _time_in_stage(an: Any, log: list[Event], process: Process, as_of: datetime) -> list[Any]:
+def _time_in_stage(an: Any, visits: list[Any], process: Process, as_of: datetime) -> list[Any]:
     rows: dict[str, dict[str, Any]] = {}
-    for row in an.time_in_stage(log, process, as_of=as_of):
+    for row in an.time_in_stage(visits, process, as_of=as_of):
         entry = rows.setdefault(
             row.stage,
             {
