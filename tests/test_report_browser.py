@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,26 @@ class TestInBrowser:
         assert int.from_bytes(data[16:20], "big") == 1280
         assert int.from_bytes(data[20:24], "big") == 2000
         assert len(data) > 50_000  # a blank page compresses to a few kilobytes
+
+
+def test_the_report_the_command_line_writes_renders_without_errors(tmp_path: Path) -> None:
+    """The whole main job: simulate, import into SQLite, report to HTML, open it in chromium."""
+    sample, store, page = tmp_path / "s.jsonl", tmp_path / "p.sqlite", tmp_path / "r.html"
+    for args in (
+        ("simulate", "--deals", "300", "--seed", "2", "--out", str(sample)),
+        ("import", str(sample), "--store", str(store)),
+        ("report", "--store", str(store), "--html", str(page)),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "stagegate", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    shown = chromium(page, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom")
+    assert re.search(r'<body[^>]*data-ready="1"', shown.stdout)
+    for chart in ("funnel", "stage-durations", "probabilities", "slippage", "forecast"):
+        assert f'data-chart="{chart}"' in shown.stdout
+    assert console_errors(shown.stderr) == []

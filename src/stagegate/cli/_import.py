@@ -101,7 +101,14 @@ def _run_importer(
         if not entered:
             msg = "a snapshot import needs --entered STAGE=COLUMN for each dated stage"
             raise click.BadParameter(msg, param_hint="--entered")
-        return import_snapshot(path, process=process, entered=entered, **common)
+        order = options.get("stage_order")
+        return import_snapshot(
+            path,
+            process=process,
+            entered=entered,
+            stages=None if not order else [s.strip() for s in order.split(",") if s.strip()],
+            **common,
+        )
     return importers[fmt](path, process=process, **common)
 
 
@@ -186,6 +193,11 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
 )
 @click.option("--column", "columns", multiple=True, help="Canonical column=export header (repeat).")
 @click.option("--entered", multiple=True, help="snapshot: stage=column of its entry date.")
+@click.option(
+    "--stage-order",
+    default=None,
+    help="snapshot: the source stages in process order, comma-separated (for inference).",
+)
 @click.option("--pipedrive-stages", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--pipedrive-fields", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--encoding", default=None, help="CSV text encoding (default: UTF-8).")
@@ -208,6 +220,7 @@ def import_command(
     stage_map: tuple[str, ...],
     columns: tuple[str, ...],
     entered: tuple[str, ...],
+    stage_order: str | None,
     pipedrive_stages: Path | None,
     pipedrive_fields: Path | None,
     encoding: str | None,
@@ -226,6 +239,7 @@ def import_command(
         "stage_map": _pairs(stage_map, "--map") or None,
         "columns": _pairs(columns, "--column") or None,
         "entered": _pairs(entered, "--entered"),
+        "stage_order": stage_order,
         "assume_zone": assume_zone,
         "strict": strict,
         "encoding": encoding,
