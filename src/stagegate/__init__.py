@@ -41,7 +41,8 @@ from stagegate.gates import (
     Predicate,
 )
 from stagegate.lifecycle import Lifecycle, Move
-from stagegate.opportunity import MoveOption, Opportunity, OpportunityMetrics
+from stagegate.metrics import OpportunityMetrics
+from stagegate.opportunity import MoveOption, Opportunity
 from stagegate.process import (
     ActivitySpec,
     DefinitionWarning,

@@ -47,11 +47,11 @@ from stagegate.errors import (
 from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.gates import CriterionResult, Facts, GateReport
 from stagegate.lifecycle import Move
+from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
 
-__all__ = ["MoveOption", "Opportunity", "OpportunityMetrics"]
+__all__ = ["MoveOption", "Opportunity"]
 
-_ZERO = timedelta(0)
 _ADVANCE_KINDS = frozenset({MoveKind.ADVANCE, MoveKind.WIN})
 _WIN_KINDS = frozenset({MoveKind.WIN})
 _LOSE_KINDS = frozenset({MoveKind.LOSE})
@@ -78,37 +78,6 @@ class MoveOption:
     needs_reason: bool
     report: GateReport
     blocked_by: tuple[str, ...] = ()
-
-
-@attrs.frozen(slots=True)
-class OpportunityMetrics:
-    """The per-opportunity numbers as of an instant.
-
-    Attributes:
-        as_of: the instant the numbers are for.
-        stage: the stage in force at ``as_of``.
-        time_in_stage: time since entering that stage.
-        stage_durations: total time in each stage visited (re-entries summed), in process order;
-            the current open stage counts up to ``as_of``; the closing stage a deal is in at
-            ``as_of`` counts nothing, one it was reopened from counts the time it spent there.
-        age: time from opening to ``as_of``.
-        cycle_time: time from opening to closing, if closed by ``as_of``.
-        close_date_pushes: how many times the expected close date moved later.
-        days_pushed: total days the expected close date moved later.
-        first_close_date: the first expected close date recorded.
-        close_date: the expected close date in force.
-    """
-
-    as_of: datetime
-    stage: str
-    time_in_stage: timedelta
-    stage_durations: Mapping[str, timedelta] = attrs.field(hash=False)
-    age: timedelta
-    cycle_time: timedelta | None
-    close_date_pushes: int
-    days_pushed: int
-    first_close_date: date | None
-    close_date: date | None
 
 
 def _actor(actor: Any) -> str:
@@ -971,52 +940,7 @@ class Opportunity:
             InvalidTimestampError: ``as_of`` is naive.
             EventLogError: ``as_of`` is before the opportunity was opened.
         """
-        instant = to_utc(as_of, what="as_of")
-        opened = self._events[0].at
-        if instant < opened:
-            raise EventLogError(
-                f"as_of={instant.isoformat()} is before opportunity {self._id!r} was opened "
-                f"({opened.isoformat()})"
-            )
-        durations: dict[str, timedelta] = {}
-        stage, entered = self._events[0].stage, opened
-        closed_at: datetime | None = None
-        pushes, days = 0, 0
-        first_close = current_close = None
-        kinds = self._process.kinds()
-        for event in self._events:
-            if event.at > instant:
-                break
-            if event.close_date is not None:
-                if first_close is None:
-                    first_close = event.close_date
-                if current_close is not None and event.close_date > current_close:
-                    pushes += 1
-                    days += (event.close_date - current_close).days
-                current_close = event.close_date
-            if event.kind is EventKind.STAGE_CHANGED:
-                # time in a closing stage counts once the deal leaves it again (reopened), so
-                # the durations always add up to the age (open) or the cycle time (closed)
-                durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
-                stage, entered = event.stage, event.at
-                closed_at = event.at if kinds[stage] != "open" else None
-        if closed_at is None:
-            durations[stage] = durations.get(stage, _ZERO) + (instant - entered)
-        order = self._process.index
-        return OpportunityMetrics(
-            as_of=instant,
-            stage=stage,
-            time_in_stage=instant - entered,
-            stage_durations=MappingProxyType(
-                {key: durations[key] for key in sorted(durations, key=order)}
-            ),
-            age=instant - opened,
-            cycle_time=None if closed_at is None else closed_at - opened,
-            close_date_pushes=pushes,
-            days_pushed=days,
-            first_close_date=first_close,
-            close_date=current_close,
-        )
+        return measure(self._process, self._events, as_of=as_of)
 
     def time_in_stage(self, *, as_of: datetime) -> timedelta:
         """Time since the current stage (as of ``as_of``) was entered."""
