@@ -420,6 +420,23 @@ class Opportunities(StoreConformance):
         assert "'nobody'" in str(caught.value)
 
 
+class Frames(StoreConformance):
+    def test_the_frame_holds_every_event_in_scan_order(self, store: EventStore) -> None:
+        pytest.importorskip("polars")
+        from stagegate import Opportunity
+        from stagegate.store import SCAN_COLUMNS
+        from stagegate.templates import b2b
+
+        deal = Opportunity.open(b2b(), "f-1", at=T0, actor="a", amount="12.50")
+        deal.lose(at=T0, actor="a", reason="no budget")
+        store.append(deal.events)
+        frame = store.to_frame()
+        assert tuple(frame.columns) == SCAN_COLUMNS
+        assert frame["seq"].to_list() == [1, 2]
+        assert frame["amount"].to_list() == [12.5, 12.5]
+        assert frame["stage"].to_list() == ["lead_generation", "lost"]
+
+
 class Processes(StoreConformance):
     def test_a_saved_definition_loads_back_equal(self, store: EventStore) -> None:
         from stagegate.templates import b2b

@@ -27,6 +27,10 @@ class TestOpportunities(MemoryBackend, conformance.Opportunities):
     pass
 
 
+class TestFrames(MemoryBackend, conformance.Frames):
+    pass
+
+
 class TestProcesses(MemoryBackend, conformance.Processes):
     pass
 

@@ -51,6 +51,10 @@ class TestOpportunities(SQLiteBackend, conformance.Opportunities):
     pass
 
 
+class TestFrames(SQLiteBackend, conformance.Frames):
+    pass
+
+
 class TestProcesses(SQLiteBackend, conformance.Processes):
     pass
 

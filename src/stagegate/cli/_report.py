@@ -22,7 +22,6 @@ from stagegate.cli._app import (
     resolve_process,
 )
 from stagegate.errors import DefinitionError, StagegateError
-from stagegate.events import Event
 from stagegate.process import Process
 from stagegate.store import SQLiteStore, UnknownProcessError
 from stagegate.templates import template
@@ -82,15 +81,34 @@ def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) 
     return EXIT_OK
 
 
-def _store_process(store: SQLiteStore, events: list[Event]) -> Process:
-    """The process most of the stored events were recorded under, from the store."""
-    counts: dict[tuple[str, str], int] = {}
-    for event in events:
-        key = (event.process, event.process_version)
-        counts[key] = counts.get(key, 0) + 1
-    if not counts:
+FRAMES_FROM = 200_000
+"""``--engine auto`` runs the analytics on Polars from this many stored events on."""
+
+
+def _use_frames(engine: str, total: int) -> bool:
+    if engine == "python":
+        return False
+    try:
+        import polars as pl  # noqa: F401, PLC0415 - optional
+    except ImportError:
+        if engine == "polars":
+            msg = "--engine polars needs Polars: pip install 'stagegate[frames]' polars"
+            raise click.UsageError(msg) from None
+        return False
+    return engine == "polars" or total >= FRAMES_FROM
+
+
+def _store_process(store: SQLiteStore) -> Process:
+    """The process stored with the events (the newest version of the only one stored)."""
+    stored = store.processes()
+    if not stored:
         return template("b2b")
-    name, version = max(counts, key=lambda key: counts[key])
+    names = {name for name, _ in stored}
+    if len(names) > 1:
+        listed = ", ".join(sorted(names))
+        msg = f"the store holds several processes ({listed}); choose one with --process"
+        raise click.UsageError(msg)
+    name, version = max(stored, key=lambda item: (len(item[1]), item[1]))
     return store.load_process(name, version)
 
 
@@ -116,6 +134,13 @@ def _store_process(store: SQLiteStore, events: list[Event]) -> Process:
 @click.option("--seed", default=0, show_default=True, help="Seed of the Monte Carlo forecast.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--title", default=None, help="Title of the report.")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "python", "polars"]),
+    default="auto",
+    show_default=True,
+    help="Where the analytics run; auto uses Polars (if installed) from 200,000 events on.",
+)
 @json_option
 def report(
     store_path: Path,
@@ -127,6 +152,7 @@ def report(
     seed: int,
     html_path: Path | None,
     title: str | None,
+    engine: str,
     as_json: bool,
 ) -> int:
     """Report pipeline health from an event store: tables, --json, or an --html file."""
@@ -134,17 +160,26 @@ def report(
 
     try:
         with SQLiteStore(store_path) as store:
-            events = list(store.scan())
+            total = store.count()
+            if total == 0:
+                return fail(f"{store_path} holds no events; import some first", as_json=as_json)
             if process_path is not None or template_name is not None:
                 process = resolve_process(process_path, template_name or "b2b")
             else:
-                process = _store_process(store, events)
-        if not events:
-            return fail(f"{store_path} holds no events; import some first", as_json=as_json)
-        instant = max(e.at for e in events) if as_of is None else parse_instant(as_of)
+                process = _store_process(store)
+            data: Any
+            if _use_frames(engine, total):
+                data = store.to_frame()
+                last = data["at"].max()
+            else:
+                data = [e for e in store.scan() if e.process == process.name]
+                last = max(e.at for e in data) if data else None
+        if last is None:
+            return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
+        instant = last if as_of is None else parse_instant(as_of)
         split = None if cutoff is None else parse_instant(cutoff)
         document = build_document(
-            (e for e in events if e.process == process.name),
+            data,
             process,
             as_of=instant,
             title=title,

@@ -6,6 +6,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from stagegate._time import to_utc
@@ -16,7 +17,7 @@ __all__ = ["build_document"]
 
 
 def build_document(
-    events: Iterable[Event],
+    events: Iterable[Event] | Any,
     process: Process,
     *,
     as_of: datetime,
@@ -33,7 +34,10 @@ def build_document(
     """Compute every section of the pipeline health report from the events of a pipeline.
 
     Args:
-        events: the events of any number of opportunities of ``process``.
+        events: the events of any number of opportunities of ``process``, or, for large logs,
+            a Polars DataFrame in the canonical stage-history shape plus the ``kind`` and
+            ``move`` columns of :meth:`stagegate.store.EventStore.scan_rows` (the analytics
+            then run on Polars).
         process: the process they were recorded under (stage kinds, probabilities, limits).
         as_of: the instant the report is for; open deals are censored there.
         title: the report title (default: the process name).
@@ -52,7 +56,11 @@ def build_document(
     from stagegate import analytics as an  # noqa: PLC0415 - analytics builds on the core
 
     instant = to_utc(as_of, what="as_of")
-    log = [event for event in events if event.at <= instant]
+    frame: Any = events if hasattr(events, "lazy") and hasattr(events, "columns") else None
+    if frame is not None:
+        log: Any = frame.filter(frame["at"] <= instant)
+    else:
+        log = [event for event in events if event.at <= instant]
     stages = process.stages
     document: dict[str, Any] = {
         "title": title or f"Pipeline health: {process.name}",
@@ -72,14 +80,16 @@ def build_document(
             ],
         },
     }
-    if not log:
+    if len(log) == 0:
         document["summary"] = _empty_summary()
         return document
 
     # The visits are computed once and reused by every analysis that works on visits; those
     # that need amounts and close dates between stage changes read the log itself.
-    visits = list(an.stage_intervals(log, process, as_of=instant))
-    current = list(an.snapshot(log, process, at=instant))
+    visits = an.stage_intervals(log, process, as_of=instant)
+    if frame is None:
+        visits = list(visits)
+    current = _records(an.snapshot(log, process, at=instant))
     cycles = an.cycle_times(visits, process, as_of=instant)
     document["summary"] = _summary(current, cycles, process)
     document["probabilities"] = [
@@ -93,7 +103,9 @@ def build_document(
             "markov": p.markov,
             "smoothed": p.smoothed,
         }
-        for p in an.stage_probabilities(visits, process, as_of=instant, draws=0)
+        for p in _ordered(
+            _records(an.stage_probabilities(visits, process, as_of=instant, draws=0)), process
+        )
     ]
     document["backtest"] = _backtest(an, log, process, instant, cutoff)
     document["time_in_stage"] = _time_in_stage(an, visits, process, instant)
@@ -106,7 +118,7 @@ def build_document(
             "conversion_from_previous": f.conversion_in_order,
             "lost_here": f.lost_here,
         }
-        for f in an.funnel(visits, process, as_of=instant).stages
+        for f in _ordered(_records(an.funnel(visits, process, as_of=instant).stages), process)
     ]
     document["stalled"] = [
         {
@@ -118,13 +130,16 @@ def build_document(
             "times_won_median": s.times_won_median,
             "amount": s.amount,
         }
-        for s in list(an.stalled(visits, process, as_of=instant, rule=stalled_rule))[:top]
+        for s in sorted(
+            _records(an.stalled(visits, process, as_of=instant, rule=stalled_rule)),
+            key=lambda s: (-(s.times_won_median or 0.0), -s.dwell_days, s.opportunity_id),
+        )[:top]
     ]
     slips = an.slippage(log, process, as_of=instant, flag_pushes=flag_pushes)
     amounts = {s.opportunity_id: s.amount for s in current}
     stage_now = {s.opportunity_id: s.stage for s in current}
     slipping = sorted(
-        (d for d in slips.deals if d.flagged and d.outcome == "open"),
+        (d for d in _records(slips.deals) if d.flagged and d.outcome == "open"),
         key=lambda d: (-d.pushes, -d.days_pushed, d.opportunity_id),
     )
     document["slipping"] = [
@@ -142,13 +157,14 @@ def build_document(
     document["slip_summary"] = {
         "slip_rate": slips.slip_rate,
         "win_rate_by_pushes": [
-            {"pushes": p.pushes, "n": p.closed, "win_rate": p.win_rate} for p in slips.by_pushes
+            {"pushes": p.pushes, "n": p.closed, "win_rate": p.win_rate}
+            for p in sorted(_records(slips.by_pushes), key=lambda p: p.pushes)
         ],
     }
     fc = an.forecast(
         log, process, as_of=instant, estimator=estimator, simulations=simulations, seed=seed
     )
-    periods = list(fc.periods)
+    periods = sorted(_records(fc.periods), key=lambda p: p.period)
     while periods and periods[-1].deals == 0 and periods[-1].p90 == 0:
         periods.pop()  # nothing is expected to close there
     document["forecast"] = [
@@ -164,6 +180,18 @@ def build_document(
     ]
     document["data_quality"] = _data_quality(log, current, process, instant, fc.unscheduled)
     return document
+
+
+def _records(result: Any) -> list[Any]:
+    """Records from either analytics path: a list of records, or a Polars frame of them."""
+    if hasattr(result, "to_dicts"):
+        return [SimpleNamespace(**row) for row in result.to_dicts()]
+    return list(result)
+
+
+def _ordered(rows: list[Any], process: Process) -> list[Any]:
+    order = {s.id: i for i, s in enumerate(process.stages)}
+    return sorted(rows, key=lambda row: order.get(row.stage, len(order)))
 
 
 def _iso(value: Any) -> str | None:
@@ -188,7 +216,7 @@ def _summary(current: Sequence[Any], cycles: Any, process: Process) -> dict[str,
     closed = kinds["won"] + kinds["lost"]
     probability = process.probabilities()
     open_deals = [s for s in current if s.kind == "open"]
-    cycle_days = [c.cycle_days for c in cycles.deals if c.outcome == "won"]
+    cycle_days = [c.cycle_days for c in _records(cycles.deals) if c.outcome == "won"]
     return {
         "opportunities": len(current),
         "open": kinds["open"],
@@ -204,21 +232,23 @@ def _summary(current: Sequence[Any], cycles: Any, process: Process) -> dict[str,
 
 
 def _backtest(
-    an: Any, log: list[Event], process: Process, as_of: datetime, cutoff: datetime | None
+    an: Any, log: Any, process: Process, as_of: datetime, cutoff: datetime | None
 ) -> dict[str, Any] | None:
-    first = min(event.at for event in log)
+    first = to_utc(log["at"].min()) if hasattr(log, "columns") else min(e.at for e in log)
     split = to_utc(cutoff, what="cutoff") if cutoff is not None else first + (as_of - first) * 2 / 3
     if not first < split < as_of:
         return None
     result = an.backtest(log, process, cutoff=split, as_of=as_of)
-    if not result.scores or all(s.deals == 0 for s in result.scores):
+    scores = sorted(_records(result.scores), key=lambda s: an.ESTIMATORS.index(s.estimator))
+    reliability = sorted(_records(result.reliability), key=lambda r: (r.estimator, r.bin))
+    if not scores or all(s.deals == 0 for s in scores):
         return None
     return {
         "cutoff": split.isoformat(),
         "best": result.best or "",
         "scores": [
             {"estimator": s.estimator, "brier": s.brier, "log_loss": s.log_loss, "n": s.deals}
-            for s in result.scores
+            for s in scores
         ],
         "reliability": [
             {
@@ -229,14 +259,14 @@ def _backtest(
                 "observed": r.observed_rate,
                 "n": r.deals,
             }
-            for r in result.reliability
+            for r in reliability
         ],
     }
 
 
-def _time_in_stage(an: Any, visits: list[Any], process: Process, as_of: datetime) -> list[Any]:
+def _time_in_stage(an: Any, visits: Any, process: Process, as_of: datetime) -> list[Any]:
     rows: dict[str, dict[str, Any]] = {}
-    for row in an.time_in_stage(visits, process, as_of=as_of):
+    for row in _records(an.time_in_stage(visits, process, as_of=as_of)):
         entry = rows.setdefault(
             row.stage,
             {
@@ -263,7 +293,7 @@ def _time_in_stage(an: Any, visits: list[Any], process: Process, as_of: datetime
 
 
 def _cycle_time(cycles: Any) -> dict[str, Any]:
-    by = {s.outcome: s for s in cycles.summary}
+    by = {s.outcome: s for s in _records(cycles.summary)}
 
     def part(outcome: str) -> dict[str, Any]:
         summary = by.get(outcome)
@@ -299,7 +329,7 @@ def _cycle_time(cycles: Any) -> dict[str, Any]:
 
 
 def _data_quality(
-    log: list[Event],
+    log: Any,
     current: Sequence[Any],
     process: Process,
     as_of: datetime,
@@ -333,7 +363,15 @@ def _data_quality(
         sum(1 for s in open_deals if s.close_date is None),
         "open deals without an expected close date: they cannot be forecast by period",
     )
-    moves = Counter(e.move for e in log if e.kind is EventKind.STAGE_CHANGED)
+    if hasattr(log, "columns"):
+        counted = log.filter(log["kind"] == EventKind.STAGE_CHANGED.value)["move"].value_counts()
+        moves = Counter(
+            {MoveKind(row["move"]): row["count"] for row in counted.to_dicts() if row["move"]}
+        )
+        versions: set[str] = set()
+    else:
+        moves = Counter(e.move for e in log if e.kind is EventKind.STAGE_CHANGED)
+        versions = {e.process_version for e in log if e.process == process.name}
     add(
         "gate_overrides",
         "warning",
@@ -364,7 +402,6 @@ def _data_quality(
         unscheduled,
         "open deals the forecast leaves out (no amount or no close date)",
     )
-    versions = {e.process_version for e in log if e.process == process.name}
     add(
         "several_versions",
         "info",

@@ -267,6 +267,38 @@ class EventStore(abc.ABC):
     def count(self) -> int:
         """Return the number of stored events."""
 
+    def to_frame(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
+        """The whole log as a Polars DataFrame with the :data:`SCAN_COLUMNS`, for analytics.
+
+        Streams :meth:`scan_rows` into columns without building events; amounts become floats.
+        Needs Polars (``pip install polars``).
+
+        Raises:
+            StoreError: Polars is not installed.
+        """
+        try:
+            import polars as pl  # noqa: PLC0415 - optional
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise StoreError("to_frame() needs Polars: pip install polars") from None
+        columns: dict[str, list[Any]] = {name: [] for name in SCAN_COLUMNS}
+        appenders = [columns[name].append for name in SCAN_COLUMNS]
+        for row in self.scan_rows(batch_size=batch_size):
+            for append, value in zip(appenders, row, strict=True):
+                append(value)
+        columns["amount"] = [None if a is None else float(a) for a in columns["amount"]]
+        schema: dict[str, Any] = {
+            "opportunity_id": pl.String,
+            "at": pl.Datetime("us", "UTC"),
+            "seq": pl.Int64,
+            "stage": pl.String,
+            "amount": pl.Float64,
+            "close_date": pl.Date,
+            "kind": pl.String,
+            "from_stage": pl.String,
+            "move": pl.String,
+        }
+        return pl.DataFrame(columns, schema=schema)
+
     # -- process definitions -------------------------------------------------------------
 
     @abc.abstractmethod
