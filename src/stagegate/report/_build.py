@@ -15,6 +15,11 @@ from stagegate.process import Process, StageKind
 
 __all__ = ["build_document"]
 
+MAX_DRAWS = 2_000_000
+"""Most Monte Carlo draws (runs x open deals) the report's forecast makes."""
+MIN_SIMULATIONS = 200
+"""Fewest Monte Carlo runs of the report's forecast."""
+
 
 def build_document(
     events: Iterable[Event] | Any,
@@ -44,7 +49,8 @@ def build_document(
         generated_at: when the report was made (default: ``as_of``; no clock is read).
         cutoff: the backtest split (default: two thirds of the way from the first event).
         estimator: the probability estimator of the forecast.
-        simulations: Monte Carlo runs of the forecast.
+        simulations: Monte Carlo runs of the forecast, at most: large pipelines get fewer runs
+            (never under 200) so that runs x open deals stays under two million draws.
         seed: the forecast's random seed.
         stalled_rule: how stall limits combine (see ``stagegate.analytics.stalled``).
         flag_pushes: deals pushed at least this many times are listed as slipping.
@@ -161,9 +167,9 @@ def build_document(
             for p in sorted(_records(slips.by_pushes), key=lambda p: p.pushes)
         ],
     }
-    fc = an.forecast(
-        log, process, as_of=instant, estimator=estimator, simulations=simulations, seed=seed
-    )
+    open_deals = sum(1 for s in current if s.kind == StageKind.OPEN.value)
+    runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
+    fc = an.forecast(log, process, as_of=instant, estimator=estimator, simulations=runs, seed=seed)
     periods = sorted(_records(fc.periods), key=lambda p: p.period)
     while periods and periods[-1].deals == 0 and periods[-1].p90 == 0:
         periods.pop()  # nothing is expected to close there
