@@ -129,5 +129,5 @@ def epoch_us(at: datetime) -> int:
 
 
 def from_epoch_us(us: int) -> datetime:
-    """Inverse of :func:`epoch_us`."""
-    return _EPOCH + timedelta(microseconds=us)
+    """Inverse of :func:`epoch_us` (seconds and microseconds split first: no big-int timedelta)."""
+    return _EPOCH + timedelta(0, us // 1_000_000, us % 1_000_000)

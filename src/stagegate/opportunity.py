@@ -52,7 +52,6 @@ from stagegate.process import Process, StageKind
 
 __all__ = ["MoveOption", "Opportunity"]
 
-_ADVANCE_KINDS = frozenset({MoveKind.ADVANCE, MoveKind.WIN})
 _WIN_KINDS = frozenset({MoveKind.WIN})
 _LOSE_KINDS = frozenset({MoveKind.LOSE})
 _REOPEN_KINDS = frozenset({MoveKind.REOPEN})
