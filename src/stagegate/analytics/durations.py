@@ -46,7 +46,7 @@ from stagegate._time import from_epoch_us
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
 from stagegate.analytics._table import DAY_US
-from stagegate.analytics.intervals import Prepared, StageInterval, prepare, to_native
+from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare, to_native
 from stagegate.analytics.outcomes import OutcomesLike
 from stagegate.analytics.survival import km_median, km_median_frame
 
@@ -103,7 +103,9 @@ def _finish(stats: dict[tuple[str, str], dict[str, Any]], prepared: Prepared) ->
     return result
 
 
-def _python_stats(visits: Iterable[StageInterval]) -> dict[tuple[str, str], dict[str, Any]]:
+def _python_stats(
+    visits: Iterable[StageInterval], as_of: int
+) -> dict[tuple[str, str], dict[str, Any]]:
     groups: dict[tuple[str, str], list[StageInterval]] = defaultdict(list)
     for v in visits:
         if v.kind == "open" and v.duration_days is not None:
@@ -120,18 +122,25 @@ def _python_stats(visits: Iterable[StageInterval]) -> dict[tuple[str, str], dict
             "median_days": median,
             "p75_days": p75,
             "p90_days": p90,
-            "km_median_days": km_median(durations, [not v.censored for v in items])
-            if key[1] == "all"
-            else None,
+            "km_median_days": _km_median_days(items, as_of) if key[1] == "all" else None,
         }
     return stats
 
 
-def _frame_stats(frame: Any) -> dict[tuple[str, str], dict[str, Any]]:
+def _km_median_days(visits: list[StageInterval], as_of: int) -> float | None:
+    """Kaplan-Meier median in days, ordered by exact dwell (see ``dwell_order``)."""
+    dwell_us = [(v.exited_us or as_of) - v.entered_us for v in visits]
+    median = km_median(dwell_us, [not v.censored for v in visits])
+    return None if median is None else median / DAY_US
+
+
+def _frame_stats(frame: Any, as_of: int) -> dict[tuple[str, str], dict[str, Any]]:
     import narwhals as nw  # noqa: PLC0415
 
-    visits = frame.filter(
-        (nw.col("kind") == "open") & ~nw.col("duration_days").is_null()
+    visits = narrowed(
+        frame,
+        (nw.col("kind") == "open") & ~nw.col("duration_days").is_null(),
+        ["stage", "outcome", "duration_days", "censored", "entered_us", "exited_us"],
     ).with_columns(censored_n=nw.col("censored").cast(nw.Int64))
     aggs = [
         nw.col("duration_days").count().alias("visits"),
@@ -144,7 +153,8 @@ def _frame_stats(frame: Any) -> dict[tuple[str, str], dict[str, Any]]:
     stats = {}
     for row in collect_rows(visits.group_by("stage", "outcome").agg(*aggs)):
         stats[row["stage"], row["outcome"]] = row
-    km = {r["stage"]: r["km_median_days"] for r in collect_rows(km_median_frame(visits, ["stage"]))}
+    km_rows = collect_rows(km_median_frame(visits, "stage", as_of))
+    km = {r["stage"]: r["km_median_days"] for r in km_rows}
     for row in collect_rows(visits.group_by("stage").agg(*aggs)):
         row["km_median_days"] = km.get(row["stage"])
         stats[row["stage"], "all"] = row
@@ -177,9 +187,9 @@ def time_in_stage(
     """
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.python is not None:
-        stats = _python_stats(prepared.python)
+        stats = _python_stats(prepared.python, prepared.as_of_us)
     else:
-        stats = _frame_stats(prepared.frame)
+        stats = _frame_stats(prepared.frame, prepared.as_of_us)
     return emit(prepared, _finish(stats, prepared), StageTime)
 
 

@@ -48,6 +48,7 @@ from stagegate.analytics._table import (
     group_rows,
     group_starts,
     is_frame,
+    is_ordered,
     python_rows,
     running,
     sorts_in_memory,
@@ -228,40 +229,67 @@ def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> 
     )
 
 
+VISIT_SHIFTS = 12
+"""Up to this many entries per opportunity, visits are numbered by comparing shifted rows."""
+
+
 def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
-    """:func:`frame_intervals` for in-memory backends: one sort, then plain shifts."""
+    """:func:`frame_intervals` for in-memory backends: at most one sort, then plain shifts.
+
+    Rows already ordered by ``(opportunity_id, at, seq, stage order)``, as CRM exports and
+    :meth:`~stagegate.store.EventStore.to_frame` usually are, are not sorted again.
+    """
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    ordered = rows.collect().sort(opp, *ORDER)
-    first = group_starts([opp])
-    ordered = ordered.with_columns(
-        from_stage=nw.when(~first).then(nw.col("stage").shift(1)),
-    )
-    entries = ordered.filter(
-        nw.col("from_stage").is_null() | (nw.col("from_stage") != nw.col("stage"))
+    ordered = rows.collect()
+    if not is_ordered(ordered, [opp, *ORDER]):
+        ordered = ordered.sort(opp, *ORDER)
+    # every lookup by stage goes through its integer rank: much cheaper than by its name
+    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
+    entries = (
+        ordered.filter(
+            group_starts([opp])
+            | (nw.col("stage") != nw.col("stage").shift(1)).fill_null(value=True)
+        )
+        .with_columns(
+            one=nw.lit(1, nw.Int64),
+            first=group_starts([opp]),
+            last=~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False),
+            kind_code=nw.col("rank").replace_strict(codes, return_dtype=nw.Int64),
+        )
+        .with_columns(
+            step=running("one", "first"),
+            from_stage=nw.when(~nw.col("first")).then(nw.col("stage").shift(1)),
+            exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
+            exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
+            next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
+            final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
+        )
     )
     del ordered  # keep one copy of the log in memory at a time
-    kind_code = by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0)
-    last = ~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False)
-    entries = entries.with_columns(
-        one=nw.lit(1, nw.Int64),
-        first=group_starts([opp]),
-        last=last,
-        kind_code=kind_code.cast(nw.Int64),
-    )
-    entries = entries.with_columns(
-        step=running("one", "first"),
-        exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
-        exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
-        next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
-        final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
-    )
-    entries = entries.sort(opp, "rank", "step").with_columns(
-        stage_first=group_starts([opp, "rank"])
-    )
-    entries = entries.with_columns(visit=running("one", "stage_first"))
-    return _finish_visits(entries.lazy(), as_of)
+    return _finish_visits(number_visits(entries), as_of)
+
+
+def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:
+    """Add ``visit`` to entries ordered by ``(opportunity_id, step)``.
+
+    A visit's number is one plus the earlier entries of the same opportunity into the same
+    stage. When no opportunity has more than ``shifts`` entries, that is a sum of compares with
+    the ``step - 1`` rows before (no sort); otherwise the entries are sorted by stage.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    longest = int(entries.select(nw.col("step").max()).item() or 0)
+    if longest <= shifts:
+        visit = nw.lit(1, nw.Int64)
+        for back in range(1, longest):
+            earlier = (nw.col("step") > back) & (nw.col("rank") == nw.col("rank").shift(back))
+            visit = visit + earlier.fill_null(value=False).cast(nw.Int64)
+        return entries.with_columns(visit=visit).lazy()
+    by_stage = entries.sort("opportunity_id", "rank", "step")
+    by_stage = by_stage.with_columns(stage_first=group_starts(["opportunity_id", "rank"]))
+    return by_stage.with_columns(visit=running("one", "stage_first")).lazy()
 
 
 def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
@@ -277,10 +305,11 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         .then((nw.lit(as_of) - nw.col("at_us")) / DAY_US)
         .otherwise(nw.lit(None, nw.Float64)),
     )
+    names = {code: kind for kind, code in KIND_CODE.items()}
     return entries.select(
         nw.col("opportunity_id"),
         nw.col("stage"),
-        _kind_name("kind_code").alias("kind"),
+        nw.col("kind_code").replace_strict(names, return_dtype=nw.String()).alias("kind"),
         nw.col("step").cast(nw.Int64),
         nw.col("visit").cast(nw.Int64),
         nw.col("from_stage"),
@@ -291,7 +320,7 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         nw.col("duration_days").cast(nw.Float64),
         nw.col("next_stage"),
         nw.col("censored"),
-        _kind_name("final").alias("outcome"),
+        nw.col("final").replace_strict(names, return_dtype=nw.String()).alias("outcome"),
         nw.col("reason"),
         nw.col("amount"),
         nw.col("close_day"),
@@ -399,6 +428,12 @@ def _materialize(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         cached: nw.LazyFrame[Any] = nw.from_native(frame.to_native().cache()).lazy()
         return cached
     return frame
+
+
+def narrowed(frame: nw.LazyFrame[Any], predicate: nw.Expr, columns: list[str]) -> nw.LazyFrame[Any]:
+    """The rows and columns several aggregations read, computed once on in-memory backends."""
+    lazy = frame.filter(predicate).select(*columns)
+    return lazy.collect().lazy() if sorts_in_memory(lazy) else lazy
 
 
 def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:

@@ -47,7 +47,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
-from stagegate.analytics.intervals import Prepared, StageInterval, prepare
+from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.survival import _log_factor, risk_sets
 
@@ -121,7 +121,7 @@ def bin_of(duration: float, bins: Sequence[float]) -> int:
     return index
 
 
-def counts_python(visits: Sequence[StageInterval], bins: Sequence[float]) -> Counts:
+def counts_python(visits: Sequence[StageInterval], bins: Sequence[float], as_of: int) -> Counts:
     """Counts from pure-Python visits."""
     reached: dict[tuple[str, str], int] = defaultdict(int)
     moves: dict[tuple[str, str], int] = defaultdict(int)
@@ -135,10 +135,10 @@ def counts_python(visits: Sequence[StageInterval], bins: Sequence[float]) -> Cou
             moves[v.stage, v.next_stage] += 1
         if v.outcome != "open" and v.duration_days is not None:
             dwell[v.stage, bin_of(v.duration_days, bins), v.outcome] += 1
-    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits))
+    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits, as_of))
 
 
-def incidence_python(visits: Sequence[StageInterval]) -> dict[tuple[str, str], float]:
+def incidence_python(visits: Sequence[StageInterval], as_of: int) -> dict[tuple[str, str], float]:
     """Aalen-Johansen cumulative incidence of each exit of each open stage.
 
     Each exit adds ``S(t-) / n`` to its destination (``S``: Kaplan-Meier survival in the stage
@@ -151,7 +151,7 @@ def incidence_python(visits: Sequence[StageInterval]) -> dict[tuple[str, str], f
             by_stage[v.stage].append(v)
     result: dict[tuple[str, str], float] = defaultdict(float)
     for stage, items in by_stage.items():
-        items.sort(key=lambda v: (v.duration_days, v.censored))
+        items.sort(key=lambda v: ((v.exited_us or as_of) - v.entered_us, v.censored))
         total, log_s = len(items), 0.0
         for i, v in enumerate(items):
             factor = _log_factor(total - i, not v.censored)
@@ -174,11 +174,19 @@ def bin_expr(column: str, bins: Sequence[float]) -> Any:
     return expr.otherwise(nw.lit(0)).cast(nw.Int64)
 
 
-def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Counts:
+_COUNTED = ("stage", "outcome", "visit", "next_stage", "duration_days", "censored", "entered_us",
+            "exited_us")  # fmt: skip
+
+
+def counts_frame(frame: Any, bins: Sequence[float], as_of: int, *, dwell: bool = True) -> Counts:
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
 
-    open_visits = frame.filter(nw.col("kind") == "open")
+    open_visits = narrowed(
+        frame,
+        nw.col("kind") == "open",
+        list(_COUNTED),
+    )
     reached = collect_rows(
         open_visits.filter(nw.col("visit") == 1)
         .group_by("stage", "outcome")
@@ -200,9 +208,10 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
     exits = ~nw.col("censored")
     ranked = risk_sets(
         open_visits.filter(~nw.col("duration_days").is_null()).select(
-            "stage", "duration_days", "censored", "next_stage"
+            "stage", "entered_us", "exited_us", "censored", "next_stage"
         ),
-        ["stage"],
+        "stage",
+        as_of,
     ).with_columns(before=(nw.col("log_survival") - nw.col("log_factor")).exp())
     incidence = collect_rows(
         ranked.filter(exits & ~nw.col("next_stage").is_null())
@@ -221,8 +230,8 @@ def counts_frame(frame: Any, bins: Sequence[float], *, dwell: bool = True) -> Co
 def fit_counts(prepared: Prepared, bins: Sequence[float], *, dwell: bool = True) -> Counts:
     """Counts of a prepared input, on whichever path it is."""
     if prepared.python is not None:
-        return counts_python(prepared.python, bins)
-    return counts_frame(prepared.frame, bins, dwell=dwell)
+        return counts_python(prepared.python, bins, prepared.as_of_us)
+    return counts_frame(prepared.frame, bins, prepared.as_of_us, dwell=dwell)
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:

@@ -3,7 +3,8 @@
 A visit still running at ``as_of`` says "at least this long"; dropping it shortens every
 estimate, treating it as finished shortens it too. The product-limit estimator uses it for
 exactly what it says. Written in-house (no ``lifelines``), one definition for every path:
-rows ordered by ``(duration, censored)`` (exits before censorings at the same duration), each
+rows ordered by ``(duration, censored)`` (exits before censorings at the same duration; the
+analytics order by the exact dwell in microseconds, see :func:`dwell_order`), each
 exit multiplies survival by ``1 - 1/n`` with ``n`` the visits still at risk. At the end of a
 group of tied durations this equals the textbook ``1 - d/n``, so the median (the smallest
 duration where survival falls to one half or below) is the textbook one.
@@ -22,14 +23,17 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from stagegate.analytics._table import DAY_US, group_starts, running, sorts_in_memory
+
 if TYPE_CHECKING:
     import narwhals as nw
 
-__all__ = ["HALF", "km_curve", "km_median", "km_median_frame"]
+__all__ = ["HALF", "dwell_order", "km_curve", "km_median", "km_median_frame", "risk_sets"]
 
 HALF = 0.5 + 1e-9
 """Survival at or below this counts as "half have left" (tolerates float rounding)."""
 _NEG = -1e9
+_KEY_LIMIT = 2**62
 
 
 def _log_factor(at_risk: int, exited: bool) -> float:
@@ -64,58 +68,110 @@ def km_median(durations: Sequence[float], exited: Sequence[bool]) -> float | Non
     return None
 
 
-def risk_sets(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
-    """Add the product-limit columns to visits (``duration_days``, ``censored``, ``by``...).
+def dwell_order(as_of: int) -> nw.Expr:
+    """The order of visits in a risk set as one integer: dwell, then exits before censorings.
 
-    Rows are ordered by ``(duration_days, censored)`` within each ``by`` group; the result
-    adds ``at_risk`` (visits still in the stage, this one included), ``log_factor``
+    Twice the exact dwell in microseconds (to ``exited_us``, or to ``as_of`` while still in
+    the stage), plus one for a censored visit. One integer key sorts several times faster
+    than the pair ``(duration_days, censored)`` and never rounds two dwells together.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    dwell = nw.col("exited_us").fill_null(value=as_of) - nw.col("entered_us")
+    return dwell * 2 + nw.col("censored").cast(nw.Int64)
+
+
+def risk_sets(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[Any]:
+    """The product-limit columns of visits (``entered_us``, ``exited_us``, ``censored``, ``by``).
+
+    Rows are ordered by :func:`dwell_order` within each ``by`` group. The result has ``by``,
+    ``duration_days``, ``censored``, any other column of ``visits`` except the instants, and
+    ``at_risk`` (visits still in the stage, this one included), ``log_factor``
     (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit) and ``log_survival`` (the
     running sum of ``log_factor``: survival just after this row is its exponential).
     """
     import narwhals as nw  # noqa: PLC0415
 
-    from stagegate.analytics._table import group_starts, running, sorts_in_memory  # noqa: PLC0415
+    keyed = visits.with_columns(order=dwell_order(as_of), one=nw.lit(1, nw.Int64))
+    if sorts_in_memory(visits):
+        return _sorted_risk_sets(keyed.collect(), by)
+    # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
+    windowed = keyed.with_columns(
+        duration_days=(nw.col("order") // 2) / DAY_US,
+        at_risk=nw.col("one").sum().over(by)
+        - nw.col("one").cum_sum().over(by, order_by="order")
+        + 1,
+    ).with_columns(log_factor=_factor())
+    windowed = windowed.with_columns(
+        log_survival=nw.col("log_factor").cum_sum().over(by, order_by="order")
+    )
+    return windowed.drop("order", "one", "entered_us", "exited_us")
 
-    order = ["duration_days", "censored"]
-    exited = ~nw.col("censored")
-    factor = (
-        nw.when(~exited)
+
+def _factor() -> nw.Expr:
+    import narwhals as nw  # noqa: PLC0415
+
+    return (
+        nw.when(nw.col("censored"))
         .then(nw.lit(0.0))
         .when(nw.col("at_risk") <= 1)
         .then(nw.lit(_NEG))
         .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
     )
-    keyed = visits.with_columns(one=nw.lit(1, nw.Int64))
-    if sorts_in_memory(visits):
-        ordered = keyed.collect().sort(*by, *order)
-        ordered = ordered.with_columns(first=group_starts(list(by)))
-        ranked = ordered.with_columns(
-            at_risk=nw.col("one").sum().over(*by) - running("one", "first") + 1
-        )
-        ranked = ranked.with_columns(log_factor=factor)
-        return ranked.with_columns(log_survival=running("log_factor", "first")).lazy()
-    # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
-    windowed = keyed.with_columns(
-        at_risk=nw.col("one").sum().over(*by)
-        - nw.col("one").cum_sum().over(*by, order_by=order)
-        + 1,
-    ).with_columns(log_factor=factor)
-    return windowed.with_columns(
-        log_survival=nw.col("log_factor").cum_sum().over(*by, order_by=order)
-    )
 
 
-def km_median_frame(visits: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
-    """Kaplan-Meier median of ``duration_days`` per group, in narwhals expressions.
+def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
+    """:func:`risk_sets` in memory: one sort by one integer key (group number, then order).
 
-    ``visits`` needs ``duration_days`` and ``censored`` and the ``by`` columns; the result has
+    The key carries the group, the dwell and the censoring, so only it and the other columns
+    the caller asked for are sorted; the rest is read back from it.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    used = {by, "entered_us", "exited_us", "censored", "order", "one"}
+    carried = [c for c in frame.columns if c not in used]
+    groups = sorted(frame.get_column(by).unique().to_list())
+    span = int(frame.select(nw.col("order").max()).item() or 0) + 1
+    if len(groups) * span >= _KEY_LIMIT:  # too wide for one integer: sort by two columns
+        ordered = frame.sort(by, "order").select(by, "order", *carried)
+    else:
+        number = {value: i for i, value in enumerate(groups)}
+        group = nw.col(by).replace_strict(number, return_dtype=nw.Int64)
+        ordered = frame.select((group * span + nw.col("order")).alias("key"), *carried)
+        ordered = ordered.sort("key")
+        group_number = nw.col("key") // span
+        ordered = ordered.with_columns(
+            group_number.replace_strict(
+                dict(enumerate(groups)), return_dtype=frame.schema[by]
+            ).alias(by),
+            (nw.col("key") - group_number * span).alias("order"),  # no % on pandas-arrow
+        ).drop("key")
+    ordered = ordered.with_columns(
+        censored=nw.col("order") != (nw.col("order") // 2) * 2,
+        duration_days=(nw.col("order") // 2) / DAY_US,
+        one=nw.lit(1, nw.Int64),
+        first=group_starts([by]),
+        last=~(nw.col(by) == nw.col(by).shift(-1)).fill_null(value=False),
+    ).with_columns(seen=running("one", "first"))
+    # a group's size is the running count on its last row, filled backward
+    size = nw.when(nw.col("last")).then(nw.col("seen")).fill_null(strategy="backward")
+    ranked = ordered.with_columns(at_risk=size - nw.col("seen") + 1)
+    ranked = ranked.with_columns(log_factor=_factor())
+    ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
+    return ranked.drop("order", "one", "first", "last", "seen").lazy()
+
+
+def km_median_frame(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[Any]:
+    """Kaplan-Meier median of the dwell per group, in narwhals expressions.
+
+    ``visits`` needs ``entered_us``, ``exited_us``, ``censored`` and ``by``; the result has
     ``by`` and ``km_median_days``.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    curve = risk_sets(visits.select(*by, "duration_days", "censored"), by)
+    curve = risk_sets(visits.select(by, "entered_us", "exited_us", "censored"), by, as_of)
     return (
         curve.filter(~nw.col("censored") & (nw.col("log_survival").exp() <= HALF))
-        .group_by(*by)
+        .group_by(by)
         .agg(nw.col("duration_days").min().alias("km_median_days"))
     )
