@@ -103,15 +103,34 @@ def beta_cdf(x: float, a: float, b: float) -> float:
 
 
 def beta_quantile(p: float, a: float, b: float) -> float:
-    """Inverse of :func:`beta_cdf` in ``x`` (bisection to 1e-12)."""
+    """Inverse of :func:`beta_cdf` in ``x``: Newton steps kept inside a shrinking bracket.
+
+    Starts from the normal approximation; a step that leaves the bracket is replaced by
+    bisection, so it converges like bisection at worst (to about 1e-15) and in a handful of
+    steps usually.
+    """
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    total = a + b
+    spread = math.sqrt(a * b / (total * total * (total + 1)))
+    x = min(max(a / total + NormalDist().inv_cdf(p) * spread, 1e-12), 1 - 1e-12)
+    log_norm = math.lgamma(total) - math.lgamma(a) - math.lgamma(b)
     low, high = 0.0, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        if beta_cdf(middle, a, b) < p:
-            low = middle
+    for _ in range(200):
+        gap = beta_cdf(x, a, b) - p
+        if gap < 0:
+            low = x
         else:
-            high = middle
-    return (low + high) / 2
+            high = x
+        density = math.exp(log_norm + (a - 1) * math.log(x) + (b - 1) * math.log1p(-x))
+        step = x - gap / density if density > 0 else low
+        following = step if low < step < high else (low + high) / 2
+        if abs(following - x) <= 1e-15 * max(x, 1e-300) or high - low <= 1e-15:  # noqa: PLR2004
+            return following
+        x = following
+    return x
 
 
 def beta_interval(a: float, b: float, confidence: float = 0.95) -> tuple[float, float]:

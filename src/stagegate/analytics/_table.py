@@ -379,21 +379,25 @@ def frame_rows(
     lazy = lazy.with_columns(
         _epoch_us_expr("at", fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
-        _stage_rank(outcomes, fast=fast).alias("rank"),
+        stage_rank("stage", outcomes, fast=fast).alias("rank"),
     )
     if cutoff_us is not None:
         lazy = lazy.filter(nw.col("at_us") <= cutoff_us)
     return lazy
 
 
-def _stage_rank(outcomes: Outcomes, *, fast: bool) -> nw.Expr:
-    """The process position of ``stage`` (every stage is known by now)."""
+def stage_rank(column: str, outcomes: Outcomes, *, fast: bool) -> nw.Expr:
+    """The process position of the stage in ``column`` (every stage is known by now).
+
+    ``fast`` (in-memory backends): one hash lookup per row instead of a chain of string
+    compares. A null stays null.
+    """
     import narwhals as nw  # noqa: PLC0415
 
     ranks = {s: i for i, s in enumerate(outcomes.stages)}
-    if fast:  # one hash lookup per row instead of a chain of string compares
-        return nw.col("stage").replace_strict(ranks, return_dtype=nw.Int64)
-    return by_stage("stage", ranks, -1).cast(nw.Int64)
+    if fast:
+        return nw.col(column).replace_strict(ranks, return_dtype=nw.Int64)
+    return by_stage(column, ranks).cast(nw.Int64)
 
 
 def _pandas_nullable(native: Any) -> Any:
@@ -452,22 +456,34 @@ def group_starts(keys: list[str]) -> nw.Expr:
     return ~same  # type: ignore[no-any-return]
 
 
-def is_ordered(frame: nw.DataFrame[Any], keys: list[str]) -> bool:
-    """Whether an eager frame's rows are already sorted by ``keys`` (no nulls in them).
+def not_before(keys: list[str], *, strict: bool = False) -> nw.Expr:
+    """True where a row does not sort before the row above it by ``keys`` (null on row one).
 
-    One pass of compares with the previous row: much cheaper than sorting again.
+    ``strict``: the row must sort after it. Any null key makes the result null.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    after: Any = None
+    for key in reversed(keys):
+        here, before = nw.col(key), nw.col(key).shift(1)
+        if after is None:
+            after = here > before if strict else here >= before
+        else:
+            after = (here > before) | ((here == before) & after)
+    return after  # type: ignore[no-any-return]
+
+
+def is_ordered(frame: nw.DataFrame[Any], keys: list[str], *, strict: bool = False) -> bool:
+    """Whether an eager frame's rows are sorted by ``keys`` (no nulls in them).
+
+    One pass of compares with the row above, much cheaper than sorting again.
     """
     import narwhals as nw  # noqa: PLC0415
 
     if len(frame) < 2:  # noqa: PLR2004
         return True
-    after: Any = None
-    for key in reversed(keys):
-        here, before = nw.col(key), nw.col(key).shift(1)
-        after = here >= before if after is None else (here > before) | ((here == before) & after)
-    # the first row compares with nothing (null), as does any row with a null key
-    in_order = frame.select(after.fill_null(value=False).cast(nw.Int64).sum()).item()
-    return bool(in_order == len(frame) - 1)
+    held = not_before(keys, strict=strict).fill_null(value=False).cast(nw.Int64).sum()
+    return bool(frame.select(held).item() == len(frame) - 1)
 
 
 def running(column: str, start: str) -> nw.Expr:

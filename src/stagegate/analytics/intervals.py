@@ -48,7 +48,7 @@ from stagegate.analytics._table import (
     group_rows,
     group_starts,
     is_frame,
-    is_ordered,
+    not_before,
     python_rows,
     running,
     sorts_in_memory,
@@ -236,54 +236,75 @@ VISIT_SHIFTS = 12
 def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> nw.LazyFrame[Any]:
     """:func:`frame_intervals` for in-memory backends: at most one sort, then plain shifts.
 
-    Rows already ordered by ``(opportunity_id, at, seq, stage order)``, as CRM exports and
-    :meth:`~stagegate.store.EventStore.to_frame` usually are, are not sorted again.
+    ``rows`` may still hold rows after ``as_of``. Rows already ordered by
+    ``(opportunity_id, at, seq, stage order)``, as CRM exports and
+    :meth:`~stagegate.store.EventStore.to_frame` usually are, are not sorted again; then the
+    rows after ``as_of`` (the tail of each opportunity) are dropped in the same pass that
+    keeps the stage entries. Stages are compared by their integer rank, never by name.
     """
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    ordered = rows.collect()
-    if not is_ordered(ordered, [opp, *ORDER]):
-        ordered = ordered.sort(opp, *ORDER)
-    # every lookup by stage goes through its integer rank: much cheaper than by its name
-    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
-    entries = (
-        ordered.filter(
-            group_starts([opp])
-            | (nw.col("stage") != nw.col("stage").shift(1)).fill_null(value=True)
-        )
-        .with_columns(
-            one=nw.lit(1, nw.Int64),
-            first=group_starts([opp]),
-            last=~(nw.col(opp) == nw.col(opp).shift(-1)).fill_null(value=False),
-            kind_code=nw.col("rank").replace_strict(codes, return_dtype=nw.Int64),
-        )
-        .with_columns(
-            step=running("one", "first"),
-            from_stage=nw.when(~nw.col("first")).then(nw.col("stage").shift(1)),
-            exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
-            exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
-            next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
-            final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
-        )
-    )
+    same_opp = (nw.col(opp) == nw.col(opp).shift(1)).fill_null(value=False)
+    ordered = rows.collect().with_columns(same=same_opp)
+    if not _in_order(ordered):
+        ordered = ordered.filter(nw.col("at_us") <= as_of).sort(opp, *ORDER)
+        ordered = ordered.with_columns(same=same_opp)
+    moved = (nw.col("rank") != nw.col("rank").shift(1)).fill_null(value=True)
+    # the first row of a deal is at or before as_of if any is: ``first`` survives the filter
+    entries = ordered.filter((nw.col("at_us") <= as_of) & (~nw.col("same") | moved))
     del ordered  # keep one copy of the log in memory at a time
+    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
+    last = nw.col("first").shift(-1).fill_null(value=True)
+    entries = entries.with_columns(
+        one=nw.lit(1, nw.Int64),
+        first=~nw.col("same"),
+        kind_code=nw.col("rank").replace_strict(codes, return_dtype=nw.Int64),
+    ).with_columns(last=last)
+    entries = entries.with_columns(
+        step=running("one", "first"),
+        from_stage=nw.when(~nw.col("first")).then(nw.col("stage").shift(1)),
+        exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
+        exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
+        next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
+        final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
+        back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
+    )
     return _finish_visits(number_visits(entries), as_of)
 
 
-def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:
-    """Add ``visit`` to entries ordered by ``(opportunity_id, step)``.
+def _in_order(rows: nw.DataFrame[Any]) -> bool:
+    """Whether rows (with ``same``: same deal as the row above) are in :data:`ORDER` order.
 
-    A visit's number is one plus the earlier entries of the same opportunity into the same
-    stage. When no opportunity has more than ``shifts`` entries, that is a sum of compares with
-    the ``step - 1`` rows before (no sort); otherwise the entries are sorted by stage.
+    Within a deal ``(at_us, seq, rank)`` must not fall; a deal's first row must sort after
+    the row above it (the previous deal's last), so each deal comes in one run.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    longest = int(entries.select(nw.col("step").max()).item() or 0)
-    if longest <= shifts:
+    opp = nw.col("opportunity_id")
+    held = nw.when(nw.col("same")).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
+    # the first row has nothing above it (null), as has any row with a null key
+    return bool(
+        rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() == len(rows) - 1
+    )
+
+
+def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:
+    """Add ``visit`` to entries ordered by ``(opportunity_id, step)`` (with ``back``).
+
+    A visit's number is one plus the earlier entries of the same opportunity into the same
+    stage. With no move backward (``back``: a lower rank than the entry before) no stage is
+    entered twice. Otherwise, when no opportunity has more than ``shifts`` entries, the number
+    is a sum of compares with the ``step - 1`` rows before; else the entries are sorted.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    backward, longest = entries.select(nw.col("back").any(), nw.col("step").max()).row(0)
+    if not backward:
+        return entries.with_columns(visit=nw.lit(1, nw.Int64)).lazy()
+    if int(longest) <= shifts:
         visit = nw.lit(1, nw.Int64)
-        for back in range(1, longest):
+        for back in range(1, int(longest)):
             earlier = (nw.col("step") > back) & (nw.col("rank") == nw.col("rank").shift(back))
             visit = visit + earlier.fill_null(value=False).cast(nw.Int64)
         return entries.with_columns(visit=visit).lazy()
@@ -386,8 +407,10 @@ def prepare(
             if is_lazy and materialize:
                 lazy = _materialize(lazy)
             return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
-        rows = frame_rows(data, out, cutoff_us=cutoff, assume_zone=assume_zone)
-        visits = frame_intervals(rows, out, cutoff)
+        whole = frame_rows(data, out, cutoff_us=None, assume_zone=assume_zone)
+        rows = whole.filter(nw.col("at_us") <= cutoff)
+        # in memory, the intervals drop the rows after as_of themselves (one pass fewer)
+        visits = frame_intervals(whole if sorts_in_memory(whole) else rows, out, cutoff)
         if materialize:  # computed once, then read by several small aggregations
             visits = _materialize(visits)
             rows = _materialize(rows) if keep_rows else rows

@@ -47,6 +47,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
+from stagegate.analytics._table import sorts_in_memory, stage_rank
 from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.survival import _log_factor, risk_sets
@@ -178,7 +179,9 @@ _COUNTED = ("stage", "outcome", "visit", "next_stage", "duration_days", "censore
             "exited_us")  # fmt: skip
 
 
-def counts_frame(frame: Any, bins: Sequence[float], as_of: int, *, dwell: bool = True) -> Counts:
+def counts_frame(
+    frame: Any, outcomes: Outcomes, bins: Sequence[float], as_of: int, *, dwell: bool = True
+) -> Counts:
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
 
@@ -205,25 +208,33 @@ def counts_frame(frame: Any, bins: Sequence[float], as_of: int, *, dwell: bool =
             .group_by("stage", "bin", "outcome")
             .agg(nw.col("visit").count().alias("n"))
         )
-    exits = ~nw.col("censored")
+    # the destination travels through the risk-set sort as its rank: integers move cheaply
+    fast = sorts_in_memory(open_visits)
     ranked = risk_sets(
         open_visits.filter(~nw.col("duration_days").is_null()).select(
-            "stage", "entered_us", "exited_us", "censored", "next_stage"
+            "stage",
+            "entered_us",
+            "exited_us",
+            "censored",
+            stage_rank("next_stage", outcomes, fast=fast).alias("next_rank"),
         ),
         "stage",
         as_of,
-    ).with_columns(before=(nw.col("log_survival") - nw.col("log_factor")).exp())
+    )
+    # every exit (not censored) of an open stage has a next stage
     incidence = collect_rows(
-        ranked.filter(exits & ~nw.col("next_stage").is_null())
-        .with_columns(share=nw.col("before") / nw.col("at_risk"))
-        .group_by("stage", "next_stage")
+        ranked.filter(~nw.col("censored"))
+        .with_columns(
+            share=(nw.col("log_survival") - nw.col("log_factor")).exp() / nw.col("at_risk")
+        )
+        .group_by("stage", "next_rank")
         .agg(nw.col("share").sum().alias("cif"))
     )
     return Counts(
         {(r["stage"], r["outcome"]): int(r["n"]) for r in reached},
         {(r["stage"], r["next_stage"]): int(r["n"]) for r in moves},
         {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
-        {(r["stage"], r["next_stage"]): float(r["cif"]) for r in incidence},
+        {(r["stage"], outcomes.stages[r["next_rank"]]): float(r["cif"]) for r in incidence},
     )
 
 
@@ -231,7 +242,7 @@ def fit_counts(prepared: Prepared, bins: Sequence[float], *, dwell: bool = True)
     """Counts of a prepared input, on whichever path it is."""
     if prepared.python is not None:
         return counts_python(prepared.python, bins, prepared.as_of_us)
-    return counts_frame(prepared.frame, bins, prepared.as_of_us, dwell=dwell)
+    return counts_frame(prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell)
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:

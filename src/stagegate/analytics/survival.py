@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stagegate.analytics._table import DAY_US, group_starts, running, sorts_in_memory
+from stagegate.analytics._table import DAY_US, running, sorts_in_memory
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -121,44 +121,57 @@ def _factor() -> nw.Expr:
 
 
 def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
-    """:func:`risk_sets` in memory: one sort by one integer key (group number, then order).
+    """:func:`risk_sets` in memory: one sort, by one integer key (group number, then order).
 
     The key carries the group, the dwell and the censoring, so only it and the other columns
-    the caller asked for are sorted; the rest is read back from it.
+    the caller asked for are sorted; the rest is read back from it. Groups are numbered, so
+    every compare after the sort is between integers.
     """
     import narwhals as nw  # noqa: PLC0415
 
     used = {by, "entered_us", "exited_us", "censored", "order", "one"}
     carried = [c for c in frame.columns if c not in used]
-    groups = sorted(frame.get_column(by).unique().to_list())
+    names = sorted(frame.get_column(by).unique().to_list())
+    if not names:
+        return frame.select(
+            by, *carried, censored=nw.col("censored"), duration_days=nw.lit(0.0),
+            at_risk=nw.col("one"), log_factor=nw.lit(0.0), log_survival=nw.lit(0.0),
+        ).lazy()  # fmt: skip
+    number = nw.col(by).replace_strict({n: i for i, n in enumerate(names)}, return_dtype=nw.Int64)
     span = int(frame.select(nw.col("order").max()).item() or 0) + 1
-    if len(groups) * span >= _KEY_LIMIT:  # too wide for one integer: sort by two columns
-        ordered = frame.sort(by, "order").select(by, "order", *carried)
-    else:
-        number = {value: i for i, value in enumerate(groups)}
-        group = nw.col(by).replace_strict(number, return_dtype=nw.Int64)
-        ordered = frame.select((group * span + nw.col("order")).alias("key"), *carried)
-        ordered = ordered.sort("key")
-        group_number = nw.col("key") // span
-        ordered = ordered.with_columns(
-            group_number.replace_strict(
-                dict(enumerate(groups)), return_dtype=frame.schema[by]
-            ).alias(by),
-            (nw.col("key") - group_number * span).alias("order"),  # no % on pandas-arrow
-        ).drop("key")
-    ordered = ordered.with_columns(
+    if len(names) * span < _KEY_LIMIT:
+        ordered = frame.select((number * span + nw.col("order")).alias("key"), *carried)
+        group = nw.col("key") // span
+        ordered = ordered.sort("key").with_columns(
+            group=group,
+            order=nw.col("key") - group * span,  # no % on pandas-arrow
+        )
+    else:  # too wide for one integer: sort by two columns
+        ordered = frame.select(number.alias("group"), "order", *carried).sort("group", "order")
+    # the rows of group g end at ends[g]: a visit's risk set is the rows from it to there
+    sizes = dict(ordered.group_by("group").agg(nw.len()).rows())
+    ends, total = {}, 0
+    for g in range(len(names)):
+        total += sizes.get(g, 0)
+        ends[g] = total
+    ordered = ordered.with_row_index("index").with_columns(
         censored=nw.col("order") != (nw.col("order") // 2) * 2,
         duration_days=(nw.col("order") // 2) / DAY_US,
-        one=nw.lit(1, nw.Int64),
-        first=group_starts([by]),
-        last=~(nw.col(by) == nw.col(by).shift(-1)).fill_null(value=False),
-    ).with_columns(seen=running("one", "first"))
-    # a group's size is the running count on its last row, filled backward
-    size = nw.when(nw.col("last")).then(nw.col("seen")).fill_null(strategy="backward")
-    ranked = ordered.with_columns(at_risk=size - nw.col("seen") + 1)
-    ranked = ranked.with_columns(log_factor=_factor())
+        first=(nw.col("group") != nw.col("group").shift(1)).fill_null(value=True),
+        at_risk=nw.col("group").replace_strict(ends, return_dtype=nw.Int64) - nw.col("index"),
+    )
+    ranked = ordered.with_columns(log_factor=_factor())
     ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
-    return ranked.drop("order", "one", "first", "last", "seen").lazy()
+    label = nw.col("group").replace_strict(dict(enumerate(names)), return_dtype=frame.schema[by])
+    return ranked.select(
+        label.alias(by),
+        *carried,
+        "censored",
+        "duration_days",
+        "at_risk",
+        "log_factor",
+        "log_survival",
+    ).lazy()  # fmt: skip
 
 
 def km_median_frame(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[Any]:

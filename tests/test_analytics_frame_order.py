@@ -1,0 +1,157 @@
+"""The in-memory frame path: ordered input skips the sort, any order gives the same numbers."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same
+from stagegate import analytics as an
+from stagegate.analytics import intervals, survival
+from stagegate.analytics._stats import beta_cdf, beta_quantile
+from test_analytics_properties import logs
+
+pl = pytest.importorskip("polars")
+nw = pytest.importorskip("narwhals")
+pytest.importorskip("pandas")
+
+SCHEMA = {
+    "opportunity_id": pl.String,
+    "at": pl.Datetime("us", "UTC"),
+    "seq": pl.Int64,
+    "stage": pl.String,
+}
+
+
+def bare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: r.get(k) for k in SCHEMA} for r in rows]
+
+
+def frame(rows: list[dict[str, Any]]) -> Any:
+    return pl.DataFrame(bare(rows), schema=SCHEMA)
+
+
+def results(data: Any) -> dict[str, Any]:
+    return {
+        "intervals": normalize(an.stage_intervals(data, KINDS, as_of=AS_OF)),
+        "time_in_stage": normalize(an.time_in_stage(data, KINDS, as_of=AS_OF)),
+        "probabilities": normalize(an.stage_probabilities(data, KINDS, as_of=AS_OF, draws=0)),
+    }
+
+
+def key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row[k]) for k in sorted(row) if not isinstance(row[k], float))
+
+
+def assert_same(expected: dict[str, Any], actual: dict[str, Any]) -> None:
+    for name, rows in expected.items():
+        same(rows, actual[name], key=key)
+
+
+@settings(max_examples=40, deadline=None)
+@given(logs(), st.randoms(use_true_random=False), st.sampled_from(["polars", "pandas"]))
+def test_frames_in_any_row_order_match_the_python_path(
+    rows: Any, rnd: random.Random, backend: str
+) -> None:
+    expected = results(rows)
+    ordered = sorted(rows, key=lambda r: (r["opportunity_id"], r["at"], r["seq"]))
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    for version in (ordered, shuffled):
+        data = frame(version)
+        assert_same(expected, results(data if backend == "polars" else data.to_pandas()))
+
+
+def test_an_ordered_log_is_not_sorted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = sorted(bare(edge_rows()), key=lambda r: (r["opportunity_id"], r["at"], r["seq"]))
+    data = frame(rows)
+    expected = normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF))
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("an ordered log was sorted")
+
+    monkeypatch.setattr(nw.DataFrame, "sort", refuse)
+    same(expected, normalize(an.stage_intervals(data, KINDS, as_of=AS_OF)), key=key)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["a1", "b1", "a2"],  # one deal in two runs
+        ["b1", "a1", "a2"],  # deals out of order
+        ["a2", "a1", "b1"],  # instants out of order within a deal
+    ],
+)
+def test_a_log_out_of_order_is_sorted(order: list[str]) -> None:
+    by_name = {
+        "a1": {"opportunity_id": "a", "at": at(0), "stage": "lead", "seq": 1},
+        "a2": {"opportunity_id": "a", "at": at(2), "stage": "demo", "seq": 2},
+        "b1": {"opportunity_id": "b", "at": at(1), "stage": "lead", "seq": 1},
+    }
+    rows = [by_name[n] for n in order]
+    same(
+        normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF)),
+        normalize(an.stage_intervals(frame(rows), KINDS, as_of=AS_OF)),
+        key=key,
+    )
+
+
+def test_same_instant_rows_are_ordered_by_seq_not_by_row_order() -> None:
+    rows = [
+        {"opportunity_id": "a", "at": at(0), "stage": "lead", "seq": 1},
+        {"opportunity_id": "a", "at": at(1), "stage": "proposal", "seq": 3},
+        {"opportunity_id": "a", "at": at(1), "stage": "demo", "seq": 2},
+    ]
+    visits = an.stage_intervals(frame(rows), KINDS, as_of=AS_OF).sort("step")
+    assert visits["stage"].to_list() == ["lead", "demo", "proposal"]
+    assert visits["duration_days"].to_list()[1] == 0.0
+
+
+def ping_pong(entries: int) -> list[dict[str, Any]]:
+    stages = ["lead", "demo"]
+    return [
+        {"opportunity_id": "p", "at": at(i * 0.1), "stage": stages[i % 2], "seq": i + 1}
+        for i in range(entries)
+    ] + [{"opportunity_id": "q", "at": at(0), "stage": "lead", "seq": 1}]
+
+
+@pytest.mark.parametrize("entries", [5, intervals.VISIT_SHIFTS, intervals.VISIT_SHIFTS + 9])
+def test_re_entries_are_numbered_whether_shifted_or_sorted(entries: int) -> None:
+    rows = ping_pong(entries)
+    expected = normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF))
+    assert max(r["visit"] for r in expected) == (entries + 1) // 2
+    for data in (frame(rows), frame(rows).to_pandas()):
+        same(expected, normalize(an.stage_intervals(data, KINDS, as_of=AS_OF)), key=key)
+
+
+def test_risk_sets_too_wide_for_one_integer_key_sort_by_two_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = bare(edge_rows())
+    expected = results(rows)
+    monkeypatch.setattr(survival, "_KEY_LIMIT", 1)
+    assert_same(expected, results(frame(rows)))
+
+
+def _bisection(p: float, a: float, b: float) -> float:
+    low, high = 0.0, 1.0
+    for _ in range(80):
+        middle = (low + high) / 2
+        low, high = (middle, high) if beta_cdf(middle, a, b) < p else (low, middle)
+    return (low + high) / 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(0.5, 5e5),
+    st.floats(0.5, 5e5),
+    st.floats(0.001, 0.999),
+)
+def test_beta_quantile_inverts_the_cdf(a: float, b: float, p: float) -> None:
+    x = beta_quantile(p, a, b)
+    assert 0.0 <= x <= 1.0
+    assert abs(x - _bisection(p, a, b)) <= 1e-12
