@@ -155,3 +155,35 @@ def test_beta_quantile_inverts_the_cdf(a: float, b: float, p: float) -> None:
     x = beta_quantile(p, a, b)
     assert 0.0 <= x <= 1.0
     assert abs(x - _bisection(p, a, b)) <= 1e-12
+
+
+@pytest.mark.parametrize("slice_rows", [1, 2, 3, 7])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_log_cut_into_slices_of_whole_deals_gives_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch, slice_rows: int, shuffle: bool
+) -> None:
+    rows = sorted(bare(edge_rows()) + ping_pong(15), key=lambda r: (r["opportunity_id"], r["at"]))
+    if shuffle:
+        random.Random(slice_rows).shuffle(rows)  # noqa: S311 - a fixed test order
+    expected = results(rows)
+    monkeypatch.setattr(intervals, "SLICE_ROWS", slice_rows)
+    assert_same(expected, results(frame(rows)))
+    assert_same(expected, results(frame(rows).to_pandas()))
+
+
+def test_a_deal_split_across_two_slices_is_sorted_back_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # each slice is in order on its own; only the slice boundary shows deal "a" again
+    rows = [
+        {"opportunity_id": "a", "at": at(0), "stage": "lead", "seq": 1},
+        {"opportunity_id": "b", "at": at(1), "stage": "lead", "seq": 1},
+        {"opportunity_id": "a", "at": at(2), "stage": "demo", "seq": 2},
+        {"opportunity_id": "a", "at": at(3), "stage": "won", "seq": 3},
+    ]
+    monkeypatch.setattr(intervals, "SLICE_ROWS", 2)
+    same(
+        normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF)),
+        normalize(an.stage_intervals(frame(rows), KINDS, as_of=AS_OF)),
+        key=key,
+    )

@@ -371,16 +371,20 @@ def frame_rows(
     ]
     close_date, close_day = _close_exprs(schema.get("close_date"), impl, fast=fast)
     exprs.append(close_date)
-    lazy = lazy.select(exprs)
-    seen = lazy.select("stage").unique().collect().get_column("stage").to_list()
+    # an eager in-memory frame is computed eagerly: a lazy collect may cut the new columns
+    # into chunks unlike the old ones, and the next operation would then copy the whole log
+    work: Any = frame if isinstance(frame, nw.DataFrame) and fast else lazy
+    work = work.select(exprs)
+    seen = work.lazy().select("stage").unique().collect().get_column("stage").to_list()
     outcomes.check(s for s in seen if s is not None)
     if any(s is None for s in seen):
         raise AnalyticsError("column 'stage' has empty values; every row needs a stage")
-    lazy = lazy.with_columns(
+    work = work.with_columns(
         _epoch_us_expr("at", fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
         stage_rank("stage", outcomes, fast=fast).alias("rank"),
     )
+    lazy = work.lazy()
     if cutoff_us is not None:
         lazy = lazy.filter(nw.col("at_us") <= cutoff_us)
     return lazy

@@ -32,6 +32,7 @@ b lead 9.0 None True open
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -245,16 +246,67 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    same_opp = (nw.col(opp) == nw.col(opp).shift(1)).fill_null(value=False)
-    ordered = rows.collect().with_columns(same=same_opp)
-    if not _in_order(ordered):
+    ordered = rows.collect()
+    slices = _whole_deal_slices(ordered)
+    if not all(_in_order(part) for part in slices) or not _deals_in_order(slices):
         ordered = ordered.filter(nw.col("at_us") <= as_of).sort(opp, *ORDER)
-        ordered = ordered.with_columns(same=same_opp)
+        slices = _whole_deal_slices(ordered)
+    del ordered
+    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
+    visits = [_slice_intervals(part, codes, as_of) for part in slices]
+    del slices
+    return (visits[0] if len(visits) == 1 else nw.concat(visits)).lazy()
+
+
+SLICE_ROWS = 1 << 20
+"""Rows of the log turned into visits at a time: bounds the working memory, not the speed."""
+
+
+def _whole_deal_slices(rows: nw.DataFrame[Any]) -> list[nw.DataFrame[Any]]:
+    """Cut ordered rows into slices of about :data:`SLICE_ROWS` rows of whole deals.
+
+    Slices are views, not copies, and no deal is cut in two, so each is computed on its own;
+    new columns are only ever made for one slice at a time.
+    """
+    ids = rows.get_column("opportunity_id")
+    cuts = [0]
+    for wanted in range(SLICE_ROWS, len(rows), SLICE_ROWS):
+        cut = _deal_start(ids, max(wanted, cuts[-1] + 1))
+        if cut < len(rows):
+            cuts.append(cut)
+    cuts.append(len(rows))
+    return [rows[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+def _deals_in_order(slices: list[nw.DataFrame[Any]]) -> bool:
+    """Whether each slice's first deal sorts after the previous slice's last deal."""
+    ids = [(part.item(0, "opportunity_id"), part.item(len(part) - 1, "opportunity_id"))
+           for part in slices if len(part)]  # fmt: skip
+    return all(last < first for (_, last), (first, _) in itertools.pairwise(ids))
+
+
+def _deal_start(ids: nw.Series[Any], row: int) -> int:
+    """The first row at or after ``row`` that starts a deal (``len(ids)`` if none)."""
+    before, window = ids[row - 1], 64
+    while row < len(ids):
+        for i, value in enumerate(ids[row : row + window].to_list()):
+            if value != before:
+                return row + i
+        row, window = row + window, window * 2
+    return len(ids)
+
+
+def _slice_intervals(
+    rows: nw.DataFrame[Any], codes: dict[int, int], as_of: int
+) -> nw.DataFrame[Any]:
+    """The visits of ordered rows of whole deals (see :func:`sorted_intervals`)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = nw.col("opportunity_id")
+    rows = rows.with_columns(same=(opp == opp.shift(1)).fill_null(value=False))
     moved = (nw.col("rank") != nw.col("rank").shift(1)).fill_null(value=True)
     # the first row of a deal is at or before as_of if any is: ``first`` survives the filter
-    entries = ordered.filter((nw.col("at_us") <= as_of) & (~nw.col("same") | moved))
-    del ordered  # keep one copy of the log in memory at a time
-    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
+    entries = rows.filter((nw.col("at_us") <= as_of) & (~nw.col("same") | moved))
     last = nw.col("first").shift(-1).fill_null(value=True)
     entries = entries.with_columns(
         one=nw.lit(1, nw.Int64),
@@ -270,11 +322,11 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
         final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
         back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
     )
-    return _finish_visits(number_visits(entries), as_of)
+    return _finish_visits(number_visits(entries), as_of).collect()
 
 
 def _in_order(rows: nw.DataFrame[Any]) -> bool:
-    """Whether rows (with ``same``: same deal as the row above) are in :data:`ORDER` order.
+    """Whether rows are in ``(opportunity_id, *ORDER)`` order.
 
     Within a deal ``(at_us, seq, rank)`` must not fall; a deal's first row must sort after
     the row above it (the previous deal's last), so each deal comes in one run.
@@ -282,7 +334,8 @@ def _in_order(rows: nw.DataFrame[Any]) -> bool:
     import narwhals as nw  # noqa: PLC0415
 
     opp = nw.col("opportunity_id")
-    held = nw.when(nw.col("same")).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
+    same = opp == opp.shift(1)
+    held = nw.when(same).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
     # the first row has nothing above it (null), as has any row with a null key
     return bool(
         rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() == len(rows) - 1
