@@ -384,10 +384,10 @@ def frame_rows(
         close_day.cast(nw.Int64).alias("close_day"),
         stage_rank("stage", outcomes, fast=fast).alias("rank"),
     )
-    lazy = work.lazy()
+    result: nw.LazyFrame[Any] = work.lazy()
     if cutoff_us is not None:
-        lazy = lazy.filter(nw.col("at_us") <= cutoff_us)
-    return lazy
+        result = result.filter(nw.col("at_us") <= cutoff_us)
+    return result
 
 
 def stage_rank(column: str, outcomes: Outcomes, *, fast: bool) -> nw.Expr:
