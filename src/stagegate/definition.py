@@ -31,9 +31,10 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 from stagegate.errors import DefinitionError, InvalidCommandError, Problem
 from stagegate.gates import (
@@ -94,6 +95,8 @@ def schema() -> Mapping[str, Any]:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    import jsonschema  # noqa: PLC0415 - imported on first validation: it is slow to import
+
     cls = jsonschema.validators.validator_for(schema())
     return cls(schema())
 

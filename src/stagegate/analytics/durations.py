@@ -48,7 +48,7 @@ from stagegate.analytics._stats import mean, quantile
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare, to_native
 from stagegate.analytics.outcomes import OutcomesLike
-from stagegate.analytics.survival import km_median, km_median_frame
+from stagegate.analytics.survival import km_median, km_medians, risk_sets
 
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
 
@@ -141,7 +141,11 @@ def _frame_stats(frame: Any, as_of: int) -> dict[tuple[str, str], dict[str, Any]
         frame,
         (nw.col("kind") == "open") & ~nw.col("duration_days").is_null(),
         ["stage", "outcome", "duration_days", "censored", "entered_us", "exited_us"],
-    ).with_columns(censored_n=nw.col("censored").cast(nw.Int64))
+    )
+    ranked = risk_sets(
+        visits.select("stage", "entered_us", "exited_us", "censored"), "stage", as_of
+    )
+    source = visits.with_columns(censored_n=nw.col("censored").cast(nw.Int64))
     aggs = [
         nw.col("duration_days").count().alias("visits"),
         nw.col("censored_n").sum().alias("censored"),
@@ -151,11 +155,10 @@ def _frame_stats(frame: Any, as_of: int) -> dict[tuple[str, str], dict[str, Any]
         nw.col("duration_days").quantile(0.9, interpolation="linear").alias("p90_days"),
     ]
     stats = {}
-    for row in collect_rows(visits.group_by("stage", "outcome").agg(*aggs)):
+    for row in collect_rows(source.group_by("stage", "outcome").agg(*aggs)):
         stats[row["stage"], row["outcome"]] = row
-    km_rows = collect_rows(km_median_frame(visits, "stage", as_of))
-    km = {r["stage"]: r["km_median_days"] for r in km_rows}
-    for row in collect_rows(visits.group_by("stage").agg(*aggs)):
+    km = {r["stage"]: r["km_median_days"] for r in collect_rows(km_medians(ranked, "stage"))}
+    for row in collect_rows(source.group_by("stage").agg(*aggs)):
         row["km_median_days"] = km.get(row["stage"])
         stats[row["stage"], "all"] = row
     return stats

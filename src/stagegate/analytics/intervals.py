@@ -246,16 +246,26 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
+    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
     ordered = rows.collect()
     slices = _whole_deal_slices(ordered)
-    if not all(_in_order(part) for part in slices) or not _deals_in_order(slices):
+    visits: list[nw.DataFrame[Any]] = []
+    if _deals_in_order(slices):
+        checked = _each_slice(slices, codes, as_of, check=True)
+        visits = [v for v in checked if v is not None]
+    if len(visits) < len(slices):  # out of order: sort, start again
         ordered = ordered.filter(nw.col("at_us") <= as_of).sort(opp, *ORDER)
-        slices = _whole_deal_slices(ordered)
-    del ordered
-    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
-    visits = [_slice_intervals(part, codes, as_of) for part in slices]
-    del slices
+        done = _each_slice(_whole_deal_slices(ordered), codes, as_of, check=False)
+        visits = [v for v in done if v is not None]
+    del ordered, slices
     return (visits[0] if len(visits) == 1 else nw.concat(visits)).lazy()
+
+
+def _each_slice(
+    slices: list[nw.DataFrame[Any]], codes: dict[int, int], as_of: int, *, check: bool
+) -> list[nw.DataFrame[Any] | None]:
+    """:func:`_slice_intervals` of every slice."""
+    return [_slice_intervals(part, codes, as_of, check=check) for part in slices]
 
 
 SLICE_ROWS = 1 << 20
@@ -297,13 +307,25 @@ def _deal_start(ids: nw.Series[Any], row: int) -> int:
 
 
 def _slice_intervals(
-    rows: nw.DataFrame[Any], codes: dict[int, int], as_of: int
-) -> nw.DataFrame[Any]:
-    """The visits of ordered rows of whole deals (see :func:`sorted_intervals`)."""
+    rows: nw.DataFrame[Any], codes: dict[int, int], as_of: int, *, check: bool
+) -> nw.DataFrame[Any] | None:
+    """The visits of rows of whole deals (see :func:`sorted_intervals`).
+
+    ``check``: first make sure the rows are ordered by ``(opportunity_id, *ORDER)``, and
+    return ``None`` if not. Within a deal ``(at_us, seq, rank)`` must not fall; a deal's first
+    row must sort after the row above it (the previous deal's last), so each deal comes in
+    one run.
+    """
     import narwhals as nw  # noqa: PLC0415
 
     opp = nw.col("opportunity_id")
-    rows = rows.with_columns(same=(opp == opp.shift(1)).fill_null(value=False))
+    same = opp == opp.shift(1)
+    rows = rows.with_columns(same=same.fill_null(value=False))
+    if check and len(rows) > 1:
+        held = nw.when(nw.col("same")).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
+        # the first row has nothing above it (null), as has any row with a null key
+        if rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() < len(rows) - 1:
+            return None
     moved = (nw.col("rank") != nw.col("rank").shift(1)).fill_null(value=True)
     # the first row of a deal is at or before as_of if any is: ``first`` survives the filter
     entries = rows.filter((nw.col("at_us") <= as_of) & (~nw.col("same") | moved))
@@ -323,23 +345,6 @@ def _slice_intervals(
         back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
     )
     return _finish_visits(number_visits(entries), as_of).collect()
-
-
-def _in_order(rows: nw.DataFrame[Any]) -> bool:
-    """Whether rows are in ``(opportunity_id, *ORDER)`` order.
-
-    Within a deal ``(at_us, seq, rank)`` must not fall; a deal's first row must sort after
-    the row above it (the previous deal's last), so each deal comes in one run.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    opp = nw.col("opportunity_id")
-    same = opp == opp.shift(1)
-    held = nw.when(same).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
-    # the first row has nothing above it (null), as has any row with a null key
-    return bool(
-        rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() == len(rows) - 1
-    )
 
 
 def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:

@@ -195,11 +195,6 @@ def counts_frame(
         .group_by("stage", "outcome")
         .agg(nw.col("visit").count().alias("n"))
     )
-    moves = collect_rows(
-        open_visits.filter(~nw.col("next_stage").is_null())
-        .group_by("stage", "next_stage")
-        .agg(nw.col("visit").count().alias("n"))
-    )
     dwell_rows = []
     if dwell:
         dwell_rows = collect_rows(
@@ -221,18 +216,18 @@ def counts_frame(
         "stage",
         as_of,
     )
-    # every exit (not censored) of an open stage has a next stage
+    # every exit (not censored) of an open stage has a next stage: the exits are the moves
     incidence = collect_rows(
         ranked.filter(~nw.col("censored"))
         .with_columns(
             share=(nw.col("log_survival") - nw.col("log_factor")).exp() / nw.col("at_risk")
         )
         .group_by("stage", "next_rank")
-        .agg(nw.col("share").sum().alias("cif"))
+        .agg(nw.col("share").sum().alias("cif"), nw.len().alias("n"))
     )
     return Counts(
         {(r["stage"], r["outcome"]): int(r["n"]) for r in reached},
-        {(r["stage"], r["next_stage"]): int(r["n"]) for r in moves},
+        {(r["stage"], outcomes.stages[r["next_rank"]]): int(r["n"]) for r in incidence},
         {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
         {(r["stage"], outcomes.stages[r["next_rank"]]): float(r["cif"]) for r in incidence},
     )

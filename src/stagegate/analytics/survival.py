@@ -28,7 +28,7 @@ from stagegate.analytics._table import DAY_US, running, sorts_in_memory
 if TYPE_CHECKING:
     import narwhals as nw
 
-__all__ = ["HALF", "dwell_order", "km_curve", "km_median", "km_median_frame", "risk_sets"]
+__all__ = ["HALF", "dwell_order", "km_curve", "km_median", "km_medians", "risk_sets"]
 
 HALF = 0.5 + 1e-9
 """Survival at or below this counts as "half have left" (tolerates float rounding)."""
@@ -174,17 +174,15 @@ def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
     ).lazy()  # fmt: skip
 
 
-def km_median_frame(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[Any]:
-    """Kaplan-Meier median of the dwell per group, in narwhals expressions.
+def km_medians(ranked: nw.LazyFrame[Any], by: str) -> nw.LazyFrame[Any]:
+    """Kaplan-Meier median dwell per group, from :func:`risk_sets`: ``by``, ``km_median_days``.
 
-    ``visits`` needs ``entered_us``, ``exited_us``, ``censored`` and ``by``; the result has
-    ``by`` and ``km_median_days``.
+    The median is the shortest dwell of an exit after which survival is one half or below.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    curve = risk_sets(visits.select(by, "entered_us", "exited_us", "censored"), by, as_of)
     return (
-        curve.filter(~nw.col("censored") & (nw.col("log_survival").exp() <= HALF))
+        ranked.filter(~nw.col("censored") & (nw.col("log_survival").exp() <= HALF))
         .group_by(by)
         .agg(nw.col("duration_days").min().alias("km_median_days"))
     )
