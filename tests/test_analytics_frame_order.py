@@ -13,6 +13,7 @@ from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same
 from stagegate import analytics as an
 from stagegate.analytics import intervals, survival
 from stagegate.analytics._stats import beta_cdf, beta_quantile
+from stagegate.errors import StagegateError
 from test_analytics_properties import logs
 
 pl = pytest.importorskip("polars")
@@ -187,3 +188,18 @@ def test_a_deal_split_across_two_slices_is_sorted_back_together(
         normalize(an.stage_intervals(frame(rows), KINDS, as_of=AS_OF)),
         key=key,
     )
+
+
+@pytest.mark.parametrize("backend", ["polars", "polars-lazy", "pandas"])
+@pytest.mark.parametrize(("stage", "error"), [("nowhere", "nowhere"), (None, "empty values")])
+def test_an_unknown_or_empty_stage_is_refused_by_name(
+    backend: str, stage: str | None, error: str
+) -> None:
+    rows = [
+        {"opportunity_id": "a", "at": at(0), "stage": "lead", "seq": 1},
+        {"opportunity_id": "a", "at": at(1), "stage": stage, "seq": 2},
+    ]
+    data = frame(rows)
+    data = {"polars": data, "polars-lazy": data.lazy(), "pandas": data.to_pandas()}[backend]
+    with pytest.raises(StagegateError, match=error):
+        an.stage_intervals(data, KINDS, as_of=AS_OF)

@@ -375,19 +375,36 @@ def frame_rows(
     # into chunks unlike the old ones, and the next operation would then copy the whole log
     work: Any = frame if isinstance(frame, nw.DataFrame) and fast else lazy
     work = work.select(exprs)
-    seen = work.lazy().select("stage").unique().collect().get_column("stage").to_list()
-    outcomes.check(s for s in seen if s is not None)
-    if any(s is None for s in seen):
-        raise AnalyticsError("column 'stage' has empty values; every row needs a stage")
-    work = work.with_columns(
+    derived = (
         _epoch_us_expr("at", fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
         stage_rank("stage", outcomes, fast=fast).alias("rank"),
     )
+    if isinstance(work, nw.DataFrame):  # the rank lookup itself fails on an unknown stage
+        if work.select(nw.col("stage").is_null().any()).item():
+            _check_stages(work.lazy(), outcomes)
+        try:
+            work = work.with_columns(*derived)
+        except nw.exceptions.InvalidOperationError:
+            _check_stages(work.lazy(), outcomes)
+            raise
+    else:
+        _check_stages(work, outcomes)
+        work = work.with_columns(*derived)
     result: nw.LazyFrame[Any] = work.lazy()
     if cutoff_us is not None:
         result = result.filter(nw.col("at_us") <= cutoff_us)
     return result
+
+
+def _check_stages(rows: nw.LazyFrame[Any], outcomes: Outcomes) -> None:
+    """Raise if a stage is empty (null, or pandas' NA) or not one of ``outcomes``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if rows.select(nw.col("stage").is_null().any()).collect().item():
+        raise AnalyticsError("column 'stage' has empty values; every row needs a stage")
+    seen = rows.select("stage").unique().collect().get_column("stage").to_list()
+    outcomes.check(seen)
 
 
 def stage_rank(column: str, outcomes: Outcomes, *, fast: bool) -> nw.Expr:
