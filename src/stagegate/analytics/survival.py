@@ -156,22 +156,20 @@ def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
         ends[g] = total
     ordered = ordered.with_row_index("index").with_columns(
         censored=nw.col("order") != (nw.col("order") // 2) * 2,
-        duration_days=(nw.col("order") // 2) / DAY_US,
         first=(nw.col("group") != nw.col("group").shift(1)).fill_null(value=True),
         at_risk=nw.col("group").replace_strict(ends, return_dtype=nw.Int64) - nw.col("index"),
     )
     ranked = ordered.with_columns(log_factor=_factor())
     ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
+    columns = ["group", "order", *carried, "censored", "at_risk", "log_factor", "log_survival"]
     label = nw.col("group").replace_strict(dict(enumerate(names)), return_dtype=frame.schema[by])
-    return ranked.select(
-        label.alias(by),
-        *carried,
-        "censored",
-        "duration_days",
-        "at_risk",
-        "log_factor",
-        "log_survival",
-    ).lazy()  # fmt: skip
+    # lazy: a caller's filter runs first, so only the rows it keeps get a label and a duration
+    return (
+        ranked.select(*columns)
+        .lazy()
+        .with_columns(label.alias(by), duration_days=(nw.col("order") // 2) / DAY_US)
+        .drop("group", "order")
+    )
 
 
 def km_medians(ranked: nw.LazyFrame[Any], by: str) -> nw.LazyFrame[Any]:
