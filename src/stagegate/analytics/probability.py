@@ -215,6 +215,7 @@ def counts_frame(
         ),
         "stage",
         as_of,
+        tag=("next_rank", len(outcomes.stages)),
     )
     # every exit (not censored) of an open stage has a next stage: the exits are the moves
     incidence = collect_rows(

@@ -81,7 +81,9 @@ def dwell_order(as_of: int) -> nw.Expr:
     return dwell * 2 + nw.col("censored").cast(nw.Int64)
 
 
-def risk_sets(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[Any]:
+def risk_sets(
+    visits: nw.LazyFrame[Any], by: str, as_of: int, *, tag: tuple[str, int] | None = None
+) -> nw.LazyFrame[Any]:
     """The product-limit columns of visits (``entered_us``, ``exited_us``, ``censored``, ``by``).
 
     Rows are ordered by :func:`dwell_order` within each ``by`` group. The result has ``by``,
@@ -89,12 +91,15 @@ def risk_sets(visits: nw.LazyFrame[Any], by: str, as_of: int) -> nw.LazyFrame[An
     ``at_risk`` (visits still in the stage, this one included), ``log_factor``
     (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit) and ``log_survival`` (the
     running sum of ``log_factor``: survival just after this row is its exponential).
+
+    ``tag``: a column of small integers ``0 <= value < span`` (nulls read back as 0) that in
+    memory travels packed into the sort key instead of beside it.
     """
     import narwhals as nw  # noqa: PLC0415
 
     keyed = visits.with_columns(order=dwell_order(as_of), one=nw.lit(1, nw.Int64))
     if sorts_in_memory(visits):
-        return _sorted_risk_sets(keyed.collect(), by)
+        return _sorted_risk_sets(keyed.collect(), by, tag)
     # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
     windowed = keyed.with_columns(
         duration_days=(nw.col("order") // 2) / DAY_US,
@@ -120,7 +125,9 @@ def _factor() -> nw.Expr:
     )
 
 
-def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
+def _sorted_risk_sets(
+    frame: nw.DataFrame[Any], by: str, tag: tuple[str, int] | None
+) -> nw.LazyFrame[Any]:
     """:func:`risk_sets` in memory: one sort, by one integer key (group number, then order).
 
     The key carries the group, the dwell and the censoring, so only it and the other columns
@@ -139,13 +146,19 @@ def _sorted_risk_sets(frame: nw.DataFrame[Any], by: str) -> nw.LazyFrame[Any]:
         ).lazy()  # fmt: skip
     number = nw.col(by).replace_strict({n: i for i, n in enumerate(names)}, return_dtype=nw.Int64)
     span = int(frame.select(nw.col("order").max()).item() or 0) + 1
-    if len(names) * span < _KEY_LIMIT:
-        ordered = frame.select((number * span + nw.col("order")).alias("key"), *carried)
-        group = nw.col("key") // span
-        ordered = ordered.sort("key").with_columns(
-            group=group,
-            order=nw.col("key") - group * span,  # no % on pandas-arrow
-        )
+    tag_name, tag_span = tag if tag is not None else ("", 1)
+    if len(names) * span * tag_span < _KEY_LIMIT:
+        key = number * span + nw.col("order")
+        if tag is not None:
+            key = key * tag_span + nw.col(tag_name).fill_null(value=0)
+        beside = [c for c in carried if c != tag_name]
+        ordered = frame.select(key.alias("key"), *beside).sort("key")
+        rest = nw.col("key") // tag_span
+        group = rest // span
+        decoded = {"group": group, "order": rest - group * span}  # no % on pandas-arrow
+        if tag is not None:
+            decoded[tag_name] = nw.col("key") - rest * tag_span
+        ordered = ordered.with_columns(**decoded)
     else:  # too wide for one integer: sort by two columns
         ordered = frame.select(number.alias("group"), "order", *carried).sort("group", "order")
     # the rows of group g end at ends[g]: a visit's risk set is the rows from it to there
