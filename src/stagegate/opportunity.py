@@ -56,6 +56,8 @@ _WIN_KINDS = frozenset({MoveKind.WIN})
 _LOSE_KINDS = frozenset({MoveKind.LOSE})
 _REOPEN_KINDS = frozenset({MoveKind.REOPEN})
 _RESERVED_FIELDS = frozenset({"amount", "close_date", "stage"})
+_NONE: Mapping[str, Any] = MappingProxyType({})
+_new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
 
 
 @attrs.frozen(slots=True)
@@ -443,15 +445,18 @@ class Opportunity:
         return event
 
     def _facts(self, at: datetime) -> Facts:
-        return Facts(
-            at,
-            self._stage_entered_at,
-            self._deliverables or {},
-            self._activities or (),
-            self._approvals or {},
-            self._fields or {},
-            self._amount,
-            self._close_date,
+        return _new_facts(
+            Facts,
+            (
+                at,
+                self._stage_entered_at,
+                self._deliverables or _NONE,
+                self._activities or (),
+                self._approvals or _NONE,
+                self._fields or _NONE,
+                self._amount,
+                self._close_date,
+            ),
         )
 
     def _report(self, move: Move, at: datetime) -> GateReport:
