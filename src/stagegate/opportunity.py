@@ -44,7 +44,7 @@ from stagegate.errors import (
     UnknownDeliverableError,
     UnknownStageError,
 )
-from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.gates import CriterionResult, Facts, GateReport
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
@@ -423,7 +423,7 @@ class Opportunity:
         details: Mapping[str, Any] | None = None,
     ) -> Event:
         process = self._process
-        event = Event(
+        event = recorded_event(
             self._id,
             len(self._events) + 1,
             kind,
@@ -569,7 +569,7 @@ class Opportunity:
         if not override and not report.passed:
             raise GateNotMetError(target, report)
         process = self._process
-        event = Event(
+        event = recorded_event(
             self._id,
             len(self._events) + 1,
             EventKind.STAGE_CHANGED,
@@ -584,6 +584,8 @@ class Opportunity:
             report if move.checks else None,
             self._amount,
             self._close_date,
+            None,
+            None,
         )
         self._apply(event)
         return event
