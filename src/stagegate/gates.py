@@ -395,6 +395,9 @@ class FieldCheck(Criterion):
     _held: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
     # ``value`` brought to Decimal once (amounts are Decimals), not on every evaluation.
     _decimal_value: Any = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _compare: Callable[[Any, Any], bool] | None = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.op not in OPERATORS:
@@ -411,6 +414,7 @@ class FieldCheck(Criterion):
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_held", CriterionResult(name, True, f"{name} holds"))
         object.__setattr__(self, "_decimal_value", _coerce(_DECIMAL, self.value))
+        object.__setattr__(self, "_compare", _COMPARISONS.get(self.op))
 
     @property
     def name(self) -> str:
@@ -427,19 +431,21 @@ class FieldCheck(Criterion):
             observed = facts.fields.get(self.field)
         if observed is None:
             return CriterionResult(self.name, False, f"{self.field} is not set")
-        if self.op == "exists":
+        compare = self._compare
+        if compare is None and self.op == "exists":
             return self._held
         try:
-            if self.op == "in":
+            if compare is None:  # "in"
                 options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
                 holds = any(observed == _coerce(observed, option) for option in options)
             else:
-                expected = (
-                    self._decimal_value
-                    if isinstance(observed, Decimal)
-                    else _coerce(observed, self.value)
-                )
-                holds = bool(_COMPARISONS[self.op](observed, expected))
+                if isinstance(observed, Decimal):
+                    expected = self._decimal_value
+                elif isinstance(observed, date):
+                    expected = _coerce(observed, self.value)
+                else:
+                    expected = self.value
+                holds = bool(compare(observed, expected))
         except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
             return CriterionResult(
                 self.name,
@@ -514,19 +520,27 @@ class Approval(Criterion):
 
     kind: ClassVar[str] = "approval"
     role: str
+    _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _missing: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_name", f"approval by {self.role!r}")
+        object.__setattr__(
+            self, "_missing", CriterionResult(self._name, False, f"no approval by {self.role!r}")
+        )
 
     @property
     def name(self) -> str:
         """E.g. ``approval by 'finance'``."""
-        return f"approval by {self.role!r}"
+        return self._name
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Hold when an approval by the role was recorded."""
         event = facts.approvals.get(self.role)
         if event is None:
-            return CriterionResult(self.name, False, f"no approval by {self.role!r}")
+            return self._missing
         return CriterionResult(
-            self.name, True, f"approved by {event.actor!r} as {self.role!r}", (event.seq,)
+            self._name, True, f"approved by {event.actor!r} as {self.role!r}", (event.seq,)
         )
 
 
@@ -544,11 +558,14 @@ class AllOf(Criterion):
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Evaluate every part (no short-circuit, so the report is complete)."""
-        children = tuple([criterion.evaluate(facts) for criterion in self.criteria])
+        found = []
         unmet = 0
-        for child in children:
+        for criterion in self.criteria:
+            child = criterion.evaluate(facts)
+            found.append(child)
             if not child.holds:
                 unmet += 1
+        children = tuple(found)
         if unmet:
             return _new(
                 CriterionResult,
@@ -558,9 +575,10 @@ class AllOf(Criterion):
 
     def report(self, target: str, facts: Facts) -> GateReport:
         """A top-level ``all_of`` reports its parts as the gate's criteria."""
-        return _new(
-            GateReport, (target, tuple([criterion.evaluate(facts) for criterion in self.criteria]))
-        )
+        found = []
+        for criterion in self.criteria:  # a loop: a list comprehension is one more call
+            found.append(criterion.evaluate(facts))
+        return _new(GateReport, (target, tuple(found)))
 
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and its parts."""
@@ -586,10 +604,16 @@ class AnyOf(Criterion):
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Evaluate every part; hold when one does."""
-        children = tuple([criterion.evaluate(facts) for criterion in self.criteria])
-        for child in children:
+        found = []
+        holds = False
+        for criterion in self.criteria:  # every part, so the report is complete
+            child = criterion.evaluate(facts)
+            found.append(child)
             if child.holds:
-                return _new(CriterionResult, ("any of", True, "one holds", _NO_EVIDENCE, children))
+                holds = True
+        children = tuple(found)
+        if holds:
+            return _new(CriterionResult, ("any of", True, "one holds", _NO_EVIDENCE, children))
         options = " | ".join(child.reason for child in children)
         return CriterionResult("any of", False, f"none holds: {options}", children=children)
 
