@@ -492,7 +492,10 @@ class ActivityCount(Criterion):
                 if event.subject == activity and event.at >= since
             ]
         else:
-            seqs = [event.seq for event in facts.activities if event.subject == activity]
+            seqs = []
+            for event in facts.activities:  # a loop: a list comprehension is one more call
+                if event.subject == activity:
+                    seqs.append(event.seq)
         count = len(seqs)
         if count >= self.at_least:
             key = (count, tuple(seqs[-self.at_least :]))
