@@ -158,6 +158,12 @@ class TestRecordedEvent:
     def test_the_fast_constructor_sets_every_field_of_an_event(self):
         assert Event.__slots__ == tuple(field.name for field in attrs.fields(Event))
 
+    def test_the_fast_constructor_skips_only_the_utc_conversion(self):
+        converted = [field.name for field in attrs.fields(Event) if field.converter is not None]
+        validated = [field.name for field in attrs.fields(Event) if field.validator is not None]
+        assert ["at"] == converted
+        assert [] == validated
+
 
 class TestFreeze:
     @given(json_values)

@@ -56,7 +56,7 @@ _WIN_KINDS = frozenset({MoveKind.WIN})
 _LOSE_KINDS = frozenset({MoveKind.LOSE})
 _REOPEN_KINDS = frozenset({MoveKind.REOPEN})
 _RESERVED_FIELDS = frozenset({"amount", "close_date", "stage"})
-_NONE: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Enum members as module constants: ``EventKind.X`` is a metaclass lookup, ~10x a global's cost.
 _OPENED = EventKind.OPENED
 _STAGE_CHANGED = EventKind.STAGE_CHANGED
@@ -453,10 +453,10 @@ class Opportunity:
             (
                 at,
                 self._stage_entered_at,
-                self._deliverables or _NONE,
+                self._deliverables or _EMPTY,
                 self._activities or (),
-                self._approvals or _NONE,
-                self._fields or _NONE,
+                self._approvals or _EMPTY,
+                self._fields or _EMPTY,
                 self._amount,
                 self._close_date,
             ),
