@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 
 from stagegate import Event, EventKind, EventLogError, InvalidCommandError, MoveKind
-from stagegate.events import freeze, thaw
+from stagegate.events import freeze, recorded_event, thaw
 from strategies import T0, events, json_values
 
 UTC = timezone.utc
@@ -131,6 +131,38 @@ class TestEvent:
     def test_events_with_equal_fields_are_equal_and_hash_alike(self):
         assert _event(close_date=date(2026, 2, 1)) == _event(close_date=date(2026, 2, 1))
         assert hash(_event()) == hash(_event())
+
+
+def _recorded_copy(event):
+    return recorded_event(*attrs.astuple(event, recurse=False))
+
+
+class TestRecordedEvent:
+    @given(events())
+    def test_the_fast_constructor_makes_the_event_the_public_one_makes(self, event):
+        recorded = _recorded_copy(event)
+        assert Event is type(recorded)
+        assert event == recorded
+        assert hash(event) == hash(recorded)
+        assert repr(event) == repr(recorded)
+        assert attrs.astuple(event, recurse=False) == attrs.astuple(recorded, recurse=False)
+        assert event.to_dict() == recorded.to_dict()
+
+    @given(events())
+    def test_a_fast_event_evolves_and_stays_frozen(self, event):
+        recorded = _recorded_copy(event)
+        assert attrs.evolve(event, seq=event.seq + 1) == attrs.evolve(recorded, seq=event.seq + 1)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            recorded.seq = 2  # type: ignore[misc]
+
+    def test_the_fast_constructor_sets_every_field_of_an_event(self):
+        assert Event.__slots__ == tuple(field.name for field in attrs.fields(Event))
+
+    def test_the_fast_constructor_skips_only_the_utc_conversion(self):
+        converted = [field.name for field in attrs.fields(Event) if field.converter is not None]
+        validated = [field.name for field in attrs.fields(Event) if field.validator is not None]
+        assert ["at"] == converted
+        assert [] == validated
 
 
 class TestFreeze:

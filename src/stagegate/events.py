@@ -320,3 +320,74 @@ def _decimal(value: Any) -> Decimal:
     if not result.is_finite():
         raise EventLogError(f"amount {value!r} is not a finite number")
     return result
+
+
+class _EventDraft:
+    """An unfrozen twin of :class:`Event` (same slots) that :func:`recorded_event` fills in."""
+
+    __slots__ = Event.__slots__  # the same names in the same order: the same memory layout
+    opportunity_id: str
+    seq: int
+    kind: EventKind
+    at: datetime
+    actor: str
+    stage: str
+    process: str
+    process_version: str
+    from_stage: str | None
+    move: MoveKind | None
+    reason: str | None
+    gate: GateReport | None
+    amount: Decimal | None
+    close_date: date | None
+    subject: str | None
+    details: Mapping[str, Any] | None
+
+
+_new_draft = object.__new__
+
+
+def recorded_event(  # noqa: PLR0917 - the fields of Event, in order, as Event takes them
+    opportunity_id: str,
+    seq: int,
+    kind: EventKind,
+    at: datetime,
+    actor: str,
+    stage: str,
+    process: str,
+    process_version: str,
+    from_stage: str | None,
+    move: MoveKind | None,
+    reason: str | None,
+    gate: GateReport | None,
+    amount: Decimal | None,
+    close_date: date | None,
+    subject: str | None,
+    details: Mapping[str, Any] | None,
+) -> Event:
+    """Return ``Event(...)`` of arguments a command has already checked, at a third of the cost.
+
+    For :class:`~stagegate.opportunity.Opportunity` commands only: ``at`` must already be an
+    aware datetime in UTC (``Event`` would convert it). A frozen attrs ``__init__`` sets each
+    field through ``object.__setattr__``; this fills an unfrozen twin with the same slots and
+    then makes it an ``Event``, which equals, hashes and prints as the public constructor's.
+    """
+    draft = _new_draft(_EventDraft)
+    draft.opportunity_id = opportunity_id
+    draft.seq = seq
+    draft.kind = kind
+    draft.at = at
+    draft.actor = actor
+    draft.stage = stage
+    draft.process = process
+    draft.process_version = process_version
+    draft.from_stage = from_stage
+    draft.move = move
+    draft.reason = reason
+    draft.gate = gate
+    draft.amount = amount
+    draft.close_date = close_date
+    draft.subject = subject
+    draft.details = details
+    draft.__class__ = Event  # type: ignore[assignment] # same slots: a legal layout change
+    return draft  # type: ignore[return-value] # now an Event

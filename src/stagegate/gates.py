@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _NO_EVIDENCE: tuple[int, ...] = ()
+_new = tuple.__new__  # skips a named tuple's Python-level __new__: gates run on every move
 _MAX_SHARED_RESULTS = 4096
 MAX_RESULT_DEPTH = 64
 """Deepest nesting of criterion results read back from a stored gate report."""
@@ -256,7 +257,7 @@ class Criterion:
 
     def report(self, target: str, facts: Facts) -> GateReport:
         """Evaluate this criterion as the gate of ``target``."""
-        return GateReport(target, (self.evaluate(facts),))
+        return _new(GateReport, (target, (self.evaluate(facts),)))
 
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and every criterion nested in it, depth first."""
@@ -314,17 +315,10 @@ class Deliverable(Criterion):
             details = event.details
             if details is None or not (isinstance(details, dict) or isinstance(details, Mapping)):  # noqa: SIM101
                 details = _EMPTY
-            absent = []
             for key in self.evidence:
                 value = details.get(key)
                 if value is None or (type(value) in _SIZED and not value):
-                    absent.append(key)
-            if absent:
-                return CriterionResult(
-                    self.name,
-                    False,
-                    f"{self.name} recorded without evidence {', '.join(map(repr, absent))}",
-                )
+                    return self._without_evidence(details)
         if self.max_age is not None and facts.at - event.at > self.max_age:
             return CriterionResult(
                 self.name,
@@ -337,6 +331,18 @@ class Deliverable(Criterion):
             if len(self._results) < _MAX_SHARED_RESULTS:
                 self._results[event.seq] = result
         return result
+
+    def _without_evidence(self, details: Mapping[str, Any]) -> CriterionResult:
+        absent = [
+            key
+            for key in self.evidence
+            if (value := details.get(key)) is None or (type(value) in _SIZED and not value)
+        ]
+        return CriterionResult(
+            self.name,
+            False,
+            f"{self.name} recorded without evidence {', '.join(map(repr, absent))}",
+        )
 
 
 _SIZED = frozenset({str, tuple, list, dict, MappingProxyType})
@@ -352,6 +358,9 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 OPERATORS = ("exists", *_COMPARISONS, "in")
+
+
+_DECIMAL = Decimal(0)
 
 
 def _coerce(observed: Any, expected: Any) -> Any:
@@ -384,6 +393,11 @@ class FieldCheck(Criterion):
     value: Any = None
     _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
     _held: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
+    # ``value`` brought to Decimal once (amounts are Decimals), not on every evaluation.
+    _decimal_value: Any = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _compare: Callable[[Any, Any], bool] | None = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.op not in OPERATORS:
@@ -399,6 +413,8 @@ class FieldCheck(Criterion):
         )
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_held", CriterionResult(name, True, f"{name} holds"))
+        object.__setattr__(self, "_decimal_value", _coerce(_DECIMAL, self.value))
+        object.__setattr__(self, "_compare", _COMPARISONS.get(self.op))
 
     @property
     def name(self) -> str:
@@ -415,14 +431,21 @@ class FieldCheck(Criterion):
             observed = facts.fields.get(self.field)
         if observed is None:
             return CriterionResult(self.name, False, f"{self.field} is not set")
-        if self.op == "exists":
+        compare = self._compare
+        if compare is None and self.op == "exists":
             return self._held
         try:
-            if self.op == "in":
+            if compare is None:  # "in"
                 options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
                 holds = any(observed == _coerce(observed, option) for option in options)
             else:
-                holds = bool(_COMPARISONS[self.op](observed, _coerce(observed, self.value)))
+                if isinstance(observed, Decimal):
+                    expected = self._decimal_value
+                elif isinstance(observed, date):
+                    expected = _coerce(observed, self.value)
+                else:
+                    expected = self.value
+                holds = bool(compare(observed, expected))
         except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
             return CriterionResult(
                 self.name,
@@ -460,13 +483,19 @@ class ActivityCount(Criterion):
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Hold when enough matching activities were logged."""
-        since = facts.stage_entered_at if self.since_stage_entry else None
         activity = self.activity
-        seqs = [
-            event.seq
-            for event in facts.activities
-            if event.subject == activity and (since is None or event.at >= since)
-        ]
+        if self.since_stage_entry and facts.stage_entered_at is not None:
+            since = facts.stage_entered_at
+            seqs = [
+                event.seq
+                for event in facts.activities
+                if event.subject == activity and event.at >= since
+            ]
+        else:
+            seqs = []
+            for event in facts.activities:  # a loop: a list comprehension is one more call
+                if event.subject == activity:
+                    seqs.append(event.seq)
         count = len(seqs)
         if count >= self.at_least:
             key = (count, tuple(seqs[-self.at_least :]))
@@ -494,19 +523,27 @@ class Approval(Criterion):
 
     kind: ClassVar[str] = "approval"
     role: str
+    _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _missing: CriterionResult = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_name", f"approval by {self.role!r}")
+        object.__setattr__(
+            self, "_missing", CriterionResult(self._name, False, f"no approval by {self.role!r}")
+        )
 
     @property
     def name(self) -> str:
         """E.g. ``approval by 'finance'``."""
-        return f"approval by {self.role!r}"
+        return self._name
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Hold when an approval by the role was recorded."""
         event = facts.approvals.get(self.role)
         if event is None:
-            return CriterionResult(self.name, False, f"no approval by {self.role!r}")
+            return self._missing
         return CriterionResult(
-            self.name, True, f"approved by {event.actor!r} as {self.role!r}", (event.seq,)
+            self._name, True, f"approved by {event.actor!r} as {self.role!r}", (event.seq,)
         )
 
 
@@ -524,17 +561,27 @@ class AllOf(Criterion):
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Evaluate every part (no short-circuit, so the report is complete)."""
-        children = tuple([criterion.evaluate(facts) for criterion in self.criteria])
-        unmet = sum(not child.holds for child in children)
+        found = []
+        unmet = 0
+        for criterion in self.criteria:
+            child = criterion.evaluate(facts)
+            found.append(child)
+            if not child.holds:
+                unmet += 1
+        children = tuple(found)
         if unmet:
-            return CriterionResult(
-                "all of", False, f"{unmet} of {len(children)} unmet", children=children
+            return _new(
+                CriterionResult,
+                ("all of", False, f"{unmet} of {len(children)} unmet", _NO_EVIDENCE, children),
             )
-        return CriterionResult("all of", True, "all hold", children=children)
+        return _new(CriterionResult, ("all of", True, "all hold", _NO_EVIDENCE, children))
 
     def report(self, target: str, facts: Facts) -> GateReport:
         """A top-level ``all_of`` reports its parts as the gate's criteria."""
-        return GateReport(target, tuple([criterion.evaluate(facts) for criterion in self.criteria]))
+        found = []
+        for criterion in self.criteria:  # a loop: a list comprehension is one more call
+            found.append(criterion.evaluate(facts))
+        return _new(GateReport, (target, tuple(found)))
 
     def walk(self) -> tuple[Criterion, ...]:
         """This criterion and its parts."""
@@ -560,9 +607,16 @@ class AnyOf(Criterion):
 
     def evaluate(self, facts: Facts) -> CriterionResult:
         """Evaluate every part; hold when one does."""
-        children = tuple([criterion.evaluate(facts) for criterion in self.criteria])
-        if any(child.holds for child in children):
-            return CriterionResult("any of", True, "one holds", children=children)
+        found = []
+        holds = False
+        for criterion in self.criteria:  # every part, so the report is complete
+            child = criterion.evaluate(facts)
+            found.append(child)
+            if child.holds:
+                holds = True
+        children = tuple(found)
+        if holds:
+            return _new(CriterionResult, ("any of", True, "one holds", _NO_EVIDENCE, children))
         options = " | ".join(child.reason for child in children)
         return CriterionResult("any of", False, f"none holds: {options}", children=children)
 

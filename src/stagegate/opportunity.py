@@ -44,7 +44,7 @@ from stagegate.errors import (
     UnknownDeliverableError,
     UnknownStageError,
 )
-from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.gates import CriterionResult, Facts, GateReport
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
@@ -56,6 +56,11 @@ _WIN_KINDS = frozenset({MoveKind.WIN})
 _LOSE_KINDS = frozenset({MoveKind.LOSE})
 _REOPEN_KINDS = frozenset({MoveKind.REOPEN})
 _RESERVED_FIELDS = frozenset({"amount", "close_date", "stage"})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Enum members as module constants: ``EventKind.X`` is a metaclass lookup, ~10x a global's cost.
+_OPENED = EventKind.OPENED
+_STAGE_CHANGED = EventKind.STAGE_CHANGED
+_new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
 
 
 @attrs.frozen(slots=True)
@@ -286,8 +291,8 @@ class Opportunity:
     def _apply(self, event: Event) -> None:
         """Append ``event`` and update the state; the only place state changes."""
         kind = event.kind
-        if kind is EventKind.STAGE_CHANGED or kind is EventKind.OPENED:
-            if kind is EventKind.OPENED and event.details is not None:
+        if kind is _STAGE_CHANGED or kind is _OPENED:
+            if kind is _OPENED and event.details is not None:
                 opening_fields = event.details.get("fields")
                 if opening_fields:
                     self._fields = dict(opening_fields)
@@ -421,7 +426,7 @@ class Opportunity:
         details: Mapping[str, Any] | None = None,
     ) -> Event:
         process = self._process
-        event = Event(
+        event = recorded_event(
             self._id,
             len(self._events) + 1,
             kind,
@@ -443,15 +448,18 @@ class Opportunity:
         return event
 
     def _facts(self, at: datetime) -> Facts:
-        return Facts(
-            at,
-            self._stage_entered_at,
-            self._deliverables or {},
-            self._activities or (),
-            self._approvals or {},
-            self._fields or {},
-            self._amount,
-            self._close_date,
+        return _new_facts(
+            Facts,
+            (
+                at,
+                self._stage_entered_at,
+                self._deliverables or _EMPTY,
+                self._activities or (),
+                self._approvals or _EMPTY,
+                self._fields or _EMPTY,
+                self._amount,
+                self._close_date,
+            ),
         )
 
     def _report(self, move: Move, at: datetime) -> GateReport:
@@ -560,17 +568,23 @@ class Opportunity:
             why = None
         else:
             why = _reason(reason, required=move.needs_reason, what=f"a {move.kind.value} move")
+        return self._enter(move, instant, who, why, override)
+
+    def _enter(
+        self, move: Move, instant: datetime, who: str, why: str | None, override: bool
+    ) -> Event:
+        """Check the move's gates (unless overridden), then record and apply the stage change."""
         report = self._report(move, instant)
         if not override and not report.passed:
-            raise GateNotMetError(target, report)
+            raise GateNotMetError(move.target, report)
         process = self._process
-        event = Event(
+        event = recorded_event(
             self._id,
             len(self._events) + 1,
-            EventKind.STAGE_CHANGED,
+            _STAGE_CHANGED,
             instant,
             who,
-            target,
+            move.target,
             process.name,
             process.version,
             self._stage,
@@ -579,6 +593,8 @@ class Opportunity:
             report if move.checks else None,
             self._amount,
             self._close_date,
+            None,
+            None,
         )
         self._apply(event)
         return event
@@ -605,7 +621,9 @@ class Opportunity:
             )
             target = self._stage if nxt is None else nxt.id
             raise MoveNotAllowedError(self._stage, target, why, self._allowed_targets())
-        return self._perform(move, instant, who, reason=None)
+        if move.needs_reason:  # pragma: no cover - advancing and winning need no reason
+            return self._perform(move, instant, who, reason=None)
+        return self._enter(move, instant, who, None, False)
 
     def move_to(self, stage: str, *, at: datetime, actor: str, reason: str | None = None) -> Event:
         """Move to a named stage, as the policy allows: advance, skip, back, win, lose, reopen.
