@@ -477,34 +477,19 @@ def group_starts(keys: list[str]) -> nw.Expr:
     return ~same  # type: ignore[no-any-return]
 
 
-def not_before(keys: list[str], *, strict: bool = False) -> nw.Expr:
+def not_before(keys: list[str]) -> nw.Expr:
     """True where a row does not sort before the row above it by ``keys`` (null on row one).
 
-    ``strict``: the row must sort after it. Any null key makes the result null.
+    Any null key makes the result null.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    after: Any = None
-    for key in reversed(keys):
+    *leading, last = keys
+    after = nw.col(last) >= nw.col(last).shift(1)
+    for key in reversed(leading):
         here, before = nw.col(key), nw.col(key).shift(1)
-        if after is None:
-            after = here > before if strict else here >= before
-        else:
-            after = (here > before) | ((here == before) & after)
-    return after  # type: ignore[no-any-return]
-
-
-def is_ordered(frame: nw.DataFrame[Any], keys: list[str], *, strict: bool = False) -> bool:
-    """Whether an eager frame's rows are sorted by ``keys`` (no nulls in them).
-
-    One pass of compares with the row above, much cheaper than sorting again.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    if len(frame) < 2:  # noqa: PLR2004
-        return True
-    held = not_before(keys, strict=strict).fill_null(value=False).cast(nw.Int64).sum()
-    return bool(frame.select(held).item() == len(frame) - 1)
+        after = (here > before) | ((here == before) & after)
+    return after
 
 
 def running(column: str, start: str) -> nw.Expr:

@@ -42,7 +42,6 @@ from typing import Any
 
 import attrs
 
-from stagegate._time import from_epoch_us
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
 from stagegate.analytics._table import DAY_US
@@ -358,9 +357,6 @@ def cycle_times(
         ((nw.col("closed_us") - nw.col("opened_us")) / DAY_US).alias("cycle_days"),
         (nw.col("last_step") - 1).alias("stages"),
     )
-    cycle_rows = collect_rows(
-        per_deal.group_by("outcome").agg(nw.col("cycle_days").count().alias("n"))
-    )
     stage_rows = collect_rows(
         closed.filter(~nw.col("duration_days").is_null())
         .group_by("stage", "outcome")
@@ -375,9 +371,5 @@ def cycle_times(
     for r in values:
         cycles[r["outcome"]].append(r["cycle_days"])
         cycles["closed"].append(r["cycle_days"])
-    del cycle_rows
     summary = emit(prepared, _summarize(cycles, stage_stats), CycleSummary)
     return CycleTimes(to_native(prepared, per_deal), summary)
-
-
-_ = (from_epoch_us,)

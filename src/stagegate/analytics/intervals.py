@@ -251,21 +251,20 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     slices = _whole_deal_slices(ordered)
     visits: list[nw.DataFrame[Any]] = []
     if _deals_in_order(slices):
-        checked = _each_slice(slices, codes, as_of, check=True)
-        visits = [v for v in checked if v is not None]
-    if len(visits) < len(slices):  # out of order: sort, start again
+        for part in slices:
+            done = _slice_intervals(part, codes, as_of, check=True)
+            if done is None:  # out of order: no use going on
+                break
+            visits.append(done)
+    if len(visits) < len(slices):  # sort, start again
         ordered = ordered.filter(nw.col("at_us") <= as_of).sort(opp, *ORDER)
-        done = _each_slice(_whole_deal_slices(ordered), codes, as_of, check=False)
-        visits = [v for v in done if v is not None]
+        visits = []
+        for part in _whole_deal_slices(ordered):
+            done = _slice_intervals(part, codes, as_of, check=False)
+            assert done is not None  # noqa: S101 - unchecked slices always give visits
+            visits.append(done)
     del ordered, slices
     return (visits[0] if len(visits) == 1 else nw.concat(visits)).lazy()
-
-
-def _each_slice(
-    slices: list[nw.DataFrame[Any]], codes: dict[int, int], as_of: int, *, check: bool
-) -> list[nw.DataFrame[Any] | None]:
-    """:func:`_slice_intervals` of every slice."""
-    return [_slice_intervals(part, codes, as_of, check=check) for part in slices]
 
 
 SLICE_ROWS = 1 << 20
@@ -366,9 +365,9 @@ def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.
             earlier = (nw.col("step") > back) & (nw.col("rank") == nw.col("rank").shift(back))
             visit = visit + earlier.fill_null(value=False).cast(nw.Int64)
         return entries.with_columns(visit=visit).lazy()
-    by_stage = entries.sort("opportunity_id", "rank", "step")
-    by_stage = by_stage.with_columns(stage_first=group_starts(["opportunity_id", "rank"]))
-    return by_stage.with_columns(visit=running("one", "stage_first")).lazy()
+    by_rank = entries.sort("opportunity_id", "rank", "step")
+    by_rank = by_rank.with_columns(stage_first=group_starts(["opportunity_id", "rank"]))
+    return by_rank.with_columns(visit=running("one", "stage_first")).lazy()
 
 
 def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:

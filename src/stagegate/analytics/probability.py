@@ -175,8 +175,9 @@ def bin_expr(column: str, bins: Sequence[float]) -> Any:
     return expr.otherwise(nw.lit(0)).cast(nw.Int64)
 
 
-_COUNTED = ("stage", "outcome", "visit", "next_stage", "duration_days", "censored", "entered_us",
-            "exited_us")  # fmt: skip
+_COUNTED = ["stage", "outcome", "visit", "next_stage", "duration_days", "censored", "entered_us",
+            "exited_us"]  # fmt: skip
+"""The columns of the visits that the counts read."""
 
 
 def counts_frame(
@@ -185,11 +186,7 @@ def counts_frame(
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
 
-    open_visits = narrowed(
-        frame,
-        nw.col("kind") == "open",
-        list(_COUNTED),
-    )
+    open_visits = narrowed(frame, nw.col("kind") == "open", _COUNTED)
     reached = collect_rows(
         open_visits.filter(nw.col("visit") == 1)
         .group_by("stage", "outcome")
