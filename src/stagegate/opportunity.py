@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from stagegate import _arguments as arguments
 from stagegate._time import UTC, to_utc
 from stagegate.errors import (
     EventLogError,
@@ -84,60 +85,6 @@ class MoveOption:
     blocked_by: tuple[str, ...] = ()
 
 
-def _actor(actor: Any) -> str:
-    if not isinstance(actor, str) or not actor.strip():
-        raise InvalidCommandError(
-            f"actor must be non-empty text naming who or what acted (e.g. 'ana' or "
-            f"'system:hubspot'), got {actor!r}"
-        )
-    return actor
-
-
-def _reason(reason: Any, *, required: bool, what: str) -> str | None:
-    if reason is None or (isinstance(reason, str) and not reason.strip()):
-        if required:
-            raise InvalidCommandError(f"{what} needs a reason: pass reason='...'")
-        return None
-    if not isinstance(reason, str):
-        raise InvalidCommandError(f"reason must be text, got {reason!r}")
-    return reason
-
-
-def _amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        raise InvalidCommandError(f"amount must be a number, got {value!r}")
-    try:
-        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        raise InvalidCommandError(f"amount {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidCommandError(f"amount must be a finite number >= 0, got {value!r}")
-    return amount
-
-
-def _close_date(value: Any) -> date:
-    if isinstance(value, datetime) or not isinstance(value, date):
-        raise InvalidCommandError(
-            f"close_date must be a calendar date (datetime.date), got {value!r}"
-        )
-    return value
-
-
-def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidCommandError(
-            f"{what} must be a mapping of names to JSON values (e.g. {{'document': 'url'}}), "
-            f"got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommandError(f"{what} must be non-empty text, got {value!r}")
-    return value
-
-
 class Opportunity:
     """A deal moving through a :class:`~stagegate.process.Process`.
 
@@ -166,7 +113,7 @@ class Opportunity:
         if not isinstance(process, Process):
             raise InvalidCommandError(f"process must be a Process, got {process!r}")
         self._process = process
-        self._id = _name(opportunity_id, "opportunity_id")
+        self._id = arguments.name(opportunity_id, "opportunity_id")
         self._events: list[Event] = []
         self._stage = process.initial.id
         self._stage_entered_at: datetime | None = None
@@ -199,9 +146,9 @@ class Opportunity:
         """
         opportunity = cls(process, opportunity_id)
         instant = to_utc(at)
-        who = _actor(actor)
-        money = None if amount is None else _amount(amount)
-        closing = None if close_date is None else _close_date(close_date)
+        who = arguments.actor(actor)
+        money = None if amount is None else arguments.amount(amount)
+        closing = None if close_date is None else arguments.close_date(close_date)
         details = None
         if fields:
             for name in fields:
@@ -530,7 +477,7 @@ class Opportunity:
         override: bool = False,
     ) -> Event:
         instant = self._instant(at)
-        who = _actor(actor)
+        who = arguments.actor(actor)
         if reason is not None and not isinstance(reason, str):
             raise InvalidCommandError(f"reason must be text, got {reason!r}")
         move = self._find_move(target)
@@ -563,11 +510,13 @@ class Opportunity:
                     "the policy does not allow overriding gates",
                     self._allowed_targets(),
                 )
-            why = _reason(reason, required=True, what="an override")
+            why = arguments.reason(reason, required=True, what="an override")
         elif reason is None and not move.needs_reason:
             why = None
         else:
-            why = _reason(reason, required=move.needs_reason, what=f"a {move.kind.value} move")
+            why = arguments.reason(
+                reason, required=move.needs_reason, what=f"a {move.kind.value} move"
+            )
         return self._enter(move, instant, who, why, override)
 
     def _enter(
@@ -610,7 +559,7 @@ class Opportunity:
             InvalidTimestampError: ``at`` is naive or before the last event.
         """
         instant = self._instant(at)
-        who = _actor(actor)
+        who = arguments.actor(actor)
         move = self._process.lifecycle.advance_from(self._stage)
         if move is None:
             nxt = self._process.next_stage(self._stage)
@@ -653,7 +602,7 @@ class Opportunity:
             InvalidCommandError: no reason was given.
             MoveNotAllowedError: the opportunity is already closed.
         """
-        _reason(reason, required=True, what="losing a deal")
+        arguments.reason(reason, required=True, what="losing a deal")
         target = stage or self._process.lost_stages[0].id
         return self._change(target, at=at, actor=actor, reason=reason, kinds=_LOSE_KINDS)
 
@@ -664,7 +613,7 @@ class Opportunity:
             MoveNotAllowedError: the opportunity is open, or the policy forbids reopening.
             InvalidCommandError: no reason was given.
         """
-        _reason(reason, required=True, what="reopening a deal")
+        arguments.reason(reason, required=True, what="reopening a deal")
         target = stage
         if target is None:
             if not self.is_closed:
@@ -693,7 +642,7 @@ class Opportunity:
             MoveNotAllowedError: the move itself is not allowed, or overrides are disabled.
             InvalidCommandError: no reason was given.
         """
-        _reason(reason, required=True, what="an override")
+        arguments.reason(reason, required=True, what="an override")
         return self._change(stage, at=at, actor=actor, reason=reason, override=True)
 
     def record_history(
@@ -709,7 +658,7 @@ class Opportunity:
             MoveNotAllowedError: the opportunity is already in that stage.
         """
         instant = self._instant(at)
-        who = _actor(actor)
+        who = arguments.actor(actor)
         process = self._process
         if stage not in process:
             raise UnknownStageError(stage, process.stage_ids, process=process.name)
@@ -717,7 +666,7 @@ class Opportunity:
             raise MoveNotAllowedError(
                 self._stage, stage, "the opportunity is already there", self._allowed_targets()
             )
-        why = _reason(reason, required=False, what="an imported change")
+        why = arguments.reason(reason, required=False, what="an imported change")
         return self._record(
             EventKind.STAGE_CHANGED,
             instant,
@@ -746,7 +695,7 @@ class Opportunity:
                 JSON values.
         """
         instant = self._instant(at)
-        who = _actor(actor)
+        who = arguments.actor(actor)
         if not isinstance(deliverable, str):
             raise InvalidCommandError(
                 f"deliverable must be a deliverable id (text), got {deliverable!r}"
@@ -754,7 +703,9 @@ class Opportunity:
         if deliverable not in self._process.deliverables:
             raise UnknownDeliverableError(deliverable, tuple(self._process.deliverables))
         details = (
-            None if evidence is None else freeze(_mapping(evidence, "evidence"), path="evidence")
+            None
+            if evidence is None
+            else freeze(arguments.mapping(evidence, "evidence"), path="evidence")
         )
         return self._record(
             EventKind.DELIVERABLE_RECORDED, instant, who, subject=deliverable, details=details
@@ -777,9 +728,13 @@ class Opportunity:
             InvalidCommandError: the type is empty or the details are not JSON-like.
         """
         instant = self._instant(at)
-        who = _actor(actor)
-        kind = _name(activity, "activity")
-        frozen = None if details is None else freeze(_mapping(details, "details"), path="details")
+        who = arguments.actor(actor)
+        kind = arguments.name(activity, "activity")
+        frozen = (
+            None
+            if details is None
+            else freeze(arguments.mapping(details, "details"), path="details")
+        )
         return self._record(EventKind.ACTIVITY_LOGGED, instant, who, subject=kind, details=frozen)
 
     def record_approval(self, role: str, *, at: datetime, actor: str) -> Event:
@@ -789,12 +744,14 @@ class Opportunity:
             InvalidCommandError: the role is empty.
         """
         instant = self._instant(at)
-        who = _actor(actor)
-        return self._record(EventKind.APPROVAL_RECORDED, instant, who, subject=_name(role, "role"))
+        who = arguments.actor(actor)
+        return self._record(
+            EventKind.APPROVAL_RECORDED, instant, who, subject=arguments.name(role, "role")
+        )
 
     @staticmethod
     def _check_field_name(name: Any) -> str:
-        field = _name(name, "field name")
+        field = arguments.name(name, "field name")
         if field in _RESERVED_FIELDS:
             raise InvalidCommandError(
                 f"{field!r} is not a custom field: use change_amount(), reschedule() or the "
@@ -809,7 +766,7 @@ class Opportunity:
             InvalidCommandError: the name is reserved or empty, or the value is not JSON-like.
         """
         instant = self._instant(at)
-        who = _actor(actor)
+        who = arguments.actor(actor)
         field = self._check_field_name(name)
         details = freeze({"value": value}, path=f"fields.{field}")
         return self._record(EventKind.FIELD_SET, instant, who, subject=field, details=details)
@@ -823,8 +780,8 @@ class Opportunity:
             InvalidCommandError: not a date, the same date as now, or the deal is closed.
         """
         instant = self._instant(at)
-        who = _actor(actor)
-        new = _close_date(close_date)
+        who = arguments.actor(actor)
+        new = arguments.close_date(close_date)
         if self.is_closed:
             raise InvalidCommandError(
                 f"opportunity {self._id!r} is closed ({self._stage!r}); reopen it to reschedule"
@@ -832,7 +789,7 @@ class Opportunity:
         if new == self._close_date:
             raise InvalidCommandError(f"the expected close date is already {new.isoformat()}")
         previous = None if self._close_date is None else self._close_date.isoformat()
-        why = _reason(reason, required=False, what="a reschedule")
+        why = arguments.reason(reason, required=False, what="a reschedule")
         details = freeze({"previous": previous})
         return self._record(
             EventKind.RESCHEDULED, instant, who, reason=why, close_date=new, details=details
@@ -852,12 +809,12 @@ class Opportunity:
             InvalidCommandError: not a finite non-negative number, or unchanged.
         """
         instant = self._instant(at)
-        who = _actor(actor)
-        new = _amount(amount)
+        who = arguments.actor(actor)
+        new = arguments.amount(amount)
         if new == self._amount:
             raise InvalidCommandError(f"the amount is already {new}")
         previous = None if self._amount is None else str(self._amount)
-        why = _reason(reason, required=False, what="an amount change")
+        why = arguments.reason(reason, required=False, what="an amount change")
         return self._record(
             EventKind.AMOUNT_CHANGED,
             instant,

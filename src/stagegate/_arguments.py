@@ -1,0 +1,80 @@
+"""Checks of the arguments commands take: each returns the value or raises a clear error.
+
+>>> amount("1200.50")
+Decimal('1200.50')
+>>> name("  ", "role")
+Traceback (most recent call last):
+...
+stagegate.errors.InvalidCommandError: role must be non-empty text, got '  '
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from stagegate.errors import InvalidCommandError
+
+__all__ = ["actor", "amount", "close_date", "mapping", "name", "reason"]
+
+
+def actor(value: Any) -> str:
+    """Who or what acted: non-empty text."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCommandError(
+            f"actor must be non-empty text naming who or what acted (e.g. 'ana' or "
+            f"'system:hubspot'), got {value!r}"
+        )
+    return value
+
+
+def reason(value: Any, *, required: bool, what: str) -> str | None:
+    """A reason: text, or ``None`` where none is ``required``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidCommandError(f"{what} needs a reason: pass reason='...'")
+        return None
+    if not isinstance(value, str):
+        raise InvalidCommandError(f"reason must be text, got {value!r}")
+    return value
+
+
+def amount(value: Any) -> Decimal:
+    """A deal amount: a finite number >= 0, as a ``Decimal``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise InvalidCommandError(f"amount must be a number, got {value!r}")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise InvalidCommandError(f"amount {value!r} is not a number") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidCommandError(f"amount must be a finite number >= 0, got {value!r}")
+    return amount
+
+
+def close_date(value: Any) -> date:
+    """An expected close: a calendar date, not a datetime."""
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise InvalidCommandError(
+            f"close_date must be a calendar date (datetime.date), got {value!r}"
+        )
+    return value
+
+
+def mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """Details or evidence: a mapping of names to values."""
+    if not isinstance(value, Mapping):
+        raise InvalidCommandError(
+            f"{what} must be a mapping of names to JSON values (e.g. {{'document': 'url'}}), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def name(value: Any, what: str) -> str:
+    """A name (of a deliverable, activity, role or field): non-empty text."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCommandError(f"{what} must be non-empty text, got {value!r}")
+    return value
