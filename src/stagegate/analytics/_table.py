@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -378,23 +378,27 @@ def frame_rows(
     derived = (
         _epoch_us_expr("at", fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
-        stage_rank("stage", outcomes, fast=fast).alias("rank"),
     )
-    if isinstance(work, nw.DataFrame):  # the rank lookup itself fails on an unknown stage
-        if work.select(nw.col("stage").is_null().any()).item():
-            _check_stages(work.lazy(), outcomes)
-        try:
-            work = work.with_columns(*derived)
-        except nw.exceptions.InvalidOperationError:
-            _check_stages(work.lazy(), outcomes)
-            raise
-    else:
-        _check_stages(work, outcomes)
-        work = work.with_columns(*derived)
-    result: nw.LazyFrame[Any] = work.lazy()
+    result: nw.LazyFrame[Any] = _with_rank(work, outcomes, fast=fast).with_columns(*derived).lazy()
     if cutoff_us is not None:
         result = result.filter(nw.col("at_us") <= cutoff_us)
     return result
+
+
+def _with_rank(work: Any, outcomes: Outcomes, *, fast: bool) -> Any:
+    """Add ``rank`` (the stage's process position), refusing empty and unknown stages."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if not isinstance(work, nw.DataFrame):
+        _check_stages(work, outcomes)
+        return work.with_columns(stage_rank("stage", outcomes, fast=fast).alias("rank"))
+    if work.select(nw.col("stage").is_null().any()).item():
+        _check_stages(work.lazy(), outcomes)
+    try:  # the lookup itself fails on an unknown stage: no extra pass when all are known
+        return with_stage_codes(work, {"rank": "stage"}, outcomes.stages)
+    except nw.exceptions.InvalidOperationError:
+        _check_stages(work.lazy(), outcomes)
+        raise
 
 
 def _check_stages(rows: nw.LazyFrame[Any], outcomes: Outcomes) -> None:
@@ -419,6 +423,75 @@ def stage_rank(column: str, outcomes: Outcomes, *, fast: bool) -> nw.Expr:
     if fast:
         return nw.col(column).replace_strict(ranks, return_dtype=nw.Int64)
     return by_stage(column, ranks).cast(nw.Int64)
+
+
+def with_stage_codes(
+    frame: nw.DataFrame[Any], codes: Mapping[str, str], stages: Sequence[str]
+) -> nw.DataFrame[Any]:
+    """Add ``{name: column}`` columns of stage positions in ``stages`` to an in-memory frame.
+
+    A null stays null. On Polars the stages are cast to an ``Enum`` of ``stages`` and its
+    physical codes read (no string hashing per row); elsewhere one hash lookup per row.
+    The code columns are of any integer type: cast before arithmetic that may overflow.
+
+    Raises:
+        narwhals' ``InvalidOperationError``: a stage is not one of ``stages``.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    if frame.implementation.is_polars():
+        import polars as pl  # noqa: PLC0415
+
+        enum = pl.Enum(list(stages))
+        try:
+            native = frame.to_native().with_columns(
+                pl.col(column).cast(enum).to_physical().alias(name)
+                for name, column in codes.items()
+            )
+        except pl.exceptions.InvalidOperationError as error:
+            raise nw.exceptions.InvalidOperationError(str(error)) from error
+        return nw.from_native(native, eager_only=True)
+    ranks = {s: i for i, s in enumerate(stages)}
+    return frame.with_columns(
+        nw.col(column).replace_strict(ranks, return_dtype=nw.Int64).alias(name)
+        for name, column in codes.items()
+    )
+
+
+def with_stage_groups(
+    frame: nw.LazyFrame[Any], codes: Mapping[str, str], stages: Sequence[str]
+) -> nw.LazyFrame[Any]:
+    """Add ``{name: column}``: the position in ``stages`` of the (known) stage in ``column``.
+
+    Grouping and sorting by these small integers is cheaper than by the stages' names. A
+    null stays null.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    if sorts_in_memory(frame):
+        return with_stage_codes(frame.collect(), codes, stages).lazy()
+    ranks = {s: i for i, s in enumerate(stages)}
+    return frame.with_columns(
+        by_stage(column, ranks).cast(nw.Int64).alias(name) for name, column in codes.items()
+    )
+
+
+def by_code(column: str, groups: Mapping[int, Sequence[int]]) -> nw.Expr:
+    """``value`` where ``column`` is one of ``groups[value]``, else 0 (few distinct values).
+
+    A chain of ``is_in`` tests is many times faster than a hash lookup per row when the
+    values fall into a few classes (stage positions into open, won and lost).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    expr: Any = None
+    for value, members in groups.items():
+        if value and members:
+            test = nw.col(column).is_in(list(members))
+            expr = (nw.when(test) if expr is None else expr.when(test)).then(nw.lit(value))
+    if expr is None:
+        return nw.lit(0, nw.Int64)
+    return expr.otherwise(nw.lit(0)).cast(nw.Int64)  # type: ignore[no-any-return]
 
 
 def _pandas_nullable(native: Any) -> Any:

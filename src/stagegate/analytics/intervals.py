@@ -44,6 +44,7 @@ from stagegate.analytics._table import (
     DAY_US,
     as_of_us,
     backend_of,
+    by_code,
     by_stage,
     frame_rows,
     group_rows,
@@ -246,7 +247,9 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    codes = {i: KIND_CODE[outcomes.kinds[s]] for i, s in enumerate(outcomes.stages)}
+    codes: dict[int, list[int]] = {code: [] for code in KIND_CODE.values()}
+    for i, stage in enumerate(outcomes.stages):  # stage positions of each kind
+        codes[KIND_CODE[outcomes.kinds[stage]]].append(i)
     ordered = rows.collect()
     slices = _whole_deal_slices(ordered)
     visits: list[nw.DataFrame[Any]] = []
@@ -306,7 +309,7 @@ def _deal_start(ids: nw.Series[Any], row: int) -> int:
 
 
 def _slice_intervals(
-    rows: nw.DataFrame[Any], codes: dict[int, int], as_of: int, *, check: bool
+    rows: nw.DataFrame[Any], codes: dict[int, list[int]], as_of: int, *, check: bool
 ) -> nw.DataFrame[Any] | None:
     """The visits of rows of whole deals (see :func:`sorted_intervals`).
 
@@ -332,7 +335,7 @@ def _slice_intervals(
     entries = entries.with_columns(
         one=nw.lit(1, nw.Int64),
         first=~nw.col("same"),
-        kind_code=nw.col("rank").replace_strict(codes, return_dtype=nw.Int64),
+        kind_code=by_code("rank", codes),
     ).with_columns(last=last)
     entries = entries.with_columns(
         step=running("one", "first"),

@@ -47,7 +47,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
-from stagegate.analytics._table import sorts_in_memory, stage_rank
+from stagegate.analytics._table import with_stage_groups
 from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.survival import _log_factor, risk_sets
@@ -186,10 +186,15 @@ def counts_frame(
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
 
-    open_visits = narrowed(frame, nw.col("kind") == "open", _COUNTED)
+    stages = outcomes.stages
+    open_visits = with_stage_groups(
+        narrowed(frame, nw.col("kind") == "open", _COUNTED),
+        {"group": "stage", "next_rank": "next_stage"},
+        stages,
+    )
     reached = collect_rows(
         open_visits.filter(nw.col("visit") == 1)
-        .group_by("stage", "outcome")
+        .group_by("group", "outcome")
         .agg(nw.col("visit").count().alias("n"))
     )
     dwell_rows = []
@@ -197,22 +202,16 @@ def counts_frame(
         dwell_rows = collect_rows(
             open_visits.filter((nw.col("outcome") != "open") & ~nw.col("duration_days").is_null())
             .with_columns(bin=bin_expr("duration_days", bins))
-            .group_by("stage", "bin", "outcome")
+            .group_by("group", "bin", "outcome")
             .agg(nw.col("visit").count().alias("n"))
         )
-    # the destination travels through the risk-set sort as its rank: integers move cheaply
-    fast = sorts_in_memory(open_visits)
+    # the destination travels through the risk-set sort as its position: packed in the key
     ranked = risk_sets(
         open_visits.filter(~nw.col("duration_days").is_null()).select(
-            "stage",
-            "entered_us",
-            "exited_us",
-            "censored",
-            stage_rank("next_stage", outcomes, fast=fast).alias("next_rank"),
+            "group", "entered_us", "exited_us", "censored", "next_rank"
         ),
-        "stage",
         as_of,
-        tag=("next_rank", len(outcomes.stages)),
+        tag=("next_rank", len(stages)),
     )
     # every exit (not censored) of an open stage has a next stage: the exits are the moves
     incidence = collect_rows(
@@ -220,14 +219,15 @@ def counts_frame(
         .with_columns(
             share=(nw.col("log_survival") - nw.col("log_factor")).exp() / nw.col("at_risk")
         )
-        .group_by("stage", "next_rank")
+        .group_by("group", "next_rank")
         .agg(nw.col("share").sum().alias("cif"), nw.len().alias("n"))
     )
+    moves = {(stages[r["group"]], stages[r["next_rank"]]): r for r in incidence}
     return Counts(
-        {(r["stage"], r["outcome"]): int(r["n"]) for r in reached},
-        {(r["stage"], outcomes.stages[r["next_rank"]]): int(r["n"]) for r in incidence},
-        {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
-        {(r["stage"], outcomes.stages[r["next_rank"]]): float(r["cif"]) for r in incidence},
+        {(stages[r["group"]], r["outcome"]): int(r["n"]) for r in reached},
+        {key: int(r["n"]) for key, r in moves.items()},
+        {(stages[r["group"]], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
+        {key: float(r["cif"]) for key, r in moves.items()},
     )
 
 

@@ -82,15 +82,18 @@ def dwell_order(as_of: int) -> nw.Expr:
 
 
 def risk_sets(
-    visits: nw.LazyFrame[Any], by: str, as_of: int, *, tag: tuple[str, int] | None = None
+    visits: nw.LazyFrame[Any], as_of: int, *, tag: tuple[str, int] | None = None
 ) -> nw.LazyFrame[Any]:
-    """The product-limit columns of visits (``entered_us``, ``exited_us``, ``censored``, ``by``).
+    """The product-limit columns of visits (``group``, ``entered_us``, ``exited_us``, ``censored``).
 
-    Rows are ordered by :func:`dwell_order` within each ``by`` group. The result has ``by``,
-    ``duration_days``, ``censored``, any other column of ``visits`` except the instants, and
-    ``at_risk`` (visits still in the stage, this one included), ``log_factor``
-    (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit) and ``log_survival`` (the
-    running sum of ``log_factor``: survival just after this row is its exponential).
+    ``group`` holds small non-negative integers (stage positions): each group is a risk set,
+    its rows ordered by :func:`dwell_order`. The result has ``group``, ``duration_days``,
+    ``censored``, any other column of ``visits`` except the instants, and ``at_risk``
+    (visits still in the stage, this one included), ``log_factor`` (``log(1 - 1/at_risk)``
+    for an exit, 0 for a censored visit), ``log_survival`` (the running sum of ``log_factor``:
+    survival just after this row is its exponential) and ``emptied`` (an exit that leaves no
+    one at risk: survival falls to zero there; its ``log_factor`` is 0, so that running sums
+    stay finite).
 
     ``tag``: a column of small integers ``0 <= value < span`` (nulls read back as 0) that in
     memory travels packed into the sort key instead of beside it.
@@ -99,101 +102,107 @@ def risk_sets(
 
     keyed = visits.with_columns(order=dwell_order(as_of), one=nw.lit(1, nw.Int64))
     if sorts_in_memory(visits):
-        return _sorted_risk_sets(keyed.collect(), by, tag)
+        return _sorted_risk_sets(keyed.collect(), tag)
     # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
     windowed = keyed.with_columns(
         duration_days=(nw.col("order") // 2) / DAY_US,
-        at_risk=nw.col("one").sum().over(by)
-        - nw.col("one").cum_sum().over(by, order_by="order")
+        at_risk=nw.col("one").sum().over("group")
+        - nw.col("one").cum_sum().over("group", order_by="order")
         + 1,
-    ).with_columns(log_factor=_factor())
+    ).with_columns(log_factor=_factor(), emptied=_emptied())
     windowed = windowed.with_columns(
-        log_survival=nw.col("log_factor").cum_sum().over(by, order_by="order")
+        log_survival=nw.col("log_factor").cum_sum().over("group", order_by="order")
     )
     return windowed.drop("order", "one", "entered_us", "exited_us")
+
+
+def _emptied() -> nw.Expr:
+    import narwhals as nw  # noqa: PLC0415
+
+    return ~nw.col("censored") & (nw.col("at_risk") <= 1)
 
 
 def _factor() -> nw.Expr:
     import narwhals as nw  # noqa: PLC0415
 
     return (
-        nw.when(nw.col("censored"))
+        nw.when(nw.col("censored") | (nw.col("at_risk") <= 1))
         .then(nw.lit(0.0))
-        .when(nw.col("at_risk") <= 1)
-        .then(nw.lit(_NEG))
         .otherwise((1 - 1 / nw.col("at_risk").clip(lower_bound=2)).log())
     )
 
 
-def _sorted_risk_sets(
-    frame: nw.DataFrame[Any], by: str, tag: tuple[str, int] | None
-) -> nw.LazyFrame[Any]:
-    """:func:`risk_sets` in memory: one sort, by one integer key (group number, then order).
+def _lookup(column: str, values: dict[int, int]) -> nw.Expr:
+    """A ``when/then`` chain of integer constants: for a handful of values, faster than a hash."""
+    import narwhals as nw  # noqa: PLC0415
 
-    The key carries the group, the dwell and the censoring, so only it and the other columns
-    the caller asked for are sorted; the rest is read back from it. Groups are numbered, so
-    every compare after the sort is between integers.
+    expr: Any = None
+    for key, value in values.items():
+        test = nw.col(column) == key
+        expr = (nw.when(test) if expr is None else expr.when(test)).then(nw.lit(value))
+    return (nw.lit(0) if expr is None else expr.otherwise(nw.lit(0))).cast(nw.Int64)
+
+
+def _sorted_risk_sets(frame: nw.DataFrame[Any], tag: tuple[str, int] | None) -> nw.LazyFrame[Any]:
+    """:func:`risk_sets` in memory: one sort, by one integer key (group, then order).
+
+    The key carries the group, the dwell, the censoring and the ``tag``, so only it and the
+    other columns the caller asked for are sorted; the rest is read back from it.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    used = {by, "entered_us", "exited_us", "censored", "order", "one"}
-    carried = [c for c in frame.columns if c not in used]
-    names = sorted(frame.get_column(by).unique().to_list())
-    if not names:
-        return frame.select(
-            by, *carried, censored=nw.col("censored"), duration_days=nw.lit(0.0),
-            at_risk=nw.col("one"), log_factor=nw.lit(0.0), log_survival=nw.lit(0.0),
-        ).lazy()  # fmt: skip
-    number = nw.col(by).replace_strict({n: i for i, n in enumerate(names)}, return_dtype=nw.Int64)
-    span = int(frame.select(nw.col("order").max()).item() or 0) + 1
+    used = {"group", "entered_us", "exited_us", "censored", "order", "one"}
     tag_name, tag_span = tag if tag is not None else ("", 1)
-    if len(names) * span * tag_span < _KEY_LIMIT:
-        key = number * span + nw.col("order")
+    carried = [c for c in frame.columns if c not in used and c != tag_name]
+    high, span = frame.select(nw.col("group").max(), nw.col("order").max()).row(0)
+    span = int(span or 0) + 1
+    group = nw.col("group").cast(nw.Int64)
+    if (int(high or 0) + 1) * span * tag_span < _KEY_LIMIT:
+        key = group * span + nw.col("order")
         if tag is not None:
-            key = key * tag_span + nw.col(tag_name).fill_null(value=0)
-        beside = [c for c in carried if c != tag_name]
-        ordered = frame.select(key.alias("key"), *beside).sort("key")
+            key = key * tag_span + nw.col(tag_name).cast(nw.Int64).fill_null(value=0)
+        ordered = frame.select(key.alias("key"), *carried).sort("key")
         rest = nw.col("key") // tag_span
-        group = rest // span
-        decoded = {"group": group, "order": rest - group * span}  # no % on pandas-arrow
+        number = rest // span
+        decoded = {"group": number, "order": rest - number * span}  # no % on pandas-arrow
         if tag is not None:
             decoded[tag_name] = nw.col("key") - rest * tag_span
-        ordered = ordered.with_columns(**decoded)
+        ordered = ordered.with_columns(**decoded).drop("key")
     else:  # too wide for one integer: sort by two columns
-        ordered = frame.select(number.alias("group"), "order", *carried).sort("group", "order")
+        beside = [tag_name] if tag is not None else []
+        ordered = frame.select(group.alias("group"), "order", *beside, *carried)
+        ordered = ordered.sort("group", "order")
     # the rows of group g end at ends[g]: a visit's risk set is the rows from it to there
-    sizes = dict(ordered.group_by("group").agg(nw.len()).rows())
     ends, total = {}, 0
-    for g in range(len(names)):
-        total += sizes.get(g, 0)
+    for g, size in sorted(ordered.group_by("group").agg(nw.len()).rows()):
+        total += size
         ends[g] = total
     ordered = ordered.with_row_index("index").with_columns(
         censored=nw.col("order") != (nw.col("order") // 2) * 2,
         first=(nw.col("group") != nw.col("group").shift(1)).fill_null(value=True),
-        at_risk=nw.col("group").replace_strict(ends, return_dtype=nw.Int64) - nw.col("index"),
+        at_risk=_lookup("group", ends) - nw.col("index"),
     )
-    ranked = ordered.with_columns(log_factor=_factor())
+    ranked = ordered.with_columns(log_factor=_factor(), emptied=_emptied())
     ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
-    columns = ["group", "order", *carried, "censored", "at_risk", "log_factor", "log_survival"]
-    label = nw.col("group").replace_strict(dict(enumerate(names)), return_dtype=frame.schema[by])
-    # lazy: a caller's filter runs first, so only the rows it keeps get a label and a duration
+    # lazy: a caller's filter runs first, so only the rows it keeps get a duration
     return (
-        ranked.select(*columns)
+        ranked.drop("index", "first")
         .lazy()
-        .with_columns(label.alias(by), duration_days=(nw.col("order") // 2) / DAY_US)
-        .drop("group", "order")
+        .with_columns(duration_days=(nw.col("order") // 2) / DAY_US)
+        .drop("order")
     )
 
 
-def km_medians(ranked: nw.LazyFrame[Any], by: str) -> nw.LazyFrame[Any]:
-    """Kaplan-Meier median dwell per group, from :func:`risk_sets`: ``by``, ``km_median_days``.
+def km_medians(ranked: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Kaplan-Meier median dwell per group, from :func:`risk_sets`: ``group``, ``km_median_days``.
 
     The median is the shortest dwell of an exit after which survival is one half or below.
     """
     import narwhals as nw  # noqa: PLC0415
 
+    half = nw.col("emptied") | (nw.col("log_survival").exp() <= HALF)
     return (
-        ranked.filter(~nw.col("censored") & (nw.col("log_survival").exp() <= HALF))
-        .group_by(by)
+        ranked.filter(~nw.col("censored") & half)
+        .group_by("group")
         .agg(nw.col("duration_days").min().alias("km_median_days"))
     )
