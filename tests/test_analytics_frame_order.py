@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -13,7 +14,7 @@ from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same
 from stagegate import analytics as an
 from stagegate.analytics import intervals, survival
 from stagegate.analytics._stats import beta_cdf, beta_quantile
-from stagegate.errors import StagegateError
+from stagegate.errors import StagegateError, UnknownStageError
 from test_analytics_properties import logs
 
 pl = pytest.importorskip("polars")
@@ -203,3 +204,44 @@ def test_an_unknown_or_empty_stage_is_refused_by_name(
     data = {"polars": data, "polars-lazy": data.lazy(), "pandas": data.to_pandas()}[backend]
     with pytest.raises(StagegateError, match=error):
         an.stage_intervals(data, KINDS, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("backend", ["polars", "pandas", "duckdb"])
+@pytest.mark.parametrize("metric", ["time_in_stage", "stage_probabilities"])
+def test_visits_of_another_process_are_refused_with_the_unknown_stage(
+    backend: str, metric: str
+) -> None:
+    # visits computed for a process with a stage "demo" that the caller's process lacks
+    visits = an.stage_intervals(frame(bare(edge_rows())), KINDS, as_of=AS_OF)
+    if backend == "pandas":
+        visits = visits.to_pandas()
+    elif backend == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        visits = duckdb.from_arrow(visits.to_arrow())
+    narrower = {s: k for s, k in KINDS.items() if s != "demo"}
+    with pytest.raises(UnknownStageError, match="demo"):
+        getattr(an, metric)(visits, narrower, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("backend", ["polars", "pandas"])
+def test_a_risk_set_that_empties_leaves_the_next_groups_survival_exact(backend: str) -> None:
+    day = 86_400_000_000
+    visits = pl.DataFrame(
+        {
+            "group": [0, 1, 1, 1, 1],
+            "entered_us": [0, 0, 0, 0, 0],
+            "exited_us": [3 * day, day, 2 * day, 3 * day, None],
+            "censored": [False, False, False, False, True],
+        }
+    )
+    native = visits if backend == "polars" else visits.to_pandas(use_pyarrow_extension_array=True)
+    ranked = survival.risk_sets(nw.from_native(native).lazy(), 10 * day).collect()
+    rows = sorted(ranked.rows(named=True), key=lambda r: (r["group"], r["duration_days"]))
+    assert [r["at_risk"] for r in rows] == [1, 4, 3, 2, 1]
+    assert [r["emptied"] for r in rows] == [True, False, False, False, False]
+    # group 0 emptied (survival zero): no huge number may leak into group 1's running sums
+    expected = [0.0, math.log(3 / 4), math.log(3 / 4 * 2 / 3), math.log(1 / 4), math.log(1 / 4)]
+    assert [r["log_survival"] for r in rows] == pytest.approx(expected, abs=1e-12)
+    km = dict(survival.km_medians(nw.from_native(native).lazy().pipe(
+        lambda f: survival.risk_sets(f, 10 * day))).collect().rows())  # fmt: skip
+    assert km == {0: 3.0, 1: 2.0}

@@ -461,13 +461,25 @@ def with_stage_codes(
 def with_stage_groups(
     frame: nw.LazyFrame[Any], codes: Mapping[str, str], stages: Sequence[str]
 ) -> nw.LazyFrame[Any]:
-    """Add ``{name: column}``: the position in ``stages`` of the (known) stage in ``column``.
+    """Add ``{name: column}``: the position in ``stages`` of the stage in ``column``.
 
     Grouping and sorting by these small integers is cheaper than by the stages' names. A
-    null stays null.
+    null stays null. On Polars and pandas an unknown stage raises narwhals'
+    ``InvalidOperationError`` (on Polars when the frame is collected); elsewhere it reads
+    as null.
     """
     import narwhals as nw  # noqa: PLC0415
 
+    if frame.implementation.is_polars():
+        import polars as pl  # noqa: PLC0415
+
+        # lazily: a column added to an eager frame of many chunks would copy the whole frame
+        enum = pl.Enum(list(stages))
+        native = frame.to_native().with_columns(
+            pl.col(column).cast(enum).to_physical().alias(name) for name, column in codes.items()
+        )
+        coded: nw.LazyFrame[Any] = nw.from_native(native).lazy()
+        return coded
     if sorts_in_memory(frame):
         return with_stage_codes(frame.collect(), codes, stages).lazy()
     ranks = {s: i for i, s in enumerate(stages)}

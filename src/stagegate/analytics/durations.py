@@ -36,7 +36,7 @@ the measured mean exactly; ``difference_days`` is shortcut minus measured.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -44,9 +44,16 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, with_stage_groups
-from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare, to_native
-from stagegate.analytics.outcomes import OutcomesLike
+from stagegate.analytics._table import DAY_US
+from stagegate.analytics.intervals import (
+    Prepared,
+    StageInterval,
+    by_kind,
+    coded_visits,
+    prepare,
+    to_native,
+)
+from stagegate.analytics.outcomes import KINDS, Outcomes, OutcomesLike
 from stagegate.analytics.survival import km_median, km_medians, risk_sets
 
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
@@ -133,15 +140,19 @@ def _km_median_days(visits: list[StageInterval], as_of: int) -> float | None:
     return None if median is None else median / DAY_US
 
 
-def _frame_stats(frame: Any, stages: Sequence[str], as_of: int) -> dict[tuple[str, str], Any]:
+def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, str], Any]:
     import narwhals as nw  # noqa: PLC0415
 
-    visits = narrowed(
+    stages = outcomes.stages
+    # stages and outcomes travel as small integers, never as names
+    visits = coded_visits(
         frame,
+        outcomes,
         (nw.col("kind") == "open") & ~nw.col("duration_days").is_null(),
-        ["stage", "outcome", "duration_days", "censored", "entered_us", "exited_us"],
+        {"group": "stage"},
+        ["group", "duration_days", "censored", "entered_us", "exited_us"],
+        final=by_kind("outcome"),
     )
-    visits = with_stage_groups(visits, {"group": "stage"}, stages)
     ranked = risk_sets(visits.select("group", "entered_us", "exited_us", "censored"), as_of)
     source = visits.with_columns(censored_n=nw.col("censored").cast(nw.Int64))
     aggs = [
@@ -153,14 +164,14 @@ def _frame_stats(frame: Any, stages: Sequence[str], as_of: int) -> dict[tuple[st
         nw.col("duration_days").quantile(0.9, interpolation="linear").alias("p90_days"),
     ]
     stats = {}
-    for row in collect_rows(source.group_by("group", "outcome").agg(*aggs)):
-        row["stage"] = stages[row.pop("group")]
-        stats[row["stage"], row["outcome"]] = row
+    for row in collect_rows(source.group_by("group", "final").agg(*aggs)):
+        stage, outcome = stages[row.pop("group")], KINDS[row.pop("final")]
+        stats[stage, outcome] = row
     km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked))}
     for row in collect_rows(source.group_by("group").agg(*aggs)):
         group = row.pop("group")
-        row["stage"], row["km_median_days"] = stages[group], km.get(group)
-        stats[row["stage"], "all"] = row
+        row["km_median_days"] = km.get(group)
+        stats[stages[group], "all"] = row
     return stats
 
 
@@ -192,7 +203,7 @@ def time_in_stage(
     if prepared.python is not None:
         stats = _python_stats(prepared.python, prepared.as_of_us)
     else:
-        stats = _frame_stats(prepared.frame, prepared.outcomes.stages, prepared.as_of_us)
+        stats = _frame_stats(prepared.frame, prepared.outcomes, prepared.as_of_us)
     return emit(prepared, _finish(stats, prepared), StageTime)
 
 

@@ -54,6 +54,7 @@ from stagegate.analytics._table import (
     python_rows,
     running,
     sorts_in_memory,
+    with_stage_groups,
 )
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
@@ -329,24 +330,37 @@ def _slice_intervals(
         if rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() < len(rows) - 1:
             return None
     moved = (nw.col("rank") != nw.col("rank").shift(1)).fill_null(value=True)
-    # the first row of a deal is at or before as_of if any is: ``first`` survives the filter
-    entries = rows.filter((nw.col("at_us") <= as_of) & (~nw.col("same") | moved))
+    # the first row of a deal is at or before as_of if any is: ``first`` survives the filter;
+    # only the columns used later are gathered, and the epoch microseconds are read back
+    # from ``at`` (no copy when it is in microseconds)
+    keep = rows.select(keep=(nw.col("at_us") <= as_of) & (~nw.col("same") | moved))["keep"]
+    entries = rows.select(*_GATHERED).filter(keep)
     last = nw.col("first").shift(-1).fill_null(value=True)
     entries = entries.with_columns(
         one=nw.lit(1, nw.Int64),
         first=~nw.col("same"),
         kind_code=by_code("rank", codes),
+        at_us=_epoch_us("at"),
     ).with_columns(last=last)
     entries = entries.with_columns(
         step=running("one", "first"),
         from_stage=nw.when(~nw.col("first")).then(nw.col("stage").shift(1)),
         exited_at=nw.when(~nw.col("last")).then(nw.col("at").shift(-1)),
-        exited_us=nw.when(~nw.col("last")).then(nw.col("at_us").shift(-1)),
         next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
         final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
         back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
-    )
+    ).with_columns(exited_us=_epoch_us("exited_at"))
     return _finish_visits(number_visits(entries), as_of).collect()
+
+
+_GATHERED = ("opportunity_id", "at", "stage", "rank", "same", "reason", "amount", "close_day")
+"""The columns of the log that the visits of a slice are computed from."""
+
+
+def _epoch_us(column: str) -> nw.Expr:
+    import narwhals as nw  # noqa: PLC0415
+
+    return nw.col(column).dt.timestamp("us").cast(nw.Int64)
 
 
 def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:
@@ -396,8 +410,8 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         nw.col("from_stage"),
         nw.col("at").alias("entered_at"),
         nw.col("exited_at"),
-        nw.col("at_us").alias("entered_us"),
-        nw.col("exited_us"),
+        _epoch_us("at").alias("entered_us"),
+        _epoch_us("exited_at").alias("exited_us"),
         nw.col("duration_days").cast(nw.Float64),
         nw.col("next_stage"),
         nw.col("censored"),
@@ -405,6 +419,21 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         nw.col("reason"),
         nw.col("amount"),
         nw.col("close_day"),
+    )
+
+
+def by_kind(column: str) -> nw.Expr:
+    """The :data:`KIND_CODE` of the kind names (``open``, ``won``, ``lost``) in ``column``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    name = nw.col(column)
+    return (
+        nw.when(name == "won")
+        .then(nw.lit(KIND_CODE["won"]))
+        .when(name == "lost")
+        .then(nw.lit(KIND_CODE["lost"]))
+        .otherwise(nw.lit(KIND_CODE["open"]))
+        .cast(nw.Int64)
     )
 
 
@@ -513,10 +542,48 @@ def _materialize(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     return frame
 
 
-def narrowed(frame: nw.LazyFrame[Any], predicate: nw.Expr, columns: list[str]) -> nw.LazyFrame[Any]:
-    """The rows and columns several aggregations read, computed once on in-memory backends."""
-    lazy = frame.filter(predicate).select(*columns)
+def narrowed(
+    frame: nw.LazyFrame[Any], predicate: nw.Expr, columns: list[str], **computed: nw.Expr
+) -> nw.LazyFrame[Any]:
+    """The rows and columns several aggregations read, computed once on in-memory backends.
+
+    Only these columns are gathered (``computed`` ones after the filter).
+    """
+    lazy = frame.filter(predicate).select(*columns, **computed)
     return lazy.collect().lazy() if sorts_in_memory(lazy) else lazy
+
+
+def coded_visits(
+    frame: nw.LazyFrame[Any],
+    outcomes: Outcomes,
+    predicate: nw.Expr,
+    codes: dict[str, str],
+    columns: list[str],
+    **computed: nw.Expr,
+) -> nw.LazyFrame[Any]:
+    """:func:`narrowed` visits with stage columns replaced by their positions (``codes``).
+
+    Raises:
+        UnknownStageError: a stage in one of the coded columns is not one of ``outcomes``
+            (a frame of visits computed for another process).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    def check() -> None:
+        seen: set[str] = set()
+        for column in codes.values():
+            values = frame.select(column).unique().collect().get_column(column)
+            seen.update(v for v in values.to_list() if isinstance(v, str))
+        outcomes.check(sorted(seen))
+
+    if not sorts_in_memory(frame):  # there an unknown stage would read as null: look first
+        check()
+    try:
+        return narrowed(with_stage_groups(frame, codes, outcomes.stages), predicate, columns,
+                        **computed)  # fmt: skip
+    except nw.exceptions.InvalidOperationError:
+        check()
+        raise
 
 
 def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:

@@ -47,9 +47,15 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
-from stagegate.analytics._table import with_stage_groups
-from stagegate.analytics.intervals import Prepared, StageInterval, narrowed, prepare
-from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
+from stagegate.analytics.intervals import (
+    KIND_CODE,
+    Prepared,
+    StageInterval,
+    by_kind,
+    coded_visits,
+    prepare,
+)
+from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.survival import _log_factor, risk_sets
 
 __all__ = [
@@ -175,8 +181,7 @@ def bin_expr(column: str, bins: Sequence[float]) -> Any:
     return expr.otherwise(nw.lit(0)).cast(nw.Int64)
 
 
-_COUNTED = ["stage", "outcome", "visit", "next_stage", "duration_days", "censored", "entered_us",
-            "exited_us"]  # fmt: skip
+_COUNTED = ["group", "visit", "next_rank", "duration_days", "censored", "entered_us", "exited_us"]
 """The columns of the visits that the counts read."""
 
 
@@ -187,22 +192,28 @@ def counts_frame(
     import narwhals as nw  # noqa: PLC0415
 
     stages = outcomes.stages
-    open_visits = with_stage_groups(
-        narrowed(frame, nw.col("kind") == "open", _COUNTED),
+    # stages and outcomes travel as small integers, never as names
+    open_visits = coded_visits(
+        frame,
+        outcomes,
+        nw.col("kind") == "open",
         {"group": "stage", "next_rank": "next_stage"},
-        stages,
+        _COUNTED,
+        final=by_kind("outcome"),
     )
     reached = collect_rows(
         open_visits.filter(nw.col("visit") == 1)
-        .group_by("group", "outcome")
+        .group_by("group", "final")
         .agg(nw.col("visit").count().alias("n"))
     )
     dwell_rows = []
     if dwell:
         dwell_rows = collect_rows(
-            open_visits.filter((nw.col("outcome") != "open") & ~nw.col("duration_days").is_null())
+            open_visits.filter(
+                (nw.col("final") != KIND_CODE["open"]) & ~nw.col("duration_days").is_null()
+            )
             .with_columns(bin=bin_expr("duration_days", bins))
-            .group_by("group", "bin", "outcome")
+            .group_by("group", "bin", "final")
             .agg(nw.col("visit").count().alias("n"))
         )
     # the destination travels through the risk-set sort as its position: packed in the key
@@ -224,9 +235,9 @@ def counts_frame(
     )
     moves = {(stages[r["group"]], stages[r["next_rank"]]): r for r in incidence}
     return Counts(
-        {(stages[r["group"]], r["outcome"]): int(r["n"]) for r in reached},
+        {(stages[r["group"]], KINDS[r["final"]]): int(r["n"]) for r in reached},
         {key: int(r["n"]) for key, r in moves.items()},
-        {(stages[r["group"]], int(r["bin"]), r["outcome"]): int(r["n"]) for r in dwell_rows},
+        {(stages[r["group"]], int(r["bin"]), KINDS[r["final"]]): int(r["n"]) for r in dwell_rows},
         {key: float(r["cif"]) for key, r in moves.items()},
     )
 

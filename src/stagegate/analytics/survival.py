@@ -88,32 +88,38 @@ def risk_sets(
 
     ``group`` holds small non-negative integers (stage positions): each group is a risk set,
     its rows ordered by :func:`dwell_order`. The result has ``group``, ``duration_days``,
-    ``censored``, any other column of ``visits`` except the instants, and ``at_risk``
-    (visits still in the stage, this one included), ``log_factor`` (``log(1 - 1/at_risk)``
-    for an exit, 0 for a censored visit), ``log_survival`` (the running sum of ``log_factor``:
-    survival just after this row is its exponential) and ``emptied`` (an exit that leaves no
-    one at risk: survival falls to zero there; its ``log_factor`` is 0, so that running sums
-    stay finite).
+    ``censored``, ``at_risk`` (visits still in the stage, this one included),
+    ``log_factor`` (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit),
+    ``log_survival`` (the running sum of ``log_factor``: survival just after this row is its
+    exponential) and ``emptied`` (an exit that leaves no one at risk: survival falls to zero
+    there; its ``log_factor`` is 0, so that running sums stay finite).
 
-    ``tag``: a column of small integers ``0 <= value < span`` (nulls read back as 0) that in
-    memory travels packed into the sort key instead of beside it.
+    ``tag``: the name of a further column of small integers ``0 <= value < span`` (nulls
+    read back as 0), kept in the result; in memory it travels packed into the sort key.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    keyed = visits.with_columns(order=dwell_order(as_of), one=nw.lit(1, nw.Int64))
     if sorts_in_memory(visits):
-        return _sorted_risk_sets(keyed.collect(), tag)
+        return _sorted_risk_sets(visits, as_of, tag)
+    kept = [tag[0]] if tag is not None else []
     # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
-    windowed = keyed.with_columns(
+    windowed = visits.select(
+        "group",
+        "censored",
+        *kept,
+        order=dwell_order(as_of),
+        one=nw.lit(1, nw.Int64),
+    ).with_columns(
         duration_days=(nw.col("order") // 2) / DAY_US,
         at_risk=nw.col("one").sum().over("group")
         - nw.col("one").cum_sum().over("group", order_by="order")
         + 1,
-    ).with_columns(log_factor=_factor(), emptied=_emptied())
+    )
+    windowed = windowed.with_columns(log_factor=_factor(), emptied=_emptied())
     windowed = windowed.with_columns(
         log_survival=nw.col("log_factor").cum_sum().over("group", order_by="order")
     )
-    return windowed.drop("order", "one", "entered_us", "exited_us")
+    return windowed.drop("order", "one")
 
 
 def _emptied() -> nw.Expr:
@@ -143,35 +149,42 @@ def _lookup(column: str, values: dict[int, int]) -> nw.Expr:
     return (nw.lit(0) if expr is None else expr.otherwise(nw.lit(0))).cast(nw.Int64)
 
 
-def _sorted_risk_sets(frame: nw.DataFrame[Any], tag: tuple[str, int] | None) -> nw.LazyFrame[Any]:
+def _sorted_risk_sets(
+    visits: nw.LazyFrame[Any], as_of: int, tag: tuple[str, int] | None
+) -> nw.LazyFrame[Any]:
     """:func:`risk_sets` in memory: one sort, by one integer key (group, then order).
 
-    The key carries the group, the dwell, the censoring and the ``tag``, so only it and the
-    other columns the caller asked for are sorted; the rest is read back from it.
+    The key carries the group, the dwell, the censoring and the ``tag``; only it is made and
+    sorted, and the rest is read back from it.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    used = {"group", "entered_us", "exited_us", "censored", "order", "one"}
     tag_name, tag_span = tag if tag is not None else ("", 1)
-    carried = [c for c in frame.columns if c not in used and c != tag_name]
-    high, span = frame.select(nw.col("group").max(), nw.col("order").max()).row(0)
-    span = int(span or 0) + 1
+    bounds = visits.select(nw.len(), nw.col("group").max(), dwell_order(as_of).max())
+    count, high, longest = bounds.collect().row(0)
+    if not count:  # nothing at risk (and pandas' max of nothing is not a number)
+        kept = [tag_name] if tag is not None else []
+        return visits.select(
+            "group", "censored", *kept, duration_days=nw.lit(0.0), at_risk=nw.lit(1),
+            log_factor=nw.lit(0.0), emptied=nw.col("censored"), log_survival=nw.lit(0.0),
+        )  # fmt: skip
+    span = int(longest) + 1
     group = nw.col("group").cast(nw.Int64)
-    if (int(high or 0) + 1) * span * tag_span < _KEY_LIMIT:
-        key = group * span + nw.col("order")
+    if (int(high) + 1) * span * tag_span < _KEY_LIMIT:
+        key = group * span + dwell_order(as_of)
         if tag is not None:
             key = key * tag_span + nw.col(tag_name).cast(nw.Int64).fill_null(value=0)
-        ordered = frame.select(key.alias("key"), *carried).sort("key")
+        ordered = visits.select(key.alias("key")).collect().sort("key")
         rest = nw.col("key") // tag_span
         number = rest // span
         decoded = {"group": number, "order": rest - number * span}  # no % on pandas-arrow
         if tag is not None:
             decoded[tag_name] = nw.col("key") - rest * tag_span
-        ordered = ordered.with_columns(**decoded).drop("key")
+        ordered = ordered.select(**decoded)
     else:  # too wide for one integer: sort by two columns
         beside = [tag_name] if tag is not None else []
-        ordered = frame.select(group.alias("group"), "order", *beside, *carried)
-        ordered = ordered.sort("group", "order")
+        pairs = visits.select(group.alias("group"), dwell_order(as_of).alias("order"), *beside)
+        ordered = pairs.collect().sort("group", "order")
     # the rows of group g end at ends[g]: a visit's risk set is the rows from it to there
     ends, total = {}, 0
     for g, size in sorted(ordered.group_by("group").agg(nw.len()).rows()):
@@ -182,11 +195,11 @@ def _sorted_risk_sets(frame: nw.DataFrame[Any], tag: tuple[str, int] | None) -> 
         first=(nw.col("group") != nw.col("group").shift(1)).fill_null(value=True),
         at_risk=_lookup("group", ends) - nw.col("index"),
     )
-    ranked = ordered.with_columns(log_factor=_factor(), emptied=_emptied())
+    ranked = ordered.drop("index").with_columns(log_factor=_factor(), emptied=_emptied())
     ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
     # lazy: a caller's filter runs first, so only the rows it keeps get a duration
     return (
-        ranked.drop("index", "first")
+        ranked.drop("first")
         .lazy()
         .with_columns(duration_days=(nw.col("order") // 2) / DAY_US)
         .drop("order")
