@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stagegate.analytics._table import DAY_US, running, sorts_in_memory
+from stagegate.analytics._table import DAY_US, sorts_in_memory
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -138,31 +138,23 @@ def _factor() -> nw.Expr:
     )
 
 
-def _lookup(column: str, values: dict[int, int]) -> nw.Expr:
-    """A ``when/then`` chain of integer constants: for a handful of values, faster than a hash."""
-    import narwhals as nw  # noqa: PLC0415
-
-    expr: Any = None
-    for key, value in values.items():
-        test = nw.col(column) == key
-        expr = (nw.when(test) if expr is None else expr.when(test)).then(nw.lit(value))
-    return (nw.lit(0) if expr is None else expr.otherwise(nw.lit(0))).cast(nw.Int64)
-
-
 def _sorted_risk_sets(
     visits: nw.LazyFrame[Any], as_of: int, tag: tuple[str, int] | None
 ) -> nw.LazyFrame[Any]:
     """:func:`risk_sets` in memory: one sort, by one integer key (group, then order).
 
     The key carries the group, the dwell, the censoring and the ``tag``; only it is made and
-    sorted, and the rest is read back from it.
+    sorted. Each group is then a run of the sorted keys, worked on as a slice of its own:
+    its visits at risk are its size less the row's position, and its running sums need no
+    restart.
     """
     import narwhals as nw  # noqa: PLC0415
 
     tag_name, tag_span = tag if tag is not None else ("", 1)
-    bounds = visits.select(nw.len(), nw.col("group").max(), dwell_order(as_of).max())
-    count, high, longest = bounds.collect().row(0)
-    if not count:  # nothing at risk (and pandas' max of nothing is not a number)
+    bounds = visits.select(nw.col("group").max(), dwell_order(as_of).max())
+    high, longest = bounds.collect().row(0)
+    sizes = dict(visits.group_by("group").agg(nw.len()).collect().rows())
+    if not sizes:  # nothing at risk (and pandas' max of nothing is not a number)
         kept = [tag_name] if tag is not None else []
         return visits.select(
             "group", "censored", *kept, duration_days=nw.lit(0.0), at_risk=nw.lit(1),
@@ -170,36 +162,37 @@ def _sorted_risk_sets(
         )  # fmt: skip
     span = int(longest) + 1
     group = nw.col("group").cast(nw.Int64)
-    if (int(high) + 1) * span * tag_span < _KEY_LIMIT:
+    wide = (int(high) + 1) * span * tag_span >= _KEY_LIMIT
+    if wide:  # too wide for one integer: sort by two columns
+        beside = [tag_name] if tag is not None else []
+        pairs = visits.select(group.alias("group"), dwell_order(as_of).alias("order"), *beside)
+        ordered = pairs.collect().sort("group", "order")
+    else:
         key = group * span + dwell_order(as_of)
         if tag is not None:
             key = key * tag_span + nw.col(tag_name).cast(nw.Int64).fill_null(value=0)
         ordered = visits.select(key.alias("key")).collect().sort("key")
-        rest = nw.col("key") // tag_span
-        number = rest // span
-        decoded = {"group": number, "order": rest - number * span}  # no % on pandas-arrow
-        if tag is not None:
-            decoded[tag_name] = nw.col("key") - rest * tag_span
-        ordered = ordered.select(**decoded)
-    else:  # too wide for one integer: sort by two columns
-        beside = [tag_name] if tag is not None else []
-        pairs = visits.select(group.alias("group"), dwell_order(as_of).alias("order"), *beside)
-        ordered = pairs.collect().sort("group", "order")
-    # the rows of group g end at ends[g]: a visit's risk set is the rows from it to there
-    ends, total = {}, 0
-    for g, size in sorted(ordered.group_by("group").agg(nw.len()).rows()):
-        total += size
-        ends[g] = total
-    ordered = ordered.with_row_index("index").with_columns(
-        censored=nw.col("order") != (nw.col("order") // 2) * 2,
-        first=(nw.col("group") != nw.col("group").shift(1)).fill_null(value=True),
-        at_risk=_lookup("group", ends) - nw.col("index"),
-    )
-    ranked = ordered.drop("index").with_columns(log_factor=_factor(), emptied=_emptied())
-    ranked = ranked.with_columns(log_survival=running("log_factor", "first"))
+    parts, start = [], 0
+    for g in sorted(sizes):
+        size = int(sizes[g])
+        part = ordered[start : start + size]
+        start += size
+        if not wide:  # read the order (and the tag) back from the key
+            rest = nw.col("key") // tag_span
+            decoded = {"order": rest - g * span}
+            if tag is not None:
+                decoded[tag_name] = nw.col("key") - rest * tag_span
+            part = part.select(**decoded)
+        part = part.with_row_index("index").with_columns(
+            group=nw.lit(g, nw.Int64),
+            censored=nw.col("order") != (nw.col("order") // 2) * 2,
+            at_risk=size - nw.col("index"),
+        )
+        part = part.with_columns(log_factor=_factor(), emptied=_emptied())
+        parts.append(part.with_columns(log_survival=nw.col("log_factor").cum_sum()).drop("index"))
     # lazy: a caller's filter runs first, so only the rows it keeps get a duration
     return (
-        ranked.drop("first")
+        nw.concat(parts)
         .lazy()
         .with_columns(duration_days=(nw.col("order") // 2) / DAY_US)
         .drop("order")
