@@ -229,19 +229,19 @@ def test_a_risk_set_that_empties_leaves_the_next_groups_survival_exact(backend: 
     visits = pl.DataFrame(
         {
             "group": [0, 1, 1, 1, 1],
-            "entered_us": [0, 0, 0, 0, 0],
-            "exited_us": [3 * day, day, 2 * day, 3 * day, None],
+            "dwell_us": [3 * day, day, 2 * day, 3 * day, 10 * day],
             "censored": [False, False, False, False, True],
         }
     )
     native = visits if backend == "polars" else visits.to_pandas(use_pyarrow_extension_array=True)
-    ranked = survival.risk_sets(nw.from_native(native).lazy(), 10 * day).collect()
+    ranked = survival.risk_sets(nw.from_native(native).lazy()).collect()
     rows = sorted(ranked.rows(named=True), key=lambda r: (r["group"], r["duration_days"]))
     assert [r["at_risk"] for r in rows] == [1, 4, 3, 2, 1]
     assert [r["emptied"] for r in rows] == [True, False, False, False, False]
     # group 0 emptied (survival zero): no huge number may leak into group 1's running sums
     expected = [0.0, math.log(3 / 4), math.log(3 / 4 * 2 / 3), math.log(1 / 4), math.log(1 / 4)]
     assert [r["log_survival"] for r in rows] == pytest.approx(expected, abs=1e-12)
-    km = dict(survival.km_medians(nw.from_native(native).lazy().pipe(
-        lambda f: survival.risk_sets(f, 10 * day))).collect().rows())  # fmt: skip
+    km = dict(
+        survival.km_medians(survival.risk_sets(nw.from_native(native).lazy())).collect().rows()
+    )
     assert km == {0: 3.0, 1: 2.0}

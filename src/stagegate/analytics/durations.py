@@ -54,7 +54,7 @@ from stagegate.analytics.intervals import (
     to_native,
 )
 from stagegate.analytics.outcomes import KINDS, Outcomes, OutcomesLike
-from stagegate.analytics.survival import km_median, km_medians, risk_sets
+from stagegate.analytics.survival import dwell_us, km_median, km_medians, risk_sets
 
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
 
@@ -150,28 +150,36 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
         outcomes,
         (nw.col("kind") == "open") & ~nw.col("duration_days").is_null(),
         {"group": "stage"},
-        ["group", "duration_days", "censored", "entered_us", "exited_us"],
+        ["group", "censored"],
         final=by_kind("outcome"),
+        dwell_us=dwell_us(as_of),
+        censored_n=nw.col("censored").cast(nw.Int8),
     )
-    ranked = risk_sets(visits.select("group", "entered_us", "exited_us", "censored"), as_of)
-    source = visits.with_columns(censored_n=nw.col("censored").cast(nw.Int64))
+    ranked = risk_sets(visits.select("group", "dwell_us", "censored"))
+    dwell = nw.col("dwell_us")  # in microseconds: days once aggregated
     aggs = [
-        nw.col("duration_days").count().alias("visits"),
+        nw.len().alias("visits"),
         nw.col("censored_n").sum().alias("censored"),
-        nw.col("duration_days").mean().alias("mean_days"),
-        nw.col("duration_days").median().alias("median_days"),
-        nw.col("duration_days").quantile(0.75, interpolation="linear").alias("p75_days"),
-        nw.col("duration_days").quantile(0.9, interpolation="linear").alias("p90_days"),
+        dwell.mean().alias("mean_days"),
+        dwell.median().alias("median_days"),
+        dwell.quantile(0.75, interpolation="linear").alias("p75_days"),
+        dwell.quantile(0.9, interpolation="linear").alias("p90_days"),
     ]
+
+    def in_days(row: dict[str, Any]) -> dict[str, Any]:
+        for name in ("mean_days", "median_days", "p75_days", "p90_days"):
+            row[name] = None if row[name] is None else row[name] / DAY_US
+        return row
+
     stats = {}
-    for row in collect_rows(source.group_by("group", "final").agg(*aggs)):
+    for row in collect_rows(visits.group_by("group", "final").agg(*aggs)):
         stage, outcome = stages[row.pop("group")], KINDS[row.pop("final")]
-        stats[stage, outcome] = row
+        stats[stage, outcome] = in_days(row)
     km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked))}
-    for row in collect_rows(source.group_by("group").agg(*aggs)):
+    for row in collect_rows(visits.group_by("group").agg(*aggs)):
         group = row.pop("group")
         row["km_median_days"] = km.get(group)
-        stats[stages[group], "all"] = row
+        stats[stages[group], "all"] = in_days(row)
     return stats
 
 

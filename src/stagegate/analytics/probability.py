@@ -56,7 +56,7 @@ from stagegate.analytics.intervals import (
     prepare,
 )
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.survival import _log_factor, risk_sets
+from stagegate.analytics.survival import _log_factor, dwell_us, risk_sets
 
 __all__ = [
     "DEFAULT_BINS",
@@ -181,7 +181,7 @@ def bin_expr(column: str, bins: Sequence[float]) -> Any:
     return expr.otherwise(nw.lit(0)).cast(nw.Int64)
 
 
-_COUNTED = ["group", "visit", "next_rank", "duration_days", "censored", "entered_us", "exited_us"]
+_COUNTED = ["group", "visit", "next_rank", "duration_days", "censored"]
 """The columns of the visits that the counts read."""
 
 
@@ -200,6 +200,7 @@ def counts_frame(
         {"group": "stage", "next_rank": "next_stage"},
         _COUNTED,
         final=by_kind("outcome"),
+        dwell_us=dwell_us(as_of),
     )
     reached = collect_rows(
         open_visits.filter(nw.col("visit") == 1)
@@ -219,9 +220,8 @@ def counts_frame(
     # the destination travels through the risk-set sort as its position: packed in the key
     ranked = risk_sets(
         open_visits.filter(~nw.col("duration_days").is_null()).select(
-            "group", "entered_us", "exited_us", "censored", "next_rank"
+            "group", "dwell_us", "censored", "next_rank"
         ),
-        as_of,
         tag=("next_rank", len(stages)),
     )
     # every exit (not censored) of an open stage has a next stage: the exits are the moves

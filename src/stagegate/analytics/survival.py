@@ -28,7 +28,7 @@ from stagegate.analytics._table import DAY_US, sorts_in_memory
 if TYPE_CHECKING:
     import narwhals as nw
 
-__all__ = ["HALF", "dwell_order", "km_curve", "km_median", "km_medians", "risk_sets"]
+__all__ = ["HALF", "dwell_order", "dwell_us", "km_curve", "km_median", "km_medians", "risk_sets"]
 
 HALF = 0.5 + 1e-9
 """Survival at or below this counts as "half have left" (tolerates float rounding)."""
@@ -68,23 +68,29 @@ def km_median(durations: Sequence[float], exited: Sequence[bool]) -> float | Non
     return None
 
 
-def dwell_order(as_of: int) -> nw.Expr:
+def dwell_us(as_of: int) -> nw.Expr:
+    """The exact dwell of a visit in microseconds: to ``exited_us``, or to ``as_of``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    return nw.col("exited_us").fill_null(value=as_of) - nw.col("entered_us")
+
+
+def dwell_order() -> nw.Expr:
     """The order of visits in a risk set as one integer: dwell, then exits before censorings.
 
-    Twice the exact dwell in microseconds (to ``exited_us``, or to ``as_of`` while still in
-    the stage), plus one for a censored visit. One integer key sorts several times faster
-    than the pair ``(duration_days, censored)`` and never rounds two dwells together.
+    Twice the exact dwell in microseconds (column ``dwell_us``, see :func:`dwell_us`), plus
+    one for a censored visit. One integer key sorts several times faster than the pair
+    ``(duration_days, censored)`` and never rounds two dwells together.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    dwell = nw.col("exited_us").fill_null(value=as_of) - nw.col("entered_us")
-    return dwell * 2 + nw.col("censored").cast(nw.Int64)
+    return nw.col("dwell_us") * 2 + nw.col("censored").cast(nw.Int64)
 
 
 def risk_sets(
-    visits: nw.LazyFrame[Any], as_of: int, *, tag: tuple[str, int] | None = None
+    visits: nw.LazyFrame[Any], *, tag: tuple[str, int] | None = None
 ) -> nw.LazyFrame[Any]:
-    """The product-limit columns of visits (``group``, ``entered_us``, ``exited_us``, ``censored``).
+    """The product-limit columns of visits (``group``, ``dwell_us``, ``censored``).
 
     ``group`` holds small non-negative integers (stage positions): each group is a risk set,
     its rows ordered by :func:`dwell_order`. The result has ``group``, ``duration_days``,
@@ -100,14 +106,14 @@ def risk_sets(
     import narwhals as nw  # noqa: PLC0415
 
     if sorts_in_memory(visits):
-        return _sorted_risk_sets(visits, as_of, tag)
+        return _sorted_risk_sets(visits, tag)
     kept = [tag[0]] if tag is not None else []
     # narwhals' cum_count over an ordered window is wrong on pandas: sum ones instead
     windowed = visits.select(
         "group",
         "censored",
         *kept,
-        order=dwell_order(as_of),
+        order=dwell_order(),
         one=nw.lit(1, nw.Int64),
     ).with_columns(
         duration_days=(nw.col("order") // 2) / DAY_US,
@@ -138,9 +144,7 @@ def _factor() -> nw.Expr:
     )
 
 
-def _sorted_risk_sets(
-    visits: nw.LazyFrame[Any], as_of: int, tag: tuple[str, int] | None
-) -> nw.LazyFrame[Any]:
+def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) -> nw.LazyFrame[Any]:
     """:func:`risk_sets` in memory: one sort, by one integer key (group, then order).
 
     The key carries the group, the dwell, the censoring and the ``tag``; only it is made and
@@ -151,7 +155,7 @@ def _sorted_risk_sets(
     import narwhals as nw  # noqa: PLC0415
 
     tag_name, tag_span = tag if tag is not None else ("", 1)
-    bounds = visits.select(nw.col("group").max(), dwell_order(as_of).max())
+    bounds = visits.select(nw.col("group").max(), dwell_order().max())
     high, longest = bounds.collect().row(0)
     sizes = dict(visits.group_by("group").agg(nw.len()).collect().rows())
     if not sizes:  # nothing at risk (and pandas' max of nothing is not a number)
@@ -165,10 +169,10 @@ def _sorted_risk_sets(
     wide = (int(high) + 1) * span * tag_span >= _KEY_LIMIT
     if wide:  # too wide for one integer: sort by two columns
         beside = [tag_name] if tag is not None else []
-        pairs = visits.select(group.alias("group"), dwell_order(as_of).alias("order"), *beside)
+        pairs = visits.select(group.alias("group"), dwell_order().alias("order"), *beside)
         ordered = pairs.collect().sort("group", "order")
     else:
-        key = group * span + dwell_order(as_of)
+        key = group * span + dwell_order()
         if tag is not None:
             key = key * tag_span + nw.col(tag_name).cast(nw.Int64).fill_null(value=0)
         ordered = visits.select(key.alias("key")).collect().sort("key")
