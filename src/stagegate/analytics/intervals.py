@@ -433,7 +433,7 @@ def by_kind(column: str) -> nw.Expr:
         .when(name == "lost")
         .then(nw.lit(KIND_CODE["lost"]))
         .otherwise(nw.lit(KIND_CODE["open"]))
-        .cast(nw.Int64)
+        .cast(nw.Int8)
     )
 
 

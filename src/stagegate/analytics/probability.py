@@ -227,8 +227,10 @@ def counts_frame(
     # every exit (not censored) of an open stage has a next stage: the exits are the moves
     incidence = collect_rows(
         ranked.filter(~nw.col("censored"))
-        .with_columns(
-            share=(nw.col("log_survival") - nw.col("log_factor")).exp() / nw.col("at_risk")
+        .with_columns(  # S(t-) / n, with S(t) = S(t-) * (1 - 1/n) unless the exit empties
+            share=nw.when(nw.col("emptied"))
+            .then(nw.col("log_survival").exp())
+            .otherwise(nw.col("log_survival").exp() / (nw.col("at_risk") - 1))
         )
         .group_by("group", "next_rank")
         .agg(nw.col("share").sum().alias("cif"), nw.len().alias("n"))

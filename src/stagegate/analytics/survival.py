@@ -95,10 +95,9 @@ def risk_sets(
     ``group`` holds small non-negative integers (stage positions): each group is a risk set,
     its rows ordered by :func:`dwell_order`. The result has ``group``, ``duration_days``,
     ``censored``, ``at_risk`` (visits still in the stage, this one included),
-    ``log_factor`` (``log(1 - 1/at_risk)`` for an exit, 0 for a censored visit),
-    ``log_survival`` (the running sum of ``log_factor``: survival just after this row is its
-    exponential) and ``emptied`` (an exit that leaves no one at risk: survival falls to zero
-    there; its ``log_factor`` is 0, so that running sums stay finite).
+    ``log_survival`` (the running sum of ``log(1 - 1/at_risk)`` over exits: survival just
+    after this row is its exponential) and ``emptied`` (an exit that leaves no one at risk:
+    survival falls to zero there, which the running sum leaves out to stay finite).
 
     ``tag``: the name of a further column of small integers ``0 <= value < span`` (nulls
     read back as 0), kept in the result; in memory it travels packed into the sort key.
@@ -125,7 +124,7 @@ def risk_sets(
     windowed = windowed.with_columns(
         log_survival=nw.col("log_factor").cum_sum().over("group", order_by="order")
     )
-    return windowed.drop("order", "one")
+    return windowed.drop("order", "one", "log_factor")
 
 
 def _emptied() -> nw.Expr:
@@ -158,18 +157,17 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
     bounds = visits.select(nw.col("group").max(), dwell_order().max())
     high, longest = bounds.collect().row(0)
     sizes = dict(visits.group_by("group").agg(nw.len()).collect().rows())
+    kept = [tag_name] if tag is not None else []
     if not sizes:  # nothing at risk (and pandas' max of nothing is not a number)
-        kept = [tag_name] if tag is not None else []
         return visits.select(
             "group", "censored", *kept, duration_days=nw.lit(0.0), at_risk=nw.lit(1),
-            log_factor=nw.lit(0.0), emptied=nw.col("censored"), log_survival=nw.lit(0.0),
+            emptied=nw.col("censored"), log_survival=nw.lit(0.0),
         )  # fmt: skip
     span = int(longest) + 1
     group = nw.col("group").cast(nw.Int64)
     wide = (int(high) + 1) * span * tag_span >= _KEY_LIMIT
     if wide:  # too wide for one integer: sort by two columns
-        beside = [tag_name] if tag is not None else []
-        pairs = visits.select(group.alias("group"), dwell_order().alias("order"), *beside)
+        pairs = visits.select(group.alias("group"), dwell_order().alias("order"), *kept)
         ordered = pairs.collect().sort("group", "order")
     else:
         key = group * span + dwell_order()
@@ -187,13 +185,14 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
             if tag is not None:
                 decoded[tag_name] = nw.col("key") - rest * tag_span
             part = part.select(**decoded)
-        part = part.with_row_index("index").with_columns(
+        part = part.with_row_index("index").select(
+            "order",
+            *kept,
             group=nw.lit(g, nw.Int64),
             censored=nw.col("order") != (nw.col("order") // 2) * 2,
             at_risk=size - nw.col("index"),
         )
-        part = part.with_columns(log_factor=_factor(), emptied=_emptied())
-        parts.append(part.with_columns(log_survival=nw.col("log_factor").cum_sum()).drop("index"))
+        parts.append(part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum()))
     # lazy: a caller's filter runs first, so only the rows it keeps get a duration
     return (
         nw.concat(parts)
