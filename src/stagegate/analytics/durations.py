@@ -155,7 +155,6 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
         dwell_us=dwell_us(as_of),
         censored_n=nw.col("censored").cast(nw.Int8),
     )
-    ranked = risk_sets(visits.select("group", "dwell_us", "censored"))
     dwell = nw.col("dwell_us")  # in microseconds: days once aggregated
     aggs = [
         nw.len().alias("visits"),
@@ -175,11 +174,12 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
     for row in collect_rows(visits.group_by("group", "final").agg(*aggs)):
         stage, outcome = stages[row.pop("group")], KINDS[row.pop("final")]
         stats[stage, outcome] = in_days(row)
-    km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked))}
     for row in collect_rows(visits.group_by("group").agg(*aggs)):
-        group = row.pop("group")
-        row["km_median_days"] = km.get(group)
-        stats[stages[group], "all"] = in_days(row)
+        stats[stages[row.pop("group")], "all"] = in_days(row)
+    # after the quantiles: the memory they took is free again for the risk sets
+    ranked = risk_sets(visits.select("group", "dwell_us", "censored"))
+    for row in collect_rows(km_medians(ranked)):
+        stats[stages[row["group"]], "all"]["km_median_days"] = row["km_median_days"]
     return stats
 
 

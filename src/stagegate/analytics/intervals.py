@@ -271,7 +271,7 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     return (visits[0] if len(visits) == 1 else nw.concat(visits)).lazy()
 
 
-SLICE_ROWS = 1 << 20
+SLICE_ROWS = 1 << 19
 """Rows of the log turned into visits at a time: bounds the working memory, not the speed."""
 
 
