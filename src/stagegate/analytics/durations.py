@@ -35,8 +35,9 @@ the measured mean exactly; ``difference_days`` is shortcut minus measured.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -44,7 +45,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US
+from stagegate.analytics._table import DAY_US, sorts_in_memory
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -155,6 +156,8 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
         dwell_us=dwell_us(as_of),
         censored_n=nw.col("censored").cast(nw.Int8),
     )
+    if sorts_in_memory(visits):
+        return _sorted_stats(visits, stages)
     dwell = nw.col("dwell_us")  # in microseconds: days once aggregated
     aggs = [
         nw.len().alias("visits"),
@@ -181,6 +184,54 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
     for row in collect_rows(km_medians(ranked)):
         stats[stages[row["group"]], "all"]["km_median_days"] = row["km_median_days"]
     return stats
+
+
+def _sorted_stats(visits: Any, stages: Sequence[str]) -> dict[tuple[str, str], Any]:
+    """:func:`_frame_stats` in memory: every figure read off the one risk-set sort.
+
+    There the visits of a stage come in one run, ordered by dwell: its quantiles are values
+    at known positions, and an outcome's visits are the rows of the run that carry it.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    lazy = risk_sets(
+        visits.select("group", "dwell_us", "censored", "final"), tag=("final", len(KINDS))
+    )
+    ranked = lazy.collect()
+    km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked.lazy()))}
+    stats: dict[tuple[str, str], Any] = {}
+    start = 0
+    for group, size in sorted(ranked.group_by("group").agg(nw.len()).rows()):
+        run = ranked[start : start + size].select("final", "censored", "duration_days")
+        start += size
+        stats[stages[group], "all"] = _ordered_summary(run) | {"km_median_days": km.get(group)}
+        for code, outcome in enumerate(KINDS):
+            rows = run.filter(nw.col("final") == code)
+            if len(rows):
+                stats[stages[group], outcome] = _ordered_summary(rows)
+    return stats
+
+
+def _ordered_summary(run: Any) -> dict[str, Any]:
+    """Count, censored, mean and quantiles of visits ordered by ``duration_days``."""
+    days = run.get_column("duration_days")
+    n = len(days)
+
+    def at(q: float) -> float:
+        position = q * (n - 1)
+        low = math.floor(position)
+        high = min(low + 1, n - 1)
+        value, upper = float(days.item(low)), float(days.item(high))
+        return value + (position - low) * (upper - value)
+
+    return {
+        "visits": n,
+        "censored": int(run.get_column("censored").sum()),
+        "mean_days": days.mean(),
+        "median_days": at(0.5),
+        "p75_days": at(0.75),
+        "p90_days": at(0.9),
+    }
 
 
 def time_in_stage(

@@ -183,14 +183,14 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
             rest = nw.col("key") // tag_span
             decoded = {"order": rest - g * span}
             if tag is not None:
-                decoded[tag_name] = nw.col("key") - rest * tag_span
+                decoded[tag_name] = (nw.col("key") - rest * tag_span).cast(_small(tag_span))
             part = part.select(**decoded)
         part = part.with_row_index("index").select(
             "order",
             *kept,
-            group=nw.lit(g, nw.Int64),
+            group=nw.lit(g, _small(int(high) + 1)),
             censored=nw.col("order") != (nw.col("order") // 2) * 2,
-            at_risk=size - nw.col("index"),
+            at_risk=nw.lit(size, nw.Int64) - nw.col("index"),
         )
         parts.append(part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum()))
     # lazy: a caller's filter runs first, so only the rows it keeps get a duration
@@ -200,6 +200,16 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
         .with_columns(duration_days=(nw.col("order") // 2) / DAY_US)
         .drop("order")
     )
+
+
+def _small(span: int) -> Any:
+    """The narrowest signed integer type for values ``0 <= value < span``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    for dtype, limit in ((nw.Int8, 2**7), (nw.Int16, 2**15), (nw.Int32, 2**31)):
+        if span <= limit:
+            return dtype
+    return nw.Int64
 
 
 def km_medians(ranked: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
