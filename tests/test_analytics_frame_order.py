@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same
 from stagegate import analytics as an
-from stagegate.analytics import intervals, survival
+from stagegate.analytics import AnalyticsError, intervals, survival
 from stagegate.analytics._stats import beta_cdf, beta_quantile
 from stagegate.errors import StagegateError, UnknownStageError
 from test_analytics_properties import logs
@@ -245,3 +245,51 @@ def test_a_risk_set_that_empties_leaves_the_next_groups_survival_exact(backend: 
         survival.km_medians(survival.risk_sets(nw.from_native(native).lazy())).collect().rows()
     )
     assert km == {0: 3.0, 1: 2.0}
+
+
+@pytest.mark.parametrize(
+    ("stages", "ordered"),
+    [
+        (["lead", "demo", "proposal"], True),  # one instant, in process order
+        (["lead", "proposal", "demo"], False),  # one instant, out of process order
+    ],
+)
+def test_rows_at_one_instant_without_seq_are_in_order_by_stage_rank(
+    monkeypatch: pytest.MonkeyPatch, stages: list[str], ordered: bool
+) -> None:
+    rows = [{"opportunity_id": "a", "at": at(0), "stage": s} for s in stages]
+    rows.append({"opportunity_id": "b", "at": at(0), "stage": "lead"})
+    data = pl.DataFrame(rows, schema={k: v for k, v in SCHEMA.items() if k != "seq"})
+    expected = normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF))
+    sorts = []
+    original = nw.DataFrame.sort
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sorts.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(nw.DataFrame, "sort", counting)
+    same(expected, normalize(an.stage_intervals(data, KINDS, as_of=AS_OF)), key=key)
+    assert bool(sorts) is not ordered
+
+
+@pytest.mark.parametrize("column", ["opportunity_id", "at"])
+@pytest.mark.parametrize("backend", ["polars", "pandas", "duckdb"])
+def test_a_row_without_its_opportunity_or_instant_is_refused_like_in_python(
+    column: str, backend: str
+) -> None:
+    rows = [
+        {"opportunity_id": "a", "at": at(0), "stage": "lead", "seq": 1},
+        {"opportunity_id": "a", "at": at(1), "stage": "demo", "seq": 2},
+    ]
+    rows[1][column] = None
+    data = frame(rows)
+    if backend == "pandas":
+        data = data.to_pandas()
+    elif backend == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        data = duckdb.from_arrow(data.to_arrow())
+    with pytest.raises(AnalyticsError, match=f"'{column}' has 1 empty"):
+        an.stage_intervals(data, KINDS, as_of=AS_OF)
+    with pytest.raises(AnalyticsError, match="lacks"):
+        an.stage_intervals(rows, KINDS, as_of=AS_OF)

@@ -310,7 +310,7 @@ def frame_rows(
     close_day, reason``; rows after ``cutoff_us`` are dropped.
 
     Raises:
-        AnalyticsError: a required column is missing or of the wrong type.
+        AnalyticsError: a required column is missing, of the wrong type or has empty values.
         InvalidTimestampError: ``at`` is naive and no zone was named.
         UnknownStageError: a stage is not one of ``outcomes``.
     """
@@ -379,10 +379,26 @@ def frame_rows(
         _epoch_us_expr("at", fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
     )
+    _check_present(work)
     result: nw.LazyFrame[Any] = _with_rank(work, outcomes, fast=fast).with_columns(*derived).lazy()
     if cutoff_us is not None:
         result = result.filter(nw.col("at_us") <= cutoff_us)
     return result
+
+
+def _check_present(work: Any) -> None:
+    """Raise if a row lacks its opportunity or its instant (as the pure-Python path does)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    counts = work.select(nw.col(c).null_count() for c in ("opportunity_id", "at"))
+    if isinstance(counts, nw.LazyFrame):
+        counts = counts.collect()
+    for column, empty in zip(("opportunity_id", "at"), counts.row(0), strict=True):
+        if empty:
+            raise AnalyticsError(
+                f"column {column!r} has {empty} empty value(s); every row needs "
+                "opportunity_id, at and stage: drop or fill those rows first"
+            )
 
 
 def _with_rank(work: Any, outcomes: Outcomes, *, fast: bool) -> Any:

@@ -324,11 +324,8 @@ def _slice_intervals(
     opp = nw.col("opportunity_id")
     same = opp == opp.shift(1)
     rows = rows.with_columns(same=same.fill_null(value=False))
-    if check and len(rows) > 1:
-        held = nw.when(nw.col("same")).then(not_before(ORDER)).otherwise(opp > opp.shift(1))
-        # the first row has nothing above it (null), as has any row with a null key
-        if rows.select(held.fill_null(value=False).cast(nw.Int64).sum()).item() < len(rows) - 1:
-            return None
+    if check and not _in_order(rows):
+        return None
     moved = (nw.col("rank") != nw.col("rank").shift(1)).fill_null(value=True)
     # the first row of a deal is at or before as_of if any is: ``first`` survives the filter;
     # only the columns used later are gathered, and the epoch microseconds are read back
@@ -351,6 +348,33 @@ def _slice_intervals(
         back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
     ).with_columns(exited_us=_epoch_us("exited_at"))
     return _finish_visits(number_visits(entries), as_of).collect()
+
+
+def _in_order(rows: nw.DataFrame[Any]) -> bool:
+    """Whether rows (with ``same``: same deal as the row above) are in ``(deal, *ORDER)`` order.
+
+    Within a deal the instants must not fall, and rows at one instant must not fall by
+    ``(seq, rank)``; deals come in one run each, in increasing order. Deal ids are compared
+    only where a deal starts (a row with a null key counts as out of order).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    keys = ["opportunity_id", *ORDER]
+    if any(rows.select(nw.col(k).null_count() for k in keys).row(0)):
+        return False
+    step = nw.col("at_us") - nw.col("at_us").shift(1)
+    back, ties = rows.select(
+        back=(nw.col("same") & (step < 0)).sum(), ties=(nw.col("same") & (step == 0)).sum()
+    ).row(0)
+    if back:
+        return False
+    if ties:
+        tie = nw.col("same") & (step == 0)
+        if rows.select((tie & ~not_before(["seq", "rank"])).sum()).item():
+            return False
+    starts = rows.filter(~nw.col("same")).select("opportunity_id")
+    start = nw.col("opportunity_id")
+    return not starts.select((start <= start.shift(1)).sum()).item()
 
 
 _GATHERED = ("opportunity_id", "at", "stage", "rank", "same", "reason", "amount", "close_day")
