@@ -179,17 +179,17 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
         size = int(sizes[g])
         part = ordered[start : start + size]
         start += size
+        columns = {"order": nw.col("order"), **{name: nw.col(name) for name in kept}}
         if not wide:  # read the order (and the tag) back from the key
             rest = nw.col("key") // tag_span
-            decoded = {"order": rest - g * span}
+            columns["order"] = rest - g * span
             if tag is not None:
-                decoded[tag_name] = (nw.col("key") - rest * tag_span).cast(_small(tag_span))
-            part = part.select(**decoded)
+                columns[tag_name] = (nw.col("key") - rest * tag_span).cast(_small(tag_span))
+        order = columns["order"]
         part = part.with_row_index("index").select(
-            "order",
-            *kept,
+            **columns,
             group=nw.lit(g, _small(int(high) + 1)),
-            censored=nw.col("order") != (nw.col("order") // 2) * 2,
+            censored=order != (order // 2) * 2,
             at_risk=nw.lit(size, nw.Int64) - nw.col("index"),
         )
         parts.append(part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum()))
