@@ -235,7 +235,7 @@ def test_a_risk_set_that_empties_leaves_the_next_groups_survival_exact(backend: 
     )
     native = visits if backend == "polars" else visits.to_pandas(use_pyarrow_extension_array=True)
     ranked = survival.risk_sets(nw.from_native(native).lazy()).collect()
-    rows = sorted(ranked.rows(named=True), key=lambda r: (r["group"], r["duration_days"]))
+    rows = sorted(ranked.rows(named=True), key=lambda r: (r["group"], r["dwell_us"]))
     assert [r["at_risk"] for r in rows] == [1, 4, 3, 2, 1]
     assert [r["emptied"] for r in rows] == [True, False, False, False, False]
     # group 0 emptied (survival zero): no huge number may leak into group 1's running sums

@@ -202,7 +202,7 @@ def _sorted_stats(visits: Any, stages: Sequence[str]) -> dict[tuple[str, str], A
     stats: dict[tuple[str, str], Any] = {}
     start = 0
     for group, size in sorted(ranked.group_by("group").agg(nw.len()).rows()):
-        run = ranked[start : start + size].select("final", "censored", "duration_days")
+        run = ranked[start : start + size].select("final", "censored", "dwell_us")
         start += size
         stats[stages[group], "all"] = _ordered_summary(run) | {"km_median_days": km.get(group)}
         for code, outcome in enumerate(KINDS):
@@ -213,21 +213,21 @@ def _sorted_stats(visits: Any, stages: Sequence[str]) -> dict[tuple[str, str], A
 
 
 def _ordered_summary(run: Any) -> dict[str, Any]:
-    """Count, censored, mean and quantiles of visits ordered by ``duration_days``."""
-    days = run.get_column("duration_days")
-    n = len(days)
+    """Count, censored, mean and quantiles (in days) of visits ordered by ``dwell_us``."""
+    dwell = run.get_column("dwell_us")
+    n = len(dwell)
 
     def at(q: float) -> float:
         position = q * (n - 1)
         low = math.floor(position)
         high = min(low + 1, n - 1)
-        value, upper = float(days.item(low)), float(days.item(high))
-        return value + (position - low) * (upper - value)
+        value, upper = float(dwell.item(low)), float(dwell.item(high))
+        return (value + (position - low) * (upper - value)) / DAY_US
 
     return {
         "visits": n,
         "censored": int(run.get_column("censored").sum()),
-        "mean_days": days.mean(),
+        "mean_days": float(dwell.mean()) / DAY_US,
         "median_days": at(0.5),
         "p75_days": at(0.75),
         "p90_days": at(0.9),

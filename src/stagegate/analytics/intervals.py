@@ -84,7 +84,8 @@ INTERVAL_COLUMNS = (
     "amount",
     "close_day",
 )
-"""The columns of :func:`stage_intervals` on the frame path, in order."""
+"""The columns of :func:`stage_intervals` on the frame path, in order (``step`` and ``visit``
+are 32-bit integers there)."""
 
 
 @attrs.frozen(slots=True)
@@ -196,8 +197,8 @@ def frame_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) -> 
         exited_at=nw.col("at").shift(-1).over(opp, order_by=ORDER),
         exited_us=nw.col("at_us").shift(-1).over(opp, order_by=ORDER),
         next_stage=nw.col("stage").shift(-1).over(opp, order_by=ORDER),
-        step=nw.col("one").cum_sum().over(opp, order_by=ORDER).cast(nw.Int64),
-        visit=nw.col("one").cum_sum().over([opp, "stage"], order_by=ORDER).cast(nw.Int64),
+        step=nw.col("one").cum_sum().over(opp, order_by=ORDER).cast(nw.Int32),
+        visit=nw.col("one").cum_sum().over([opp, "stage"], order_by=ORDER).cast(nw.Int32),
         kind_code=kind_code.cast(nw.Int64),
     )
     last = nw.col("exited_us").is_null()
@@ -429,8 +430,8 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         nw.col("opportunity_id"),
         nw.col("stage"),
         nw.col("kind_code").replace_strict(names, return_dtype=nw.String()).alias("kind"),
-        nw.col("step").cast(nw.Int64),
-        nw.col("visit").cast(nw.Int64),
+        nw.col("step").cast(nw.Int32),
+        nw.col("visit").cast(nw.Int32),
         nw.col("from_stage"),
         nw.col("at").alias("entered_at"),
         nw.col("exited_at"),

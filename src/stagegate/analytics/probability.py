@@ -47,6 +47,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, wilson
+from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
     KIND_CODE,
     Prepared,
@@ -181,7 +182,7 @@ def bin_expr(column: str, bins: Sequence[float]) -> Any:
     return expr.otherwise(nw.lit(0)).cast(nw.Int64)
 
 
-_COUNTED = ["group", "visit", "next_rank", "duration_days", "censored"]
+_COUNTED = ["group", "next_rank", "censored"]
 """The columns of the visits that the counts read."""
 
 
@@ -201,27 +202,23 @@ def counts_frame(
         _COUNTED,
         final=by_kind("outcome"),
         dwell_us=dwell_us(as_of),
+        first=nw.col("visit") == 1,
     )
     reached = collect_rows(
-        open_visits.filter(nw.col("visit") == 1)
-        .group_by("group", "final")
-        .agg(nw.col("visit").count().alias("n"))
+        open_visits.filter(nw.col("first")).group_by("group", "final").agg(nw.len().alias("n"))
     )
     dwell_rows = []
     if dwell:
         dwell_rows = collect_rows(
-            open_visits.filter(
-                (nw.col("final") != KIND_CODE["open"]) & ~nw.col("duration_days").is_null()
-            )
+            open_visits.filter(nw.col("final") != KIND_CODE["open"])
+            .with_columns(duration_days=nw.col("dwell_us") / DAY_US)  # as on the visits
             .with_columns(bin=bin_expr("duration_days", bins))
             .group_by("group", "bin", "final")
-            .agg(nw.col("visit").count().alias("n"))
+            .agg(nw.len().alias("n"))
         )
     # the destination travels through the risk-set sort as its position: packed in the key
     ranked = risk_sets(
-        open_visits.filter(~nw.col("duration_days").is_null()).select(
-            "group", "dwell_us", "censored", "next_rank"
-        ),
+        open_visits.select("group", "dwell_us", "censored", "next_rank"),
         tag=("next_rank", len(stages)),
     )
     # every exit (not censored) of an open stage has a next stage: the exits are the moves

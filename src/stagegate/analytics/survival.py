@@ -93,7 +93,7 @@ def risk_sets(
     """The product-limit columns of visits (``group``, ``dwell_us``, ``censored``).
 
     ``group`` holds small non-negative integers (stage positions): each group is a risk set,
-    its rows ordered by :func:`dwell_order`. The result has ``group``, ``duration_days``,
+    its rows ordered by :func:`dwell_order`. The result has ``group``, ``dwell_us``,
     ``censored``, ``at_risk`` (visits still in the stage, this one included),
     ``log_survival`` (the running sum of ``log(1 - 1/at_risk)`` over exits: survival just
     after this row is its exponential) and ``emptied`` (an exit that leaves no one at risk:
@@ -115,7 +115,7 @@ def risk_sets(
         order=dwell_order(),
         one=nw.lit(1, nw.Int64),
     ).with_columns(
-        duration_days=(nw.col("order") // 2) / DAY_US,
+        dwell_us=nw.col("order") // 2,
         at_risk=nw.col("one").sum().over("group")
         - nw.col("one").cum_sum().over("group", order_by="order")
         + 1,
@@ -160,7 +160,7 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
     kept = [tag_name] if tag is not None else []
     if not sizes:  # nothing at risk (and pandas' max of nothing is not a number)
         return visits.select(
-            "group", "censored", *kept, duration_days=nw.lit(0.0), at_risk=nw.lit(1),
+            "group", "censored", *kept, "dwell_us", at_risk=nw.lit(1),
             emptied=nw.col("censored"), log_survival=nw.lit(0.0),
         )  # fmt: skip
     span = int(longest) + 1
@@ -185,21 +185,16 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
             columns["order"] = rest - g * span
             if tag is not None:
                 columns[tag_name] = (nw.col("key") - rest * tag_span).cast(_small(tag_span))
-        order = columns["order"]
+        order = columns.pop("order")
         part = part.with_row_index("index").select(
             **columns,
             group=nw.lit(g, _small(int(high) + 1)),
+            dwell_us=order // 2,
             censored=order != (order // 2) * 2,
-            at_risk=nw.lit(size, nw.Int64) - nw.col("index"),
+            at_risk=nw.lit(size, nw.UInt32) - nw.col("index"),  # index: UInt32 on Polars
         )
         parts.append(part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum()))
-    # lazy: a caller's filter runs first, so only the rows it keeps get a duration
-    return (
-        nw.concat(parts)
-        .lazy()
-        .with_columns(duration_days=(nw.col("order") // 2) / DAY_US)
-        .drop("order")
-    )
+    return nw.concat(parts).lazy()
 
 
 def _small(span: int) -> Any:
@@ -223,5 +218,6 @@ def km_medians(ranked: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     return (
         ranked.filter(~nw.col("censored") & half)
         .group_by("group")
-        .agg(nw.col("duration_days").min().alias("km_median_days"))
+        .agg(nw.col("dwell_us").min())
+        .select("group", km_median_days=nw.col("dwell_us") / DAY_US)
     )
