@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -254,25 +255,33 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
         codes[KIND_CODE[outcomes.kinds[stage]]].append(i)
     ordered = rows.collect()
     slices = _whole_deal_slices(ordered)
-    visits: list[nw.DataFrame[Any]] = []
+    visits: list[nw.DataFrame[Any] | None] = []
     if _deals_in_order(slices):
-        for part in slices:
-            done = _slice_intervals(part, codes, as_of, check=True)
-            if done is None:  # out of order: no use going on
-                break
-            visits.append(done)
-    if len(visits) < len(slices):  # sort, start again
+        visits = _each_slice(slices, codes, as_of, check=True)
+    if not visits or any(done is None for done in visits):  # out of order: sort, start again
         ordered = ordered.filter(nw.col("at_us") <= as_of).sort(opp, *ORDER)
-        visits = []
-        for part in _whole_deal_slices(ordered):
-            done = _slice_intervals(part, codes, as_of, check=False)
-            assert done is not None  # noqa: S101 - unchecked slices always give visits
-            visits.append(done)
+        visits = _each_slice(_whole_deal_slices(ordered), codes, as_of, check=False)
     del ordered, slices
-    return (visits[0] if len(visits) == 1 else nw.concat(visits)).lazy()
+    done = [v for v in visits if v is not None]  # unchecked slices always give visits
+    return (done[0] if len(done) == 1 else nw.concat(done)).lazy()
 
 
-SLICE_ROWS = 1 << 19
+SLICE_WORKERS = 2
+"""Slices turned into visits at once: Polars runs many of the steps on one core each."""
+
+
+def _each_slice(
+    slices: list[nw.DataFrame[Any]], codes: dict[int, list[int]], as_of: int, *, check: bool
+) -> list[nw.DataFrame[Any] | None]:
+    """:func:`_slice_intervals` of every slice, in order (``None`` for a slice out of order)."""
+    if len(slices) == 1 or SLICE_WORKERS == 1:
+        return [_slice_intervals(part, codes, as_of, check=check) for part in slices]
+    with ThreadPoolExecutor(SLICE_WORKERS) as pool:
+        return list(pool.map(lambda part: _slice_intervals(part, codes, as_of, check=check),
+                             slices))  # fmt: skip
+
+
+SLICE_ROWS = 1 << 18
 """Rows of the log turned into visits at a time: bounds the working memory, not the speed."""
 
 
