@@ -293,3 +293,16 @@ def test_a_row_without_its_opportunity_or_instant_is_refused_like_in_python(
         an.stage_intervals(data, KINDS, as_of=AS_OF)
     with pytest.raises(AnalyticsError, match="lacks"):
         an.stage_intervals(rows, KINDS, as_of=AS_OF)
+
+
+def test_pieces_worked_in_threads_come_back_in_their_order() -> None:
+    import time
+
+    from stagegate.analytics._table import in_threads
+
+    def slow_first(piece: int) -> int:
+        time.sleep(0.02 if piece == 0 else 0.0)
+        return piece * 10
+
+    assert in_threads(slow_first, [0, 1, 2, 3]) == [0, 10, 20, 30]
+    assert in_threads(slow_first, []) == []

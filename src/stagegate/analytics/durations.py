@@ -45,7 +45,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, sorts_in_memory
+from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -199,16 +199,23 @@ def _sorted_stats(visits: Any, stages: Sequence[str]) -> dict[tuple[str, str], A
     )
     ranked = lazy.collect()
     km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked.lazy()))}
-    stats: dict[tuple[str, str], Any] = {}
-    start = 0
+    runs, start = [], 0
     for group, size in sorted(ranked.group_by("group").agg(nw.len()).rows()):
-        run = ranked[start : start + size].select("final", "censored", "dwell_us")
+        runs.append((group, ranked[start : start + size].select("final", "censored", "dwell_us")))
         start += size
-        stats[stages[group], "all"] = _ordered_summary(run) | {"km_median_days": km.get(group)}
+
+    def summaries(run: tuple[int, Any]) -> dict[tuple[str, str], Any]:
+        group, rows = run
+        found = {(stages[group], "all"): _ordered_summary(rows) | {"km_median_days": km.get(group)}}
         for code, outcome in enumerate(KINDS):
-            rows = run.filter(nw.col("final") == code)
-            if len(rows):
-                stats[stages[group], outcome] = _ordered_summary(rows)
+            of_outcome = rows.filter(nw.col("final") == code)
+            if len(of_outcome):
+                found[stages[group], outcome] = _ordered_summary(of_outcome)
+        return found
+
+    stats: dict[tuple[str, str], Any] = {}
+    for found in in_threads(summaries, runs):
+        stats.update(found)
     return stats
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +49,7 @@ from stagegate.analytics._table import (
     frame_rows,
     group_rows,
     group_starts,
+    in_threads,
     is_frame,
     not_before,
     python_rows,
@@ -266,19 +266,11 @@ def sorted_intervals(rows: nw.LazyFrame[Any], outcomes: Outcomes, as_of: int) ->
     return (done[0] if len(done) == 1 else nw.concat(done)).lazy()
 
 
-SLICE_WORKERS = 2
-"""Slices turned into visits at once: Polars runs many of the steps on one core each."""
-
-
 def _each_slice(
     slices: list[nw.DataFrame[Any]], codes: dict[int, list[int]], as_of: int, *, check: bool
 ) -> list[nw.DataFrame[Any] | None]:
     """:func:`_slice_intervals` of every slice, in order (``None`` for a slice out of order)."""
-    if len(slices) == 1 or SLICE_WORKERS == 1:
-        return [_slice_intervals(part, codes, as_of, check=check) for part in slices]
-    with ThreadPoolExecutor(SLICE_WORKERS) as pool:
-        return list(pool.map(lambda part: _slice_intervals(part, codes, as_of, check=check),
-                             slices))  # fmt: skip
+    return in_threads(lambda part: _slice_intervals(part, codes, as_of, check=check), slices)
 
 
 SLICE_ROWS = 1 << 18

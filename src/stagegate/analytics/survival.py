@@ -23,7 +23,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from stagegate.analytics._table import DAY_US, sorts_in_memory
+from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -174,11 +174,14 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
         if tag is not None:
             key = key * tag_span + nw.col(tag_name).cast(nw.Int64).fill_null(value=0)
         ordered = visits.select(key.alias("key")).collect().sort("key")
-    parts, start = [], 0
+    runs, start = [], 0
     for g in sorted(sizes):
-        size = int(sizes[g])
-        part = ordered[start : start + size]
-        start += size
+        runs.append((g, ordered[start : start + int(sizes[g])]))
+        start += int(sizes[g])
+    group_type = _small(int(high) + 1)
+
+    def work(run: tuple[int, nw.DataFrame[Any]]) -> nw.DataFrame[Any]:
+        g, part = run
         columns = {"order": nw.col("order"), **{name: nw.col(name) for name in kept}}
         if not wide:  # read the order (and the tag) back from the key
             rest = nw.col("key") // tag_span
@@ -188,12 +191,14 @@ def _sorted_risk_sets(visits: nw.LazyFrame[Any], tag: tuple[str, int] | None) ->
         order = columns.pop("order")
         part = part.with_row_index("index").select(
             **columns,
-            group=nw.lit(g, _small(int(high) + 1)),
+            group=nw.lit(g, group_type),
             dwell_us=order // 2,
             censored=order != (order // 2) * 2,
-            at_risk=nw.lit(size, nw.UInt32) - nw.col("index"),  # index: UInt32 on Polars
+            at_risk=nw.lit(len(part), nw.UInt32) - nw.col("index"),  # index: UInt32 on Polars
         )
-        parts.append(part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum()))
+        return part.with_columns(emptied=_emptied(), log_survival=_factor().cum_sum())
+
+    parts = in_threads(work, runs)
     return nw.concat(parts).lazy()
 
 
