@@ -274,7 +274,7 @@ def _each_slice(
 
 
 SLICE_ROWS = 1 << 18
-"""Rows of the log turned into visits at a time: bounds the working memory, not the speed."""
+"""Rows of the log in one slice (two slices are turned into visits at a time, in threads)."""
 
 
 def _whole_deal_slices(rows: nw.DataFrame[Any]) -> list[nw.DataFrame[Any]]:

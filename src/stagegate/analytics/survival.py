@@ -101,6 +101,9 @@ def risk_sets(
 
     ``tag``: the name of a further column of small integers ``0 <= value < span`` (nulls
     read back as 0), kept in the result; in memory it travels packed into the sort key.
+
+    In memory (Polars, pandas) the rows come group by group, in increasing order, each group
+    in :func:`dwell_order`; elsewhere in no particular order.
     """
     import narwhals as nw  # noqa: PLC0415
 
