@@ -237,7 +237,7 @@ def _parts(col: nw.Expr) -> tuple[nw.Expr, nw.Expr, nw.Expr]:
     )
 
 
-def _epoch_us_expr(name: str, fast: bool) -> nw.Expr:
+def epoch_us_expr(name: str, *, fast: bool) -> nw.Expr:
     import narwhals as nw  # noqa: PLC0415
 
     col = nw.col(name)
@@ -377,7 +377,7 @@ def frame_rows(
     work: Any = frame if isinstance(frame, nw.DataFrame) and fast else lazy
     work = work.select(exprs)
     derived = (
-        _epoch_us_expr("at", fast).alias("at_us"),
+        epoch_us_expr("at", fast=fast).alias("at_us"),
         close_day.cast(nw.Int64).alias("close_day"),
     )
     _check_present(work)
@@ -459,12 +459,8 @@ def with_stage_codes(
     if frame.implementation.is_polars():
         import polars as pl  # noqa: PLC0415
 
-        enum = pl.Enum(list(stages))
         try:
-            native = frame.to_native().with_columns(
-                pl.col(column).cast(enum).to_physical().alias(name)
-                for name, column in codes.items()
-            )
+            native = _enum_codes(frame.to_native(), codes, stages)
         except pl.exceptions.InvalidOperationError as error:
             raise nw.exceptions.InvalidOperationError(str(error)) from error
         return nw.from_native(native, eager_only=True)
@@ -472,6 +468,16 @@ def with_stage_codes(
     return frame.with_columns(
         nw.col(column).replace_strict(ranks, return_dtype=nw.Int64).alias(name)
         for name, column in codes.items()
+    )
+
+
+def _enum_codes(native: Any, codes: Mapping[str, str], stages: Sequence[str]) -> Any:
+    """A Polars frame (eager or lazy) with the physical codes of an ``Enum`` of ``stages``."""
+    import polars as pl  # noqa: PLC0415
+
+    enum = pl.Enum(list(stages))
+    return native.with_columns(
+        pl.col(column).cast(enum).to_physical().alias(name) for name, column in codes.items()
     )
 
 
@@ -488,14 +494,8 @@ def with_stage_groups(
     import narwhals as nw  # noqa: PLC0415
 
     if frame.implementation.is_polars():
-        import polars as pl  # noqa: PLC0415
-
         # lazily: a column added to an eager frame of many chunks would copy the whole frame
-        enum = pl.Enum(list(stages))
-        native = frame.to_native().with_columns(
-            pl.col(column).cast(enum).to_physical().alias(name) for name, column in codes.items()
-        )
-        coded: nw.LazyFrame[Any] = nw.from_native(native).lazy()
+        coded: nw.LazyFrame[Any] = nw.from_native(_enum_codes(frame.to_native(), codes, stages))
         return coded
     if sorts_in_memory(frame):
         return with_stage_codes(frame.collect(), codes, stages).lazy()

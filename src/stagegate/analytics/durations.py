@@ -145,18 +145,20 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
     import narwhals as nw  # noqa: PLC0415
 
     stages = outcomes.stages
-    # stages and outcomes travel as small integers, never as names
+    in_memory = sorts_in_memory(frame)
+    # stages and outcomes travel as small integers, never as names; a visit to an open stage
+    # always has a dwell (to its exit, or to as_of)
     visits = coded_visits(
         frame,
         outcomes,
-        (nw.col("kind") == "open") & ~nw.col("duration_days").is_null(),
+        nw.col("kind") == "open",
         {"group": "stage"},
         ["group", "censored"],
         final=by_kind("outcome"),
         dwell_us=dwell_us(as_of),
-        censored_n=nw.col("censored").cast(nw.Int8),
+        **({} if in_memory else {"censored_n": nw.col("censored").cast(nw.Int8)}),
     )
-    if sorts_in_memory(visits):
+    if in_memory:
         return _sorted_stats(visits, stages)
     dwell = nw.col("dwell_us")  # in microseconds: days once aggregated
     aggs = [

@@ -46,6 +46,7 @@ from stagegate.analytics._table import (
     backend_of,
     by_code,
     by_stage,
+    epoch_us_expr,
     frame_rows,
     group_rows,
     group_starts,
@@ -339,7 +340,7 @@ def _slice_intervals(
         one=nw.lit(1, nw.Int64),
         first=~nw.col("same"),
         kind_code=by_code("rank", codes),
-        at_us=_epoch_us("at"),
+        at_us=epoch_us_expr("at", fast=True),
     ).with_columns(last=last)
     entries = entries.with_columns(
         step=running("one", "first"),
@@ -348,7 +349,7 @@ def _slice_intervals(
         next_stage=nw.when(~nw.col("last")).then(nw.col("stage").shift(-1)),
         final=nw.when(nw.col("last")).then(nw.col("kind_code")).fill_null(strategy="backward"),
         back=~nw.col("first") & (nw.col("rank") < nw.col("rank").shift(1)).fill_null(value=False),
-    ).with_columns(exited_us=_epoch_us("exited_at"))
+    ).with_columns(exited_us=epoch_us_expr("exited_at", fast=True))
     return _finish_visits(number_visits(entries), as_of).collect()
 
 
@@ -381,12 +382,6 @@ def _in_order(rows: nw.DataFrame[Any]) -> bool:
 
 _GATHERED = ("opportunity_id", "at", "stage", "rank", "same", "reason", "amount", "close_day")
 """The columns of the log that the visits of a slice are computed from."""
-
-
-def _epoch_us(column: str) -> nw.Expr:
-    import narwhals as nw  # noqa: PLC0415
-
-    return nw.col(column).dt.timestamp("us").cast(nw.Int64)
 
 
 def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.LazyFrame[Any]:
@@ -436,8 +431,8 @@ def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
         nw.col("from_stage"),
         nw.col("at").alias("entered_at"),
         nw.col("exited_at"),
-        _epoch_us("at").alias("entered_us"),
-        _epoch_us("exited_at").alias("exited_us"),
+        epoch_us_expr("at", fast=True).alias("entered_us"),
+        epoch_us_expr("exited_at", fast=True).alias("exited_us"),
         nw.col("duration_days").cast(nw.Float64),
         nw.col("next_stage"),
         nw.col("censored"),
@@ -452,15 +447,8 @@ def by_kind(column: str) -> nw.Expr:
     """The :data:`KIND_CODE` of the kind names (``open``, ``won``, ``lost``) in ``column``."""
     import narwhals as nw  # noqa: PLC0415
 
-    name = nw.col(column)
-    return (
-        nw.when(name == "won")
-        .then(nw.lit(KIND_CODE["won"]))
-        .when(name == "lost")
-        .then(nw.lit(KIND_CODE["lost"]))
-        .otherwise(nw.lit(KIND_CODE["open"]))
-        .cast(nw.Int8)
-    )
+    closed = {kind: code for kind, code in KIND_CODE.items() if kind != "open"}
+    return by_stage(column, closed, KIND_CODE["open"]).cast(nw.Int8)
 
 
 def _kind_name(column: str) -> nw.Expr:
