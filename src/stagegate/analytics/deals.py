@@ -244,7 +244,7 @@ class SlippingDeal:
         flagged: pushed at least ``flag_pushes`` times.
         days_pulled: days removed by the pulls.
         months_crossed: month boundaries crossed by the pushes, summed (a push from 31 Jan
-            to 1 Apr crosses 2).
+            to 1 Mar crosses 2).
         quarters_crossed: (fiscal) quarter boundaries crossed by the pushes, summed.
         age_days: days from the deal's first row to its closing (closed deals) or to
             ``as_of`` (open deals).
