@@ -309,6 +309,8 @@ class TestWaterfall:
             ("late", 5, "demo", 10.0, day(2, 1)),
             ("late", 12, "demo", 10.0, day(3, 1)),
             ("same", 5, "demo", 10.0, D),
+            ("early", 5, "demo", 1.0, day(3, 1)),
+            ("early", 12, "demo", 1.0, day(2, 1)),
             ("back", 5, "proposal", 3.0, D),
             ("back", 13, "demo", 3.0, D),
             ("fresh", 16, "lead", 4.0, D),
@@ -327,6 +329,7 @@ class TestWaterfall:
             "down": "decreased",
             "late": "slipped",
             "same": "unchanged",
+            "early": "pulled_in",
             "back": "regressed",
             "fresh": "new",
             "revived": "reopened",
@@ -341,7 +344,7 @@ class TestWaterfall:
         assert (summary["won"]["deals"], summary["won"]["created"]) == (2, 1)
         assert summary["won"]["amount_end"] == 12.0
         assert summary["new"]["created"] == 1
-        assert (w.open_start, w.open_end) == (45.0, 59.0)
+        assert (w.open_start, w.open_end) == (46.0, 60.0)
 
 
 @st.composite

@@ -17,7 +17,8 @@ in exactly one category, checked in this order:
 - ``advanced`` / ``regressed``: open at both, in a later / earlier stage in the process order;
 - ``increased`` / ``decreased``: open at both, same stage, a larger / smaller amount (an
   unknown amount counts as 0);
-- ``slipped``: open at both, same stage and amount, a later expected close date;
+- ``slipped`` / ``pulled_in``: open at both, same stage and amount, a later / earlier
+  expected close date;
 - ``unchanged``: open at both, none of the above.
 
 Deals closed at both instants and not closed again inside the window are left out. Every
@@ -79,6 +80,7 @@ CATEGORIES = (
     "increased",
     "decreased",
     "slipped",
+    "pulled_in",
     "unchanged",
 )
 """The waterfall categories, in their order of precedence."""
@@ -289,12 +291,11 @@ def _category(
     before, after = s["amount"] or 0.0, e["amount"] or 0.0
     if after != before:
         return "increased" if after > before else "decreased"
-    if (
-        s["close_day"] is not None
-        and e["close_day"] is not None
-        and e["close_day"] > s["close_day"]
-    ):
-        return "slipped"
+    if s["close_day"] is not None and e["close_day"] is not None:
+        if e["close_day"] > s["close_day"]:
+            return "slipped"
+        if e["close_day"] < s["close_day"]:
+            return "pulled_in"
     return "unchanged"
 
 
