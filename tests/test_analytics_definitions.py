@@ -431,6 +431,10 @@ class TestVelocity:
             assert an.velocity(rows, kinds, as_of=sim.as_of, estimator=name)[-1].deals > 0
         with pytest.raises(an.AnalyticsError, match="estimator"):
             an.velocity(rows, kinds, as_of=sim.as_of, estimator="oracle")
+        with pytest.raises(an.AnalyticsError, match="prior_strength"):
+            an.velocity(rows, kinds, as_of=sim.as_of, prior_strength=-1.0)
+        with pytest.raises(an.AnalyticsError, match="prior_strength"):
+            an.velocity(rows, kinds, as_of=sim.as_of, prior_strength=math.nan)
 
     @pytest.mark.parametrize("estimator", ["markov", "empirical", "smoothed", "dwell"])
     def test_stage_rows_add_up_to_the_overall_expected_wins(self, estimator: str) -> None:
@@ -452,6 +456,12 @@ class TestVelocity:
         assert (demo.deals, demo.win_rate, demo.expected_wins) == (0, 1.0, 0.0)
         assert (lead.deals, lead.win_rate, overall.win_rate) == (1, 1.0, 1.0)
         assert proposal.win_rate is not None  # smoothed fallback: never reached
+
+    def test_without_open_deals_the_overall_win_rate_is_unknown(self) -> None:
+        rows = log(("a", 0, "lead", 1.0, D), ("a", 2, "won", 1.0, D))
+        overall = an.velocity(rows, KINDS, as_of=at(5), estimator="empirical")[-1]
+        assert (overall.deals, overall.win_rate, overall.velocity) == (0, None, None)
+        assert (overall.closed_win_rate, overall.cycle_days) == (1.0, 2.0)
 
 
 def test_a_sim_pipeline_gives_the_same_new_figures_on_every_backend() -> None:

@@ -10,9 +10,10 @@ the stage to closing. ``closed_win_rate`` is the naive figure beside it: won ove
 among the closed deals that reached the stage (biased upward when lost deals linger open).
 
 The ``overall`` row covers every open deal: its ``expected_wins`` is the sum of the stages'
-and its ``win_rate`` is ``expected_wins / deals``, so ``deals * win_rate`` adds up over the
-stage rows; ``deal_size`` and ``cycle_days`` are the mean won amount and the mean won cycle
-(first row to close), and ``closed_win_rate`` the share won among all closed deals.
+and its ``win_rate`` is ``expected_wins / deals`` (``None`` without open deals), so
+``deals * win_rate`` adds up over the stage rows; ``deal_size`` and ``cycle_days`` are the
+mean won amount and the mean won cycle (first row to close), and ``closed_win_rate`` the
+share won among all closed deals.
 ``velocity`` is ``deals * win_rate * deal_size / cycle_days``: the amount expected to close
 per day.
 
@@ -135,10 +136,14 @@ def velocity(
         :class:`Velocity` rows (or a frame): open stages in process order, then ``overall``.
 
     Raises:
-        AnalyticsError: ``estimator`` is unknown, or the input is unusable.
+        AnalyticsError: ``estimator`` is unknown, ``prior_strength`` negative, or the input
+            is unusable.
     """
-    if estimator not in ESTIMATORS:
-        raise AnalyticsError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if estimator not in ESTIMATORS or not prior_strength >= 0:
+        raise AnalyticsError(
+            f"estimator must be one of {', '.join(ESTIMATORS)} and prior_strength at least 0; "
+            f"got {estimator!r}, {prior_strength!r}"
+        )
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
     out = prepared.outcomes
     table = predictors(
