@@ -492,3 +492,24 @@ def test_a_sim_pipeline_gives_the_same_new_figures_on_every_backend() -> None:
                         assert math.isclose(x[k], y[k], rel_tol=1e-9), (name, backend, k)
                     else:
                         assert x[k] == y[k], (name, backend, k, x, y)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pipelines())
+def test_funnel_counts_nest_and_deals_never_exceed_losses(rows: list[dict[str, Any]]) -> None:
+    f = an.funnel(rows, KINDS, as_of=AS_OF)
+    lost_from: dict[str, set[str]] = {}
+    for v in an.stage_intervals(rows, KINDS, as_of=AS_OF):
+        if v.kind == "lost" and v.from_stage is not None:
+            lost_from.setdefault(v.from_stage, set()).add(v.opportunity_id)
+    previous = None
+    for r in f.stages:
+        assert r.lost_here == len(lost_from.get(r.stage, ()))
+        assert r.lost_here <= r.losses_here
+        assert r.reached_in_order <= r.reached
+        if previous is not None:
+            assert r.reached_in_order <= previous.reached_in_order
+        assert r.conversion_in_order is None or 0 <= r.conversion_in_order <= 1
+        previous = r
+    for loss in f.losses:
+        assert 1 <= loss.deals <= loss.losses
