@@ -11,13 +11,14 @@ True
 """
 
 from stagegate.report._build import build_document
-from stagegate.report._document import ReportError, validate_document
+from stagegate.report._document import ReportError, document_schema, validate_document
 from stagegate.report._html import render_html, write_html
 from stagegate.report._sample import sample_document
 
 __all__ = [
     "ReportError",
     "build_document",
+    "document_schema",
     "render_html",
     "sample_document",
     "validate_document",
