@@ -146,7 +146,11 @@ def rebuild(events: list[Any], process: Process, document: dict[str, Any]) -> di
     if backtest is not None:
         result = an.backtest(log, process, cutoff=isoparse(backtest["cutoff"]), as_of=as_of)
         known = any((s.probability or 0.0) > 0 for s in process.open_stages)
-        scores = [s for s in result.scores if known or s.estimator != "configured"]
+        rank = {name: i for i, name in enumerate(an.ESTIMATORS)}
+        scores = sorted(
+            (s for s in result.scores if known or s.estimator != "configured"),
+            key=lambda s: rank.get(s.estimator, len(rank)),
+        )
         scored = max(s.deals for s in scores)
         won = max((round(s.observed_rate * s.deals) for s in scores if s.deals), default=0)
         put(e, "backtest.scored", scored)
@@ -156,10 +160,9 @@ def rebuild(events: list[Any], process: Process, document: dict[str, Any]) -> di
             put(e, f"backtest.scores[{i}].brier", s.brier)
             put(e, f"backtest.scores[{i}].log_loss", s.log_loss)
             put(e, f"backtest.scores[{i}].n", s.deals)
-        rank = {name: i for i, name in enumerate(an.ESTIMATORS)}
         bins = sorted(
             (r for r in result.reliability if known or r.estimator != "configured"),
-            key=lambda r: (rank[r.estimator], r.bin),
+            key=lambda r: (rank.get(r.estimator, len(rank)), r.bin),
         )
         for i, r in enumerate(bins):
             put(e, f"backtest.reliability[{i}].bin_low", r.bin / 10)

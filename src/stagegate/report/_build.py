@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -156,7 +156,7 @@ def build_document(
             **{
                 e: getattr(p, e)
                 for e in an.ESTIMATORS
-                if e not in _PROBABILITY_KEYS and isinstance(getattr(p, e, None), (float, int))
+                if e not in _PROBABILITY_KEYS and hasattr(p, e)
             },
         }
         for p in _ordered(
@@ -328,7 +328,7 @@ def _import_findings(findings: Sequence[Any]) -> list[dict[str, Any]]:
     """Import findings grouped by (code, severity): one data-quality row each."""
     groups: dict[tuple[str, str], list[str]] = {}
     for f in findings:
-        get = f.get if isinstance(f, dict) else lambda key, f=f: getattr(f, key)
+        get = f.get if isinstance(f, Mapping) else lambda key, f=f: getattr(f, key)
         severity = get("severity")
         severity = str(getattr(severity, "value", severity))
         groups.setdefault((str(get("code")), severity), []).append(str(get("message")))
