@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from dateutil.parser import isoparse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stagegate import analytics as an
 from stagegate import b2b
@@ -373,3 +375,21 @@ class TestSharedData:
         if backtest is not None and backtest["scored_won"] == 0:
             assert backtest["best"] is None
             assert "no won deal" in backtest["warning"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    deals=st.integers(min_value=1, max_value=150),
+    seed=st.integers(min_value=0, max_value=10_000),
+    back=st.integers(min_value=0, max_value=120),
+    estimator=st.sampled_from([None, *an.ESTIMATORS]),
+)
+def test_any_small_pipeline_at_any_instant_is_rebuilt(
+    deals: int, seed: int, back: int, estimator: str | None
+) -> None:
+    sim = simulate(deals, seed=seed, span_days=200, process=b2b())
+    as_of = sim.as_of - timedelta(days=back)
+    events = [e for e in sim.events if e.at <= sim.as_of]
+    if not any(e.at <= as_of for e in events):
+        return  # nothing had happened yet: the empty document has no estimator to rebuild with
+    check(events, b2b(), as_of, estimator=estimator)
