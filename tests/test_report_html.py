@@ -347,6 +347,15 @@ class TestEscaping:
         document["backtest"]["scores"][0]["estimator"] = PAYLOAD
         document["backtest"]["reliability"][0]["estimator"] = PAYLOAD
         document["cycle_time"]["explanation"] = PAYLOAD
+        document["estimator"] = {"name": PAYLOAD, "chosen_by": "option", "reason": PAYLOAD}
+        document["summary"]["weighted_estimator"] = PAYLOAD
+        document["backtest"]["warning"] = PAYLOAD
+        document["backtest"]["excluded"] = [{"estimator": PAYLOAD, "reason": PAYLOAD}]
+        document["forecast_method"]["overdue_rule"] = PAYLOAD
+        document["forecast"][0]["outside_range"] = True
+        document["forecast"][0]["period"] = PAYLOAD
+        document["probabilities"][0][PAYLOAD] = 0.5
+        document["data_quality"][0]["source"] = PAYLOAD
         return document
 
     def test_hostile_strings_are_inert_text(self):
