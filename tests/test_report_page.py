@@ -91,3 +91,19 @@ class TestCaveats:
         quality = section(render_html(sample_document()), "data-quality")
         assert '<th scope="col">Found in</th>' in quality
         assert "<td>import</td>" in quality
+
+
+class TestSchema:
+    def test_the_shipped_schema_is_a_valid_draft_2020_12_schema(self) -> None:
+        import jsonschema
+
+        from stagegate.report import document_schema
+
+        jsonschema.Draft202012Validator.check_schema(document_schema())
+
+    def test_each_call_returns_a_fresh_copy(self) -> None:
+        from stagegate.report import document_schema
+
+        first = document_schema()
+        first["required"].clear()
+        assert document_schema()["required"]

@@ -12,6 +12,7 @@ from typing import Any
 from stagegate._time import to_utc
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.process import Process, StageKind
+from stagegate.report._document import validate_document
 
 __all__ = [
     "FALLBACK_ESTIMATOR",
@@ -228,6 +229,7 @@ def build_document(
         log, current, process, instant, fc.unscheduled, known=known
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
+    validate_document(document)  # what --json prints always matches the published schema
     return document
 
 
