@@ -620,9 +620,9 @@ def _drop_duplicates(oid: str, group: list[Record], found: list[Finding]) -> lis
                 Finding(
                     "mapped_together",
                     Severity.INFO,
-                    f"source stage {record.label!r} and {twin.label!r} (row {twin.row}) both "
-                    f"map to stage {record.stage!r} at the same instant; this row adds nothing "
-                    "and was not used",
+                    f"source stage {record.label!r} maps to stage {record.stage!r}, as "
+                    f"{twin.label!r} on row {twin.row} does at the same instant; this row adds "
+                    "nothing and was not used",
                     [record.row],
                     oid,
                     used=False,
