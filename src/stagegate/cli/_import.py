@@ -485,8 +485,16 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     callback=_instant_callback,
     help="Refuse changes dated later (default: now). A date means the start of that day in UTC.",
 )
-@click.option("--pipedrive-stages", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--pipedrive-fields", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--pipedrive-stages",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="pipedrive: the stage table (stage_id, stage_name[, order_nr]) naming stage ids.",
+)
+@click.option(
+    "--pipedrive-fields",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="pipedrive: the fields table labelling lost_reason (and stage) ids.",
+)
 @click.option("--encoding", default=None, help="CSV text encoding (default: UTF-8).")
 @click.option("--delimiter", default=None, help="CSV field separator (default: ,).")
 @click.option(

@@ -12,7 +12,7 @@ import attrs
 from stagegate._time import now, to_utc
 from stagegate.io._build import Clock, Record, build
 from stagegate.io._read import decimal
-from stagegate.io._result import Finding, Hint, ImportResult, Severity
+from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, infer_process, key, resolve_stages
 
 __all__ = ["amount", "assemble", "bad_value", "missing_id"]
@@ -60,15 +60,20 @@ def assemble(
         for record in sorted(records, key=lambda r: (r.at, r.order, r.row)):
             if record.stage is not None:
                 histories.setdefault(record.oid, []).append(renamed[record.stage])
-        inferred, inferred_map, notes = infer_process(
-            histories.values(),
-            order=None if order is None else [_renamed(x, stage_map) for x in order],
-            won=[_renamed(x, stage_map) for x in won],
-            lost=[_renamed(x, stage_map) for x in lost],
-            add_won=add_terminal,
-            add_lost=add_terminal,
-            source=source,
-        )
+        try:
+            inferred, inferred_map, notes = infer_process(
+                histories.values(),
+                order=None if order is None else [_renamed(x, stage_map) for x in order],
+                won=[_renamed(x, stage_map) for x in won],
+                lost=[_renamed(x, stage_map) for x in lost],
+                add_won=add_terminal,
+                add_lost=add_terminal,
+                source=source,
+            )
+        except ImportProblemError as error:
+            # rows refused before inference (naive timestamps, ...) are often the real cause
+            earlier = [f for f in found if f.severity is Severity.ERROR]
+            raise ImportProblemError(source, [*earlier, *error.findings]) from None
         target: ProcessLike = inferred
         found.extend(notes)
         by_key = {key(label): stage_id for label, stage_id in inferred_map.items()}

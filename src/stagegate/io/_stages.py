@@ -181,8 +181,11 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
             positions.setdefault(k, []).append(position)
     for label in order or ():
         canonical.setdefault(key(label), label)
+    won, lost = tuple(won), tuple(lost)
     won_keys = {key(x) for x in won}
     lost_keys = {key(x) for x in lost}
+    for label in (*won, *lost):  # named but not (yet) in the data: still a stage, as named
+        canonical.setdefault(key(label), label)
     for k, label in canonical.items():
         if k in won_keys or k in lost_keys:
             continue

@@ -41,7 +41,7 @@ from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record
 from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
-from stagegate.io._result import Finding, ImportResult, Severity
+from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, key, terminal_kind
 
 __all__ = ["import_snapshot"]
@@ -219,12 +219,15 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     Finding(
                         "no_instant",
                         Severity.WARNING,
-                        f"the deal is in {current!r} and no column dates its entry; not "
-                        "imported: pass undated_at= (e.g. the snapshot's date) to open such "
-                        "deals then",
+                        f"the deal is in {current!r} and no column dates its entry; not imported",
                         [number],
                         oid,
                         used=False,
+                        hint=Hint(
+                            "pass undated_at= (e.g. the snapshot's date) to open such deals then",
+                            "pass --undated-at DATE (e.g. the snapshot's date, 2017-12-31) to "
+                            "open such deals then",
+                        ),
                     )
                 )
                 continue
