@@ -713,10 +713,14 @@ def _split_reused(
         Finding(
             "reused_id",
             Severity.WARNING,
-            f"the id has {len(opens)} creation rows: split {how} into {detail}; rename them in "
-            "your source if they are really one deal",
+            f"the id has {len(opens)} creation rows: split {how} into {detail}",
             [r.row for r in group],
             oid,
+            hint=Hint(
+                "if they are really one deal, give its rows one creation row in your source",
+                "if they are really one deal, give its rows one creation row in your source; "
+                "once you have checked the split, pass --accept reused_id",
+            ),
         )
     )
     return named
