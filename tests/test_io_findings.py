@@ -3,17 +3,20 @@ behind them (sequence ties, dates in a daylight-saving gap, amounts, inferred pr
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 from dateutil import tz
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from stagegate.cli._app import app
 from stagegate.cli._import import _findings_table, accept, parse_cli_instant, read_mapping
 from stagegate.errors import InvalidCommandError
 from stagegate.io import Finding, Hint, Severity, import_log, import_pipedrive, import_snapshot
@@ -315,3 +318,72 @@ def test_every_finding_code_is_in_the_docs_findings_table():
     codes = _codes_in_source()
     assert {"missing_columns", "mapped_together", "unnamed_stages", "bad_value"} <= codes
     assert set() == codes - documented
+
+
+class TestCalendarDates:
+    def test_a_date_object_is_the_first_instant_of_its_day(self):
+        rows = [{"opportunity_id": "D", "stage": "Engaging", "engage_date": date(2017, 10, 15)}]
+        result = import_snapshot(
+            rows,
+            entered={"Engaging": "engage_date"},
+            stages=["Engaging", "Won", "Lost"],
+            assume_zone="America/Sao_Paulo",
+            as_of=AS_OF,
+        )
+        assert datetime(2017, 10, 15, 3, tzinfo=UTC) == result.events[0].at
+
+    def test_a_date_that_is_not_on_the_calendar_is_unparseable(self):
+        rows = [row("A", "2017-02-30", "lead_generation")]
+        result = import_log(rows, process=b2b(), assume_zone="UTC", as_of=AS_OF)
+        (finding,) = result.findings
+        assert "unparseable_timestamp" == finding.code
+        assert "not a calendar date" in finding.message
+
+
+class TestImportOptions:
+    """Options refused before any file is read: exit 2 with what to type instead."""
+
+    def invoke(self, *args: str):
+        return CliRunner().invoke(app, ["import", *args])
+
+    @pytest.mark.parametrize(
+        ("args", "words"),
+        [
+            (["--format", "log", "--undated-at", "2017-12-31"], "--undated-at is for snapshot"),
+            (["--format", "log", "--entered", "A=b"], "--entered is for snapshot"),
+            (["--format", "snapshot"], "needs --entered STAGE=COLUMN"),
+            (["--format", "log", "--template", "nope"], "no built-in template 'nope'"),
+            (["--format", "log", "--map", "nothing"], "must look like NAME=VALUE"),
+            (["--mapping", "absent.toml"], "cannot read"),
+        ],
+    )
+    def test_a_bad_option_is_refused_in_words(self, tmp_path: Path, args, words):
+        path = tmp_path / "log.csv"
+        path.write_text("opportunity_id,at,stage\n", encoding="utf-8")
+        result = self.invoke(str(path), "--store", str(tmp_path / "s.sqlite"), *args)
+        assert 2 == result.exit_code
+        assert words in result.output
+
+    def test_a_mapping_file_with_an_unknown_format_or_bad_toml_is_refused(self, tmp_path: Path):
+        bad = tmp_path / "bad.toml"
+        bad.write_text('format = "excel"\n', encoding="utf-8")
+        result = self.invoke("x.csv", "--store", str(tmp_path / "s.sqlite"), "--mapping", str(bad))
+        assert "format 'excel' is not one of" in result.output
+        bad.write_text("format = \n", encoding="utf-8")
+        with pytest.raises(click.BadParameter, match="is not valid TOML"):
+            read_mapping(bad)
+
+    def test_hubspot_stage_dates_take_the_snapshot_flags(self, tmp_path: Path):
+        path = tmp_path / "deals.csv"
+        path.write_text(
+            "hs_object_id,dealstage,hs_v2_date_entered_qualifiedtobuy\n"
+            "9,qualifiedtobuy,2024-03-01T09:00:00Z\n10,appointmentscheduled,\n",
+            encoding="utf-8",
+        )
+        result = self.invoke(
+            str(path), "--store", str(tmp_path / "s.sqlite"), "--format", "hubspot-dates",
+            "--stage-order", "appointmentscheduled,qualifiedtobuy", "--won", "closedwon",
+            "--lost", "closedlost", "--undated-at", "2024-06-30", "--strict", "--json",
+        )  # fmt: skip
+        assert 0 == result.exit_code, result.output
+        assert 2 == json.loads(result.output)["opportunities"]
