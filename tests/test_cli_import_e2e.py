@@ -362,3 +362,29 @@ class TestHintsAndDisplay:
                     "pipedrive", "snapshot"):  # fmt: skip
             assert f"--format {fmt}" in result.stdout
         assert "--mapping" in result.stdout
+
+
+class TestReportAsOf:
+    def test_report_takes_a_date_and_refuses_a_naive_instant_in_words(
+        self, history: Path, tmp_path: Path
+    ):
+        store = tmp_path / "s.sqlite"
+        assert (
+            0
+            == run(*with_store(documented("history"), store, **{"history.csv": history})).returncode
+        )
+
+        def report(as_of: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "stagegate", "report", "--store", str(store), "--json",
+                 "--as-of", as_of],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+
+        dated = report("2016-03-01")
+        assert 0 == dated.returncode, dated.stderr
+        assert json.loads(dated.stdout)["as_of"].startswith("2016-03-01T00:00:00")
+        naive = report("2016-03-01T12:00")
+        assert 2 == naive.returncode
+        assert "has no time zone" in naive.stderr
+        assert "datetime.datetime" not in naive.stderr
