@@ -387,3 +387,21 @@ class TestImportOptions:
         )  # fmt: skip
         assert 0 == result.exit_code, result.output
         assert 2 == json.loads(result.output)["opportunities"]
+
+
+class TestErrorsOnTheCommandLine:
+    def test_a_library_error_names_flags_not_keywords(self, tmp_path: Path):
+        path = tmp_path / "pipeline.csv"
+        path.write_text("opportunity_id,stage\nD,Engaging\n", encoding="utf-8")
+        result = CliRunner().invoke(
+            app,
+            ["import", str(path), "--store", str(tmp_path / "s.sqlite"), "--format", "snapshot",
+             "--entered", "Engaging=engage_date"],
+            standalone_mode=False,
+        )  # fmt: skip
+        assert 2 == result.return_value
+        assert "--entered names column 'engage_date'" in result.output
+        assert "entered=" not in result.output.replace("--entered", "")
+
+    def test_several_missing_columns_read_as_several_flags(self):
+        assert "--column A=HEADER --column B=HEADER" == cli_text("columns={'A': ..., 'B': ...}")

@@ -46,6 +46,7 @@ from stagegate.io import (
     import_snapshot,
     read_events,
 )
+from stagegate.io._result import cli_text
 from stagegate.process import Process
 from stagegate.store import SQLiteStore
 from stagegate.templates import TEMPLATES, template
@@ -617,7 +618,8 @@ def import_command(
             problems=[str(p) for p in error.problems],
         )
     except StagegateError as error:
-        return fail(escape(str(error)), as_json=as_json)
+        # the library's errors name keyword arguments; the user here types flags
+        return fail(escape(cli_text(str(error))), as_json=as_json)
 
     result = accept(result, chosen.get("accept") or ())
     if strict and result.problems:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -130,8 +130,13 @@ class Finding:
         return f"{self.severity.value}: {self.code}:{where}: {self.text()}"
 
 
-_CLI_FORMS = (
-    (re.compile(r"\bcolumns=\{'([^']+)': (?:\.\.\.|'[^']*')[^}]*\}"), r"--column \1=HEADER"),
+_CLI_FORMS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (
+        re.compile(r"\bcolumns=\{([^}]*)\}"),
+        lambda match: " ".join(
+            f"--column {name}=HEADER" for name in re.findall(r"'([^']+)':", match.group(1))
+        ),
+    ),
     (re.compile(r"\bstage_map=\{'([^']+)': '([^']*)'\}"), r"--map '\1=\2'"),
     (re.compile(r"\bencoding='([^']+)'"), r"--encoding \1"),
     (re.compile(r"\bdelimiter=\s*\(e\.g\. '([^']+)'\)"), r"--delimiter '\1'"),
@@ -141,6 +146,11 @@ _CLI_FORMS = (
     (re.compile(r"\bundated_at="), "--undated-at"),
     (re.compile(r"\bas_of="), "--as-of"),
     (re.compile(r"\bprocess="), "--process"),
+    (re.compile(r"\bentered=\{'([^']+)': '([^']*)'\}"), r"--entered \1=\2"),
+    (re.compile(r"\bentered="), "--entered"),
+    (re.compile(r"\bstage_map="), "--map"),
+    (re.compile(r"\bcolumns="), "--column"),
+    (re.compile(r"\b(won|lost)=\[\.\.\.\]"), r"--\1 STAGE"),
 )
 
 
