@@ -655,8 +655,8 @@ def _find_ties(oid: str, part: list[Record], found: list[Finding]) -> None:
                     oid,
                     hint=Hint(
                         "check the export's timestamp precision, or give the order in a seq column",
-                        "check the export's timestamp precision, or give the order in a seq "
-                        "column (--column seq=HEADER)",
+                        "check the export's timestamp precision, or, for a generic log "
+                        "(--format log), give the order in a seq column (--column seq=HEADER)",
                     ),
                 )
             )
