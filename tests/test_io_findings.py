@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -405,3 +406,34 @@ class TestErrorsOnTheCommandLine:
 
     def test_several_missing_columns_read_as_several_flags(self):
         assert "--column A=HEADER --column B=HEADER" == cli_text("columns={'A': ..., 'B': ...}")
+
+
+B2B_STAGES = [s.id for s in b2b().stages]
+
+
+@st.composite
+def histories_with_twins(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """A stage history, and the same history with some rows repeated under an alias label."""
+    stages = draw(st.lists(st.sampled_from(B2B_STAGES), min_size=1, max_size=8))
+    base, twinned = [], []
+    for day, stage in enumerate(stages, start=1):
+        at = f"2024-01-{day:02d}T09:00:00Z"
+        base.append(row("A", at, stage, seq=str(2 * day)))
+        twinned.append(row("A", at, stage, seq=str(2 * day)))
+        if draw(st.booleans()):
+            twinned.append(row("A", at, f"{stage} (alias)", seq=str(2 * day + 1)))
+    return base, twinned
+
+
+@given(histories_with_twins())
+def test_rows_mapped_together_change_no_event_and_are_never_a_problem(pair):
+    base, twinned = pair
+    aliases = {f"{s} (alias)": s for s in B2B_STAGES}
+    plain = import_log(base, process=b2b(), as_of=AS_OF)
+    merged = import_log(twinned, process=b2b(), stage_map=aliases, as_of=AS_OF)
+    assert plain.events == merged.events
+    twins = len(twinned) - len(base)
+    extra = Counter(f.code for f in merged.findings) - Counter(f.code for f in plain.findings)
+    assert ({"mapped_together": twins} if twins else {}) == dict(extra)
+    assert len(plain.problems) == len(merged.problems)
+    assert {Severity.INFO} >= {f.severity for f in merged.findings_of("mapped_together")}
