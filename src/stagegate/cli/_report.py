@@ -11,7 +11,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stagegate._time import parse_instant
 from stagegate.cli import EXIT_OK
 from stagegate.cli._app import (
     app,
@@ -22,6 +21,7 @@ from stagegate.cli._app import (
     process_option,
     resolve_process,
 )
+from stagegate.cli._import import parse_cli_instant
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
 from stagegate.store import SQLiteStore, UnknownProcessError
@@ -193,8 +193,8 @@ def report(
                 last = max(e.at for e in data) if data else None
         if last is None:
             return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
-        instant = last if as_of is None else parse_instant(as_of)
-        split = None if cutoff is None else parse_instant(cutoff)
+        instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
+        split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
         document = build_document(
             data,
             process,
@@ -267,7 +267,9 @@ def _fmt(value: Any, kind: str = "") -> str:
 def _table(title: str, columns: Iterable[str]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("stage", "deal") else "right")
+        table.add_column(
+            column, justify="left" if column in ("stage", "deal") else "right", overflow="fold"
+        )
     return table
 
 
