@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +24,6 @@ from stagegate.cli._app import (  # the group the commands join
 )
 from stagegate.definition import load_process
 from stagegate.errors import DefinitionError, StagegateError
-from stagegate.events import Event
 from stagegate.io import (
     Finding,
     ImportProblemError,
@@ -39,7 +39,7 @@ from stagegate.io import (
     read_events,
 )
 from stagegate.process import Process
-from stagegate.store import SQLiteStore
+from stagegate.store import ImportOutcome, ImportRefusedError, write_import
 from stagegate.templates import TEMPLATES, template
 
 FORMATS = (
@@ -208,7 +208,12 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
     is_flag=True,
     help="Import the usable rows even when some rows cannot be used (exit 1).",
 )
-@click.option("--replace", is_flag=True, help="Start the store afresh (deletes its file).")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Build a new store from PATH and swap it in for the old one only when complete "
+    "(refused when the old one is open elsewhere).",
+)
 @json_option
 def import_command(
     path: Path,
@@ -272,9 +277,13 @@ def import_command(
         return _refuse(path, result.findings, as_json=as_json, empty=True)
     target = result.definition
     try:
-        written = _write(store_path, result.events, target, replace=replace, quiet=as_json)
+        outcome = _write(store_path, result, path, replace=replace, quiet=as_json)
+    except ImportRefusedError as error:
+        return fail(str(error), as_json=as_json, problems=list(error.problems))
     except StagegateError as error:
         return fail(f"nothing was written: {error}", as_json=as_json)
+    written = outcome.record.events
+    result = attrs.evolve(result, findings=result.findings + outcome.findings)
     code = EXIT_NEGATIVE if errors else EXIT_OK
     summary = {
         "ok": code == EXIT_OK,
@@ -349,30 +358,33 @@ def _refuse(
 
 
 def _write(
-    store_path: Path,
-    events: tuple[Event, ...],
-    process: Process | None,
-    *,
-    replace: bool,
-    quiet: bool,
-) -> int:
-    if replace:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store_path}{suffix}").unlink(missing_ok=True)
-    with SQLiteStore(store_path) as store:
-        if process is not None and process.serializable:
-            store.save_process(process)
-        if quiet or len(events) < PROGRESS_FROM:
-            store.append(events)
-            return len(events)
-        with Progress(
-            TextColumn("writing events"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=err_console(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("write", total=len(events))
-            store.append(events, progress=lambda done: bar.update(task, completed=done))
-        return len(events)
+    store_path: Path, result: ImportResult, path: Path, *, replace: bool, quiet: bool
+) -> ImportOutcome:
+    """Verify and write the import (see stagegate.store.write_import), with a progress bar."""
+    events = result.events
+    options: dict[str, Any] = {
+        "process": result.definition,
+        "source": result.source,
+        "input_path": path,
+        "rows_read": result.rows_read,
+        "rows_used": result.rows_used,
+        "findings": result.findings,
+        "replace": replace,
+    }
+    if quiet or len(events) < PROGRESS_FROM:
+        return write_import(store_path, events, **options)
+    with Progress(
+        TextColumn("writing events"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("write", total=len(events))
+        return write_import(
+            store_path,
+            events,
+            progress=lambda done: bar.update(task, completed=done),
+            **options,
+        )

@@ -13,19 +13,25 @@
 True
 """
 
+from stagegate.store._load import ImportOutcome, ImportRefusedError, write_import
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     SCAN_COLUMNS,
     EventRow,
     EventStore,
+    ImportRecord,
     StoreClosedError,
+    StoreDamagedError,
     StoreError,
+    StoreLockedError,
+    StoreReplacedError,
+    StoreUnwritableError,
     UnknownOpportunityError,
     UnknownProcessError,
     check_batch,
 )
 from stagegate.store.memory import MemoryStore
-from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -33,11 +39,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "EventRow",
     "EventStore",
+    "ImportOutcome",
+    "ImportRecord",
+    "ImportRefusedError",
     "MemoryStore",
     "SQLiteStore",
     "StoreClosedError",
+    "StoreDamagedError",
     "StoreError",
+    "StoreLockedError",
+    "StoreReplacedError",
+    "StoreUnwritableError",
     "UnknownOpportunityError",
     "UnknownProcessError",
     "check_batch",
+    "inspect_file",
+    "write_import",
 ]
