@@ -122,8 +122,12 @@ class Clock:
             return None
         else:
             text = str(value).strip()
-            if self.epoch_ms and text.isdigit():
-                return from_epoch_us(int(text) * 1000)
+            if self.epoch_ms and text.isascii() and text.isdigit():
+                try:
+                    return from_epoch_us(int(text) * 1000)
+                except (OverflowError, ValueError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is out of range"))
+                    return None
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
@@ -132,6 +136,13 @@ class Clock:
                 except (ValueError, OverflowError):
                     self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
                     return None
+        try:
+            return self._utc(parsed, row, what)
+        except OverflowError:
+            self.unparseable.append((row, f"{what} {parsed!s} is outside the range of UTC"))
+            return None
+
+    def _utc(self, parsed: datetime, row: int, what: str) -> datetime | None:
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.naive_rows.append(row)
             if self.assume_zone is None:

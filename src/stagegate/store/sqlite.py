@@ -367,6 +367,11 @@ def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
             f"the disk holding the event store {path!r} is full ({message}); nothing was "
             "written: free some space and retry"
         )
+    if name in {"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"}:
+        return StoreUnwritableError(
+            f"the disk refused to write the event store {path!r} ({message}: it is full, over "
+            "a size quota, or failing); nothing was written: free some space and retry"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in message:
         if os.path.exists(path) and not os.access(path, os.W_OK):
