@@ -40,6 +40,7 @@ from stagegate.io import (
 )
 from stagegate.process import Process
 from stagegate.store import ImportOutcome, ImportRefusedError, write_import
+from stagegate.store._load import SHOWN
 from stagegate.templates import TEMPLATES, template
 
 FORMATS = (
@@ -150,15 +151,21 @@ def _own_log(path: Path, process: Process) -> ImportResult:
 
 def _findings_table(findings: tuple[Finding, ...]) -> Table:
     table = Table(title="findings", title_justify="left")
-    for column in ("severity", "code", "count", "example"):
+    for column in ("severity", "code", "count", "rows", "example"):
         table.add_column(column, overflow="fold")
     counts = Counter((f.severity.value, f.code) for f in findings)
     examples: dict[tuple[str, str], str] = {}
+    rows: dict[tuple[str, str], set[int]] = {}
     for finding in findings:
         examples.setdefault((finding.severity.value, finding.code), finding.message)
+        rows.setdefault((finding.severity.value, finding.code), set()).update(finding.rows)
     order = {"error": 0, "warning": 1, "info": 2}
     for key in sorted(counts, key=lambda k: (order.get(k[0], 3), k[1])):
-        table.add_row(key[0], key[1], str(counts[key]), examples[key])
+        numbers = sorted(rows[key])
+        shown = ", ".join(map(str, numbers[:5])) + (
+            f" (+{len(numbers) - 5})" if len(numbers) > 5 else ""  # noqa: PLR2004
+        )
+        table.add_row(key[0], key[1], str(counts[key]), shown, examples[key])
     return table
 
 
@@ -279,7 +286,7 @@ def import_command(
     try:
         outcome = _write(store_path, result, path, replace=replace, quiet=as_json)
     except ImportRefusedError as error:
-        return fail(str(error), as_json=as_json, problems=list(error.problems))
+        return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
     except StagegateError as error:
         return fail(f"nothing was written: {error}", as_json=as_json)
     written = outcome.record.events

@@ -205,8 +205,9 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
         try:
             events.append(Event.from_dict(data))
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # noqa: PERF203 - the error must name its row
+            why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
             raise EventLogError(
-                f"{'line' if chosen == 'jsonl' else 'row'} {number}: {exc}"
+                f"{'line' if chosen == 'jsonl' else 'row'} {number}: {why}"
             ) from None
     return tuple(events)
 
