@@ -34,6 +34,7 @@ from stagegate.store import (
     ImportRefusedError,
     SQLiteStore,
     StoreDamagedError,
+    StoreError,
     StoreLockedError,
     StoreReplacedError,
     StoreUnwritableError,
@@ -223,7 +224,49 @@ def _hubspot_corpus() -> dict[str, bytes]:
     }
 
 
+def _salesforce_corpus() -> dict[str, bytes]:
+    head = b"OpportunityId,CreatedDate,StageName,Amount,CloseDate\n"
+    ok = b"S-1,2026-01-05T09:00:00Z,Prospecting,10,2026-03-01\n"
+    return {
+        "sf-amount-1e999999": head + b"S-1,2026-01-05T09:00:00Z,Prospecting,1e999999,\n",
+        "sf-at-superscript": head + "S-1,²,Prospecting,10,\n".encode(),
+        "sf-at-year-1-east": head + b"S-1,0001-01-01T00:00:00+14:00,Prospecting,10,\n",
+        "sf-close-date-superscript": head + "S-1,2026-01-05T09:00:00Z,Prospecting,10,²\n".encode(),
+        "sf-close-date-year-0": head + b"S-1,2026-01-05T09:00:00Z,Prospecting,10,0000-01-01\n",
+        "sf-no-rows": head,
+        "sf-missing-stage-column": b"OpportunityId,CreatedDate\nS-1,2026-01-05T09:00:00Z\n",
+        "sf-only-ok-row-but-naive": head + ok.replace(b"Z,", b","),
+    }
+
+
+def _pipedrive_corpus() -> dict[str, bytes]:
+    head = b"deal_id,change_time,changed_field_key,new_value\n"
+    return {
+        "pd-time-superscript": head + "1,²,stage_id,1\n".encode(),
+        "pd-time-huge": head + b"1,99999999999999999999,stage_id,1\n",
+        "pd-empty": b"",
+    }
+
+
+def _snapshot_corpus() -> dict[str, bytes]:
+    head = b"opportunity_id,stage,entered_lead\n"
+    return {
+        "snap-entered-superscript": head + "X-1,Lead,²\n".encode(),
+        "snap-entered-year-9999-west": head + b"X-1,Lead,9999-12-31T23:59:59-14:00\n",
+        "snap-no-rows": head,
+    }
+
+
 CORPUS: dict[str, tuple[tuple[str, ...], bytes]] = {
+    **{f"{n}.csv": (("--format", "salesforce"), d) for n, d in _salesforce_corpus().items()},
+    **{
+        f"{n}.csv": (("--format", "pipedrive", "--assume-zone", "UTC"), d)
+        for n, d in _pipedrive_corpus().items()
+    },
+    **{
+        f"{n}.csv": (("--format", "snapshot", "--entered", "Lead=entered_lead"), d)
+        for n, d in _snapshot_corpus().items()
+    },
     **{f"{name}.jsonl": (("--format", "events"), data) for name, data in _events_corpus().items()},
     **{f"{n}.csv": (("--format", "log", "--template", "b2b"), d) for n, d in _log_corpus().items()},
     **{f"{n}.csv": (("--format", "hubspot"), d) for n, d in _hubspot_corpus().items()},
@@ -316,6 +359,28 @@ def test_a_negative_amount_is_imported_with_a_finding(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "s.sqlite") as store:
         (record,) = store.imports()
     assert [f["code"] for f in record.findings] == ["negative_amount"]
+
+
+@pytest.mark.parametrize("mode", ["delete", "wal", "newer"])
+def test_a_foreign_or_newer_database_is_refused_and_left_byte_for_byte(
+    mode: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "other.db"
+    if mode == "newer":
+        write_import(path, sample_events(), process=b2b(), source="events")
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+        conn.execute("PRAGMA journal_mode = DELETE")
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA journal_mode = {mode}")
+        conn.execute("CREATE TABLE customers (name TEXT)")
+        conn.execute("INSERT INTO customers VALUES ('acme')")
+    conn.close()
+    before = (digest(path), sorted(p.name for p in tmp_path.iterdir()))
+    with pytest.raises(StoreError, match="upgrade stagegate" if mode == "newer" else "not a"):
+        SQLiteStore(path)
+    assert before == (digest(path), sorted(p.name for p in tmp_path.iterdir()))
 
 
 # -- distinct messages ---------------------------------------------------------------------------

@@ -318,18 +318,22 @@ def inspect_file(path: str | os.PathLike[str], *, timeout: float = 5.0) -> str |
         return None
     try:
         with open(text, "rb") as handle:  # noqa: PTH123 - a plain read of the header
-            head = handle.read(len(_SQLITE_MAGIC))
+            head = handle.read(100)  # the database header
     except OSError as exc:
         raise StoreUnwritableError(
             f"cannot read the event store {text!r}: {exc.strerror or exc}; check its permissions"
         ) from None
-    if head != _SQLITE_MAGIC:
+    if head[: len(_SQLITE_MAGIC)] != _SQLITE_MAGIC:
         raise StoreDamagedError(
             f"{text!r} is not a SQLite database (it starts with {head[:8]!r}), so not a "
             "stagegate store: choose another file; if it was a store, it is damaged (sqlite3 "
             "FILE 'PRAGMA integrity_check'): restore it from a backup"
         )
-    uri = Path(text).absolute().as_uri() + "?mode=ro"
+    # A read-only connection to a WAL database nobody has open would leave -wal and -shm files
+    # behind: read such a file as immutable (its whole content is in the main file then).
+    wal_mode = len(head) > 18 and head[18] == 2  # noqa: PLR2004 - header byte 18: 2 is WAL
+    quiet = wal_mode and not os.path.exists(f"{text}-wal")
+    uri = Path(text).absolute().as_uri() + ("?immutable=1" if quiet else "?mode=ro")
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     except sqlite3.Error as exc:
@@ -532,7 +536,7 @@ class SQLiteStore(EventStore):
         except sqlite3.Error as exc:
             self.close()
             raise self._error(exc) from None
-        if tables and "meta" not in tables:  # pragma: no cover - _check_existing refused it
+        if tables and "meta" not in tables:  # tables only in the -wal of a foreign database
             self.close()
             raise StoreError(
                 f"{self._path!r} is a SQLite database but not a stagegate event store "
