@@ -29,7 +29,7 @@ import pytest
 from stagegate import demo
 from stagegate.cli import main
 from stagegate.events import Event, EventKind
-from stagegate.io import write_events
+from stagegate.io import read_events, write_events
 from stagegate.store import (
     ImportRefusedError,
     SQLiteStore,
@@ -38,6 +38,7 @@ from stagegate.store import (
     StoreLockedError,
     StoreReplacedError,
     StoreUnwritableError,
+    stream_import,
     write_import,
 )
 from stagegate.store import sqlite as sqlite_module
@@ -736,3 +737,82 @@ def test_a_wal_grown_under_a_long_scan_is_truncated_when_it_ends(
         assert 49 == len(rest)
         assert Path(f"{path}-wal").stat().st_size == 0
         assert 4050 == store.count()
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+class TestStreamImport:
+    def test_a_streamed_log_stores_exactly_the_events_of_the_file(self, tmp_path: Path) -> None:
+        log = simulated(tmp_path, 40, 5)
+        events = read_events(log)
+        streamed = stream_import(tmp_path / "a.sqlite", log, process=b2b(), batch_size=7)
+        write_import(tmp_path / "b.sqlite", events, process=b2b(), source="events")
+        with SQLiteStore(tmp_path / "a.sqlite") as a, SQLiteStore(tmp_path / "b.sqlite") as b:
+            assert list(b.scan()) == list(a.scan())
+            assert (streamed.record.events, streamed.record.opportunities) == (len(events), 40)
+            assert a.processes() == b.processes()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".sqlite") == [
+            "a.sqlite",
+            "b.sqlite",
+        ]
+
+    def test_a_streamed_log_continues_stored_deals_and_refuses_a_second_time(
+        self, tmp_path: Path
+    ) -> None:
+        events = sample_events()
+        path = tmp_path / "s.sqlite"
+        write_import(path, events[:5], process=b2b(), source="events")
+        rest = tmp_path / "rest.jsonl.gz"
+        rest.write_bytes(gzip.compress(_jsonl(*(e.to_dict() for e in events[5:]))))
+        stream_import(path, rest, process=b2b(), batch_size=3)
+        with SQLiteStore(path) as store:
+            assert tuple(events) == tuple(store.scan())
+            assert [5, 23] == [r.events for r in store.imports()]
+        before = digest(path)
+        whole = tmp_path / "whole.jsonl"
+        write_events(whole, events)
+        with pytest.raises(ImportRefusedError) as caught:
+            stream_import(path, whole, process=b2b())
+        assert ("already_imported", before) == (caught.value.code, digest(path))
+
+    def test_a_streamed_replace_swaps_in_the_new_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "s.sqlite"
+        write_import(path, sample_events(), process=b2b(), source="events")
+        log = tmp_path / "one.jsonl"
+        log.write_bytes(_jsonl(base_record("only")))
+        outcome = stream_import(path, log, process=b2b(), replace=True)
+        assert outcome.replaced
+        with SQLiteStore(path) as store:
+            assert (["only"], 1) == (list(store.opportunity_ids()), len(store.imports()))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "s.sqlite"]
+
+    def test_a_writer_between_staging_and_copy_is_a_concurrent_writer(self, tmp_path: Path):
+        path = tmp_path / "s.sqlite"
+        SQLiteStore(path).close()
+        log = tmp_path / "one.jsonl"
+        log.write_bytes(_jsonl(base_record("race")))
+        original = SQLiteStore.write_import_from
+
+        def racing(self: SQLiteStore, staging: Any, **kwargs: Any) -> Any:
+            with SQLiteStore(path) as other:
+                other.append([opened("race")])
+            return original(self, staging, **kwargs)
+
+        SQLiteStore.write_import_from = racing  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ImportRefusedError) as caught:
+                stream_import(path, log, process=b2b())
+        finally:
+            SQLiteStore.write_import_from = original  # type: ignore[method-assign]
+        assert "concurrent_writer" == caught.value.code
+        with SQLiteStore(path) as store:
+            assert (1, ()) == (store.count(), store.imports())
+
+    def test_an_interleaved_log_out_of_seq_order_is_refused(self, tmp_path: Path) -> None:
+        log = tmp_path / "bad.jsonl"
+        second = base_record() | {"seq": 2, "kind": "rescheduled", "close_date": "2026-03-01"}
+        log.write_bytes(_jsonl(second, base_record()))
+        with pytest.raises(ImportRefusedError, match="seq order"):
+            stream_import(tmp_path / "s.sqlite", log, process=b2b(), batch_size=1)
+        assert [p.name for p in tmp_path.iterdir()] == ["bad.jsonl"]

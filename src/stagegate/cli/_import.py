@@ -39,7 +39,7 @@ from stagegate.io import (
     read_events,
 )
 from stagegate.process import Process
-from stagegate.store import ImportOutcome, ImportRefusedError, write_import
+from stagegate.store import ImportOutcome, ImportRefusedError, stream_import, write_import
 from stagegate.store._load import SHOWN
 from stagegate.templates import TEMPLATES, template
 
@@ -261,6 +261,8 @@ def import_command(
     }
     try:
         process = _process(process_path, template_name)
+        if fmt == "events" and _streams(path):
+            return _stream(path, store_path, process or template("b2b"), replace, as_json)
         if fmt == "events":
             result = _own_log(path, process or template("b2b"))
             process = process or template("b2b")
@@ -321,6 +323,52 @@ def import_command(
     if result.findings:
         console.print(_findings_table(result.findings))
     return code
+
+
+def _streams(path: Path) -> bool:
+    """A JSON Lines event log is imported streaming, in bounded memory."""
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    return suffixes[-1:] in ([".jsonl"], [".ndjson"])
+
+
+def _stream(path: Path, store_path: Path, process: Process, replace: bool, as_json: bool) -> int:
+    """Import a stagegate JSON Lines log with stagegate.store.stream_import."""
+    try:
+        outcome = stream_import(store_path, path, process=process, replace=replace)
+    except ImportRefusedError as error:
+        return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
+    except ImportProblemError as error:
+        return _refuse(path, error.findings, as_json=as_json)
+    except StagegateError as error:
+        return fail(f"nothing was written: {error}", as_json=as_json)
+    record = outcome.record
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "source": record.source,
+                "store": str(store_path),
+                "process": process.name,
+                "process_version": process.version,
+                "process_stored": process.serializable,
+                "rows_read": record.rows_read,
+                "rows_used": record.rows_used,
+                "opportunities": record.opportunities,
+                "events": record.events,
+                "findings": [dict(f) for f in record.findings],
+            }
+        )
+        return EXIT_OK
+    console = out_console()
+    console.print(
+        f"imported [bold]{record.opportunities}[/] opportunities ({record.events} events) from "
+        f"{record.rows_used} of {record.rows_read} rows into {store_path}"
+    )
+    if outcome.findings:
+        console.print(_findings_table(outcome.findings))
+    return EXIT_OK
 
 
 def _finding_dict(finding: Finding) -> dict[str, Any]:

@@ -14,6 +14,7 @@ True
 """
 
 from stagegate.store._load import ImportOutcome, ImportRefusedError, write_import
+from stagegate.store._stream import stream_import
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     SCAN_COLUMNS,
@@ -54,5 +55,6 @@ __all__ = [
     "UnknownProcessError",
     "check_batch",
     "inspect_file",
+    "stream_import",
     "write_import",
 ]

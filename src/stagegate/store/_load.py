@@ -70,7 +70,8 @@ CHECKPOINT_FROM = 50_000
 SHOWN = 5
 """How many problems a refusal lists (the count says how many there were)."""
 
-_REPLACE_TAG = ".replace-"
+REPLACE_TAG = ".replace-"
+"""Temporary stores are named ``.<store name>.replace-<pid>-<random>`` beside the store."""
 
 
 class ImportRefusedError(StagegateError, ValueError):
@@ -143,7 +144,7 @@ def write_import(
         StoreError: the store cannot be opened or written (its subclasses say why).
     """
     path = os.fspath(store_path)
-    added = verify_events(process, events)
+    added = verify_events(process, events, replay=replace or not os.path.exists(path))
     found = tuple(findings) + added
     count = len(events)
     record = ImportRecord(
@@ -180,15 +181,17 @@ def write_import(
 # -- verification ----------------------------------------------------------------------------
 
 
-def verify_events(process: Process | None, events: Sequence[Event]) -> tuple[Finding, ...]:
+def verify_events(
+    process: Process | None, events: Sequence[Event], *, replay: bool = True
+) -> tuple[Finding, ...]:
     """Check values and replay each opportunity's events; return the findings to add.
+
+    With ``replay=False`` only the values are checked (the caller replays against a store).
 
     Raises:
         ImportRefusedError: an amount is not finite, a ``seq`` is beyond :data:`MAX_SEQ`, or an
             opportunity's events do not replay under ``process``.
     """
-    from stagegate.io import Finding, Severity  # noqa: PLC0415 - io sits beside the store
-
     problems: list[str] = []
     negative: dict[str, list[int]] = {}
     for event in events:
@@ -196,7 +199,7 @@ def verify_events(process: Process | None, events: Sequence[Event]) -> tuple[Fin
             problems.extend(_value_problems(event))
             if event.amount is not None and event.amount.is_finite() and event.amount < 0:
                 negative.setdefault(event.opportunity_id, []).append(event.seq)
-    if not problems and process is not None:
+    if not problems and process is not None and replay:
         for run in _runs(events):
             problems.extend(_replay_problems(process, run))
             if len(problems) > SHOWN * 4:
@@ -208,6 +211,12 @@ def verify_events(process: Process | None, events: Sequence[Event]) -> tuple[Fin
             "pass the process the events were recorded in) and import again",
             problems,
         )
+    return _negative_findings(negative)
+
+
+def _negative_findings(negative: Mapping[str, Sequence[int]]) -> tuple[Finding, ...]:
+    from stagegate.io import Finding, Severity  # noqa: PLC0415 - io sits beside the store
+
     return tuple(
         Finding(
             "negative_amount",
@@ -266,49 +275,67 @@ def _replay_problems(
 
 def _check_against(store: SQLiteStore, events: Sequence[Event], process: Process | None) -> None:
     """Compare the events with what the store holds; refuse re-imports and other histories."""
-    same: list[str] = []
-    other: list[str] = []
-    problems: list[str] = []
+    comparison = _Comparison()
     for run in _runs(events):
+        comparison.add(store, run, process)
+    comparison.verdict()
+
+
+class _Comparison:
+    """What the store already holds of the imported opportunities, one run at a time."""
+
+    def __init__(self) -> None:
+        self.same: list[str] = []
+        self.other: list[str] = []
+        self.problems: list[str] = []
+
+    def add(self, store: SQLiteStore, run: Sequence[Event], process: Process | None) -> None:
         oid, first = run[0].opportunity_id, run[0].seq
         last = store.last_seq(oid)
         if last == 0:
-            continue
+            if process is not None:
+                self.problems.extend(_replay_problems(process, run))
+            return
         if first == 1:
             held = store.load(oid)
             if tuple(run) == held[: len(run)]:
-                same.append(oid)
+                self.same.append(oid)
             else:
-                other.append(oid)
+                self.other.append(oid)
         elif first != last + 1:
-            problems.append(
+            self.problems.append(
                 f"opportunity {oid!r}: the file continues it from seq {first}, but the store "
                 f"holds events up to seq {last}"
             )
         elif process is not None:
-            problems.extend(_replay_problems(process, run, store.load(oid)))
-    if same and not other and not problems:
-        raise ImportRefusedError(
-            "already_imported",
-            f"the store already holds these events ({len(same)} opportunities, e.g. "
-            f"{same[0]!r}): this file was imported before; nothing was written (pass --replace "
-            "to rebuild the store from this file)",
-        )
-    if same or other:
-        listed = ", ".join(map(repr, (same + other)[:3]))
-        raise ImportRefusedError(
-            "different_history",
-            f"the store already holds {len(same) + len(other)} of these opportunities "
-            f"({listed}, ...), {len(other)} of them with a different history; nothing was "
-            "written: import into a new store, or pass --replace to rebuild it from this file",
-        )
-    if problems:
-        raise ImportRefusedError(
-            "invalid_events",
-            f"{len(problems)} opportunity logs do not continue the stored ones; nothing was "
-            "written",
-            problems,
-        )
+            self.problems.extend(_replay_problems(process, run, store.load(oid)))
+
+    def verdict(self) -> None:
+        """Raise the refusal the comparison calls for, if any."""
+        same, other, problems = self.same, self.other, self.problems
+        if same and not other and not problems:
+            raise ImportRefusedError(
+                "already_imported",
+                f"the store already holds these events ({len(same)} opportunities, e.g. "
+                f"{same[0]!r}): this file was imported before; nothing was written (pass "
+                "--replace to rebuild the store from this file)",
+            )
+        if same or other:
+            listed = ", ".join(map(repr, (same + other)[:3]))
+            raise ImportRefusedError(
+                "different_history",
+                f"the store already holds {len(same) + len(other)} of these opportunities "
+                f"({listed}, ...), {len(other)} of them with a different history; nothing was "
+                "written: import into a new store, or pass --replace to rebuild it from this "
+                "file",
+            )
+        if problems:
+            raise ImportRefusedError(
+                "invalid_events",
+                f"{len(problems)} problem(s) in the events; nothing was written: fix the file "
+                "(or pass the process the events were recorded in) and import again",
+                problems,
+            )
 
 
 def _finding_dict(finding: Finding) -> Mapping[str, Any]:
@@ -338,7 +365,7 @@ def _replace(  # noqa: PLR0917 - private, called once
     folder = os.path.dirname(os.path.abspath(path))
     _remove_stale(folder, os.path.basename(path))
     temporary = os.path.join(
-        folder, f".{os.path.basename(path)}{_REPLACE_TAG}{os.getpid()}-{secrets.token_hex(4)}"
+        folder, f".{os.path.basename(path)}{REPLACE_TAG}{os.getpid()}-{secrets.token_hex(4)}"
     )
     try:
         with SQLiteStore(temporary, timeout=timeout) as store:
@@ -384,7 +411,7 @@ def _check_replaceable(
 
 def _remove_stale(folder: str, name: str) -> None:
     """Delete temporary stores left by replaces that were killed (their process is gone)."""
-    prefix = f".{name}{_REPLACE_TAG}"
+    prefix = f".{name}{REPLACE_TAG}"
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if not entry.name.startswith(prefix):

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from stagegate._time import epoch_us, from_epoch_us, now
-from stagegate.errors import EventLogError, StagegateError
+from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
 from stagegate.store.base import (
@@ -137,6 +137,10 @@ _SCAN_ROWS = (
     "FROM events ORDER BY opportunity_id, seq"
 )
 _LAST_SEQ = "SELECT max(seq) FROM events WHERE opportunity_id = ?"
+_STAGED_RUNS = (
+    "SELECT s.opportunity_id, min(s.seq), (SELECT max(m.seq) FROM main.events m "
+    "WHERE m.opportunity_id = s.opportunity_id) FROM staged.events s GROUP BY s.opportunity_id"
+)
 _IDS = "SELECT DISTINCT opportunity_id FROM events ORDER BY opportunity_id"
 
 _new_row = tuple.__new__  # skips EventRow.__new__'s argument binding: 9 columns x millions
@@ -668,6 +672,83 @@ class SQLiteStore(EventStore):
             raise EventLogError(
                 f"cannot store the batch: {exc}; events hold text and ints"
             ) from None
+        return stored
+
+    def _stage(self, events: Sequence[Event]) -> None:
+        """Append a batch to a staging store: a new opportunity's run may start at any seq."""
+        runs = check_batch(events)
+        conn = self._read(lambda conn: conn)
+        rows = _rows_of(events)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for oid, (first, _) in runs.items():
+                    last = conn.execute(_LAST_SEQ, (oid,)).fetchone()[0]
+                    if last is not None and first != last + 1:
+                        raise ConcurrencyError(oid, first - 1, int(last))
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except (UnicodeEncodeError, OverflowError) as exc:
+            raise EventLogError(
+                f"cannot store the batch: {exc}; events hold text and ints"
+            ) from None
+
+    def write_import_from(
+        self,
+        staging: str | os.PathLike[str],
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+    ) -> ImportRecord | None:
+        """Copy every event of another store file into this one, in one transaction.
+
+        Like :meth:`write_import` for events already staged in a store file (written by this
+        class): each opportunity's staged events must continue its log here. The copy runs
+        inside SQLite (``INSERT ... SELECT``), so it needs no memory per event.
+
+        Raises:
+            ConcurrencyError: a staged opportunity does not continue its log here.
+            StoreError: see :meth:`write_import`.
+        """
+        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+        conn = self._read(lambda conn: conn)
+        definition = None
+        if process is not None and process.serializable:
+            definition = (process.name, process.version, process_to_json(process, indent=None))
+        stored: ImportRecord | None = None
+        try:
+            conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(staging),))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._check_same_file(conn)
+                    for oid, first, last in conn.execute(_STAGED_RUNS):
+                        if first != (last or 0) + 1:
+                            raise ConcurrencyError(oid, first - 1, last or 0)
+                    if definition is not None:
+                        _put_definition(conn, self._path, *definition)
+                    if record is not None:
+                        stored = _put_record(conn, record)
+                    conn.execute(
+                        f"INSERT INTO main.events ({_COLUMNS}) "  # noqa: S608 - constants
+                        f"SELECT {_COLUMNS} FROM staged.events"
+                    )
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            finally:
+                conn.execute("DETACH DATABASE staged")
+        except sqlite3.IntegrityError:
+            raise ConcurrencyError("(a staged opportunity)", 0, 1) from None
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
         return stored
 
     def imports(self) -> tuple[ImportRecord, ...]:
