@@ -484,6 +484,10 @@ class TestStoreErrorTypes:
         with SQLiteStore(tmp_path / "s.sqlite") as store:
             assert 0 == store.count()
 
+    def test_a_missing_folder_is_named_as_such(self, tmp_path: Path) -> None:
+        with pytest.raises(StoreUnwritableError, match="does not exist"):
+            SQLiteStore(tmp_path / "nowhere" / "s.sqlite")
+
     @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
     def test_a_read_only_file_is_named_as_such(self, tmp_path: Path) -> None:  # pragma: no cover
         path = tmp_path / "s.sqlite"

@@ -337,26 +337,39 @@ def inspect_file(path: str | os.PathLike[str], *, timeout: float = 5.0) -> str |
     # behind: read such a file as immutable (its whole content is in the main file then).
     wal_mode = len(head) > 18 and head[18] == 2  # noqa: PLR2004 - header byte 18: 2 is WAL
     quiet = wal_mode and not os.path.exists(f"{text}-wal")
-    uri = Path(text).absolute().as_uri() + ("?immutable=1" if quiet else "?mode=ro")
+    base = Path(text).absolute().as_uri()
+    try:
+        rows = _meta(base + ("?immutable=1" if quiet else "?mode=ro"), text, timeout)
+    except StoreDamagedError:
+        if not quiet:
+            raise
+        rows = _meta(base + "?mode=ro", text, timeout)  # it was being written meanwhile
+    if rows is None:
+        return None
+    version = rows.get("schema_version")
+    return None if version is None else str(version)
+
+
+def _meta(uri: str, text: str, timeout: float) -> dict[str, str] | None:
+    """The ``meta`` table of a database opened read-only (``None``: it has no tables)."""
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     except sqlite3.Error as exc:
         raise store_error(text, exc, timeout) from None
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return None
         if "meta" not in tables:
-            listed = ", ".join(sorted(tables)) or "no tables"
             raise StoreError(
                 f"{text!r} is a SQLite database but not a stagegate event store (it holds "
-                f"{listed}); choose another file"
+                f"{', '.join(sorted(tables))}); choose another file"
             )
-        rows = dict(conn.execute("SELECT key, value FROM meta"))
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
     except sqlite3.Error as exc:
         raise store_error(text, exc, timeout) from None
     finally:
         conn.close()
-    version = rows.get("schema_version")
-    return None if version is None else str(version)
 
 
 def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
@@ -382,15 +395,15 @@ def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
         )
     folder = os.path.dirname(os.path.abspath(path))
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in message:
-        if os.path.exists(path) and not os.access(path, os.W_OK):
+        if not os.path.isdir(folder):
+            why = f"its folder {folder!r} does not exist: create it first"
+        elif os.path.exists(path) and not os.access(path, os.W_OK):
             why = "the file is read-only: make it writable (chmod u+w) or import into a copy"
         elif not os.access(folder, os.W_OK):
             why = (
                 f"its folder {folder!r} is read-only (a store needs to create its -wal and "
                 "-shm files beside it): make the folder writable or choose another one"
             )
-        elif not os.path.isdir(folder):
-            why = f"its folder {folder!r} does not exist: create it first"
         else:
             why = "check the file's and its folder's permissions"
         return StoreUnwritableError(f"cannot write the event store {path!r} ({message}): {why}")
