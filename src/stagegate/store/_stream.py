@@ -101,10 +101,11 @@ def stream_import(
     staging = os.path.join(
         folder, f".{os.path.basename(path)}{REPLACE_TAG}{os.getpid()}-{secrets.token_hex(4)}"
     )
+    fresh = replace or not os.path.exists(path)  # the staging store becomes the store
     try:
         with SQLiteStore(staging, timeout=timeout) as staged:
             lines, negative = _stage(staged, source, batch_size)
-            opportunities = _verify(staged, process, None if replace else path)
+            opportunities = _verify(staged, process, None if fresh else path)
             added = _negative_findings(negative)
             record = ImportRecord(
                 id=0,
@@ -117,12 +118,13 @@ def stream_import(
                 events=staged.count(),
                 findings=tuple(_finding_dict(f) for f in added),
             )
-            if replace:
+            if fresh:
                 stored = staged.write_import((), process=process, record=record)
-        if replace:
+        if fresh:
             _settle(staging, timeout)
+        if replace:
             _swap(path, staging, timeout)
-        else:
+        elif not fresh or not _link(staging, path):
             with SQLiteStore(path, timeout=timeout) as store:
                 stored = _absorb(store, staging, process, record)
                 if record.events >= CHECKPOINT_FROM:
@@ -133,6 +135,17 @@ def stream_import(
                 os.unlink(staging + suffix)
     assert stored is not None  # noqa: S101 - a record was given
     return ImportOutcome(stored, added, replaced=replace)
+
+
+def _link(staging: str, path: str) -> bool:
+    """Put the staged store at ``path`` unless a file appeared there meanwhile."""
+    try:
+        os.link(staging, path)
+    except FileExistsError:
+        return False
+    except OSError:  # pragma: no cover - a file system without hard links
+        return False
+    return True
 
 
 def _finding_dict(finding: object) -> dict[str, object]:
