@@ -38,6 +38,7 @@ from stagegate.store import (
     StoreLockedError,
     StoreReplacedError,
     StoreUnwritableError,
+    inspect_file,
     stream_import,
     write_import,
 )
@@ -827,3 +828,63 @@ class TestStreamImport:
         with pytest.raises(ImportRefusedError, match="seq order"):
             stream_import(tmp_path / "s.sqlite", log, process=b2b(), batch_size=1)
         assert [p.name for p in tmp_path.iterdir()] == ["bad.jsonl"]
+
+
+class TestEdges:
+    def test_inspect_answers_none_for_nothing_and_refuses_folders(self, tmp_path: Path) -> None:
+        (tmp_path / "empty.sqlite").write_bytes(b"")
+        assert (None, None) == (
+            inspect_file(tmp_path / "missing.sqlite"),
+            inspect_file(tmp_path / "empty.sqlite"),
+        )
+        with pytest.raises(StoreError, match="not a regular file"):
+            inspect_file(tmp_path)
+        with SQLiteStore(tmp_path / "empty.sqlite") as store:  # an empty file becomes a store
+            assert 0 == store.count()
+        assert "1" == inspect_file(tmp_path / "empty.sqlite")
+
+    def test_an_empty_sqlite_database_becomes_a_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "blank.db"
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = 3")
+        conn.close()
+        assert inspect_file(path) is None
+        with SQLiteStore(path) as store:
+            store.append([opened("a")])
+            assert 1 == store.count()
+
+    def test_a_changed_definition_under_the_same_version_is_refused_whole(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "s.sqlite"
+        write_import(path, [opened("a")], process=b2b(), source="events")
+        from stagegate.definition import process_from_dict, process_to_dict
+
+        data = process_to_dict(b2b())
+        data["stages"][0]["labels"] = {"en": "Renamed lead"}
+        with pytest.raises(StoreError, match="different definition"):
+            write_import(path, [opened("b")], process=process_from_dict(data), source="events")
+        with SQLiteStore(path) as store:
+            assert (1, 1) == (store.count(), len(store.imports()))
+
+    def test_a_backup_into_a_missing_folder_names_it(self, tmp_path: Path) -> None:
+        path = tmp_path / "s.sqlite"
+        SQLiteStore(path).close()
+        with SQLiteStore(path) as store, pytest.raises(StoreUnwritableError, match="not exist"):
+            store.backup(tmp_path / "nowhere" / "b.sqlite")
+
+    def test_an_unknown_sqlite_failure_still_says_what_to_do(self) -> None:
+        error = sqlite_module.store_error("s.sqlite", sqlite3.OperationalError("odd"), 1.0)
+        assert (type(error), "integrity_check" in str(error)) == (StoreError, True)
+
+    def test_a_stale_temporary_store_of_a_dead_process_is_removed(self, tmp_path: Path) -> None:
+        path = tmp_path / "s.sqlite"
+        script = "import os; print(os.getpid())"
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+        dead = done.stdout.decode().strip()
+        stale = tmp_path / f".s.sqlite.replace-{dead}-0000"
+        stale.write_bytes(b"half a store")
+        mine = tmp_path / f".s.sqlite.replace-{os.getpid()}-0000"
+        mine.write_bytes(b"a replace of this process still running")
+        write_import(path, [opened("a")], process=b2b(), source="events", replace=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "s.sqlite"]
