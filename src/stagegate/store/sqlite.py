@@ -535,6 +535,10 @@ class SQLiteStore(EventStore):
 
     def _check_existing(self) -> None:
         """Refuse a foreign, damaged or newer file before anything could change it."""
+        with contextlib.suppress(OSError), open(self._path, "rb") as handle:  # noqa: PTH123
+            head = handle.read(19)
+            if head[: len(_SQLITE_MAGIC)] == _SQLITE_MAGIC and head[18:19] == b"\x02":
+                return  # in WAL mode already: opening changes nothing before _initialize checks
         version = inspect_file(self._path, timeout=self._timeout)
         if version is None or (version.isdigit() and int(version) == SCHEMA_VERSION):
             return
