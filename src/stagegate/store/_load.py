@@ -486,13 +486,14 @@ def _swap(path: str, temporary: str, timeout: float) -> None:
 def _rename(temporary: str, path: str) -> None:
     try:
         os.replace(temporary, path)
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
     except OSError as exc:
         raise StoreUnwritableError(
             f"cannot put the new store in place of {path!r}: {exc.strerror or exc}; the old "
             "store is unchanged"
         ) from None
+    with contextlib.suppress(OSError):  # make the rename durable (not possible on Windows)
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
