@@ -7,6 +7,8 @@ Only then is anything written where it counts:
 
 * with ``replace=True`` the staging store *is* the new store: it is swapped in for the old one
   with one ``os.replace``;
+* into a store that does not exist yet, the staging store is linked into place (``os.link``,
+  which never overwrites a file that appeared meanwhile);
 * otherwise its events are copied into the target inside one transaction (``ATTACH`` and
   ``INSERT ... SELECT``), with the process definition and the import record.
 
