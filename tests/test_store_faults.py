@@ -888,3 +888,14 @@ class TestEdges:
         mine.write_bytes(b"a replace of this process still running")
         write_import(path, [opened("a")], process=b2b(), source="events", replace=True)
         assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "s.sqlite"]
+
+
+def test_the_command_line_shows_what_a_streamed_import_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "negative.jsonl"
+    log.write_bytes(_jsonl(base_record("neg") | {"amount": "-10"}))
+    assert main(["import", str(log), "--store", str(tmp_path / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 opportunities (1 events)" in out
+    assert "negative_amount" in out
