@@ -31,7 +31,6 @@ from stagegate.cli._app import (  # the group the commands join
 )
 from stagegate.definition import load_process
 from stagegate.errors import DefinitionError, StagegateError
-from stagegate.events import Event
 from stagegate.io import (
     Finding,
     ImportProblemError,
@@ -48,7 +47,8 @@ from stagegate.io import (
 )
 from stagegate.io._result import cli_text
 from stagegate.process import Process
-from stagegate.store import SQLiteStore
+from stagegate.store import ImportOutcome, ImportRefusedError, stream_import, write_import
+from stagegate.store._load import SHOWN
 from stagegate.templates import TEMPLATES, template
 
 if sys.version_info >= (3, 11):
@@ -373,16 +373,24 @@ def _own_log(path: Path, process: Process) -> ImportResult:
 
 def _findings_table(findings: tuple[Finding, ...]) -> Table:
     table = Table(title="findings", title_justify="left")
-    for column in ("severity", "code", "count", "example"):
+    for column in ("severity", "code", "count", "rows", "example"):
         table.add_column(column, overflow="fold")
     counts = Counter((f.severity.value, f.code) for f in findings)
     examples: dict[tuple[str, str], str] = {}
+    rows: dict[tuple[str, str], set[int]] = {}
     for finding in findings:
         examples.setdefault((finding.severity.value, finding.code), _shown(finding))
+        rows.setdefault((finding.severity.value, finding.code), set()).update(finding.rows)
     order = {"error": 0, "warning": 1, "info": 2}
     for key in sorted(counts, key=lambda k: (order.get(k[0], 3), k[1])):
+        numbers = sorted(rows[key])
+        shown = ", ".join(map(str, numbers[:5])) + (
+            f" (+{len(numbers) - 5})" if len(numbers) > 5 else ""  # noqa: PLR2004
+        )
         # escaped: a stage named "Won [emea]" shows as typed, not as rich markup
-        table.add_row(escape(key[0]), escape(key[1]), str(counts[key]), escape(examples[key]))
+        table.add_row(
+            escape(key[0]), escape(key[1]), str(counts[key]), shown, escape(examples[key])
+        )
     return table
 
 
@@ -517,9 +525,14 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     is_flag=True,
     help="Import the usable rows even when some rows cannot be used (exit 1).",
 )
-@click.option("--replace", is_flag=True, help="Start the store afresh (deletes its file).")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Build a new store from PATH and swap it in for the old one only when complete "
+    "(refused when the old one is open elsewhere).",
+)
 @json_option
-def import_command(
+def import_command(  # noqa: PLR0915 - the flags, then one straight path through the import
     path: Path,
     store_path: Path,
     fmt: str | None,
@@ -604,6 +617,8 @@ def import_command(
         process = _process(
             None if given_process is None else Path(given_process), chosen.get("template")
         )
+        if fmt == "events" and _streams(path):
+            return _stream(path, store_path, process or template("b2b"), replace, as_json)
         if fmt == "events":
             result = _own_log(path, process or template("b2b"))
             process = process or template("b2b")
@@ -631,12 +646,16 @@ def import_command(
         return _refuse(path, result.findings, as_json=as_json, empty=True)
     target = result.definition
     try:
-        written = _write(store_path, result.events, target, replace=replace, quiet=as_json)
+        outcome = _write(store_path, result, path, replace=replace, quiet=as_json)
+    except ImportRefusedError as error:
+        return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
     except StagegateError as error:
         return fail(f"nothing was written: {escape(str(error))}", as_json=as_json)
     skipped_rows, skipped = _skipped(result.findings)
     code = EXIT_NEGATIVE if skipped else EXIT_OK
     inferred = target is not None and process is None
+    written = outcome.record.events
+    result = attrs.evolve(result, findings=result.findings + outcome.findings)
     summary = {
         "ok": code == EXIT_OK,
         "source": result.source,
@@ -688,6 +707,52 @@ def _stage_dict(stage: Any, *, inferred: bool) -> dict[str, Any]:
     }
 
 
+def _streams(path: Path) -> bool:
+    """A JSON Lines event log is imported streaming, in bounded memory."""
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    return suffixes[-1:] in ([".jsonl"], [".ndjson"])
+
+
+def _stream(path: Path, store_path: Path, process: Process, replace: bool, as_json: bool) -> int:
+    """Import a stagegate JSON Lines log with stagegate.store.stream_import."""
+    try:
+        outcome = stream_import(store_path, path, process=process, replace=replace)
+    except ImportRefusedError as error:
+        return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
+    except ImportProblemError as error:
+        return _refuse(path, error.findings, as_json=as_json)
+    except StagegateError as error:
+        return fail(f"nothing was written: {escape(cli_text(str(error)))}", as_json=as_json)
+    record = outcome.record
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "source": record.source,
+                "store": str(store_path),
+                "process": process.name,
+                "process_version": process.version,
+                "process_stored": process.serializable,
+                "rows_read": record.rows_read,
+                "rows_used": record.rows_used,
+                "opportunities": record.opportunities,
+                "events": record.events,
+                "findings": [dict(f) for f in record.findings],
+            }
+        )
+        return EXIT_OK
+    console = out_console()
+    console.print(
+        f"imported [bold]{record.opportunities}[/] opportunities ({record.events} events) from "
+        f"{record.rows_used} of {record.rows_read} rows into {escape(str(store_path))}"
+    )
+    if outcome.findings:
+        console.print(_findings_table(outcome.findings))
+    return EXIT_OK
+
+
 def _finding_dict(finding: Finding) -> dict[str, Any]:
     return {
         "code": finding.code,
@@ -737,30 +802,33 @@ def _refuse(
 
 
 def _write(
-    store_path: Path,
-    events: tuple[Event, ...],
-    process: Process | None,
-    *,
-    replace: bool,
-    quiet: bool,
-) -> int:
-    if replace:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store_path}{suffix}").unlink(missing_ok=True)
-    with SQLiteStore(store_path) as store:
-        if process is not None and process.serializable:
-            store.save_process(process)
-        if quiet or len(events) < PROGRESS_FROM:
-            store.append(events)
-            return len(events)
-        with Progress(
-            TextColumn("writing events"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=err_console(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("write", total=len(events))
-            store.append(events, progress=lambda done: bar.update(task, completed=done))
-        return len(events)
+    store_path: Path, result: ImportResult, path: Path, *, replace: bool, quiet: bool
+) -> ImportOutcome:
+    """Verify and write the import (see stagegate.store.write_import), with a progress bar."""
+    events = result.events
+    options: dict[str, Any] = {
+        "process": result.definition,
+        "source": result.source,
+        "input_path": path,
+        "rows_read": result.rows_read,
+        "rows_used": result.rows_used,
+        "findings": result.findings,
+        "replace": replace,
+    }
+    if quiet or len(events) < PROGRESS_FROM:
+        return write_import(store_path, events, **options)
+    with Progress(
+        TextColumn("writing events"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("write", total=len(events))
+        return write_import(
+            store_path,
+            events,
+            progress=lambda done: bar.update(task, completed=done),
+            **options,
+        )

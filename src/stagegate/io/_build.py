@@ -133,8 +133,12 @@ class Clock:
             return None
         else:
             text = str(value).strip()
-            if self.epoch_ms and text.isdigit():
-                return from_epoch_us(int(text) * 1000)
+            if self.epoch_ms and text.isascii() and text.isdigit():
+                try:
+                    return from_epoch_us(int(text) * 1000)
+                except (OverflowError, ValueError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is out of range"))
+                    return None
             if _DATE_ONLY.match(text):
                 try:
                     day = date.fromisoformat(text)
@@ -151,6 +155,13 @@ class Clock:
                     except (ValueError, OverflowError):
                         self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
                         return None
+        try:
+            return self._utc(parsed, day, row, what)
+        except OverflowError:
+            self.unparseable.append((row, f"{what} {parsed!s} is outside the range of UTC"))
+            return None
+
+    def _utc(self, parsed: datetime, day: date | None, row: int, what: str) -> datetime | None:
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.naive_rows.append(row)
             if self.assume_zone is None:

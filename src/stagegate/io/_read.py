@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import importlib
 import io
+import math
 import os
 import re
+import stat
+import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,7 +27,15 @@ import attrs
 from stagegate.errors import InvalidCommandError
 from stagegate.io._result import Finding, ImportProblemError, Severity
 
-__all__ = ["DEFAULT_MAX_FIELD_SIZE", "Source", "Table", "read_table"]
+__all__ = [
+    "DEFAULT_MAX_FIELD_SIZE",
+    "DEFAULT_MAX_INPUT_BYTES",
+    "Source",
+    "Table",
+    "max_input_bytes",
+    "read_file",
+    "read_table",
+]
 
 Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]]]
 """What an importer reads: a path (``.csv``, ``.parquet``), an open file, or dict rows."""
@@ -30,6 +43,19 @@ Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str
 DEFAULT_MAX_FIELD_SIZE = 1_000_000
 """Largest CSV field accepted, in characters; larger ones are refused with ``field_too_large``."""
 
+DEFAULT_MAX_INPUT_BYTES = 4 * 1024**3
+"""Largest input file read, in bytes (after decompression); set ``STAGEGATE_MAX_INPUT_BYTES``
+to change it. Larger files are refused with ``file_too_large`` before they fill the memory."""
+
+MAX_INPUT_ENV = "STAGEGATE_MAX_INPUT_BYTES"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_COMPRESSED = {
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _PARQUET_MAGIC = b"PAR1"
 
@@ -94,6 +120,11 @@ def read_table(
         ImportProblemError: the source cannot be read or lacks required columns.
         InvalidCommandError: ``columns`` names a column the importer does not know.
     """
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise InvalidCommandError(
+            f"the delimiter must be one character other than a quote or a line break, got "
+            f"{delimiter!r}; pass e.g. ',' or ';' or a tab"
+        )
     known = (*required, *optional)
     overrides = dict(columns or {})
     unknown = sorted(set(overrides) - set(known))
@@ -131,27 +162,107 @@ def read_table(
     return Table(tuple(header), resolved, tuple(rows), tuple(findings))
 
 
+def max_input_bytes() -> int:
+    """The input size limit: ``STAGEGATE_MAX_INPUT_BYTES`` if set, else the default.
+
+    Raises:
+        InvalidCommandError: the variable is not a positive integer.
+    """
+    raw = os.environ.get(MAX_INPUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_INPUT_BYTES
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise InvalidCommandError(
+            f"{MAX_INPUT_ENV}={raw!r} is not a positive number of bytes; set it like "
+            f"{MAX_INPUT_ENV}=8000000000"
+        )
+    return int(raw)
+
+
+def read_file(path: str | os.PathLike[str], source: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, gzip decompressed, at most ``max_bytes`` of them.
+
+    Raises:
+        ImportProblemError: the path cannot be opened, is not a regular file (a folder, a
+            named pipe, a device such as ``/dev/zero``), is compressed other than with gzip,
+            or is larger than the limit (:func:`max_input_bytes` by default).
+    """
+    shown = os.fspath(path)
+    limit = max_input_bytes() if max_bytes is None else max_bytes
+    try:
+        found = Path(shown).stat()
+    except OSError as exc:
+        raise _fail(
+            source, "unreadable_file", f"cannot open {shown!r}: {exc.strerror or exc}"
+        ) from None
+    if not stat.S_ISREG(found.st_mode):
+        kind = "a folder" if stat.S_ISDIR(found.st_mode) else "a pipe or device"
+        raise _fail(
+            source,
+            "not_a_file",
+            f"{shown!r} is {kind}, not a regular file; save the export to a file and import that",
+        )
+    try:
+        with open(shown, "rb") as handle:  # noqa: PTH123 - a bounded read of a str path
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise _fail(
+            source, "unreadable_file", f"cannot read {shown!r}: {exc.strerror or exc}"
+        ) from None
+    if raw.startswith(_GZIP_MAGIC):
+        raw = _gunzip(raw, shown, source, limit)
+    for magic, name in _COMPRESSED.items():
+        if raw.startswith(magic):
+            raise _fail(
+                source,
+                "compressed_file",
+                f"{shown!r} is a {name}-compressed file; decompress it (or gzip it) and import "
+                "the result",
+            )
+    if len(raw) > limit:
+        raise _too_large(shown, source, limit)
+    return raw
+
+
+def _gunzip(raw: bytes, shown: str, source: str, limit: int) -> bytes:
+    reader = gzip.GzipFile(fileobj=io.BytesIO(raw))
+    try:
+        data = reader.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _fail(
+            source,
+            "unreadable_file",
+            f"{shown!r} looks gzip-compressed but cannot be decompressed ({exc}); check the "
+            "download, or decompress it yourself",
+        ) from None
+    if len(data) > limit:
+        raise _too_large(shown, source, limit, "once decompressed ")
+    return data
+
+
+def _too_large(shown: str, source: str, limit: int, how: str = "") -> ImportProblemError:
+    return _fail(
+        source,
+        "file_too_large",
+        f"{shown!r} is {how}larger than {limit:,} bytes, the input limit; split the export, "
+        f"or raise the limit with {MAX_INPUT_ENV}=<bytes>",
+    )
+
+
 def _read_any(
     data: Source, source: str, encoding: str | None, delimiter: str, max_field_size: int
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(4)
-        except OSError as exc:
-            raise _fail(
-                source, "unreadable_file", f"cannot open {str(path)!r}: {exc.strerror or exc}"
-            ) from None
-        if path.suffix.lower() in _PARQUET_SUFFIXES or head == _PARQUET_MAGIC:
+        raw = read_file(path, source)
+        if path.suffix.lower() in _PARQUET_SUFFIXES or raw[:4] == _PARQUET_MAGIC:
             return _read_parquet(path, source)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:  # pragma: no cover - opened a moment ago
-            raise _fail(source, "unreadable_file", f"cannot read {str(path)!r}: {exc}") from None
         return _read_csv(_decode(raw, source, encoding), source, delimiter, max_field_size)
     if hasattr(data, "read"):
-        content = data.read()
+        limit = max_input_bytes()
+        content = data.read(limit + 1)
+        if len(content) > limit:
+            raise _too_large(repr(data), source, limit)
         text = (
             _decode(bytes(content), source, encoding)
             if isinstance(content, (bytes, bytearray))
@@ -250,7 +361,7 @@ def _read_csv(
                 f"row {record + 1} is not valid CSV ({message}); fix the file and import again",
                 [record + 1],
             ) from None
-    duplicates = sorted({h for h in header if header.count(h) > 1})
+    duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
     if duplicates:
         raise _fail(
             source,
@@ -336,6 +447,6 @@ def decimal(value: Any) -> Decimal | None:
         result = Decimal(value.strip() if isinstance(value, str) else str(value))
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a number") from None
-    if not result.is_finite():
+    if not result.is_finite() or not math.isfinite(float(result)):
         raise ValueError(f"{value!r} is not a finite number")
     return result

@@ -41,7 +41,13 @@ from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestam
 from stagegate.events import Event
 from stagegate.io._build import Clock, Record
 from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
+from stagegate.io._read import (
+    DEFAULT_MAX_FIELD_SIZE,
+    Source,
+    read_file,
+    read_table,
+    text,
+)
 from stagegate.io._result import Finding, ImportResult
 from stagegate.io._stages import ProcessLike
 
@@ -76,7 +82,10 @@ LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq")
 
 
 def _format(path: Path, fmt: str | None) -> str:
-    chosen = fmt or _FORMATS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    if suffix == ".gz":  # read_file decompresses gzip
+        suffix = Path(path.stem).suffix.lower()
+    chosen = fmt or _FORMATS.get(suffix)
     if chosen not in {"csv", "parquet", "jsonl"}:
         raise InvalidCommandError(
             f"cannot tell the format of {str(path)!r}: name it .csv, .parquet or .jsonl, or "
@@ -159,15 +168,15 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
     records: list[tuple[int, dict[str, Any]]] = []
     if chosen == "jsonl":
         try:
-            content = source.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            content = read_file(source, "canonical").decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise EventLogError(f"cannot read {str(source)!r}: {exc}") from None
         for number, line in enumerate(io.StringIO(content), start=1):
             if not line.strip():
                 continue
             try:
                 records.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise EventLogError(
                     f"line {number} of {str(source)!r} is not JSON: {exc}"
                 ) from None
@@ -180,11 +189,11 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
                 if value == "":
                     value = None
                 if name == "seq" and isinstance(value, str):
-                    value = int(value) if value.isdigit() else value
+                    value = int(value) if value.isascii() and value.isdigit() else value
                 if name in _JSON_COLUMNS and isinstance(value, str):
                     try:
                         value = json.loads(value)
-                    except json.JSONDecodeError as exc:
+                    except (json.JSONDecodeError, RecursionError) as exc:
                         raise EventLogError(
                             f"row {number}: column {name!r} is not JSON: {exc}"
                         ) from None
@@ -194,9 +203,10 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
     for number, data in records:
         try:
             events.append(Event.from_dict(data))
-        except EventLogError as exc:  # noqa: PERF203 - the error must name its row
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # noqa: PERF203 - the error must name its row
+            why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
             raise EventLogError(
-                f"{'line' if chosen == 'jsonl' else 'row'} {number}: {exc}"
+                f"{'line' if chosen == 'jsonl' else 'row'} {number}: {why}"
             ) from None
     return tuple(events)
 

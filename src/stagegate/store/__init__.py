@@ -13,19 +13,26 @@
 True
 """
 
+from stagegate.store._load import ImportOutcome, ImportRefusedError, write_import
+from stagegate.store._stream import stream_import
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     SCAN_COLUMNS,
     EventRow,
     EventStore,
+    ImportRecord,
     StoreClosedError,
+    StoreDamagedError,
     StoreError,
+    StoreLockedError,
+    StoreReplacedError,
+    StoreUnwritableError,
     UnknownOpportunityError,
     UnknownProcessError,
     check_batch,
 )
 from stagegate.store.memory import MemoryStore
-from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -33,11 +40,21 @@ __all__ = [
     "SCHEMA_VERSION",
     "EventRow",
     "EventStore",
+    "ImportOutcome",
+    "ImportRecord",
+    "ImportRefusedError",
     "MemoryStore",
     "SQLiteStore",
     "StoreClosedError",
+    "StoreDamagedError",
     "StoreError",
+    "StoreLockedError",
+    "StoreReplacedError",
+    "StoreUnwritableError",
     "UnknownOpportunityError",
     "UnknownProcessError",
     "check_batch",
+    "inspect_file",
+    "stream_import",
+    "write_import",
 ]

@@ -23,11 +23,13 @@ Every backend:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import attrs
 
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event
@@ -43,9 +45,14 @@ __all__ = [
     "SCAN_COLUMNS",
     "EventRow",
     "EventStore",
+    "ImportRecord",
     "Progress",
     "StoreClosedError",
+    "StoreDamagedError",
     "StoreError",
+    "StoreLockedError",
+    "StoreReplacedError",
+    "StoreUnwritableError",
     "UnknownOpportunityError",
     "check_batch",
 ]
@@ -102,6 +109,56 @@ class StoreClosedError(StoreError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} is closed; open the store again to use it")
+
+
+class StoreLockedError(StoreError):
+    """Another connection holds the store: a lock wait timed out, or it is open for writing.
+
+    Retry later, or stop the other process; nothing was written.
+    """
+
+
+class StoreDamagedError(StoreError):
+    """The file is not a SQLite database, or its pages are damaged; restore it from a backup."""
+
+
+class StoreUnwritableError(StoreError):
+    """The store cannot be written: the disk is full, or the file or its folder is read-only."""
+
+
+class StoreReplacedError(StoreError):
+    """The store's file was replaced (``stagegate import --replace``) while this object had it open.
+
+    Nothing was written to the replaced file; open the store again to use the new one.
+    """
+
+
+@attrs.frozen(slots=True)
+class ImportRecord:
+    """What one import wrote into a store and what it found, kept beside the events.
+
+    Attributes:
+        id: the import's number in this store (1, 2, 3, ... in the order they ran).
+        at: when the import was written (aware, UTC).
+        source: the kind of file read (``"events"``, ``"salesforce"``, ``"log"``, ...).
+        input_name: the name of the file read (its base name, not its folder).
+        rows_read: data rows read from the file.
+        rows_used: data rows that became events.
+        opportunities: opportunities written.
+        events: events written.
+        findings: what the importer noticed, as JSON-ready mappings with ``code``,
+            ``severity``, ``message``, ``rows``, ``opportunity_id`` and ``used``.
+    """
+
+    id: int
+    at: datetime
+    source: str
+    input_name: str
+    rows_read: int
+    rows_used: int
+    opportunities: int
+    events: int
+    findings: tuple[Mapping[str, Any], ...] = ()
 
 
 class UnknownOpportunityError(StagegateError, LookupError):
@@ -346,6 +403,14 @@ class EventStore(abc.ABC):
         if text is None:
             raise UnknownProcessError(name, version, self.processes())
         return process_from_json(text)
+
+    def imports(self) -> tuple[ImportRecord, ...]:
+        """What each ``stagegate import`` into this store wrote and found, oldest first.
+
+        A store that keeps no import records (:class:`~stagegate.store.MemoryStore`, or a file
+        written before stagegate kept them) answers ``()``.
+        """
+        return ()
 
     # -- lifecycle -----------------------------------------------------------------------
 

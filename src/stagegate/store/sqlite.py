@@ -35,34 +35,50 @@ writers. Processes: do not share one object across ``fork``; open the same path 
 ([1], 1)
 """
 
+# ruff: noqa: PTH100, PTH105, PTH108, PTH110, PTH112, PTH116, PTH118, PTH119, PTH120
+# str paths: a store is one file plus its "-wal" and "-shm" companions
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stagegate._time import epoch_us, from_epoch_us
-from stagegate.errors import EventLogError, StagegateError
+import attrs
+
+from stagegate._time import epoch_us, from_epoch_us, now
+from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
     EventStore,
+    ImportRecord,
     Progress,
     StoreClosedError,
+    StoreDamagedError,
     StoreError,
+    StoreLockedError,
+    StoreReplacedError,
+    StoreUnwritableError,
     batch_size_of,
     check_batch,
     conflicts,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+if TYPE_CHECKING:
+    from stagegate.process import Process
+
+__all__ = ["SCHEMA_VERSION", "WAL_LIMIT", "SQLiteStore", "inspect_file"]
 
 SCHEMA_VERSION = 1
 """The version of the file layout this module reads and writes."""
@@ -95,6 +111,19 @@ _PROCESSES_DDL = (
     "CREATE TABLE IF NOT EXISTS processes (name TEXT NOT NULL, version TEXT NOT NULL, "
     "definition TEXT NOT NULL, PRIMARY KEY (name, version)) WITHOUT ROWID"
 )
+_IMPORTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS imports (id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL, "
+    "source TEXT NOT NULL, input_name TEXT NOT NULL, rows_read INTEGER NOT NULL, "
+    "rows_used INTEGER NOT NULL, opportunities INTEGER NOT NULL, events INTEGER NOT NULL, "
+    "findings TEXT NOT NULL)"
+)
+_IMPORT_COLUMNS = (
+    "id, at_us, source, input_name, rows_read, rows_used, opportunities, events, findings"
+)
+
+WAL_LIMIT = 64 * 1024 * 1024
+"""Bytes of write-ahead log kept after a checkpoint (``PRAGMA journal_size_limit``); a scan that
+ends with a larger log checkpoints and truncates it."""
 
 _COLUMNS = (
     "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
@@ -108,6 +137,10 @@ _SCAN_ROWS = (
     "FROM events ORDER BY opportunity_id, seq"
 )
 _LAST_SEQ = "SELECT max(seq) FROM events WHERE opportunity_id = ?"
+_STAGED_RUNS = (
+    "SELECT s.opportunity_id, min(s.seq), (SELECT max(m.seq) FROM main.events m "
+    "WHERE m.opportunity_id = s.opportunity_id) FROM staged.events s GROUP BY s.opportunity_id"
+)
 _IDS = "SELECT DISTINCT opportunity_id FROM events ORDER BY opportunity_id"
 
 _new_row = tuple.__new__  # skips EventRow.__new__'s argument binding: 9 columns x millions
@@ -241,6 +274,151 @@ def _encodes(event: Event) -> bool:
     return True
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of ``path``; ``None`` when it does not exist."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _version_error(path: str, version: str | None) -> StoreError:
+    if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION:
+        advice = "upgrade stagegate to read it"
+    else:
+        advice = "it was not written by this stagegate; export and re-import its events"
+    return StoreError(
+        f"the event store {path!r} has schema version {version!r}, this stagegate reads "
+        f"version {SCHEMA_VERSION}: {advice}"
+    )
+
+
+def inspect_file(path: str | os.PathLike[str], *, timeout: float = 5.0) -> str | None:
+    """Return the schema version of the stagegate store at ``path``, reading it read-only.
+
+    ``None`` means there is nothing to keep: no file, or an empty one. The file is opened
+    read-only, so a foreign database is left exactly as it was.
+
+    Raises:
+        StoreError: the path is a folder or a device, or a SQLite database that is not a
+            stagegate store.
+        StoreDamagedError: the file is not a SQLite database, or is damaged.
+        StoreLockedError: another connection holds it locked for longer than ``timeout``.
+    """
+    text = os.fspath(path)
+    try:
+        found = os.stat(text)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {text!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(found.st_mode):
+        raise StoreError(f"{text!r} is not a regular file; give the path of a store file")
+    if found.st_size == 0:
+        return None
+    try:
+        with open(text, "rb") as handle:  # noqa: PTH123 - a plain read of the header
+            head = handle.read(100)  # the database header
+    except OSError as exc:
+        raise StoreUnwritableError(
+            f"cannot read the event store {text!r}: {exc.strerror or exc}; check its permissions"
+        ) from None
+    if head[: len(_SQLITE_MAGIC)] != _SQLITE_MAGIC:
+        raise StoreDamagedError(
+            f"{text!r} is not a SQLite database (it starts with {head[:8]!r}), so not a "
+            "stagegate store: choose another file; if it was a store, it is damaged (sqlite3 "
+            "FILE 'PRAGMA integrity_check'): restore it from a backup"
+        )
+    # A read-only connection to a WAL database nobody has open would leave -wal and -shm files
+    # behind: read such a file as immutable (its whole content is in the main file then).
+    wal_mode = len(head) > 18 and head[18] == 2  # noqa: PLR2004 - header byte 18: 2 is WAL
+    quiet = wal_mode and not os.path.exists(f"{text}-wal")
+    base = Path(text).absolute().as_uri()
+    try:
+        rows = _meta(base + ("?immutable=1" if quiet else "?mode=ro"), text, timeout)
+    except StoreDamagedError:
+        if not quiet:
+            raise
+        rows = _meta(base + "?mode=ro", text, timeout)  # it was being written meanwhile
+    if rows is None:
+        return None
+    version = rows.get("schema_version")
+    return None if version is None else str(version)
+
+
+def _meta(uri: str, text: str, timeout: float) -> dict[str, str] | None:
+    """The ``meta`` table of a database opened read-only (``None``: it has no tables)."""
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise store_error(text, exc, timeout) from None
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return None
+        if "meta" not in tables:
+            raise StoreError(
+                f"{text!r} is a SQLite database but not a stagegate event store (it holds "
+                f"{', '.join(sorted(tables))}); choose another file"
+            )
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    except sqlite3.Error as exc:
+        raise store_error(text, exc, timeout) from None
+    finally:
+        conn.close()
+
+
+def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
+    """The error to raise for a failed SQLite call on the store at ``path``: one type per cause."""
+    message = str(exc)
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
+        return StoreClosedError(f"the event store {path!r}")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in message:
+        return StoreLockedError(
+            f"the event store {path!r} stayed locked by another connection for {timeout:g} s "
+            f"({message}); nothing was written: retry later or pass a longer timeout="
+        )
+    if name == "SQLITE_FULL" or "disk is full" in message:
+        return StoreUnwritableError(
+            f"the disk holding the event store {path!r} is full ({message}); nothing was "
+            "written: free some space and retry"
+        )
+    if name in {"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"}:
+        return StoreUnwritableError(
+            f"the disk refused to write the event store {path!r} ({message}: it is full, over "
+            "a size quota, or failing); nothing was written: free some space and retry"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in message:
+        if not os.path.isdir(folder):
+            why = f"its folder {folder!r} does not exist: create it first"
+        elif os.path.exists(path) and not os.access(path, os.W_OK):
+            why = "the file is read-only: make it writable (chmod u+w) or import into a copy"
+        elif not os.access(folder, os.W_OK):
+            why = (
+                f"its folder {folder!r} is read-only (a store needs to create its -wal and "
+                "-shm files beside it): make the folder writable or choose another one"
+            )
+        else:
+            why = "check the file's and its folder's permissions"
+        return StoreUnwritableError(f"cannot write the event store {path!r} ({message}): {why}")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in message:
+        return StoreDamagedError(
+            f"the event store {path!r} is damaged ({message}); restore it from a backup "
+            "(stagegate backup makes one), or check it with sqlite3 FILE 'PRAGMA integrity_check'"
+        )
+    return StoreError(
+        f"cannot use the event store {path!r}: {message}; check that the file is a "
+        "stagegate SQLite store on a local disk and not damaged "
+        "(sqlite3 FILE 'PRAGMA integrity_check'), or restore it from a backup"
+    )
+
+
 class SQLiteStore(EventStore):
     """An event store in one SQLite file (created on first use); see the module docs.
 
@@ -272,7 +450,8 @@ class SQLiteStore(EventStore):
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
-        self._initialize(self._writer())
+        self._identity: tuple[int, int] | None = None
+        self._open()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r}{', closed' if self._closed else ''})"
@@ -288,19 +467,7 @@ class SQLiteStore(EventStore):
     # -- connections ---------------------------------------------------------------------
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
-        message = str(exc)
-        if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
-            return StoreClosedError(f"the event store {self._path!r}")
-        if "locked" in message or "busy" in message:
-            return StoreError(
-                f"the event store {self._path!r} stayed locked by another writer for "
-                f"{self._timeout:g} s ({message}); retry later or pass a longer timeout="
-            )
-        return StoreError(
-            f"cannot use the event store {self._path!r}: {message}; check that the file is a "
-            "stagegate SQLite store on a local disk and not damaged "
-            "(sqlite3 FILE 'PRAGMA integrity_check'), or restore it from a backup"
-        )
+        return store_error(self._path, exc, self._timeout)
 
     def _connect(self, *, reader: bool = False) -> sqlite3.Connection:
         with self._lock:
@@ -323,6 +490,7 @@ class SQLiteStore(EventStore):
             else:
                 (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         except sqlite3.Error as exc:
             self._forget(conn)
             raise self._error(exc) from None
@@ -350,13 +518,46 @@ class SQLiteStore(EventStore):
             conn = self._local.conn = self._connect()
         return conn
 
+    def _open(self) -> None:
+        """Check the file read-only, then open it for writing; retry if it was swapped meanwhile."""
+        for _ in range(3):
+            before = _identity(self._path)
+            if before is not None:
+                self._check_existing()
+            self._initialize(self._writer())
+            self._identity = _identity(self._path)
+            if before is None or before == self._identity:
+                return
+            self._drop_connections()  # replaced between the check and the open: again
+        raise StoreLockedError(  # pragma: no cover - three swaps in a row
+            f"the event store {self._path!r} was replaced three times while opening it; retry"
+        )
+
+    def _check_existing(self) -> None:
+        """Refuse a foreign, damaged or newer file before anything could change it."""
+        with contextlib.suppress(OSError), open(self._path, "rb") as handle:  # noqa: PTH123
+            head = handle.read(19)
+            if head[: len(_SQLITE_MAGIC)] == _SQLITE_MAGIC and head[18:19] == b"\x02":
+                return  # in WAL mode already: opening changes nothing before _initialize checks
+        version = inspect_file(self._path, timeout=self._timeout)
+        if version is None or (version.isdigit() and int(version) == SCHEMA_VERSION):
+            return
+        raise _version_error(self._path, version)
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for conn in connections:
+            conn.close()
+
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.Error as exc:
             self.close()
             raise self._error(exc) from None
-        if tables and "meta" not in tables:
+        if tables and "meta" not in tables:  # tables only in the -wal of a foreign database
             self.close()
             raise StoreError(
                 f"{self._path!r} is a SQLite database but not a stagegate event store "
@@ -384,15 +585,15 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
         if found is None or found[0] != str(SCHEMA_VERSION):
             self.close()
-            version = None if found is None else found[0]
-            advice = (
-                "upgrade stagegate to read it"
-                if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
-                else "it was not written by this stagegate; export and re-import its events"
-            )
-            raise StoreError(
-                f"the event store {self._path!r} has schema version {version!r}, this "
-                f"stagegate reads version {SCHEMA_VERSION}: {advice}"
+            raise _version_error(self._path, None if found is None else found[0])
+
+    def _check_same_file(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: refuse to write into a file that was swapped out."""
+        if _identity(self._path) != self._identity:
+            conn.execute("ROLLBACK")
+            raise StoreReplacedError(
+                f"the event store {self._path!r} was replaced (stagegate import --replace) "
+                "while this process had it open; nothing was written: open it again and retry"
             )
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -426,6 +627,7 @@ class SQLiteStore(EventStore):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._check_same_file(conn)
                 self._write(conn, runs, rows, progress)
             finally:
                 if conn.in_transaction:
@@ -436,6 +638,214 @@ class SQLiteStore(EventStore):
             raise EventLogError(
                 f"cannot store the batch: {exc}; events hold text and ints"
             ) from None
+
+    def write_import(
+        self,
+        events: Sequence[Event],
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+        progress: Progress | None = None,
+    ) -> ImportRecord | None:
+        """Append an import's events, its process definition and its record in one transaction.
+
+        Either all three are stored or none is: a process killed half-way leaves the store as
+        it was. The events are checked like :meth:`append`, the process like
+        :meth:`save_process` (one that uses Python callables is not stored). The record's ``id``
+        and ``at`` are assigned here.
+
+        Returns:
+            The stored import record (``None`` without ``record``).
+
+        Raises:
+            ConcurrencyError: another writer appended to one of the opportunities first.
+            StoreError: a different definition of the same process version is stored, or the
+                store cannot be written (see :meth:`append`).
+        """
+        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+        runs = check_batch(events)
+        conn = self._read(lambda conn: conn)
+        rows = _rows_of(events)
+        stored: ImportRecord | None = None
+        definition = None
+        if process is not None and process.serializable:
+            definition = (process.name, process.version, process_to_json(process, indent=None))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_same_file(conn)
+                if definition is not None:
+                    _put_definition(conn, self._path, *definition)
+                if record is not None:
+                    stored = _put_record(conn, record)
+                self._write(conn, runs, rows, progress)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except (UnicodeEncodeError, OverflowError) as exc:
+            raise EventLogError(
+                f"cannot store the batch: {exc}; events hold text and ints"
+            ) from None
+        return stored
+
+    def _stage(self, events: Sequence[Event]) -> None:
+        """Append a batch to a staging store: a new opportunity's run may start at any seq."""
+        runs = check_batch(events)
+        conn = self._read(lambda conn: conn)
+        rows = _rows_of(events)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for oid, (first, _) in runs.items():
+                    last = conn.execute(_LAST_SEQ, (oid,)).fetchone()[0]
+                    if last is not None and first != last + 1:
+                        raise ConcurrencyError(oid, first - 1, int(last))
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except (UnicodeEncodeError, OverflowError) as exc:
+            raise EventLogError(
+                f"cannot store the batch: {exc}; events hold text and ints"
+            ) from None
+
+    def write_import_from(
+        self,
+        staging: str | os.PathLike[str],
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+    ) -> ImportRecord | None:
+        """Copy every event of another store file into this one, in one transaction.
+
+        Like :meth:`write_import` for events already staged in a store file (written by this
+        class): each opportunity's staged events must continue its log here. The copy runs
+        inside SQLite (``INSERT ... SELECT``), so it needs no memory per event.
+
+        Raises:
+            ConcurrencyError: a staged opportunity does not continue its log here.
+            StoreError: see :meth:`write_import`.
+        """
+        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+        conn = self._read(lambda conn: conn)
+        definition = None
+        if process is not None and process.serializable:
+            definition = (process.name, process.version, process_to_json(process, indent=None))
+        stored: ImportRecord | None = None
+        try:
+            conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(staging),))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._check_same_file(conn)
+                    for oid, first, last in conn.execute(_STAGED_RUNS):
+                        if first != (last or 0) + 1:
+                            raise ConcurrencyError(oid, first - 1, last or 0)
+                    if definition is not None:
+                        _put_definition(conn, self._path, *definition)
+                    if record is not None:
+                        stored = _put_record(conn, record)
+                    conn.execute(
+                        f"INSERT INTO main.events ({_COLUMNS}) "  # noqa: S608 - constants
+                        f"SELECT {_COLUMNS} FROM staged.events"
+                    )
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            finally:
+                conn.execute("DETACH DATABASE staged")
+        except sqlite3.IntegrityError:
+            raise ConcurrencyError("(a staged opportunity)", 0, 1) from None
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return stored
+
+    def imports(self) -> tuple[ImportRecord, ...]:
+        """What each ``stagegate import`` into this store wrote and found, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> tuple[ImportRecord, ...]:
+            listed = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'imports'"
+            ).fetchone()
+            if listed is None:
+                return ()
+            rows = conn.execute(f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id")  # noqa: S608
+            return tuple(map(_import_record, rows))
+
+        return self._read(work)
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file and truncate the log to zero bytes.
+
+        Waits at most one second for readers and writers; call it when they are done.
+
+        Returns:
+            ``True`` when the whole log was copied and truncated; ``False`` when a reader or
+            writer kept part of it (nothing is lost: the log is copied later).
+        """
+        conn = self._writer()
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return not busy
+
+    def backup(self, path: str | os.PathLike[str]) -> int:
+        """Write a consistent copy of the store to ``path``, safe while others write to it.
+
+        Uses SQLite's online backup from one read snapshot: the copy holds every batch committed
+        before it started (those still in the write-ahead log included) and none after. The copy
+        is written beside ``path`` under a temporary name and renamed into place at the end, so
+        ``path`` never holds half a copy.
+
+        Returns:
+            The number of events in the copy.
+
+        Raises:
+            StoreError: ``path`` exists already, is the store itself, or cannot be written.
+        """
+        target = os.fspath(path)
+        if os.path.lexists(target):
+            raise StoreError(
+                f"the backup target {target!r} exists already; choose a new file name (a "
+                "backup never overwrites a file)"
+            )
+        folder = os.path.dirname(os.path.abspath(target))
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.backup-{os.getpid()}")
+        source = self._connect(reader=True)
+        try:
+            copy = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                source.backup(copy)
+                (count,) = copy.execute("SELECT count(*) FROM events").fetchone()
+                copy.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                copy.close()
+            os.replace(temporary, target)
+        except sqlite3.Error as exc:
+            _unlink(temporary)
+            raise store_error(target, exc, self._timeout) from None
+        except OSError as exc:
+            _unlink(temporary)
+            raise StoreUnwritableError(
+                f"cannot write the backup {target!r}: {exc.strerror or exc}; choose a writable "
+                "folder with enough free space"
+            ) from None
+        finally:
+            self._forget(source)
+        return int(count)
 
     @staticmethod
     def _write(
@@ -489,6 +899,7 @@ class SQLiteStore(EventStore):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._check_same_file(conn)
                 conn.execute(_PROCESSES_DDL)
                 conn.execute(
                     "INSERT OR IGNORE INTO processes (name, version, definition) VALUES (?, ?, ?)",
@@ -569,6 +980,17 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
         finally:
             self._forget(conn)
+            self._trim_wal()
+
+    def _trim_wal(self) -> None:
+        """After a scan: checkpoint and truncate a log that grew past :data:`WAL_LIMIT`."""
+        try:
+            size = os.stat(f"{self._path}-wal").st_size
+        except OSError:
+            return
+        if size > WAL_LIMIT and not self._closed:
+            with contextlib.suppress(StoreError):
+                self.checkpoint()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -579,6 +1001,63 @@ class SQLiteStore(EventStore):
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
+
+
+def _put_definition(
+    conn: sqlite3.Connection, path: str, name: str, version: str, definition: str
+) -> None:
+    conn.execute(_PROCESSES_DDL)
+    conn.execute(
+        "INSERT OR IGNORE INTO processes (name, version, definition) VALUES (?, ?, ?)",
+        (name, version, definition),
+    )
+    (stored,) = conn.execute(
+        "SELECT definition FROM processes WHERE name = ? AND version = ?", (name, version)
+    ).fetchone()
+    if stored != definition:
+        raise StoreError(
+            f"the event store {path!r} holds a different definition of process {name!r} "
+            f"version {version!r}; give the changed definition a new version"
+        )
+
+
+def _put_record(conn: sqlite3.Connection, record: ImportRecord) -> ImportRecord:
+    conn.execute(_IMPORTS_DDL)
+    at = now()
+    cursor = conn.execute(
+        f"INSERT INTO imports ({_IMPORT_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+        (
+            epoch_us(at),
+            record.source,
+            record.input_name,
+            record.rows_read,
+            record.rows_used,
+            record.opportunities,
+            record.events,
+            _encode([dict(f) for f in record.findings]),
+        ),
+    )
+    return attrs.evolve(record, id=int(cursor.lastrowid or 0), at=from_epoch_us(epoch_us(at)))
+
+
+def _import_record(row: tuple[Any, ...]) -> ImportRecord:
+    number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
+    return ImportRecord(
+        id=int(number),
+        at=from_epoch_us(int(at_us)),
+        source=str(source),
+        input_name=str(input_name),
+        rows_read=int(rows_read),
+        rows_used=int(rows_used),
+        opportunities=int(opportunities),
+        events=int(events),
+        findings=tuple(freeze(f) for f in _decode(found)),
+    )
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _first(row: tuple[Any, ...]) -> Any:
