@@ -101,6 +101,28 @@ class TestStageHistory:
         assert ["submitted", "validating", "won", "lost"] == [s["id"] for s in summary["stages"]]
         assert [None, None, 1.0, 0.0] == [s["probability"] for s in summary["stages"]]
 
+    def test_the_report_shows_what_the_import_found_without_being_told(
+        self, history: Path, tmp_path: Path
+    ):
+        store = tmp_path / "s.sqlite"
+        args = with_store(documented("history"), store, **{"history.csv": history})
+        imported = run(*args, "--json")
+        assert 0 == imported.returncode, imported.stdout + imported.stderr
+        report = subprocess.run(
+            [sys.executable, "-m", "stagegate", "report", "--store", str(store), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert 0 == report.returncode, report.stderr
+        shown = {
+            f["code"]: f["severity"]
+            for f in json.loads(report.stdout)["data_quality"]
+            if f["source"] == "import"
+        }
+        assert codes(json.loads(imported.stdout)) == shown
+
     def test_the_sequence_orders_rows_at_one_instant(self, history: Path, tmp_path: Path):
         store = tmp_path / "s.sqlite"
         args = with_store(documented("history"), store, **{"history.csv": history})

@@ -138,7 +138,8 @@ def _store_process(store: SQLiteStore) -> Process:
     "findings_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="The output of 'stagegate import --json': its findings join the data-quality section.",
+    help="The output of 'stagegate import --json': its findings join the data-quality section "
+    "(default: the findings the store kept from its imports).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the Monte Carlo forecast.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -180,6 +181,9 @@ def report(
             total = store.count()
             if total == 0:
                 return fail(f"{store_path} holds no events; import some first", as_json=as_json)
+            if findings_path is None:
+                # what every import into this store found joins the data-quality section
+                findings = tuple(f for record in store.imports() for f in record.findings)
             if process_path is not None or template_name is not None:
                 process = resolve_process(process_path, template_name or "b2b")
             else:
