@@ -29,6 +29,7 @@ from stagegate.analytics.intervals import INTERVAL_COLUMNS, StageInterval, stage
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes
 from stagegate.analytics.probability import (
     DEFAULT_BINS,
+    DEFAULT_ESTIMATOR,
     ESTIMATORS,
     DwellProbability,
     StageProbability,
@@ -50,6 +51,7 @@ from stagegate.analytics.velocity import Velocity, velocity
 __all__ = [
     "CATEGORIES",
     "DEFAULT_BINS",
+    "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
     "INTERVAL_COLUMNS",
     "KINDS",

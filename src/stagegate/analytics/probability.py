@@ -46,7 +46,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
-from stagegate.analytics._stats import beta_interval, quantile, wilson
+from stagegate.analytics._stats import beta_interval, quantile, weighted_share, wilson
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
     KIND_CODE,
@@ -57,10 +57,19 @@ from stagegate.analytics.intervals import (
     prepare,
 )
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.survival import _log_factor, dwell_us, risk_sets
+from stagegate.analytics.survival import (
+    _log_factor,
+    deal_clock_frame,
+    deal_clock_python,
+    dwell_us,
+    reached_expr,
+    risk_sets,
+)
 
 __all__ = [
     "DEFAULT_BINS",
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
     "DwellProbability",
     "StageProbability",
     "dwell_probabilities",
@@ -90,6 +99,10 @@ class StageProbability:
     smoothed: float | None
     smoothed_low: float | None
     smoothed_high: float | None
+    deal_clock: float | None = None
+    deal_clock_low: float | None = None
+    deal_clock_high: float | None = None
+    deal_clock_effective: float | None = None
 
 
 @attrs.frozen(slots=True)
@@ -118,6 +131,9 @@ class Counts:
     """(stage, bin index, outcome) -> visits of closed deals, by dwell bin."""
     incidence: Mapping[tuple[str, str], float] = attrs.field(factory=dict)
     """(stage, next stage) -> Aalen-Johansen cumulative incidence of that exit."""
+    clock: Mapping[tuple[str, str], tuple[float, float, int]] = attrs.field(factory=dict)
+    """(stage, outcome) -> deal-clock weights of the closed deals that reached the stage:
+    their sum, the sum of their squares, and the deals."""
 
 
 def bin_of(duration: float, bins: Sequence[float]) -> int:
@@ -143,7 +159,29 @@ def counts_python(visits: Sequence[StageInterval], bins: Sequence[float], as_of:
             moves[v.stage, v.next_stage] += 1
         if v.outcome != "open" and v.duration_days is not None:
             dwell[v.stage, bin_of(v.duration_days, bins), v.outcome] += 1
-    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits, as_of))
+    return Counts(
+        dict(reached),
+        dict(moves),
+        dict(dwell),
+        incidence_python(visits, as_of),
+        clock_python(visits, as_of),
+    )
+
+
+def clock_python(
+    visits: Sequence[StageInterval], as_of: int
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """:attr:`Counts.clock` of pure-Python visits."""
+    weights = deal_clock_python(visits, as_of)
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for v in visits:
+        if v.kind == "open" and v.visit == 1 and v.opportunity_id in weights:
+            outcome, w = weights[v.opportunity_id]
+            total = sums[v.stage, outcome]
+            total[0] += w
+            total[1] += w * w
+            total[2] += 1
+    return {key: (w, w2, int(n)) for key, (w, w2, n) in sums.items()}
 
 
 def incidence_python(visits: Sequence[StageInterval], as_of: int) -> dict[tuple[str, str], float]:
@@ -186,8 +224,47 @@ _COUNTED = ["group", "next_rank", "censored"]
 """The columns of the visits that the counts read."""
 
 
+def clock_frame(
+    frame: Any, outcomes: Outcomes, as_of: int
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """:attr:`Counts.clock` of a frame of visits: one pass over its closed deals."""
+    import narwhals as nw  # noqa: PLC0415
+
+    stages = outcomes.open
+    deals = deal_clock_frame(frame, as_of, outcomes).with_columns(
+        square=nw.col("weight") * nw.col("weight")
+    )
+    sums = {}
+    for i in range(len(stages)):
+        for won in (True, False):
+            chosen = reached_expr(i) & (nw.col("won") == won)
+            for name, column in (("w", "weight"), ("w2", "square"), ("n", "one")):
+                value = nw.lit(1.0) if column == "one" else nw.col(column)
+                sums[f"{name}_{i}_{int(won)}"] = (
+                    nw.when(chosen).then(value).otherwise(nw.lit(0.0)).sum()
+                )
+    (row,) = collect_rows(deals.select(**sums))
+    result = {}
+    for i, stage in enumerate(stages):
+        for won in (True, False):
+            n = int(row[f"n_{i}_{int(won)}"] or 0)
+            if n:
+                result[stage, "won" if won else "lost"] = (
+                    float(row[f"w_{i}_{int(won)}"]),
+                    float(row[f"w2_{i}_{int(won)}"]),
+                    n,
+                )
+    return result
+
+
 def counts_frame(
-    frame: Any, outcomes: Outcomes, bins: Sequence[float], as_of: int, *, dwell: bool = True
+    frame: Any,
+    outcomes: Outcomes,
+    bins: Sequence[float],
+    as_of: int,
+    *,
+    dwell: bool = True,
+    clock: bool = True,
 ) -> Counts:
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
@@ -238,14 +315,19 @@ def counts_frame(
         {key: int(r["n"]) for key, r in moves.items()},
         {(stages[r["group"]], int(r["bin"]), KINDS[r["final"]]): int(r["n"]) for r in dwell_rows},
         {key: float(r["cif"]) for key, r in moves.items()},
+        clock_frame(frame, outcomes, as_of) if clock else {},
     )
 
 
-def fit_counts(prepared: Prepared, bins: Sequence[float], *, dwell: bool = True) -> Counts:
+def fit_counts(
+    prepared: Prepared, bins: Sequence[float], *, dwell: bool = True, clock: bool = True
+) -> Counts:
     """Counts of a prepared input, on whichever path it is."""
     if prepared.python is not None:
         return counts_python(prepared.python, bins, prepared.as_of_us)
-    return counts_frame(prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell)
+    return counts_frame(
+        prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell, clock=clock
+    )
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
@@ -369,6 +451,9 @@ def estimate(
         b = lost + strength * (1 - prior) + 0.5
         s_low, s_high = beta_interval(a, b, confidence)
         m, m_low, m_high, exits = markov[s]
+        won_w, won_w2, _ = counts.clock.get((s, "won"), (0.0, 0.0, 0))
+        lost_w, lost_w2, _ = counts.clock.get((s, "lost"), (0.0, 0.0, 0))
+        clock = weighted_share((won_w, won_w2), (lost_w, lost_w2), confidence)
         result.append(
             StageProbability(
                 s,
@@ -386,6 +471,7 @@ def estimate(
                 a / (a + b),
                 s_low,
                 s_high,
+                *(clock if clock is not None else (None, None, None, None)),
             )
         )
     return result
@@ -514,8 +600,10 @@ def dwell_probabilities(
     )
 
 
-ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell")
+ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell", "deal_clock")
 """The probability estimators, by name."""
+DEFAULT_ESTIMATOR = "deal_clock"
+"""The estimator to use when nothing else is said: the one that is right under censoring."""
 
 
 def predictors(
@@ -546,6 +634,7 @@ def predictors(
                 "markov": p.markov,
                 "smoothed": p.smoothed,
                 "dwell": dwell.get((s, i)),
+                "deal_clock": p.deal_clock,
             }
             for name, value in values.items():
                 result[name][s, i] = fallback if value is None else value
