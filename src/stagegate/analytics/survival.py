@@ -34,6 +34,7 @@ __all__ = [
     "HALF",
     "HALF_WEIGHT",
     "MASK_BITS",
+    "clock_visits",
     "deal_clock_frame",
     "deal_clock_python",
     "dwell_order",
@@ -325,11 +326,12 @@ def deal_clock_frame(
     won = [positions[s] for s in outcomes.won]
     closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
     coded = with_stage_groups(visits.select(needed), {"group": "stage"}, outcomes.stages)
-    final = by_code("group", {1: won, 2: [p for p in closed if p not in won]})
+    final = _final_code(won, closed)
     if sorts_in_memory(coded):
         eager = coded.collect()
         if _by_deal_and_step(eager):
-            return _clock_in_order(eager, as_of, bits, final, ids=ids).lazy()
+            named = "opportunity_id" if ids else None
+            return _clock_in_order(eager, as_of, bits, final, named).lazy()
     deals = (
         coded.with_columns(
             final=nw.when(nw.col("exited_us").is_null()).then(final).otherwise(nw.lit(0)), **bits
@@ -378,11 +380,16 @@ def _by_deal_and_step(visits: nw.DataFrame[Any]) -> bool:
 
 
 def _clock_in_order(
-    visits: nw.DataFrame[Any], as_of: int, bits: dict[str, nw.Expr], final: nw.Expr, *, ids: bool
+    visits: nw.DataFrame[Any],
+    as_of: int,
+    bits: dict[str, nw.Expr],
+    final: nw.Expr,
+    key: str | None,
 ) -> nw.DataFrame[Any]:
     """:func:`deal_clock_frame` of visits by deal and step: running sums, no grouping.
 
     A closed deal's last visit is its terminal one: the running sums of its deal end there.
+    ``key``: a column of the visits naming the deal, kept in the result.
     """
     import narwhals as nw  # noqa: PLC0415
 
@@ -395,7 +402,7 @@ def _clock_in_order(
     follow = marked.filter(nw.col("start")).select(
         key=(nw.col("opened") - as_of) * 2, one=nw.lit(1, nw.Int64)
     )
-    named = ["opportunity_id"] if ids else []
+    named = [key] if key is not None else []
     closed = marked.filter((nw.col("final") != 0) & nw.col("exited_us").is_null()).select(
         *named,
         *bits,
@@ -404,7 +411,7 @@ def _clock_in_order(
         one=nw.lit(0, nw.Int64),
     )
     padded = follow.with_columns(
-        **{name: nw.lit(None, nw.String()) for name in named},
+        **{name: nw.lit(0, nw.Int64) if name == "deal" else nw.lit("") for name in named},
         **{name: nw.lit(0, nw.Int64) for name in bits},
         won=nw.lit(value=False),
     ).select(closed.columns)
@@ -416,6 +423,48 @@ def _clock_in_order(
         "won",
         weight=nw.lit(float(len(follow))) / nw.col("followed"),
     )
+
+
+def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw.LazyFrame[Any]:
+    """The visits of closed deals to open stages, with their deal's weight.
+
+    Columns ``group`` (stage position), ``won``, ``dwell_us`` and ``weight`` (see
+    :func:`deal_clock_frame`). In memory, with the visits by deal and step, deals are joined
+    by their running number instead of their id.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    from stagegate.analytics._table import with_stage_groups  # noqa: PLC0415
+
+    positions = {s: i for i, s in enumerate(outcomes.stages)}
+    open_positions = [positions[s] for s in outcomes.open]
+    needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
+    coded = with_stage_groups(frame.select(needed), {"group": "stage"}, outcomes.stages)
+    deal = "opportunity_id"
+    weights: nw.LazyFrame[Any]
+    if sorts_in_memory(coded) and _by_deal_and_step(eager := coded.collect()):
+        deal = "deal"
+        coded = eager.with_columns(
+            deal=(nw.col("step") == 1).cast(nw.Int64).cum_sum(),
+        ).lazy()
+        won = [positions[s] for s in outcomes.won]
+        closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
+        final = _final_code(won, closed)
+        weights = _clock_in_order(coded.collect(), as_of, {}, final, deal).lazy()
+    else:
+        weights = deal_clock_frame(frame, as_of, outcomes, ids=True)
+    visits = coded.filter(
+        nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
+    ).select(deal, "group", dwell_us=nw.col("exited_us") - nw.col("entered_us"))
+    return visits.join(weights.select(deal, "won", "weight"), on=deal, how="inner").select(
+        "group", "won", "dwell_us", "weight"
+    )
+
+
+def _final_code(won: list[int], closed: list[int]) -> nw.Expr:
+    from stagegate.analytics._table import by_code  # noqa: PLC0415
+
+    return by_code("group", {1: won, 2: [p for p in closed if p not in won]})
 
 
 def _chunks(items: list[Any]) -> list[list[Any]]:
