@@ -72,6 +72,7 @@ __all__ = [
     "ESTIMATORS",
     "DwellProbability",
     "StageProbability",
+    "configured_known",
     "dwell_probabilities",
     "stage_probabilities",
 ]
@@ -436,6 +437,10 @@ def estimate(
 ) -> list[StageProbability]:
     """Every estimator, per open stage, from the counts."""
     markov = markov_estimates(counts, outcomes, confidence=confidence, draws=draws, seed=seed)
+    known = configured_known(outcomes)
+    won_all = sum(counts.reached.get((s, "won"), 0) for s in outcomes.open)
+    closed_all = won_all + sum(counts.reached.get((s, "lost"), 0) for s in outcomes.open)
+    pooled = won_all / closed_all if closed_all else None
     result = []
     for s in outcomes.open:
         won = counts.reached.get((s, "won"), 0)
@@ -447,6 +452,9 @@ def estimate(
         configured = outcomes.probability(s)
         prior = 0.5 if configured is None else configured
         strength = prior_strength if configured is not None else 0.0
+        if not known and configured is not None:  # all zeros (inferred): shrink to the pool
+            prior = 0.5 if pooled is None else pooled
+            strength = 0.0 if pooled is None else prior_strength
         a = won + strength * prior + 0.5
         b = lost + strength * (1 - prior) + 0.5
         s_low, s_high = beta_interval(a, b, confidence)
@@ -475,6 +483,21 @@ def estimate(
             )
         )
     return result
+
+
+def configured_known(outcomes: OutcomesLike) -> bool:
+    """Whether the process really configures win probabilities for its open stages.
+
+    ``False`` when no open stage has one, or when every one given is 0 (what a process
+    inferred from the data carries): then ``configured`` is no baseline, and ``smoothed``
+    shrinks toward the pooled empirical rate instead.
+
+    >>> configured_known({"a": "open", "w": "won"})
+    False
+    """
+    out = Outcomes.of(outcomes)
+    given = [p for p in (out.probability(s) for s in out.open) if p is not None]
+    return any(p > 0 for p in given)
 
 
 def _check(confidence: float, prior_strength: float = 0.0, draws: int = 0) -> None:
