@@ -1,5 +1,6 @@
-"""Our statistics against well-kept references: lifelines (Kaplan-Meier, Aalen-Johansen) and
-SciPy (Wilson and Beta intervals). Dev dependencies only; stagegate never imports them."""
+"""Our statistics against well-kept references: SciPy (Kaplan-Meier, Wilson and Beta
+intervals; the dev extra) and lifelines (Kaplan-Meier, Aalen-Johansen; the ``reference``
+extra, since it pins pandas below 3: skipped without it). stagegate never imports them."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from stagegate.analytics.probability import incidence_python
 
 with warnings.catch_warnings():  # the references' own imports may warn; not ours to judge
     warnings.simplefilter("ignore")
-    lifelines = pytest.importorskip("lifelines")
     scipy_stats = pytest.importorskip("scipy.stats")
+    try:
+        import lifelines
+    except ImportError:  # pragma: no cover - depends on the extra installed
+        lifelines = None
+
+needs_lifelines = pytest.mark.skipif(
+    lifelines is None, reason="lifelines is not installed (pip install -e '.[reference]')"
+)
 
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
 KINDS = {"lead": "open", "demo": "open", "won": "won", "lost": "lost"}
@@ -41,6 +49,18 @@ def durations(seed: int, n: int) -> tuple[list[float], list[bool]]:
 
 class TestKaplanMeier:
     @pytest.mark.parametrize("seed", range(5))
+    def test_survival_matches_scipy(self, seed: int) -> None:
+        times, exited = durations(seed, 60)
+        data = scipy_stats.CensoredData(
+            uncensored=[t for t, e in zip(times, exited, strict=True) if e],
+            right=[t for t, e in zip(times, exited, strict=True) if not e],
+        )
+        reference = scipy_stats.ecdf(data).sf
+        for duration, ours in an.km_curve(times, exited):
+            assert ours == pytest.approx(float(reference.evaluate(duration)), abs=1e-12)
+
+    @needs_lifelines
+    @pytest.mark.parametrize("seed", range(5))
     def test_survival_matches_lifelines(self, seed: int) -> None:
         times, exited = durations(seed, 60)
         fitter = quietly(lifelines.KaplanMeierFitter().fit, times, event_observed=exited)
@@ -50,6 +70,7 @@ class TestKaplanMeier:
         for (_, ours), theirs in zip(curve, reference, strict=True):
             assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
 
+    @needs_lifelines
     @pytest.mark.parametrize("seed", range(5))
     def test_median_matches_lifelines(self, seed: int) -> None:
         times, exited = durations(100 + seed, 40)
@@ -65,6 +86,7 @@ class TestKaplanMeier:
 class TestAalenJohansen:
     """The exit incidences of a stage (``markov``'s rows) against lifelines' estimator."""
 
+    @needs_lifelines
     @pytest.mark.parametrize("seed", range(4))
     def test_cumulative_incidence_of_each_exit_matches_lifelines(self, seed: int) -> None:
         rng = random.Random(seed)  # noqa: S311 - seeded test data

@@ -1,4 +1,4 @@
-"""Probability of winning by stage: configured, empirical, Markov, smoothed, and by dwell.
+"""Probability of winning by stage: configured, empirical, Markov, smoothed, deal clock, dwell.
 
 Side by side, per open stage:
 
@@ -17,7 +17,23 @@ Side by side, per open stage:
 - ``smoothed``: the empirical rate shrunk toward the configured one: the mean of the Beta
   posterior with ``prior_strength`` pseudo-deals at the configured probability (plus the
   Jeffreys half-deal on each side), with its equal-tailed interval. With few closed deals it
-  stays near the configured value; with many, near the empirical one.
+  stays near the configured value; with many, near the empirical one. When the process
+  configures no probability worth the name (:func:`configured_known`: an inferred process
+  gives every open stage 0), it shrinks toward the pooled empirical rate instead.
+- ``deal_clock`` (:data:`DEFAULT_ESTIMATOR`): won / closed among the deals that reached the
+  stage, each closed deal weighted by ``1 / G(age at close)``, where ``G(t)`` is the share of
+  all deals opened at least ``t`` before ``as_of`` (inverse probability of censoring
+  weighting on the deal's own clock: every deal's potential follow-up is known, so ``G`` is
+  known exactly). Interval: Wilson at the effective sample size of the delta-method variance
+  of the weighted ratio (:func:`~stagegate.analytics._stats.weighted_share`). Assumes that
+  when a deal opened says nothing about its fate or pace, and a stationary process.
+
+``markov`` assumes that censoring is independent of a deal's next move given its time in the
+current stage. When a deal's pace carries its fate across stages (doomed deals slow
+everywhere), slow deals reach later stages late and are censored there more often, and
+``markov`` overstates the later stages' win probability much as ``empirical`` does;
+``deal_clock`` does not rely on that assumption (see docs/analytics.md, "Which probability
+to trust").
 
 :func:`dwell_probabilities` adds the time already spent: the win rate of closed deals whose
 visit to the stage lasted at least ``dwell_from_days``.
@@ -58,11 +74,11 @@ from stagegate.analytics.intervals import (
 )
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.survival import (
+    MASK_BITS,
     _log_factor,
     deal_clock_frame,
     deal_clock_python,
     dwell_us,
-    reached_expr,
     risk_sets,
 )
 
@@ -232,30 +248,28 @@ def clock_frame(
     import narwhals as nw  # noqa: PLC0415
 
     stages = outcomes.open
-    deals = deal_clock_frame(frame, as_of, outcomes).with_columns(
-        square=nw.col("weight") * nw.col("weight")
+    deals = deal_clock_frame(frame, as_of, outcomes)
+    masks = [c for c in deals.collect_schema().names() if c.startswith("reached_")]
+    # few distinct sets of stages reached: sum by set, then spread the sums over the stages
+    rows = collect_rows(
+        deals.with_columns(square=nw.col("weight") * nw.col("weight"))
+        .group_by(*masks, "won")
+        .agg(
+            nw.col("weight").sum().alias("w"),
+            nw.col("square").sum().alias("w2"),
+            nw.len().alias("n"),
+        )
     )
-    sums = {}
-    for i in range(len(stages)):
-        for won in (True, False):
-            chosen = reached_expr(i) & (nw.col("won") == won)
-            for name, column in (("w", "weight"), ("w2", "square"), ("n", "one")):
-                value = nw.lit(1.0) if column == "one" else nw.col(column)
-                sums[f"{name}_{i}_{int(won)}"] = (
-                    nw.when(chosen).then(value).otherwise(nw.lit(0.0)).sum()
-                )
-    (row,) = collect_rows(deals.select(**sums))
-    result = {}
-    for i, stage in enumerate(stages):
-        for won in (True, False):
-            n = int(row[f"n_{i}_{int(won)}"] or 0)
-            if n:
-                result[stage, "won" if won else "lost"] = (
-                    float(row[f"w_{i}_{int(won)}"]),
-                    float(row[f"w2_{i}_{int(won)}"]),
-                    n,
-                )
-    return result
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for row in rows:
+        outcome = "won" if row["won"] else "lost"
+        for i, stage in enumerate(stages):
+            if (int(row[masks[i // MASK_BITS]]) >> (i % MASK_BITS)) & 1:
+                total = sums[stage, outcome]
+                total[0] += float(row["w"])
+                total[1] += float(row["w2"])
+                total[2] += int(row["n"])
+    return {key: (w, w2, int(n)) for key, (w, w2, n) in sums.items()}
 
 
 def counts_frame(

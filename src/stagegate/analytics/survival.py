@@ -386,43 +386,81 @@ def _clock_in_order(
     final: nw.Expr,
     key: str | None,
 ) -> nw.DataFrame[Any]:
-    """:func:`deal_clock_frame` of visits by deal and step: running sums, no grouping.
+    """:func:`deal_clock_frame` of visits by deal and step: positions, no grouping.
 
-    A closed deal's last visit is its terminal one: the running sums of its deal end there.
-    ``key``: a column of the visits naming the deal, kept in the result.
+    A closed deal's last visit is its terminal one, ``step - 1`` rows below its first: its
+    opening instant is read at that position, and the stages it reached are the difference
+    of running sums of the stage bits at the two ends.
     """
     import narwhals as nw  # noqa: PLC0415
 
-    from stagegate.analytics._table import running  # noqa: PLC0415
-
-    marked = visits.with_columns(start=nw.col("step") == 1, final=final, **bits).with_columns(
-        opened=nw.when(nw.col("start")).then(nw.col("entered_us")).fill_null(strategy="forward"),
-        **{name: running(name, "start") for name in bits},
-    )
-    follow = marked.filter(nw.col("start")).select(
-        key=(nw.col("opened") - as_of) * 2, one=nw.lit(1, nw.Int64)
-    )
+    first_rows = visits.filter(nw.col("step") == 1)
+    follow = first_rows.select(follow=as_of - nw.col("entered_us")).get_column("follow")
+    total = len(follow)
     named = [key] if key is not None else []
-    closed = marked.filter((nw.col("final") != 0) & nw.col("exited_us").is_null()).select(
-        *named,
-        *bits,
-        won=nw.col("final") == 1,
-        key=(nw.col("opened") - nw.col("entered_us")) * 2 + 1,
-        one=nw.lit(0, nw.Int64),
+    ends = (
+        visits.with_row_index("index")
+        .filter(nw.col("exited_us").is_null())
+        .with_columns(final=final)
+        .filter(nw.col("final") != 0)
+        .select(
+            *named,
+            "entered_us",
+            won=nw.col("final") == 1,
+            last=nw.col("index"),
+            start=nw.col("index") - nw.col("step") + 1,
+        )
     )
-    padded = follow.with_columns(
-        **{name: nw.lit(0, nw.Int64) if name == "deal" else nw.lit("") for name in named},
-        **{name: nw.lit(0, nw.Int64) for name in bits},
-        won=nw.lit(value=False),
-    ).select(closed.columns)
-    both = nw.concat([padded, closed], how="vertical")
-    counted = both.sort("key").with_columns(followed=nw.col("one").cum_sum())
-    return counted.filter(nw.col("one") == 0).select(
+    entered = visits.get_column("entered_us")
+    start = ends.get_column("start")
+    ages = ends.get_column("entered_us") - entered[start]
+    columns = {"age": ages}
+    if bits:
+        sums = visits.select(**{name: expr.cum_sum() for name, expr in bits.items()})
+        last, before = ends.get_column("last"), (start - 1).clip(lower_bound=0)
+        empty = start == 0
+        for name in bits:
+            running = sums.get_column(name)
+            high, low = running[last], running[before]
+            columns[name] = high - low.zip_with(~empty, low * 0)
+    shorter = _count_below(follow.sort(), ages)
+    result = ends.select(*named, "won").with_columns(
+        **{name: _aligned(series, ends) for name, series in columns.items()},
+        shorter=_aligned(shorter, ends),
+    )
+    return result.select(
         *named,
         *bits,
         "won",
-        weight=nw.lit(float(len(follow))) / nw.col("followed"),
+        weight=nw.lit(float(total)) / (nw.lit(total) - nw.col("shorter")),
     )
+
+
+def _aligned(series: nw.Series[Any], frame: nw.DataFrame[Any]) -> nw.Series[Any]:
+    """``series`` with the row labels of ``frame`` (pandas aligns columns by label)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if series.implementation.is_pandas_like():
+        native = series.to_native().set_axis(frame.to_native().index)
+        aligned: nw.Series[Any] = nw.from_native(native, series_only=True)
+        return aligned
+    return series
+
+
+def _count_below(ordered: nw.Series[Any], values: nw.Series[Any]) -> nw.Series[Any]:
+    """For each value, how many of the sorted ``ordered`` are below it (a binary search)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    native = ordered.to_native()
+    if ordered.implementation.is_polars():
+        found = native.search_sorted(values.to_native(), side="left").cast(int)
+    else:  # pandas-like: its values are NumPy arrays
+        found = native.__class__(
+            native.to_numpy().searchsorted(values.to_numpy(), side="left"),
+            index=values.to_native().index,
+        )
+    result: nw.Series[Any] = nw.from_native(found, series_only=True).alias("shorter")
+    return result
 
 
 def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw.LazyFrame[Any]:
@@ -440,25 +478,35 @@ def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw
     open_positions = [positions[s] for s in outcomes.open]
     needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
     coded = with_stage_groups(frame.select(needed), {"group": "stage"}, outcomes.stages)
-    deal = "opportunity_id"
-    weights: nw.LazyFrame[Any]
+    chosen = nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
+    dwell = nw.col("exited_us") - nw.col("entered_us")
     if sorts_in_memory(coded) and _by_deal_and_step(eager := coded.collect()):
-        deal = "deal"
-        coded = eager.with_columns(
-            deal=(nw.col("step") == 1).cast(nw.Int64).cum_sum(),
-        ).lazy()
+        # each row's deal is its running number: the weights are read at that position
+        numbered = eager.with_columns(deal=(nw.col("step") == 1).cast(nw.Int64).cum_sum() - 1)
         won = [positions[s] for s in outcomes.won]
         closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
-        final = _final_code(won, closed)
-        weights = _clock_in_order(coded.collect(), as_of, {}, final, deal).lazy()
-    else:
-        weights = deal_clock_frame(frame, as_of, outcomes, ids=True)
-    visits = coded.filter(
-        nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
-    ).select(deal, "group", dwell_us=nw.col("exited_us") - nw.col("entered_us"))
-    return visits.join(weights.select(deal, "won", "weight"), on=deal, how="inner").select(
-        "group", "won", "dwell_us", "weight"
-    )
+        weights = _clock_in_order(numbered, as_of, {}, _final_code(won, closed), "deal")
+        starts = numbered.filter(nw.col("step") == 1).select(  # one row per deal
+            weight=nw.col("entered_us").cast(nw.Float64) * 0.0, won=nw.col("step") < 0
+        )
+        deals = weights.get_column("deal")
+        by_deal = {
+            name: starts.get_column(name).scatter(deals, weights.get_column(name))
+            for name in ("weight", "won")
+        }
+        rows = numbered.filter(chosen).select("deal", "group", dwell_us=dwell)
+        at = rows.get_column("deal")
+        picked = rows.select("group", "dwell_us").with_columns(
+            **{name: _aligned(series[at], rows) for name, series in by_deal.items()}
+        )
+        return (
+            picked.filter(nw.col("weight") > 0).select("group", "won", "dwell_us", "weight").lazy()
+        )
+    weights_lazy = deal_clock_frame(frame, as_of, outcomes, ids=True)
+    visits = coded.filter(chosen).select("opportunity_id", "group", dwell_us=dwell)
+    return visits.join(
+        weights_lazy.select("opportunity_id", "won", "weight"), on="opportunity_id", how="inner"
+    ).select("group", "won", "dwell_us", "weight")
 
 
 def _final_code(won: list[int], closed: list[int]) -> nw.Expr:
