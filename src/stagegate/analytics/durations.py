@@ -55,7 +55,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
+from stagegate.analytics._table import DAY_US, group_starts, in_threads, running, sorts_in_memory
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -79,6 +79,7 @@ from stagegate.analytics.survival import (
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
 
 OUTCOME_ORDER = ("won", "lost", "open", "all")
+_KEY_LIMIT = 2**62
 
 
 @attrs.frozen(slots=True)
@@ -335,10 +336,26 @@ def _frame_clock_medians(
 
     joined = clock_visits(frame, as_of, outcomes)
     part = ["group", "won"]
-    ranked = joined.with_columns(
-        running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"),
-        total=nw.col("weight").sum().over(*part),
-    )
+    total = nw.col("weight").sum().over(*part)
+    if sorts_in_memory(joined):  # one sort, then running sums that restart at each group
+        eager = joined.collect()
+        longest = eager.select(nw.col("dwell_us").max()).item() if len(eager) else 0
+        span = int(longest or 0) + 1
+        if (len(outcomes.stages) * 2 + 2) * span < _KEY_LIMIT:  # one integer key sorts fastest
+            key = (nw.col("group").cast(nw.Int64) * 2 + nw.col("won").cast(nw.Int64)) * span
+            eager = eager.with_columns(key=key + nw.col("dwell_us"))
+            ordered = eager.sort("key")
+        else:
+            ordered = eager.sort(*part, "dwell_us")
+        ranked = (
+            ordered.with_columns(start=group_starts(part))
+            .with_columns(running=running("weight", "start"), total=total)
+            .lazy()
+        )
+    else:
+        ranked = joined.with_columns(
+            running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"), total=total
+        )
     rows = collect_rows(
         ranked.filter(nw.col("running") >= nw.col("total") * HALF_WEIGHT)
         .group_by(*part)
