@@ -261,7 +261,7 @@ class TestBacktestBaselines:
 class TestConfiguredKnown:
     def test_zeros_everywhere_are_not_configured(self) -> None:
         zeros = an.Outcomes.of(KINDS, probabilities={"lead": 0.0, "demo": 0.0})
-        assert not configured_known(zeros)
+        assert not an.configured_known(zeros)
         assert configured_known(an.Outcomes.of(KINDS, probabilities={"lead": 0.2}))
         assert not configured_known(KINDS)
 

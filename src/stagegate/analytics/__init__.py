@@ -33,6 +33,7 @@ from stagegate.analytics.probability import (
     ESTIMATORS,
     DwellProbability,
     StageProbability,
+    configured_known,
     dwell_probabilities,
     stage_probabilities,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "WaterfallDeal",
     "WaterfallRow",
     "backtest",
+    "configured_known",
     "cycle_times",
     "dwell_probabilities",
     "forecast",
