@@ -85,10 +85,12 @@ class TestProbabilities:
 
 
 class TestBacktest:
-    def test_scores_every_estimator_and_names_the_best(self) -> None:
+    def test_scores_every_estimator_but_names_no_best_on_two_deals(self) -> None:
         result = an.backtest(edge_rows(), KINDS, cutoff=at(4), as_of=AS_OF)
         assert [s.estimator for s in result.scores] == list(an.ESTIMATORS)
-        assert result.best in an.ESTIMATORS
+        assert result.best is None
+        assert result.reason is not None
+        assert "too few deals" in result.reason
         assert all(0 <= s.brier <= 1 for s in result.scores)
 
     def test_as_of_must_follow_the_cutoff(self) -> None:

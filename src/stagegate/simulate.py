@@ -8,6 +8,22 @@ expected close date may be pushed. So the true probability of winning from stage
 product of the advance probabilities from ``i`` on, known exactly
 (:meth:`PipelineModel.true_win_probabilities`).
 
+**The informative mode** (``PipelineModel(informative=True)``, or
+``simulate(..., mode="informative")``) is built to be adversarial to estimators that read a
+deal's pace one stage at a time. A deal's fate (won or lost) is drawn when it opens and drives
+everything after: a deal that will be lost dwells ``lost_dwell_factor`` times longer (default
+2.5x) in *every* stage it visits, not only the last; each deal also has a latent pace (a
+lognormal factor with sigma ``pace_sigma``) shared by all its stages; and its close date is
+pushed with ``lost_push_probability`` per stage visit instead of ``push_probability``.
+Deals open uniformly over the window, independently of their fate. Slow, doomed deals then
+reach the later stages late and are still open there at ``as_of``: the deals that reached a
+stage by ``as_of`` over-represent the fast winners.
+
+Every deal is simulated to its end; the analytics see it cut at ``as_of``. The truth is
+computed from that uncensored population (:class:`SimulationTruth`): the share of deals that
+reached each stage and went on to win, and the median dwell of won and lost deals in each
+stage.
+
 >>> sim = simulate(200, seed=7)
 >>> sim.events[0].kind.value, sim.events[0].stage
 ('opened', 'lead_generation')
@@ -15,13 +31,19 @@ product of the advance probabilities from ``i`` on, known exactly
 0.85
 >>> simulate(200, seed=7).events == sim.events
 True
+>>> hard = simulate(2000, seed=7, mode="informative")
+>>> hard.truth.reached["lead_generation"], round(hard.truth.win_probability["contract"], 2)
+(2000, 0.83)
+>>> lost, won = (hard.truth.dwell_median_days["needs_analysis"][o] for o in ("lost", "won"))
+>>> round(lost / won, 1)
+2.7
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -34,7 +56,15 @@ from stagegate.errors import InvalidCommandError
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.process import Process
 
-__all__ = ["DEFAULT_STAGES", "PipelineModel", "SimulatedPipeline", "simulate", "simulate_columns"]
+__all__ = [
+    "DEFAULT_STAGES",
+    "MODES",
+    "PipelineModel",
+    "SimulatedPipeline",
+    "SimulationTruth",
+    "simulate",
+    "simulate_columns",
+]
 
 DEFAULT_STAGES = (
     "lead_generation",
@@ -48,6 +78,8 @@ DEFAULT_STAGES = (
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 LOSS_REASONS = ("price", "timing", "competitor", "no_decision")
+MODES = ("markov", "informative")
+"""The simulator's modes: the fate shows only where a deal is lost, or in its whole history."""
 
 
 def _floats(values: Any) -> tuple[float, ...]:
@@ -68,6 +100,11 @@ class PipelineModel:
         lost_dwell_everywhere: apply ``lost_dwell_factor`` to every stage a lost deal visits,
             not only the last; then a deal's fate shows in its earlier pace, which breaks
             the Markov property that stage-level estimators rely on (a harder what-if).
+        informative: the fate drives the pace in every stage, a per-deal latent pace and the
+            close-date pushes (see the module's docs); implies ``lost_dwell_everywhere``.
+        pace_sigma: lognormal sigma of the per-deal pace factor (informative mode only).
+        lost_push_probability: chance, per stage visit, of a push for a deal that will be
+            lost (informative mode only; won deals use ``push_probability``).
         push_probability: chance, per stage visit, of one close-date push.
         push_median_days: median size of a push (lognormal, sigma 0.5), whole days.
         amount_median: median amount (lognormal, sigma ``amount_sigma``), whole units.
@@ -86,6 +123,9 @@ class PipelineModel:
     dwell_sigma: float = 0.6
     lost_dwell_factor: float = 2.5
     lost_dwell_everywhere: bool = False
+    informative: bool = False
+    pace_sigma: float = 0.3
+    lost_push_probability: float = 0.5
     push_probability: float = 0.25
     push_median_days: float = 14.0
     amount_median: float = 20_000.0
@@ -99,8 +139,17 @@ class PipelineModel:
             raise InvalidCommandError(
                 "stages, advance and dwell_median_days must be non-empty and of equal length"
             )
-        if any(not 0 <= p <= 1 for p in (*self.advance, self.push_probability)):
+        if any(
+            not 0 <= p <= 1
+            for p in (*self.advance, self.push_probability, self.lost_push_probability)
+        ):
             raise InvalidCommandError("probabilities must lie in [0, 1]")
+        positive = (*self.dwell_median_days, self.lost_dwell_factor, self.push_median_days)
+        if any(not value > 0 for value in positive) or not self.pace_sigma >= 0:
+            raise InvalidCommandError(
+                "dwell medians, lost_dwell_factor and push_median_days must be positive and "
+                "pace_sigma not negative"
+            )
 
     def true_win_probabilities(self) -> dict[str, float]:
         """The true probability of winning from each open stage."""
@@ -122,14 +171,19 @@ Raw = tuple[str, int, int, str, str, str | None, int, int, str | None]
 """(opportunity_id, at_us, seq, kind, stage, from_stage, amount, close_day, reason)."""
 
 
-def _generate(deals: int, model: PipelineModel, seed: int, start_us: int, span_days: float
-              ) -> Iterator[Raw]:  # fmt: skip
+Fate = tuple[bool, tuple[tuple[int, int], ...]]
+"""(won, ((stage index, dwell in microseconds), ...)) of one deal, to its end."""
+
+
+def _generate(deals: int, model: PipelineModel, seed: int, start_us: int, span_days: float,
+              *, fates: list[Fate] | None = None) -> Iterator[Raw]:  # fmt: skip
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
     mus = [math.log(m) for m in model.dwell_median_days]
     push_mu = math.log(model.push_median_days)
     amount_mu = math.log(model.amount_median)
     expected_cycle = sum(model.dwell_median_days)
     width = len(str(deals))
+    everywhere = model.lost_dwell_everywhere or model.informative
     for n in range(deals):
         opp = f"sim-{n:0{width}d}"
         at = start_us + int(rng.random() * span_days * _DAY_US)
@@ -144,26 +198,95 @@ def _generate(deals: int, model: PipelineModel, seed: int, start_us: int, span_d
         else:
             won = True
         last = path[-1]
+        pace, push = 1.0, model.push_probability
+        if model.informative:  # drawn only here: the markov mode's sequence is unchanged
+            pace = rng.lognormvariate(0.0, model.pace_sigma)
+            push = model.push_probability if won else model.lost_push_probability
         seq = 1
         previous: str | None = None
+        visits = []
         for i in path:
             stage = model.stages[i]
             kind = "opened" if previous is None else "stage_changed"
             yield (opp, at, seq, kind, stage, previous, amount, close, None)
             seq += 1
-            slow = not won and (i == last or model.lost_dwell_everywhere)
-            factor = model.lost_dwell_factor if slow else 1.0
+            slow = not won and (i == last or everywhere)
+            factor = (model.lost_dwell_factor if slow else 1.0) * pace
             dwell = int(rng.lognormvariate(mus[i], model.dwell_sigma) * factor * _DAY_US)
-            if rng.random() < model.push_probability:
+            visits.append((i, dwell))
+            if rng.random() < push:
                 close += max(1, round(rng.lognormvariate(push_mu, 0.5)))
                 yield (opp, at + int(rng.random() * dwell), seq, "rescheduled", stage, None,
                        amount, close, None)  # fmt: skip
                 seq += 1
             at += dwell
             previous = stage
+        if fates is not None:
+            fates.append((won, tuple(visits)))
         end = model.won if won else model.lost
         reason = None if won else LOSS_REASONS[int(rng.random() * len(LOSS_REASONS))]
         yield (opp, at, seq, "stage_changed", end, previous, amount, close, reason)
+
+
+@attrs.frozen
+class SimulationTruth:
+    """What really happened to every simulated deal, followed to its end (never censored).
+
+    Attributes:
+        reached: per open stage, the deals that ever reached it.
+        win_probability: per open stage, the share of those that went on to win (``None``
+            if none reached it): the target of the win-probability estimators.
+        dwell_median_days: per open stage, the median dwell (days) of the visits of deals
+            that were won and of those that were lost (keys ``"won"``, ``"lost"``; ``None``
+            without such visits): the target of censoring-aware dwell medians.
+    """
+
+    reached: Mapping[str, int]
+    win_probability: Mapping[str, float | None]
+    dwell_median_days: Mapping[str, Mapping[str, float | None]]
+
+
+def _median(values: list[int]) -> float | None:
+    """The median of microseconds, in days (linear interpolation, as the analytics)."""
+    if not values:
+        return None
+    values.sort()
+    middle = (len(values) - 1) / 2
+    low, high = values[math.floor(middle)], values[math.ceil(middle)]
+    return (low + high) / 2 / _DAY_US
+
+
+def _truth(fates: list[Fate], model: PipelineModel) -> SimulationTruth:
+    n = len(model.stages)
+    reached, won_from = [0] * n, [0] * n
+    dwell: list[dict[str, list[int]]] = [{"won": [], "lost": []} for _ in range(n)]
+    for won, visits in fates:
+        outcome = "won" if won else "lost"
+        for i, us in visits:
+            reached[i] += 1
+            won_from[i] += won
+            dwell[i][outcome].append(us)
+    stages = model.stages
+    return SimulationTruth(
+        MappingProxyType(dict(zip(stages, reached, strict=True))),
+        MappingProxyType(
+            {s: (w / r if r else None) for s, w, r in zip(stages, won_from, reached, strict=True)}
+        ),
+        MappingProxyType(
+            {
+                s: MappingProxyType({o: _median(d[o]) for o in ("won", "lost")})
+                for s, d in zip(stages, dwell, strict=True)
+            }
+        ),
+    )
+
+
+def _with_mode(model: PipelineModel, mode: str | None) -> PipelineModel:
+    if mode is None:
+        return model
+    if mode not in MODES:
+        raise InvalidCommandError(f"mode must be one of {MODES}, got {mode!r}")
+    return attrs.evolve(model, informative=mode == "informative")
 
 
 def simulate_columns(
@@ -173,18 +296,25 @@ def simulate_columns(
     seed: int = 0,
     start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     span_days: float = 365.0,
+    mode: str | None = None,
 ) -> dict[str, list[Any]]:
     """The simulated log as columns (fast; for benchmarks and data frames).
+
+    The same deals as :func:`simulate` with the same arguments (``mode`` as there).
 
     Returns:
         ``opportunity_id``, ``at_us`` (epoch microseconds, UTC), ``seq``, ``stage``,
         ``amount`` (float), ``close_day`` (days since 1970-01-01) and ``reason``: the
         canonical stage-history table, with integer instants and dates.
+
+    Raises:
+        InvalidCommandError: ``mode`` is not one of :data:`MODES`.
     """
+    chosen = _with_mode(model or PipelineModel(), mode)
     names = ("opportunity_id", "at_us", "seq", "stage", "amount", "close_day", "reason")
     columns: dict[str, list[Any]] = {name: [] for name in names}
     appends = [columns[name].append for name in names]
-    for raw in _generate(deals, model or PipelineModel(), seed, epoch_us(start), span_days):
+    for raw in _generate(deals, chosen, seed, epoch_us(start), span_days):
         opp, at, seq, _, stage, _, amount, close, reason = raw
         for append, value in zip(appends, (opp, at, seq, stage, float(amount), close, reason),
                                  strict=True):  # fmt: skip
@@ -200,11 +330,15 @@ class SimulatedPipeline:
         events: every event of every deal, by deal then ``seq``.
         model: the true process (see :meth:`PipelineModel.true_win_probabilities`).
         as_of: the end of the arrival window; deals still running then are open.
+        truth: what the deals really did, uncensored (:class:`SimulationTruth`).
+        true_win_probabilities: the model's probability of winning from each open stage
+            (the truth's ``win_probability`` is the realized share, which it approaches).
     """
 
     events: tuple[Event, ...]
     model: PipelineModel
     as_of: datetime
+    truth: SimulationTruth
     true_win_probabilities: Any = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -221,6 +355,7 @@ def simulate(
     start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     span_days: float = 365.0,
     process: Process | None = None,
+    mode: str | None = None,
 ) -> SimulatedPipeline:
     """Simulate ``deals`` opportunities as :class:`~stagegate.events.Event` logs.
 
@@ -230,13 +365,18 @@ def simulate(
     Stage changes are :attr:`~stagegate.events.MoveKind.IMPORTED` (never gate-checked);
     close-date pushes are :attr:`~stagegate.events.EventKind.RESCHEDULED`; every event
     carries the amount and close date in force. The same seed gives the same pipeline.
+    Every deal runs to its end: events after ``as_of`` are in ``events`` (the analytics ignore
+    them; cut them off before writing an export), and ``truth`` is computed from all of them.
+
+    ``mode``: ``"informative"`` sets :attr:`PipelineModel.informative` on the model (the
+    default one if none is given), ``"markov"`` clears it; ``None`` keeps the model as is.
 
     Raises:
-        InvalidCommandError: ``deals`` is negative.
+        InvalidCommandError: ``deals`` is negative, or ``mode`` is not one of :data:`MODES`.
     """
     if deals < 0:
         raise InvalidCommandError(f"deals must not be negative, got {deals!r}")
-    chosen = model or PipelineModel()
+    chosen = _with_mode(model or PipelineModel(), mode)
     name, version = ("simulated", "1") if process is None else (process.name, process.version)
     if process is not None:
         unknown = [stage for stage in chosen.stages if stage not in process]
@@ -248,8 +388,9 @@ def simulate(
     events = []
     kinds = {"opened": EventKind.OPENED, "stage_changed": EventKind.STAGE_CHANGED,
              "rescheduled": EventKind.RESCHEDULED}  # fmt: skip
+    fates: list[Fate] = []
     for opp, at, seq, kind, stage, from_stage, amount, close, reason in _generate(
-        deals, chosen, seed, epoch_us(start), span_days
+        deals, chosen, seed, epoch_us(start), span_days, fates=fates
     ):
         moved = kind == "stage_changed"
         events.append(
@@ -269,4 +410,5 @@ def simulate(
                 close_date=_EPOCH + timedelta(days=close),
             )
         )
-    return SimulatedPipeline(tuple(events), chosen, start + timedelta(days=span_days))
+    truth = _truth(fates, chosen)
+    return SimulatedPipeline(tuple(events), chosen, start + timedelta(days=span_days), truth)

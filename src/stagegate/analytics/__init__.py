@@ -31,9 +31,11 @@ from stagegate.analytics.intervals import INTERVAL_COLUMNS, StageInterval, stage
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes
 from stagegate.analytics.probability import (
     DEFAULT_BINS,
+    DEFAULT_ESTIMATOR,
     ESTIMATORS,
     DwellProbability,
     StageProbability,
+    configured_known,
     dwell_probabilities,
     stage_probabilities,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "CATEGORIES",
     "DEFAULT_AGE_BANDS",
     "DEFAULT_BINS",
+    "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
     "INTERVAL_COLUMNS",
     "KINDS",
@@ -87,6 +90,7 @@ __all__ = [
     "WaterfallDeal",
     "WaterfallRow",
     "backtest",
+    "configured_known",
     "cycle_times",
     "dwell_probabilities",
     "forecast",

@@ -22,6 +22,7 @@ __all__ = [
     "mean",
     "normal_quantile",
     "quantile",
+    "weighted_share",
     "wilson",
 ]
 
@@ -137,3 +138,33 @@ def beta_interval(a: float, b: float, confidence: float = 0.95) -> tuple[float, 
     """Equal-tailed interval of a Beta(a, b) distribution."""
     tail = (1 - confidence) / 2
     return (beta_quantile(tail, a, b), beta_quantile(1 - tail, a, b))
+
+
+def weighted_share(
+    won: tuple[float, float], lost: tuple[float, float], confidence: float = 0.95
+) -> tuple[float, float, float, float] | None:
+    """A weighted share of successes with an interval: ``(share, low, high, effective n)``.
+
+    ``won`` and ``lost`` are the sums of the weights and of their squares over the successes
+    and the failures. The share is ``R = sum w y / sum w``; its variance, by the delta method
+    (the sandwich of a ratio of sums over independent units, the weights held fixed), is
+    ``sum w^2 (y - R)^2 / (sum w)^2``. The interval is Wilson's at the effective sample size
+    that gives that variance, ``R (1 - R) / variance`` (Kish's ``(sum w)^2 / sum w^2`` when
+    ``R`` is 0 or 1), so it stays inside [0, 1] and is not empty at the edges. ``None``
+    without weight.
+
+    >>> share, low, high, n = weighted_share((3.0, 3.0), (1.0, 1.0))
+    >>> share, n, (round(low, 3), round(high, 3)) == tuple(round(x, 3) for x in wilson(3, 4))
+    (0.75, 4.0, True)
+    """
+    total = won[0] + lost[0]
+    if total <= 0:
+        return None
+    share = won[0] / total
+    variance = (won[1] * (1 - share) ** 2 + lost[1] * share**2) / (total * total)
+    if 0 < share < 1 and variance > 0:
+        effective = share * (1 - share) / variance
+    else:
+        effective = total * total / (won[1] + lost[1])
+    low, high = wilson(share * effective, effective, confidence)
+    return (share, low, high, effective)

@@ -7,8 +7,30 @@ cut-off (and, for ``dwell``, of the time it had spent there), and its outcome is
 
 Scores: the Brier score (mean squared error, lower is better), the log loss (probabilities
 clipped to [1e-6, 1 - 1e-6]), and a reliability table: deals binned by predicted probability
-(tenths), with their mean prediction and observed win rate. ``best`` is the estimator with the
-lowest Brier score.
+(tenths), with their mean prediction and observed win rate.
+
+Two baselines: ``configured`` (the process's probabilities; skipped when the process has
+none worth the name, see :func:`~stagegate.analytics.probability.configured_known`) and
+the **static fitted** one: each stage's empirical rate as known at the cut-off, frozen (no
+dwell, no censoring correction; its predictions are those of ``empirical`` fitted at the
+cut-off). Each score carries its lift over both, the Brier skill ``1 - brier / baseline``
+(positive: better than the baseline).
+
+``best`` is the estimator with the lowest Brier score, never ``configured`` when it is no
+baseline. No winner is named (``best`` is ``None`` and ``reason`` says why) when fewer than
+:data:`MIN_SCORED` deals were scored, or none of them was won, or none lost: on such a set
+every score says little (with no won deal, predicting 0 everywhere scores perfectly).
+
+>>> from stagegate.simulate import simulate
+>>> from datetime import timedelta
+>>> sim = simulate(300, seed=5, span_days=120)
+>>> kinds = sim.model.outcomes()
+>>> bt = backtest(sim.events, kinds, cutoff=sim.as_of - timedelta(days=60), as_of=sim.as_of)
+>>> bt.best is not None, bt.reason, bt.baselines
+(True, None, ('static_fitted',))
+>>> few = backtest(sim.events[:40], kinds, cutoff=sim.as_of - timedelta(days=60), as_of=sim.as_of)
+>>> few.best, few.reason.startswith("too few deals were scored (1")
+(None, True)
 """
 
 from __future__ import annotations
@@ -28,13 +50,18 @@ from stagegate.analytics.probability import (
     ESTIMATORS,
     bin_expr,
     bin_of,
+    configured_known,
     fit_counts,
     predictors,
 )
 
-__all__ = ["Backtest", "BacktestScore", "Reliability", "backtest"]
+__all__ = ["MIN_SCORED", "STATIC", "Backtest", "BacktestScore", "Reliability", "backtest"]
 
 _EPS = 1e-6
+MIN_SCORED = 30
+"""Fewest scored deals for :func:`backtest` to name a best estimator."""
+STATIC = "static_fitted"
+"""The name of the static fitted baseline (empirical rates at the cut-off, frozen)."""
 
 
 @attrs.frozen(slots=True)
@@ -47,6 +74,8 @@ class BacktestScore:
     log_loss: float | None
     mean_predicted: float | None
     observed_rate: float | None
+    lift_over_configured: float | None = None
+    lift_over_static: float | None = None
 
 
 @attrs.frozen(slots=True)
@@ -67,12 +96,19 @@ class Backtest:
     Attributes:
         scores: one row per estimator (:class:`BacktestScore` columns).
         reliability: reliability table (:class:`Reliability` columns).
-        best: the best-calibrated estimator (``None`` without deals to score).
+        best: the best-calibrated estimator; ``None`` when no winner can be named.
+        reason: why ``best`` is ``None`` (too few scored deals, no won or no lost deal).
+        baselines: the baselines the lifts are measured against: :data:`STATIC`, and
+            ``configured`` when the process configures probabilities.
+        static: the score of the static fitted baseline (a :class:`BacktestScore`).
     """
 
     scores: Any
     reliability: Any
     best: str | None
+    reason: str | None = None
+    baselines: tuple[str, ...] = (STATIC,)
+    static: BacktestScore | None = None
 
 
 def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
@@ -123,39 +159,89 @@ def backtest(
     table = predictors(fit_counts(first, DEFAULT_BINS), first.outcomes, DEFAULT_BINS,
                        prior_strength=prior_strength)  # fmt: skip
     groups = _evaluation(first, last)
-    scores: list[BacktestScore] = []
+    table[STATIC] = table["empirical"]  # fitted at the cut-off and frozen
+    known = configured_known(first.outcomes)
+    raw: dict[str, BacktestScore] = {}
     reliability: list[Reliability] = []
-    for name in ESTIMATORS:
-        n = brier = loss = predicted = won_total = 0.0
-        bins: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-        for (stage, b, outcome), count in groups.items():
-            p = table[name][stage, b]
-            y = 1.0 if outcome == "won" else 0.0
-            clipped = min(max(p, _EPS), 1 - _EPS)
-            n += count
-            brier += count * (p - y) ** 2
-            loss -= count * (y * math.log(clipped) + (1 - y) * math.log(1 - clipped))
-            predicted += count * p
-            won_total += count * y
-            r = bins[min(int(p * 10), 9)]
-            r[0] += count
-            r[1] += count * p
-            r[2] += count * y
-        if n:
-            scores.append(BacktestScore(name, int(n), brier / n, loss / n, predicted / n,
-                                        won_total / n))  # fmt: skip
-        else:
-            scores.append(BacktestScore(name, 0, None, None, None, None))
-        reliability.extend(
-            Reliability(name, k, int(c), s / c, w / c) for k, (c, s, w) in sorted(bins.items())
+    for name in (*ESTIMATORS, STATIC):
+        score, bins = _score(name, table[name], groups)
+        raw[name] = score
+        if name != STATIC:
+            reliability.extend(
+                Reliability(name, k, int(c), s / c, w / c) for k, (c, s, w) in sorted(bins.items())
+            )
+    static = raw.pop(STATIC)
+    scores = [
+        attrs.evolve(
+            score,
+            lift_over_configured=_lift(score, raw["configured"]) if known else None,
+            lift_over_static=_lift(score, static),
         )
-    scored = [s for s in scores if s.brier is not None]
+        for score in raw.values()
+    ]
+    candidates = [
+        s for s in scores if s.brier is not None and (known or s.estimator != "configured")
+    ]
+    reason = _no_winner(groups)
     best = (
-        min(scored, key=lambda s: (s.brier, ESTIMATORS.index(s.estimator))).estimator
-        if scored
+        min(candidates, key=lambda s: (s.brier, ESTIMATORS.index(s.estimator))).estimator
+        if candidates and reason is None
         else None
     )
-    return Backtest(emit(last, scores, BacktestScore), emit(last, reliability, Reliability), best)
+    return Backtest(
+        emit(last, scores, BacktestScore),
+        emit(last, reliability, Reliability),
+        best,
+        reason,
+        (STATIC, "configured") if known else (STATIC,),
+        static,
+    )
 
 
-_ = AnalyticsError
+def _score(
+    name: str, table: dict[tuple[str, int], float], groups: dict[tuple[str, int, str], int]
+) -> tuple[BacktestScore, dict[int, list[float]]]:
+    n = brier = loss = predicted = won_total = 0.0
+    bins: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for (stage, b, outcome), count in groups.items():
+        p = table[stage, b]
+        y = 1.0 if outcome == "won" else 0.0
+        clipped = min(max(p, _EPS), 1 - _EPS)
+        n += count
+        brier += count * (p - y) ** 2
+        loss -= count * (y * math.log(clipped) + (1 - y) * math.log(1 - clipped))
+        predicted += count * p
+        won_total += count * y
+        r = bins[min(int(p * 10), 9)]
+        r[0] += count
+        r[1] += count * p
+        r[2] += count * y
+    if not n:
+        return BacktestScore(name, 0, None, None, None, None), bins
+    score = BacktestScore(name, int(n), brier / n, loss / n, predicted / n, won_total / n)
+    return score, bins
+
+
+def _lift(score: BacktestScore, baseline: BacktestScore) -> float | None:
+    """Brier skill over a baseline: ``1 - brier / baseline brier`` (``None`` if undefined)."""
+    if score.brier is None or not baseline.brier:
+        return None
+    return 1 - score.brier / baseline.brier
+
+
+def _no_winner(groups: dict[tuple[str, int, str], int]) -> str | None:
+    """Why no estimator can be named best on these scored deals, or ``None``."""
+    n = sum(groups.values())
+    won = sum(c for (_, _, outcome), c in groups.items() if outcome == "won")
+    if n < MIN_SCORED:
+        return (
+            f"too few deals were scored ({n}, open at the cut-off and closed by as_of; at least "
+            f"{MIN_SCORED} are needed): move the cut-off earlier or wait for more deals to close"
+        )
+    if not won or won == n:
+        which = "won" if not won else "lost"
+        return (
+            f"none of the {n} scored deals was {which}: every score is trivially good for "
+            "an estimator that predicts only the other outcome; move the cut-off"
+        )
+    return None

@@ -6,6 +6,16 @@
 running at ``as_of`` as censored, so slow open deals are not dropped;
 ``lost_won_ratio`` is the mean dwell of lost deals over that of won deals in the stage.
 
+On the ``won`` and ``lost`` rows the mean and quantiles are those of **closed deals only**:
+when lost deals linger, the slow ones are still open at ``as_of`` and these figures run
+short (most for lost deals). ``open_share`` (on every row of a stage) says how many of the
+stage's visits belong to deals still open. ``deal_clock_median_days`` (won and lost rows) is
+the censoring-aware median: each closed deal's visits weighted by the inverse of the share of
+deals that could have been followed as long as it took to close (the weights of the
+``deal_clock`` win probability, see :mod:`stagegate.analytics.probability`), then the lower
+weighted median. It assumes what that estimator assumes: when a deal opened says nothing about
+its fate or its pace.
+
 **Cycle time** runs from an opportunity's first row to its last entry into a won or lost stage.
 The visits of a closed opportunity tile that span exactly, so its stage durations add up to its
 cycle time. The popular shortcut "sum of the average time in each stage"
@@ -45,7 +55,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
+from stagegate.analytics._table import DAY_US, group_starts, in_threads, running, sorts_in_memory
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -55,11 +65,21 @@ from stagegate.analytics.intervals import (
     to_native,
 )
 from stagegate.analytics.outcomes import KINDS, Outcomes, OutcomesLike
-from stagegate.analytics.survival import dwell_us, km_median, km_medians, risk_sets
+from stagegate.analytics.survival import (
+    HALF_WEIGHT,
+    clock_visits,
+    deal_clock_python,
+    dwell_us,
+    km_median,
+    km_medians,
+    risk_sets,
+    weighted_median,
+)
 
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
 
 OUTCOME_ORDER = ("won", "lost", "open", "all")
+_KEY_LIMIT = 2**62
 
 
 @attrs.frozen(slots=True)
@@ -76,6 +96,8 @@ class StageTime:
     p90_days: float | None
     km_median_days: float | None
     lost_won_ratio: float | None
+    open_share: float | None = None
+    deal_clock_median_days: float | None = None
 
 
 def _summary(values: list[float]) -> tuple[float | None, ...]:
@@ -83,12 +105,19 @@ def _summary(values: list[float]) -> tuple[float | None, ...]:
     return (mean(values), quantile(values, 0.5), quantile(values, 0.75), quantile(values, 0.9))
 
 
-def _finish(stats: dict[tuple[str, str], dict[str, Any]], prepared: Prepared) -> list[StageTime]:
+def _finish(
+    stats: dict[tuple[str, str], dict[str, Any]],
+    prepared: Prepared,
+    medians: dict[tuple[str, str], float],
+) -> list[StageTime]:
     result = []
     for stage in prepared.outcomes.open:
         won = stats.get((stage, "won"), {}).get("mean_days")
         lost = stats.get((stage, "lost"), {}).get("mean_days")
         ratio = lost / won if won and lost is not None else None
+        every = stats.get((stage, "all"), {}).get("visits") or 0
+        still = stats.get((stage, "open"), {}).get("visits") or 0
+        share = still / every if every else None
         for outcome in OUTCOME_ORDER:
             s = stats.get((stage, outcome))
             if s is None or not s["visits"]:
@@ -105,6 +134,8 @@ def _finish(stats: dict[tuple[str, str], dict[str, Any]], prepared: Prepared) ->
                     s["p90_days"],
                     s.get("km_median_days"),
                     ratio,
+                    share,
+                    medians.get((stage, outcome)),
                 )
             )
     return result
@@ -270,9 +301,70 @@ def time_in_stage(
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.python is not None:
         stats = _python_stats(prepared.python, prepared.as_of_us)
+        medians = _python_clock_medians(prepared.python, prepared.as_of_us)
     else:
         stats = _frame_stats(prepared.frame, prepared.outcomes, prepared.as_of_us)
-    return emit(prepared, _finish(stats, prepared), StageTime)
+        medians = _frame_clock_medians(prepared.frame, prepared.outcomes, prepared.as_of_us)
+    return emit(prepared, _finish(stats, prepared, medians), StageTime)
+
+
+def _python_clock_medians(
+    visits: Sequence[StageInterval], as_of: int
+) -> dict[tuple[str, str], float]:
+    """Deal-clock (weighted) median dwell in days per (open stage, won or lost)."""
+    weights = deal_clock_python(visits, as_of)
+    groups: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for v in visits:
+        if v.kind == "open" and v.exited_us is not None and v.opportunity_id in weights:
+            outcome, w = weights[v.opportunity_id]
+            values, ws = groups[v.stage, outcome]
+            values.append(float(v.exited_us - v.entered_us))
+            ws.append(w)
+    result = {}
+    for key, (values, ws) in groups.items():
+        median = weighted_median(values, ws)
+        if median is not None:
+            result[key] = median / DAY_US
+    return result
+
+
+def _frame_clock_medians(
+    frame: Any, outcomes: Outcomes, as_of: int
+) -> dict[tuple[str, str], float]:
+    """:func:`_python_clock_medians` of a frame of visits (the same numbers)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    joined = clock_visits(frame, as_of, outcomes)
+    part = ["group", "won"]
+    total = nw.col("weight").sum().over(*part)
+    if sorts_in_memory(joined):  # one sort, then running sums that restart at each group
+        eager = joined.collect()
+        longest = eager.select(nw.col("dwell_us").max()).item() if len(eager) else 0
+        span = int(longest or 0) + 1
+        if (len(outcomes.stages) * 2 + 2) * span < _KEY_LIMIT:  # one integer key sorts fastest
+            key = (nw.col("group").cast(nw.Int64) * 2 + nw.col("won").cast(nw.Int64)) * span
+            eager = eager.with_columns(key=key + nw.col("dwell_us"))
+            ordered = eager.sort("key")
+        else:
+            ordered = eager.sort(*part, "dwell_us")
+        ranked = (
+            ordered.with_columns(start=group_starts(part))
+            .with_columns(running=running("weight", "start"), total=total)
+            .lazy()
+        )
+    else:
+        ranked = joined.with_columns(
+            running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"), total=total
+        )
+    rows = collect_rows(
+        ranked.filter(nw.col("running") >= nw.col("total") * HALF_WEIGHT)
+        .group_by(*part)
+        .agg(nw.col("dwell_us").min())
+    )
+    return {
+        (outcomes.stages[r["group"]], "won" if r["won"] else "lost"): r["dwell_us"] / DAY_US
+        for r in rows
+    }
 
 
 @attrs.frozen(slots=True)

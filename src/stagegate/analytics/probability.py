@@ -1,4 +1,4 @@
-"""Probability of winning by stage: configured, empirical, Markov, smoothed, and by dwell.
+"""Probability of winning by stage: configured, empirical, Markov, smoothed, deal clock, dwell.
 
 Side by side, per open stage:
 
@@ -17,7 +17,23 @@ Side by side, per open stage:
 - ``smoothed``: the empirical rate shrunk toward the configured one: the mean of the Beta
   posterior with ``prior_strength`` pseudo-deals at the configured probability (plus the
   Jeffreys half-deal on each side), with its equal-tailed interval. With few closed deals it
-  stays near the configured value; with many, near the empirical one.
+  stays near the configured value; with many, near the empirical one. When the process
+  configures no probability worth the name (:func:`configured_known`: an inferred process
+  gives every open stage 0), it shrinks toward the pooled empirical rate instead.
+- ``deal_clock`` (:data:`DEFAULT_ESTIMATOR`): won / closed among the deals that reached the
+  stage, each closed deal weighted by ``1 / G(age at close)``, where ``G(t)`` is the share of
+  all deals opened at least ``t`` before ``as_of`` (inverse probability of censoring
+  weighting on the deal's own clock: every deal's potential follow-up is known, so ``G`` is
+  known exactly). Interval: Wilson at the effective sample size of the delta-method variance
+  of the weighted ratio (:func:`~stagegate.analytics._stats.weighted_share`). Assumes that
+  when a deal opened says nothing about its fate or pace, and a stationary process.
+
+``markov`` assumes that censoring is independent of a deal's next move given its time in the
+current stage. When a deal's pace carries its fate across stages (doomed deals slow
+everywhere), slow deals reach later stages late and are censored there more often, and
+``markov`` overstates the later stages' win probability much as ``empirical`` does;
+``deal_clock`` does not rely on that assumption (see docs/analytics.md, "Which probability
+to trust").
 
 :func:`dwell_probabilities` adds the time already spent: the win rate of closed deals whose
 visit to the stage lasted at least ``dwell_from_days``.
@@ -46,7 +62,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
-from stagegate.analytics._stats import beta_interval, quantile, wilson
+from stagegate.analytics._stats import beta_interval, quantile, weighted_share, wilson
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
     KIND_CODE,
@@ -57,12 +73,22 @@ from stagegate.analytics.intervals import (
     prepare,
 )
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.survival import _log_factor, dwell_us, risk_sets
+from stagegate.analytics.survival import (
+    MASK_BITS,
+    _log_factor,
+    deal_clock_frame,
+    deal_clock_python,
+    dwell_us,
+    risk_sets,
+)
 
 __all__ = [
     "DEFAULT_BINS",
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
     "DwellProbability",
     "StageProbability",
+    "configured_known",
     "dwell_probabilities",
     "stage_probabilities",
 ]
@@ -90,6 +116,10 @@ class StageProbability:
     smoothed: float | None
     smoothed_low: float | None
     smoothed_high: float | None
+    deal_clock: float | None = None
+    deal_clock_low: float | None = None
+    deal_clock_high: float | None = None
+    deal_clock_effective: float | None = None
 
 
 @attrs.frozen(slots=True)
@@ -118,6 +148,9 @@ class Counts:
     """(stage, bin index, outcome) -> visits of closed deals, by dwell bin."""
     incidence: Mapping[tuple[str, str], float] = attrs.field(factory=dict)
     """(stage, next stage) -> Aalen-Johansen cumulative incidence of that exit."""
+    clock: Mapping[tuple[str, str], tuple[float, float, int]] = attrs.field(factory=dict)
+    """(stage, outcome) -> deal-clock weights of the closed deals that reached the stage:
+    their sum, the sum of their squares, and the deals."""
 
 
 def bin_of(duration: float, bins: Sequence[float]) -> int:
@@ -143,7 +176,29 @@ def counts_python(visits: Sequence[StageInterval], bins: Sequence[float], as_of:
             moves[v.stage, v.next_stage] += 1
         if v.outcome != "open" and v.duration_days is not None:
             dwell[v.stage, bin_of(v.duration_days, bins), v.outcome] += 1
-    return Counts(dict(reached), dict(moves), dict(dwell), incidence_python(visits, as_of))
+    return Counts(
+        dict(reached),
+        dict(moves),
+        dict(dwell),
+        incidence_python(visits, as_of),
+        clock_python(visits, as_of),
+    )
+
+
+def clock_python(
+    visits: Sequence[StageInterval], as_of: int
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """:attr:`Counts.clock` of pure-Python visits."""
+    weights = deal_clock_python(visits, as_of)
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for v in visits:
+        if v.kind == "open" and v.visit == 1 and v.opportunity_id in weights:
+            outcome, w = weights[v.opportunity_id]
+            total = sums[v.stage, outcome]
+            total[0] += w
+            total[1] += w * w
+            total[2] += 1
+    return {key: (w, w2, int(n)) for key, (w, w2, n) in sums.items()}
 
 
 def incidence_python(visits: Sequence[StageInterval], as_of: int) -> dict[tuple[str, str], float]:
@@ -186,8 +241,45 @@ _COUNTED = ["group", "next_rank", "censored"]
 """The columns of the visits that the counts read."""
 
 
+def clock_frame(
+    frame: Any, outcomes: Outcomes, as_of: int
+) -> dict[tuple[str, str], tuple[float, float, int]]:
+    """:attr:`Counts.clock` of a frame of visits: one pass over its closed deals."""
+    import narwhals as nw  # noqa: PLC0415
+
+    stages = outcomes.open
+    deals = deal_clock_frame(frame, as_of, outcomes)
+    masks = [c for c in deals.collect_schema().names() if c.startswith("reached_")]
+    # few distinct sets of stages reached: sum by set, then spread the sums over the stages
+    rows = collect_rows(
+        deals.with_columns(square=nw.col("weight") * nw.col("weight"))
+        .group_by(*masks, "won")
+        .agg(
+            nw.col("weight").sum().alias("w"),
+            nw.col("square").sum().alias("w2"),
+            nw.len().alias("n"),
+        )
+    )
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for row in rows:
+        outcome = "won" if row["won"] else "lost"
+        for i, stage in enumerate(stages):
+            if (int(row[masks[i // MASK_BITS]]) >> (i % MASK_BITS)) & 1:
+                total = sums[stage, outcome]
+                total[0] += float(row["w"])
+                total[1] += float(row["w2"])
+                total[2] += int(row["n"])
+    return {key: (w, w2, int(n)) for key, (w, w2, n) in sums.items()}
+
+
 def counts_frame(
-    frame: Any, outcomes: Outcomes, bins: Sequence[float], as_of: int, *, dwell: bool = True
+    frame: Any,
+    outcomes: Outcomes,
+    bins: Sequence[float],
+    as_of: int,
+    *,
+    dwell: bool = True,
+    clock: bool = True,
 ) -> Counts:
     """Counts from a frame of visits (see :func:`~stagegate.analytics.stage_intervals`)."""
     import narwhals as nw  # noqa: PLC0415
@@ -238,14 +330,19 @@ def counts_frame(
         {key: int(r["n"]) for key, r in moves.items()},
         {(stages[r["group"]], int(r["bin"]), KINDS[r["final"]]): int(r["n"]) for r in dwell_rows},
         {key: float(r["cif"]) for key, r in moves.items()},
+        clock_frame(frame, outcomes, as_of) if clock else {},
     )
 
 
-def fit_counts(prepared: Prepared, bins: Sequence[float], *, dwell: bool = True) -> Counts:
+def fit_counts(
+    prepared: Prepared, bins: Sequence[float], *, dwell: bool = True, clock: bool = True
+) -> Counts:
     """Counts of a prepared input, on whichever path it is."""
     if prepared.python is not None:
         return counts_python(prepared.python, bins, prepared.as_of_us)
-    return counts_frame(prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell)
+    return counts_frame(
+        prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell, clock=clock
+    )
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:
@@ -354,6 +451,10 @@ def estimate(
 ) -> list[StageProbability]:
     """Every estimator, per open stage, from the counts."""
     markov = markov_estimates(counts, outcomes, confidence=confidence, draws=draws, seed=seed)
+    known = configured_known(outcomes)
+    won_all = sum(counts.reached.get((s, "won"), 0) for s in outcomes.open)
+    closed_all = won_all + sum(counts.reached.get((s, "lost"), 0) for s in outcomes.open)
+    pooled = won_all / closed_all if closed_all else None
     result = []
     for s in outcomes.open:
         won = counts.reached.get((s, "won"), 0)
@@ -365,10 +466,16 @@ def estimate(
         configured = outcomes.probability(s)
         prior = 0.5 if configured is None else configured
         strength = prior_strength if configured is not None else 0.0
+        if not known and configured is not None:  # all zeros (inferred): shrink to the pool
+            prior = 0.5 if pooled is None else pooled
+            strength = 0.0 if pooled is None else prior_strength
         a = won + strength * prior + 0.5
         b = lost + strength * (1 - prior) + 0.5
         s_low, s_high = beta_interval(a, b, confidence)
         m, m_low, m_high, exits = markov[s]
+        won_w, won_w2, _ = counts.clock.get((s, "won"), (0.0, 0.0, 0))
+        lost_w, lost_w2, _ = counts.clock.get((s, "lost"), (0.0, 0.0, 0))
+        clock = weighted_share((won_w, won_w2), (lost_w, lost_w2), confidence)
         result.append(
             StageProbability(
                 s,
@@ -386,9 +493,25 @@ def estimate(
                 a / (a + b),
                 s_low,
                 s_high,
+                *(clock if clock is not None else (None, None, None, None)),
             )
         )
     return result
+
+
+def configured_known(outcomes: OutcomesLike) -> bool:
+    """Whether the process really configures win probabilities for its open stages.
+
+    ``False`` when no open stage has one, or when every one given is 0 (what a process
+    inferred from the data carries): then ``configured`` is no baseline, and ``smoothed``
+    shrinks toward the pooled empirical rate instead.
+
+    >>> configured_known({"a": "open", "w": "won"})
+    False
+    """
+    out = Outcomes.of(outcomes)
+    given = [p for p in (out.probability(s) for s in out.open) if p is not None]
+    return any(p > 0 for p in given)
 
 
 def _check(confidence: float, prior_strength: float = 0.0, draws: int = 0) -> None:
@@ -514,8 +637,10 @@ def dwell_probabilities(
     )
 
 
-ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell")
+ESTIMATORS = ("configured", "empirical", "markov", "smoothed", "dwell", "deal_clock")
 """The probability estimators, by name."""
+DEFAULT_ESTIMATOR = "deal_clock"
+"""The estimator to use when nothing else is said: the one that is right under censoring."""
 
 
 def predictors(
@@ -546,6 +671,7 @@ def predictors(
                 "markov": p.markov,
                 "smoothed": p.smoothed,
                 "dwell": dwell.get((s, i)),
+                "deal_clock": p.deal_clock,
             }
             for name, value in values.items():
                 result[name][s, i] = fallback if value is None else value

@@ -28,7 +28,25 @@ from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
 if TYPE_CHECKING:
     import narwhals as nw
 
-__all__ = ["HALF", "dwell_order", "dwell_us", "km_curve", "km_median", "km_medians", "risk_sets"]
+    from stagegate.analytics.outcomes import Outcomes
+
+__all__ = [
+    "HALF",
+    "HALF_WEIGHT",
+    "MASK_BITS",
+    "clock_visits",
+    "deal_clock_frame",
+    "deal_clock_python",
+    "dwell_order",
+    "dwell_us",
+    "follow_up_counts",
+    "km_curve",
+    "km_median",
+    "km_medians",
+    "reached_expr",
+    "risk_sets",
+    "weighted_median",
+]
 
 HALF = 0.5 + 1e-9
 """Survival at or below this counts as "half have left" (tolerates float rounding)."""
@@ -229,3 +247,304 @@ def km_medians(ranked: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         .agg(nw.col("dwell_us").min())
         .select("group", km_median_days=nw.col("dwell_us") / DAY_US)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The deal clock: inverse probability of censoring weights
+# ---------------------------------------------------------------------------------------------
+
+
+def follow_up_counts(follow_ups: Sequence[int], ages: Sequence[int]) -> list[int]:
+    """For each age, how many deals could be followed that long (follow-up at least the age).
+
+    ``follow_ups``: every deal's potential follow-up ``as_of - opened`` (microseconds);
+    ``ages``: the ages at close of the closed deals. Each count is at least one when the age
+    is that of a deal among ``follow_ups`` (its own follow-up covers its age).
+
+    >>> follow_up_counts([10, 20, 30], [5, 20, 25])
+    [3, 2, 1]
+    """
+    import bisect  # noqa: PLC0415
+
+    ordered = sorted(follow_ups)
+    total = len(ordered)
+    return [total - bisect.bisect_left(ordered, age) for age in ages]
+
+
+def deal_clock_python(visits: Sequence[Any], as_of: int) -> dict[str, tuple[str, float]]:
+    """The closed deals of pure-Python visits: ``{deal: (outcome, weight)}``.
+
+    The weight is ``1 / G(age)``: ``age`` is the deal's time from its first stage entry to its
+    close, ``G(t)`` the share of all deals opened at least ``t`` before ``as_of``.
+    """
+    opened: dict[str, int] = {}
+    closing: dict[str, tuple[str, int]] = {}
+    for v in visits:
+        if v.step == 1:
+            opened[v.opportunity_id] = v.entered_us
+        if v.kind != "open" and v.exited_us is None:
+            closing[v.opportunity_id] = (v.kind, v.entered_us)
+    deals = sorted(closing)
+    ages = [closing[d][1] - opened[d] for d in deals]
+    counts = follow_up_counts([as_of - at for at in opened.values()], ages)
+    total = len(opened)
+    return {d: (closing[d][0], total / n) for d, n in zip(deals, counts, strict=True)}
+
+
+MASK_BITS = 62
+"""Open stages per reached-stage mask column (bits of a non-negative 64-bit integer)."""
+
+
+def deal_clock_frame(
+    visits: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes, *, ids: bool = False
+) -> nw.LazyFrame[Any]:
+    """The closed deals of a frame of visits: ``won`` and ``weight`` (and ``opportunity_id``).
+
+    The same weights as :func:`deal_clock_python`. The count of deals followed at least a
+    closed deal's age is a running count over every deal's follow-up and every closed deal's
+    age, sorted together by one integer key: values descending, a follow-up before an age
+    equal to it.
+
+    Columns ``reached_0``, ``reached_1``, ... hold which open stages the deal entered (bit
+    ``i % MASK_BITS`` of column ``i // MASK_BITS`` for the ``i``-th open stage, see
+    :func:`reached_expr`), so the sums per stage need no join back to the visits.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    from stagegate.analytics._table import by_code, with_stage_groups  # noqa: PLC0415
+
+    needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
+    positions = {s: i for i, s in enumerate(outcomes.stages)}
+    chunks = _chunks([positions[s] for s in outcomes.open])
+    bits = {
+        f"reached_{k}": nw.when(nw.col("visit") == 1)
+        .then(by_code("group", {2**i: [p] for i, p in enumerate(chunk)}))
+        .otherwise(nw.lit(0))
+        .cast(nw.Int64)
+        for k, chunk in enumerate(chunks)
+    }
+    won = [positions[s] for s in outcomes.won]
+    closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
+    coded = with_stage_groups(visits.select(needed), {"group": "stage"}, outcomes.stages)
+    final = _final_code(won, closed)
+    if sorts_in_memory(coded):
+        eager = coded.collect()
+        if _by_deal_and_step(eager):
+            named = "opportunity_id" if ids else None
+            return _clock_in_order(eager, as_of, bits, final, named).lazy()
+    deals = (
+        coded.with_columns(
+            final=nw.when(nw.col("exited_us").is_null()).then(final).otherwise(nw.lit(0)), **bits
+        )
+        .group_by("opportunity_id")
+        .agg(
+            nw.col("entered_us").min().alias("opened"),
+            nw.col("entered_us").max().alias("last"),
+            nw.col("final").max(),
+            *(nw.col(name).sum() for name in bits),
+        )
+    )
+    total = int(deals.select(nw.len()).collect().item())
+    follow = deals.select(
+        "opportunity_id",
+        *bits,
+        key=(nw.col("opened") - as_of) * 2,  # -(as_of - opened), doubled: follow-ups even
+        final=nw.lit(0, nw.Int64),
+        one=nw.lit(1, nw.Int64),
+    )
+    ages = deals.filter(nw.col("final") != 0).select(
+        "opportunity_id",
+        *bits,
+        key=(nw.col("opened") - nw.col("last")) * 2 + 1,  # ages odd: after equal follow-ups
+        final=nw.col("final").cast(nw.Int64),
+        one=nw.lit(0, nw.Int64),
+    )
+    both = nw.concat([follow, ages], how="vertical")
+    counted = both.with_columns(followed=nw.col("one").cum_sum().over(order_by="key"))
+    return counted.filter(nw.col("final") != 0).select(
+        *(["opportunity_id"] if ids else []),
+        *bits,
+        won=nw.col("final") == 1,
+        weight=nw.lit(float(total)) / nw.col("followed"),
+    )
+
+
+def _by_deal_and_step(visits: nw.DataFrame[Any]) -> bool:
+    """Whether each deal's visits come in one run, by step (as the in-memory path makes them)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    step, opp = nw.col("step"), nw.col("opportunity_id")
+    follows = (opp == opp.shift(1)) & (step == step.shift(1) + 1)
+    ok = (step == 1) | follows.fill_null(value=False)
+    return bool(visits.select(ok.all()).item()) if len(visits) else True
+
+
+def _clock_in_order(
+    visits: nw.DataFrame[Any],
+    as_of: int,
+    bits: dict[str, nw.Expr],
+    final: nw.Expr,
+    key: str | None,
+) -> nw.DataFrame[Any]:
+    """:func:`deal_clock_frame` of visits by deal and step: positions, no grouping.
+
+    A closed deal's last visit is its terminal one, ``step - 1`` rows below its first: its
+    opening instant is read at that position, and the stages it reached are the difference
+    of running sums of the stage bits at the two ends.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    first_rows = visits.filter(nw.col("step") == 1)
+    follow = first_rows.select(follow=as_of - nw.col("entered_us")).get_column("follow")
+    total = len(follow)
+    named = [key] if key is not None else []
+    ends = (
+        visits.with_row_index("index")
+        .filter(nw.col("exited_us").is_null())
+        .with_columns(final=final)
+        .filter(nw.col("final") != 0)
+        .select(
+            *named,
+            "entered_us",
+            won=nw.col("final") == 1,
+            last=nw.col("index"),
+            start=nw.col("index") - nw.col("step") + 1,
+        )
+    )
+    entered = visits.get_column("entered_us")
+    start = ends.get_column("start")
+    ages = ends.get_column("entered_us") - entered[start]
+    columns = {"age": ages}
+    if bits:
+        sums = visits.select(**{name: expr.cum_sum() for name, expr in bits.items()})
+        last, before = ends.get_column("last"), (start - 1).clip(lower_bound=0)
+        empty = start == 0
+        for name in bits:
+            running = sums.get_column(name)
+            high, low = running[last], running[before]
+            columns[name] = high - low.zip_with(~empty, low * 0)
+    shorter = _count_below(follow.sort(), ages)
+    result = ends.select(*named, "won").with_columns(
+        **{name: _aligned(series, ends) for name, series in columns.items()},
+        shorter=_aligned(shorter, ends),
+    )
+    return result.select(
+        *named,
+        *bits,
+        "won",
+        weight=nw.lit(float(total)) / (nw.lit(total) - nw.col("shorter")),
+    )
+
+
+def _aligned(series: nw.Series[Any], frame: nw.DataFrame[Any]) -> nw.Series[Any]:
+    """``series`` with the row labels of ``frame`` (pandas aligns columns by label)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if series.implementation.is_pandas_like():
+        native = series.to_native().set_axis(frame.to_native().index)
+        aligned: nw.Series[Any] = nw.from_native(native, series_only=True)
+        return aligned
+    return series
+
+
+def _count_below(ordered: nw.Series[Any], values: nw.Series[Any]) -> nw.Series[Any]:
+    """For each value, how many of the sorted ``ordered`` are below it (a binary search)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    native = ordered.to_native()
+    if ordered.implementation.is_polars():
+        found = native.search_sorted(values.to_native(), side="left").cast(int)
+    else:  # pandas-like: its values are NumPy arrays
+        found = native.__class__(
+            native.to_numpy().searchsorted(values.to_numpy(), side="left"),
+            index=values.to_native().index,
+        )
+    result: nw.Series[Any] = nw.from_native(found, series_only=True).alias("shorter")
+    return result
+
+
+def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw.LazyFrame[Any]:
+    """The visits of closed deals to open stages, with their deal's weight.
+
+    Columns ``group`` (stage position), ``won``, ``dwell_us`` and ``weight`` (see
+    :func:`deal_clock_frame`). In memory, with the visits by deal and step, deals are joined
+    by their running number instead of their id.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    from stagegate.analytics._table import with_stage_groups  # noqa: PLC0415
+
+    positions = {s: i for i, s in enumerate(outcomes.stages)}
+    open_positions = [positions[s] for s in outcomes.open]
+    needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
+    coded = with_stage_groups(frame.select(needed), {"group": "stage"}, outcomes.stages)
+    chosen = nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
+    dwell = nw.col("exited_us") - nw.col("entered_us")
+    if sorts_in_memory(coded) and _by_deal_and_step(eager := coded.collect()):
+        # each row's deal is its running number: the weights are read at that position
+        numbered = eager.with_columns(deal=(nw.col("step") == 1).cast(nw.Int64).cum_sum() - 1)
+        won = [positions[s] for s in outcomes.won]
+        closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
+        weights = _clock_in_order(numbered, as_of, {}, _final_code(won, closed), "deal")
+        starts = numbered.filter(nw.col("step") == 1).select(  # one row per deal
+            weight=nw.col("entered_us").cast(nw.Float64) * 0.0, won=nw.col("step") < 0
+        )
+        deals = weights.get_column("deal")
+        by_deal = {
+            name: starts.get_column(name).scatter(deals, weights.get_column(name))
+            for name in ("weight", "won")
+        }
+        rows = numbered.filter(chosen).select("deal", "group", dwell_us=dwell)
+        at = rows.get_column("deal")
+        picked = rows.select("group", "dwell_us").with_columns(
+            **{name: _aligned(series[at], rows) for name, series in by_deal.items()}
+        )
+        return (
+            picked.filter(nw.col("weight") > 0).select("group", "won", "dwell_us", "weight").lazy()
+        )
+    weights_lazy = deal_clock_frame(frame, as_of, outcomes, ids=True)
+    visits = coded.filter(chosen).select("opportunity_id", "group", dwell_us=dwell)
+    return visits.join(
+        weights_lazy.select("opportunity_id", "won", "weight"), on="opportunity_id", how="inner"
+    ).select("group", "won", "dwell_us", "weight")
+
+
+def _final_code(won: list[int], closed: list[int]) -> nw.Expr:
+    from stagegate.analytics._table import by_code  # noqa: PLC0415
+
+    return by_code("group", {1: won, 2: [p for p in closed if p not in won]})
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    return [items[i : i + MASK_BITS] for i in range(0, len(items), MASK_BITS)]
+
+
+def reached_expr(index: int) -> nw.Expr:
+    """Whether a deal of :func:`deal_clock_frame` entered open stage ``index``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    bit = 2 ** (index % MASK_BITS)
+    reached: nw.Expr = (nw.col(f"reached_{index // MASK_BITS}") // bit) % 2 == 1
+    return reached
+
+
+def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float | None:
+    """The lower weighted median: the smallest value whose cumulative weight reaches half.
+
+    >>> weighted_median([1.0, 2.0, 3.0], [1.0, 1.0, 3.0])
+    3.0
+    >>> weighted_median([1.0, 2.0], [1.0, 1.0])
+    1.0
+    """
+    pairs = sorted(zip(values, weights, strict=True))
+    half = sum(weights) * HALF_WEIGHT
+    running = 0.0
+    for value, weight in pairs:
+        running += weight
+        if running >= half:
+            return value
+    return None
+
+
+HALF_WEIGHT = 0.5 - 1e-12
+"""A cumulative weight at or above this share of the total "reaches half" (float rounding)."""

@@ -46,6 +46,7 @@ from stagegate.analytics.intervals import prepare
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import (
     DEFAULT_BINS,
+    DEFAULT_ESTIMATOR,
     ESTIMATORS,
     bin_of,
     fit_counts,
@@ -55,8 +56,8 @@ from stagegate.analytics.snapshot import current_state
 
 __all__ = ["VELOCITY_ESTIMATOR", "Velocity", "velocity"]
 
-VELOCITY_ESTIMATOR = "markov"
-"""The estimator :func:`velocity` uses unless told otherwise."""
+VELOCITY_ESTIMATOR = DEFAULT_ESTIMATOR
+"""The estimator :func:`velocity` uses unless told otherwise: the censoring-aware default."""
 
 
 @attrs.frozen(slots=True)

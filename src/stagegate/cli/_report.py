@@ -33,13 +33,36 @@ from stagegate.templates import template
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--span-days", default=365.0, show_default=True, help="Days over which deals arrive.")
 @click.option(
+    "--mode",
+    type=click.Choice(["markov", "informative"]),
+    default="markov",
+    show_default=True,
+    help="informative: a deal's fate drives its pace in every stage and its close-date "
+    "pushes (adversarial to stage-by-stage estimators).",
+)
+@click.option(
+    "--lost-dwell-factor",
+    default=2.5,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="How much longer deals that will be lost dwell.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="Where to write the events (.jsonl, .csv or .parquet).",
 )
 @json_option
-def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) -> int:
+def simulate(
+    deals: int,
+    seed: int,
+    span_days: float,
+    mode: str,
+    lost_dwell_factor: float,
+    out: Path,
+    as_json: bool,
+) -> int:
     """Generate a realistic, seeded sample pipeline on the built-in b2b process.
 
     Deals arrive over --span-days; the history written ends there, so the deals still running
@@ -47,26 +70,36 @@ def simulate(deals: int, seed: int, span_days: float, out: Path, as_json: bool) 
     probability of every stage is known (printed), so estimators can be checked against it.
     """
     from stagegate.io import write_events  # noqa: PLC0415
+    from stagegate.simulate import PipelineModel  # noqa: PLC0415
     from stagegate.simulate import simulate as run  # noqa: PLC0415
 
     if deals < 1:
         return fail("--deals must be at least 1", as_json=as_json)
     process = template("b2b")
     try:
-        sim = run(deals, seed=seed, span_days=span_days, process=process)
+        model = PipelineModel(lost_dwell_factor=lost_dwell_factor)
+        sim = run(deals, seed=seed, span_days=span_days, process=process, model=model, mode=mode)
         # A real export holds history up to now: deals still running at as_of stay open.
         written = write_events(out, (e for e in sim.events if e.at <= sim.as_of))
     except (StagegateError, OSError) as error:
         return fail(str(error), as_json=as_json)
     truth = {k: round(v, 4) for k, v in sim.true_win_probabilities.items()}
+    realized = {k: None if v is None else round(v, 4) for k, v in sim.truth.win_probability.items()}
+    dwell = {
+        stage: {o: None if d is None else round(d, 2) for o, d in by_outcome.items()}
+        for stage, by_outcome in sim.truth.dwell_median_days.items()
+    }
     summary = {
         "ok": True,
         "out": str(out),
         "deals": deals,
         "events": written,
         "seed": seed,
+        "mode": mode,
         "as_of": sim.as_of.isoformat(),
         "true_win_probabilities": truth,
+        "realized_win_probabilities": realized,
+        "true_dwell_median_days": dwell,
     }
     if as_json:
         print_json(summary)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from stagegate._time import to_utc
+from stagegate.analytics.probability import DEFAULT_ESTIMATOR
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.process import Process, StageKind
 from stagegate.report._document import validate_document
@@ -24,9 +25,9 @@ __all__ = [
 
 MIN_BACKTEST_DEALS = 30
 """Fewest scored deals (with at least one won and one lost) for the backtest to name a winner."""
-FALLBACK_ESTIMATOR = "markov"
+FALLBACK_ESTIMATOR = DEFAULT_ESTIMATOR
 """The estimator used when the backtest cannot decide and the process has no configured
-probabilities, until ``stagegate.analytics.DEFAULT_ESTIMATOR`` exists (then that one)."""
+probabilities: ``stagegate.analytics.DEFAULT_ESTIMATOR``."""
 OVERDUE_RULE = (
     "An open deal has not closed before as_of, so its close date moves by a slip drawn from "
     "history (won deals: actual close minus the expected close in force when they entered "
@@ -242,8 +243,8 @@ def configured_known(process: Process) -> bool:
     """Whether ``process`` carries probabilities at all: False when every open stage has 0.
 
     A process inferred from data (``stagegate.io.infer_process``) gives every open stage 0.0;
-    its "configured" probabilities are then no baseline. This is the rule of
-    ``stagegate.analytics.configured_known``, which is used when it exists.
+    its "configured" probabilities are then no baseline. The rule is
+    ``stagegate.analytics.configured_known``.
 
     >>> from stagegate import b2b
     >>> configured_known(b2b())
@@ -251,10 +252,7 @@ def configured_known(process: Process) -> bool:
     """
     from stagegate import analytics as an  # noqa: PLC0415
 
-    helper = getattr(an, "configured_known", None)
-    if helper is not None:  # pragma: no cover - the analytics' own rule, once it exists
-        return bool(helper(process))
-    return any((s.probability or 0.0) > 0.0 for s in process.open_stages)
+    return bool(an.configured_known(process))
 
 
 def choose_estimator(
@@ -265,15 +263,13 @@ def choose_estimator(
     The estimator asked for (``chosen_by="option"``); else the backtest's best-calibrated one
     (``"backtest"``); else, where the backtest cannot decide, the configured probabilities
     (``"configured"``), or, when the process has none, ``DEFAULT_ESTIMATOR`` of the analytics
-    (``FALLBACK_ESTIMATOR`` until it exists; ``"fallback"``).
+    (``"fallback"``).
 
     >>> choose_estimator(None, None, known=True)["name"]
     'configured'
     >>> choose_estimator("markov", None, known=True)["chosen_by"]
     'option'
     """
-    from stagegate import analytics as an  # noqa: PLC0415
-
     if requested is not None:
         reason = f"{requested} was chosen for this report (--estimator {requested})."
         if requested == "configured" and not known:
@@ -305,7 +301,7 @@ def choose_estimator(
             "chosen_by": "configured",
             "reason": f"The process's configured probabilities are used: {why}.",
         }
-    fallback = str(getattr(an, "DEFAULT_ESTIMATOR", FALLBACK_ESTIMATOR))
+    fallback = FALLBACK_ESTIMATOR
     return {
         "name": fallback,
         "chosen_by": "fallback",
