@@ -39,16 +39,18 @@ class StagegateError(Exception):
 
 
 def cut(text: str, limit: int = MAX_ECHO) -> str:
-    """Return ``text`` cut to about ``limit`` characters, saying how much was left out.
+    """Return ``text`` cut to about ``limit`` characters, its middle left out and counted.
 
-    Error messages echo bad values; a 5 MB description must not become a 5 MB message.
+    Error messages echo bad values; a 5 MB description must not become a 5 MB message. The
+    start and the end are kept, because a message often says what was wrong at its end.
 
-    >>> cut("x" * 1000, 10)
-    'xxxxxxxxxx... (990 more characters)'
+    >>> cut("a" * 500 + " is too long", 20)
+    'aaaaaaaaaa... (492 characters left out) ...s too long'
     """
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    half = limit // 2
+    return f"{text[:half]}... ({len(text) - 2 * half} characters left out) ...{text[-half:]}"
 
 
 class Problem:
