@@ -218,7 +218,7 @@ class Event:
         subject: the deliverable, activity type, approving role or field the event is about.
         details: evidence, field value or previous value: a read-only JSON-like mapping.
         digest: the event's link in the log's digest chain (SHA-256, hex), or ``None`` for an
-            event not sealed yet; see :mod:`stagegate.verify`. Not part of equality.
+            event not sealed yet; see :mod:`stagegate.integrity`. Not part of equality.
     """
 
     opportunity_id: str

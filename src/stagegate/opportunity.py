@@ -48,10 +48,10 @@ from stagegate.errors import (
 )
 from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.gates import CriterionResult, Facts, GateReport
+from stagegate.integrity import event_digest
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
-from stagegate.verify import event_digest
 
 __all__ = ["MoveOption", "Opportunity"]
 
@@ -186,7 +186,7 @@ class Opportunity:
         that need one; values are well-formed (amounts finite and >= 0, declared deliverables,
         custom field names) and change only through the events that change them; a closed deal
         is not rescheduled. Events that carry a ``digest`` must chain (see
-        :mod:`stagegate.verify`). Stage changes imported from another system
+        :mod:`stagegate.integrity`). Stage changes imported from another system
         (:attr:`~stagegate.events.MoveKind.IMPORTED`) are taken as history: never gate-checked.
 
         Raises:
@@ -224,7 +224,7 @@ class Opportunity:
                         "digest_gap",
                         "carries a digest after an event without one: a sealed log is sealed "
                         "from its first event on; seal the whole log again with "
-                        "stagegate.verify.seal()",
+                        "stagegate.seal()",
                     )
                 expected = event_digest(event, previous_digest)
                 if event.digest != expected:

@@ -581,6 +581,8 @@ def _check_reachability(
     stages: tuple[Stage, ...], policies: Policies, problems: list[Problem]
 ) -> None:
     ids = [s.id for s in stages]
+    if not all(isinstance(i, str) for i in ids):
+        return  # already reported; the graph is not well defined
     if len(set(ids)) != len(ids) or stages[0].kind is not StageKind.OPEN:
         return  # already reported; the graph is not well defined
     reached = {0}

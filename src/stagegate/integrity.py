@@ -164,7 +164,7 @@ def verify(
     if require_digests and sealed < len(log):
         raise EventLogError(
             f"event {sealed + 1} of {deal.id!r} carries no digest; the log must be sealed from "
-            "its first event to its last: seal it with stagegate.verify.seal() when writing it "
+            "its first event to its last: seal it with stagegate.seal() when writing it "
             "[rule: digest_missing]",
             seq=sealed + 1,
             rule="digest_missing",
