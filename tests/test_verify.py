@@ -244,7 +244,6 @@ TAMPERED: dict[str, tuple[Callable[[], list[Event]], int, str]] = {
         9,
         "unchanged_value",
     ),
-    "an opening in a closed stage": (lambda: changed(1, stage="won"), 1, "opened_closed"),
     "a field named like a built-in": (lambda: changed(8, subject="amount"), 8, "bad_field"),
     "a field set without a value": (lambda: changed(8, details={}), 8, "malformed_details"),
     "an activity carrying a move": (
@@ -358,7 +357,7 @@ class TestDigests:
         lines = [json.dumps(event.to_dict()) for event in seal(LOG)]
         read = [Event.from_dict(json.loads(line)) for line in lines]
         result = verify(PROCESS, read, require_digests=True)
-        assert Verification("acme-1", 13, "needs_analysis", 13, read[-1].digest) == result
+        assert Verification("acme-1", 13, "needs_analysis", 13, read[-1].digest, False) == result
         assert result.fully_sealed
 
     def test_an_unsealed_event_has_no_digest_key(self):
@@ -405,6 +404,33 @@ class TestEveryRealLogVerifies:
         assert deal == Opportunity.replay(deal.process, read)
 
 
+class TestImportedHistory:
+    def _imported(self) -> list[Event]:
+        deal = Opportunity.open(PROCESS, "crm-1", at=T0, actor="system:crm")
+        deal.record_history("negotiation", at=T0 + D, actor="system:crm")
+        deal.record_history("won", at=T0 + 2 * D, actor="system:crm")
+        return list(deal.events)
+
+    def test_imported_stage_changes_verify_and_are_flagged(self):
+        result = verify(PROCESS, self._imported())
+        assert (True, "won") == (result.imported, result.stage)
+
+    def test_imported_history_is_refused_on_request(self):
+        with pytest.raises(EventLogError) as caught:
+            verify(PROCESS, self._imported(), allow_imported=False)
+        assert (2, "imported_history") == (caught.value.seq, caught.value.rule)
+
+    def test_an_opening_in_a_later_stage_is_imported_history(self):
+        log = changed(1, stage="negotiation")[:1]
+        assert verify(PROCESS, log).imported
+        with pytest.raises(EventLogError) as caught:
+            verify(PROCESS, log, allow_imported=False)
+        assert (1, "imported_history") == (caught.value.seq, caught.value.rule)
+
+    def test_a_log_of_commands_is_not_imported(self):
+        assert not verify(PROCESS, LOG, allow_imported=False).imported
+
+
 class TestVerifyCommand:
     def _write(self, path, events):
         path.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events), "utf-8")
@@ -445,6 +471,13 @@ class TestVerifyCommand:
         assert [("acme-1", True), ("acme-9", False)] == [
             (log["opportunity_id"], log["ok"]) for log in answer["logs"]
         ]
+
+    def test_imported_history_can_be_refused(self, tmp_path, capsys):
+        source = self._write(tmp_path / "log.jsonl", TestImportedHistory()._imported())
+        assert 0 == main(["verify", source])
+        assert 1 == main(["verify", source, "--refuse-imported", "--json"])
+        answer = json.loads(capsys.readouterr().out)
+        assert "imported_history" == answer["logs"][0]["rule"]
 
     def test_a_malformed_file_exits_2(self, tmp_path, capsys):
         source = tmp_path / "log.jsonl"

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from stagegate.errors import EventLogError, InvalidCommandError, cut
-from stagegate.events import Event
+from stagegate.events import Event, MoveKind
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -113,6 +113,9 @@ class Verification:
         sealed: how many events (from the first on) carry a digest that chains.
         head: the digest of the last sealed event, or ``None``; keep it elsewhere to detect a
             log whose sealed tail was cut off.
+        imported: whether the log holds history imported from another system (an opening in
+            a stage other than the first, or an :attr:`~stagegate.events.MoveKind.IMPORTED`
+            stage change), which replay takes as recorded, without checking gates or policies.
     """
 
     opportunity_id: str
@@ -120,6 +123,7 @@ class Verification:
     stage: str
     sealed: int
     head: str | None
+    imported: bool = False
 
     @property
     def fully_sealed(self) -> bool:
@@ -135,11 +139,16 @@ class Verification:
             "sealed": self.sealed,
             "fully_sealed": self.fully_sealed,
             "head": self.head,
+            "imported": self.imported,
         }
 
 
 def verify(
-    process: Process, events: Iterable[Event], *, require_digests: bool = False
+    process: Process,
+    events: Iterable[Event],
+    *,
+    require_digests: bool = False,
+    allow_imported: bool = True,
 ) -> Verification:
     """Verify one opportunity's log against ``process``: every rule of replay, and the digests.
 
@@ -147,6 +156,9 @@ def verify(
         process: the process the log was recorded in.
         events: the log, oldest first.
         require_digests: refuse a log in which any event lacks a digest.
+        allow_imported: accept history imported from another system (see
+            :attr:`Verification.imported`); ``False`` refuses it, so that every stage change
+            must have been decided by stagegate's own gates and policies.
 
     Raises:
         EventLogError: the log breaks a rule; ``seq`` and ``rule`` say where and which.
@@ -171,4 +183,24 @@ def verify(
             opportunity_id=deal.id,
         )
     head = log[sealed - 1].digest if sealed else None
-    return Verification(deal.id, len(log), deal.stage, sealed, head)
+    imported = _first_imported(process, log)
+    if imported is not None and not allow_imported:
+        raise EventLogError(
+            f"event {imported} of {deal.id!r} is history imported from another system, which "
+            "was never checked against the gates; verify it with allow_imported=True to accept "
+            "it [rule: imported_history]",
+            seq=imported,
+            rule="imported_history",
+            opportunity_id=deal.id,
+        )
+    return Verification(deal.id, len(log), deal.stage, sealed, head, imported is not None)
+
+
+def _first_imported(process: Process, log: list[Event]) -> int | None:
+    """The seq of the first imported event of a replayed log, or ``None``."""
+    if log[0].stage != process.initial.id:
+        return 1
+    for event in log:
+        if event.move is MoveKind.IMPORTED:
+            return event.seq
+    return None

@@ -186,8 +186,13 @@ class Opportunity:
         that need one; values are well-formed (amounts finite and >= 0, declared deliverables,
         custom field names) and change only through the events that change them; a closed deal
         is not rescheduled. Events that carry a ``digest`` must chain (see
-        :mod:`stagegate.integrity`). Stage changes imported from another system
-        (:attr:`~stagegate.events.MoveKind.IMPORTED`) are taken as history: never gate-checked.
+        :mod:`stagegate.integrity`).
+
+        History imported from another system is taken as it was recorded: stage changes of
+        kind :attr:`~stagegate.events.MoveKind.IMPORTED` are never gate- or policy-checked, and
+        a log that opens in a stage other than the first (only imports do) may also reschedule
+        closed deals. :func:`stagegate.verify` can refuse imported history
+        (``allow_imported=False``).
 
         Raises:
             EventLogError: the log breaks a rule; ``seq`` names the event and ``rule`` the rule.
@@ -214,9 +219,12 @@ class Opportunity:
             ) from None
         previous_digest: str | None = None
         chained = True
+        imported = first.stage != process.initial.id  # commands open in the first stage
         for position, event in enumerate(log, start=1):
             opportunity._check_replayed(event, position)
-            opportunity._check_meaning(event)
+            opportunity._check_meaning(event, imported=imported)
+            if event.move is MoveKind.IMPORTED:
+                imported = True
             if event.digest is not None:
                 if not chained:
                     raise opportunity._broken(
@@ -313,7 +321,7 @@ class Opportunity:
                 f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
             )
 
-    def _check_meaning(self, event: Event) -> None:
+    def _check_meaning(self, event: Event, *, imported: bool) -> None:
         """Check that ``event`` is what a command could have recorded here (shape checked)."""
         kind = event.kind
         if not isinstance(event.actor, str) or not event.actor.strip():
@@ -340,10 +348,6 @@ class Opportunity:
         if details is not None and not isinstance(details, Mapping):
             raise self._broken(event, "malformed_details", "has details that are not a mapping")
         if kind is _OPENED:
-            if not self._process.stage(event.stage).is_open:
-                raise self._broken(
-                    event, "opened_closed", f"opens the opportunity in closed stage {event.stage!r}"
-                )
             opening = None if details is None else details.get("fields")
             if opening is not None:
                 if not isinstance(opening, Mapping):
@@ -384,7 +388,7 @@ class Opportunity:
                 raise self._broken(
                     event, "unchanged_value", "reschedules without changing the close date"
                 )
-            if self.is_closed:
+            if self.is_closed and not imported:  # imported histories do reschedule closed deals
                 raise self._broken(
                     event,
                     "closed_deal",

@@ -40,6 +40,11 @@ def _by_opportunity(events: list[Event]) -> dict[str, list[Event]]:
     "--require-digests", is_flag=True, help="Refuse a log in which any event lacks a digest."
 )
 @click.option(
+    "--refuse-imported",
+    is_flag=True,
+    help="Refuse history imported from another system (never checked against the gates).",
+)
+@click.option(
     "--seal",
     "seal_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -52,6 +57,7 @@ def verify_command(
     process_path: Path | None,
     template_name: str,
     require_digests: bool,
+    refuse_imported: bool,
     seal_path: Path | None,
     as_json: bool,
 ) -> int:
@@ -78,7 +84,9 @@ def verify_command(
     sealed: list[Event] = []
     for opportunity_id, log in _by_opportunity(events).items():
         try:
-            verification = verify(process, log, require_digests=require_digests)
+            verification = verify(
+                process, log, require_digests=require_digests, allow_imported=not refuse_imported
+            )
         except EventLogError as error:
             results.append(
                 {
