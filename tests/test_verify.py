@@ -475,6 +475,7 @@ class TestVerifyCommand:
     def test_imported_history_can_be_refused(self, tmp_path, capsys):
         source = self._write(tmp_path / "log.jsonl", TestImportedHistory()._imported())
         assert 0 == main(["verify", source])
+        assert "ok crm-1" in capsys.readouterr().out
         assert 1 == main(["verify", source, "--refuse-imported", "--json"])
         answer = json.loads(capsys.readouterr().out)
         assert "imported_history" == answer["logs"][0]["rule"]
