@@ -43,7 +43,7 @@ from stagegate.events import Event, MoveKind
 if TYPE_CHECKING:
     from stagegate.process import Process
 
-__all__ = ["DIGEST_SCHEME", "Verification", "event_digest", "seal", "verify"]
+__all__ = ["DIGEST_SCHEME", "Verification", "canonical_bytes", "event_digest", "seal", "verify"]
 
 DIGEST_SCHEME = "stagegate-digest-1"
 """The name of the digest construction, hashed into every digest (a new scheme, a new name)."""
