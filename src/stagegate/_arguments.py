@@ -35,6 +35,8 @@ def text_problem(value: str, *, single_line: bool) -> str | None:
     >>> text_problem("two\nlines", single_line=False) is None
     True
     """
+    if value.isascii() and value.isprintable():  # the common case, decided in C
+        return None
     if not value.isascii() and _SURROGATE.search(value):
         return "holds a lone surrogate, which UTF-8 cannot encode"
     if single_line and _CONTROL.search(value):
@@ -51,6 +53,8 @@ def _checked(value: str, what: str, *, single_line: bool) -> str:
 
 def actor(value: Any) -> str:
     """Who or what acted: non-empty text."""
+    if type(value) is str and value.isascii() and value.isprintable() and value.strip():
+        return value  # the common case first: every command checks its actor
     if not isinstance(value, str) or not value.strip():
         raise InvalidCommandError(
             f"actor must be non-empty text naming who or what acted (e.g. 'ana' or "

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from stagegate.errors import EventLogError, InvalidCommandError, cut
-from stagegate.events import Event, MoveKind
+from stagegate.events import Event, MoveKind, recorded_event
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -97,9 +97,32 @@ def seal(events: Iterable[Event]) -> tuple[Event, ...]:
         if not isinstance(item, Event):
             raise InvalidCommandError(f"seal() takes Event objects, got {cut(repr(item))}")
         digest = event_digest(item, previous)
-        sealed.append(item if item.digest == digest else attrs.evolve(item, digest=digest))
+        sealed.append(item if item.digest == digest else _with_digest(item, digest))
         previous = digest
     return tuple(sealed)
+
+
+def _with_digest(event: Event, digest: str) -> Event:
+    """A copy of ``event`` with ``digest`` (the fields are already checked: no conversion)."""
+    return recorded_event(
+        event.opportunity_id,
+        event.seq,
+        event.kind,
+        event.at,
+        event.actor,
+        event.stage,
+        event.process,
+        event.process_version,
+        event.from_stage,
+        event.move,
+        event.reason,
+        event.gate,
+        event.amount,
+        event.close_date,
+        event.subject,
+        event.details,
+        digest,
+    )
 
 
 @attrs.frozen(slots=True)
