@@ -558,3 +558,26 @@ class TestArbitraryJson:
         data["stages"][i][key] = value
         with contextlib.suppress(DefinitionError):
             process_from_dict(data)
+
+
+class TestImportsOfInstantsOutsideUtc:
+    def test_the_hubspot_importer_reports_them_as_findings(self):
+        import io  # noqa: PLC0415
+
+        from stagegate.io import import_hubspot_history  # noqa: PLC0415
+
+        rows = (
+            "deal_id,property,value,timestamp\n"
+            "1,dealstage,appointmentscheduled,253402300800000\n"
+            "2,dealstage,appointmentscheduled,0001-01-01T00:00+05:00\n"
+            "3,dealstage,appointmentscheduled,9999-12-31T22:00-05:00\n"
+            "4,dealstage,appointmentscheduled,1600000000000\n"
+        )
+        result = import_hubspot_history(
+            io.StringIO(rows),
+            process=PROCESS,
+            stage_map={"appointmentscheduled": "lead_generation"},
+        )
+        (finding,) = [f for f in result.findings if f.code == "unparseable_timestamp"]
+        assert "3 timestamp(s)" in finding.message
+        assert ["4"] == sorted({e.opportunity_id for e in result.events})

@@ -78,13 +78,28 @@ def amount(value: Any) -> Decimal:
     """A deal amount: a finite number >= 0, as a ``Decimal``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
         raise InvalidCommandError(f"amount must be a number, got {value!r}")
+    if isinstance(value, str) and len(value) > MAX_AMOUNT_TEXT:
+        raise InvalidCommandError(f"amount text is longer than {MAX_AMOUNT_TEXT} characters")
     try:
-        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        amount = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(value if isinstance(value, int) else str(value))
+        )
     except InvalidOperation:
-        raise InvalidCommandError(f"amount {value!r} is not a number") from None
+        raise InvalidCommandError(f"amount {cut(repr(value))} is not a number") from None
     if not amount.is_finite() or amount < 0:
-        raise InvalidCommandError(f"amount must be a finite number >= 0, got {value!r}")
+        raise InvalidCommandError(f"amount must be a finite number >= 0, got {cut(repr(value))}")
+    if len(str(amount)) > MAX_AMOUNT_TEXT:
+        raise InvalidCommandError(
+            f"amount {cut(str(amount), 40)} has more than {MAX_AMOUNT_TEXT} characters as text; "
+            "pass an amount of ordinary size"
+        )
     return amount
+
+
+MAX_AMOUNT_TEXT = 100
+"""Longest amount accepted, as decimal text (event records are held to the same limit)."""
 
 
 def close_date(value: Any) -> date:

@@ -74,7 +74,17 @@ def to_utc(at: datetime, *, assume_zone: str | tzinfo | None = None, what: str =
                 "datetime(..., tzinfo=timezone.utc), or name the zone it was recorded in",
             )
         zone = resolve_zone(assume_zone)
-        if _dateutil_tz.datetime_ambiguous(at, zone) or not _dateutil_tz.datetime_exists(at, zone):
+        try:
+            unclear = _dateutil_tz.datetime_ambiguous(at, zone) or not _dateutil_tz.datetime_exists(
+                at, zone
+            )
+        except (OverflowError, ValueError):
+            raise InvalidTimestampError(
+                at,
+                f"{what}={at.isoformat()} in {zone!s} is outside the instants UTC can represent "
+                "(the years 1 to 9999); pass an instant in that range",
+            ) from None
+        if unclear:
             raise InvalidTimestampError(
                 at,
                 f"{what}={at!r} is ambiguous or does not exist in {zone!s} "

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from stagegate._arguments import text_problem
+from stagegate._arguments import MAX_AMOUNT_TEXT, text_problem
 from stagegate._time import UTC, parse_date, parse_instant, to_utc
 from stagegate.errors import EventLogError, StagegateError, cut
 from stagegate.gates import GateReport
@@ -392,10 +392,6 @@ def _decimal(value: Any) -> Decimal:
     if not result.is_finite() or result < 0:
         raise EventLogError(f"amount {cut(repr(value))} is not a finite number >= 0")
     return result
-
-
-MAX_AMOUNT_TEXT = 100
-"""Longest amount text accepted in an event record."""
 
 
 class _EventDraft:

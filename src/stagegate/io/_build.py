@@ -123,7 +123,11 @@ class Clock:
         else:
             text = str(value).strip()
             if self.epoch_ms and text.isdigit():
-                return from_epoch_us(int(text) * 1000)
+                try:
+                    return from_epoch_us(int(text) * 1000)
+                except (InvalidTimestampError, ValueError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is outside UTC's range"))
+                    return None
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
@@ -138,14 +142,21 @@ class Clock:
                 self.refused_naive.append(row)
                 return None
             if self._fixed is not None:
-                return parsed.replace(tzinfo=self._fixed).astimezone(UTC)
+                return self._utc(parsed.replace(tzinfo=self._fixed), row, what)
         else:
             self.aware_rows.append(row)
-            return parsed.astimezone(UTC)
+            return self._utc(parsed, row, what)
         try:
             return to_utc(parsed, assume_zone=self.assume_zone, what=what)
         except InvalidTimestampError as exc:
             self.unparseable.append((row, str(exc)))
+            return None
+
+    def _utc(self, parsed: datetime, row: int, what: str) -> datetime | None:
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            self.unparseable.append((row, f"{what} {parsed.isoformat()} is outside UTC's range"))
             return None
 
     def findings(self) -> list[Finding]:
