@@ -562,9 +562,9 @@ class TestArbitraryJson:
 
 class TestImportsOfInstantsOutsideUtc:
     def test_the_hubspot_importer_reports_them_as_findings(self):
-        import io  # noqa: PLC0415
+        import io
 
-        from stagegate.io import import_hubspot_history  # noqa: PLC0415
+        from stagegate.io import import_hubspot_history
 
         rows = (
             "deal_id,property,value,timestamp\n"
