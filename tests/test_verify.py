@@ -492,6 +492,31 @@ class TestVerifyCommand:
         assert "invalid" in capsys.readouterr().err
 
 
+def test_a_recorded_report_whose_reasons_read_differently_is_accepted():
+    report = LOG[5].gate
+    assert report is not None
+    reworded = GateReport(report.target, tuple(r._replace(reason="ok") for r in report.results))
+    replayed = Opportunity.replay(PROCESS, changed(6, gate=reworded))
+    assert (reworded, "needs_analysis") == (replayed.events[5].gate, replayed.stage)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r._replace(criterion="deliverable 'other'"),
+        lambda r: r._replace(evidence=(1,)),
+        lambda r: r._replace(children=(r,)),
+    ],
+)
+def test_a_recorded_report_with_other_criteria_or_evidence_is_refused(edit):
+    report = LOG[5].gate
+    assert report is not None
+    edited = GateReport(report.target, (edit(report.results[0]), *report.results[1:]))
+    with pytest.raises(EventLogError) as caught:
+        Opportunity.replay(PROCESS, changed(6, gate=edited))
+    assert (6, "gate_report_mismatch") == (caught.value.seq, caught.value.rule)
+
+
 def test_changing_a_gate_report_result_is_refused():
     report = LOG[5].gate
     assert report is not None

@@ -66,6 +66,33 @@ _STAGE_CHANGED = EventKind.STAGE_CHANGED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
 
 
+def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
+    if (recorded.criterion, recorded.holds, recorded.evidence) != (
+        expected.criterion,
+        expected.holds,
+        expected.evidence,
+    ) or len(recorded.children) != len(expected.children):
+        return False
+    return all(map(_same_result, recorded.children, expected.children))
+
+
+def _same_report(recorded: GateReport | None, expected: GateReport | None) -> bool:
+    """Whether a recorded gate report is the evaluation ``expected``.
+
+    The criteria, whether each holds and the events that satisfied it must match; the wording of
+    the reasons may differ (it is an explanation, and may read better in a later version).
+    """
+    if recorded == expected:
+        return True
+    if recorded is None or expected is None or not isinstance(recorded, GateReport):
+        return False
+    return (
+        recorded.target == expected.target
+        and len(recorded.results) == len(expected.results)
+        and all(map(_same_result, recorded.results, expected.results))
+    )
+
+
 @attrs.frozen(slots=True)
 class MoveOption:
     """A stage change the policy allows from the current stage, and whether it can happen now.
@@ -181,7 +208,8 @@ class Opportunity:
         opportunity, ``seq`` 1, 2, 3, ..., instants in order, the process's name and version,
         known stages) and for meaning: each stage change is a move the policies allow, recorded
         with its kind; a gate-checked move's gate holds when evaluated again from the facts of
-        the log as of that instant, and its recorded gate report equals that evaluation; an
+        the log as of that instant, and its recorded gate report is that evaluation (the same
+        criteria, results and satisfying events; the wording of reasons may differ); an
         override is allowed and gives a reason, as do losses, reopenings and the backward moves
         that need one; values are well-formed (amounts finite and >= 0, declared deliverables,
         custom field names) and change only through the events that change them; a closed deal
@@ -472,7 +500,7 @@ class Opportunity:
                 "may enter despite an unmet gate",
             )
         expected = report if move.checks else None
-        if event.gate != expected:
+        if not _same_report(event.gate, expected):
             found = "none expected" if expected is None else "met" if report.passed else "NOT MET"
             raise self._broken(
                 event,
