@@ -269,6 +269,27 @@ TAMPERED: dict[str, tuple[Callable[[], list[Event]], int, str]] = {
         9,
         "opportunity_mismatch",
     ),
+    "a stage change without a move kind": (lambda: changed(3, move=None), 3, "move_missing"),
+    "a reschedule to the same date": (
+        lambda: [
+            *LOG[:10],
+            *changed(
+                11,
+                kind=EventKind.RESCHEDULED,
+                move=None,
+                from_stage=None,
+                gate=None,
+                stage="solution_proposal",
+            )[10:11],
+        ],
+        11,
+        "unchanged_value",
+    ),
+    "an imported move into the stage it leaves": (
+        lambda: changed(3, move=MoveKind.IMPORTED, gate=None, stage="lead_generation"),
+        3,
+        "move_not_allowed",
+    ),
     "a second opening": (
         lambda: [*LOG, attrs.evolve(LOG[0], seq=14, at=LOG[-1].at)],
         14,
@@ -383,6 +404,13 @@ class TestDigests:
         with pytest.raises(EventLogError, match="digest"):
             Event.from_dict(LOG[0].to_dict() | {"digest": digest})
 
+    def test_an_event_json_cannot_write_cannot_be_sealed(self):
+        from stagegate import InvalidCommandError
+
+        odd = attrs.evolve(LOG[3], details={"x": {1, 2}})
+        with pytest.raises(InvalidCommandError, match="cannot be sealed"):
+            seal([*LOG[:3], odd])
+
     def test_seal_takes_only_events(self):
         from stagegate import InvalidCommandError
 
@@ -479,6 +507,11 @@ class TestVerifyCommand:
         assert 1 == main(["verify", source, "--refuse-imported", "--json"])
         answer = json.loads(capsys.readouterr().out)
         assert "imported_history" == answer["logs"][0]["rule"]
+
+    def test_an_unwritable_seal_target_exits_2(self, tmp_path, capsys):
+        source = self._write(tmp_path / "log.jsonl", LOG)
+        assert 2 == main(["verify", source, "--seal", str(tmp_path / "missing" / "x.jsonl")])
+        assert "cannot write" in capsys.readouterr().err
 
     def test_a_malformed_file_exits_2(self, tmp_path, capsys):
         source = tmp_path / "log.jsonl"
