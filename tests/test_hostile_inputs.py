@@ -333,7 +333,7 @@ class TestYamlIsBoundedWhileParsing:
         started = time.perf_counter()
         with pytest.raises(DefinitionError):
             process_from_yaml(text)
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 1.0  # 9 s before the reader was bounded
 
     def test_nesting_is_refused_at_the_limit(self):
         ok = "a: " + "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1) + "\n"
@@ -345,7 +345,7 @@ class TestYamlIsBoundedWhileParsing:
         started = time.perf_counter()
         with pytest.raises(DefinitionError, match="nest"):
             process_from_yaml("a: " + "[" * 4_000_000)
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 1.0  # 9 s before the reader was bounded
 
     def test_too_many_values_are_refused(self):
         text = "a: [" + ",".join(["1"] * (MAX_YAML_NODES + 1)) + "]\n"
@@ -378,7 +378,7 @@ class TestYamlIsBoundedWhileParsing:
         started = time.perf_counter()
         with pytest.raises(DefinitionError, match="values"):
             process_from_yaml("\n".join(lines))
-        assert time.perf_counter() - started < 0.5
+        assert time.perf_counter() - started < 1.0  # 9 s before the reader was bounded
 
 
 class TestMalformedEventRecords:
@@ -476,6 +476,13 @@ class TestLoneSurrogates:
     def test_event_records_refuse_them(self, field):
         with pytest.raises(EventLogError, match="surrogate"):
             Event.from_dict(opened().events[0].to_dict() | {field: "a\ud800"})
+
+    def test_a_gate_report_record_refuses_them(self):
+        log = [event.to_dict() for event in LOG]
+        log[2]["gate"]["results"][0]["reason"] = "\ud800"
+        with pytest.raises(EventLogError, match="UTF-8") as caught:
+            Event.from_dict(log[2])
+        assert 3 == caught.value.seq
 
     def test_text_that_is_merely_not_ascii_is_kept(self):
         deal = opened()

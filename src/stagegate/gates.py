@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 
+from stagegate._arguments import text_problem
 from stagegate.errors import EventLogError
 
 if TYPE_CHECKING:
@@ -123,6 +124,10 @@ class CriterionResult(NamedTuple):
             ) from None
         if not (isinstance(criterion, str) and isinstance(holds, bool) and isinstance(reason, str)):
             raise EventLogError(f"malformed gate criterion result {reprlib.repr(data)}")
+        if text_problem(criterion, single_line=False) or text_problem(reason, single_line=False):
+            raise EventLogError(
+                f"gate criterion result {reprlib.repr(data)} holds text UTF-8 cannot encode"
+            )
         return cls(criterion, holds, reason, evidence, children)
 
 
