@@ -504,17 +504,16 @@ class TestAmountsInRecords:
 
 # -- properties: arbitrary JSON never escapes as a builtin error -------------------------------
 
-json_anything = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(),
-        st.text(max_size=12),
-    ),
-    lambda inner: st.one_of(
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    )
+
+
+json_anything = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12)),
+    _containers,
     max_leaves=20,
 )
 RECORD = opened().events[0].to_dict()
