@@ -381,6 +381,15 @@ class TestDigests:
         assert Verification("acme-1", 13, "needs_analysis", 13, read[-1].digest, False) == result
         assert result.fully_sealed
 
+    @pytest.mark.parametrize(("suffix", "kept"), [("jsonl", True), ("csv", False)])
+    def test_a_sealed_log_written_as_a_file_reads_back_and_verifies(self, tmp_path, suffix, kept):
+        from stagegate.io import read_events, write_events
+
+        path = tmp_path / f"log.{suffix}"
+        write_events(path, seal(LOG))
+        read = read_events(path)
+        assert (13 if kept else 0) == verify(PROCESS, read).sealed
+
     def test_an_unsealed_event_has_no_digest_key(self):
         assert "digest" not in LOG[0].to_dict()
 
