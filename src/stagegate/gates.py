@@ -465,8 +465,12 @@ class FieldCheck(Criterion):
                     expected = _coerce(observed, self.value)
                 else:
                     expected = self.value
-                # a boolean is not a number: such a comparison cannot hold
-                holds = not _mixes_bool(observed, expected) and bool(compare(observed, expected))
+                if (observed.__class__ is bool or expected.__class__ is bool) and _mixes_bool(
+                    observed, expected
+                ):
+                    holds = False  # a boolean is not a number: such a comparison cannot hold
+                else:
+                    holds = bool(compare(observed, expected))
         except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
             return CriterionResult(
                 self.name,
