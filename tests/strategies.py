@@ -277,7 +277,9 @@ def events(draw: st.DrawFn) -> Event:
         reason=draw(st.one_of(st.none(), st.text(max_size=20))),
         gate=draw(st.one_of(st.none(), gate_reports)),
         amount=draw(
-            st.one_of(st.none(), decimals, st.decimals(allow_nan=False, allow_infinity=False))
+            st.one_of(
+                st.none(), decimals, st.decimals(min_value=0, allow_nan=False, allow_infinity=False)
+            )
         ),
         close_date=draw(st.one_of(st.none(), dates)),
         subject=draw(st.one_of(st.none(), texts)),

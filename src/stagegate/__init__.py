@@ -40,6 +40,7 @@ from stagegate.gates import (
     Not,
     Predicate,
 )
+from stagegate.integrity import Verification, seal, verify
 from stagegate.lifecycle import Lifecycle, Move
 from stagegate.metrics import OpportunityMetrics
 from stagegate.opportunity import MoveOption, Opportunity
@@ -94,6 +95,7 @@ __all__ = [
     "StagegateError",
     "UnknownDeliverableError",
     "UnknownStageError",
+    "Verification",
     "b2b",
     "load_process",
     "process_from_dict",
@@ -104,4 +106,6 @@ __all__ = [
     "process_to_json",
     "process_to_toml",
     "process_to_yaml",
+    "seal",
+    "verify",
 ]

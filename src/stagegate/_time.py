@@ -74,7 +74,17 @@ def to_utc(at: datetime, *, assume_zone: str | tzinfo | None = None, what: str =
                 "datetime(..., tzinfo=timezone.utc), or name the zone it was recorded in",
             )
         zone = resolve_zone(assume_zone)
-        if _dateutil_tz.datetime_ambiguous(at, zone) or not _dateutil_tz.datetime_exists(at, zone):
+        try:
+            unclear = _dateutil_tz.datetime_ambiguous(at, zone) or not _dateutil_tz.datetime_exists(
+                at, zone
+            )
+        except (OverflowError, ValueError):
+            raise InvalidTimestampError(
+                at,
+                f"{what}={at.isoformat()} in {zone!s} is outside the instants UTC can represent "
+                "(the years 1 to 9999); pass an instant in that range",
+            ) from None
+        if unclear:
             raise InvalidTimestampError(
                 at,
                 f"{what}={at!r} is ambiguous or does not exist in {zone!s} "
@@ -83,7 +93,14 @@ def to_utc(at: datetime, *, assume_zone: str | tzinfo | None = None, what: str =
         at = at.replace(tzinfo=zone)
     if at.tzinfo is UTC:
         return at
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidTimestampError(
+            at,
+            f"{what}={at.isoformat()} is outside the instants UTC can represent "
+            "(0001-01-01T00:00Z to 9999-12-31T23:59:59.999999Z); pass an instant in that range",
+        ) from None
 
 
 def parse_instant(text: str, *, assume_zone: str | tzinfo | None = None) -> datetime:
@@ -129,5 +146,16 @@ def epoch_us(at: datetime) -> int:
 
 
 def from_epoch_us(us: int) -> datetime:
-    """Inverse of :func:`epoch_us` (seconds and microseconds split first: no big-int timedelta)."""
-    return _EPOCH + timedelta(0, us // 1_000_000, us % 1_000_000)
+    """Inverse of :func:`epoch_us` (seconds and microseconds split first: no big-int timedelta).
+
+    Raises:
+        InvalidTimestampError: the instant is outside the years 1 to 9999.
+    """
+    try:
+        return _EPOCH + timedelta(0, us // 1_000_000, us % 1_000_000)
+    except (OverflowError, ValueError):
+        raise InvalidTimestampError(
+            us,
+            f"{us} microseconds since the Unix epoch is outside the instants UTC can represent "
+            "(the years 1 to 9999); check the unit (seconds, milliseconds) and the value",
+        ) from None

@@ -25,6 +25,7 @@ Gate criteria are written as one-key objects: ``{"deliverable": "nda", "evidence
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
@@ -48,6 +49,7 @@ from stagegate.gates import (
     Not,
 )
 from stagegate.process import (
+    MAX_DAYS,
     ActivitySpec,
     DeliverableSpec,
     Policies,
@@ -81,6 +83,10 @@ MAX_NODES = 50_000
 """Most objects, lists and values accepted in a definition document."""
 MAX_TEXT_BYTES = 5_000_000
 """Largest definition text accepted."""
+MAX_YAML_NODES = 10_000
+"""Most values accepted in a YAML definition (about 40 times the built-in b2b template): PyYAML
+builds Python values at about 15 microseconds each, so this keeps any YAML answer well under a
+second."""
 
 _CRITERION_KEYS = ("deliverable", "field", "activity", "approval", "all_of", "any_of", "not")
 
@@ -108,21 +114,44 @@ def _path(parts: Any) -> str:
     return text
 
 
+MAX_INT_BITS = 64
+"""Widest integer accepted anywhere in a definition document (no count in it needs more)."""
+
+
 def _shape_problems(data: Any) -> list[Problem]:
-    """Reject documents too deep or too large before recursive validation touches them."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    """Reject documents too deep, too large, or holding numbers no field can use.
+
+    Runs before recursive validation touches the document. NaN and infinities (which Python's
+    JSON reader accepts, and ``1e400`` becomes) and integers wider than 64 bits are refused
+    wherever they are.
+    """
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 1, ())]
     nodes = 0
     while stack:
-        value, depth = stack.pop()
+        value, depth, where = stack.pop()
         nodes += 1
         if depth > MAX_NESTING:
             return [Problem("", f"definition nested deeper than {MAX_NESTING} levels")]
         if nodes > MAX_NODES:
             return [Problem("", f"definition has more than {MAX_NODES} values")]
         if isinstance(value, Mapping):
-            stack.extend((item, depth + 1) for item in value.values())
+            stack.extend((item, depth + 1, (*where, key)) for key, item in value.items())
         elif isinstance(value, (list, tuple)):
-            stack.extend((item, depth + 1) for item in value)
+            stack.extend((item, depth + 1, (*where, i)) for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return [Problem(_path(where), f"must be a finite number, got {value!r}")]
+        elif (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value.bit_length() > MAX_INT_BITS
+        ):
+            return [
+                Problem(
+                    _path(where),
+                    f"is an integer of {value.bit_length()} bits; numbers in a definition fit "
+                    f"in {MAX_INT_BITS} bits",
+                )
+            ]
     return []
 
 
@@ -157,6 +186,8 @@ def _explain(error: jsonschema.ValidationError) -> list[Problem]:
 def _criterion(data: Mapping[str, Any]) -> Criterion:
     if "deliverable" in data:
         days = data.get("max_age_days")
+        if isinstance(days, (int, float)) and not 0 < days <= MAX_DAYS:
+            days = None  # out of range: the schema has reported it
         return Deliverable(
             data["deliverable"],
             tuple(data.get("evidence", ())),
@@ -168,9 +199,10 @@ def _criterion(data: Mapping[str, Any]) -> Criterion:
             data["field"], data["op"], tuple(value) if isinstance(value, list) else value
         )
     if "activity" in data:
-        return ActivityCount(
-            data["activity"], data.get("at_least", 1), data.get("since_stage_entry", False)
-        )
+        at_least = data.get("at_least", 1)
+        if isinstance(at_least, float) and at_least.is_integer():
+            at_least = int(at_least)  # JSON Schema counts 2.0 as an integer: read it as 2
+        return ActivityCount(data["activity"], at_least, data.get("since_stage_entry", False))
     if "approval" in data:
         return Approval(data["approval"])
     if "all_of" in data:
@@ -240,11 +272,11 @@ def _meaning_problems(data: Mapping[str, Any], reported: set[str]) -> list[Probl
     for raw in raw_stages if isinstance(raw_stages, list) else ():
         try:
             stages.append(_stage(raw))
-        except (KeyError, TypeError, ValueError, AttributeError):  # noqa: PERF203
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError):  # noqa: PERF203
             stages.append(_lenient_stage(raw, len(stages)))
     try:
         policies = Policies(**data.get("policies", {}))
-    except TypeError:
+    except (TypeError, DefinitionError):
         policies = Policies()
     errors, _ = check_definition(data.get("name"), data.get("version"), tuple(stages), policies)
     return [
@@ -368,7 +400,13 @@ def _spec(spec: ActivitySpec | DeliverableSpec) -> dict[str, Any]:
     return out
 
 
-def _check_size(text: str | bytes, source: str) -> None:
+def _check_size(text: str | bytes, source: str, *, binary: bool = False) -> None:
+    if not isinstance(text, (str, bytes) if binary else str):
+        wanted = "text (str) or UTF-8 bytes" if binary else "text (str); decode bytes first"
+        raise DefinitionError(
+            [Problem("", f"the definition must be {wanted}, got {type(text).__name__}")],
+            source=source,
+        )
     if len(text) > MAX_TEXT_BYTES:
         raise DefinitionError(
             [Problem("", f"definition text is larger than {MAX_TEXT_BYTES} bytes")], source=source
@@ -381,7 +419,7 @@ def process_from_json(text: str | bytes) -> Process:
     Raises:
         DefinitionError: the text is not JSON, or the definition is invalid.
     """
-    _check_size(text, "JSON process definition")
+    _check_size(text, "JSON process definition", binary=True)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -424,12 +462,92 @@ def process_from_yaml(text: str) -> Process:
         ) from None
     _check_size(text, "YAML process definition")
     try:
-        data = yaml.safe_load(text)
+        data = _read_yaml(text)
+    except _YamlLimitError as exc:
+        raise DefinitionError([Problem("", str(exc))], source="YAML process definition") from None
     except (yaml.YAMLError, RecursionError) as exc:
         raise DefinitionError(
             [Problem("", f"not valid YAML: {exc}")], source="YAML process definition"
         ) from None
     return _from_document(data, "YAML")
+
+
+class _YamlLimitError(Exception):
+    """A YAML document went past a size or nesting limit while it was being read."""
+
+
+@cache
+def _bounded_yaml_loader() -> Any:
+    """A ``yaml.SafeLoader`` that stops as soon as nesting or node count passes the limits.
+
+    The limits are checked while the text is scanned and composed, not after: a document of
+    many deeply nested flow collections would otherwise cost seconds before any check runs.
+    """
+    import yaml  # noqa: PLC0415 - optional dependency
+
+    class BoundedLoader(yaml.SafeLoader):
+        nodes = 0
+        depth = 0
+
+        def fetch_flow_collection_start(self, token_class: Any) -> None:
+            if self.flow_level >= MAX_NESTING:
+                msg = f"definition nested deeper than {MAX_NESTING} levels ({self.get_mark()})"
+                raise _YamlLimitError(msg)
+            super().fetch_flow_collection_start(token_class)
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.nodes += 1
+            self.depth += 1
+            try:
+                if self.depth > MAX_NESTING:
+                    msg = f"definition nested deeper than {MAX_NESTING} levels"
+                    raise _YamlLimitError(msg)
+                if self.nodes > MAX_YAML_NODES:
+                    msg = f"YAML definition has more than {MAX_YAML_NODES} values"
+                    raise _YamlLimitError(msg)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return BoundedLoader
+
+
+def _read_yaml(text: str, *, libyaml: bool = True) -> Any:
+    """Parse YAML text with only plain values, within the nesting and size limits.
+
+    With libyaml (PyYAML's C extension) the event stream is read first, iteratively, and the
+    text is loaded only once its nesting and node count are known to be within the limits;
+    without it, a pure-Python loader checks the limits as it scans and composes.
+
+    Raises:
+        _YamlLimitError: the document nests deeper than :data:`MAX_NESTING` or holds more
+            than :data:`MAX_YAML_NODES` values.
+        yaml.YAMLError: the text is not YAML.
+    """
+    import yaml  # noqa: PLC0415 - optional dependency
+
+    fast = getattr(yaml, "CSafeLoader", None) if libyaml else None
+    if fast is None:
+        return yaml.load(text, Loader=_bounded_yaml_loader())  # noqa: S506 - a SafeLoader
+    opening = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+    closing = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=fast):
+        if isinstance(event, opening):
+            depth += 1
+            if depth > MAX_NESTING:
+                msg = f"definition nested deeper than {MAX_NESTING} levels ({event.start_mark})"
+                raise _YamlLimitError(msg)
+        elif isinstance(event, closing):
+            depth -= 1
+            continue
+        elif not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+            continue
+        nodes += 1
+        if nodes > MAX_YAML_NODES:
+            msg = f"YAML definition has more than {MAX_YAML_NODES} values"
+            raise _YamlLimitError(msg)
+    return yaml.load(text, Loader=fast)  # noqa: S506 - CSafeLoader builds plain values only
 
 
 def _from_document(data: Any, kind: str) -> Process:

@@ -26,11 +26,31 @@ __all__ = [
     "StagegateError",
     "UnknownDeliverableError",
     "UnknownStageError",
+    "cut",
 ]
+
+
+MAX_ECHO = 300
+"""Longest text (in characters) an error message echoes from its input before cutting it."""
 
 
 class StagegateError(Exception):
     """Base class of every error raised by stagegate."""
+
+
+def cut(text: str, limit: int = MAX_ECHO) -> str:
+    """Return ``text`` cut to about ``limit`` characters, its middle left out and counted.
+
+    Error messages echo bad values; a 5 MB description must not become a 5 MB message. The
+    start and the end are kept, because a message often says what was wrong at its end.
+
+    >>> cut("a" * 500 + " is too long", 20)
+    'aaaaaaaaaa... (492 characters left out) ...s too long'
+    """
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}... ({len(text) - 2 * half} characters left out) ...{text[-half:]}"
 
 
 class Problem:
@@ -43,7 +63,7 @@ class Problem:
     __slots__ = ("message", "path", "severity")
 
     def __init__(self, path: str, message: str, severity: str = "error") -> None:
-        self.path, self.message, self.severity = path, message, severity
+        self.path, self.message, self.severity = cut(path, 1000), cut(message, 1000), severity
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -157,7 +177,28 @@ class GateNotMetError(StagegateError, ValueError):
 
 
 class EventLogError(StagegateError, ValueError):
-    """An event record or log is malformed, inconsistent, or belongs to another process."""
+    """An event record or log is malformed, inconsistent, or belongs to another process.
+
+    ``seq`` is the position of the offending event in its log (``None`` when the error is about
+    the log as a whole or the event's own ``seq`` is unreadable), ``rule`` a short code of the
+    rule it breaks (such as ``"gate_not_met"`` or ``"digest_mismatch"``; ``"malformed"`` for a
+    record that cannot be read), and ``opportunity_id`` the opportunity, when known.
+
+    >>> error = EventLogError("event 3 skips a stage", seq=3, rule="move_not_allowed")
+    >>> error.seq, error.rule
+    (3, 'move_not_allowed')
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seq: int | None = None,
+        rule: str = "malformed",
+        opportunity_id: str | None = None,
+    ) -> None:
+        self.seq, self.rule, self.opportunity_id = seq, rule, opportunity_id
+        super().__init__(message)
 
 
 class ConcurrencyError(StagegateError, RuntimeError):

@@ -29,8 +29,9 @@ from typing import Any, NoReturn
 
 import attrs
 
+from stagegate._arguments import MAX_AMOUNT_TEXT, text_problem
 from stagegate._time import UTC, parse_date, parse_instant, to_utc
-from stagegate.errors import EventLogError, StagegateError
+from stagegate.errors import EventLogError, StagegateError, cut
 from stagegate.gates import GateReport
 
 __all__ = ["Event", "EventKind", "FrozenMapping", "MoveKind", "freeze", "thaw"]
@@ -78,9 +79,11 @@ class MoveKind(str, enum.Enum):
     """Taken from another system's history; never checked against stagegate's gates."""
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
 MAX_DETAILS_DEPTH = 32
 """Deepest nesting of lists and objects accepted in evidence, details and field values."""
+MAX_INT_BITS = 13_000
+"""Widest integer (in bits, about 3,900 digits) accepted in details: wider ones cannot be
+written as JSON text and read back (Python limits int-to-text conversion to 4,300 digits)."""
 
 
 class FrozenMapping(dict[str, Any]):
@@ -130,11 +133,28 @@ def freeze(value: Any, *, path: str = "details", _depth: int = 0) -> Any:
     """
     from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - avoid a cycle in typing
 
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidCommandError(
-            f"{path} holds {value!r}; JSON cannot hold it: use finite numbers, or text or null"
-        )
-    if isinstance(value, _JSON_SCALARS):
+    if isinstance(value, str):
+        if not value.isascii() and text_problem(value, single_line=False):
+            raise InvalidCommandError(
+                f"{path} holds text with a lone surrogate, which UTF-8 cannot encode; "
+                "pass plain text"
+            )
+        return value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidCommandError(
+                f"{path} holds {value!r}; JSON cannot hold it: use finite numbers, or text or null"
+            )
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise InvalidCommandError(
+                f"{path} holds an integer of about {int(value.bit_length() * 0.30103)} digits; "
+                "numbers can have at most 3,900 digits to be written and read back: "
+                "store it as text"
+            )
         return value
     if _depth >= MAX_DETAILS_DEPTH:
         raise InvalidCommandError(
@@ -197,6 +217,8 @@ class Event:
         close_date: the expected (or actual) close date in force after the event, if known.
         subject: the deliverable, activity type, approving role or field the event is about.
         details: evidence, field value or previous value: a read-only JSON-like mapping.
+        digest: the event's link in the log's digest chain (SHA-256, hex), or ``None`` for an
+            event not sealed yet; see :mod:`stagegate.integrity`. Not part of equality.
     """
 
     opportunity_id: str
@@ -215,6 +237,7 @@ class Event:
     close_date: date | None = None
     subject: str | None = None
     details: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    digest: str | None = attrs.field(default=None, eq=False, hash=False, repr=False)
 
     @property
     def is_stage_change(self) -> bool:
@@ -225,8 +248,9 @@ class Event:
         """Return a JSON-able dict; :meth:`from_dict` rebuilds an equal event.
 
         Amounts are decimal text (no float rounding), instants ISO 8601 with offset, dates ISO.
+        ``digest`` is present only for a sealed event.
         """
-        return {
+        data: dict[str, Any] = {
             "opportunity_id": self.opportunity_id,
             "seq": self.seq,
             "kind": self.kind.value,
@@ -244,6 +268,9 @@ class Event:
             "subject": self.subject,
             "details": None if self.details is None else thaw(self.details),
         }
+        if self.digest is not None:
+            data["digest"] = self.digest
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
@@ -254,6 +281,9 @@ class Event:
         """
         if not isinstance(data, Mapping):
             raise EventLogError(f"an event must be a JSON object, got {type(data).__name__}")
+        seq = data.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            seq = None
         try:
             return cls(
                 opportunity_id=_text(data, "opportunity_id"),
@@ -273,26 +303,34 @@ class Event:
                 if data.get("close_date") is None
                 else parse_date(data["close_date"]),
                 subject=_opt_text(data, "subject"),
-                details=None if data.get("details") is None else freeze(data["details"]),
+                details=_details(data.get("details")),
+                digest=_digest(data.get("digest")),
             )
         except KeyError as exc:
             raise EventLogError(
-                f"event {dict(data).get('seq', '?')} lacks the field {exc.args[0]!r}; "
-                "events must carry every field written by Event.to_dict()"
+                f"event {_label(seq)} lacks the field {cut(repr(exc.args[0]))}; "
+                "events must carry every field written by Event.to_dict()",
+                seq=seq,
             ) from None
-        except EventLogError:
-            raise
-        except (StagegateError, ValueError, TypeError) as exc:
+        except (StagegateError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            where = data.get("opportunity_id")
+            of = f" of opportunity {cut(repr(where))}" if isinstance(where, str) else ""
             raise EventLogError(
-                f"event {dict(data).get('seq', '?')} of opportunity "
-                f"{dict(data).get('opportunity_id', '?')!r} is malformed: {exc}"
+                f"event {_label(seq)}{of} is malformed: {cut(str(exc), 1000)}", seq=seq
             ) from None
+
+
+def _label(seq: int | None) -> str:
+    return "?" if seq is None else str(seq)
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
     value = data[key]
     if not isinstance(value, str) or not value:
-        raise EventLogError(f"event field {key!r} must be non-empty text, got {value!r}")
+        raise EventLogError(f"event field {key!r} must be non-empty text, got {cut(repr(value))}")
+    problem = text_problem(value, single_line=False)
+    if problem is not None:
+        raise EventLogError(f"event field {key!r} {problem}")
     return value
 
 
@@ -301,7 +339,37 @@ def _opt_text(data: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise EventLogError(f"event field {key!r} must be text or null, got {value!r}")
+        raise EventLogError(f"event field {key!r} must be text or null, got {cut(repr(value))}")
+    problem = text_problem(value, single_line=False)
+    if problem is not None:
+        raise EventLogError(f"event field {key!r} {problem}")
+    return value
+
+
+def _details(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise EventLogError(
+            f"event field 'details' must be an object or null, got {type(value).__name__}"
+        )
+    frozen: Mapping[str, Any] = freeze(value)
+    return frozen
+
+
+DIGEST_LENGTH = 64
+"""Length of an event digest: SHA-256 as lowercase hexadecimal."""
+_HEX = frozenset("0123456789abcdef")
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != DIGEST_LENGTH or not _HEX.issuperset(value):
+        raise EventLogError(
+            f"event field 'digest' must be {DIGEST_LENGTH} lowercase hexadecimal digits "
+            f"(SHA-256), got {cut(repr(value), 80)}"
+        )
     return value
 
 
@@ -313,12 +381,16 @@ def _seq(data: Mapping[str, Any]) -> int:
 
 
 def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise EventLogError(f"amount must be decimal text, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > MAX_AMOUNT_TEXT:
+        raise EventLogError(f"amount text is longer than {MAX_AMOUNT_TEXT} characters")
     try:
         result = Decimal(str(value))
-    except InvalidOperation:
-        raise EventLogError(f"amount {value!r} is not a decimal number") from None
-    if not result.is_finite():
-        raise EventLogError(f"amount {value!r} is not a finite number")
+    except (InvalidOperation, ValueError):
+        raise EventLogError(f"amount {cut(repr(value))} is not a decimal number") from None
+    if not result.is_finite() or result < 0:
+        raise EventLogError(f"amount {cut(repr(value))} is not a finite number >= 0")
     return result
 
 
@@ -342,6 +414,7 @@ class _EventDraft:
     close_date: date | None
     subject: str | None
     details: Mapping[str, Any] | None
+    digest: str | None
 
 
 _new_draft = object.__new__
@@ -364,6 +437,7 @@ def recorded_event(  # noqa: PLR0917 - the fields of Event, in order, as Event t
     close_date: date | None,
     subject: str | None,
     details: Mapping[str, Any] | None,
+    digest: str | None = None,
 ) -> Event:
     """Return ``Event(...)`` of arguments a command has already checked, at a third of the cost.
 
@@ -389,5 +463,6 @@ def recorded_event(  # noqa: PLR0917 - the fields of Event, in order, as Event t
     draft.close_date = close_date
     draft.subject = subject
     draft.details = details
+    draft.digest = digest
     draft.__class__ = Event  # type: ignore[assignment] # same slots: a legal layout change
     return draft  # type: ignore[return-value] # now an Event

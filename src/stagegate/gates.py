@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import attrs
 
+from stagegate._arguments import text_problem
 from stagegate.errors import EventLogError
 
 if TYPE_CHECKING:
@@ -123,6 +124,10 @@ class CriterionResult(NamedTuple):
             ) from None
         if not (isinstance(criterion, str) and isinstance(holds, bool) and isinstance(reason, str)):
             raise EventLogError(f"malformed gate criterion result {reprlib.repr(data)}")
+        if text_problem(criterion, single_line=False) or text_problem(reason, single_line=False):
+            raise EventLogError(
+                f"gate criterion result {reprlib.repr(data)} holds text UTF-8 cannot encode"
+            )
         return cls(criterion, holds, reason, evidence, children)
 
 
@@ -317,7 +322,7 @@ class Deliverable(Criterion):
                 details = _EMPTY
             for key in self.evidence:
                 value = details.get(key)
-                if value is None or (type(value) in _SIZED and not value):
+                if value is None or (not value and _is_sized(value)):
                     return self._without_evidence(details)
         if self.max_age is not None and facts.at - event.at > self.max_age:
             return CriterionResult(
@@ -336,7 +341,7 @@ class Deliverable(Criterion):
         absent = [
             key
             for key in self.evidence
-            if (value := details.get(key)) is None or (type(value) in _SIZED and not value)
+            if (value := details.get(key)) is None or (not value and _is_sized(value))
         ]
         return CriterionResult(
             self.name,
@@ -345,8 +350,13 @@ class Deliverable(Criterion):
         )
 
 
-_SIZED = frozenset({str, tuple, list, dict, MappingProxyType})
-"""Evidence values of these types are missing when empty (null is always missing)."""
+def _is_sized(value: Any) -> bool:
+    """Whether an evidence value is text, a list or a mapping: those are missing when empty.
+
+    Null is always missing; ``0`` and ``False`` are values. An empty mapping is no evidence,
+    whatever mapping type holds it (recorded evidence is a read-only ``dict`` subclass).
+    """
+    return isinstance(value, (str, tuple, list, Mapping))
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
@@ -361,6 +371,13 @@ OPERATORS = ("exists", *_COMPARISONS, "in")
 
 
 _DECIMAL = Decimal(0)
+
+
+def _mixes_bool(observed: Any, expected: Any) -> bool:
+    """Whether a boolean meets a number: ``True`` is not ``1`` to a gate."""
+    return isinstance(observed, bool) is not isinstance(expected, bool) and isinstance(
+        observed if isinstance(expected, bool) else expected, (int, float, Decimal)
+    )
 
 
 def _coerce(observed: Any, expected: Any) -> Any:
@@ -437,7 +454,10 @@ class FieldCheck(Criterion):
         try:
             if compare is None:  # "in"
                 options = self.value if isinstance(self.value, (list, tuple)) else (self.value,)
-                holds = any(observed == _coerce(observed, option) for option in options)
+                holds = any(
+                    observed == _coerce(observed, option) and not _mixes_bool(observed, option)
+                    for option in options
+                )
             else:
                 if isinstance(observed, Decimal):
                     expected = self._decimal_value
@@ -445,7 +465,12 @@ class FieldCheck(Criterion):
                     expected = _coerce(observed, self.value)
                 else:
                     expected = self.value
-                holds = bool(compare(observed, expected))
+                if (observed.__class__ is bool or expected.__class__ is bool) and _mixes_bool(
+                    observed, expected
+                ):
+                    holds = False  # a boolean is not a number: such a comparison cannot hold
+                else:
+                    holds = bool(compare(observed, expected))
         except (TypeError, ArithmeticError):  # e.g. Decimal vs NaN raises InvalidOperation
             return CriterionResult(
                 self.name,

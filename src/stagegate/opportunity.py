@@ -44,9 +44,11 @@ from stagegate.errors import (
     OutOfOrderError,
     UnknownDeliverableError,
     UnknownStageError,
+    cut,
 )
 from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.gates import CriterionResult, Facts, GateReport
+from stagegate.integrity import event_digest
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
@@ -61,7 +63,41 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Enum members as module constants: ``EventKind.X`` is a metaclass lookup, ~10x a global's cost.
 _OPENED = EventKind.OPENED
 _STAGE_CHANGED = EventKind.STAGE_CHANGED
+_ACTIVITY_LOGGED = EventKind.ACTIVITY_LOGGED
+_APPROVAL_RECORDED = EventKind.APPROVAL_RECORDED
+_DELIVERABLE_RECORDED = EventKind.DELIVERABLE_RECORDED
+_FIELD_SET = EventKind.FIELD_SET
+_RESCHEDULED = EventKind.RESCHEDULED
+_AMOUNT_CHANGED = EventKind.AMOUNT_CHANGED
+_IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
+
+
+def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
+    if (recorded.criterion, recorded.holds, recorded.evidence) != (
+        expected.criterion,
+        expected.holds,
+        expected.evidence,
+    ) or len(recorded.children) != len(expected.children):
+        return False
+    return all(map(_same_result, recorded.children, expected.children))
+
+
+def _same_report(recorded: GateReport | None, expected: GateReport | None) -> bool:
+    """Whether a recorded gate report is the evaluation ``expected``.
+
+    The criteria, whether each holds and the events that satisfied it must match; the wording of
+    the reasons may differ (it is an explanation, and may read better in a later version).
+    """
+    if recorded == expected:
+        return True
+    if recorded is None or expected is None or not isinstance(recorded, GateReport):
+        return False
+    return (
+        recorded.target == expected.target
+        and len(recorded.results) == len(expected.results)
+        and all(map(_same_result, recorded.results, expected.results))
+    )
 
 
 @attrs.frozen(slots=True)
@@ -173,64 +209,315 @@ class Opportunity:
 
     @classmethod
     def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
-        """Rebuild an opportunity from its events; the result equals the one that made them.
+        """Rebuild an opportunity from its events, verifying each one against ``process``.
+
+        The result equals the one that made the events. Every event is checked for shape (one
+        opportunity, ``seq`` 1, 2, 3, ..., instants in order, the process's name and version,
+        known stages) and for meaning: each stage change is a move the policies allow, recorded
+        with its kind; a gate-checked move's gate holds when evaluated again from the facts of
+        the log as of that instant, and its recorded gate report is that evaluation (the same
+        criteria, results and satisfying events; the wording of reasons may differ); an
+        override is allowed and gives a reason, as do losses, reopenings and the backward moves
+        that need one; values are well-formed (amounts finite and >= 0, declared deliverables,
+        custom field names) and change only through the events that change them; a closed deal
+        is not rescheduled. Events that carry a ``digest`` must chain (see
+        :mod:`stagegate.integrity`).
+
+        History imported from another system is taken as it was recorded: stage changes of
+        kind :attr:`~stagegate.events.MoveKind.IMPORTED` are never gate- or policy-checked, and
+        a log that opens in a stage other than the first (only imports do) may also reschedule
+        closed deals. :func:`stagegate.verify` can refuse imported history
+        (``allow_imported=False``).
 
         Raises:
-            EventLogError: the events are empty, of several opportunities, out of order, have
-                gaps in ``seq``, name unknown stages, or contradict each other.
+            EventLogError: the log breaks a rule; ``seq`` names the event and ``rule`` the rule.
         """
         log = list(events)
         if not log:
-            raise EventLogError("cannot replay an empty log: an opportunity starts with 'opened'")
+            raise EventLogError(
+                "cannot replay an empty log: an opportunity starts with 'opened'", rule="empty_log"
+            )
         first = log[0]
         if not isinstance(first, Event) or first.kind is not EventKind.OPENED:
-            raise EventLogError(f"the first event must be of kind 'opened', got {first!r}")
-        opportunity = cls(process, first.opportunity_id)
+            raise EventLogError(
+                f"the first event must be of kind 'opened', got {cut(repr(first))}",
+                seq=1,
+                rule="first_not_opened",
+            )
+        if not isinstance(process, Process):
+            raise InvalidCommandError(f"process must be a Process, got {cut(repr(process))}")
+        try:
+            opportunity = cls(process, first.opportunity_id)
+        except InvalidCommandError as exc:
+            raise EventLogError(
+                f"event 1 has an unusable opportunity id: {exc}", seq=1, rule="bad_id"
+            ) from None
+        previous_digest: str | None = None
+        chained = True
+        imported = first.stage != process.initial.id  # commands open in the first stage
         for position, event in enumerate(log, start=1):
             opportunity._check_replayed(event, position)
+            opportunity._check_meaning(event, imported=imported)
+            if event.move is _IMPORTED:
+                imported = True
+            if event.digest is not None:
+                if not chained:
+                    raise opportunity._broken(
+                        event,
+                        "digest_gap",
+                        "carries a digest after an event without one: a sealed log is sealed "
+                        "from its first event on; seal the whole log again with "
+                        "stagegate.seal()",
+                    )
+                expected = event_digest(event, previous_digest)
+                if event.digest != expected:
+                    raise opportunity._broken(
+                        event,
+                        "digest_mismatch",
+                        f"has digest {event.digest[:12]}..., but its content and the digest "
+                        f"before it give {expected[:12]}...: the event or one before it was "
+                        "changed after it was sealed; restore the log from a trusted copy",
+                    )
+                previous_digest = event.digest
+            else:
+                chained = False
             opportunity._apply(event)
         return opportunity
 
+    def _broken(self, event: Event | int, rule: str, what: str) -> EventLogError:
+        seq = event if isinstance(event, int) else event.seq
+        return EventLogError(
+            f"event {seq} of {self._id!r} {what} [rule: {rule}]",
+            seq=seq,
+            rule=rule,
+            opportunity_id=self._id,
+        )
+
     def _check_replayed(self, event: Event, position: int) -> None:
         if not isinstance(event, Event):
-            raise EventLogError(f"event {position} is not an Event: {event!r}")
+            raise self._broken(position, "not_an_event", f"is not an Event: {cut(repr(event))}")
         if event.opportunity_id != self._id:
-            raise EventLogError(
-                f"event {position} belongs to opportunity {event.opportunity_id!r}, not "
-                f"{self._id!r}; replay one opportunity's events at a time"
+            raise self._broken(
+                position,
+                "opportunity_mismatch",
+                f"belongs to opportunity {cut(repr(event.opportunity_id))}, not {self._id!r}; "
+                "replay one opportunity's events at a time",
             )
         if event.seq != position:
-            raise EventLogError(
-                f"event {position} of {self._id!r} has seq {event.seq}: seq must run 1, 2, 3, ... "
-                "without gaps or repeats"
+            raise self._broken(
+                position,
+                "seq_order",
+                f"has seq {event.seq}: seq must run 1, 2, 3, ... without gaps or repeats",
             )
-        if event.kind is EventKind.OPENED and position != 1:
-            raise EventLogError(f"event {position} of {self._id!r} opens the opportunity again")
+        if event.kind is _OPENED and position != 1:
+            raise self._broken(position, "opened_again", "opens the opportunity again")
         if self._events and event.at < self._events[-1].at:
-            raise EventLogError(
-                f"event {position} of {self._id!r} is at {event.at.isoformat()}, before event "
-                f"{position - 1} at {self._events[-1].at.isoformat()}"
+            raise self._broken(
+                position,
+                "time_order",
+                f"is at {event.at.isoformat()}, before event {position - 1} at "
+                f"{self._events[-1].at.isoformat()}",
             )
-        if event.process != self._process.name:
-            raise EventLogError(
-                f"event {position} of {self._id!r} was recorded in process {event.process!r}, "
-                f"not {self._process.name!r}; replay it with the process it was recorded in"
+        process = self._process
+        if event.process != process.name:
+            raise self._broken(
+                position,
+                "process_mismatch",
+                f"was recorded in process {cut(repr(event.process))}, not {process.name!r}; "
+                "replay it with the process it was recorded in",
             )
-        if event.stage not in self._process:
-            raise EventLogError(
-                f"event {position} of {self._id!r} names stage {event.stage!r}, unknown to "
-                f"process {self._process.name!r}; load it with the process it was recorded in"
+        if event.process_version != process.version:
+            raise self._broken(
+                position,
+                "version_mismatch",
+                f"was recorded in version {cut(repr(event.process_version))} of process "
+                f"{process.name!r}, not {process.version!r}; replay it with the version it was "
+                "recorded in",
             )
-        if event.kind is EventKind.STAGE_CHANGED:
+        if event.stage not in process:
+            raise self._broken(
+                position,
+                "unknown_stage",
+                f"names stage {cut(repr(event.stage))}, unknown to process {process.name!r}; "
+                "load it with the process it was recorded in",
+            )
+        if event.kind is _STAGE_CHANGED:
             if event.from_stage != self._stage:
-                raise EventLogError(
-                    f"event {position} of {self._id!r} leaves {event.from_stage!r}, but the "
-                    f"opportunity was in {self._stage!r}"
+                raise self._broken(
+                    position,
+                    "from_stage_mismatch",
+                    f"leaves {cut(repr(event.from_stage))}, but the opportunity was in "
+                    f"{self._stage!r}",
                 )
-        elif event.kind is not EventKind.OPENED and event.stage != self._stage:
-            raise EventLogError(
-                f"event {position} of {self._id!r} says the stage is {event.stage!r}, but the "
-                f"opportunity was in {self._stage!r}"
+        elif event.kind is not _OPENED and event.stage != self._stage:
+            raise self._broken(
+                position,
+                "stage_mismatch",
+                f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
+            )
+
+    def _check_meaning(self, event: Event, *, imported: bool) -> None:
+        """Check that ``event`` is what a command could have recorded here (shape checked).
+
+        One rule per branch, the common cases first: replay runs this on every event.
+        """
+        kind = event.kind
+        actor = event.actor
+        if type(actor) is not str or not actor or actor.isspace():
+            raise self._broken(event, "actor_missing", "has no actor: name who or what acted")
+        amount = event.amount
+        if amount is not None and (
+            type(amount) is not Decimal or not amount.is_finite() or amount < 0
+        ):
+            raise self._broken(
+                event, "amount_invalid", f"has amount {cut(repr(amount))}: not a number >= 0"
+            )
+        if kind is _STAGE_CHANGED:
+            self._check_move(event)
+            return
+        if event.move is not None or event.from_stage is not None or event.gate is not None:
+            raise self._broken(
+                event,
+                "move_fields",
+                f"is a {kind.value!r} event but carries a move, a stage left or a gate report, "
+                "which only stage changes carry",
+            )
+        details = event.details
+        if details is not None and not isinstance(details, Mapping):
+            raise self._broken(event, "malformed_details", "has details that are not a mapping")
+        if kind is _OPENED:
+            opening = None if details is None else details.get("fields")
+            if opening is not None:
+                if not isinstance(opening, Mapping):
+                    raise self._broken(
+                        event, "malformed_details", "has opening fields that are not a mapping"
+                    )
+                for name in opening:
+                    self._check_field(event, name)
+            return
+        if amount != self._amount and kind is not _AMOUNT_CHANGED:
+            raise self._broken(
+                event,
+                "amount_changed",
+                f"changes the amount from {self._amount} to {amount}, which only an "
+                "'amount_changed' event does",
+            )
+        if event.close_date != self._close_date and kind is not _RESCHEDULED:
+            raise self._broken(
+                event,
+                "close_date_changed",
+                "changes the expected close date, which only a 'rescheduled' event does",
+            )
+        subject = event.subject
+        if kind is _ACTIVITY_LOGGED or kind is _APPROVAL_RECORDED:
+            if type(subject) is not str or not subject or subject.isspace():
+                raise self._broken(
+                    event, "subject_missing", f"is a {kind.value!r} event without a subject"
+                )
+        elif kind is _DELIVERABLE_RECORDED:
+            if subject not in self._process.deliverables:
+                raise self._broken(
+                    event,
+                    "unknown_deliverable",
+                    f"records deliverable {cut(repr(subject))}, which process "
+                    f"{self._process.name!r} does not declare",
+                )
+        elif kind is _FIELD_SET:
+            self._check_field(event, subject)
+            if details is None or "value" not in details:
+                raise self._broken(event, "malformed_details", "sets a field without a 'value'")
+        elif kind is _RESCHEDULED:
+            if event.close_date is None or event.close_date == self._close_date:
+                raise self._broken(
+                    event, "unchanged_value", "reschedules without changing the close date"
+                )
+            if self.is_closed and not imported:  # imported histories do reschedule closed deals
+                raise self._broken(
+                    event,
+                    "closed_deal",
+                    f"reschedules a deal closed as {self._stage!r}; a closed deal is reopened "
+                    "first",
+                )
+        elif amount is None or amount == self._amount:  # an amount change
+            raise self._broken(event, "unchanged_value", "changes the amount to the same value")
+
+    def _check_field(self, event: Event, name: Any) -> None:
+        if not isinstance(name, str) or not name.strip() or name in _RESERVED_FIELDS:
+            raise self._broken(
+                event,
+                "bad_field",
+                f"sets field {cut(repr(name))}, which is not a custom field name",
+            )
+
+    def _check_move(self, event: Event) -> None:
+        """Check a stage change against the policies and, unless imported, the gates."""
+        if event.move is not MoveKind.IMPORTED and (
+            event.amount != self._amount or event.close_date != self._close_date
+        ):
+            raise self._broken(
+                event,
+                "amount_changed",
+                "changes the amount or close date with a stage change; a command records "
+                "those as events of their own",
+            )
+        recorded = event.move
+        source, target = self._stage, event.stage
+        if recorded is MoveKind.IMPORTED:
+            if target == source:
+                raise self._broken(event, "move_not_allowed", f"moves from {source!r} to itself")
+            if event.gate is not None:
+                raise self._broken(
+                    event,
+                    "imported_with_gate",
+                    "is an imported stage change carrying a gate report; imported history is "
+                    "never presented as gate-approved",
+                )
+            return
+        if not isinstance(recorded, MoveKind):
+            raise self._broken(event, "move_missing", "is a stage change without a move kind")
+        move = self._process.lifecycle.move(source, target)
+        if move is None:
+            raise self._broken(
+                event,
+                "move_not_allowed",
+                f"moves from {source!r} to {target!r} as {recorded.value!r}, which the policies "
+                f"of process {self._process.name!r} do not allow ({self._why_not(target)})",
+            )
+        override = recorded is MoveKind.OVERRIDE
+        if not override and recorded is not move.kind:
+            raise self._broken(
+                event,
+                "move_kind_mismatch",
+                f"records a {recorded.value!r} from {source!r} to {target!r}, which is a "
+                f"{move.kind.value!r} move",
+            )
+        if override and not self._process.policies.allow_override:
+            raise self._broken(
+                event, "override_not_allowed", "is an override, which the policy does not allow"
+            )
+        if (override or move.needs_reason) and (
+            not isinstance(event.reason, str) or not event.reason.strip()
+        ):
+            what = "an override" if override else f"a {move.kind.value} move"
+            raise self._broken(event, "reason_missing", f"is {what} without the reason it needs")
+        report = self._report(move, event.at)
+        if not override and not report.passed:
+            raise self._broken(
+                event,
+                "gate_not_met",
+                f"enters {target!r} as {recorded.value!r}, but its gate does not hold as of "
+                f"{event.at.isoformat()}: {cut('; '.join(report.missing))}; only an override "
+                "may enter despite an unmet gate",
+            )
+        expected = report if move.checks else None
+        if not _same_report(event.gate, expected):
+            found = "none expected" if expected is None else "met" if report.passed else "NOT MET"
+            raise self._broken(
+                event,
+                "gate_report_mismatch",
+                f"carries a gate report that differs from the gate's evaluation as of "
+                f"{event.at.isoformat()} ({found}); "
+                "a recorded report must be the one the move was decided on",
             )
 
     # -- state -----------------------------------------------------------------------------

@@ -26,11 +26,12 @@ import warnings
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagegate.errors import DefinitionError, Problem, UnknownStageError
+from stagegate._arguments import text_problem
+from stagegate.errors import DefinitionError, Problem, UnknownStageError, cut
 from stagegate.gates import ActivityCount, Criterion, Deliverable
 
 if TYPE_CHECKING:
@@ -64,6 +65,12 @@ class StageKind(str, enum.Enum):
     LOST = "lost"
 
 
+MAX_AT_LEAST = 1000
+"""Largest activity count a gate may ask for (``at_least``)."""
+MAX_DAYS = 100_000
+"""Longest dwell limit (``max_days``) and evidence age (``max_age_days``) accepted, in days."""
+
+
 def _labels(value: Mapping[str, str] | None) -> Mapping[str, str]:
     if value is not None and not isinstance(value, Mapping):
         raise DefinitionError(
@@ -77,22 +84,44 @@ def _labels(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value or {}))
 
 
-def _texts(items: Iterable[str]) -> tuple[str, ...]:
+def _sequence(items: Any, what: str, kind: str) -> tuple[Any, ...]:
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise DefinitionError(
+            [Problem(what, f"must be a sequence of {kind}, got {cut(repr(items))}")]
+        )
     return tuple(items)
+
+
+def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    return _sequence(items, "evidence", "evidence names")
 
 
 def _activities(items: Iterable[ActivitySpec]) -> tuple[ActivitySpec, ...]:
-    return tuple(items)
+    return _sequence(items, "activities", "ActivitySpec")
 
 
 def _deliverables(items: Iterable[DeliverableSpec]) -> tuple[DeliverableSpec, ...]:
-    return tuple(items)
+    return _sequence(items, "deliverables", "DeliverableSpec")
 
 
 def _stages(items: Iterable[Stage]) -> tuple[Stage, ...]:
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-        raise DefinitionError([Problem("stages", f"must be a sequence of Stage, got {items!r}")])
-    return tuple(items)
+    return _sequence(items, "stages", "Stage")
+
+
+def id_problem(value: object) -> str | None:
+    r"""Why ``value`` cannot be an id (of a stage, deliverable, activity or language), or ``None``.
+
+    Ids are non-empty single-line text without surrounding spaces (definitions loaded from data
+    are held to the stricter pattern of the schema).
+
+    >>> print(id_problem("contract_sent\n"))
+    must be one line of text without control characters, got 'contract_sent\n'
+    """
+    if not isinstance(value, str) or not value:
+        return f"must be non-empty text, got {cut(repr(value))}"
+    if value != value.strip() or text_problem(value, single_line=True) is not None:
+        return f"must be one line of text without control characters, got {cut(repr(value))}"
+    return None
 
 
 @attrs.frozen(slots=True)
@@ -184,6 +213,15 @@ class Policies:
     backward_needs_reason: bool = True
     allow_reopen: bool = True
     allow_override: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        wrong = [
+            Problem(f"policies.{field.name}", f"must be true or false, got {cut(repr(value))}")
+            for field in attrs.fields(Policies)
+            if not isinstance(value := getattr(self, field.name), bool)
+        ]
+        if wrong:
+            raise DefinitionError(wrong, source="policies")
 
 
 @attrs.frozen(slots=True, weakref_slot=True)
@@ -353,8 +391,8 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
     activities: set[str] = set()
     for i, stage in enumerate(stages):
         path = f"stages[{i}]"
-        if not isinstance(stage.id, str) or not stage.id:
-            problems.append(Problem(f"{path}.id", "must be non-empty text"))
+        if (why := id_problem(stage.id)) is not None:
+            problems.append(Problem(f"{path}.id", why))
         elif stage.id in seen:
             problems.append(
                 Problem(
@@ -374,24 +412,32 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
             or not 0.0 <= probability <= 1.0
         ):
             problems.append(
-                Problem(f"{path}.probability", f"must be a number in [0, 1], got {probability!r}")
+                Problem(
+                    f"{path}.probability",
+                    f"must be a number in [0, 1], got {cut(repr(probability), 60)}",
+                )
             )
         if stage.max_days is not None and (
             isinstance(stage.max_days, bool)
             or not isinstance(stage.max_days, (int, float))
-            or stage.max_days <= 0
+            or not 0 < stage.max_days <= MAX_DAYS
         ):
             problems.append(
                 Problem(
-                    f"{path}.max_days", f"must be a positive number of days, got {stage.max_days!r}"
+                    f"{path}.max_days",
+                    f"must be a positive number of days up to {MAX_DAYS}, got "
+                    f"{cut(repr(stage.max_days), 60)}",
                 )
             )
+        for language in stage.labels:
+            if (why := id_problem(language)) is not None:
+                problems.append(Problem(f"{path}.labels", f"a language code {why}"))
         for j, spec in enumerate(stage.deliverables):
-            if not isinstance(spec, DeliverableSpec) or not isinstance(spec.id, str) or not spec.id:
+            if not isinstance(spec, DeliverableSpec) or id_problem(spec.id) is not None:
                 problems.append(
                     Problem(
                         f"{path}.deliverables[{j}]",
-                        f"must be a DeliverableSpec with a text id, got {spec!r}",
+                        f"must be a DeliverableSpec with a one-line text id, got {cut(repr(spec))}",
                     )
                 )
                 continue
@@ -405,11 +451,12 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
                 )
             deliverables[spec.id] = stage.id
         for j, activity in enumerate(stage.activities):
-            if not isinstance(activity, ActivitySpec) or not isinstance(activity.id, str):
+            if not isinstance(activity, ActivitySpec) or id_problem(activity.id) is not None:
                 problems.append(
                     Problem(
                         f"{path}.activities[{j}]",
-                        f"must be an ActivitySpec with a text id, got {activity!r}",
+                        f"must be an ActivitySpec with a one-line text id, got "
+                        f"{cut(repr(activity))}",
                     )
                 )
                 continue
@@ -488,11 +535,35 @@ def _check_gate(
             problems.append(
                 Problem(where, f"unknown deliverable {criterion.deliverable!r}; declared: {known}")
             )
-        if isinstance(criterion, ActivityCount) and criterion.activity not in activities:
-            known = ", ".join(sorted(activities)) or "(none declared)"
-            problems.append(
-                Problem(where, f"unknown activity {criterion.activity!r}; declared: {known}")
-            )
+        if isinstance(criterion, ActivityCount):
+            if criterion.activity not in activities:
+                known = ", ".join(sorted(activities)) or "(none declared)"
+                problems.append(
+                    Problem(where, f"unknown activity {criterion.activity!r}; declared: {known}")
+                )
+            least = criterion.at_least
+            if (
+                isinstance(least, bool)
+                or not isinstance(least, int)
+                or not 1 <= least <= MAX_AT_LEAST
+            ):
+                problems.append(
+                    Problem(
+                        f"{where}.at_least",
+                        f"must be a whole number from 1 to {MAX_AT_LEAST}, got "
+                        f"{cut(repr(least), 60)}",
+                    )
+                )
+        if isinstance(criterion, Deliverable) and criterion.max_age is not None:
+            age = criterion.max_age
+            if not isinstance(age, timedelta) or not timedelta(0) < age <= timedelta(MAX_DAYS):
+                problems.append(
+                    Problem(
+                        f"{where}.max_age",
+                        f"must be a positive timedelta up to {MAX_DAYS} days, got "
+                        f"{cut(repr(age), 60)}",
+                    )
+                )
         parts: Iterable[tuple[str, Criterion]] = ()
         inner = getattr(criterion, "criteria", None)
         if isinstance(inner, tuple):
@@ -510,6 +581,8 @@ def _check_reachability(
     stages: tuple[Stage, ...], policies: Policies, problems: list[Problem]
 ) -> None:
     ids = [s.id for s in stages]
+    if not all(isinstance(i, str) for i in ids):
+        return  # already reported; the graph is not well defined
     if len(set(ids)) != len(ids) or stages[0].kind is not StageKind.OPEN:
         return  # already reported; the graph is not well defined
     reached = {0}

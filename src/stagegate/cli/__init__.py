@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import click  # noqa: PLC0415 - the cli extra is optional
 
-        from stagegate.cli import _import, _report, _store  # noqa: F401, PLC0415 - register commands
+        from stagegate.cli import (  # noqa: F401, PLC0415 - register commands
+            _import,
+            _report,
+            _store,
+            _verify,
+        )
         from stagegate.cli._app import app  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the environment
         sys.stderr.write(

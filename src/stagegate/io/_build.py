@@ -136,8 +136,8 @@ class Clock:
             if self.epoch_ms and text.isascii() and text.isdigit():
                 try:
                     return from_epoch_us(int(text) * 1000)
-                except (OverflowError, ValueError):
-                    self.unparseable.append((row, f"{what} {text[:40]!r} is out of range"))
+                except (InvalidTimestampError, OverflowError, ValueError):
+                    self.unparseable.append((row, f"{what} {text[:40]!r} is outside UTC's range"))
                     return None
             if _DATE_ONLY.match(text):
                 try:
@@ -157,8 +157,8 @@ class Clock:
                         return None
         try:
             return self._utc(parsed, day, row, what)
-        except OverflowError:
-            self.unparseable.append((row, f"{what} {parsed!s} is outside the range of UTC"))
+        except (OverflowError, ValueError):
+            self.unparseable.append((row, f"{what} {parsed!s} is outside UTC's range"))
             return None
 
     def _utc(self, parsed: datetime, day: date | None, row: int, what: str) -> datetime | None:

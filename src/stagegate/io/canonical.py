@@ -96,6 +96,7 @@ def _format(path: Path, fmt: str | None) -> str:
 
 def _flat(event: Event) -> dict[str, Any]:
     row = event.to_dict()
+    row.pop("digest", None)  # the table formats have no digest column: JSON Lines keeps it
     for column in _JSON_COLUMNS:
         if row[column] is not None:
             row[column] = json.dumps(row[column], sort_keys=True, ensure_ascii=False)
