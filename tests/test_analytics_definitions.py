@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from analytics_data import KINDS, at, normalize, sim_rows
 from stagegate import analytics as an
+from stagegate.analytics.velocity import VELOCITY_ESTIMATOR
 
 pl = pytest.importorskip("polars")
 duckdb = pytest.importorskip("duckdb")
@@ -415,6 +416,14 @@ class TestVelocity:
         assert lead["velocity"] == pytest.approx(1 * (2 / 3) * 10.0 / 2.0)
         assert overall["win_rate"] == pytest.approx(2 / 3)
         lead, *_, overall = records(an.velocity(data, KINDS, as_of=at(9)))
+        # the default, deal_clock: follow-up is 9 days for w1, w2, l1 and 4 for o1, so every
+        # deal is observable at age 2 (weight 1 for each win) but 3 of 4 at age 8 (weight 4/3
+        # for the loss): 2 / (2 + 4/3) = 0.6
+        assert VELOCITY_ESTIMATOR == an.DEFAULT_ESTIMATOR == "deal_clock"
+        assert lead["win_rate"] == pytest.approx(0.6)
+        assert lead["velocity"] == pytest.approx(1 * 0.6 * 10.0 / 2.0)
+        assert overall["win_rate"] == pytest.approx(0.6)
+        lead, *_, overall = records(an.velocity(data, KINDS, as_of=at(9), estimator="markov"))
         # Aalen-Johansen on the stage clock: at day 2, 2 of 4 at risk win (won: 1/2); the open
         # deal leaves the risk set at day 4; at day 8 the 1 left is lost (lost: 1/2 * 1).
         assert lead["win_rate"] == pytest.approx(0.5)
