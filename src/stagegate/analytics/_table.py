@@ -252,18 +252,26 @@ def epoch_us_expr(name: str, *, fast: bool) -> nw.Expr:
     )
 
 
-def by_stage(column: str, values: Mapping[str, Any], default: Any = None) -> nw.Expr:
-    """A ``when/then`` chain mapping stage ids to constants (portable on every backend)."""
+def by_stage(
+    column: str, values: Mapping[str, Any], default: Any = None, dtype: Any = None
+) -> nw.Expr:
+    """A ``when/then`` chain mapping stage ids to constants (portable on every backend).
+
+    With ``dtype``, every constant is typed and stages mapped to ``None`` fall through to the
+    default: pandas 2 would otherwise infer an object column from the untyped nulls.
+    """
     import narwhals as nw  # noqa: PLC0415
 
     items = list(values.items())
+    if dtype is not None and default is None:
+        items = [(key, value) for key, value in items if value is not None]
     if not items:
-        return nw.lit(default)
+        return nw.lit(default, dtype)
     stage = nw.col(column)
-    expr: Any = nw.when(stage == items[0][0]).then(nw.lit(items[0][1]))
+    expr: Any = nw.when(stage == items[0][0]).then(nw.lit(items[0][1], dtype))
     for key, value in items[1:]:
-        expr = expr.when(stage == key).then(nw.lit(value))
-    return expr.otherwise(nw.lit(default))  # type: ignore[no-any-return]
+        expr = expr.when(stage == key).then(nw.lit(value, dtype))
+    return expr.otherwise(nw.lit(default, dtype))  # type: ignore[no-any-return]
 
 
 def _close_exprs(close_type: Any, impl: Any, *, fast: bool) -> tuple[nw.Expr, nw.Expr]:

@@ -172,7 +172,7 @@ def stalled(
         return emit(prepared, [], StalledDeal)
 
     def const(i: int, dtype: Any) -> Any:
-        return by_stage("stage", {s: v[i] for s, v in limits.items()}).cast(dtype)
+        return by_stage("stage", {s: v[i] for s, v in limits.items()}, dtype=dtype).cast(dtype)
 
     current = frame.filter(nw.col("censored")).with_columns(
         limit_days=const(0, nw.Float64),
