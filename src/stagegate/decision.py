@@ -10,7 +10,7 @@ opportunity and tries the move there.
 >>> from stagegate import Opportunity, b2b
 >>> t0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
 >>> deal = Opportunity.open(b2b(), "acme-1", at=t0, actor="ana")
->>> decision = decide(b2b(), deal.events, MoveRequest(Command.ADVANCE, actor="ana"))
+>>> decision = decide(b2b(), deal.events, MoveRequest(MoveCommand.ADVANCE, actor="ana"))
 >>> decision.verdict.value, decision.missing
 ('blocked', ("deliverable 'lead_record' not recorded",))
 >>> facts = ProposedFacts(deliverables={"lead_record": {"source": "webinar", "contact": "kim"}})
@@ -62,9 +62,9 @@ __all__ = [
     "MAX_NESTING",
     "MAX_REQUEST_BYTES",
     "SCHEMA_VERSION",
-    "Command",
     "Decision",
     "InvalidRequestError",
+    "MoveCommand",
     "MoveRequest",
     "ProposedFacts",
     "Verdict",
@@ -92,7 +92,7 @@ _MAX_ECHO = 200
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class Command(str, enum.Enum):
+class MoveCommand(str, enum.Enum):
     """What a request asks the deal to do."""
 
     ADVANCE = "advance"
@@ -167,17 +167,17 @@ class ProposedFacts:
         return bool(self.deliverables or self.fields or self.activities or self.approvals)
 
 
-_WORDS = {"advance": Command.ADVANCE, "win": Command.WIN, "lose": Command.LOSE}
-_WORDS["reopen"] = Command.REOPEN
+_WORDS = {"advance": MoveCommand.ADVANCE, "win": MoveCommand.WIN, "lose": MoveCommand.LOSE}
+_WORDS["reopen"] = MoveCommand.REOPEN
 
 
-def _command(value: Command | str) -> Command:
-    if isinstance(value, Command):
+def _command(value: MoveCommand | str) -> MoveCommand:
+    if isinstance(value, MoveCommand):
         return value
     try:
-        return Command(value)
+        return MoveCommand(value)
     except ValueError:
-        choices = ", ".join(c.value for c in Command)
+        choices = ", ".join(c.value for c in MoveCommand)
         raise InvalidCommandError(f"command must be one of {choices}, got {_echo(value)}") from None
 
 
@@ -186,7 +186,7 @@ class MoveRequest:
     """A requested move: what to do, who asks, when, why, and any facts to record first.
 
     Attributes:
-        command: what to do (a :class:`Command` or its value).
+        command: what to do (a :class:`MoveCommand` or its value).
         actor: who asks: non-empty text.
         target: the stage to enter (``move_to`` and ``override``; optional for ``win``, ``lose``,
             ``reopen``; none for ``advance``).
@@ -195,7 +195,7 @@ class MoveRequest:
         facts: facts to record before the move.
     """
 
-    command: Command = attrs.field(converter=_command)
+    command: MoveCommand = attrs.field(converter=_command)
     actor: str
     target: str | None = None
     at: datetime | None = None
@@ -222,10 +222,10 @@ class MoveRequest:
         """
         if override:
             target = None if move == "advance" else move
-            return cls(Command.OVERRIDE, actor, target, at, reason)
+            return cls(MoveCommand.OVERRIDE, actor, target, at, reason)
         if move in _WORDS:
             return cls(_WORDS[move], actor, None, at, reason)
-        return cls(Command.MOVE_TO, actor, move, at, reason)
+        return cls(MoveCommand.MOVE_TO, actor, move, at, reason)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the request's ``move`` object as JSON (its facts left out)."""
@@ -419,14 +419,14 @@ def _check_request(deal: Opportunity, request: MoveRequest) -> datetime:
     if target is not None:
         if not isinstance(target, str):
             raise InvalidCommandError(f"target must be a stage id, got {_echo(target)}")
-        if command is Command.ADVANCE:
+        if command is MoveCommand.ADVANCE:
             raise InvalidCommandError(
                 "advance takes no target (it enters the next stage); use move_to to name one"
             )
         if target not in deal.process:
             process = deal.process
             raise UnknownStageError(target, process.stage_ids, process=process.name)
-    elif command is Command.MOVE_TO:
+    elif command is MoveCommand.MOVE_TO:
         raise InvalidCommandError("move_to needs a target stage id")
     return at
 
@@ -449,15 +449,15 @@ def _record_facts(deal: Opportunity, request: MoveRequest, at: datetime) -> None
 
 def _attempt(deal: Opportunity, request: MoveRequest, at: datetime) -> Event:
     command, target, actor, reason = request.command, request.target, request.actor, request.reason
-    if command is Command.ADVANCE:
+    if command is MoveCommand.ADVANCE:
         return deal.advance(at=at, actor=actor)
-    if command is Command.MOVE_TO:
+    if command is MoveCommand.MOVE_TO:
         return deal.move_to(target or "", at=at, actor=actor, reason=reason)
-    if command is Command.WIN:
+    if command is MoveCommand.WIN:
         return deal.win(at=at, actor=actor, stage=target)
-    if command is Command.LOSE:
+    if command is MoveCommand.LOSE:
         return deal.lose(at=at, actor=actor, reason=reason or "", stage=target)
-    if command is Command.REOPEN:
+    if command is MoveCommand.REOPEN:
         return deal.reopen(at=at, actor=actor, reason=reason or "", stage=target)
     if target is None:
         nxt = deal.process.next_stage(deal.stage)
@@ -515,6 +515,8 @@ def parse_request_text(text: str | bytes) -> Any:
             ) from None
     try:
         document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    except InvalidRequestError:
+        raise
     except RecursionError:
         raise InvalidRequestError(
             f"the request is nested deeper than {MAX_NESTING} levels; flatten it"
