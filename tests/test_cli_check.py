@@ -66,6 +66,7 @@ class TestExitCodes:
             (("advance", "--at", "2025-01-01T00:00Z"), "OutOfOrderError"),
             (("advance", "--at", "2026-02-01T00:00"), "InvalidTimestampError"),
             (("advance", "--at", "yesterday"), "InvalidTimestampError"),
+            (("advance", "--at", "9999-12-31T23:59:59-05:00"), "InvalidTimestampError"),
             (("advance", "--actor", ""), "InvalidCommandError"),
             (("advance", "--actor", "  "), "InvalidCommandError"),
             (("advance", "--template", "nope"), "DefinitionError"),

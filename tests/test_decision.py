@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
@@ -177,6 +177,11 @@ class TestDecide:
         assert (Verdict.INVALID, error) == (decision.verdict, type(decision.error))
         assert decision.events == ()
 
+    def test_an_aware_instant_past_the_calendar_in_utc_is_invalid(self, deal: Opportunity) -> None:
+        far = datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))
+        decision = decide(b2b(), deal.events, MoveRequest("advance", actor="ana", at=far))
+        assert (Verdict.INVALID, InvalidTimestampError) == (decision.verdict, type(decision.error))
+
     def test_a_broken_log_is_invalid(self, deal: Opportunity) -> None:
         events = [deal.events[0], deal.events[2]]
         decision = decide(b2b(), events, MoveRequest("advance", actor="ana"))
@@ -294,6 +299,14 @@ class TestDecideJson:
         assert ("invalid", "EventLogError") == (answer["status"], answer["error"]["type"])
         assert "3" in answer["error"]["message"]
 
+    @pytest.mark.parametrize("at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+    def test_a_move_instant_outside_the_calendar_is_invalid(
+        self, deal: Opportunity, at: str
+    ) -> None:
+        events = [e.to_dict() for e in deal.events]
+        answer = decide_json(request_document(events, command="advance", at=at))
+        assert ("invalid", "InvalidTimestampError") == (answer["status"], answer["error"]["type"])
+
     def test_a_lone_surrogate_survives_the_answer(self, deal: Opportunity) -> None:
         events = [e.to_dict() for e in deal.events]
         answer = decide_json(request_document(events, command="move_to", target="\ud800"))
@@ -320,6 +333,21 @@ json_values = st.recursive(
     max_leaves=20,
 )
 
+FUNNY = [
+    "",
+    "\n",
+    "lost",
+    "1e9",
+    "-48000",
+    "contract\n",
+    "\ud800",
+    "9999-12-31T23:59:59-05:00",
+    "0001-01-01T00:00:00+05:00",
+    "2026-01-05T09:00:00",
+    10**400,
+    -1,
+    True,
+]
 VALID_EVENTS = [e.to_dict() for e in stuck_deal().events]
 VALID = request_document(VALID_EVENTS, command="advance")
 KEYS = sorted({key for event in VALID_EVENTS for key in event} | {"command", "target", "at"})
@@ -351,7 +379,7 @@ def tampered_requests(draw: st.DrawFn) -> Any:
                 parent = parent[part]
             action = draw(st.sampled_from(["replace", "remove", "add"]))
             if action == "replace":
-                parent[path[-1]] = draw(json_values | st.sampled_from(["", "\n", "lost", "1e9"]))
+                parent[path[-1]] = draw(json_values | st.sampled_from(FUNNY))
             elif action == "remove" and isinstance(parent, dict):
                 del parent[path[-1]]
             elif isinstance(parent, dict):

@@ -47,6 +47,7 @@ from stagegate.errors import (
     EventLogError,
     GateNotMetError,
     InvalidCommandError,
+    InvalidTimestampError,
     MoveNotAllowedError,
     OutOfOrderError,
     StagegateError,
@@ -74,6 +75,7 @@ __all__ = [
     "error_document",
     "events_from_dicts",
     "internal_error_document",
+    "parse_at",
     "parse_request_text",
     "request_schema",
     "response_schema",
@@ -408,7 +410,12 @@ def decide(process: Process, events: Iterable[Event], request: MoveRequest) -> D
 def _check_request(deal: Opportunity, request: MoveRequest) -> datetime:
     """Check what the process cannot judge: actor, instant, reason type, target, shape."""
     arguments.actor(request.actor)
-    at = deal.last_at if request.at is None else to_utc(request.at)
+    try:
+        at = deal.last_at if request.at is None else to_utc(request.at)
+    except OverflowError:
+        raise InvalidTimestampError(
+            request.at, f"at={request.at!r} is outside the representable range once in UTC"
+        ) from None
     if at < deal.last_at:
         raise OutOfOrderError(at, deal.last_at, deal.id)
     if request.reason is not None and not isinstance(request.reason, str):
@@ -614,13 +621,28 @@ def _facts_of(data: Mapping[str, Any] | None) -> ProposedFacts:
     )
 
 
+def parse_at(text: str) -> datetime:
+    """Parse the instant of a move: ISO 8601 text with an offset, within the calendar, in UTC.
+
+    Raises:
+        InvalidTimestampError: the text is not ISO 8601, is naive, or is outside the years
+            1-9999 once in UTC.
+    """
+    try:
+        return parse_instant(text)
+    except OverflowError:
+        raise InvalidTimestampError(
+            text, f"{_echo(text)} is outside the representable range once in UTC; use years 1-9999"
+        ) from None
+
+
 def _request_of(move: Mapping[str, Any]) -> MoveRequest:
     at = move.get("at")
     return MoveRequest(
         move["command"],
         move["actor"],
         move.get("target"),
-        None if at is None else parse_instant(at),
+        None if at is None else parse_at(at),
         move.get("reason"),
         _facts_of(move.get("facts")),
     )

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stagegate._time import parse_instant
 from stagegate.cli import (
     COMMAND_MODULES,
     EXIT_BAD_INPUT,
@@ -269,13 +268,14 @@ def check(
         Verdict,
         decide,
         internal_error_document,
+        parse_at,
     )
 
     try:
         try:
             process = resolve_process(process_path, template_name)
             events = read_events(events_path)
-            instant = None if at is None else parse_instant(at)
+            instant = None if at is None else parse_at(at)
             request = MoveRequest.from_words(
                 move, actor=actor, at=instant, reason=reason, override=override
             )
