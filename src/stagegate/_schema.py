@@ -89,24 +89,29 @@ class _Compiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.refs: dict[str, Rule] = {}
+        self.compiling: dict[str, list[Rule]] = {}
 
     def ref(self, pointer: str) -> Rule:
         if pointer in self.refs:
             return self.refs[pointer]
+        if pointer in self.compiling:  # a recursive reference: call through a slot
+            slot = self.compiling[pointer]
+
+            def resolved(value: Any, path: Path, problems: Problems) -> None:
+                slot[0](value, path, problems)
+
+            return resolved
         if not pointer.startswith("#/"):
             msg = f"only local references are supported, got {pointer!r}"
             raise ValueError(msg)
         target: Any = self.root
         for part in pointer[2:].split("/"):
             target = target[part]
-        slot: list[Rule] = []
-
-        def resolved(value: Any, path: Path, problems: Problems) -> None:
-            slot[0](value, path, problems)
-
-        self.refs[pointer] = resolved  # first, so that a recursive reference finds it
-        slot.append(self.compile(target))
-        return resolved
+        self.compiling[pointer] = slot = []
+        compiled = self.compile(target)
+        slot.append(compiled)
+        self.refs[pointer] = compiled
+        return compiled
 
     def compile(self, schema: Any) -> Rule:
         if schema is True or schema == {}:
@@ -236,8 +241,11 @@ def _type_rule(names: tuple[str, ...]) -> Rule:
     plain = "integer" not in names and "boolean" not in names and "number" not in names
     wanted = " or ".join(names)
 
+    whole = "integer" in names
+
     def rule(value: Any, path: Path, problems: Problems) -> None:
-        if plain and type(value) in simple:
+        kind = type(value)
+        if (plain and kind in simple) or (whole and kind is int):
             return
         if not any(_is_type(value, name) for name in names):
             problems.append((path, "\0 is not of type " + wanted, value))
@@ -269,15 +277,23 @@ def _required_rule(names: tuple[str, ...]) -> Rule:
 
 
 def _properties_rule(props: dict[str, Rule], extra: Rule | None) -> Rule:
+    if extra is None:  # only the named properties matter: look them up
+        named = tuple(props.items())
+
+        def named_only(value: Any, path: Path, problems: Problems) -> None:
+            if isinstance(value, dict):
+                for key, check in named:
+                    if key in value:
+                        check(value[key], (path, key), problems)
+
+        return named_only
+
     def rule(value: Any, path: Path, problems: Problems) -> None:
         if not isinstance(value, dict):
             return
         for key, item in value.items():
-            check = props.get(key)
-            if check is not None:
-                check(item, (path, key), problems)
-            elif extra is not None:
-                extra(item, (path, key), problems)
+            check = props.get(key, extra)
+            check(item, (path, key), problems)
             if len(problems) >= _MAX_PROBLEMS:
                 return
 
