@@ -270,6 +270,24 @@ class TestServeCommand:
                 if stream is not None:
                     stream.close()
 
+    def test_two_definitions_of_one_name_exit_2(self, tmp_path: Path) -> None:
+        for name in ("a.toml", "b.json"):
+            (tmp_path / name).write_text(
+                process_to_toml(b2b())
+                if name.endswith("toml")
+                else json.dumps(process_to_dict(b2b())),
+                "utf-8",
+            )
+        result = subprocess.run(
+            [sys.executable, "-m", "stagegate", "serve", "--processes", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert 2 == result.returncode
+        assert "both define process 'b2b'" in result.stderr
+
     def test_an_invalid_definition_in_the_folder_exits_2(self, tmp_path: Path) -> None:
         (tmp_path / "bad.toml").write_text('name = "x"\n', "utf-8")
         result = subprocess.run(

@@ -277,14 +277,20 @@ def _required_rule(names: tuple[str, ...]) -> Rule:
 
 
 def _properties_rule(props: dict[str, Rule], extra: Rule | None) -> Rule:
-    if extra is None:  # only the named properties matter: look them up
-        named = tuple(props.items())
+    named = tuple(props.items())
+    if extra is None or extra is _nothing:  # only the named properties matter: look them up
+        known = frozenset(props)
+        closed = extra is _nothing
 
         def named_only(value: Any, path: Path, problems: Problems) -> None:
-            if isinstance(value, dict):
-                for key, check in named:
-                    if key in value:
-                        check(value[key], (path, key), problems)
+            if not isinstance(value, dict):
+                return
+            for key, check in named:
+                if key in value:
+                    check(value[key], (path, key), problems)
+            if closed and len(value) > len(known & value.keys()):
+                for key in value.keys() - known:
+                    _nothing(value[key], (path, key), problems)
 
         return named_only
 

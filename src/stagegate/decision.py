@@ -530,18 +530,22 @@ def parse_request_text(text: str | bytes) -> Any:
         ) from None
     except ValueError as exc:  # JSONDecodeError, and integers too long to convert
         raise InvalidRequestError(f"the request is not JSON: {exc}") from None
-    check_nesting(document)
+    check_nesting(document, parsed=True)
     return document
 
 
-def check_nesting(document: Any, *, limit: int = MAX_NESTING) -> None:
+def check_nesting(document: Any, *, limit: int = MAX_NESTING, parsed: bool = False) -> None:
     """Refuse a JSON value nested deeper than ``limit`` levels, or holding a non-finite number.
+
+    ``parsed`` says the value comes from :func:`parse_request_text`, whose parser already refused
+    non-finite numbers: only the nesting is checked then.
 
     Raises:
         InvalidRequestError: too deep (or containing itself), or a number JSON cannot hold.
     """
     level: list[Any] = [document]
     depth = 0
+    containers = _CONTAINERS
     while level:
         depth += 1
         below: list[Any] = []
@@ -557,12 +561,18 @@ def check_nesting(document: Any, *, limit: int = MAX_NESTING) -> None:
                 raise InvalidRequestError(
                     f"the request is nested deeper than {limit} levels; flatten it"
                 )
+            if parsed:
+                below.extend(child for child in children if type(child) in containers)
+                continue
             for child in children:
                 if isinstance(child, (dict, list)):
                     below.append(child)
                 elif type(child) is float:
                     _check_number(child)
         level = below
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _check_number(value: Any) -> None:
