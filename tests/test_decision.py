@@ -198,6 +198,21 @@ class TestDecide:
         with pytest.raises(InvalidCommandError, match="command must be one of"):
             MoveRequest("jump", actor="ana")
 
+    @pytest.mark.parametrize(
+        "arguments",
+        [{"deliverables": 5}, {"fields": ["a"]}, {"activities": 3}, {"approvals": "finance"}],
+    )
+    def test_malformed_facts_are_refused_when_built(self, arguments: dict[str, Any]) -> None:
+        with pytest.raises(InvalidCommandError):
+            ProposedFacts(**arguments)
+
+    def test_an_activity_may_be_a_list_pair(self, deal: Opportunity) -> None:
+        facts = ProposedFacts(activities=[["discovery_call", {"minutes": 20}]])
+        decision = decide(
+            b2b(), deal.events, MoveRequest("lose", actor="a", reason="r", facts=facts)
+        )
+        assert ["activity_logged", "stage_changed"] == [e.kind.value for e in decision.events]
+
     def test_words_of_the_command_line_become_requests(self) -> None:
         assert MoveRequest(MoveCommand.MOVE_TO, "a", "contract") == MoveRequest.from_words(
             "contract", actor="a"

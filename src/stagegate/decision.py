@@ -131,15 +131,25 @@ class InvalidRequestError(StagegateError, ValueError):
 
 
 def _texts(items: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise InvalidCommandError(f"approvals must be a list of roles, got {_echo(items)}")
     return tuple(items)
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return _EMPTY if not value else MappingProxyType(dict(value))
+    if not value:
+        return _EMPTY
+    if not isinstance(value, Mapping):
+        raise InvalidCommandError(f"expected a mapping of names to values, got {_echo(value)}")
+    return MappingProxyType(dict(value))
 
 
 def _activities(items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> tuple[Any, ...]:
-    return tuple(items)
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise InvalidCommandError(
+            f"activities must be a list of (type, details) pairs, got {_echo(items)}"
+        )
+    return tuple(tuple(pair) if isinstance(pair, list) else pair for pair in items)
 
 
 @attrs.frozen(slots=True)
@@ -169,8 +179,12 @@ class ProposedFacts:
         return bool(self.deliverables or self.fields or self.activities or self.approvals)
 
 
-_WORDS = {"advance": MoveCommand.ADVANCE, "win": MoveCommand.WIN, "lose": MoveCommand.LOSE}
-_WORDS["reopen"] = MoveCommand.REOPEN
+_WORDS = {
+    "advance": MoveCommand.ADVANCE,
+    "win": MoveCommand.WIN,
+    "lose": MoveCommand.LOSE,
+    "reopen": MoveCommand.REOPEN,
+}
 
 
 def _command(value: MoveCommand | str) -> MoveCommand:
