@@ -79,6 +79,7 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     assert status == response.status_code
     assert "application/problem+json" == response.headers["content-type"]
+    assert "nosniff" == response.headers["x-content-type-options"]
     problem = response.json()
     assert (status, f"https://stagegate.invalid/problems/{kind}") == (
         problem["status"],
@@ -95,6 +96,10 @@ class TestDecisions:
         assert (200, "application/json") == (
             response.status_code,
             response.headers["content-type"],
+        )
+        assert ("no-store", "nosniff") == (
+            response.headers["cache-control"],
+            response.headers["x-content-type-options"],
         )
         answer = response.json()
         RESPONSE.validate(answer)

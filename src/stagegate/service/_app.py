@@ -79,14 +79,22 @@ def load_processes(directory: str | Path | None) -> dict[str, Process]:
     return processes
 
 
+SAFE_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
+"""Sent with every answer: decisions are never cached, and never sniffed as another type."""
+
+
 def _problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> Response:
     document = {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail}
     document.update(extra)
-    return Response(json.dumps(document), status_code=status, media_type=PROBLEM_TYPE)
+    return Response(
+        json.dumps(document), status_code=status, media_type=PROBLEM_TYPE, headers=SAFE_HEADERS
+    )
 
 
 def _json(document: Any, status: int = 200) -> Response:
-    return Response(json.dumps(document), status_code=status, media_type=JSON_TYPE)
+    return Response(
+        json.dumps(document), status_code=status, media_type=JSON_TYPE, headers=SAFE_HEADERS
+    )
 
 
 class _Service:
