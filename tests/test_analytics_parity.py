@@ -46,7 +46,7 @@ def _sort_key(row: dict[str, Any]) -> tuple[str, ...]:
 def analyses(kinds: dict[str, str], as_of: Any, cutoff: Any) -> dict[str, Any]:
     def tables(data: Any) -> dict[str, Any]:
         cycles = an.cycle_times(data, kinds, as_of=as_of)
-        slips = an.slippage(data, kinds, as_of=as_of, flag_pushes=2)
+        slips = an.slippage(data, kinds, as_of=as_of, flag_pushes=2, fiscal_year_start=11)
         fun = an.funnel(data, kinds, as_of=as_of)
         fc = an.forecast(data, kinds, as_of=as_of, simulations=50, estimator="dwell")
         wf = an.waterfall(data, kinds, start=cutoff, end=as_of)
@@ -62,15 +62,18 @@ def analyses(kinds: dict[str, str], as_of: Any, cutoff: Any) -> dict[str, Any]:
             "slip_deals": slips.deals,
             "slip_pushes": slips.by_pushes,
             "slip_scalars": [{"rate": slips.slip_rate, "flagged": slips.flagged}],
+            "slip_by_age": slips.by_pushes_and_age,
             "funnel": fun.stages,
             "losses": fun.losses,
             "forecast": fc.periods,
             "forecast_scalars": [{"u": fc.unscheduled, "s": fc.slip_samples}],
             "snapshot": an.snapshot(data, kinds, at=cutoff),
+            "open_pipeline": an.open_pipeline(data, kinds, at=as_of),
             "waterfall": wf.deals,
             "waterfall_summary": wf.summary,
             "waterfall_scalars": [{"s": wf.open_start, "e": wf.open_end}],
             "velocity": an.velocity(data, kinds, as_of=as_of),
+            "velocity_dwell": an.velocity(data, kinds, as_of=as_of, estimator="dwell"),
             "backtest": bt.scores,
             "reliability": bt.reliability,
             "best": [{"best": bt.best}],
@@ -84,7 +87,9 @@ def _compare(rows: list[dict[str, Any]], backend: str, kinds: Any, as_of: Any, c
     expected = run(rows)
     actual = run(BACKENDS[backend](rows))
     for name, value in expected.items():
-        ordered = name in {"time_in_stage", "probabilities", "funnel", "velocity", "stalled"}
+        ordered = name in {
+            "time_in_stage", "probabilities", "funnel", "velocity", "velocity_dwell", "stalled"
+        }  # fmt: skip
         e, a = normalize(value), normalize(actual[name])
         try:
             same(e, a, key=None if ordered and backend != "polars-lazy" else _sort_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -72,6 +73,27 @@ def test_spark_gives_the_same_intervals_durations_and_probabilities(spark: Any) 
         result = run(frame)
         assert isinstance(result, pyspark_sql.DataFrame)
         expected, actual = normalize(run(rows)), normalize(result)
+        try:
+            same(expected, actual, key=_key)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} differs on Spark: {exc}") from None
+
+
+def test_spark_gives_the_same_funnel_slippage_snapshot_waterfall_and_velocity(spark: Any) -> None:
+    rows = edge_rows()
+    frame = _frame(spark, rows)
+    start = AS_OF - timedelta(days=8)
+    checks = {
+        "funnel": lambda d: an.funnel(d, KINDS, as_of=AS_OF).stages,
+        "losses": lambda d: an.funnel(d, KINDS, as_of=AS_OF).losses,
+        "slippage": lambda d: an.slippage(d, KINDS, as_of=AS_OF, fiscal_year_start=2).deals,
+        "by_age": lambda d: an.slippage(d, KINDS, as_of=AS_OF).by_pushes_and_age,
+        "pipeline": lambda d: an.open_pipeline(d, KINDS, at=AS_OF),
+        "waterfall": lambda d: an.waterfall(d, KINDS, start=start, end=AS_OF).deals,
+        "velocity": lambda d: an.velocity(d, KINDS, as_of=AS_OF),
+    }
+    for name, run in checks.items():
+        expected, actual = normalize(run(rows)), normalize(run(frame))
         try:
             same(expected, actual, key=_key)
         except AssertionError as exc:

@@ -88,6 +88,40 @@ class TestReport:
     def test_a_missing_store_exits_2(self, tmp_path: Path) -> None:
         assert run("report", "--store", str(tmp_path / "none.sqlite")).returncode == 2
 
+    def test_the_estimator_is_chosen_by_name(self, store: Path) -> None:
+        result = run("report", "--store", str(store), "--json", "--estimator", "empirical")
+        document = json.loads(result.stdout)
+        assert ("empirical", "option") == (
+            document["estimator"]["name"],
+            document["estimator"]["chosen_by"],
+        )
+        assert (
+            "estimator empirical"
+            in run("report", "--store", str(store), "--estimator", "empirical").stdout
+        )
+
+    def test_an_unknown_estimator_exits_2_naming_the_choices(self, store: Path) -> None:
+        result = run("report", "--store", str(store), "--estimator", "oracle")
+        assert result.returncode == 2
+        assert "smoothed" in result.stderr
+
+    def test_a_findings_file_that_is_not_import_output_exits_2(
+        self, store: Path, tmp_path: Path
+    ) -> None:
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"findings": [{"code": "x"}]}', encoding="utf-8")
+        result = run("report", "--store", str(store), "--findings", str(bad))
+        assert result.returncode == 2
+        assert "stagegate import" in result.stderr
+
+    def test_json_validates_against_the_shipped_schema(self, store: Path) -> None:
+        import jsonschema
+
+        from stagegate.report import document_schema
+
+        document = json.loads(run("report", "--store", str(store), "--json").stdout)
+        jsonschema.validate(document, document_schema())
+
     def test_a_bad_as_of_exits_2_with_a_message(self, store: Path) -> None:
         result = run("report", "--store", str(store), "--as-of", "yesterday")
         assert result.returncode == 2
@@ -111,14 +145,23 @@ def test_the_pipedrive_log_reports_from_its_inferred_process(tmp_path: Path) -> 
         "UTC",
         "--store",
         str(path),
+        "--json",
     )
     assert imported.returncode == 0, imported.stderr
-    result = run("report", "--store", str(path), "--json")
+    findings = tmp_path / "import.json"
+    findings.write_text(imported.stdout, encoding="utf-8")
+    result = run("report", "--store", str(path), "--json", "--findings", str(findings))
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["summary"]["opportunities"] == 2000
     assert document["summary"]["won"] == 0
     assert document["summary"]["lost"] == 2000
+    # no won deal: the backtest names no winner, and the import's findings are on the page
+    assert document["backtest"]["best"] is None
+    assert "no won deal" in document["backtest"]["warning"]
+    imported_codes = {f["code"] for f in json.loads(imported.stdout)["findings"]}
+    shown = {f["code"] for f in document["data_quality"] if f["source"] == "import"}
+    assert imported_codes == shown
 
 
 MAVEN = SHARED / "maven-crm"
@@ -151,8 +194,9 @@ def test_the_maven_snapshot_imports_and_reports_its_outcomes(tmp_path: Path) -> 
         "--json",
     )
     summary = json.loads(imported.stdout)
-    # the 500 Prospecting deals have no date at all: named in a warning, not imported
-    assert (imported.returncode, summary["opportunities"]) == (0, 8300)
+    # the 500 Prospecting deals have no date at all: named in a warning, not imported (exit 1:
+    # imported with skipped rows)
+    assert (imported.returncode, summary["opportunities"]) == (1, 8300)
     assert any(f["code"] == "no_instant" for f in summary["findings"])
     result = run("report", "--store", str(path), "--json", "--as-of", "2017-12-31T23:59Z")
     document = json.loads(result.stdout)

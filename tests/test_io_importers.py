@@ -582,9 +582,13 @@ class TestGenericLog:
         ] == [(e.kind, e.reason) for e in result.events]
         assert datetime(2024, 1, 5, 8, tzinfo=timezone.utc) == result.events[0].at
 
-    def test_stage_map_without_a_process_is_refused(self):
-        with pytest.raises(InvalidCommandError, match="pass process="):
-            import_log([], stage_map={"a": "b"})
+    def test_stage_map_without_a_process_renames_labels_before_inference(self):
+        rows = [
+            {"opportunity_id": "A", "at": "2024-01-05T09:00:00Z", "stage": "Lead"},
+            {"opportunity_id": "A", "at": "2024-01-06T09:00:00Z", "stage": "Signed"},
+        ]
+        result = import_log(rows, stage_map={"Signed": "Won"}, lost=("Lost",), as_of=AS_OF)
+        assert {"Lead": "lead", "Signed": "won"} == dict(result.stage_map)
 
 
 class TestPipedriveValues:

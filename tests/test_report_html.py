@@ -347,6 +347,15 @@ class TestEscaping:
         document["backtest"]["scores"][0]["estimator"] = PAYLOAD
         document["backtest"]["reliability"][0]["estimator"] = PAYLOAD
         document["cycle_time"]["explanation"] = PAYLOAD
+        document["estimator"] = {"name": PAYLOAD, "chosen_by": "option", "reason": PAYLOAD}
+        document["summary"]["weighted_estimator"] = PAYLOAD
+        document["backtest"]["warning"] = PAYLOAD
+        document["backtest"]["excluded"] = [{"estimator": PAYLOAD, "reason": PAYLOAD}]
+        document["forecast_method"]["overdue_rule"] = PAYLOAD
+        document["forecast"][0]["outside_range"] = True
+        document["forecast"][0]["period"] = PAYLOAD
+        document["probabilities"][0][PAYLOAD] = 0.5
+        document["data_quality"][0]["source"] = PAYLOAD
         return document
 
     def test_hostile_strings_are_inert_text(self):
@@ -500,13 +509,13 @@ class TestValidateDocument:
             validate_document(document)
 
         assert [p.path for p in caught.value.problems] == [
-            "process.stages[1].kind",
-            "funnel[2].reached",
-            "stalled[0]",
-            "data_quality[0].message",
             "backtest.scores[0].brier",
             "cycle_time.won.n",
+            "data_quality[0].message",
+            "funnel[2].reached",
+            "process.stages[1].kind",
             "slip_summary.win_rate_by_pushes[0].n",
+            "stalled[0]",
         ]
         assert "7 problems" in str(caught.value)
 
@@ -518,7 +527,7 @@ class TestValidateDocument:
         document = minimal_document()
         document["process"]["stages"] = None
 
-        with pytest.raises(ReportError, match=r"process\.stages: must be a list"):
+        with pytest.raises(ReportError, match=r"process\.stages: must not be null"):
             validate_document(document)
 
     def test_missing_stages_are_rejected(self):

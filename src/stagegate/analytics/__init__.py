@@ -8,6 +8,8 @@ returns records (pure Python) or tables in the caller's own backend. See ``docs/
 
 from stagegate.analytics.backtest import Backtest, BacktestScore, Reliability, backtest
 from stagegate.analytics.deals import (
+    DEFAULT_AGE_BANDS,
+    PushAgeCount,
     PushCount,
     Slippage,
     SlippingDeal,
@@ -37,10 +39,12 @@ from stagegate.analytics.probability import (
 )
 from stagegate.analytics.snapshot import (
     CATEGORIES,
+    STATES,
     Snapshot,
     Waterfall,
     WaterfallDeal,
     WaterfallRow,
+    open_pipeline,
     snapshot,
     waterfall,
 )
@@ -49,10 +53,12 @@ from stagegate.analytics.velocity import Velocity, velocity
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_AGE_BANDS",
     "DEFAULT_BINS",
     "ESTIMATORS",
     "INTERVAL_COLUMNS",
     "KINDS",
+    "STATES",
     "AnalyticsError",
     "Backtest",
     "BacktestScore",
@@ -66,6 +72,7 @@ __all__ = [
     "FunnelStage",
     "LossReason",
     "Outcomes",
+    "PushAgeCount",
     "PushCount",
     "Reliability",
     "Slippage",
@@ -86,6 +93,7 @@ __all__ = [
     "funnel",
     "km_curve",
     "km_median",
+    "open_pipeline",
     "period_of",
     "slippage",
     "snapshot",

@@ -6,11 +6,14 @@ history (a quantile, ``p90`` by default, of the dwell of *won* deals in the stag
 stricter of both (``rule="strictest"``, the default). Rows are sorted by risk: how many times
 the won-deal median dwell the deal has spent (``times_won_median``), then by dwell.
 
-**Slipping**: a row whose ``close_date`` differs from the previous row's (both known) is a
-reschedule; a later date is a *push*, an earlier one a *pull*. Per deal: pushes, pulls, days
-pushed, first versus current expected close, pushes that cross a month or quarter boundary,
+**Slipping**: a reschedule is a change between two consecutive *known* close dates of a
+deal (rows without a close date are skipped, so clearing the date and setting a later one is
+a push); a later date is a *push*, an earlier one a *pull*. Per deal: pushes, pulls, days
+pushed and pulled, the first known versus the current expected close, pushes that move the
+date into a later month or (fiscal) quarter and the boundaries they cross, the deal's age,
 and a flag for at least ``flag_pushes`` pushes. For the portfolio: the slip rate (deals with
-a push among deals with a close date) and the win rate by push count.
+a push among deals with a close date) and the win rate by push count, overall and within
+deal-age bands (long-lived deals gather pushes, so compare deals of similar age).
 
 >>> from datetime import date, datetime, timezone
 >>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
@@ -30,8 +33,10 @@ a push among deals with a close date) and the win rate by push count.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -39,11 +44,20 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import quantile
-from stagegate.analytics._table import by_stage
+from stagegate.analytics._table import DAY_US, by_stage
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 
-__all__ = ["PushCount", "Slippage", "SlippingDeal", "StalledDeal", "slippage", "stalled"]
+__all__ = [
+    "DEFAULT_AGE_BANDS",
+    "PushAgeCount",
+    "PushCount",
+    "Slippage",
+    "SlippingDeal",
+    "StalledDeal",
+    "slippage",
+    "stalled",
+]
 
 _LEARNED = {"median": 0.5, "p75": 0.75, "p90": 0.9}
 _RULES = ("strictest", "configured", "learned")
@@ -212,7 +226,29 @@ def _limits_from_stats(
 
 @attrs.frozen(slots=True)
 class SlippingDeal:
-    """Close-date history of one opportunity (dates are calendar dates, days are whole)."""
+    """Close-date history of one opportunity (dates are calendar dates, days are whole).
+
+    Attributes:
+        opportunity_id: the opportunity.
+        outcome: ``"won"``, ``"lost"`` or ``"open"`` at ``as_of``.
+        pushes: reschedules to a later date (between consecutive *known* close dates: a date
+            cleared and later set again is compared with the date before the gap).
+        pulls: reschedules to an earlier date, by the same rule.
+        days_pushed: days added by the pushes.
+        first_close_date: the first known close date.
+        current_close_date: the close date in force at ``as_of`` (``None`` if cleared).
+        net_days: ``current_close_date - first_close_date`` in days (``None`` if the current
+            date is cleared); equals ``days_pushed - days_pulled``.
+        month_pushes: pushes whose new date is in a later calendar month than the old one.
+        quarter_pushes: pushes whose new date is in a later (fiscal) quarter than the old one.
+        flagged: pushed at least ``flag_pushes`` times.
+        days_pulled: days removed by the pulls.
+        months_crossed: month boundaries crossed by the pushes, summed (a push from 31 Jan
+            to 1 Mar crosses 2).
+        quarters_crossed: (fiscal) quarter boundaries crossed by the pushes, summed.
+        age_days: days from the deal's first row to its closing (closed deals) or to
+            ``as_of`` (open deals).
+    """
 
     opportunity_id: str
     outcome: str
@@ -225,6 +261,10 @@ class SlippingDeal:
     month_pushes: int
     quarter_pushes: int
     flagged: bool
+    days_pulled: int
+    months_crossed: int
+    quarters_crossed: int
+    age_days: float
 
 
 @attrs.frozen(slots=True)
@@ -238,21 +278,47 @@ class PushCount:
     win_rate: float | None
 
 
+@attrs.frozen(slots=True)
+class PushAgeCount:
+    """Deals and win rate by number of pushes, among deals of similar age.
+
+    The age band runs from ``age_from_days`` (included) to ``age_to_days`` (excluded;
+    ``None``: no upper bound); a deal's age is :attr:`SlippingDeal.age_days`.
+    """
+
+    pushes: int
+    age_from_days: float
+    age_to_days: float | None
+    deals: int
+    closed: int
+    won: int
+    win_rate: float | None
+
+
 @attrs.frozen
 class Slippage:
     """Result of :func:`slippage`.
 
     Attributes:
         deals: per opportunity with a known close date (:class:`SlippingDeal` columns).
-        by_pushes: win rate by push count (:class:`PushCount` columns).
+        by_pushes: win rate by push count (:class:`PushCount` columns). Long-lived deals
+            gather pushes, so this table mixes the effect of pushes with that of deal age:
+            read it beside ``by_pushes_and_age``.
         slip_rate: share of deals with a close date that were pushed at least once.
         flagged: number of deals pushed at least ``flag_pushes`` times.
+        by_pushes_and_age: win rate by push count within each age band
+            (:class:`PushAgeCount` columns), empty bands left out.
     """
 
     deals: Any
     by_pushes: Any
     slip_rate: float | None
     flagged: int
+    by_pushes_and_age: Any = ()
+
+
+DEFAULT_AGE_BANDS = (0.0, 30.0, 90.0, 180.0, 365.0)
+"""Lower bounds, in days, of the deal-age bands of :attr:`Slippage.by_pushes_and_age`."""
 
 
 def _day(value: int | None) -> date | None:
@@ -264,25 +330,33 @@ def _month(day: int) -> int:
     return d.year * 12 + d.month - 1
 
 
-def _per_deal_python(groups: Mapping[str, list[Any]], outcomes: Outcomes) -> list[dict[str, Any]]:
+def _quarter(month: int, fiscal_year_start: int) -> int:
+    """The (fiscal) quarter number of a month number (``year * 12 + month - 1``)."""
+    return (month - (fiscal_year_start - 1)) // 3
+
+
+def _per_deal_python(
+    groups: Mapping[str, list[Any]], outcomes: Outcomes, fiscal_year_start: int
+) -> list[dict[str, Any]]:
     result = []
     for opp, rows in groups.items():
-        pushes = pulls = pushed = months = quarters = net = 0
-        prev: int | None = None
-        for i, row in enumerate(rows):
-            prev = rows[i - 1].close_day if i else None
-            close = row.close_day
-            if prev is None or close is None or close == prev:
-                continue
-            net += close - prev
+        known = [r.close_day for r in rows if r.close_day is not None]
+        if not known:
+            continue
+        pushes = pulls = pushed = pulled = months = quarters = crossed = q_crossed = 0
+        for prev, close in itertools.pairwise(known):
             if close > prev:
                 pushes += 1
                 pushed += close - prev
-                months += _month(close) > _month(prev)
-                quarters += _month(close) // 3 > _month(prev) // 3
-            else:
+                m0, m1 = _month(prev), _month(close)
+                q0, q1 = _quarter(m0, fiscal_year_start), _quarter(m1, fiscal_year_start)
+                months += m1 > m0
+                quarters += q1 > q0
+                crossed += m1 - m0
+                q_crossed += q1 - q0
+            elif close < prev:
                 pulls += 1
-        current = rows[-1].close_day
+                pulled += prev - close
         result.append(
             {
                 "opportunity_id": opp,
@@ -290,60 +364,111 @@ def _per_deal_python(groups: Mapping[str, list[Any]], outcomes: Outcomes) -> lis
                 "pushes": pushes,
                 "pulls": pulls,
                 "days_pushed": pushed,
-                "net_days": net,
+                "days_pulled": pulled,
                 "month_pushes": months,
                 "quarter_pushes": quarters,
-                "current": current,
-                "any_close": any(r.close_day is not None for r in rows),
+                "months_crossed": crossed,
+                "quarters_crossed": q_crossed,
+                "first": known[0],
+                "current": rows[-1].close_day,
             }
         )
     return result
 
 
-def _per_deal_frame(rows: Any, outcomes: Outcomes) -> list[dict[str, Any]]:
+def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> list[dict[str, Any]]:
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    prev = nw.col("close_day").shift(1).over(opp, order_by=ORDER)
-    prev_month = nw.col("month").shift(1).over(opp, order_by=ORDER)
-    month = nw.col("close_date").dt.year().cast(nw.Int64) * 12 + nw.col(
-        "close_date"
-    ).dt.month().cast(nw.Int64)
-    frame = rows.with_columns(month=month - 1).with_columns(
-        prev=prev,
-        prev_month=prev_month,
-        last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null(),
-        kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
+    close = nw.col("close_date")
+    month = close.dt.year().cast(nw.Int64) * 12 + close.dt.month().cast(nw.Int64) - 1
+    known = rows.filter(~nw.col("close_day").is_null()).with_columns(month=month)
+    known = known.with_columns(
+        quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
+    ).with_columns(
+        prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
+        prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
+        prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
     )
     delta = nw.col("close_day") - nw.col("prev")
     push = delta > 0
-    frame = frame.with_columns(
-        push_n=nw.when(push).then(nw.lit(1)).otherwise(nw.lit(0)),
-        pull_n=nw.when(delta < 0).then(nw.lit(1)).otherwise(nw.lit(0)),
-        pushed=nw.when(push).then(delta).otherwise(nw.lit(0)),
-        net=delta.fill_null(0),
-        month_n=nw.when(push & (nw.col("month") > nw.col("prev_month")))
-        .then(nw.lit(1))
-        .otherwise(nw.lit(0)),
-        quarter_n=nw.when(push & (nw.col("month") // 3 > nw.col("prev_month") // 3))
-        .then(nw.lit(1))
-        .otherwise(nw.lit(0)),
-        final_code=nw.when(nw.col("last")).then(nw.col("kind_code")).otherwise(nw.lit(-1)),
-        current_close=nw.when(nw.col("last")).then(nw.col("close_day")),
-        has_close=nw.when(nw.col("close_day").is_null()).then(nw.lit(0)).otherwise(nw.lit(1)),
+    zero = nw.lit(0)
+
+    def when_push(value: Any) -> Any:
+        return nw.when(push).then(value).otherwise(zero)
+
+    known = known.with_columns(
+        push_n=when_push(nw.lit(1)),
+        pull_n=nw.when(delta < 0).then(nw.lit(1)).otherwise(zero),
+        pushed=when_push(delta),
+        pulled=nw.when(delta < 0).then(-delta).otherwise(zero),
+        month_n=when_push(
+            nw.when(nw.col("month") > nw.col("prev_month")).then(nw.lit(1)).otherwise(zero)
+        ),
+        quarter_n=when_push(
+            nw.when(nw.col("quarter") > nw.col("prev_quarter")).then(nw.lit(1)).otherwise(zero)
+        ),
+        crossed=when_push(nw.col("month") - nw.col("prev_month")),
+        q_crossed=when_push(nw.col("quarter") - nw.col("prev_quarter")),
+        first_close=nw.when(nw.col("prev").is_null()).then(nw.col("close_day")),
     )
-    per_deal = frame.group_by(opp).agg(
-        nw.col("final_code").max().alias("final"),
+    per_deal = known.group_by(opp).agg(
         nw.col("push_n").sum().alias("pushes"),
         nw.col("pull_n").sum().alias("pulls"),
         nw.col("pushed").sum().alias("days_pushed"),
-        nw.col("net").sum().alias("net_days"),
+        nw.col("pulled").sum().alias("days_pulled"),
         nw.col("month_n").sum().alias("month_pushes"),
         nw.col("quarter_n").sum().alias("quarter_pushes"),
-        nw.col("current_close").max().alias("current"),
-        nw.col("has_close").max().alias("any_close"),
+        nw.col("crossed").sum().alias("months_crossed"),
+        nw.col("q_crossed").sum().alias("quarters_crossed"),
+        nw.col("first_close").max().alias("first"),
     )
-    return sorted(collect_rows(per_deal), key=lambda r: r[opp])
+    last = (
+        rows.with_columns(
+            last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null(),
+            kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
+        )
+        .filter(nw.col("last"))
+        .select(opp, nw.col("kind_code").alias("final"), nw.col("close_day").alias("current"))
+    )
+    joined = per_deal.join(last, on=opp, how="left")
+    return sorted(collect_rows(joined), key=lambda r: r[opp])
+
+
+def _ages(prepared: Any) -> dict[str, float]:
+    """Per opportunity: days from its first row to its closing, or to ``as_of`` if open."""
+    if prepared.python is not None:
+        opened: dict[str, int] = {}
+        closed: dict[str, int] = {}
+        for v in prepared.python:
+            first = opened.get(v.opportunity_id)
+            opened[v.opportunity_id] = v.entered_us if first is None else min(first, v.entered_us)
+            if v.exited_us is None and v.kind != "open":
+                closed[v.opportunity_id] = v.entered_us
+        rows: list[dict[str, Any]] = [
+            {"opportunity_id": o, "opened": t, "closed": closed.get(o)} for o, t in opened.items()
+        ]
+    else:
+        import narwhals as nw  # noqa: PLC0415
+
+        terminal = nw.col("exited_us").is_null() & (nw.col("kind") != "open")
+        rows = collect_rows(
+            prepared.frame.with_columns(closing=nw.when(terminal).then(nw.col("entered_us")))
+            .group_by("opportunity_id")
+            .agg(
+                nw.col("entered_us").min().alias("opened"), nw.col("closing").max().alias("closed")
+            )
+        )
+    as_of = prepared.as_of_us
+    return {
+        r["opportunity_id"]: ((as_of if r["closed"] is None else int(r["closed"])) - r["opened"])
+        / DAY_US
+        for r in rows
+    }
+
+
+def _band(age: float, bands: tuple[float, ...]) -> int:
+    return max(0, bisect.bisect_right(bands, age) - 1)
 
 
 def slippage(
@@ -352,9 +477,15 @@ def slippage(
     *,
     as_of: datetime,
     flag_pushes: int = 3,
+    fiscal_year_start: int = 1,
+    age_bands: Sequence[float] = DEFAULT_AGE_BANDS,
     assume_zone: str | tzinfo | None = None,
 ) -> Slippage:
     """Close-date pushes per deal and for the portfolio.
+
+    A *reschedule* is a change between two consecutive known close dates of a deal, in row
+    order: rows without a close date are skipped, so clearing the date and then setting a
+    later one is a push (and an earlier one a pull).
 
     Args:
         data: events, opportunities, row mappings, or a stage-history frame with
@@ -362,16 +493,30 @@ def slippage(
         outcomes: a ``Process`` or a mapping ``{stage_id: kind}``.
         as_of: the instant the analysis stands at.
         flag_pushes: deals pushed at least this many times are flagged.
+        fiscal_year_start: the month (1-12) the fiscal year starts in; quarters are counted
+            from it (1: calendar quarters; 2: Feb-Apr, May-Jul, ...).
+        age_bands: increasing lower bounds, in days, of the deal-age bands of
+            ``by_pushes_and_age``; the first must be 0.
         assume_zone: the zone of naive instants in ``data``, if any.
 
     Returns:
         :class:`Slippage`; ``deals`` lists the deals that ever had a close date, by id.
 
     Raises:
-        AnalyticsError: ``flag_pushes`` is below 1, or the input is unusable.
+        AnalyticsError: ``flag_pushes`` is below 1, ``fiscal_year_start`` is not a month,
+            ``age_bands`` is not increasing from 0, or the input is unusable.
     """
     if flag_pushes < 1:
         raise AnalyticsError(f"flag_pushes must be at least 1, got {flag_pushes!r}")
+    if not isinstance(fiscal_year_start, int) or not 1 <= fiscal_year_start <= 12:  # noqa: PLR2004
+        raise AnalyticsError(
+            f"fiscal_year_start must be a month number from 1 to 12, got {fiscal_year_start!r}"
+        )
+    bands = tuple(float(b) for b in age_bands)
+    if not bands or bands[0] != 0 or any(b >= c for b, c in itertools.pairwise(bands)):
+        raise AnalyticsError(
+            f"age_bands must be increasing lower bounds in days starting at 0, got {age_bands!r}"
+        )
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
     if prepared.rows is None:
         raise AnalyticsError(
@@ -380,18 +525,20 @@ def slippage(
         )
     out = prepared.outcomes
     if prepared.is_frame:
-        raw = _per_deal_frame(prepared.rows, out)
+        raw = _per_deal_frame(prepared.rows, out, fiscal_year_start)
     else:
-        raw = _per_deal_python(prepared.rows, out)
+        raw = _per_deal_python(prepared.rows, out, fiscal_year_start)
+    ages = _ages(prepared)
     names = {v: k for k, v in KIND_CODE.items()}
     deals = []
     by: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    by_age: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for r in raw:
-        if not r["any_close"]:
-            continue
-        current = r["current"]
+        current = None if r["current"] is None else int(r["current"])
+        first = int(r["first"])
         outcome = names.get(int(r["final"]), "open")
         pushes = int(r["pushes"])
+        age = ages[r["opportunity_id"]]
         deals.append(
             SlippingDeal(
                 r["opportunity_id"],
@@ -399,23 +546,41 @@ def slippage(
                 pushes,
                 int(r["pulls"]),
                 int(r["days_pushed"]),
-                None if current is None else _day(int(current) - int(r["net_days"])),
-                _day(None if current is None else int(current)),
-                None if current is None else int(r["net_days"]),
+                _day(first),
+                _day(current),
+                None if current is None else current - first,
                 int(r["month_pushes"]),
                 int(r["quarter_pushes"]),
                 pushes >= flag_pushes,
+                int(r["days_pulled"]),
+                int(r["months_crossed"]),
+                int(r["quarters_crossed"]),
+                age,
             )
         )
-        bucket = by[min(pushes, flag_pushes)]
-        bucket[0] += 1
-        bucket[1] += outcome != "open"
-        bucket[2] += outcome == "won"
+        key = min(pushes, flag_pushes)
+        for bucket in (by[key], by_age[key, _band(age, bands)]):
+            bucket[0] += 1
+            bucket[1] += outcome != "open"
+            bucket[2] += outcome == "won"
     table = [PushCount(k, n, c, w, w / c if c else None) for k, (n, c, w) in sorted(by.items())]
+    aged = [
+        PushAgeCount(
+            k,
+            bands[b],
+            bands[b + 1] if b + 1 < len(bands) else None,
+            n,
+            c,
+            w,
+            w / c if c else None,
+        )
+        for (k, b), (n, c, w) in sorted(by_age.items())
+    ]
     slipped = sum(1 for d in deals if d.pushes)
     return Slippage(
         emit(prepared, deals, SlippingDeal),
         emit(prepared, table, PushCount),
         slipped / len(deals) if deals else None,
         sum(d.flagged for d in deals),
+        emit(prepared, aged, PushAgeCount),
     )

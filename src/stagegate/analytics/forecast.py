@@ -6,16 +6,33 @@ probability from the chosen estimator, see :data:`~stagegate.analytics.ESTIMATOR
 ``dwell`` estimator also uses the time already spent in the stage).
 
 The Monte Carlo draws, in each of ``simulations`` runs, whether each deal is won (with its
-probability) and, when ``slip`` is true, how far its close date moves: a draw from history,
-the days between the expected close date in force when closed deals entered their last open
-stage and the day they actually closed. A close date that would fall before ``as_of`` falls
-on ``as_of``. ``p10`` / ``p50`` / ``p90`` are quantiles of the won amount per period over the
-runs; ``random.Random(seed)`` makes them reproducible. Deals without an amount or a close
-date are counted in ``unscheduled``.
+probability) and, when ``slip`` is true, when it closes: its expected close date moved by a
+draw from history, the days between the expected close date in force when won deals entered
+their last open stage and the day they actually closed.
+
+**The rule for dates (overdue or not):** a deal still open at ``as_of`` has not closed before
+it, so its slip is drawn from the history's slips *conditional on landing on or after*
+``as_of``: a deal 40 days overdue draws among the won deals that closed at least 40 days late
+(and closes that much later than its date), a deal due next month among the slips that do not
+take it into the past. Overdue close dates are therefore spread over the periods in which such
+late deals really closed, not piled onto the ``as_of`` period. A deal overdue by more than any
+won deal ever slipped (``beyond_history``), and every deal when there is no history or
+``slip`` is false, closes on the later of its date and ``as_of``.
+
+``weighted`` is not simulated: each deal's amount times its probability, in the period of its
+expected close date (an overdue one in the ``as_of`` period, where it is due; ``overdue``
+counts those). Slippage moves amounts between periods, so a period's weighted point can fall
+outside its P10-P90 while the totals agree: ``simulated_mean`` summed over the periods equals
+``weighted`` summed, up to Monte Carlo noise. ``p10`` / ``p50`` / ``p90`` are quantiles of the
+won amount per period over the runs; ``random.Random(seed)`` makes them reproducible. Deals
+without an amount or a close date are counted in ``unscheduled``; ``pipeline`` and
+``weighted`` of :class:`Forecast` total every open deal with an amount (scheduled or not).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from collections import defaultdict
 from datetime import date, datetime, timedelta, tzinfo
@@ -65,6 +82,7 @@ class ForecastPeriod:
     p10: float
     p50: float
     p90: float
+    overdue: int
 
 
 @attrs.frozen
@@ -76,12 +94,20 @@ class Forecast:
         estimator: the estimator used.
         unscheduled: open deals without an amount or a close date (left out).
         slip_samples: the size of the slip history drawn from.
+        pipeline: the amount of every open deal with an amount (with or without close date).
+        weighted: the same, each amount times the deal's probability by ``estimator``.
+        overdue: open deals in ``periods`` whose expected close date is before ``as_of``.
+        beyond_history: overdue deals later than any slip in the history (kept at ``as_of``).
     """
 
     periods: Any
     estimator: str
     unscheduled: int
     slip_samples: int
+    pipeline: float = 0.0
+    weighted: float = 0.0
+    overdue: int = 0
+    beyond_history: int = 0
 
 
 def _slip_history(prepared: Any) -> dict[int, int]:
@@ -161,37 +187,53 @@ def forecast(
     today = prepared.as_of_us // DAY_US
     deals = []
     unscheduled = 0
+    pipeline = weighted = 0.0
     for r in current_state(prepared):
         if r["kind"] != "open":
             continue
+        p = table[r["stage"], bin_of(r["dwell_days"], DEFAULT_BINS)]
+        if r["amount"] is not None:
+            pipeline += float(r["amount"])
+            weighted += float(r["amount"]) * p
         if r["amount"] is None or r["close_day"] is None:
             unscheduled += 1
             continue
-        p = table[r["stage"], bin_of(r["dwell_days"], DEFAULT_BINS)]
         deals.append((float(r["amount"]), int(r["close_day"]), p))
     history = _slip_history(prepared) if slip else {}
     slips = sorted(history)
-    weights = [history[s] for s in slips]
+    totals = list(itertools.accumulate(history[s] for s in slips))
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
 
     def label(day: int) -> str:
         return period_of(_EPOCH + timedelta(days=max(day, today)), period)
 
-    expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    def draw(close: int) -> int:
+        """Close day of a won deal: its slip drawn among those landing on or after as_of."""
+        first = bisect.bisect_left(slips, today - close)
+        if first == len(slips):
+            return close  # no history (or later than all of it): kept at max(close, as_of)
+        base = totals[first - 1] if first else 0
+        point = base + rng.random() * (totals[-1] - base)
+        return close + slips[min(bisect.bisect_right(totals, point), len(slips) - 1)]
+
+    expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
     for amount, close, p in deals:
         e = expected[label(close)]
         e[0] += 1
         e[1] += amount
         e[2] += amount * p
+        e[3] += close < today
+    beyond = sum(
+        1 for _, close, _ in deals if close < today and (not slips or slips[-1] < today - close)
+    )
     runs: dict[str, list[float]] = defaultdict(lambda: [0.0] * simulations)
     for run in range(simulations):
-        drawn = rng.choices(slips, weights, k=len(deals)) if slips else [0] * len(deals)
-        for (amount, close, p), moved in zip(deals, drawn, strict=True):
+        for amount, close, p in deals:
             if rng.random() < p:
-                runs[label(close + moved)][run] += amount
+                runs[label(draw(close))][run] += amount
     rows = []
     for key in sorted(set(expected) | set(runs)):
-        e = expected.get(key, [0, 0.0, 0.0])
+        e = expected.get(key, [0, 0.0, 0.0, 0])
         values = sorted(runs.get(key, [0.0] * simulations))
         mean = sum(values) / simulations if simulations else 0.0
         rows.append(
@@ -204,6 +246,16 @@ def forecast(
                 quantile(values, 0.1) or 0.0,
                 quantile(values, 0.5) or 0.0,
                 quantile(values, 0.9) or 0.0,
+                int(e[3]),
             )
         )
-    return Forecast(emit(prepared, rows, ForecastPeriod), estimator, unscheduled, sum(weights))
+    return Forecast(
+        emit(prepared, rows, ForecastPeriod),
+        estimator,
+        unscheduled,
+        totals[-1] if totals else 0,
+        pipeline,
+        weighted,
+        sum(1 for _, close, _ in deals if close < today),
+        beyond,
+    )

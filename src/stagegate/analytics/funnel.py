@@ -5,14 +5,18 @@ deals leave, reported in ``losses``). Two counts per stage:
 
 - ``reached``: deals that ever entered the stage, by any path (skips, backward moves and
   re-entries included; a deal counts once per stage);
-- ``reached_in_order``: deals that entered the first funnel stage and then every later one,
-  each for the first time after the previous one (a skip or an out-of-order first entry stops
-  the deal's strict path there).
+- ``reached_in_order``: deals that entered the first funnel stage and then every later one in
+  process order, each entry after the previous one; any entry counts, not only the first (a
+  deal going lead, proposal, demo, proposal reached proposal in order through its second
+  entry), and a skipped stage stops the deal's in-order path there.
 
 ``conversion`` is ``reached`` of the next row over ``reached`` of this row (and
-``conversion_in_order`` the same for the strict counts); ``lost_here`` counts the deals lost
-from this stage (the stage left when entering a lost stage); ``open_here`` the deals in it at
-``as_of``. ``losses`` breaks the losses down by stage and recorded reason.
+``conversion_in_order`` the same for the in-order counts, never above 1). ``lost_here``
+counts the *deals* lost from this stage (the stage left when entering a lost stage), each
+deal once per stage however often it was lost from it; ``losses_here`` counts the losses
+themselves (a deal lost, reopened and lost again from the stage counts twice there).
+``open_here`` counts the deals in the stage at ``as_of``. ``losses`` breaks the losses down
+by stage and recorded reason, in deals and in losses.
 
 >>> from datetime import datetime, timezone
 >>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
@@ -42,7 +46,6 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
-from stagegate.analytics._table import by_stage
 from stagegate.analytics.intervals import StageInterval, prepare
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
@@ -61,15 +64,21 @@ class FunnelStage:
     conversion_in_order: float | None
     lost_here: int
     open_here: int
+    losses_here: int
 
 
 @attrs.frozen(slots=True)
 class LossReason:
-    """Deals lost from ``stage`` with a given ``reason`` (``None``: no reason recorded)."""
+    """Deals lost from ``stage`` with a given ``reason`` (``None``: no reason recorded).
+
+    ``deals`` counts each deal once; ``losses`` counts each loss (a deal lost, reopened and
+    lost again from the same stage with the same reason counts twice there).
+    """
 
     stage: str
     reason: str | None
     deals: int
+    losses: int
 
 
 @attrs.frozen
@@ -94,13 +103,24 @@ def _positions(outcomes: Outcomes) -> dict[str, int]:
     return pos
 
 
-def _python_counts(
-    visits: list[StageInterval], outcomes: Outcomes
-) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str | None], int], dict[str, int], int]:
+Counts = tuple[
+    dict[str, int],
+    dict[str, int],
+    dict[tuple[str, str | None], tuple[int, int]],
+    dict[str, int],
+    dict[str, int],
+    int,
+]
+"""reached, reached in order, (deals, losses) by (stage, reason), deals lost by stage, open
+by stage, deals."""
+
+
+def _python_counts(visits: list[StageInterval], outcomes: Outcomes) -> Counts:
     pos = _positions(outcomes)
-    firsts: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    entries: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     reached: dict[str, int] = defaultdict(int)
-    losses: dict[tuple[str, str | None], int] = defaultdict(int)
+    losses: dict[tuple[str, str | None], list[Any]] = defaultdict(lambda: [set(), 0])
+    lost_deals: dict[str, set[str]] = defaultdict(set)
     open_here: dict[str, int] = defaultdict(int)
     deals = set()
     for v in visits:
@@ -108,66 +128,90 @@ def _python_counts(
         if v.censored:
             open_here[v.stage] += 1
         if v.kind == "lost" and v.from_stage is not None:
-            losses[v.from_stage, v.reason] += 1
-        if v.visit == 1 and v.stage in pos:
-            reached[v.stage] += 1
-            firsts[v.opportunity_id].append((pos[v.stage], v.step, v.stage))
+            counted = losses[v.from_stage, v.reason]
+            counted[0].add(v.opportunity_id)
+            counted[1] += 1
+            lost_deals[v.from_stage].add(v.opportunity_id)
+        if v.stage in pos:
+            reached[v.stage] += v.visit == 1
+            entries[v.opportunity_id].append((v.step, pos[v.stage], v.stage))
     strict: dict[str, int] = defaultdict(int)
-    for items in firsts.values():
-        items.sort()
-        previous: tuple[int, int] | None = None
-        for p, step, stage in items:
-            ok = p == 0 if previous is None else (previous[0] == p - 1 and previous[1] < step)
-            if not ok:
-                break
-            strict[stage] += 1
-            previous = (p, step)
-    return dict(reached), dict(strict), dict(losses), dict(open_here), len(deals)
+    for items in entries.values():
+        level = -1  # the deepest funnel position reached in order so far
+        for _, p, stage in sorted(items):
+            if p == level + 1:
+                strict[stage] += 1
+                level = p
+    return (
+        dict(reached),
+        dict(strict),
+        {key: (len(ids), n) for key, (ids, n) in losses.items()},
+        {s: len(ids) for s, ids in lost_deals.items()},
+        dict(open_here),
+        len(deals),
+    )
 
 
-def _frame_counts(
-    frame: Any, outcomes: Outcomes
-) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str | None], int], dict[str, int], int]:
+def _frame_counts(frame: Any, outcomes: Outcomes) -> Counts:
     import narwhals as nw  # noqa: PLC0415
 
     pos = _positions(outcomes)
     opp = "opportunity_id"
-    firsts = frame.filter((nw.col("visit") == 1) & nw.col("stage").is_in(list(pos))).with_columns(
-        pos=by_stage("stage", pos, -1).cast(nw.Int64)
-    )
-    order = ["pos", "step"]
-    firsts = firsts.with_columns(
-        prev_pos=nw.col("pos").shift(1).over(opp, order_by=order),
-        prev_step=nw.col("step").shift(1).over(opp, order_by=order),
-    )
-    ok = (nw.col("prev_pos").is_null() & (nw.col("pos") == 0)) | (
-        (nw.col("prev_pos") == nw.col("pos") - 1) & (nw.col("prev_step") < nw.col("step"))
-    )
-    firsts = firsts.with_columns(bad=nw.when(ok).then(nw.lit(0)).otherwise(nw.lit(1))).with_columns(
-        strict=nw.col("bad").cum_sum().over(opp, order_by=order) == 0
-    )
-    firsts = firsts.with_columns(strict_n=nw.when(nw.col("strict")).then(1).otherwise(0))
     counted = collect_rows(
-        firsts.group_by("stage").agg(
-            nw.col("visit").count().alias("reached"), nw.col("strict_n").sum().alias("strict")
+        frame.filter((nw.col("visit") == 1) & nw.col("stage").is_in(list(pos)))
+        .group_by("stage")
+        .agg(nw.col("visit").count().alias("reached"))
+    )
+    strict = _frame_in_order(frame, outcomes)
+    lost = frame.filter((nw.col("kind") == "lost") & ~nw.col("from_stage").is_null())
+    losses = collect_rows(
+        lost.group_by("from_stage", "reason").agg(
+            nw.col(opp).n_unique().alias("deals"), nw.col("visit").count().alias("n")
         )
     )
-    losses = collect_rows(
-        frame.filter((nw.col("kind") == "lost") & ~nw.col("from_stage").is_null())
-        .group_by("from_stage", "reason")
-        .agg(nw.col("visit").count().alias("n"))
-    )
+    lost_deals = collect_rows(lost.group_by("from_stage").agg(nw.col(opp).n_unique().alias("n")))
     open_here = collect_rows(
         frame.filter(nw.col("censored")).group_by("stage").agg(nw.col("visit").count().alias("n"))
     )
     deals = collect_rows(frame.select(nw.col(opp).n_unique().alias("n")))[0]["n"]
     return (
         {r["stage"]: int(r["reached"]) for r in counted},
-        {r["stage"]: int(r["strict"]) for r in counted},
-        {(r["from_stage"], r["reason"]): int(r["n"]) for r in losses},
+        strict,
+        {(r["from_stage"], r["reason"]): (int(r["deals"]), int(r["n"])) for r in losses},
+        {r["from_stage"]: int(r["n"]) for r in lost_deals},
         {r["stage"]: int(r["n"]) for r in open_here},
         int(deals),
     )
+
+
+def _frame_in_order(frame: Any, outcomes: Outcomes) -> dict[str, int]:
+    """Deals that reached each stage in order: the earliest chain of entries, stage by stage.
+
+    The chain's entry into funnel position ``i`` is the deal's first entry into it after its
+    chain entry into position ``i - 1``; one join per position (positions are few).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    opp = "opportunity_id"
+    entries = frame.select(opp, "stage", "step")
+    chain = None
+    pieces = []
+    for stage in [*outcomes.open, None]:
+        members = [stage] if stage is not None else list(outcomes.won)
+        if not members:
+            break
+        here = entries.filter(nw.col("stage").is_in(members))
+        if chain is not None:
+            here = here.join(chain, on=opp, how="inner").filter(nw.col("step") > nw.col("t"))
+            here = here.drop("t")
+        chain = here.group_by(opp).agg(nw.col("step").min().alias("t"))
+        if stage is not None:
+            pieces.append(chain.select(nw.len().alias("n")).with_columns(stage=nw.lit(stage)))
+        else:  # the won stages share the last position: count the stage entered first
+            first = here.join(chain, on=opp, how="inner").filter(nw.col("step") == nw.col("t"))
+            pieces.append(first.group_by("stage").agg(nw.len().alias("n")))
+    counts = nw.concat([p.select("stage", nw.col("n").cast(nw.Int64)) for p in pieces])
+    return {r["stage"]: int(r["n"]) for r in collect_rows(counts) if r["n"]}
 
 
 def funnel(
@@ -195,12 +239,12 @@ def funnel(
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     out = prepared.outcomes
     if prepared.python is not None:
-        reached, strict, losses, open_here, deals = _python_counts(prepared.python, out)
+        reached, strict, losses, lost_here, open_here, deals = _python_counts(prepared.python, out)
     else:
-        reached, strict, losses, open_here, deals = _frame_counts(prepared.frame, out)
-    lost_here: dict[str, int] = defaultdict(int)
-    for (stage, _), n in losses.items():
-        lost_here[stage] += n
+        reached, strict, losses, lost_here, open_here, deals = _frame_counts(prepared.frame, out)
+    losses_here: dict[str, int] = defaultdict(int)
+    for (stage, _), (_, n) in losses.items():
+        losses_here[stage] += n
     names = [*out.open, *out.won]
     rows = []
     for i, s in enumerate(names):
@@ -225,11 +269,12 @@ def funnel(
                 nxt_strict / strict[s] if nxt_strict is not None and strict.get(s) else None,
                 lost_here.get(s, 0),
                 open_here.get(s, 0),
+                losses_here.get(s, 0),
             )
         )
     loss_rows = [
-        LossReason(s, r, n)
-        for (s, r), n in sorted(
+        LossReason(s, r, n, visits)
+        for (s, r), (n, visits) in sorted(
             losses.items(), key=lambda kv: (out.stages.index(kv[0][0]), kv[0][1] or "")
         )
     ]

@@ -2,13 +2,29 @@
 
 A snapshot at ``at`` replays only the rows at or before ``at``: each opportunity's stage,
 when it entered it, the dwell so far, and the amount and expected close date in force then.
+``snapshot`` lists every opportunity that existed then, closed ones included (``state=`` picks
+open, won, lost or closed ones); :func:`open_pipeline` is the open pipeline alone, the rows
+whose amounts add up to the pipeline.
 
-The waterfall compares two snapshots. Each opportunity falls in exactly one category, checked
-in this order: ``won`` / ``lost`` (closed between the instants), ``new`` (did not exist at
-``start``, open at ``end``), ``reopened`` (closed at ``start``, open at ``end``),
-``advanced`` / ``regressed`` (open at both, later / earlier stage in the process order),
-``slipped`` (same stage, later expected close date), ``unchanged``. Deals closed at both
-instants are left out.
+The waterfall compares two snapshots over the window ``(start, end]``. Each opportunity falls
+in exactly one category, checked in this order:
+
+- ``won`` / ``lost``: closed at ``end`` and its closing (its last entry into a won or lost
+  stage) falls inside the window, whether it was open at ``start``, created inside the window,
+  or closed at ``start``, reopened and closed again;
+- ``new``: did not exist at ``start``, open at ``end``;
+- ``reopened``: closed at ``start``, open at ``end``;
+- ``advanced`` / ``regressed``: open at both, in a later / earlier stage in the process order;
+- ``increased`` / ``decreased``: open at both, same stage, a larger / smaller amount (an
+  unknown amount counts as 0);
+- ``slipped`` / ``pulled_in``: open at both, same stage and amount, a later / earlier
+  expected close date;
+- ``unchanged``: open at both, none of the above.
+
+Deals closed at both instants and not closed again inside the window are left out. Every
+deal also carries its ``pipeline_change``: its open amount at ``end`` minus its open amount at
+``start`` (the amount of a deal not open counts as 0), so the categories' changes add up from
+``open_start`` to ``open_end``.
 
 >>> from datetime import datetime, timezone
 >>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
@@ -23,8 +39,10 @@ instants are left out.
 >>> [(s.opportunity_id, s.stage, s.dwell_days) for s in snapshot(rows, kinds, at=t(3))]
 [('a', 'lead', 2.0), ('b', 'lead', 2.0)]
 >>> w = waterfall(rows, kinds, start=t(3), end=t(9))
->>> [(r.category, r.deals, r.amount_end) for r in w.summary]
-[('won', 1, 5.0), ('new', 1, 7.0), ('advanced', 1, 10.0)]
+>>> [(r.category, r.deals, r.amount_end, r.pipeline_change) for r in w.summary]
+[('won', 1, 5.0, -5.0), ('new', 1, 7.0, 7.0), ('advanced', 1, 10.0, 0.0)]
+>>> w.open_start + sum(r.pipeline_change for r in w.summary) == w.open_end
+True
 """
 
 from __future__ import annotations
@@ -37,14 +55,37 @@ import attrs
 
 from stagegate._time import from_epoch_us
 from stagegate.analytics._emit import collect_rows, emit
-from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import ORDER, Prepared, prepare
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 
-__all__ = ["CATEGORIES", "Snapshot", "Waterfall", "WaterfallDeal", "WaterfallRow", "snapshot",
-           "waterfall"]  # fmt: skip
+__all__ = [
+    "CATEGORIES",
+    "STATES",
+    "Snapshot",
+    "Waterfall",
+    "WaterfallDeal",
+    "WaterfallRow",
+    "open_pipeline",
+    "snapshot",
+    "waterfall",
+]
 
-CATEGORIES = ("won", "lost", "new", "reopened", "advanced", "regressed", "slipped", "unchanged")
+CATEGORIES = (
+    "won",
+    "lost",
+    "new",
+    "reopened",
+    "advanced",
+    "regressed",
+    "increased",
+    "decreased",
+    "slipped",
+    "pulled_in",
+    "unchanged",
+)
+"""The waterfall categories, in their order of precedence."""
+STATES = ("all", "open", "closed", "won", "lost")
+"""What :func:`snapshot` can keep: every deal, or those of one kind (``closed``: won or lost)."""
 _EPOCH = date(1970, 1, 1)
 
 
@@ -123,17 +164,35 @@ def _date(day: int | None) -> date | None:
 
 
 def snapshot(
-    data: Any, outcomes: OutcomesLike, *, at: datetime, assume_zone: str | tzinfo | None = None
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    at: datetime,
+    state: str = "all",
+    assume_zone: str | tzinfo | None = None,
 ) -> Any:
     """The pipeline as it stood at ``at``: one row per opportunity that existed then.
+
+    The default keeps closed deals too: sum ``amount`` over ``state="open"`` (or use
+    :func:`open_pipeline`) for the open pipeline.
+
+    Args:
+        data: events, opportunities, row mappings, or a stage-history frame.
+        outcomes: a ``Process`` or a mapping ``{stage_id: kind}``.
+        at: the instant of the snapshot.
+        state: one of :data:`STATES`: ``all`` (the default), ``open``, ``closed`` (won or
+            lost), ``won`` or ``lost``.
+        assume_zone: the zone of naive instants in ``data``, if any.
 
     Returns:
         :class:`Snapshot` rows (or a frame with those columns), by opportunity id; the
         dwell of closed deals is ``None``.
 
     Raises:
-        AnalyticsError: the input is unusable.
+        AnalyticsError: ``state`` is unknown, or the input is unusable.
     """
+    if state not in STATES:
+        raise AnalyticsError(f"state must be one of {', '.join(STATES)}, got {state!r}")
     prepared = prepare(data, outcomes, as_of=at, assume_zone=assume_zone, keep_rows=True)
     rows = [
         Snapshot(
@@ -146,13 +205,32 @@ def snapshot(
             _date(r["close_day"]),
         )
         for r in current_state(prepared)
+        if state == "all" or r["kind"] == state or (state == "closed" and r["kind"] != "open")
     ]
     return emit(prepared, rows, Snapshot)
 
 
+def open_pipeline(
+    data: Any, outcomes: OutcomesLike, *, at: datetime, assume_zone: str | tzinfo | None = None
+) -> Any:
+    """The open pipeline at ``at``: :func:`snapshot` with ``state="open"``.
+
+    Summing its ``amount`` gives the open pipeline amount (unknown amounts left out).
+
+    Raises:
+        AnalyticsError: the input is unusable.
+    """
+    return snapshot(data, outcomes, at=at, state="open", assume_zone=assume_zone)
+
+
 @attrs.frozen(slots=True)
 class WaterfallDeal:
-    """One opportunity's movement between the two instants."""
+    """One opportunity's movement between the two instants.
+
+    ``amount_start`` is the amount in force at ``start`` (whatever the deal's state then,
+    ``None`` if it did not exist); ``pipeline_change`` is its open amount at ``end`` minus its
+    open amount at ``start`` (0 for a deal not open, or without an amount).
+    """
 
     opportunity_id: str
     category: str
@@ -160,16 +238,23 @@ class WaterfallDeal:
     stage_end: str
     amount_start: float | None
     amount_end: float | None
+    pipeline_change: float = 0.0
 
 
 @attrs.frozen(slots=True)
 class WaterfallRow:
-    """Deals and amounts per waterfall category."""
+    """Deals and amounts per waterfall category.
+
+    ``created`` counts the category's deals that did not exist at ``start``;
+    ``pipeline_change`` sums the deals' changes of the open pipeline.
+    """
 
     category: str
     deals: int
     amount_start: float
     amount_end: float
+    created: int = 0
+    pipeline_change: float = 0.0
 
 
 @attrs.frozen
@@ -181,7 +266,8 @@ class Waterfall:
         summary: one row per category (:class:`WaterfallRow` columns), in
             :data:`CATEGORIES` order, empty categories left out.
         open_start: open pipeline amount at ``start``.
-        open_end: open pipeline amount at ``end``.
+        open_end: open pipeline amount at ``end``; equals ``open_start`` plus the summary's
+            ``pipeline_change``.
     """
 
     deals: Any
@@ -190,23 +276,33 @@ class Waterfall:
     open_end: float
 
 
-def _category(s: dict[str, Any] | None, e: dict[str, Any], rank: dict[str, int]) -> str | None:
-    start_open = s is not None and s["kind"] == "open"
+def _category(
+    s: dict[str, Any] | None, e: dict[str, Any], rank: dict[str, int], start_us: int
+) -> str | None:
     if e["kind"] != "open":
-        return e["kind"] if (s is None or start_open) else None
+        # closed at the end: counted when the closing itself falls inside (start, end]
+        return str(e["kind"]) if int(e["entered_us"]) > start_us else None
     if s is None:
         return "new"
-    if not start_open:
+    if s["kind"] != "open":
         return "reopened"
     if rank[e["stage"]] != rank[s["stage"]]:
         return "advanced" if rank[e["stage"]] > rank[s["stage"]] else "regressed"
-    if (
-        s["close_day"] is not None
-        and e["close_day"] is not None
-        and e["close_day"] > s["close_day"]
-    ):
-        return "slipped"
+    before, after = s["amount"] or 0.0, e["amount"] or 0.0
+    if after != before:
+        return "increased" if after > before else "decreased"
+    if s["close_day"] is not None and e["close_day"] is not None:
+        if e["close_day"] > s["close_day"]:
+            return "slipped"
+        if e["close_day"] < s["close_day"]:
+            return "pulled_in"
     return "unchanged"
+
+
+def _open_amount(state: dict[str, Any] | None) -> float:
+    if state is None or state["kind"] != "open":
+        return 0.0
+    return float(state["amount"] or 0.0)
 
 
 def waterfall(
@@ -217,7 +313,10 @@ def waterfall(
     end: datetime,
     assume_zone: str | tzinfo | None = None,
 ) -> Waterfall:
-    """How the pipeline moved between ``start`` and ``end``.
+    """How the pipeline moved between ``start`` and ``end`` (the window ``(start, end]``).
+
+    Returns:
+        :class:`Waterfall`; ``deals`` by opportunity id.
 
     Raises:
         AnalyticsError: ``end`` is before ``start``, or the input is unusable.
@@ -229,13 +328,14 @@ def waterfall(
     rank = {s: i for i, s in enumerate(first.outcomes.stages)}
     before = {r["opportunity_id"]: r for r in current_state(first)}
     deals = []
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])
     for e in current_state(last):
         s = before.get(e["opportunity_id"])
-        category = _category(s, e, rank)
+        category = _category(s, e, rank, first.as_of_us)
         if category is None:
             continue
         a0 = None if s is None else s["amount"]
+        change = _open_amount(e) - _open_amount(s)
         deals.append(
             WaterfallDeal(
                 e["opportunity_id"],
@@ -244,22 +344,22 @@ def waterfall(
                 e["stage"],
                 a0,
                 e["amount"],
+                change,
             )
         )
         t = totals[category]
         t[0] += 1
         t[1] += a0 or 0.0
         t[2] += e["amount"] or 0.0
+        t[3] += s is None
+        t[4] += change
     summary = [
-        WaterfallRow(c, int(totals[c][0]), totals[c][1], totals[c][2])
+        WaterfallRow(c, int(n[0]), n[1], n[2], int(n[3]), n[4])
         for c in CATEGORIES
-        if c in totals
+        if (n := totals.get(c))
     ]
-    open_start = sum(r["amount"] or 0.0 for r in before.values() if r["kind"] == "open")
+    open_start = sum(_open_amount(r) for r in before.values())
     open_end = sum(d.amount_end or 0.0 for d in deals if d.category not in ("won", "lost"))
     return Waterfall(
         emit(last, deals, WaterfallDeal), emit(last, summary, WaterfallRow), open_start, open_end
     )
-
-
-_ = DAY_US

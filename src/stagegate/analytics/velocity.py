@@ -1,10 +1,35 @@
 """Sales velocity: opportunities x win rate x average deal size / cycle length, per day.
 
-Per open stage: ``deals`` open in it at ``as_of``, ``win_rate`` of closed deals that reached
-it, ``deal_size`` the mean current amount of the won deals that reached it, ``cycle_days``
-the mean days from their first entry into the stage to closing. The ``overall`` row uses every
-open deal, the win rate of all closed deals, the mean won amount and the mean won cycle
-(first row to close). ``velocity`` is the amount expected to close per day.
+Per open stage: ``deals`` open in it at ``as_of``; ``win_rate`` their win probability under a
+censoring-aware estimator (``estimator=``, one of :data:`~stagegate.analytics.ESTIMATORS`,
+``markov`` by default): the mean over the stage's open deals of the estimator's probability
+for their stage and dwell (the probability at entry when the stage has no open deal);
+``expected_wins`` the sum of those probabilities; ``deal_size`` the mean current amount of
+the won deals that reached the stage; ``cycle_days`` the mean days from their first entry into
+the stage to closing. ``closed_win_rate`` is the naive figure beside it: won over closed
+among the closed deals that reached the stage (biased upward when lost deals linger open).
+
+The ``overall`` row covers every open deal: its ``expected_wins`` is the sum of the stages'
+and its ``win_rate`` is ``expected_wins / deals`` (``None`` without open deals), so
+``deals * win_rate`` adds up over the stage rows; ``deal_size`` and ``cycle_days`` are the
+mean won amount and the mean won cycle (first row to close), and ``closed_win_rate`` the
+share won among all closed deals.
+``velocity`` is ``deals * win_rate * deal_size / cycle_days``: the amount expected to close
+per day.
+
+>>> from datetime import datetime, timezone
+>>> t = lambda d: datetime(2026, 1, d, tzinfo=timezone.utc)
+>>> kinds = {"lead": "open", "won": "won", "lost": "lost"}
+>>> rows = [
+...     {"opportunity_id": "a", "at": t(1), "stage": "lead", "amount": 10.0},
+...     {"opportunity_id": "a", "at": t(5), "stage": "won", "amount": 10.0},
+...     {"opportunity_id": "b", "at": t(1), "stage": "lead", "amount": 10.0},
+...     {"opportunity_id": "b", "at": t(3), "stage": "lost", "amount": 10.0},
+...     {"opportunity_id": "c", "at": t(2), "stage": "lead", "amount": 10.0},
+... ]
+>>> lead, overall = velocity(rows, kinds, as_of=t(9), estimator="empirical")
+>>> lead.deals, lead.win_rate, lead.expected_wins, lead.cycle_days, lead.velocity
+(1, 0.5, 0.5, 4.0, 1.25)
 """
 
 from __future__ import annotations
@@ -18,15 +43,25 @@ import attrs
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import prepare
-from stagegate.analytics.outcomes import OutcomesLike
+from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
+from stagegate.analytics.probability import (
+    DEFAULT_BINS,
+    ESTIMATORS,
+    bin_of,
+    fit_counts,
+    predictors,
+)
 from stagegate.analytics.snapshot import current_state
 
-__all__ = ["Velocity", "velocity"]
+__all__ = ["VELOCITY_ESTIMATOR", "Velocity", "velocity"]
+
+VELOCITY_ESTIMATOR = "markov"
+"""The estimator :func:`velocity` uses unless told otherwise."""
 
 
 @attrs.frozen(slots=True)
 class Velocity:
-    """Sales velocity of one stage (or ``overall``)."""
+    """Sales velocity of one stage (or ``overall``); see the module for each figure."""
 
     stage: str
     deals: int
@@ -34,6 +69,8 @@ class Velocity:
     deal_size: float | None
     cycle_days: float | None
     velocity: float | None
+    expected_wins: float = 0.0
+    closed_win_rate: float | None = None
 
 
 def _per_deal(prepared: Any) -> list[dict[str, Any]]:
@@ -76,23 +113,50 @@ def _per_deal(prepared: Any) -> list[dict[str, Any]]:
 
 
 def velocity(
-    data: Any, outcomes: OutcomesLike, *, as_of: datetime, assume_zone: str | tzinfo | None = None
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    estimator: str = VELOCITY_ESTIMATOR,
+    prior_strength: float = 10.0,
+    assume_zone: str | tzinfo | None = None,
 ) -> Any:
     """Sales velocity per open stage and overall.
+
+    Args:
+        data: events, opportunities, row mappings, or a stage-history frame.
+        outcomes: a ``Process`` or a mapping ``{stage_id: kind}``.
+        as_of: the instant the analysis stands at.
+        estimator: the win-probability estimator, one of
+            :data:`~stagegate.analytics.ESTIMATORS`.
+        prior_strength: pseudo-deals of the ``smoothed`` estimator.
+        assume_zone: the zone of naive instants in ``data``, if any.
 
     Returns:
         :class:`Velocity` rows (or a frame): open stages in process order, then ``overall``.
 
     Raises:
-        AnalyticsError: the input is unusable.
+        AnalyticsError: ``estimator`` is unknown, ``prior_strength`` negative, or the input
+            is unusable.
     """
+    if estimator not in ESTIMATORS or not prior_strength >= 0:
+        raise AnalyticsError(
+            f"estimator must be one of {', '.join(ESTIMATORS)} and prior_strength at least 0; "
+            f"got {estimator!r}, {prior_strength!r}"
+        )
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
+    out = prepared.outcomes
+    table = predictors(
+        fit_counts(prepared, DEFAULT_BINS), out, DEFAULT_BINS, prior_strength=prior_strength
+    )[estimator]
     state = current_state(prepared)
     amount = {r["opportunity_id"]: r["amount"] for r in state}
     open_now: dict[str, int] = defaultdict(int)
+    expected: dict[str, float] = defaultdict(float)
     for r in state:
         if r["kind"] == "open":
             open_now[r["stage"]] += 1
+            expected[r["stage"]] += table[r["stage"], bin_of(r["dwell_days"], DEFAULT_BINS)]
     stats: dict[str, list[Any]] = defaultdict(lambda: [0, 0, [], []])
     overall: dict[str, tuple[str, int | None, int]] = {}
     for r in _per_deal(prepared):
@@ -116,16 +180,22 @@ def velocity(
             if amount.get(opp) is not None:
                 everything[2].append(amount[opp])
             everything[3].append((closed_us - opened_us) / DAY_US)
-    rows = [_row(s, open_now.get(s, 0), stats[s]) for s in prepared.outcomes.open]
-    rows.append(_row("overall", sum(open_now.values()), everything))
+    rows = []
+    for stage in out.open:
+        n = open_now.get(stage, 0)
+        rate = expected[stage] / n if n else table[stage, 0]
+        rows.append(_row(stage, n, rate, expected.get(stage, 0.0), stats[stage]))
+    n = sum(open_now.values())
+    wins = sum(r.expected_wins for r in rows)
+    rows.append(_row("overall", n, wins / n if n else None, wins, everything))
     return emit(prepared, rows, Velocity)
 
 
-def _row(stage: str, deals: int, s: list[Any]) -> Velocity:
-    win_rate = s[1] / s[0] if s[0] else None
+def _row(stage: str, deals: int, win_rate: float | None, wins: float, s: list[Any]) -> Velocity:
+    closed_rate = s[1] / s[0] if s[0] else None
     size = sum(s[2]) / len(s[2]) if s[2] else None
     cycle = sum(s[3]) / len(s[3]) if s[3] else None
     value = None
     if win_rate is not None and size is not None and cycle:
         value = deals * win_rate * size / cycle
-    return Velocity(stage, deals, win_rate, size, cycle, value)
+    return Velocity(stage, deals, win_rate, size, cycle, value, wins, closed_rate)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
+from dateutil import parser as _dateutil_parser
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stagegate._time import UTC
 from stagegate.cli import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK
 from stagegate.cli._app import (  # the group the commands join
     app,
@@ -38,9 +46,15 @@ from stagegate.io import (
     import_snapshot,
     read_events,
 )
+from stagegate.io._result import cli_text
 from stagegate.process import Process
 from stagegate.store import SQLiteStore
 from stagegate.templates import TEMPLATES, template
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 FORMATS = (
     "events",
@@ -54,6 +68,108 @@ FORMATS = (
 )
 """Export formats ``stagegate import`` reads (see docs/importing.md)."""
 
+EXAMPLES = """\b
+Examples (one per export; see docs/importing.md):
+\b
+  # a stagegate log (write_events, simulate)
+  stagegate import log.jsonl --store s.sqlite
+  # a stage-history table: case id, sequence, state, timestamp
+  stagegate import history.csv --store s.sqlite --format log \\
+    --column opportunity_id=case_id --column seq=sequence \\
+    --column stage=state --column at=timestamp --assume-zone UTC \\
+    --stage-order Submitted,Review --map Approved=Won \\
+    --map Activated=Won --map Declined=Lost --won Won --lost Lost
+  # Salesforce OpportunityHistory / OpportunityFieldHistory
+  stagegate import OpportunityHistory.csv --store s.sqlite --format salesforce
+  stagegate import OpportunityFieldHistory.csv --store s.sqlite \\
+    --format salesforce-fields --template b2b
+  # HubSpot property history, and "date entered" columns
+  stagegate import deals.csv --store s.sqlite --format hubspot
+  stagegate import deals.csv --store s.sqlite --format hubspot-dates \\
+    --stage-order appointmentscheduled,qualifiedtobuy,closedwon,closedlost
+  # Pipedrive deal changes, with its stage and fields tables
+  stagegate import deal_changes.csv --store s.sqlite --format pipedrive \\
+    --pipedrive-stages stages.csv --pipedrive-fields fields.csv --assume-zone UTC
+  # Maven sales_pipeline.csv (a snapshot: current stage + dates)
+  stagegate import sales_pipeline.csv --store s.sqlite --format snapshot \\
+    --column stage=deal_stage --column closed_at=close_date \\
+    --column amount=close_value --entered Engaging=engage_date \\
+    --stage-order Prospecting,Engaging,Won,Lost --assume-zone UTC \\
+    --undated-at 2017-12-31
+  # everything above in a mapping file (TOML or JSON)
+  stagegate import sales_pipeline.csv --store s.sqlite --mapping maven.toml
+\b
+Exit codes: 0 every row used; 1 imported, some rows skipped (see the findings);
+2 refused, nothing written.
+"""
+
+MAPPING_KEYS = {
+    "format": str,
+    "process": str,
+    "template": str,
+    "assume_zone": str,
+    "columns": dict,
+    "map": dict,
+    "won": list,
+    "lost": list,
+    "stage_order": list,
+    "entered": dict,
+    "undated_at": str,
+    "as_of": str,
+    "pipedrive_stages": str,
+    "pipedrive_fields": str,
+    "encoding": str,
+    "delimiter": str,
+    "max_field_size": int,
+    "accept": list,
+}
+"""The keys of a mapping file (``--mapping``), with the type of each value."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_cli_instant(value: str, flag: str) -> datetime:
+    """An instant given on the command line: ISO 8601 with an offset, or a calendar date.
+
+    A date (``2025-06-30``) means the start of that day in UTC. An instant without an offset
+    is refused: it is never guessed.
+
+    Raises:
+        click.BadParameter: ``value`` is neither, with what to type instead.
+    """
+    text = value.strip()
+    if _DATE.match(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            msg = f"{text!r} is not a calendar date; write it as YYYY-MM-DD, e.g. 2025-06-30"
+            raise click.BadParameter(msg, param_hint=flag) from None
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    try:
+        parsed = _dateutil_parser.isoparse(text)
+    except (ValueError, OverflowError):
+        msg = (
+            f"{text!r} is not a date or an ISO 8601 instant; write e.g. 2025-06-30 (the "
+            "start of that day in UTC) or 2025-06-30T12:00:00+02:00"
+        )
+        raise click.BadParameter(msg, param_hint=flag) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        msg = (
+            f"{text!r} has no time zone; add its offset (e.g. {text}Z for UTC, or "
+            f"{text}+02:00), or give a date such as {text[:10]} (the start of that day in UTC)"
+        )
+        raise click.BadParameter(msg, param_hint=flag)
+    return parsed.astimezone(UTC)
+
+
+def _instant_callback(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> datetime | None:
+    del ctx
+    if value is None:
+        return None
+    return parse_cli_instant(value, f"--{param.name or ''}".replace("_", "-"))
+
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
@@ -64,6 +180,80 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             raise click.BadParameter(msg)
         pairs[key] = target
     return pairs
+
+
+def _names(values: tuple[str, ...]) -> list[str]:
+    """Stage names from repeated flags, each of which may also be comma-separated."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Read a mapping file (TOML or JSON, by suffix): the options of one export, at once.
+
+    Paths in it (``pipedrive_stages``, ``pipedrive_fields``, ``process``) are relative to the
+    file. Lists may also be written as one comma-separated string.
+
+    Raises:
+        click.BadParameter: the file cannot be read, or a key or value is not one it takes.
+    """
+    hint = "--mapping"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        msg = f"cannot read {str(path)!r}: {exc.strerror or exc}"
+        raise click.BadParameter(msg, param_hint=hint) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        msg = f"{str(path)!r} is not valid {kind}: {exc}"
+        raise click.BadParameter(msg, param_hint=hint) from None
+    if not isinstance(data, dict):
+        msg = f'{str(path)!r} must hold a table of options, e.g. format = "log"'
+        raise click.BadParameter(msg, param_hint=hint)
+    options: dict[str, Any] = {}
+    for name, value in data.items():
+        wanted = MAPPING_KEYS.get(name)
+        if wanted is None:
+            msg = f"{str(path)!r}: unknown key {name!r}; the keys are {', '.join(MAPPING_KEYS)}"
+            raise click.BadParameter(msg, param_hint=hint)
+        if wanted is list and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]  # noqa: PLW2901
+        ok = isinstance(value, wanted) and not isinstance(value, bool)
+        if ok and wanted is dict:
+            ok = all(isinstance(v, str) for v in value.values())
+        if ok and wanted is list:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            kinds = {str: "text", dict: "a table of text", list: "a list of text", int: "a number"}
+            msg = f"{str(path)!r}: {name!r} must be {kinds[wanted]}, got {value!r}"
+            raise click.BadParameter(msg, param_hint=hint)
+        if name in {"pipedrive_stages", "pipedrive_fields", "process"}:
+            value = path.parent / value  # noqa: PLW2901
+        if name in {"undated_at", "as_of"}:
+            value = parse_cli_instant(value, f"{path.name}: {name}")  # noqa: PLW2901
+        options[name] = value
+    return options
+
+
+def accept(result: ImportResult, codes: Iterable[str]) -> ImportResult:
+    """``result`` with the warnings of ``codes`` turned into info (checked by the user).
+
+    Errors are never accepted: their rows were not used.
+    """
+    wanted = set(codes)
+    if not wanted:
+        return result
+    findings = tuple(
+        attrs.evolve(f, severity=Severity.INFO, message=f"{f.what} (accepted with --accept)")
+        if f.code in wanted and f.severity is Severity.WARNING
+        else f
+        for f in result.findings
+    )
+    return attrs.evolve(result, findings=findings)
 
 
 def _process(path: Path | None, name: str | None) -> Process | None:
@@ -81,12 +271,20 @@ def _run_importer(
     fmt: str, path: Path, process: Process | None, options: Mapping[str, Any]
 ) -> ImportResult:
     common = {k: v for k, v in options.items() if k in _COMMON}
+    order = options.get("stage_order") or None
+    won, lost = tuple(options.get("won") or ()), tuple(options.get("lost") or ())
+    undated_at = options.get("undated_at")
+    if undated_at is not None and fmt not in {"snapshot", "hubspot-dates"}:
+        msg = "--undated-at is for snapshot tables (--format snapshot or hubspot-dates)"
+        raise click.BadParameter(msg, param_hint="--undated-at")
+    if options.get("entered") and fmt not in {"snapshot", "hubspot-dates"}:
+        msg = "--entered is for snapshot tables (--format snapshot or hubspot-dates)"
+        raise click.BadParameter(msg, param_hint="--entered")
     importers: dict[str, Callable[..., ImportResult]] = {
         "log": import_log,
         "salesforce": import_salesforce_history,
         "salesforce-fields": import_salesforce_field_history,
         "hubspot": import_hubspot_history,
-        "hubspot-dates": import_hubspot_stage_dates,
     }
     if fmt == "pipedrive":
         return import_pipedrive(
@@ -94,28 +292,53 @@ def _run_importer(
             process=process,
             stages=options.get("pipedrive_stages"),
             fields=options.get("pipedrive_fields"),
+            won=won,
+            lost=lost,
+            order=order,
             **common,
+        )
+    if fmt == "hubspot-dates":
+        return import_hubspot_stage_dates(
+            path,
+            process=process,
+            entered=options.get("entered") or None,
+            stages=order,
+            won=won,
+            lost=lost,
+            undated_at=undated_at,
+            **{k: v for k, v in common.items() if k != "max_field_size"},
         )
     if fmt == "snapshot":
         entered = options.get("entered") or {}
         if not entered:
             msg = "a snapshot import needs --entered STAGE=COLUMN for each dated stage"
             raise click.BadParameter(msg, param_hint="--entered")
-        order = options.get("stage_order")
         return import_snapshot(
             path,
             process=process,
             entered=entered,
-            stages=None if not order else [s.strip() for s in order.split(",") if s.strip()],
+            stages=order,
+            won=won,
+            lost=lost,
+            undated_at=undated_at,
             **common,
         )
-    return importers[fmt](path, process=process, **common)
+    return importers[fmt](path, process=process, won=won, lost=lost, order=order, **common)
 
 
 PROGRESS_FROM = 50_000
 """Imports of at least this many events show a progress bar."""
 
-_COMMON = ("stage_map", "columns", "assume_zone", "strict", "encoding", "delimiter")
+_COMMON = (
+    "stage_map",
+    "columns",
+    "assume_zone",
+    "as_of",
+    "strict",
+    "encoding",
+    "delimiter",
+    "max_field_size",
+)
 
 
 def _own_log(path: Path, process: Process) -> ImportResult:
@@ -155,14 +378,50 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
     counts = Counter((f.severity.value, f.code) for f in findings)
     examples: dict[tuple[str, str], str] = {}
     for finding in findings:
-        examples.setdefault((finding.severity.value, finding.code), finding.message)
+        examples.setdefault((finding.severity.value, finding.code), _shown(finding))
     order = {"error": 0, "warning": 1, "info": 2}
     for key in sorted(counts, key=lambda k: (order.get(k[0], 3), k[1])):
-        table.add_row(key[0], key[1], str(counts[key]), examples[key])
+        # escaped: a stage named "Won [emea]" shows as typed, not as rich markup
+        table.add_row(escape(key[0]), escape(key[1]), str(counts[key]), escape(examples[key]))
     return table
 
 
-@app.command("import")
+def _shown(finding: Finding) -> str:
+    """A finding as the command line shows it: where, then the message with its CLI hint."""
+    where = []
+    if finding.opportunity_id is not None:
+        where.append(f"opportunity {finding.opportunity_id!r}")
+    if finding.rows:
+        rows = ", ".join(str(r) for r in finding.rows[:5])
+        more = f" (+{len(finding.rows) - 5} more)" if len(finding.rows) > 5 else ""  # noqa: PLR2004
+        where.append(f"row{'s' if len(finding.rows) > 1 else ''} {rows}{more}")
+    text = finding.text("cli")
+    return f"{', '.join(where)}: {text}" if where else text
+
+
+def _stages_table(process: Process) -> Table:
+    """The stages of an inferred process, by label, with their unconfigured probabilities."""
+    table = Table(title=f"process {process.name!r} (inferred)", title_justify="left")
+    for column in ("stage", "id", "kind", "probability"):
+        table.add_column(column, overflow="fold")
+    for stage in process.stages:
+        label = stage.labels.get("en") or next(iter(stage.labels.values()), stage.id)
+        shown = "not configured" if stage.kind.value == "open" else f"{stage.probability:g}"
+        table.add_row(escape(label), escape(stage.id), stage.kind.value, shown)
+    return table
+
+
+def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
+    """How many rows were skipped, and whether any were.
+
+    A row is skipped when an error or a warning finding says it was not used; rows named only by
+    info findings (a repeat, a change to values already in force) add nothing, so none is lost.
+    """
+    lost = [f for f in findings if not f.used and f.severity is not Severity.INFO]
+    return len({row for finding in lost for row in finding.rows}), bool(lost)
+
+
+@app.command("import", epilog=EXAMPLES)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--store",
@@ -175,9 +434,16 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    default="events",
-    show_default=True,
-    help="What the file is.",
+    default=None,
+    help="What the file is (default: events, a stagegate log).",
+)
+@click.option(
+    "--mapping",
+    "mapping_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML or JSON file with these options (format, columns, map, won, lost, "
+    "stage_order, entered, assume_zone, undated_at, ...); flags given too win.",
 )
 @process_option
 @click.option(
@@ -189,20 +455,63 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
 )
 @click.option("--assume-zone", default=None, help="IANA zone of naive timestamps, e.g. UTC.")
 @click.option(
-    "--map", "stage_map", multiple=True, help="Source stage label=process stage id (repeat)."
+    "--map",
+    "stage_map",
+    multiple=True,
+    help="SOURCE=TARGET (repeat): a source stage to a process stage id, or, for an inferred "
+    "process, to the stage name it becomes (several sources may share one).",
 )
 @click.option("--column", "columns", multiple=True, help="Canonical column=export header (repeat).")
-@click.option("--entered", multiple=True, help="snapshot: stage=column of its entry date.")
+@click.option(
+    "--won", multiple=True, help="A stage that closes a deal as won (repeat, or comma-separated)."
+)
+@click.option(
+    "--lost", multiple=True, help="A stage that closes a deal as lost (repeat, or comma-separated)."
+)
 @click.option(
     "--stage-order",
     default=None,
-    help="snapshot: the source stages in process order, comma-separated (for inference).",
+    help="The stages of an inferred process in order, comma-separated (default: guessed).",
 )
-@click.option("--pipedrive-stages", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--pipedrive-fields", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--entered", multiple=True, help="snapshot: STAGE=COLUMN of its entry date (repeat).")
+@click.option(
+    "--undated-at",
+    default=None,
+    callback=_instant_callback,
+    help="snapshot: open deals with no dated stage at this date or instant (else skipped).",
+)
+@click.option(
+    "--as-of",
+    default=None,
+    callback=_instant_callback,
+    help="Refuse changes dated later (default: now). A date means the start of that day in UTC.",
+)
+@click.option(
+    "--pipedrive-stages",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="pipedrive: the stage table (stage_id, stage_name[, order_nr]) naming stage ids.",
+)
+@click.option(
+    "--pipedrive-fields",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="pipedrive: the fields table labelling lost_reason (and stage) ids.",
+)
 @click.option("--encoding", default=None, help="CSV text encoding (default: UTF-8).")
-@click.option("--delimiter", default=",", show_default=True, help="CSV field separator.")
+@click.option("--delimiter", default=None, help="CSV field separator (default: ,).")
+@click.option(
+    "--max-field-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The largest CSV field accepted, in characters (default: 1,000,000).",
+)
 @click.option("--strict", is_flag=True, help="Refuse the whole file on any warning.")
+@click.option(
+    "--accept",
+    "accepted",
+    multiple=True,
+    help="A warning code you have checked (e.g. reused_id): shown as info, and --strict "
+    "accepts it (repeat, or comma-separated). Errors cannot be accepted.",
+)
 @click.option(
     "--skip-bad-rows",
     is_flag=True,
@@ -213,42 +522,88 @@ def _findings_table(findings: tuple[Finding, ...]) -> Table:
 def import_command(
     path: Path,
     store_path: Path,
-    fmt: str,
+    fmt: str | None,
+    mapping_path: Path | None,
     process_path: Path | None,
     template_name: str | None,
     assume_zone: str | None,
     stage_map: tuple[str, ...],
     columns: tuple[str, ...],
-    entered: tuple[str, ...],
+    won: tuple[str, ...],
+    lost: tuple[str, ...],
     stage_order: str | None,
+    entered: tuple[str, ...],
+    undated_at: datetime | None,
+    as_of: datetime | None,
     pipedrive_stages: Path | None,
     pipedrive_fields: Path | None,
     encoding: str | None,
-    delimiter: str,
+    delimiter: str | None,
+    max_field_size: int | None,
     strict: bool,
+    accepted: tuple[str, ...],
     skip_bad_rows: bool,
     replace: bool,
     as_json: bool,
 ) -> int:
     """Import PATH (a CRM export or a stagegate log) into the event store, all or nothing.
 
-    Rows that cannot be used are listed as findings. With errors among them nothing is written
-    (exit 2) unless --skip-bad-rows is given (exit 1). Exit 0 when everything was imported.
+    Rows that cannot be used are listed as findings, each with what to type to fix it. With
+    errors among them nothing is written (exit 2) unless --skip-bad-rows is given. Exit 0 when
+    every row was used, 1 when rows were skipped, 2 when the file was refused.
     """
-    options: dict[str, Any] = {
-        "stage_map": _pairs(stage_map, "--map") or None,
-        "columns": _pairs(columns, "--column") or None,
-        "entered": _pairs(entered, "--entered"),
-        "stage_order": stage_order,
+    file = read_mapping(mapping_path) if mapping_path is not None else {}
+    flags: dict[str, Any] = {
+        "format": fmt,
+        "process": process_path,
+        "template": template_name,
         "assume_zone": assume_zone,
-        "strict": strict,
-        "encoding": encoding,
-        "delimiter": delimiter,
+        "stage_order": _names((stage_order,)) if stage_order else None,
+        "won": _names(won) or None,
+        "lost": _names(lost) or None,
+        "undated_at": undated_at,
+        "as_of": as_of,
         "pipedrive_stages": pipedrive_stages,
         "pipedrive_fields": pipedrive_fields,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "max_field_size": max_field_size,
+        "accept": _names(accepted) or None,
     }
+    chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    for name, given, what in (
+        ("columns", columns, "--column"),
+        ("map", stage_map, "--map"),
+        ("entered", entered, "--entered"),
+    ):
+        chosen[name] = {**file.get(name, {}), **_pairs(given, what)}
+    fmt = chosen.get("format") or "events"
+    if fmt not in FORMATS:
+        msg = f"format {fmt!r} is not one of {', '.join(FORMATS)}"
+        raise click.BadParameter(msg, param_hint="--mapping")
+    options: dict[str, Any] = {
+        "stage_map": chosen["map"] or None,
+        "columns": chosen["columns"] or None,
+        "entered": chosen["entered"],
+        "stage_order": chosen.get("stage_order"),
+        "won": chosen.get("won"),
+        "lost": chosen.get("lost"),
+        "undated_at": chosen.get("undated_at"),
+        "as_of": chosen.get("as_of"),
+        "assume_zone": chosen.get("assume_zone"),
+        "strict": False,  # applied below, after --accept
+        "encoding": chosen.get("encoding"),
+        "delimiter": chosen.get("delimiter") or ",",
+        "pipedrive_stages": chosen.get("pipedrive_stages"),
+        "pipedrive_fields": chosen.get("pipedrive_fields"),
+    }
+    if chosen.get("max_field_size") is not None:
+        options["max_field_size"] = chosen["max_field_size"]
+    given_process = chosen.get("process")
     try:
-        process = _process(process_path, template_name)
+        process = _process(
+            None if given_process is None else Path(given_process), chosen.get("template")
+        )
         if fmt == "events":
             result = _own_log(path, process or template("b2b"))
             process = process or template("b2b")
@@ -263,8 +618,12 @@ def import_command(
             problems=[str(p) for p in error.problems],
         )
     except StagegateError as error:
-        return fail(str(error), as_json=as_json)
+        # the library's errors name keyword arguments; the user here types flags
+        return fail(escape(cli_text(str(error))), as_json=as_json)
 
+    result = accept(result, chosen.get("accept") or ())
+    if strict and result.problems:
+        return _refuse(path, result.findings, as_json=as_json, strict=True)
     errors = [f for f in result.findings if f.severity.value == "error"]
     if errors and not skip_bad_rows:
         return _refuse(path, result.findings, as_json=as_json, partial=True)
@@ -274,8 +633,10 @@ def import_command(
     try:
         written = _write(store_path, result.events, target, replace=replace, quiet=as_json)
     except StagegateError as error:
-        return fail(f"nothing was written: {error}", as_json=as_json)
-    code = EXIT_NEGATIVE if errors else EXIT_OK
+        return fail(f"nothing was written: {escape(str(error))}", as_json=as_json)
+    skipped_rows, skipped = _skipped(result.findings)
+    code = EXIT_NEGATIVE if skipped else EXIT_OK
+    inferred = target is not None and process is None
     summary = {
         "ok": code == EXIT_OK,
         "source": result.source,
@@ -283,8 +644,13 @@ def import_command(
         "process": result.process,
         "process_version": result.process_version,
         "process_stored": target is not None,
+        "process_inferred": inferred,
+        "stages": None
+        if target is None
+        else [_stage_dict(s, inferred=inferred) for s in target.stages],
         "rows_read": result.rows_read,
         "rows_used": result.rows_used,
+        "rows_skipped": skipped_rows,
         "opportunities": result.opportunities,
         "events": written,
         "findings": [_finding_dict(f) for f in result.findings],
@@ -295,23 +661,39 @@ def import_command(
     console = out_console()
     console.print(
         f"imported [bold]{result.opportunities}[/] opportunities ({written} events) from "
-        f"{result.rows_used} of {result.rows_read} rows into {store_path}"
+        f"{result.rows_used} of {result.rows_read} rows into {escape(str(store_path))}"
+        + (f"; [yellow]{skipped_rows} row(s) skipped[/] (see the findings)" if skipped else "")
     )
     if target is None:
         console.print(
-            f"[yellow]note[/]: process {result.process!r} v{result.process_version} is not "
-            "stored with the events; pass --process to `stagegate report`"
+            f"[yellow]note[/]: process {escape(repr(result.process))} "
+            f"v{escape(result.process_version)} is not stored with the events; pass --process "
+            "to `stagegate report`"
         )
+    elif inferred:
+        console.print(_stages_table(target))
     if result.findings:
         console.print(_findings_table(result.findings))
     return code
+
+
+def _stage_dict(stage: Any, *, inferred: bool) -> dict[str, Any]:
+    open_stage = stage.kind.value == "open"
+    return {
+        "id": stage.id,
+        "label": stage.labels.get("en") or stage.id,
+        "kind": stage.kind.value,
+        # an inferred process has no configured probabilities: say so, not 0.0
+        "probability": None if inferred and open_stage else stage.probability,
+    }
 
 
 def _finding_dict(finding: Finding) -> dict[str, Any]:
     return {
         "code": finding.code,
         "severity": finding.severity.value,
-        "message": finding.message,
+        "message": finding.text("cli"),
+        "hint": None if finding.hint is None else finding.hint.cli,
         "rows": list(finding.rows),
         "opportunity_id": finding.opportunity_id,
         "used": finding.used,
@@ -325,8 +707,14 @@ def _refuse(
     as_json: bool,
     partial: bool = False,
     empty: bool = False,
+    strict: bool = False,
 ) -> int:
-    if partial:
+    if strict:
+        why = (
+            "--strict refuses any error or warning; nothing was written (fix them, or pass "
+            "--accept CODE for a warning you have checked)"
+        )
+    elif partial:
         why = "some rows cannot be used; nothing was written (fix them, or pass --skip-bad-rows)"
     elif empty:
         why = "the file holds no usable rows; nothing was written"
@@ -342,7 +730,7 @@ def _refuse(
         )
     else:
         console = err_console()
-        console.print(f"[bold red]error:[/] {path}: {why}")
+        console.print(f"[bold red]error:[/] {escape(str(path))}: {why}")
         if findings:
             console.print(_findings_table(findings))
     return EXIT_BAD_INPUT

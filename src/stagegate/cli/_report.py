@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from stagegate._time import parse_instant
 from stagegate.cli import EXIT_OK
 from stagegate.cli._app import (
     app,
@@ -21,6 +21,7 @@ from stagegate.cli._app import (
     process_option,
     resolve_process,
 )
+from stagegate.cli._import import parse_cli_instant
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
 from stagegate.store import SQLiteStore, UnknownProcessError
@@ -126,10 +127,18 @@ def _store_process(store: SQLiteStore) -> Process:
 @click.option("--cutoff", default=None, help="ISO instant splitting the backtest.")
 @click.option(
     "--estimator",
-    type=click.Choice(["configured", "empirical", "markov", "smoothed"]),
-    default="smoothed",
-    show_default=True,
-    help="Probability estimator of the forecast.",
+    default=None,
+    metavar="NAME",
+    help="The probability estimator of every weighted figure (one of "
+    "stagegate.analytics.ESTIMATORS; default: the best-calibrated one by the backtest, or the "
+    "configured probabilities where the backtest cannot decide).",
+)
+@click.option(
+    "--findings",
+    "findings_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The output of 'stagegate import --json': its findings join the data-quality section.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the Monte Carlo forecast.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -148,7 +157,8 @@ def report(
     template_name: str | None,
     as_of: str | None,
     cutoff: str | None,
-    estimator: str,
+    estimator: str | None,
+    findings_path: Path | None,
     seed: int,
     html_path: Path | None,
     title: str | None,
@@ -156,9 +166,16 @@ def report(
     as_json: bool,
 ) -> int:
     """Report pipeline health from an event store: tables, --json, or an --html file."""
+    from stagegate.analytics import ESTIMATORS  # noqa: PLC0415
     from stagegate.report import build_document, write_html  # noqa: PLC0415
 
+    if estimator is not None and estimator not in ESTIMATORS:
+        return fail(
+            f"--estimator {estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}",
+            as_json=as_json,
+        )
     try:
+        findings = () if findings_path is None else _read_findings(findings_path)
         with SQLiteStore(store_path) as store:
             total = store.count()
             if total == 0:
@@ -176,8 +193,8 @@ def report(
                 last = max(e.at for e in data) if data else None
         if last is None:
             return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
-        instant = last if as_of is None else parse_instant(as_of)
-        split = None if cutoff is None else parse_instant(cutoff)
+        instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
+        split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
         document = build_document(
             data,
             process,
@@ -186,6 +203,7 @@ def report(
             cutoff=split,
             estimator=estimator,
             seed=seed,
+            findings=findings,
         )
         if html_path is not None:
             write_html(document, html_path)
@@ -206,6 +224,32 @@ def report(
     return EXIT_OK
 
 
+def _read_findings(path: Path) -> tuple[Any, ...]:
+    """The findings of a ``stagegate import --json`` output file, as ``stagegate.io`` findings."""
+    from stagegate.io import Finding, Severity  # noqa: PLC0415
+
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        rows = loaded["findings"] if isinstance(loaded, dict) else loaded
+        return tuple(
+            Finding(
+                str(row["code"]),
+                Severity(row["severity"]),
+                str(row["message"]),
+                rows=row.get("rows") or (),
+                opportunity_id=row.get("opportunity_id"),
+                used=bool(row.get("used", True)),
+            )
+            for row in rows
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        msg = (
+            f"--findings {str(path)!r} is not the output of 'stagegate import --json' "
+            f"({type(error).__name__}: {error}); write it with: stagegate import FILE --json"
+        )
+        raise click.UsageError(msg) from None
+
+
 def _fmt(value: Any, kind: str = "") -> str:
     if value is None:
         return "-"
@@ -223,7 +267,9 @@ def _fmt(value: Any, kind: str = "") -> str:
 def _table(title: str, columns: Iterable[str]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("stage", "deal") else "right")
+        table.add_column(
+            column, justify="left" if column in ("stage", "deal") else "right", overflow="fold"
+        )
     return table
 
 
@@ -233,9 +279,12 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(
         f"{s['opportunities']} deals: {s['open']} open, {s['won']} won, {s['lost']} lost; "
         f"win rate {_fmt(s['win_rate'], '%')}; open pipeline {_fmt(s['open_amount'], '$')} "
-        f"(weighted {_fmt(s['weighted_amount'], '$')}); median won cycle "
-        f"{_fmt(s['median_cycle_days'], 'd')} days"
+        f"(weighted by {s.get('weighted_estimator') or '-'}: {_fmt(s['weighted_amount'], '$')}); "
+        f"median won cycle {_fmt(s['median_cycle_days'], 'd')} days"
     )
+    chosen = document.get("estimator")
+    if chosen:
+        console.print(f"estimator [bold]{chosen['name']}[/]: {chosen['reason']}")
     table = _table(
         "probability by stage",
         ("stage", "configured", "empirical", "95% CI", "n", "markov", "smoothed"),
@@ -253,26 +302,45 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(table)
     backtest = document.get("backtest")
     if backtest:
+        best = (
+            f"best calibrated estimator [bold]{backtest['best']}[/]"
+            if backtest["best"]
+            else f"[yellow]no winner[/]: {backtest['warning']}"
+        )
         console.print(
-            f"backtest (split {backtest['cutoff'][:10]}): best calibrated estimator "
-            f"[bold]{backtest['best']}[/] ("
+            f"backtest (split {backtest['cutoff'][:10]}): {best} ("
             + ", ".join(f"{b['estimator']} Brier {_fmt(b['brier'])}" for b in backtest["scores"])
             + ")"
         )
-    table = _table("days in stage", ("stage", "won median", "lost median", "lost/won", "KM median"))
+    table = _table(
+        "days in stage",
+        (
+            "stage",
+            "won median",
+            "lost median",
+            "lost/won (medians)",
+            "lost/won (means)",
+            "KM median",
+        ),
+    )
     for t in document.get("time_in_stage", []):
         table.add_row(
             t["stage"],
             _fmt(t["won_median_days"], "d"),
             _fmt(t["lost_median_days"], "d"),
-            _fmt(t["lost_to_won_ratio"]),
+            _fmt(t["lost_to_won_median_ratio"]),
+            _fmt(t["lost_to_won_mean_ratio"]),
             _fmt(t["km_median_days"], "d"),
         )
     console.print(table)
     cycle = document.get("cycle_time", {})
     if cycle:
         console.print(cycle.get("explanation", ""))
-    table = _table("stalled deals", ("deal", "stage", "days", "limit", "x won median", "amount"))
+    counted = document.get("stalled_count") or {"total": 0, "shown": 0}
+    table = _table(
+        f"stalled deals ({counted['total']}, first {min(10, counted['shown'])} shown)",
+        ("deal", "stage", "days", "limit", "x won median", "amount"),
+    )
     for d in document.get("stalled", [])[:10]:
         table.add_row(
             d["opportunity_id"],
@@ -293,7 +361,11 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
             _fmt(d["amount"], "$"),
         )
     console.print(table)
-    table = _table("forecast of won amount", ("period", "deals", "weighted", "P10", "P50", "P90"))
+    method = document.get("forecast_method") or {}
+    table = _table(
+        f"forecast of won amount (weighted by {method.get('estimator', '-')})",
+        ("period", "deals", "weighted", "P10", "P50", "P90"),
+    )
     for f in document.get("forecast", []):
         table.add_row(
             f["period"],

@@ -5,7 +5,7 @@ and a :meth:`~ImportResult.summary`) or, with ``strict=True``, raises
 :class:`ImportProblemError`. See ``docs/importing.md``.
 """
 
-from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
+from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import infer_process
 from stagegate.io.canonical import EVENT_COLUMNS, import_log, read_events, write_events
 from stagegate.io.hubspot import (
@@ -20,6 +20,7 @@ from stagegate.io.snapshot import import_snapshot
 __all__ = [
     "EVENT_COLUMNS",
     "Finding",
+    "Hint",
     "ImportProblemError",
     "ImportResult",
     "Severity",

@@ -8,6 +8,7 @@ duplicates, reused ids and rows after a close, and emits the events.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
@@ -20,7 +21,7 @@ from dateutil import tz as _dateutil_tz
 from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
 from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
-from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
+from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, stage_kinds
 from stagegate.process import Process
 
@@ -47,7 +48,10 @@ class Record:
         field: a field the row sets that is not stage, amount or close date.
         value: that field's new value.
         actor: who made the change, if the source says.
-        label: the source stage label, for messages.
+        order: the position of the row among rows at the same instant (the export's ``seq``,
+            a snapshot's stage rank); rows at one instant are applied by ``order``, then by
+            file position.
+        label: the source stage label, before mapping (set by the shared pipeline).
     """
 
     oid: str
@@ -64,9 +68,14 @@ class Record:
     value: str | None = None
     actor: str | None = None
     order: int = 0
+    label: str | None = None
 
     def content(self) -> tuple[Any, ...]:
-        """Everything but the row number (to find duplicates)."""
+        """Everything but the row number: the source row as read (to find duplicates)."""
+        return (*self.mapped_content(), self.order, self.label)
+
+    def mapped_content(self) -> tuple[Any, ...]:
+        """What the row sets after stage mapping (its source label and position left out)."""
         return (
             self.oid,
             self.at,
@@ -80,7 +89,6 @@ class Record:
             self.field,
             self.value,
             self.actor,
-            self.order,
         )
 
     @property
@@ -108,14 +116,17 @@ class Clock:
         self.naive_rows: list[int] = []
         self.aware_rows: list[int] = []
         self.unparseable: list[tuple[int, str]] = []
+        self.nonexistent: list[tuple[int, str]] = []
         self.refused_naive: list[int] = []
 
     def instant(self, value: Any, row: int, what: str) -> datetime | None:
         """Return ``value`` as a UTC instant, or ``None`` after remembering why not."""
         parsed: datetime
+        day: date | None = None
         if isinstance(value, datetime):
             parsed = value
         elif isinstance(value, date):
+            day = value
             parsed = datetime(value.year, value.month, value.day)  # noqa: DTZ001 - naive on purpose
         elif value is None or (isinstance(value, str) and not value.strip()):
             self.unparseable.append((row, f"{what} is empty"))
@@ -124,14 +135,22 @@ class Clock:
             text = str(value).strip()
             if self.epoch_ms and text.isdigit():
                 return from_epoch_us(int(text) * 1000)
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
+            if _DATE_ONLY.match(text):
                 try:
-                    parsed = _dateutil_parser.isoparse(text)
-                except (ValueError, OverflowError):
-                    self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
+                    day = date.fromisoformat(text)
+                except ValueError:
+                    self.unparseable.append((row, f"{what} {text!r} is not a calendar date"))
                     return None
+                parsed = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - naive on purpose
+            else:
+                try:
+                    parsed = datetime.fromisoformat(text)
+                except ValueError:
+                    try:
+                        parsed = _dateutil_parser.isoparse(text)
+                    except (ValueError, OverflowError):
+                        self.unparseable.append((row, f"{what} {text[:40]!r} is not ISO 8601"))
+                        return None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.naive_rows.append(row)
             if self.assume_zone is None:
@@ -139,13 +158,15 @@ class Clock:
                 return None
             if self._fixed is not None:
                 return parsed.replace(tzinfo=self._fixed).astimezone(UTC)
+            if day is not None:
+                return first_instant(day, self.assume_zone)
         else:
             self.aware_rows.append(row)
             return parsed.astimezone(UTC)
         try:
             return to_utc(parsed, assume_zone=self.assume_zone, what=what)
-        except InvalidTimestampError as exc:
-            self.unparseable.append((row, str(exc)))
+        except InvalidTimestampError:
+            self.nonexistent.append((row, f"{what} {parsed.isoformat()}"))
             return None
 
     def findings(self) -> list[Finding]:
@@ -157,10 +178,15 @@ class Clock:
                     "naive_timestamp",
                     Severity.ERROR,
                     f"{len(self.refused_naive)} timestamp(s) have no time zone and no zone was "
-                    "named; those rows were not used (never guessed): pass the zone the export "
-                    "was written in, e.g. assume_zone='UTC' or assume_zone='Europe/Berlin'",
+                    "named; those rows were not used (never guessed)",
                     self.refused_naive,
                     used=False,
+                    hint=Hint(
+                        "pass the zone the export was written in, e.g. assume_zone='UTC' or "
+                        "assume_zone='Europe/Berlin'",
+                        "pass the zone the export was written in, e.g. --assume-zone UTC or "
+                        "--assume-zone Europe/Berlin",
+                    ),
                 )
             )
         if self.unparseable:
@@ -173,6 +199,27 @@ class Clock:
                     "rows were not used: write instants as ISO 8601, e.g. 2024-04-09T21:32:09Z",
                     [row for row, _ in self.unparseable],
                     used=False,
+                )
+            )
+        if self.nonexistent:
+            reasons = "; ".join(reason for _, reason in self.nonexistent[:3])
+            found.append(
+                Finding(
+                    "unparseable_timestamp",
+                    Severity.ERROR,
+                    f"{len(self.nonexistent)} local time(s) do not exist or are ambiguous in "
+                    f"{self.assume_zone!s} (a daylight-saving change: {reasons}); those rows "
+                    "were not used",
+                    [row for row, _ in self.nonexistent],
+                    used=False,
+                    hint=Hint(
+                        "write those instants with their UTC offset, e.g. "
+                        "2017-10-15T01:30:00-02:00, or name the zone they were really "
+                        "written in with assume_zone=",
+                        "write those instants with their UTC offset, e.g. "
+                        "2017-10-15T01:30:00-02:00, or name the zone they were really "
+                        "written in with --assume-zone",
+                    ),
                 )
             )
         if self.naive_rows and self.aware_rows:
@@ -192,6 +239,30 @@ class Clock:
                 )
             )
         return found
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def first_instant(day: date, zone: str | tzinfo) -> datetime:
+    """The first instant of the calendar ``day`` in ``zone``, in UTC.
+
+    That is midnight, unless the zone's clocks jumped over midnight that day (a daylight-saving
+    gap: in ``America/Sao_Paulo`` 2017-10-15 began at 01:00): then it is the end of the gap.
+    Where midnight happened twice (clocks turned back over it), it is the earlier one.
+
+    >>> from datetime import date
+    >>> first_instant(date(2017, 10, 15), "America/Sao_Paulo").isoformat()
+    '2017-10-15T03:00:00+00:00'
+    >>> first_instant(date(2017, 10, 16), "America/Sao_Paulo").isoformat()
+    '2017-10-16T02:00:00+00:00'
+    """
+    local = datetime(day.year, day.month, day.day, tzinfo=resolve_zone(zone))
+    if not _dateutil_tz.datetime_exists(local):
+        local = _dateutil_tz.resolve_imaginary(local)
+    elif _dateutil_tz.datetime_ambiguous(local):
+        local = _dateutil_tz.enfold(local, fold=0)
+    return local.astimezone(UTC)
 
 
 @attrs.define(slots=True)
@@ -244,10 +315,14 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
                     "future_date",
                     Severity.ERROR,
                     f"the change is dated {record.at.isoformat()}, after {as_of.isoformat()}; "
-                    "not used: check the export's clock or time zone (or pass a later as_of=)",
+                    "not used",
                     [record.row],
                     record.oid,
                     used=False,
+                    hint=Hint(
+                        "check the export's clock or time zone (or pass a later as_of=)",
+                        "check the export's clock or time zone (or pass a later --as-of)",
+                    ),
                 )
             )
             continue
@@ -260,7 +335,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
         _find_out_of_order(oid, group, found)
         kept = _drop_duplicates(oid, group, found)
         for new_oid, part in _split_reused(oid, kept, found, kinds):
-            part.sort(key=lambda r: (r.at, r.row, r.order))
+            part.sort(key=lambda r: (r.at, r.order, r.row))
             _find_ties(new_oid, part, found)
             opening_index = 0
             opening_stage = part[0].stage
@@ -515,25 +590,48 @@ def _find_out_of_order(oid: str, group: list[Record], found: list[Finding]) -> N
 
 
 def _drop_duplicates(oid: str, group: list[Record], found: list[Finding]) -> list[Record]:
+    """Drop exact repeats of source rows, and rows that repeat another only after mapping.
+
+    A source row that repeats an earlier one exactly is a ``duplicate_row`` warning. Rows that
+    differ in their source stage but set the same thing once mapped (three "won" states logged
+    at one instant and mapped to one won stage) are ``mapped_together`` (info): nothing is lost.
+    """
     kept: dict[tuple[Any, ...], Record] = {}
+    by_mapped: dict[tuple[Any, ...], Record] = {}
     result: list[Record] = []
     for record in group:
-        content = record.content()
-        original = kept.get(content)
-        if original is None:
-            kept[content] = record
-            result.append(record)
-            continue
-        found.append(
-            Finding(
-                "duplicate_row",
-                Severity.WARNING,
-                f"the row repeats row {original.row} exactly; not used (the first one is)",
-                [record.row],
-                oid,
-                used=False,
+        original = kept.get(record.content())
+        if original is not None:
+            found.append(
+                Finding(
+                    "duplicate_row",
+                    Severity.WARNING,
+                    f"the row repeats row {original.row} exactly; not used (the first one is)",
+                    [record.row],
+                    oid,
+                    used=False,
+                )
             )
-        )
+            continue
+        mapped = record.mapped_content()
+        twin = by_mapped.get(mapped)
+        if twin is not None and twin.label != record.label and record.stage is not None:
+            found.append(
+                Finding(
+                    "mapped_together",
+                    Severity.INFO,
+                    f"source stage {record.label!r} maps to stage {record.stage!r}, as "
+                    f"{twin.label!r} on row {twin.row} does at the same instant; this row adds "
+                    "nothing and was not used",
+                    [record.row],
+                    oid,
+                    used=False,
+                )
+            )
+            continue
+        kept[record.content()] = record
+        by_mapped.setdefault(mapped, record)
+        result.append(record)
     return result
 
 
@@ -545,16 +643,21 @@ def _find_ties(oid: str, part: list[Record], found: list[Finding]) -> None:
             and before.stage != after.stage
             and before.stage is not None
             and after.stage is not None
+            and before.order == after.order  # else the export says the order (its seq)
         ):
             found.append(
                 Finding(
                     "tied_timestamps",
                     Severity.WARNING,
                     f"rows {before.row} and {after.row} set different stages at the same instant "
-                    f"{after.at.isoformat()}; applied in file order: check the export's "
-                    "timestamp precision",
+                    f"{after.at.isoformat()}; applied in file order",
                     [before.row, after.row],
                     oid,
+                    hint=Hint(
+                        "check the export's timestamp precision, or give the order in a seq column",
+                        "check the export's timestamp precision, or, for a generic log "
+                        "(--format log), give the order in a seq column (--column seq=HEADER)",
+                    ),
                 )
             )
 
@@ -571,7 +674,7 @@ def _split_reused(
     opens = [r for r in group if r.opens]
     if len(opens) <= 1:
         return [(oid, group)]
-    by_time = sorted(group, key=lambda r: (r.at, r.row, r.order))
+    by_time = sorted(group, key=lambda r: (r.at, r.order, r.row))
     parts = _split_at_opens(by_time)
     how = ""
     if parts is not None and all(
@@ -610,10 +713,14 @@ def _split_reused(
         Finding(
             "reused_id",
             Severity.WARNING,
-            f"the id has {len(opens)} creation rows: split {how} into {detail}; rename them in "
-            "your source if they are really one deal",
+            f"the id has {len(opens)} creation rows: split {how} into {detail}",
             [r.row for r in group],
             oid,
+            hint=Hint(
+                "if they are really one deal, give its rows one creation row in your source",
+                "if they are really one deal, give its rows one creation row in your source; "
+                "once you have checked the split, pass --accept reused_id",
+            ),
         )
     )
     return named

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import attrs
 
 from stagegate._time import now, to_utc
-from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record, build
-from stagegate.io._result import Finding, ImportResult, Severity
+from stagegate.io._read import decimal
+from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, infer_process, key, resolve_stages
 
-__all__ = ["assemble"]
+__all__ = ["amount", "assemble", "bad_value", "missing_id"]
 
 
 def assemble(
@@ -33,12 +35,12 @@ def assemble(
     add_terminal: bool = False,
     stage_after_close: str = "reopen",
 ) -> ImportResult:
-    """Map stages (or infer the process), then :func:`~stagegate.io._build.build`."""
-    if process is None and stage_map:
-        raise InvalidCommandError(
-            "stage_map= maps source stages to the stages of a process: pass process= too "
-            "(without it, the process is inferred and its stage ids come from the labels)"
-        )
+    """Map stages (or infer the process), then :func:`~stagegate.io._build.build`.
+
+    With a ``process``, ``stage_map`` maps source labels to its stage ids. Without one,
+    ``stage_map`` renames source labels before the process is inferred (several labels mapped
+    to one name become one stage), and ``won`` / ``lost`` / ``order`` may name either.
+    """
     found: list[Finding] = list(findings)
     found.extend(clock.findings())
     if rows_read == 0:
@@ -49,35 +51,44 @@ def assemble(
                 "the export has a header but no rows; nothing was imported",
             )
         )
+    records = _checked_amounts(records, found)
     labels = [r.stage for r in records if r.stage is not None]
+    mapping: dict[str, str]
     if process is None:
+        renamed = _renames(labels, stage_map or {})
         histories: dict[str, list[str]] = {}
-        for record in sorted(records, key=lambda r: (r.at, r.row, r.order)):
+        for record in sorted(records, key=lambda r: (r.at, r.order, r.row)):
             if record.stage is not None:
-                histories.setdefault(record.oid, []).append(record.stage)
-        inferred, mapping, notes = infer_process(
-            histories.values(),
-            order=order,
-            won=won,
-            lost=lost,
-            add_won=add_terminal,
-            add_lost=add_terminal,
-            source=source,
-        )
-        # the user's own stage_map overrides, applied on the inferred ids
+                histories.setdefault(record.oid, []).append(renamed[record.stage])
+        try:
+            inferred, inferred_map, notes = infer_process(
+                histories.values(),
+                order=None if order is None else [_renamed(x, stage_map) for x in order],
+                won=[_renamed(x, stage_map) for x in won],
+                lost=[_renamed(x, stage_map) for x in lost],
+                add_won=add_terminal,
+                add_lost=add_terminal,
+                source=source,
+            )
+        except ImportProblemError as error:
+            # rows refused before inference (naive timestamps, ...) are often the real cause
+            earlier = [f for f in found if f.severity is Severity.ERROR]
+            raise ImportProblemError(source, [*earlier, *error.findings]) from None
         target: ProcessLike = inferred
         found.extend(notes)
-        by_key = {key(label): stage_id for label, stage_id in mapping.items()}
+        by_key = {key(label): stage_id for label, stage_id in inferred_map.items()}
+        mapping = {}
         spelled: dict[str, str] = {}
         for label in dict.fromkeys(labels):
-            first = spelled.setdefault(key(label), label)
-            mapping.setdefault(label, by_key.get(key(label), ""))
-            if first != label:
+            name = renamed[label]
+            first = spelled.setdefault(key(name), name)
+            mapping[label] = by_key.get(key(name), "")
+            if first != name:
                 found.append(
                     Finding(
                         "stage_case",
                         Severity.WARNING,
-                        f"source stages {first!r} and {label!r} differ only in case or "
+                        f"source stages {first!r} and {name!r} differ only in case or "
                         f"spacing; taken as one stage {mapping[label]!r}",
                     )
                 )
@@ -91,7 +102,7 @@ def assemble(
         if record.stage is None:
             mapped.append(record)
         elif mapping.get(record.stage):
-            mapped.append(attrs.evolve(record, stage=mapping[record.stage]))
+            mapped.append(attrs.evolve(record, stage=mapping[record.stage], label=record.stage))
         else:
             unknown.setdefault(record.stage, []).append(record.row)
     stage_ids = [s.id for s in target.stages]
@@ -101,10 +112,13 @@ def assemble(
                 "unknown_stage",
                 Severity.ERROR,
                 f"source stage {label!r} is not a stage of process {target.name!r} "
-                f"(stages: {', '.join(stage_ids)}); its {len(rows)} row(s) were not used: map "
-                f"it with stage_map={{{label!r}: '<stage id>'}}",
+                f"(stages: {', '.join(stage_ids)}); its {len(rows)} row(s) were not used",
                 rows,
                 used=False,
+                hint=Hint(
+                    f"map it with stage_map={{{label!r}: '<stage id>'}}",
+                    f"map it with --map {_shell(label + '=<stage id>')}",
+                ),
             )
         )
     used_map = {label: mapping[label] for label in dict.fromkeys(labels) if mapping.get(label)}
@@ -120,6 +134,73 @@ def assemble(
         stage_after_close=stage_after_close,
         strict=strict,
     )
+
+
+def _renamed(label: str, stage_map: Mapping[str, str] | None) -> str:
+    """A source label renamed by ``stage_map`` (exact key, then ignoring case)."""
+    if not stage_map:
+        return label
+    if label in stage_map:
+        return stage_map[label]
+    loose = {key(k): v for k, v in stage_map.items()}
+    return loose.get(key(label), label)
+
+
+def _renames(labels: Iterable[str], stage_map: Mapping[str, str]) -> dict[str, str]:
+    return {label: _renamed(label, stage_map) for label in dict.fromkeys(labels)}
+
+
+def _shell(text: str) -> str:
+    """``text`` quoted for a POSIX shell when it needs quoting."""
+    return shlex.quote(text)
+
+
+LARGEST_AMOUNT = Decimal("1e300")
+"""Amounts of this size or more are refused: beyond it a float (analytics) is infinite or lossy."""
+
+
+def amount(value: object) -> Decimal | None:
+    """A cell as an amount: a finite decimal a float can hold, or ``None`` when empty.
+
+    Raises:
+        ValueError: not a number, not finite, or too large to be an amount (``1e999999``).
+    """
+    result = decimal(value)
+    if result is not None and abs(result) >= LARGEST_AMOUNT:
+        msg = f"{value!r} is too large to be an amount"
+        raise ValueError(msg)
+    return result
+
+
+def _checked_amounts(records: Sequence[Record], found: list[Finding]) -> list[Record]:
+    """Refuse rows whose amount is not finite; report negative amounts (kept, as written)."""
+    kept: list[Record] = []
+    negative: dict[str | None, list[int]] = {}
+    for record in records:
+        value = record.amount
+        if value is not None and (not value.is_finite() or abs(value) >= LARGEST_AMOUNT):
+            found.append(bad_value(record.row, record.oid, "amount", str(value), "use 1234.50"))
+            continue
+        if value is not None and value < 0:
+            negative.setdefault(record.oid, []).append(record.row)
+        kept.append(record)
+    for oid, rows in negative.items():
+        found.append(
+            Finding(
+                "negative_amount",
+                Severity.WARNING,
+                "the amount is negative; recorded as written",
+                rows,
+                oid,
+                hint=Hint(
+                    "check the export (a refund or a sign error?); with strict=True such rows "
+                    "refuse the import",
+                    "check the export (a refund or a sign error?); with --strict such rows "
+                    "refuse the import",
+                ),
+            )
+        )
+    return kept
 
 
 def bad_value(row: int, oid: str | None, what: str, value: object, hint: str) -> Finding:

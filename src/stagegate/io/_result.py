@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -13,7 +14,7 @@ from stagegate.errors import StagegateError
 from stagegate.events import Event
 from stagegate.process import Process
 
-__all__ = ["Finding", "ImportProblemError", "ImportResult", "Severity"]
+__all__ = ["Finding", "Hint", "ImportProblemError", "ImportResult", "Severity"]
 
 
 class Severity(str, enum.Enum):
@@ -34,6 +35,45 @@ def _rows(value: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(set(value)))
 
 
+INTERFACES = ("python", "cli")
+"""The interfaces a :class:`Hint` is written for."""
+
+
+@attrs.frozen(slots=True)
+class Hint:
+    """What the user can do about a finding, written once per interface.
+
+    The Python importers take keyword arguments (``assume_zone='UTC'``) where the command line
+    takes flags (``--assume-zone UTC``): a hint says the same thing in both.
+
+    Attributes:
+        python: the hint for callers of the Python API.
+        cli: the hint for users of ``stagegate import``.
+
+    >>> Hint("pass assume_zone='UTC'", "pass --assume-zone UTC").text("cli")
+    'pass --assume-zone UTC'
+    """
+
+    python: str
+    cli: str
+
+    def text(self, interface: str = "python") -> str:
+        """The hint for ``interface`` (``"python"`` or ``"cli"``).
+
+        Raises:
+            InvalidCommandError: an unknown interface.
+        """
+        if interface == "python":
+            return self.python
+        if interface == "cli":
+            return self.cli
+        from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - errors only
+
+        raise InvalidCommandError(
+            f"no hint for interface {interface!r}; choose one of {', '.join(INTERFACES)}"
+        )
+
+
 @attrs.frozen(slots=True)
 class Finding:
     """One thing the importer noticed about its input, and what it did about it.
@@ -41,19 +81,43 @@ class Finding:
     Attributes:
         code: a stable identifier such as ``unknown_stage`` or ``naive_timestamp``.
         severity: see :class:`Severity`.
-        message: what was found, what was done, and what the user can do.
+        message: what was found, what was done, and what the user can do (in Python terms:
+            :attr:`what` followed by the hint for the Python API).
+        what: what was found and what was done (the message without its hint).
         rows: the source row numbers concerned (1-based; in a CSV file the header is row 1, so
             the first data row is row 2), sorted.
         opportunity_id: the opportunity concerned, if any (as written in the source).
         used: whether the rows named were used in the result.
+        hint: what the user can do, per interface (see :meth:`text`); ``None`` when the
+            message says it already, or there is nothing to do.
     """
 
     code: str
     severity: Severity
-    message: str
+    what: str = attrs.field(alias="message")
     rows: tuple[int, ...] = attrs.field(default=(), converter=_rows)
     opportunity_id: str | None = None
     used: bool = True
+    hint: Hint | None = None
+
+    def text(self, interface: str = "python") -> str:
+        """The message followed by the hint written for ``interface`` (``"python"``, ``"cli"``).
+
+        Raises:
+            InvalidCommandError: an unknown interface.
+        """
+        if self.hint is None:
+            if interface == "cli":
+                return cli_text(self.what)
+            if interface != "python":
+                Hint("", "").text(interface)  # raises for an unknown interface
+            return self.what
+        return f"{self.what}: {self.hint.text(interface)}"
+
+    @property
+    def message(self) -> str:
+        """What was found, what was done, and what to do, for the Python API."""
+        return self.text("python")
 
     def __str__(self) -> str:
         where = ""
@@ -63,7 +127,45 @@ class Finding:
             shown = ", ".join(str(r) for r in self.rows[:5])
             more = f" (+{len(self.rows) - 5} more)" if len(self.rows) > 5 else ""  # noqa: PLR2004
             where += f" row{'s' if len(self.rows) > 1 else ''} {shown}{more}"
-        return f"{self.severity.value}: {self.code}:{where}: {self.message}"
+        return f"{self.severity.value}: {self.code}:{where}: {self.text()}"
+
+
+_CLI_FORMS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (
+        re.compile(r"\bcolumns=\{([^}]*)\}"),
+        lambda match: " ".join(
+            f"--column {name}=HEADER" for name in re.findall(r"'([^']+)':", match.group(1))
+        ),
+    ),
+    (re.compile(r"\bstage_map=\{'([^']+)': '([^']*)'\}"), r"--map '\1=\2'"),
+    (re.compile(r"\bencoding='([^']+)'"), r"--encoding \1"),
+    (re.compile(r"\bdelimiter=\s*\(e\.g\. '([^']+)'\)"), r"--delimiter '\1'"),
+    (re.compile(r"\bdelimiter=(?:'([^']*)')?"), r"--delimiter \1"),
+    (re.compile(r"\bassume_zone='([^']+)'"), r"--assume-zone \1"),
+    (re.compile(r"\bmax_field_size="), "--max-field-size"),
+    (re.compile(r"\bundated_at="), "--undated-at"),
+    (re.compile(r"\bas_of="), "--as-of"),
+    (re.compile(r"\bprocess="), "--process"),
+    (re.compile(r"\bentered=\{'([^']+)': '([^']*)'\}"), r"--entered \1=\2"),
+    (re.compile(r"\bentered="), "--entered"),
+    (re.compile(r"\bstage_map="), "--map"),
+    (re.compile(r"\bcolumns="), "--column"),
+    (re.compile(r"\b(won|lost)=\[\.\.\.\]"), r"--\1 STAGE"),
+)
+
+
+def cli_text(message: str) -> str:
+    """``message`` with the Python keyword arguments it names written as ``stagegate import`` flags.
+
+    For findings that carry no :class:`Hint` (those of the file reader): ``columns={'Id': ...}``
+    reads ``--column Id=HEADER``, ``encoding='cp1252'`` reads ``--encoding cp1252``.
+
+    >>> cli_text("map your headers with columns={'OpportunityId': ...}")
+    'map your headers with --column OpportunityId=HEADER'
+    """
+    for pattern, replacement in _CLI_FORMS:
+        message = pattern.sub(replacement, message)
+    return message.replace("--delimiter  ", "--delimiter ").rstrip()
 
 
 def _findings(items: Iterable[Finding]) -> tuple[Finding, ...]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import shlex
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from stagegate.errors import InvalidCommandError
-from stagegate.io._result import Finding, ImportProblemError, Severity
+from stagegate.io._result import Finding, Hint, ImportProblemError, Severity
 from stagegate.process import Policies, Process, Stage, StageKind
 
 __all__ = ["ProcessLike", "infer_process", "resolve_stages"]
@@ -121,7 +122,11 @@ def _case_finding(label: str, stage_id: str, matched: str) -> Finding:
         "stage_case",
         Severity.WARNING,
         f"source stage {label!r} matched {matched} only when ignoring case and spacing; mapped "
-        f"to stage {stage_id!r}; add stage_map={{{label!r}: {stage_id!r}}} to confirm",
+        f"to stage {stage_id!r}",
+        hint=Hint(
+            f"add stage_map={{{label!r}: {stage_id!r}}} to confirm",
+            f"add --map {shlex.quote(f'{label}={stage_id}')} to confirm",
+        ),
     )
 
 
@@ -155,8 +160,9 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
 
     Returns:
         The process (named ``"imported"``, version ``"0"``, skipping and backward moves
-        allowed, no gates, probability 0 for open stages), the label -> stage id map, and the
-        findings (an ``inferred_process`` warning that shows the order).
+        allowed, no gates, probability 0 for open stages: probabilities not configured), the
+        label -> stage id map, and the findings (``inferred_process``, showing the order: a
+        warning when the open stages were ordered by guess, info when ``order`` was given).
 
     Raises:
         ImportProblemError: no won or no lost stage can be identified.
@@ -175,8 +181,11 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
             positions.setdefault(k, []).append(position)
     for label in order or ():
         canonical.setdefault(key(label), label)
+    won, lost = tuple(won), tuple(lost)
     won_keys = {key(x) for x in won}
     lost_keys = {key(x) for x in lost}
+    for label in (*won, *lost):  # named but not (yet) in the data: still a stage, as named
+        canonical.setdefault(key(label), label)
     for k, label in canonical.items():
         if k in won_keys or k in lost_keys:
             continue
@@ -198,9 +207,13 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
                     "no_terminal_stages",
                     Severity.ERROR,
                     "cannot infer the process: no stage looks like won or lost (seen: "
-                    f"{', '.join(map(repr, canonical.values())) or 'none'}); name them with "
-                    "won=[...], lost=[...], or pass process=",
+                    f"{', '.join(map(repr, canonical.values())) or 'none'})",
                     used=False,
+                    hint=Hint(
+                        "name them with won=[...], lost=[...], or pass process=",
+                        "name them with --won STAGE and --lost STAGE (repeat for several), "
+                        "or pass --process FILE",
+                    ),
                 )
             ],
         )
@@ -225,9 +238,14 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
                 Finding(
                     "no_open_stages",
                     Severity.ERROR,
-                    "cannot infer the process: every stage in the data is won or lost; pass "
-                    "process=",
+                    "cannot infer the process: no open stage is named in the data (seen: "
+                    f"{', '.join(map(repr, canonical.values())) or 'no stage at all'}), and a "
+                    "deal needs one to start in",
                     used=False,
+                    hint=Hint(
+                        "name the open stages with order=[...] (or stages=), or pass process=",
+                        "name the open stages with --stage-order A,B,C, or pass --process FILE",
+                    ),
                 )
             ],
         )
@@ -245,6 +263,8 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
             mapping[canonical[k]] = stage_id
 
     for k in open_keys:
+        # not configured: the data says nothing about probabilities (0 for every open stage is
+        # the team's mark of a process without configured probabilities)
         add(k, canonical[k], StageKind.OPEN, 0.0)
     for k in sorted(won_keys & set(canonical), key=list(canonical).index):
         add(k, canonical[k], StageKind.WON, 1.0)
@@ -262,17 +282,27 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
         description=f"inferred from a {source} export",
     )
     how = (
-        "in the order the source lists them"
+        "in the order given"
         if order is not None
-        else ("by the median position at which deals first enter them")
+        else "by the median position at which deals first enter them"
     )
     findings.append(
         Finding(
             "inferred_process",
-            Severity.WARNING,
+            # a guessed stage order is worth checking; an order the user or the source gave is
+            # not a guess
+            Severity.WARNING if order is None else Severity.INFO,
             f"no process given: inferred {INFERRED_NAME!r} with stages "
-            f"{' > '.join(s.id for s in stages)} (open stages {how}); pass process= to import "
-            "into your own process",
+            f"{' > '.join(s.id for s in stages)} (open stages {how}; stage probabilities not "
+            "configured)",
+            hint=Hint(
+                "name the stage order with order=[...], or pass process= to import into your "
+                "own process",
+                "name the stage order with --stage-order A,B,C, or pass --process FILE to "
+                "import into your own process",
+            )
+            if order is None
+            else None,
         )
     )
     return process, mapping, findings

@@ -31,7 +31,7 @@ import csv
 import importlib
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,8 @@ from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
+from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, ImportResult
 from stagegate.io._stages import ProcessLike
 
@@ -72,7 +72,7 @@ _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "j
 _FORMATS[".ndjson"] = "jsonl"
 
 LOG_COLUMNS = ("opportunity_id", "at", "stage")
-LOG_OPTIONAL = ("actor", "amount", "close_date", "reason")
+LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq")
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -210,6 +210,7 @@ def import_log(
     assume_zone: str | tzinfo | None = None,
     won: tuple[str, ...] = (),
     lost: tuple[str, ...] = (),
+    order: Sequence[str] | None = None,
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -219,7 +220,9 @@ def import_log(
     """Import a generic stage-history table in the canonical columns.
 
     Columns (rename with ``columns=``): ``opportunity_id``, ``at``, ``stage`` required;
-    ``actor``, ``amount``, ``close_date``, ``reason`` optional. Each row holds the values in
+    ``actor``, ``amount``, ``close_date``, ``reason``, ``seq`` optional. ``seq`` (a whole
+    number) orders rows at the same instant; without it they are applied in file order (with
+    a ``tied_timestamps`` warning when they set different stages). Each row holds the values in
     force after a change; a row whose stage differs from the previous one is a stage change, a
     different ``close_date`` a reschedule, a different ``amount`` an amount change. A log
     written by :func:`write_events` is such a table (its extra columns are ignored).
@@ -248,8 +251,12 @@ def import_log(
         at = clock.instant(table.get(row, "at"), number, "at")
         if at is None:
             continue
+        raw_seq = text(table.get(row, "seq"))
+        if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
+            findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
+            continue
         try:
-            amount = decimal(table.get(row, "amount"))
+            value_amount = amount(table.get(row, "amount"))
             raw_date = text(table.get(row, "close_date"))
             close_date = None if raw_date is None else parse_date(raw_date)
         except (ValueError, InvalidTimestampError):
@@ -269,10 +276,11 @@ def import_log(
                 number,
                 at,
                 stage=text(table.get(row, "stage")),
-                amount=amount,
+                amount=value_amount,
                 close_date=close_date,
                 reason=text(table.get(row, "reason")),
                 actor=text(table.get(row, "actor")),
+                order=0 if raw_seq is None else int(raw_seq),
             )
         )
     return assemble(
@@ -287,4 +295,5 @@ def import_log(
         strict=strict,
         won=won,
         lost=lost,
+        order=order,
     )

@@ -35,8 +35,8 @@ from typing import Any
 from stagegate._time import UTC, from_epoch_us, parse_instant
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
+from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, ImportResult
 from stagegate.io._stages import ProcessLike
 from stagegate.io.salesforce import _date
@@ -97,6 +97,7 @@ def import_hubspot_history(
     assume_zone: str | tzinfo | None = None,
     won: tuple[str, ...] = (),
     lost: tuple[str, ...] = (),
+    order: Sequence[str] | None = None,
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -146,7 +147,7 @@ def import_hubspot_history(
             elif name == "closedate":
                 record = Record(oid, number, at, close_date=_hubspot_date(value), actor=actor)
             elif name == "amount":
-                record = Record(oid, number, at, amount=decimal(value), actor=actor)
+                record = Record(oid, number, at, amount=amount(value), actor=actor)
             elif name == "createdate":
                 record = Record(oid, number, at, opens=True, actor=actor)
             else:
@@ -174,6 +175,7 @@ def import_hubspot_history(
         strict=strict,
         won=won,
         lost=lost,
+        order=order,
     )
 
 
@@ -186,6 +188,9 @@ def import_hubspot_stage_dates(
     stage_map: Mapping[str, str] | None = None,
     columns: Mapping[str, str] | None = None,
     assume_zone: str | tzinfo | None = None,
+    undated_at: datetime | None = None,
+    won: tuple[str, ...] = (),
+    lost: tuple[str, ...] = (),
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -221,6 +226,9 @@ def import_hubspot_stage_dates(
         stage_map=stage_map,
         columns=canonical,
         assume_zone=assume_zone,
+        undated_at=undated_at,
+        won=won,
+        lost=lost,
         as_of=as_of,
         strict=strict,
         encoding=encoding,

@@ -32,15 +32,15 @@ fields table, when given); ``status`` ``won`` / ``lost`` / ``open`` wins, loses 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
-from stagegate.io._result import Finding, ImportResult, Severity
+from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
+from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
 from stagegate.io.salesforce import _date
 
@@ -78,6 +78,10 @@ def read_pipedrive_stages(
         entries.append((float(order) if order and _is_number(order) else number, stage_id, name))
     entries.sort(key=lambda entry: entry[0])
     return {stage_id: name for _, stage_id, name in entries}
+
+
+def _id_key(value: str) -> tuple[int, str]:
+    return (int(value), value) if value.isdigit() else (1 << 62, value)
 
 
 def _is_number(value: str) -> bool:
@@ -128,6 +132,9 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     stage_map: Mapping[str, str] | None = None,
     columns: Mapping[str, str] | None = None,
     assume_zone: str | tzinfo | None = None,
+    won: tuple[str, ...] = (),
+    lost: tuple[str, ...] = (),
+    order: Sequence[str] | None = None,
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -154,6 +161,10 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         stage_map: stage name (or id) -> process stage id, for names that differ.
         columns: canonical column name -> this export's header.
         assume_zone: the zone of naive timestamps (Pipedrive writes UTC: ``"UTC"``).
+        won: stage names (or ids) that are won stages (for inference; Pipedrive usually
+            records winning as a status, and a ``won`` stage is added).
+        lost: the same for lost stages.
+        order: the open stages in process order (default: the stage table's order).
         as_of: rows dated later are refused as ``future_date`` (default: now).
         strict: raise instead of returning when any finding is an error or a warning.
         encoding: the CSV text encoding.
@@ -186,6 +197,7 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     records: list[Record] = []
     unknown_ids: dict[str, list[int]] = {}
     unknown_reasons: dict[str, list[int]] = {}
+    stage_rows: dict[str, int] = {}
     for number, row in table.rows:
         oid = text(table.get(row, "deal_id"))
         if oid is None:
@@ -209,6 +221,8 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
                     unknown_ids.setdefault(value, []).append(number)
                     continue
                 record = Record(oid, number, at, stage=names.get(value, value), actor=actor)
+                stage_rows.setdefault(value, 0)
+                stage_rows[value] += 1
             elif field == "lost_reason":
                 label = value
                 if value is not None and reasons and value not in reasons:
@@ -230,7 +244,7 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
                     actor=actor,
                 )
             elif field == "value":
-                record = Record(oid, number, at, amount=decimal(new), actor=actor)
+                record = Record(oid, number, at, amount=amount(new), actor=actor)
             elif field == "expected_close_date":
                 record = Record(oid, number, at, close_date=_date(new), actor=actor)
             else:
@@ -257,14 +271,34 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
                 used=False,
             )
         )
+    if not names and stage_rows:
+        findings.append(
+            Finding(
+                "unnamed_stages",
+                Severity.WARNING,
+                f"no stage table was given, so the {sum(stage_rows.values())} stage_id row(s) name "
+                f"stages by id only ({', '.join(map(repr, sorted(stage_rows, key=_id_key)))}) "
+                "and their order is guessed from the data",
+                hint=Hint(
+                    "pass the stage table with stages= (a stages.csv with stage_id, "
+                    "stage_name), or fields= with the stage_id options",
+                    "pass the stage table with --pipedrive-stages stages.csv (stage_id, "
+                    "stage_name), or --pipedrive-fields fields.csv",
+                ),
+            )
+        )
     for reason, rows in unknown_reasons.items():
         findings.append(
             Finding(
                 "unknown_value",
                 Severity.WARNING,
                 f"lost_reason id {reason!r} has no label in the fields table; recorded as "
-                f"{reason!r}: add its label with lost_reasons={{{reason!r}: '...'}}",
+                f"{reason!r}",
                 rows,
+                hint=Hint(
+                    f"add its label with lost_reasons={{{reason!r}: '...'}}",
+                    "add its label to the fields table given with --pipedrive-fields",
+                ),
             )
         )
     return assemble(
@@ -277,7 +311,9 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         rows_read=len(table.rows) + len(table.findings),
         as_of=as_of,
         strict=strict,
-        order=list(names.values()) if names else None,
+        won=won,
+        lost=lost,
+        order=order if order is not None else (list(names.values()) if names else None),
         add_terminal=True,
         stage_after_close="refuse",
     )

@@ -23,7 +23,7 @@ ordering each opportunity's rows by ``CreatedDate``:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -32,8 +32,8 @@ import attrs
 from stagegate._time import parse_date
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
+from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
 
@@ -91,6 +91,7 @@ def import_salesforce_history(
     assume_zone: str | tzinfo | None = None,
     won: tuple[str, ...] = (),
     lost: tuple[str, ...] = (),
+    order: Sequence[str] | None = None,
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -116,6 +117,8 @@ def import_salesforce_history(
         assume_zone: the zone of timestamps written without an offset (never guessed).
         won: source labels of won stages (for inference, besides labels like ``Closed Won``).
         lost: source labels of lost stages.
+        order: the open stages in process order (for inference; default: guessed from the
+            data, with an ``inferred_process`` warning).
         as_of: rows dated later are refused as ``future_date`` (default: now).
         strict: raise instead of returning when any finding is an error or a warning.
         encoding: the CSV text encoding (default UTF-8, BOM accepted).
@@ -152,7 +155,7 @@ def import_salesforce_history(
         if at is None:
             continue
         try:
-            amount = decimal(table.get(row, "Amount"))
+            value_amount = amount(table.get(row, "Amount"))
         except ValueError:
             findings.append(
                 bad_value(number, oid, "Amount", table.get(row, "Amount"), "use 1234.50")
@@ -171,7 +174,7 @@ def import_salesforce_history(
                 number,
                 at,
                 stage=text(table.get(row, "StageName")),
-                amount=amount,
+                amount=value_amount,
                 close_date=close_date,
                 actor=text(table.get(row, "CreatedById")),
             )
@@ -188,6 +191,7 @@ def import_salesforce_history(
         strict=strict,
         won=won,
         lost=lost,
+        order=order,
     )
 
 
@@ -200,6 +204,7 @@ def import_salesforce_field_history(
     assume_zone: str | tzinfo | None = None,
     won: tuple[str, ...] = (),
     lost: tuple[str, ...] = (),
+    order: Sequence[str] | None = None,
     as_of: datetime | None = None,
     strict: bool = False,
     encoding: str | None = None,
@@ -263,7 +268,7 @@ def import_salesforce_field_history(
             elif lowered == "stagename":
                 record = Record(oid, number, at, stage=text(new), actor=actor)
             elif lowered == "amount":
-                record = Record(oid, number, at, amount=decimal(new), actor=actor)
+                record = Record(oid, number, at, amount=amount(new), actor=actor)
             elif lowered == "closedate":
                 record = Record(oid, number, at, close_date=_date(new), actor=actor)
             else:
@@ -291,6 +296,7 @@ def import_salesforce_field_history(
         strict=strict,
         won=won,
         lost=lost,
+        order=order,
     )
 
 
@@ -314,7 +320,7 @@ def _with_initial_values(
             initial["stage"] = text(stage_old[2])
         if amount_old is not None and first.amount is None and amount_old[1] != first.row:
             with contextlib.suppress(ValueError):
-                initial["amount"] = decimal(amount_old[2])
+                initial["amount"] = amount(amount_old[2])
         if date_old is not None and first.close_date is None and date_old[1] != first.row:
             with contextlib.suppress(InvalidTimestampError):
                 initial["close_date"] = _date(date_old[2])

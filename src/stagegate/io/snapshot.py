@@ -39,9 +39,9 @@ from datetime import datetime, tzinfo
 from stagegate._time import to_utc
 from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, decimal, read_table, text
-from stagegate.io._result import Finding, ImportResult, Severity
+from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
+from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, key, terminal_kind
 
 __all__ = ["import_snapshot"]
@@ -164,7 +164,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
             findings.append(bad_value(number, oid, "stage", None, "give the current stage"))
             continue
         try:
-            amount = decimal(table.get(row, "amount"))
+            value_amount = amount(table.get(row, "amount"))
         except ValueError:
             findings.append(bad_value(number, oid, "amount", table.get(row, "amount"), "1234.5"))
             continue
@@ -219,12 +219,15 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     Finding(
                         "no_instant",
                         Severity.WARNING,
-                        f"the deal is in {current!r} and no column dates its entry; not "
-                        "imported: pass undated_at= (e.g. the snapshot's date) to open such "
-                        "deals then",
+                        f"the deal is in {current!r} and no column dates its entry; not imported",
                         [number],
                         oid,
                         used=False,
+                        hint=Hint(
+                            "pass undated_at= (e.g. the snapshot's date) to open such deals then",
+                            "pass --undated-at DATE (e.g. the snapshot's date, 2017-12-31) to "
+                            "open such deals then",
+                        ),
                     )
                 )
                 continue
@@ -249,7 +252,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     number,
                     at,
                     stage=label,
-                    amount=amount if i == 0 else None,
+                    amount=value_amount if i == 0 else None,
                     actor=actor,
                     order=position,
                 )

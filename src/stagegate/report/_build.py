@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -12,8 +12,29 @@ from typing import Any
 from stagegate._time import to_utc
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.process import Process, StageKind
+from stagegate.report._document import validate_document
 
-__all__ = ["build_document"]
+__all__ = [
+    "FALLBACK_ESTIMATOR",
+    "MIN_BACKTEST_DEALS",
+    "build_document",
+    "choose_estimator",
+    "configured_known",
+]
+
+MIN_BACKTEST_DEALS = 30
+"""Fewest scored deals (with at least one won and one lost) for the backtest to name a winner."""
+FALLBACK_ESTIMATOR = "markov"
+"""The estimator used when the backtest cannot decide and the process has no configured
+probabilities, until ``stagegate.analytics.DEFAULT_ESTIMATOR`` exists (then that one)."""
+OVERDUE_RULE = (
+    "An open deal has not closed before as_of, so its close date moves by a slip drawn from "
+    "history (won deals: actual close minus the expected close in force when they entered "
+    "their last open stage) among the slips that land on or after as_of: an overdue date is "
+    "spread over the periods in which deals that late really closed, not piled onto the "
+    "as_of period. The weighted column is not simulated: it puts each deal in the period of "
+    "its expected close date (an overdue one in the as_of period)."
+)
 
 MAX_DRAWS = 2_000_000
 """Most Monte Carlo draws (runs x open deals) the report's forecast makes."""
@@ -29,12 +50,13 @@ def build_document(
     title: str | None = None,
     generated_at: datetime | None = None,
     cutoff: datetime | None = None,
-    estimator: str = "smoothed",
+    estimator: str | None = None,
     simulations: int = 1000,
     seed: int = 0,
     stalled_rule: str = "strictest",
     flag_pushes: int = 2,
     top: int = 25,
+    findings: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Compute every section of the pipeline health report from the events of a pipeline.
 
@@ -48,20 +70,35 @@ def build_document(
         title: the report title (default: the process name).
         generated_at: when the report was made (default: ``as_of``; no clock is read).
         cutoff: the backtest split (default: two thirds of the way from the first event).
-        estimator: the probability estimator of the forecast.
+        estimator: the one probability estimator of every weighted figure (the weighted
+            pipeline tile, the forecast, the probability table's highlighted column); default
+            (``None``): see :func:`choose_estimator`.
         simulations: Monte Carlo runs of the forecast, at most: large pipelines get fewer runs
             (never under 200) so that runs x open deals stays under two million draws.
         seed: the forecast's random seed.
         stalled_rule: how stall limits combine (see ``stagegate.analytics.stalled``).
         flag_pushes: deals pushed at least this many times are listed as slipping.
-        top: the longest lists (stalled, slipping deals) keep this many rows.
+        top: the longest lists (stalled, slipping deals) keep this many rows; their true
+            counts are in ``stalled_count`` and ``slipping_count``.
+        findings: findings of the import that produced the events (``stagegate.io.Finding``
+            objects, or mappings with ``code``, ``severity`` and ``message``); they join the
+            data-quality section, grouped by code.
 
     Returns:
-        A document for :func:`stagegate.report.render_html` (see ``docs/report.md``).
+        A document for :func:`stagegate.report.render_html` (see ``docs/report.md``), valid
+        against ``stagegate/schema/report.schema.json``.
+
+    Raises:
+        AnalyticsError: ``estimator`` is not one of ``stagegate.analytics.ESTIMATORS``.
     """
     from stagegate import analytics as an  # noqa: PLC0415 - analytics builds on the core
 
     instant = to_utc(as_of, what="as_of")
+    if estimator is not None and estimator not in an.ESTIMATORS:
+        raise an.AnalyticsError(
+            f"unknown estimator {estimator!r}; choose one of {', '.join(an.ESTIMATORS)}"
+        )
+    known = configured_known(process)
     frame: Any = events if hasattr(events, "lazy") and hasattr(events, "columns") else None
     if frame is not None:
         log: Any = frame.filter(frame["at"] <= instant)
@@ -84,10 +121,12 @@ def build_document(
                 }
                 for s in stages
             ],
+            "configured_known": known,
         },
     }
     if len(log) == 0:
         document["summary"] = _empty_summary()
+        document["data_quality"] = _import_findings(findings)
         return document
 
     # The visits are computed once and reused by every analysis that works on visits; those
@@ -97,7 +136,14 @@ def build_document(
         visits = list(visits)
     current = _records(an.snapshot(log, process, at=instant))
     cycles = an.cycle_times(visits, process, as_of=instant)
-    document["summary"] = _summary(current, cycles, process)
+    document["backtest"] = _backtest(an, log, process, instant, cutoff, known=known)
+    choice = choose_estimator(estimator, document["backtest"], known=known)
+    document["estimator"] = choice
+    name = choice["name"]
+    open_deals = sum(1 for s in current if s.kind == StageKind.OPEN.value)
+    runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
+    fc = an.forecast(log, process, as_of=instant, estimator=name, simulations=runs, seed=seed)
+    document["summary"] = _summary(current, cycles, fc)
     document["probabilities"] = [
         {
             "stage": p.stage,
@@ -108,24 +154,33 @@ def build_document(
             "n": p.closed,
             "markov": p.markov,
             "smoothed": p.smoothed,
+            **{
+                e: getattr(p, e)
+                for e in an.ESTIMATORS
+                if e not in _PROBABILITY_KEYS and hasattr(p, e)
+            },
         }
         for p in _ordered(
             _records(an.stage_probabilities(visits, process, as_of=instant, draws=0)), process
         )
     ]
-    document["backtest"] = _backtest(an, log, process, instant, cutoff)
     document["time_in_stage"] = _time_in_stage(an, visits, process, instant)
     document["cycle_time"] = _cycle_time(cycles)
+    rows = _ordered(_records(an.funnel(visits, process, as_of=instant).stages), process)
     document["funnel"] = [
         {
             "stage": f.stage,
             "reached": f.reached,
             "reach_rate": f.reached_rate,
-            "conversion_from_previous": f.conversion_in_order,
+            "reached_in_order": f.reached_in_order,
+            # the strict conversion into this stage: the previous row's conversion onwards
+            "conversion_from_previous": rows[i - 1].conversion_in_order if i else None,
             "lost_here": f.lost_here,
         }
-        for f in _ordered(_records(an.funnel(visits, process, as_of=instant).stages), process)
+        for i, f in enumerate(rows)
     ]
+    stalled = _records(an.stalled(visits, process, as_of=instant, rule=stalled_rule))
+    document["stalled_count"] = _count(len(stalled), top)
     document["stalled"] = [
         {
             "opportunity_id": s.opportunity_id,
@@ -137,7 +192,7 @@ def build_document(
             "amount": s.amount,
         }
         for s in sorted(
-            _records(an.stalled(visits, process, as_of=instant, rule=stalled_rule)),
+            stalled,
             key=lambda s: (-(s.times_won_median or 0.0), -s.dwell_days, s.opportunity_id),
         )[:top]
     ]
@@ -148,6 +203,7 @@ def build_document(
         (d for d in _records(slips.deals) if d.flagged and d.outcome == "open"),
         key=lambda d: (-d.pushes, -d.days_pushed, d.opportunity_id),
     )
+    document["slipping_count"] = _count(len(slipping), top)
     document["slipping"] = [
         {
             "opportunity_id": d.opportunity_id,
@@ -167,25 +223,164 @@ def build_document(
             for p in sorted(_records(slips.by_pushes), key=lambda p: p.pushes)
         ],
     }
-    open_deals = sum(1 for s in current if s.kind == StageKind.OPEN.value)
-    runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
-    fc = an.forecast(log, process, as_of=instant, estimator=estimator, simulations=runs, seed=seed)
+    document["forecast"] = _forecast_rows(fc)
+    document["forecast_method"] = _forecast_method(fc, runs, seed)
+    document["data_quality"] = _data_quality(
+        log, current, process, instant, fc.unscheduled, known=known
+    ) + _import_findings(findings)
+    document["data_quality"].sort(key=_finding_order)
+    validate_document(document)  # what --json prints always matches the published schema
+    return document
+
+
+_PROBABILITY_KEYS = frozenset({"configured", "empirical", "markov", "smoothed", "dwell"})
+"""Estimators with their own probability column (``dwell`` depends on the time in stage and
+is not one number per stage); any newer estimator of ``ESTIMATORS`` gets a column by name."""
+
+
+def configured_known(process: Process) -> bool:
+    """Whether ``process`` carries probabilities at all: False when every open stage has 0.
+
+    A process inferred from data (``stagegate.io.infer_process``) gives every open stage 0.0;
+    its "configured" probabilities are then no baseline. This is the rule of
+    ``stagegate.analytics.configured_known``, which is used when it exists.
+
+    >>> from stagegate import b2b
+    >>> configured_known(b2b())
+    True
+    """
+    from stagegate import analytics as an  # noqa: PLC0415
+
+    helper = getattr(an, "configured_known", None)
+    if helper is not None:  # pragma: no cover - the analytics' own rule, once it exists
+        return bool(helper(process))
+    return any((s.probability or 0.0) > 0.0 for s in process.open_stages)
+
+
+def choose_estimator(
+    requested: str | None, backtest: dict[str, Any] | None, *, known: bool
+) -> dict[str, Any]:
+    """The one estimator of every weighted figure, and why: ``{"name", "chosen_by", "reason"}``.
+
+    The estimator asked for (``chosen_by="option"``); else the backtest's best-calibrated one
+    (``"backtest"``); else, where the backtest cannot decide, the configured probabilities
+    (``"configured"``), or, when the process has none, ``DEFAULT_ESTIMATOR`` of the analytics
+    (``FALLBACK_ESTIMATOR`` until it exists; ``"fallback"``).
+
+    >>> choose_estimator(None, None, known=True)["name"]
+    'configured'
+    >>> choose_estimator("markov", None, known=True)["chosen_by"]
+    'option'
+    """
+    from stagegate import analytics as an  # noqa: PLC0415
+
+    if requested is not None:
+        reason = f"{requested} was chosen for this report (--estimator {requested})."
+        if requested == "configured" and not known:
+            reason += (
+                " The process has no configured probabilities (every open stage is 0%), so "
+                "every weighted figure is 0."
+            )
+        return {"name": requested, "chosen_by": "option", "reason": reason}
+    best = None if backtest is None else backtest.get("best")
+    if best:
+        score = next(s for s in backtest["scores"] if s["estimator"] == best)  # type: ignore[index]
+        return {
+            "name": best,
+            "chosen_by": "backtest",
+            "reason": (
+                f"{best} is the best-calibrated estimator in the backtest (lowest Brier score, "
+                f"{score['brier']:.3f} on {score['n']:,} deals open at the cut-off and closed "
+                "since)."
+            ),
+        }
+    why = (
+        "there is no backtest (too little history before as_of)"
+        if backtest is None
+        else f"the backtest names no winner ({backtest.get('warning') or 'no scores'})"
+    )
+    if known:
+        return {
+            "name": "configured",
+            "chosen_by": "configured",
+            "reason": f"The process's configured probabilities are used: {why}.",
+        }
+    fallback = str(getattr(an, "DEFAULT_ESTIMATOR", FALLBACK_ESTIMATOR))
+    return {
+        "name": fallback,
+        "chosen_by": "fallback",
+        "reason": (
+            f"{fallback} is used: {why}, and the process has no configured probabilities "
+            "(every open stage is 0%, as in a process inferred from data)."
+        ),
+    }
+
+
+def _count(total: int, top: int) -> dict[str, Any]:
+    shown = min(total, top)
+    return {"total": total, "shown": shown, "capped": total > shown}
+
+
+def _finding_order(finding: dict[str, Any]) -> tuple[int, int, str]:
+    order = {"error": 0, "warning": 1, "info": 2}
+    return (order.get(finding["severity"], 3), -(finding["count"] or 0), finding["code"])
+
+
+def _import_findings(findings: Sequence[Any]) -> list[dict[str, Any]]:
+    """Import findings grouped by (code, severity): one data-quality row each."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for f in findings:
+        get = f.get if isinstance(f, Mapping) else lambda key, f=f: getattr(f, key)
+        severity = get("severity")
+        severity = str(getattr(severity, "value", severity))
+        groups.setdefault((str(get("code")), severity), []).append(str(get("message")))
+    rows = []
+    for (code, severity), messages in groups.items():
+        distinct = list(dict.fromkeys(messages))
+        more = f" (and {len(distinct) - 1} more like it)" if len(distinct) > 1 else ""
+        rows.append(
+            {
+                "code": code,
+                "severity": severity,
+                "count": len(messages),
+                "message": f"{distinct[0]}{more}",
+                "source": "import",
+            }
+        )
+    return sorted(rows, key=_finding_order)
+
+
+def _forecast_rows(fc: Any) -> list[dict[str, Any]]:
     periods = sorted(_records(fc.periods), key=lambda p: p.period)
     while periods and periods[-1].deals == 0 and periods[-1].p90 == 0:
         periods.pop()  # nothing is expected to close there
-    document["forecast"] = [
+    return [
         {
             "period": p.period,
             "weighted": p.weighted,
+            "simulated_mean": p.simulated_mean,
             "p10": p.p10,
             "p50": p.p50,
             "p90": p.p90,
             "n": p.deals,
+            "overdue": p.overdue,
+            "outside_range": not p.p10 <= p.weighted <= p.p90,
         }
         for p in periods
     ]
-    document["data_quality"] = _data_quality(log, current, process, instant, fc.unscheduled)
-    return document
+
+
+def _forecast_method(fc: Any, runs: int, seed: int) -> dict[str, Any]:
+    return {
+        "estimator": fc.estimator,
+        "simulations": runs,
+        "seed": seed,
+        "slip_samples": fc.slip_samples,
+        "overdue_deals": fc.overdue,
+        "beyond_history": fc.beyond_history,
+        "unscheduled": fc.unscheduled,
+        "overdue_rule": OVERDUE_RULE,
+    }
 
 
 def _records(result: Any) -> list[Any]:
@@ -213,15 +408,14 @@ def _empty_summary() -> dict[str, Any]:
         "win_rate": None,
         "open_amount": 0.0,
         "weighted_amount": 0.0,
+        "weighted_estimator": None,
         "median_cycle_days": None,
     }
 
 
-def _summary(current: Sequence[Any], cycles: Any, process: Process) -> dict[str, Any]:
+def _summary(current: Sequence[Any], cycles: Any, fc: Any) -> dict[str, Any]:
     kinds = Counter(s.kind for s in current)
     closed = kinds["won"] + kinds["lost"]
-    probability = process.probabilities()
-    open_deals = [s for s in current if s.kind == "open"]
     cycle_days = [c.cycle_days for c in _records(cycles.deals) if c.outcome == "won"]
     return {
         "opportunities": len(current),
@@ -229,29 +423,55 @@ def _summary(current: Sequence[Any], cycles: Any, process: Process) -> dict[str,
         "won": kinds["won"],
         "lost": kinds["lost"],
         "win_rate": kinds["won"] / closed if closed else None,
-        "open_amount": float(sum(s.amount or 0.0 for s in open_deals)),
-        "weighted_amount": float(
-            sum((s.amount or 0.0) * probability.get(s.stage, 0.0) for s in open_deals)
-        ),
+        "open_amount": float(fc.pipeline),
+        "weighted_amount": float(fc.weighted),
+        "weighted_estimator": fc.estimator,
         "median_cycle_days": statistics.median(cycle_days) if cycle_days else None,
     }
 
 
 def _backtest(
-    an: Any, log: Any, process: Process, as_of: datetime, cutoff: datetime | None
+    an: Any,
+    log: Any,
+    process: Process,
+    as_of: datetime,
+    cutoff: datetime | None,
+    *,
+    known: bool,
 ) -> dict[str, Any] | None:
     first = to_utc(log["at"].min()) if hasattr(log, "columns") else min(e.at for e in log)
     split = to_utc(cutoff, what="cutoff") if cutoff is not None else first + (as_of - first) * 2 / 3
     if not first < split < as_of:
         return None
     result = an.backtest(log, process, cutoff=split, as_of=as_of)
-    scores = sorted(_records(result.scores), key=lambda s: an.ESTIMATORS.index(s.estimator))
-    reliability = sorted(_records(result.reliability), key=lambda r: (r.estimator, r.bin))
-    if not scores or all(s.deals == 0 for s in scores):
-        return None
+    excluded = [] if known else ["configured"]
+    rank = {e: i for i, e in enumerate(an.ESTIMATORS)}
+    scores = sorted(
+        (s for s in _records(result.scores) if s.estimator not in excluded),
+        key=lambda s: rank.get(s.estimator, len(rank)),
+    )
+    reliability = sorted(
+        (r for r in _records(result.reliability) if r.estimator not in excluded),
+        key=lambda r: (rank.get(r.estimator, len(rank)), r.bin),
+    )
+    deals = max((s.deals for s in scores), default=0)
+    won = max((round(s.observed_rate * s.deals) for s in scores if s.deals), default=0)
+    best, warning = _winner(result, scores, deals=deals, won=won)
     return {
         "cutoff": split.isoformat(),
-        "best": result.best or "",
+        "best": best,
+        "warning": warning,
+        "scored": deals,
+        "scored_won": won,
+        "scored_lost": deals - won,
+        "excluded": [
+            {
+                "estimator": e,
+                "reason": "the process has no configured probabilities (every open stage is "
+                "0%, as in a process inferred from data): not a baseline",
+            }
+            for e in excluded
+        ],
         "scores": [
             {"estimator": s.estimator, "brier": s.brier, "log_loss": s.log_loss, "n": s.deals}
             for s in scores
@@ -270,6 +490,32 @@ def _backtest(
     }
 
 
+def _winner(result: Any, scores: Sequence[Any], *, deals: int, won: int) -> tuple[Any, Any]:
+    """The backtest's winner among ``scores``, or ``None`` and a warning saying why not."""
+    if deals == 0:
+        return None, "no deal open at the cut-off has closed since: nothing to score"
+    if won in (0, deals):
+        missing = "won" if won == 0 else "lost"
+        return None, (
+            f"the {deals:,} scored deals include no {missing} deal: every estimator that "
+            f"predicts {'0' if won == 0 else '1'} scores perfectly, so no score can tell "
+            "them apart"
+        )
+    if deals < MIN_BACKTEST_DEALS:
+        return None, (
+            f"only {deals:,} deals were scored (fewer than {MIN_BACKTEST_DEALS}): too few to "
+            "rank the estimators"
+        )
+    if getattr(result, "best", None) is None:
+        reason = getattr(result, "reason", None) or getattr(result, "warning", None)
+        return None, str(reason or "the backtest names no winner")
+    names = [s.estimator for s in scores if s.brier is not None]
+    if result.best in names:
+        return result.best, None
+    scored = [s for s in scores if s.brier is not None]
+    return min(scored, key=lambda s: s.brier).estimator, None  # configured was excluded
+
+
 def _time_in_stage(an: Any, visits: Any, process: Process, as_of: datetime) -> list[Any]:
     rows: dict[str, dict[str, Any]] = {}
     for row in _records(an.time_in_stage(visits, process, as_of=as_of)):
@@ -280,7 +526,8 @@ def _time_in_stage(an: Any, visits: Any, process: Process, as_of: datetime) -> l
                 "won_median_days": None,
                 "lost_median_days": None,
                 "open_median_days": None,
-                "lost_to_won_ratio": None,
+                "lost_to_won_median_ratio": None,
+                "lost_to_won_mean_ratio": None,
                 "won_n": 0,
                 "lost_n": 0,
                 "open_n": 0,
@@ -293,7 +540,11 @@ def _time_in_stage(an: Any, visits: Any, process: Process, as_of: datetime) -> l
         if row.outcome == "all":
             entry["km_median_days"] = row.km_median_days
         if row.lost_won_ratio is not None:
-            entry["lost_to_won_ratio"] = row.lost_won_ratio
+            entry["lost_to_won_mean_ratio"] = row.lost_won_ratio
+    for entry in rows.values():
+        won, lost = entry["won_median_days"], entry["lost_median_days"]
+        if won and lost is not None:
+            entry["lost_to_won_median_ratio"] = lost / won
     order = {s.id: i for i, s in enumerate(process.stages)}
     return sorted(rows.values(), key=lambda r: order.get(r["stage"], len(order)))
 
@@ -340,13 +591,21 @@ def _data_quality(
     process: Process,
     as_of: datetime,
     unscheduled: int,
+    *,
+    known: bool,
 ) -> list[dict[str, Any]]:
     findings: list[dict[str, Any]] = []
 
     def add(code: str, severity: str, count: int, message: str) -> None:
         if count:
             findings.append(
-                {"code": code, "severity": severity, "count": count, "message": message}
+                {
+                    "code": code,
+                    "severity": severity,
+                    "count": count,
+                    "message": message,
+                    "source": "log",
+                }
             )
 
     open_deals = [s for s in current if s.kind == StageKind.OPEN.value]
@@ -414,6 +673,11 @@ def _data_quality(
         len(versions) if len(versions) > 1 else 0,
         f"events recorded under {len(versions)} versions of process {process.name!r}",
     )
-    order = {"error": 0, "warning": 1, "info": 2}
-    findings.sort(key=lambda f: (order[f["severity"]], -f["count"]))
+    add(
+        "no_configured_probabilities",
+        "warning",
+        0 if known else len(process.open_stages),
+        "open stages without a configured probability (all 0%, as in a process inferred from "
+        "data): the configured estimator is no baseline and is left out of the backtest",
+    )
     return findings

@@ -1,21 +1,25 @@
-"""Assemble the report document into one self-contained HTML page.
+"""Assemble the report document into one self-contained HTML page, from Jinja2 templates.
 
-The page has no external references at all: the stylesheet and a small script are inline,
-charts are inline SVG, and a Content-Security-Policy allows nothing else to load or run (the
-script is allowed by its SHA-256 hash, so even a string that slipped through unescaped could
-not execute). Every string from the document passes through :func:`html.escape`.
+The templates (``stagegate/report/templates/*.html.j2``, shipped in the package) are rendered
+with autoescaping on: every string of the document is escaped by the template engine, in text
+and in attributes. Only the SVG charts arrive as markup; :mod:`stagegate.report._svg` builds
+them and escapes every value it writes. The page has no external references at all: the
+stylesheet and a small script are inline, and a Content-Security-Policy allows nothing else to
+load or run (the script is allowed by its SHA-256 hash, so even a string that slipped through
+unescaped could not execute).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timezone
-from html import escape
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from dateutil import parser as _dateutil_parser
 
+from stagegate.errors import StagegateError
 from stagegate.report._assets import CSS, SCRIPT, SCRIPT_HASH
 from stagegate.report._document import validate_document
 from stagegate.report._format import DASH, amount, compact, count, days, finite, percent, ratio
@@ -31,16 +35,46 @@ from stagegate.report._svg import (
 __all__ = ["render_html", "write_html"]
 
 Row = Mapping[str, Any]
-NO_DATA = '<p class="nodata">No data for this section.</p>'
+Cell = dict[str, str]
 _CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     f"script-src 'sha256-{SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
 )
+_SEVERITY = {"error": 0, "warning": 1, "info": 2}
+_ESTIMATOR_COLUMNS = ("configured", "empirical", "markov", "smoothed")
 
 
-def _e(value: object) -> str:
-    """Escape any value for HTML text or a quoted attribute."""
-    return escape(str(value), quote=True)
+class TemplateEngineMissingError(StagegateError, ImportError):
+    """Jinja2, which renders the report page, is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("rendering the HTML report needs Jinja2: pip install 'stagegate[report]'")
+
+
+TemplateEngineMissingError.__module__ = "stagegate.report"
+
+
+@cache
+def _environment() -> Any:
+    try:
+        import jinja2  # noqa: PLC0415 - optional: only the HTML page needs it
+    except ImportError as error:  # pragma: no cover - jinja2 is in the dev extra
+        raise TemplateEngineMissingError from error
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("stagegate.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _markup(text: str | None) -> Any:
+    """Mark text built (and escaped) by this package as safe for the templates."""
+    if text is None:
+        return None
+    from markupsafe import Markup  # noqa: PLC0415 - installed with jinja2
+
+    return Markup(text)  # noqa: S704 - SVG built by _svg.py, which escapes every value
 
 
 def _instant(text: object) -> str:
@@ -70,24 +104,20 @@ def _rows(document: Mapping[str, Any], key: str) -> Sequence[Row]:
 class _Column:
     """One table column: its header, how to read and format a row, and whether it is numeric."""
 
-    __slots__ = ("css", "format", "header", "key")
+    __slots__ = ("format", "header", "key")
 
-    def __init__(
-        self, header: str, key: str, fmt: Callable[[Any], str] | None = None, *, css: str = ""
-    ) -> None:
-        self.header, self.key, self.format, self.css = header, key, fmt, css
+    def __init__(self, header: str, key: str, fmt: Callable[[Any], str] | None = None) -> None:
+        self.header, self.key, self.format = header, key, fmt
 
 
-def _cell(column: _Column, row: Row) -> str:
-    """Render one table cell; numeric cells carry their raw value for sorting."""
+def _cell(column: _Column, row: Row) -> Cell:
+    """One table cell; numeric cells carry their raw value for sorting."""
     value = row.get(column.key)
     if column.format is None:
-        shown = DASH if value is None else _e(value)
-        klass = f' class="{column.css}"' if column.css else ""
-        return f"<td{klass}>{shown}</td>"
+        return {"kind": "text", "text": DASH if value is None else str(value)}
     number = finite(value)
     raw = "" if number is None else repr(number)
-    return f'<td class="num" data-value="{raw}">{_e(column.format(value))}</td>'
+    return {"kind": "num", "value": raw, "text": column.format(value)}
 
 
 def _table(
@@ -95,29 +125,31 @@ def _table(
     rows: Sequence[Row],
     *,
     caption: str,
-    row_attrs: Callable[[Row], str] = lambda _row: "",
-    cells: Callable[[_Column, Row], str] = _cell,
-) -> str:
-    """Render a sortable table (the script adds the sort buttons)."""
-    if not rows:
-        return NO_DATA
-    head = "".join(
-        f'<th scope="col" class="num">{_e(c.header)}</th>'
-        if c.format
-        else f'<th scope="col">{_e(c.header)}</th>'
-        for c in columns
-    )
-    body = "\n".join(
-        f"<tr{row_attrs(row)}>" + "".join(cells(c, row) for c in columns) + "</tr>" for row in rows
-    )
-    return (
-        f'<div class="table-wrap"><table class="sortable"><caption class="sr">{_e(caption)}'
-        f"</caption><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>"
-    )
+    cells: Callable[[_Column, Row], Cell] = _cell,
+    stage_rows: bool = False,
+) -> dict[str, Any]:
+    """A sortable table for the ``table`` macro (the page script adds the sort buttons)."""
+    return {
+        "caption": caption,
+        "columns": [{"header": c.header, "numeric": c.format is not None} for c in columns],
+        "rows": [
+            {
+                "stage": None if not stage_rows or row.get("stage") is None else row["stage"],
+                "cells": [cells(c, row) for c in columns],
+            }
+            for row in rows
+        ],
+    }
+
+
+def _fixed(value: object, digits: int) -> str:
+    """Format a score with a fixed number of decimals."""
+    number = finite(value)
+    return DASH if number is None else f"{number:.{digits}f}"
 
 
 class _Page:
-    """The rendering of one validated document."""
+    """The template context of one validated document."""
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.doc = document
@@ -126,6 +158,8 @@ class _Page:
         self.labels = {str(s["id"]): str(s.get("label") or s["id"]) for s in self.stages}
         currency = document.get("currency")
         self.currency = f" {currency}" if currency else ""
+        chosen = document.get("estimator")
+        self.estimator: str | None = str(chosen["name"]) if chosen else None
 
     def label(self, stage: object) -> str:
         """Return the display label of a stage id."""
@@ -136,164 +170,140 @@ class _Page:
         text = compact(value)
         return text if text == DASH else text + self.currency
 
-    # --- the page --------------------------------------------------------------------------
+    def stage_cell(self, column: _Column, row: Row) -> Cell:
+        """A cell that shows stage ids by their labels and opportunity ids as ids."""
+        if column.key == "stage" and row.get("stage") is not None:
+            return {"kind": "text", "text": self.label(row["stage"])}
+        if column.key == "opportunity_id":
+            return {"kind": "id", "text": str(row.get("opportunity_id"))}
+        return _cell(column, row)
 
-    def render(self) -> str:
-        """Return the whole page."""
+    def context(self) -> dict[str, Any]:
+        """Everything the page template reads."""
         sections = [
-            ("funnel", "Funnel", self.funnel()),
-            ("forecast", "Forecast", self.forecast()),
-            ("attention", "Deals needing attention", self.attention()),
-            ("durations", "Time in stage", self.durations()),
-            ("probabilities", "Win probability", self.probabilities()),
-            ("backtest", "Backtest", self.backtest()),
-            ("data-quality", "Data quality", self.data_quality()),
+            ("funnel", "Funnel", "funnel.html.j2"),
+            ("forecast", "Forecast", "forecast.html.j2"),
+            ("attention", "Deals needing attention", "attention.html.j2"),
+            ("durations", "Time in stage", "durations.html.j2"),
+            ("probabilities", "Win probability", "probabilities.html.j2"),
+            ("backtest", "Backtest", "backtest.html.j2"),
+            ("data-quality", "Data quality", "data_quality.html.j2"),
         ]
-        toc = "".join(f'<a href="#{anchor}">{_e(title)}</a>' for anchor, title, _ in sections)
-        body = "\n".join(
-            f'<section class="card" id="{anchor}" aria-labelledby="{anchor}-h">'
-            f'<h2 id="{anchor}-h">{_e(title)}</h2>\n{content}\n</section>'
-            for anchor, title, content in sections
-        )
-        title = _e(self.doc["title"])
-        return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
-<meta name="generator" content="stagegate">
-<title>{title}</title>
-<style>
-{CSS}
-.sr {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }}
-</style>
-</head>
-<body>
-{self.masthead()}
-<main>
-<nav class="toc" aria-label="Sections">{toc}</nav>
-{self.summary()}
-{body}
-<footer>Rendered by stagegate from a report document. All charts are generated data, not
-images; numbers in charts match the tables.</footer>
-</main>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
+        return {
+            "csp": _CSP,
+            "css": _markup(CSS),
+            "script": _markup(SCRIPT),
+            "title": str(self.doc["title"]),
+            "process_name": str(self.process["name"]),
+            "process_version": str(self.process["version"]),
+            "as_of": _instant(self.doc["as_of"]),
+            "generated_at": _instant(self.doc["generated_at"]),
+            "stages": [
+                {
+                    "id": str(s["id"]),
+                    "kind": str(s["kind"]),
+                    "label": self.label(s["id"]),
+                    "probability": percent(s.get("probability")),
+                }
+                for s in self.stages
+            ],
+            "sections": [{"anchor": a, "title": t, "template": f} for a, t, f in sections],
+            "tiles": self.tiles(),
+            "estimator": self.doc.get("estimator") or None,
+            "funnel": self.funnel(),
+            "forecast": self.forecast(),
+            "attention": self.attention(),
+            "durations": self.durations(),
+            "probabilities": self.probabilities(),
+            "backtest": self.backtest(),
+            "quality": self.data_quality(),
+        }
 
-    def masthead(self) -> str:
-        """Render the title block: title, process, instants and the ordered stages."""
-        chips = "".join(
-            f'<li class="k-{_e(s["kind"])}" data-stage="{_e(s["id"])}">{_e(self.label(s["id"]))}'
-            f'<span class="p">{percent(s.get("probability"))}</span></li>'
-            for s in self.stages
-        )
-        stages = f'<ol class="stages" aria-label="Stages in order">{chips}</ol>' if chips else ""
-        return (
-            '<header class="masthead"><div class="inner">'
-            '<p class="eyebrow">Pipeline health report</p>'
-            f"<h1>{_e(self.doc['title'])}</h1>"
-            f'<p class="meta">Process <b>{_e(self.process["name"])}</b> version '
-            f"<b>{_e(self.process['version'])}</b> · as of <b>{_e(_instant(self.doc['as_of']))}"
-            f"</b> · generated {_e(_instant(self.doc['generated_at']))}</p>"
-            f"{stages}</div></header>"
-        )
-
-    def summary(self) -> str:
-        """Render the summary tiles."""
+    def tiles(self) -> list[dict[str, str]]:
+        """The summary tiles."""
         s: Row = self.doc["summary"]
-        tiles = [
-            ("Opportunities", count(s.get("opportunities")), "in the report"),
-            ("Open", count(s.get("open")), "not yet won or lost"),
-            ("Won", count(s.get("won")), ""),
-            ("Lost", count(s.get("lost")), ""),
-            ("Win rate", percent(s.get("win_rate"), digits=1), "won ÷ closed"),
-            (
-                "Open pipeline",
-                _e(compact(s.get("open_amount"))),
-                f"{amount(s.get('open_amount'))}{self.currency}",
-            ),
-            (
-                "Weighted pipeline",
-                _e(compact(s.get("weighted_amount"))),
-                f"{amount(s.get('weighted_amount'))}{self.currency}",
-            ),
-            ("Median cycle", _e(days(s.get("median_cycle_days"))), "won deals, open to won"),
+        by = s.get("weighted_estimator") or self.estimator
+        weighted_note = f"{amount(s.get('weighted_amount'))}{self.currency}"
+        if by:
+            weighted_note += f" · by {by}"
+        return [
+            {"label": label, "value": value, "note": note}
+            for label, value, note in (
+                ("Opportunities", count(s.get("opportunities")), "in the report"),
+                ("Open", count(s.get("open")), "not yet won or lost"),
+                ("Won", count(s.get("won")), ""),
+                ("Lost", count(s.get("lost")), ""),
+                ("Win rate", percent(s.get("win_rate"), digits=1), "won ÷ closed"),
+                (
+                    "Open pipeline",
+                    compact(s.get("open_amount")),
+                    f"{amount(s.get('open_amount'))}{self.currency}",
+                ),
+                ("Weighted pipeline", compact(s.get("weighted_amount")), weighted_note),
+                ("Median cycle", days(s.get("median_cycle_days")), "won deals, open to won"),
+            )
         ]
-        items = "".join(
-            f'<li class="tile"><div class="label">{_e(label)}</div>'
-            f'<div class="value">{value}</div><div class="note">{_e(note)}</div></li>'
-            for label, value, note in tiles
-        )
-        return f'<ul class="tiles" aria-label="Summary">{items}</ul>'
 
-    # --- sections ----------------------------------------------------------------------------
-
-    def funnel(self) -> str:
-        """Render the funnel chart."""
+    def funnel(self) -> dict[str, Any]:
+        """The funnel chart."""
         rows = _rows(self.doc, "funnel")
-        lede = (
-            '<p class="lede">How many opportunities reached each stage (a deal that skipped a '
-            "stage still counts as having passed it), the share of all deals that got there, "
-            "the conversion from the stage before, and how many were lost in the stage.</p>"
-        )
-        if not rows:
-            return lede + NO_DATA
-        return lede + f"<figure>{funnel_chart(rows, self.labels)}</figure>"
+        return {"chart": _markup(funnel_chart(rows, self.labels)) if rows else None}
 
-    def forecast(self) -> str:
-        """Render the forecast chart and table."""
+    def forecast(self) -> dict[str, Any]:
+        """The forecast chart, table and the notes on its method."""
         rows = _rows(self.doc, "forecast")
-        lede = (
-            '<p class="lede">Bookings by expected close period. The bar spans P10 to P90 of the '
-            "simulated outcomes: one period in ten should land below the bar and one in ten "
-            "above it. The diamond is the probability-weighted amount.</p>"
-        )
-        if not rows:
-            return lede + NO_DATA
+        method = self.doc.get("forecast_method") or {}
         money = self.money
         columns = [
             _Column("Period", "period"),
             _Column("Deals", "n", count),
+            _Column("Overdue", "overdue", count),
             _Column("Weighted", "weighted", money),
+            _Column("Simulated mean", "simulated_mean", money),
             _Column("P10", "p10", money),
             _Column("P50", "p50", money),
             _Column("P90", "p90", money),
         ]
-        return (
-            lede
-            + f"<figure>{forecast_chart(rows)}</figure>"
-            + _table(columns, rows, caption="Forecast by period")
-        )
+        if not any("overdue" in r for r in rows):
+            columns = [c for c in columns if c.key not in ("overdue", "simulated_mean")]
+        notes = []
+        if method.get("overdue_rule"):
+            notes.append({"text": f"Close dates: {method['overdue_rule']}", "warn": False})
+        outside = [str(r["period"]) for r in rows if r.get("outside_range")]
+        if outside:
+            notes.append(
+                {
+                    "text": (
+                        f"The weighted point of {', '.join(outside)} falls outside P10-P90. "
+                        "The weighted amount keeps every deal on its expected close date "
+                        "(overdue ones in the as_of period); the simulation moves close dates "
+                        "as history's slips did, so amounts shift between periods (the "
+                        "simulated mean shows where they land), and a period with few large "
+                        "deals has a lumpy distribution."
+                    ),
+                    "warn": True,
+                }
+            )
+        return {
+            "rows": bool(rows),
+            "estimator": method.get("estimator") or self.estimator,
+            "chart": _markup(forecast_chart(rows)) if rows else None,
+            "table": _table(columns, rows, caption="Forecast by period"),
+            "notes": notes,
+        }
 
-    def _stage_cell(self, column: _Column, row: Row) -> str:
-        """Render a cell, showing stage ids by their labels."""
-        if column.key == "stage" and row.get("stage") is not None:
-            return f"<td>{_e(self.label(row['stage']))}</td>"
-        if column.key == "opportunity_id":
-            return f'<td><span class="id">{_e(row.get("opportunity_id"))}</span></td>'
-        return _cell(column, row)
-
-    def _stage_attrs(self, row: Row) -> str:
-        """Link a table row to the chart marks of its stage."""
-        stage = row.get("stage")
-        return "" if stage is None else f' data-stage="{_e(stage)}"'
-
-    def attention(self) -> str:
-        """Render stalled deals, slipping deals and the slippage chart."""
+    def attention(self) -> dict[str, Any]:
+        """Stalled deals, slipping deals and the slippage chart."""
         stalled = _rows(self.doc, "stalled")
         slipping = _rows(self.doc, "slipping")
         summary = self.doc.get("slip_summary") or {}
-        pushes = _rows(summary, "win_rate_by_pushes")
         stalled_columns = [
             _Column("Opportunity", "opportunity_id"),
             _Column("Stage", "stage"),
             _Column("Days in stage", "days_in_stage", days),
             _Column("Limit", "limit_days", days),
             _Column("Limit from", "limit_source"),
-            _Column("× won median", "times_won_median", ratio),  # noqa: RUF001
+            _Column("Days ÷ won median", "times_won_median", ratio),
             _Column("Amount", "amount", self.money),
         ]
         slipping_columns = [
@@ -305,97 +315,76 @@ images; numbers in charts match the tables.</footer>
             _Column("Close date", "close_date"),
             _Column("Amount", "amount", self.money),
         ]
-        chart = slippage_chart(pushes, slipping)
-        slip_rate = percent(summary.get("slip_rate"), digits=0)
-        return (
-            '<p class="lede">Open deals that have stayed in their stage past its limit, and '
-            "deals whose expected close date keeps moving out.</p>"
-            f"<h3>Stalled deals ({len(stalled)})</h3>"
-            + _table(
+        chart = slippage_chart(_rows(summary, "win_rate_by_pushes"), slipping)
+        return {
+            "stalled_heading": self.heading(stalled, self.doc.get("stalled_count")),
+            "slipping_heading": self.heading(slipping, self.doc.get("slipping_count")),
+            "stalled": _table(
                 stalled_columns,
                 stalled,
                 caption="Stalled deals",
-                row_attrs=self._stage_attrs,
-                cells=self._stage_cell,
-            )
-            + f"<h3>Slipping deals ({len(slipping)})</h3>"
-            + _table(
+                cells=self.stage_cell,
+                stage_rows=True,
+            ),
+            "slipping": _table(
                 slipping_columns,
                 slipping,
                 caption="Slipping deals",
-                row_attrs=self._stage_attrs,
-                cells=self._stage_cell,
-            )
-            + "<h3>Slippage and outcome</h3>"
-            + f'<p class="lede">Slip rate (share of deals whose close date was pushed at least '
-            f"once): <b>{_e(slip_rate)}</b>.</p>"
-            + (NO_DATA if chart is None else f"<figure>{chart}</figure>")
-        )
+                cells=self.stage_cell,
+                stage_rows=True,
+            ),
+            "slip_rate": percent(summary.get("slip_rate"), digits=0),
+            "chart": _markup(chart),
+        }
 
-    def durations(self) -> str:
-        """Render the stage durations chart, its table, and the cycle time."""
+    @staticmethod
+    def heading(rows: Sequence[Row], counted: Mapping[str, Any] | None) -> str:
+        """``39, the first 25 shown`` when the list is capped, else the count."""
+        total = counted.get("total") if counted else None
+        if total is None or total == len(rows):
+            return count(len(rows))
+        return f"{count(total)}, the first {count(len(rows))} shown"
+
+    def durations(self) -> dict[str, Any]:
+        """The stage durations chart, its table, and the cycle time."""
         rows = _rows(self.doc, "time_in_stage")
-        lede = (
-            '<p class="lede">Median days spent in each stage by deals that were eventually '
-            "won and by deals that were eventually lost. Long lost bars mean deals that linger "
-            "are usually lost: a stall limit there pays off.</p>"
-        )
-        if rows:
-            columns = [
-                _Column("Stage", "stage"),
-                _Column("Won median", "won_median_days", days),
-                _Column("Lost median", "lost_median_days", days),
-                _Column("Open median", "open_median_days", days),
-                _Column("Lost ÷ won", "lost_to_won_ratio", ratio),
-                _Column("Won n", "won_n", count),
-                _Column("Lost n", "lost_n", count),
-                _Column("Open n", "open_n", count),
-                _Column("KM median", "km_median_days", days),
-            ]
-            content = f"<figure>{durations_chart(rows, self.labels)}</figure>" + _table(
-                columns,
-                rows,
-                caption="Time in stage",
-                row_attrs=self._stage_attrs,
-                cells=self._stage_cell,
-            )
-        else:
-            content = NO_DATA
-        return lede + content + "<h3>Cycle time</h3>" + self.cycle_time()
-
-    def cycle_time(self) -> str:
-        """Render the cycle time figures and their explanation."""
+        columns = [
+            _Column("Stage", "stage"),
+            _Column("Won median", "won_median_days", days),
+            _Column("Lost median", "lost_median_days", days),
+            _Column("Open median", "open_median_days", days),
+            _Column("Lost ÷ won (medians)", "lost_to_won_median_ratio", ratio),
+            _Column("Lost ÷ won (means)", "lost_to_won_mean_ratio", ratio),
+            _Column("Won n", "won_n", count),
+            _Column("Lost n", "lost_n", count),
+            _Column("Open n", "open_n", count),
+            _Column("KM median", "km_median_days", days),
+        ]
         cycle = self.doc.get("cycle_time")
-        if not cycle:
-            return NO_DATA
-        items = []
-        for outcome in ("won", "lost"):
-            group = cycle.get(outcome) or {}
-            items.append(
-                (
-                    f"{outcome.capitalize()} deals: median",
-                    days(group.get("median_days")),
-                )
-            )
-            items.append((f"{outcome.capitalize()} deals: mean", days(group.get("mean_days"))))
-            items.append((f"{outcome.capitalize()} deals: n", count(group.get("n"))))
-        items.append(("Sum of stage means", days(cycle.get("sum_of_stage_means_days"))))
-        items.append(("Measured mean cycle", days(cycle.get("measured_mean_days"))))
-        figures = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in items)
-        explanation = cycle.get("explanation")
-        note = f'<p class="callout">{_e(explanation)}</p>' if explanation else ""
-        return f'<dl class="kv">{figures}</dl>{note}'
+        figures = None
+        if cycle:
+            items = []
+            for outcome in ("won", "lost"):
+                group = cycle.get(outcome) or {}
+                name = outcome.capitalize()
+                items.append((f"{name} deals: median", days(group.get("median_days"))))
+                items.append((f"{name} deals: mean", days(group.get("mean_days"))))
+                items.append((f"{name} deals: n", count(group.get("n"))))
+            items.append(("Sum of stage means", days(cycle.get("sum_of_stage_means_days"))))
+            items.append(("Measured mean cycle", days(cycle.get("measured_mean_days"))))
+            figures = {"figures": items, "explanation": cycle.get("explanation")}
+        return {
+            "rows": bool(rows),
+            "chart": _markup(durations_chart(rows, self.labels)) if rows else None,
+            "table": _table(
+                columns, rows, caption="Time in stage", cells=self.stage_cell, stage_rows=True
+            ),
+            "cycle": figures,
+        }
 
-    def probabilities(self) -> str:
-        """Render the probability chart and table."""
+    def probabilities(self) -> dict[str, Any]:
+        """The probability chart and table, the column in use highlighted."""
         rows = _rows(self.doc, "probabilities")
-        lede = (
-            '<p class="lede">The probability configured on each stage against what history '
-            "says: the empirical win rate of deals that reached the stage (with its interval) "
-            "and the Markov estimate, which also learns from deals that are still open.</p>"
-        )
-        if not rows:
-            return lede + NO_DATA
         columns = [
             _Column("Stage", "stage"),
             _Column("Configured", "configured", percent),
@@ -404,42 +393,66 @@ images; numbers in charts match the tables.</footer>
             _Column("High", "high", percent),
             _Column("Markov", "markov", percent),
             _Column("Smoothed", "smoothed", percent),
-            _Column("n", "n", count),
         ]
-        return (
-            lede
-            + f"<figure>{probabilities_chart(rows, self.labels)}</figure>"
-            + _table(
+        known = {"stage", "low", "high", "n", *_ESTIMATOR_COLUMNS}
+        extra = list(dict.fromkeys(k for r in rows for k in r if k not in known))
+        columns += [_Column(k.replace("_", " ").capitalize(), k, percent) for k in extra]
+        columns.append(_Column("n", "n", count))
+        for column in columns:
+            if column.key == self.estimator:
+                column.header += " (used)"
+        notes = []
+        if self.estimator and self.estimator not in {c.key for c in columns}:
+            notes.append(
+                {
+                    "text": (
+                        f"The estimator in use, {self.estimator}, gives each deal a probability "
+                        "that depends on more than its stage (the time it has spent there), so "
+                        "it has no single column here."
+                    ),
+                    "warn": False,
+                }
+            )
+        if self.process.get("configured_known") is False:
+            notes.append(
+                {
+                    "text": (
+                        "The process has no configured probabilities (every open stage is 0%, "
+                        "as in a process inferred from data): the configured column is no "
+                        "baseline, and the backtest leaves it out."
+                    ),
+                    "warn": True,
+                }
+            )
+        return {
+            "rows": bool(rows),
+            "chart": _markup(probabilities_chart(rows, self.labels)) if rows else None,
+            "table": _table(
                 columns,
                 rows,
                 caption="Win probability by stage",
-                row_attrs=self._stage_attrs,
-                cells=self._stage_cell,
-            )
-        )
+                cells=self.stage_cell,
+                stage_rows=True,
+            ),
+            "notes": notes,
+        }
 
-    def backtest(self) -> str:
-        """Render the backtest scores and the reliability diagram."""
+    def backtest(self) -> dict[str, Any] | None:
+        """The backtest scores, the reliability diagram, and why no winner is named."""
         backtest = self.doc.get("backtest")
         if not backtest:
-            return NO_DATA
+            return None
         best = backtest.get("best")
         scores = _rows(backtest, "scores")
         reliability = _rows(backtest, "reliability")
-        lede = (
-            '<p class="lede">Each estimator was fitted on history before '
-            f"<b>{_e(_instant(backtest['cutoff']))}</b> and scored on the deals that closed "
-            "after it. Lower Brier score and log loss are better."
-            + (f" Best: <b>{_e(best)}</b>." if best else "")
-            + "</p>"
-        )
+        used = self.estimator
 
-        def score_cell(column: _Column, row: Row) -> str:
-            if column.key == "estimator" and best is not None and row.get("estimator") == best:
-                return (
-                    f'<td class="best">{_e(row["estimator"])}'
-                    '<span class="best-mark">✓ best</span></td>'
-                )
+        def score_cell(column: _Column, row: Row) -> Cell:
+            name = row.get("estimator")
+            if column.key == "estimator" and best is not None and name == best:
+                return {"kind": "best", "text": str(name)}
+            if column.key == "estimator" and used is not None and name == used:
+                return {"kind": "chosen", "text": str(name)}
             return _cell(column, row)
 
         columns = [
@@ -448,35 +461,42 @@ images; numbers in charts match the tables.</footer>
             _Column("Log loss", "log_loss", lambda v: _fixed(v, 3)),
             _Column("n", "n", count),
         ]
-        table = _table(columns, scores, caption="Backtest scores", cells=score_cell)
-        chart = f"<figure>{reliability_chart(reliability)}</figure>" if reliability else NO_DATA
-        return (
-            lede
-            + '<div class="grid-2"><div><h3>Scores</h3>'
-            + table
-            + "</div><div><h3>Reliability</h3>"
-            + chart
-            + "</div></div>"
+        notes = []
+        if backtest.get("warning"):
+            notes.append({"text": f"No winner: {backtest['warning']}.", "warn": True})
+        notes.extend(
+            {"text": f"{e.get('estimator')} is left out: {e.get('reason')}.", "warn": True}
+            for e in _rows(backtest, "excluded")
+        )
+        scored = backtest.get("scored")
+        return {
+            "cutoff": _instant(backtest["cutoff"]),
+            "best": best,
+            "scored": None
+            if scored is None
+            else (
+                f"{count(scored)} deals: {count(backtest.get('scored_won'))} won, "
+                f"{count(backtest.get('scored_lost'))} lost"
+            ),
+            "notes": notes,
+            "table": _table(columns, scores, caption="Backtest scores", cells=score_cell),
+            "chart": _markup(reliability_chart(reliability)) if reliability else None,
+        }
+
+    def data_quality(self) -> dict[str, Any]:
+        """The data-quality findings, errors first."""
+        rows = sorted(
+            _rows(self.doc, "data_quality"),
+            key=lambda r: _SEVERITY.get(str(r["severity"]).lower(), 3),
         )
 
-    def data_quality(self) -> str:
-        """Render the data-quality findings, errors first."""
-        rows = _rows(self.doc, "data_quality")
-        if not rows:
-            return (
-                '<p class="lede">Problems found in the event logs that may bend the numbers '
-                "above.</p>" + NO_DATA
-            )
-        order = {"error": 0, "warning": 1, "info": 2}
-        rows = sorted(rows, key=lambda r: order.get(str(r["severity"]).lower(), 3))
-
-        def cell(column: _Column, row: Row) -> str:
+        def cell(column: _Column, row: Row) -> Cell:
             if column.key == "severity":
                 severity = str(row["severity"])
-                klass = f"sev-{severity.lower()}" if severity.lower() in order else "sev-info"
-                return f'<td><span class="badge {klass}">{_e(severity)}</span></td>'
+                klass = f"sev-{severity.lower()}" if severity.lower() in _SEVERITY else "sev-info"
+                return {"kind": "badge", "css": klass, "text": severity}
             if column.key == "code":
-                return f"<td><code>{_e(row['code'])}</code></td>"
+                return {"kind": "code", "text": str(row["code"])}
             return _cell(column, row)
 
         columns = [
@@ -485,17 +505,12 @@ images; numbers in charts match the tables.</footer>
             _Column("Count", "count", count),
             _Column("What it means", "message"),
         ]
-        return (
-            '<p class="lede">Problems found in the event logs that may bend the numbers '
-            "above, most severe first.</p>"
-            + _table(columns, rows, caption="Data quality", cells=cell)
-        )
-
-
-def _fixed(value: object, digits: int) -> str:
-    """Format a score with a fixed number of decimals."""
-    number = finite(value)
-    return DASH if number is None else f"{number:.{digits}f}"
+        if any(r.get("source") is not None for r in rows):
+            columns.insert(2, _Column("Found in", "source"))
+        return {
+            "rows": bool(rows),
+            "table": _table(columns, rows, caption="Data quality", cells=cell),
+        }
 
 
 def render_html(document: Mapping[str, Any]) -> str:
@@ -509,6 +524,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
     Raises:
         ReportError: the document is malformed; every problem is listed with its path.
+        TemplateEngineMissingError: Jinja2 is not installed (``pip install 'stagegate[report]'``).
 
     >>> from stagegate.report import sample_document
     >>> page = render_html(sample_document())
@@ -516,7 +532,9 @@ def render_html(document: Mapping[str, Any]) -> str:
     (True, 6)
     """
     validate_document(document)
-    return _Page(document).render()
+    context = _Page(document).context()
+    page: str = _environment().get_template("page.html.j2").render(context)
+    return page
 
 
 def write_html(document: Mapping[str, Any], path: str | Path) -> Path:

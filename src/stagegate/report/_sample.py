@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stagegate.report._build import OVERDUE_RULE
+
 __all__ = ["sample_document"]
 
 _STAGES = (
@@ -77,11 +79,12 @@ _SLIPPING = (
     ("OPP-2025-0088", 1, 14.0, "2025-06-20", "2025-07-04", "contract", 38500.0),
 )
 
+# period, weighted, simulated mean, p10, p50, p90, deals, overdue
 _FORECAST = (
-    ("2025-07", 412000.0, 205000.0, 398000.0, 640000.0, 31),
-    ("2025-08", 356000.0, 120000.0, 331000.0, 590000.0, 27),
-    ("2025-09", 298000.0, 60000.0, 262000.0, 540000.0, 24),
-    ("2025-Q4", 521000.0, 150000.0, 470000.0, 910000.0, 41),
+    ("2025-07", 412000.0, 301000.0, 205000.0, 398000.0, 640000.0, 31, 9),
+    ("2025-08", 356000.0, 372000.0, 120000.0, 331000.0, 590000.0, 27, 0),
+    ("2025-09", 298000.0, 311000.0, 60000.0, 262000.0, 540000.0, 24, 0),
+    ("2025-Q4", 521000.0, 603000.0, 150000.0, 470000.0, 910000.0, 41, 0),
 )
 
 
@@ -119,6 +122,7 @@ def sample_document() -> dict[str, Any]:
                 "stage": stage,
                 "reached": reached,
                 "reach_rate": round(reached / _FUNNEL[0][1], 4),
+                "reached_in_order": reached,
                 "conversion_from_previous": None
                 if previous is None
                 else round(reached / previous, 4),
@@ -138,6 +142,7 @@ def sample_document() -> dict[str, Any]:
                 {"id": i, "label": label, "kind": kind, "probability": p}
                 for i, label, kind, p in _STAGES
             ],
+            "configured_known": True,
         },
         "summary": {
             "opportunities": 412,
@@ -147,7 +152,16 @@ def sample_document() -> dict[str, Any]:
             "win_rate": round(52 / 306, 4),
             "open_amount": 4870000.0,
             "weighted_amount": 1587000.0,
+            "weighted_estimator": "markov",
             "median_cycle_days": 74.5,
+        },
+        "estimator": {
+            "name": "markov",
+            "chosen_by": "backtest",
+            "reason": (
+                "markov is the best-calibrated estimator in the backtest (lowest Brier score, "
+                "0.128 on 214 deals open at the cut-off and closed since)."
+            ),
         },
         "probabilities": [
             {
@@ -165,13 +179,23 @@ def sample_document() -> dict[str, Any]:
         "backtest": {
             "cutoff": "2025-01-01T00:00:00+00:00",
             "best": "markov",
+            "warning": None,
+            "scored": 214,
+            "scored_won": 41,
+            "scored_lost": 173,
+            "excluded": [],
             "scores": [
                 {"estimator": "configured", "brier": 0.162, "log_loss": 0.503, "n": 214},
                 {"estimator": "empirical", "brier": 0.141, "log_loss": 0.452, "n": 214},
                 {"estimator": "markov", "brier": 0.128, "log_loss": 0.417, "n": 214},
                 {"estimator": "smoothed", "brier": 0.131, "log_loss": 0.423, "n": 214},
+                {"estimator": "dwell", "brier": 0.133, "log_loss": 0.431, "n": 214},
             ],
-            "reliability": _reliability("configured", 0.08) + _reliability("markov", 0.02),
+            "reliability": _reliability("configured", 0.08)
+            + _reliability("empirical", 0.05)
+            + _reliability("markov", 0.02)
+            + _reliability("smoothed", 0.03)
+            + _reliability("dwell", -0.02),
         },
         "time_in_stage": [
             {
@@ -179,7 +203,8 @@ def sample_document() -> dict[str, Any]:
                 "won_median_days": won,
                 "lost_median_days": lost,
                 "open_median_days": open_,
-                "lost_to_won_ratio": round(lost / won, 2),
+                "lost_to_won_median_ratio": round(lost / won, 2),
+                "lost_to_won_mean_ratio": round(lost / won * 1.12, 2),
                 "won_n": won_n,
                 "lost_n": lost_n,
                 "open_n": open_n,
@@ -200,6 +225,7 @@ def sample_document() -> dict[str, Any]:
             ),
         },
         "funnel": funnel,
+        "stalled_count": {"total": len(_STALLED), "shown": len(_STALLED), "capped": False},
         "stalled": [
             {
                 "opportunity_id": opp,
@@ -212,6 +238,7 @@ def sample_document() -> dict[str, Any]:
             }
             for opp, stage, days_in, limit, source, times, amount in _STALLED
         ],
+        "slipping_count": {"total": 9, "shown": len(_SLIPPING), "capped": True},
         "slipping": [
             {
                 "opportunity_id": opp,
@@ -234,27 +261,57 @@ def sample_document() -> dict[str, Any]:
             ],
         },
         "forecast": [
-            {"period": period, "weighted": w, "p10": p10, "p50": p50, "p90": p90, "n": n}
-            for period, w, p10, p50, p90, n in _FORECAST
+            {
+                "period": period,
+                "weighted": w,
+                "simulated_mean": mean,
+                "p10": p10,
+                "p50": p50,
+                "p90": p90,
+                "n": n,
+                "overdue": overdue,
+                "outside_range": not p10 <= w <= p90,
+            }
+            for period, w, mean, p10, p50, p90, n, overdue in _FORECAST
         ],
+        "forecast_method": {
+            "estimator": "markov",
+            "simulations": 1000,
+            "seed": 0,
+            "slip_samples": 52,
+            "overdue_deals": 9,
+            "beyond_history": 0,
+            "unscheduled": 17,
+            "overdue_rule": OVERDUE_RULE,
+        },
         "data_quality": [
             {
                 "code": "missing_amount",
                 "severity": "warning",
                 "count": 17,
                 "message": "Open opportunities without an amount count as zero in every total.",
+                "source": "log",
+            },
+            {
+                "code": "reused_id",
+                "severity": "warning",
+                "count": 2,
+                "message": "An opportunity id was reused for a new deal: the rows were split.",
+                "source": "import",
             },
             {
                 "code": "backdated_event",
                 "severity": "info",
                 "count": 4,
                 "message": "Events recorded more than 7 days after they happened.",
+                "source": "log",
             },
             {
                 "code": "close_date_in_past",
                 "severity": "error",
                 "count": 9,
                 "message": "Open opportunities whose expected close date has already passed.",
+                "source": "log",
             },
         ],
     }

@@ -295,7 +295,8 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         height,
         "Median days in each stage: won deals versus lost deals",
         "For each stage, two horizontal bars: the median days won deals spent there (solid) "
-        "and the median days lost deals spent there (hatched), with the lost-to-won ratio.",
+        "and the median days lost deals spent there (hatched), with the lost median divided by "
+        "the won median.",
     )
     parts.append(
         '<defs><pattern id="stage-durations-hatch" patternUnits="userSpaceOnUse" width="6" '
@@ -324,7 +325,7 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         label="Days in stage (median)",
         fmt=_tick_format(ticks, count),
     )
-    parts.append(_text(860, top - 14, "Lost ÷ won", cls="col-head", anchor="end"))
+    parts.append(_text(860, top - 14, "Lost ÷ won median", cls="col-head", anchor="end"))
     for index, row in enumerate(rows):
         y = top + index * group_h
         name = _label(labels, str(row["stage"]))
@@ -362,7 +363,7 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         if not drawn:
             parts.append(_text(left + 4, y + 22, "no closed deals", cls="muted"))
         parts.append(
-            _text(860, y + 22, ratio(row.get("lost_to_won_ratio")), cls="num", anchor="end")
+            _text(860, y + 22, ratio(row.get("lost_to_won_median_ratio")), cls="num", anchor="end")
         )
         parts.append("</g>")
     parts.append("</svg>")
@@ -621,7 +622,44 @@ def forecast_chart(rows: Sequence[Row]) -> str:
 
 # --- reliability -------------------------------------------------------------------------
 
-_SHAPES = (("m-s0", None), ("m-s1", _TRIANGLE), ("m-s2", _SQUARE), ("m-s3", _DIAMOND))
+_COLOURS = 4
+"""Colour classes ``m-s0`` to ``m-s3``; the marker shape alone tells the series apart."""
+_POLYGONS = ((3, -90.0, "triangle"), (4, 45.0, "square"), (4, 0.0, "diamond"),
+             (5, -90.0, "pentagon"), (6, 0.0, "hexagon"))  # fmt: skip
+
+
+def _polygon(points: Sequence[tuple[float, float]]) -> str:
+    return "M" + " L".join(f"{_c(x)},{_c(y)}" for x, y in points) + " Z"
+
+
+def marker(index: int) -> tuple[str, str | None]:
+    """The marker of the ``index``-th series: its name and path (``None``: a circle).
+
+    Every index gets a different shape, for any number of series: a circle, five polygons,
+    then stars with 4, 5, 6, ... points.
+
+    >>> [marker(i)[0] for i in (0, 1, 2, 3, 6, 9)]
+    ['circle', 'triangle', 'square', 'diamond', 'star4', 'star7']
+    """
+    if index == 0:
+        return "circle", None
+    if index <= len(_POLYGONS):
+        sides, turn, name = _POLYGONS[index - 1]
+        radius = 6.5 if sides == 4 and turn == 45.0 else 6.0  # noqa: PLR2004 - a square's corner
+        return name, _polygon(
+            [
+                (radius * math.cos(math.radians(turn + 360 * k / sides)),
+                 radius * math.sin(math.radians(turn + 360 * k / sides)))
+                for k in range(sides)
+            ]
+        )  # fmt: skip
+    points = index - len(_POLYGONS) + 3
+    star = [
+        ((6.5 if k % 2 == 0 else 2.8) * math.cos(math.radians(-90 + 180 * k / points)),
+         (6.5 if k % 2 == 0 else 2.8) * math.sin(math.radians(-90 + 180 * k / points)))
+        for k in range(2 * points)
+    ]  # fmt: skip
+    return f"star{points}", _polygon(star)
 
 
 def reliability_chart(rows: Sequence[Row]) -> str:
@@ -646,7 +684,8 @@ def reliability_chart(rows: Sequence[Row]) -> str:
     parts.append(f'<line class="diagonal" x1="{left}" y1="{bottom}" x2="{right}" y2="{top}"/>')
     legend_y = top + 10
     for index, estimator in enumerate(estimators):
-        css, path = _SHAPES[index % len(_SHAPES)]
+        shape, path = marker(index)
+        css = f"m-s{index % _COLOURS}"
         points = [
             (x_scale(p), y_scale(o), r)
             for r in rows
@@ -654,7 +693,9 @@ def reliability_chart(rows: Sequence[Row]) -> str:
             and (p := _value(r, "predicted")) is not None
             and (o := _value(r, "observed")) is not None
         ]
-        parts.append(f'<g class="series {css}" data-estimator="{_e(estimator)}">')
+        parts.append(
+            f'<g class="series {css}" data-estimator="{_e(estimator)}" data-marker="{shape}">'
+        )
         if len(points) > 1:
             line = " ".join(f"{_c(x)},{_c(y)}" for x, y, _ in points)
             parts.append(f'<polyline class="series-line" points="{line}"/>')
