@@ -92,13 +92,13 @@ class TestCheck:
     def test_a_policy_violation_names_the_allowed_targets(self, stuck_events: Path) -> None:
         result = run("check", str(stuck_events), "contract")
         decision = json.loads(result.stdout)
-        assert decision["error"] == "MoveNotAllowedError"
-        assert "needs_analysis" in decision["allowed_targets"]
+        assert (result.returncode, decision["error"]["type"]) == (1, "MoveNotAllowedError")
+        assert "needs_analysis" in decision["error"]["allowed_targets"]
 
     def test_an_override_without_a_reason_is_refused(self, stuck_events: Path) -> None:
         result = run("check", str(stuck_events), "advance", "--override")
         decision = json.loads(result.stdout)
-        assert (result.returncode, decision["error"]) == (1, "InvalidCommandError")
+        assert (result.returncode, decision["error"]["type"]) == (1, "InvalidCommandError")
 
     @pytest.mark.parametrize(
         ("content", "fragment"),
@@ -116,14 +116,14 @@ class TestCheck:
         path.write_text(content, "utf-8")
         result = run("check", str(path), "advance")
         assert result.returncode == 2
-        assert fragment in json.loads(result.stdout)["error"]
+        assert fragment in json.loads(result.stdout)["error"]["message"]
 
     def test_non_utf8_events_exit_2(self, tmp_path: Path) -> None:
         path = tmp_path / "events.json"
         path.write_bytes(b"[\xff\xfe]")
         result = run("check", str(path), "advance")
         assert result.returncode == 2
-        assert "not UTF-8" in json.loads(result.stdout)["error"]
+        assert "not UTF-8" in json.loads(result.stdout)["error"]["message"]
 
 
 class TestStages:

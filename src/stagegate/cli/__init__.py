@@ -3,9 +3,11 @@
 Exit codes scripts can rely on:
 
 * ``0``: success (the definition is valid, the move is allowed, the report was written).
-* ``1``: a negative answer (``check``: the move is blocked; ``validate``: warnings with
-  ``--strict``).
-* ``2``: bad input: an invalid definition, an unreadable or malformed file, a bad option.
+* ``1``: a negative answer (``check``: a well-formed request the process blocks; ``validate``:
+  warnings with ``--strict``).
+* ``2``: bad input: an invalid definition, an unreadable or malformed file, a bad option, a
+  broken event log, an unknown stage, an instant before the log's last event, an empty actor.
+* ``3``: an unexpected internal error (a bug): one line on standard error, never a traceback.
 
 Every command that prints a result accepts ``--json`` for machines.
 """
@@ -19,6 +21,25 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_NEGATIVE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+COMMAND_MODULES = {
+    "backup": "stagegate.cli._store",
+    "import": "stagegate.cli._import",
+    "report": "stagegate.cli._report",
+    "simulate": "stagegate.cli._report",
+    "verify": "stagegate.cli._verify",
+}
+"""Commands defined outside ``_app``, imported only when named (``check`` starts fast)."""
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """The one line printed for an unexpected internal error."""
+    text = " ".join(str(exc).split())[:300]
+    return (
+        f"stagegate: internal error ({type(exc).__name__}: {text}); this is a bug, please "
+        "report it with the command that caused it\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import click  # noqa: PLC0415 - the cli extra is optional
 
-        from stagegate.cli import (  # noqa: F401, PLC0415 - register commands
-            _import,
-            _report,
-            _store,
-            _verify,
-        )
         from stagegate.cli._app import app  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the environment
         sys.stderr.write(
@@ -47,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:  # pragma: no cover - Ctrl-C
         sys.stderr.write("aborted\n")
         return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - a bug gets its own code and one line
+        sys.stderr.write(internal_error_line(exc))
+        return EXIT_INTERNAL
     return result if isinstance(result, int) else EXIT_OK
 
 

@@ -1,32 +1,52 @@
-"""Commands of the ``stagegate`` command line (click + rich)."""
+"""Commands of the ``stagegate`` command line (click; rich only where tables are drawn).
+
+``check`` must start fast: this module imports nothing heavy at the top (no rich, no
+``jsonschema``, no analytics, I/O or store); the commands of other modules are imported when
+they are named (:data:`stagegate.cli.COMMAND_MODULES`).
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from stagegate._time import parse_instant
-from stagegate.cli import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK
-from stagegate.definition import load_process
-from stagegate.errors import (
-    DefinitionError,
-    GateNotMetError,
-    MoveNotAllowedError,
-    StagegateError,
+from stagegate.cli import (
+    COMMAND_MODULES,
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    internal_error_line,
 )
+from stagegate.definition import load_process
+from stagegate.errors import DefinitionError, StagegateError
 from stagegate.events import Event
-from stagegate.opportunity import Opportunity
 from stagegate.process import Process
 from stagegate.templates import TEMPLATES, template
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _Commands(click.Group):
+    """The command group: commands of other modules are imported when they are named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's signature
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[cmd_name])  # its commands join this group
+        return self.commands.get(cmd_name)
+
 
 @click.group(
+    cls=_Commands,
     name="stagegate",
     help="Stage-gated B2B pipelines: validate processes, check moves, import history, report.",
     no_args_is_help=True,
@@ -62,11 +82,15 @@ language_option = click.option(
 
 def err_console() -> Console:
     """A console on standard error for messages."""
+    from rich.console import Console  # noqa: PLC0415 - slow to import; check never needs it
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def out_console() -> Console:
     """A console on standard output for results."""
+    from rich.console import Console  # noqa: PLC0415 - slow to import; check never needs it
+
     return Console(highlight=False, soft_wrap=True)
 
 
@@ -162,8 +186,9 @@ def read_events(path: str) -> list[Event]:
     """Read events written by ``Event.to_dict`` from a JSON array or JSON Lines file.
 
     Raises:
-        StagegateError: the file cannot be read or holds malformed events.
+        EventLogError: the file cannot be read or holds malformed events.
     """
+    from stagegate.decision import events_from_dicts  # noqa: PLC0415
     from stagegate.errors import EventLogError  # noqa: PLC0415
 
     try:
@@ -199,7 +224,15 @@ def read_events(path: str) -> list[Event]:
         items = items.get("events", [])
     if not isinstance(items, list):
         raise EventLogError(f"{path} must hold a list of events")
-    return [Event.from_dict(item) for item in items]
+    return events_from_dicts(items)
+
+
+def print_document(document: Any) -> None:
+    """Write a decision document as JSON (ASCII: any text, even a lone surrogate, survives)."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=True) + "\n")
+
+
+_EXIT_OF = {"allowed": EXIT_OK, "blocked": EXIT_NEGATIVE, "invalid": EXIT_BAD_INPUT}
 
 
 @app.command()
@@ -224,87 +257,72 @@ def check(
     """Decide MOVE for the opportunity whose events are in EVENTS; print the decision as JSON.
 
     EVENTS is a JSON array or JSON Lines file of events (as written by Event.to_dict), or - for
-    standard input. MOVE is advance, win, lose, reopen, or a target stage id.
-    Exit 0 when the move is allowed, 1 when it is blocked, 2 for bad input.
+    standard input. MOVE is advance, win, lose, reopen, or a target stage id. The decision is a
+    decision-response document (docs/service.md). Exit 0 when the move is allowed, 1 when the
+    process blocks it, 2 for bad input (a malformed or broken log, an unknown stage, an instant
+    before the last event, an empty actor), 3 for an internal error.
     """
+    from stagegate.decision import (  # noqa: PLC0415 - keeps --help fast
+        Decision,
+        MoveRequest,
+        Verdict,
+        decide,
+        internal_error_document,
+        parse_at,
+    )
+
     try:
-        process = resolve_process(process_path, template_name)
-        deal = Opportunity.replay(process, read_events(events_path))
-        instant = deal.last_at if at is None else parse_instant(at)
+        try:
+            process = resolve_process(process_path, template_name)
+            events = read_events(events_path)
+            instant = None if at is None else parse_at(at)
+            request = MoveRequest.from_words(
+                move, actor=actor, at=instant, reason=reason, override=override
+            )
+        except StagegateError as error:
+            document = Decision(Verdict.INVALID, error=error).to_dict()
+        else:
+            document = decide(process, events, request).to_dict()
+        print_document(document)
+    except Exception as exc:  # noqa: BLE001 - a bug gets its own code, never a traceback
+        sys.stderr.write(internal_error_line(exc))
+        print_document(internal_error_document(exc))
+        return EXIT_INTERNAL
+    return _EXIT_OF[document["status"]]
+
+
+@app.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--processes",
+    "processes_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Folder of process definitions (.toml, .json, .yaml), served by their names.",
+)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, processes_dir: Path | None, workers: int) -> int:
+    """Serve decisions over HTTP (needs the service extra: pip install 'stagegate[service]')."""
+    try:
+        from stagegate.service import load_processes, run_server  # noqa: PLC0415
+    except ImportError as exc:
+        sys.stderr.write(
+            f"stagegate serve needs its extra ({exc.name} is missing): "
+            "pip install 'stagegate[service]'\n"
+        )
+        return EXIT_BAD_INPUT
+    try:
+        processes = load_processes(processes_dir)
     except DefinitionError as error:
         return fail(
-            "the process definition is invalid",
-            as_json=True,
+            f"a process definition in {processes_dir} is invalid",
             problems=[str(p) for p in error.problems],
         )
     except StagegateError as error:
-        return fail(str(error), as_json=True)
-    decision: dict[str, Any] = {
-        "opportunity_id": deal.id,
-        "from_stage": deal.stage,
-        "requested": move,
-        "at": instant.isoformat(),
-    }
-    try:
-        event = _attempt(deal, move, at=instant, actor=actor, reason=reason, override=override)
-    except GateNotMetError as error:
-        decision.update(
-            allowed=False,
-            error="GateNotMetError",
-            message=str(error),
-            missing=list(error.report.missing),
-            report=error.report.to_dict(),
-        )
-    except MoveNotAllowedError as error:
-        decision.update(
-            allowed=False,
-            error="MoveNotAllowedError",
-            message=str(error),
-            why=error.why,
-            allowed_targets=list(error.allowed),
-        )
-    except StagegateError as error:
-        decision.update(allowed=False, error=type(error).__name__, message=str(error))
-    else:
-        decision.update(allowed=True, to_stage=event.stage, event=event.to_dict())
-    if not decision["allowed"]:
-        decision["available_moves"] = [
-            {
-                "target": option.target,
-                "kind": option.kind.value,
-                "allowed": option.allowed,
-                "needs_reason": option.needs_reason,
-                "blocked_by": list(option.blocked_by),
-            }
-            for option in deal.available_moves(at=instant)
-        ]
-    print_json(decision)
-    return EXIT_OK if decision["allowed"] else EXIT_NEGATIVE
-
-
-def _attempt(
-    deal: Opportunity,
-    move: str,
-    *,
-    at: Any,
-    actor: str,
-    reason: str | None,
-    override: bool,
-) -> Event:
-    if override:
-        if move == "advance":
-            nxt = deal.process.next_stage(deal.stage)
-            move = deal.stage if nxt is None else nxt.id
-        return deal.override(move, at=at, actor=actor, reason=reason or "")
-    if move == "advance":
-        return deal.advance(at=at, actor=actor)
-    if move == "win":
-        return deal.win(at=at, actor=actor)
-    if move == "lose":
-        return deal.lose(at=at, actor=actor, reason=reason or "")
-    if move == "reopen":
-        return deal.reopen(at=at, actor=actor, reason=reason or "")
-    return deal.move_to(move, at=at, actor=actor, reason=reason)
+        return fail(str(error))
+    run_server(processes, host=host, port=port, workers=workers, processes_dir=processes_dir)
+    return EXIT_OK
 
 
 @app.command()
@@ -327,6 +345,8 @@ def stages(process_path: Path | None, template_name: str, language: str, as_json
 
         print_json(process_to_dict(process))
         return EXIT_OK
+    from rich.table import Table  # noqa: PLC0415 - slow to import; check never needs it
+
     table = Table(title=f"{process.name} v{process.version}")
     table.add_column("stage", no_wrap=True)
     for column in ("label", "probability", "kind", "forecast", "gate to enter"):
