@@ -188,7 +188,7 @@ class TestAmounts:
         assert ("bad_value", False) == (finding.code, finding.used)
         assert () == result.events
 
-    def test_a_negative_amount_is_kept_with_a_warning(self):
+    def test_a_negative_amount_is_left_out_with_a_warning(self):
         rows = [row("A", "2024-01-01T00:00:00Z", "lead_generation", amount="-5")]
         result = import_log(rows, process=b2b(), as_of=AS_OF)
         (finding,) = result.findings
@@ -197,7 +197,10 @@ class TestAmounts:
             finding.severity,
             finding.rows,
         )
-        assert "-5" == str(result.events[0].amount)
+        # a deal's amount is never negative: the row is used, its amount is not
+        (opened,) = result.events
+        assert opened.amount is None
+        assert "lead_generation" == opened.stage
 
 
 class TestInferredProcess:

@@ -353,14 +353,13 @@ def test_the_input_size_limit_is_configurable(
     assert "STAGEGATE_MAX_INPUT_BYTES" in capsys.readouterr().err
 
 
-def test_a_negative_amount_is_imported_with_a_finding(tmp_path: Path) -> None:
+def test_a_log_with_a_negative_amount_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     deal = b2b()
     negative = attrs.evolve(opened("n-1"), amount=Decimal(-5))
-    outcome = write_import(tmp_path / "s.sqlite", [negative], process=deal, source="events")
-    assert [f.code for f in outcome.findings] == ["negative_amount"]
-    with SQLiteStore(tmp_path / "s.sqlite") as store:
-        (record,) = store.imports()
-    assert [f["code"] for f in record.findings] == ["negative_amount"]
+    with pytest.raises(ImportRefusedError, match="amount") as refused:
+        write_import(tmp_path / "s.sqlite", [negative], process=deal, source="events")
+    assert "invalid_events" == refused.value.code
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 @pytest.mark.parametrize("mode", ["delete", "wal", "newer", "newer-wal"])
@@ -890,12 +889,11 @@ class TestEdges:
         assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "s.sqlite"]
 
 
-def test_the_command_line_shows_what_a_streamed_import_found(
+def test_the_command_line_refuses_a_streamed_log_with_a_negative_amount(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = tmp_path / "negative.jsonl"
     log.write_bytes(_jsonl(base_record("neg") | {"amount": "-10"}))
-    assert main(["import", str(log), "--store", str(tmp_path / "s.sqlite")]) == 0
-    out = capsys.readouterr().out
-    assert "imported 1 opportunities (1 events)" in out
-    assert "negative_amount" in out
+    assert main(["import", str(log), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "amount" in capsys.readouterr().err
+    assert not (tmp_path / "s.sqlite").exists()

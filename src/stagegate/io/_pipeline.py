@@ -173,7 +173,11 @@ def amount(value: object) -> Decimal | None:
 
 
 def _checked_amounts(records: Sequence[Record], found: list[Finding]) -> list[Record]:
-    """Refuse rows whose amount is not finite; report negative amounts (kept, as written)."""
+    """Refuse rows whose amount is not finite; leave out negative amounts, with a finding.
+
+    A deal's amount is never negative (replay refuses one), so a negative amount in an export
+    is not recorded; the rest of the row is used.
+    """
     kept: list[Record] = []
     negative: dict[str | None, list[int]] = {}
     for record in records:
@@ -183,13 +187,15 @@ def _checked_amounts(records: Sequence[Record], found: list[Finding]) -> list[Re
             continue
         if value is not None and value < 0:
             negative.setdefault(record.oid, []).append(record.row)
+            record = attrs.evolve(record, amount=None)  # noqa: PLW2901 - the row, less its amount
         kept.append(record)
     for oid, rows in negative.items():
         found.append(
             Finding(
                 "negative_amount",
                 Severity.WARNING,
-                "the amount is negative; recorded as written",
+                "the amount is negative, which no deal's amount can be; the row was used "
+                "without it",
                 rows,
                 oid,
                 hint=Hint(
