@@ -5,13 +5,26 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest reference bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# lifelines, the reference for Kaplan-Meier and Aalen-Johansen, needs pandas < 3 while dev takes
+# pandas 3: its checks run in an environment of their own, which also holds the frame path to
+# pandas 2.
+REF_VENV ?= .venv-reference
+REF_STAMP := $(REF_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+$(REF_STAMP): pyproject.toml
+	@test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(REF_VENV)/bin/python -m pip install --quiet -e '.[frames,reference]' 'pandas>=2,<3' \
+		polars duckdb pytest hypothesis
+	@rm -f $(REF_VENV)/.installed-*
 	@touch $@
 
 # The main job on the bundled sample: a seeded simulated pipeline on the built-in b2b process,
@@ -34,7 +47,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term
 
-test: lint typecheck pytest
+reference: $(REF_STAMP)
+	STAGEGATE_REQUIRE_REFERENCE=1 $(REF_VENV)/bin/pytest -p no:cacheprovider \
+		tests/test_stats_reference.py tests/test_analytics_parity.py tests/test_analytics_definitions.py
+
+test: lint typecheck reference pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/core.py
@@ -42,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analytics.py --deals 100000
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(REF_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -180,8 +180,16 @@ def rebuild(events: list[Any], process: Process, document: dict[str, Any]) -> di
             row = times.get((stage, outcome))
             put(e, f"time_in_stage[{i}].{outcome}_median_days", row and row.median_days)
             put(e, f"time_in_stage[{i}].{outcome}_n", row.visits if row else 0)
+        for outcome in ("won", "lost"):
+            row = times.get((stage, outcome))
+            put(
+                e,
+                f"time_in_stage[{i}].{outcome}_deal_clock_median_days",
+                row and row.deal_clock_median_days,
+            )
         everything = times.get((stage, "all"))
         put(e, f"time_in_stage[{i}].km_median_days", everything and everything.km_median_days)
+        put(e, f"time_in_stage[{i}].open_share", everything and everything.open_share)
         won_m = times.get((stage, "won"))
         lost_m = times.get((stage, "lost"))
         ratio = (

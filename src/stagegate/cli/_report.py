@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stagegate.cli import EXIT_OK
@@ -301,12 +302,27 @@ def _fmt(value: Any, kind: str = "") -> str:
     return str(value)
 
 
+def _has(document: dict[str, Any], estimator: str) -> bool:
+    """Whether the document's probability rows carry a column for ``estimator``."""
+    return any(estimator in p for p in document.get("probabilities", []))
+
+
+def _used(estimator: str, used: str | None) -> str:
+    """A probability column's heading, marked when it is the report's estimator."""
+    return f"{estimator} (used)" if estimator == used else estimator
+
+
 def _table(title: str, columns: Iterable[str]) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        table.add_column(
-            column, justify="left" if column in ("stage", "deal") else "right", overflow="fold"
-        )
+        if column in ("stage", "deal"):
+            # names wrap at spaces and are never cut; a single long word folds only past 14
+            width = 14 if column == "stage" else 8
+            table.add_column(column, justify="left", overflow="fold", min_width=width)
+        else:
+            # headings wrap at spaces, never inside a word
+            widest = max(len(word) for word in column.split())
+            table.add_column(column, justify="right", min_width=widest)
     return table
 
 
@@ -322,19 +338,30 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     chosen = document.get("estimator")
     if chosen:
         console.print(f"estimator [bold]{chosen['name']}[/]: {chosen['reason']}")
+    labels = {st["id"]: st.get("label") or st["id"] for st in document["process"]["stages"]}
+    used = (chosen or {}).get("name")
+    # the full side-by-side is in --json and the HTML page; the terminal keeps the censoring-aware
+    # default and the estimator in use
+    shown = [e for e in dict.fromkeys(("deal_clock", used or "")) if _has(document, e)]
     table = _table(
         "probability by stage",
-        ("stage", "configured", "empirical", "95% CI", "n", "markov", "smoothed"),
+        (
+            "stage",
+            _used("configured", used),
+            _used("empirical", used),
+            "95% CI",
+            "n",
+            *(_used(e, used) for e in shown),
+        ),
     )
     for p in document.get("probabilities", []):
         table.add_row(
-            p["stage"],
+            escape(labels.get(p["stage"], p["stage"])),
             _fmt(p["configured"], "%"),
             _fmt(p["empirical"], "%"),
             f"{_fmt(p['low'], '%')}-{_fmt(p['high'], '%')}",
             str(p["n"]),
-            _fmt(p["markov"], "%"),
-            _fmt(p["smoothed"], "%"),
+            *(_fmt(p.get(e), "%") for e in shown),
         )
     console.print(table)
     backtest = document.get("backtest")
@@ -350,24 +377,26 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
             + ")"
         )
     table = _table(
-        "days in stage",
+        "days in stage (medians; closed only, and on the deal clock counting open deals)",
         (
             "stage",
-            "won median",
-            "lost median",
-            "lost/won (medians)",
-            "lost/won (means)",
-            "KM median",
+            "won (closed)",
+            "lost (closed)",
+            "lost/won",
+            "won (deal clock)",
+            "lost (deal clock)",
+            "still open",
         ),
     )
     for t in document.get("time_in_stage", []):
         table.add_row(
-            t["stage"],
+            escape(labels.get(t["stage"], t["stage"])),
             _fmt(t["won_median_days"], "d"),
             _fmt(t["lost_median_days"], "d"),
             _fmt(t["lost_to_won_median_ratio"]),
-            _fmt(t["lost_to_won_mean_ratio"]),
-            _fmt(t["km_median_days"], "d"),
+            _fmt(t.get("won_deal_clock_median_days"), "d"),
+            _fmt(t.get("lost_deal_clock_median_days"), "d"),
+            _fmt(t.get("open_share"), "%"),
         )
     console.print(table)
     cycle = document.get("cycle_time", {})
@@ -380,8 +409,8 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     )
     for d in document.get("stalled", [])[:10]:
         table.add_row(
-            d["opportunity_id"],
-            d["stage"],
+            escape(d["opportunity_id"]),
+            escape(labels.get(d["stage"], d["stage"])),
             _fmt(d["days_in_stage"], "d"),
             f"{_fmt(d['limit_days'], 'd')} ({d['limit_source']})",
             _fmt(d["times_won_median"]),
@@ -391,7 +420,7 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     table = _table("slipping deals", ("deal", "pushes", "days pushed", "close date", "amount"))
     for d in document.get("slipping", [])[:10]:
         table.add_row(
-            d["opportunity_id"],
+            escape(d["opportunity_id"]),
             str(d["pushes"]),
             str(d["days_pushed"]),
             d["close_date"] or "-",
@@ -414,6 +443,9 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
         )
     console.print(table)
     for q in document.get("data_quality", []):
-        console.print(f"[yellow]{q['severity']}[/] {q['code']}: {q['count']} {q['message']}")
+        console.print(
+            f"[yellow]{escape(q['severity'])}[/] {escape(q['code'])}: {q['count']} "
+            f"{escape(q['message'])}"
+        )
     if html_path is not None:
         console.print(f"HTML report written to {html_path}")

@@ -528,11 +528,18 @@ def _time_in_stage(an: Any, visits: Any, process: Process, as_of: datetime) -> l
                 "lost_n": 0,
                 "open_n": 0,
                 "km_median_days": None,
+                "won_deal_clock_median_days": None,
+                "lost_deal_clock_median_days": None,
+                "open_share": None,
             },
         )
         if row.outcome in ("won", "lost", "open"):
             entry[f"{row.outcome}_median_days"] = row.median_days
             entry[f"{row.outcome}_n"] = row.visits
+        if row.outcome in ("won", "lost"):
+            entry[f"{row.outcome}_deal_clock_median_days"] = row.deal_clock_median_days
+        if row.open_share is not None:
+            entry["open_share"] = row.open_share
         if row.outcome == "all":
             entry["km_median_days"] = row.km_median_days
         if row.lost_won_ratio is not None:

@@ -350,14 +350,17 @@ class _Page:
         rows = _rows(self.doc, "time_in_stage")
         columns = [
             _Column("Stage", "stage"),
-            _Column("Won median", "won_median_days", days),
-            _Column("Lost median", "lost_median_days", days),
+            _Column("Won median (closed only)", "won_median_days", days),
+            _Column("Lost median (closed only)", "lost_median_days", days),
+            _Column("Won median (deal clock)", "won_deal_clock_median_days", days),
+            _Column("Lost median (deal clock)", "lost_deal_clock_median_days", days),
             _Column("Open median", "open_median_days", days),
             _Column("Lost ÷ won (medians)", "lost_to_won_median_ratio", ratio),
             _Column("Lost ÷ won (means)", "lost_to_won_mean_ratio", ratio),
             _Column("Won n", "won_n", count),
             _Column("Lost n", "lost_n", count),
             _Column("Open n", "open_n", count),
+            _Column("Still open", "open_share", percent),
             _Column("KM median", "km_median_days", days),
         ]
         cycle = self.doc.get("cycle_time")
