@@ -422,7 +422,11 @@ class EventStore(abc.ABC):
     # -- verifying -----------------------------------------------------------------------
 
     def verify(
-        self, process: Process | None = None, *, require_digests: bool = False
+        self,
+        process: Process | None = None,
+        *,
+        require_digests: bool = False,
+        allow_imported: bool = True,
     ) -> tuple[LogVerdict, ...]:
         """Verify every stored opportunity's log: its digest chain, and its process's rules.
 
@@ -436,6 +440,8 @@ class EventStore(abc.ABC):
         Args:
             process: the process every log was recorded in, or ``None`` (see above).
             require_digests: refuse a log with an unsealed event (``digest_missing``).
+            allow_imported: ``False`` refuses history imported from another system, as
+                :func:`stagegate.verify` does.
 
         Returns:
             One verdict per opportunity, in opportunity-id order.
@@ -459,7 +465,12 @@ class EventStore(abc.ABC):
                 verdicts.append(LogVerdict(oid, None, log, checked_process=False))
             else:
                 verdicts.append(
-                    verify_log(log, process_of(log[0]), require_digests=require_digests)
+                    verify_log(
+                        log,
+                        process_of(log[0]),
+                        require_digests=require_digests,
+                        allow_imported=allow_imported,
+                    )
                 )
         return tuple(verdicts)
 
@@ -619,7 +630,11 @@ class LogVerdict:
 
 
 def verify_log(
-    log: Sequence[Event], process: Process | None, *, require_digests: bool
+    log: Sequence[Event],
+    process: Process | None,
+    *,
+    require_digests: bool = False,
+    allow_imported: bool = True,
 ) -> LogVerdict:
     """Verify one stored log: its digest chain first, then (given a process) every replay rule."""
     oid = log[0].opportunity_id
@@ -628,7 +643,9 @@ def verify_log(
         if process is None:
             verification = Verification(oid, len(log), log[-1].stage, sealed, head)
         else:
-            verification = verify(process, log, require_digests=require_digests)
+            verification = verify(
+                process, log, require_digests=require_digests, allow_imported=allow_imported
+            )
     except EventLogError as error:
         return LogVerdict(oid, None, error, process is not None)
     return LogVerdict(oid, verification, None, process is not None)
