@@ -63,6 +63,10 @@ class TestLifecycle(SQLiteBackend, conformance.Lifecycle):
     pass
 
 
+class TestSealing(SQLiteBackend, conformance.Sealing):
+    pass
+
+
 class TestConcurrentWriters(SQLiteBackend, conformance.ConcurrentWriters):
     pass
 
