@@ -79,7 +79,6 @@ from stagegate.store.base import (
     StoreReplacedError,
     StoreUnwritableError,
     batch_size_of,
-    canonical_batch,
     check_batch,
     conflicts,
     digest_refused,
@@ -166,6 +165,10 @@ _MOVES = {move.value: move for move in MoveKind}
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Details and gate reports are stored with sorted keys: the same text is then part of the
+# canonical content the digest covers (stagegate.integrity.canonical_bytes), encoded once.
+_encode_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+_quote = json.encoder.encode_basestring
 _decode = json.JSONDecoder().decode
 _decode_flat = json.JSONDecoder(object_hook=FrozenMapping).decode
 
@@ -182,8 +185,8 @@ def _has_processes(conn: sqlite3.Connection) -> bool:
 
 def _details_json(details: Mapping[str, Any]) -> str:
     if isinstance(details, dict):  # FrozenMapping: JSON-ready as it is (tuples become lists)
-        return _encode(details)
-    return _encode(thaw(details))
+        return _encode_sorted(details)
+    return _encode_sorted(thaw(details))
 
 
 def _details(text: str) -> Mapping[str, Any]:
@@ -194,9 +197,26 @@ def _details(text: str) -> Mapping[str, Any]:
 
 
 def _row(e: Event) -> tuple[Any, ...]:
-    """Return the column values of one event, in :data:`_COLUMNS` order."""
+    """Return the column values of one event, in :data:`_CONTENT` order (no digest)."""
+    return _sealable(e)[0]
+
+
+def _opt(text: str | None) -> str:
+    return "null" if text is None else _quote(text)
+
+
+def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
+    """The column values of one event (no digest) and the canonical content its digest covers.
+
+    The content is byte for byte :func:`~stagegate.integrity.canonical_bytes` (the tests hold
+    it to that), built from the same encoded values as the row instead of a second encoding.
+    """
     details, gate, amount, close_date, move = e.details, e.gate, e.amount, e.close_date, e.move
-    return (
+    amount_text = None if amount is None else str(amount)
+    date_text = None if close_date is None else close_date.isoformat()
+    details_text = None if details is None else _details_json(details)
+    gate_text = None if gate is None else _encode_sorted(gate.to_dict())
+    row = (
         e.opportunity_id,
         e.seq,
         e.kind,  # a str enum: SQLite stores its text value; no .value lookup per row
@@ -204,16 +224,54 @@ def _row(e: Event) -> tuple[Any, ...]:
         e.stage,
         e.from_stage,
         move,
-        None if amount is None else str(amount),
-        None if close_date is None else close_date.isoformat(),
+        amount_text,
+        date_text,
         e.actor,
         e.reason,
         e.process,
         e.process_version,
         e.subject,
-        None if details is None else _details_json(details),
-        None if gate is None else _encode(gate.to_dict()),
+        details_text,
+        gate_text,
     )
+    content = "".join(
+        (
+            '{"actor":',
+            _quote(e.actor),
+            ',"amount":',
+            _opt(amount_text),
+            ',"at":',
+            _quote(e.at.isoformat()),
+            ',"close_date":',
+            _opt(date_text),
+            ',"details":',
+            "null" if details_text is None else details_text,
+            ',"from_stage":',
+            _opt(e.from_stage),
+            ',"gate":',
+            "null" if gate_text is None else gate_text,
+            ',"kind":',
+            _quote(e.kind.value),
+            ',"move":',
+            "null" if move is None else _quote(move.value),
+            ',"opportunity_id":',
+            _quote(e.opportunity_id),
+            ',"process":',
+            _quote(e.process),
+            ',"process_version":',
+            _quote(e.process_version),
+            ',"reason":',
+            _opt(e.reason),
+            ',"seq":',
+            int.__repr__(e.seq),
+            ',"stage":',
+            _quote(e.stage),
+            ',"subject":',
+            _opt(e.subject),
+            "}",
+        )
+    )
+    return row, content.encode("utf-8")
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -278,12 +336,27 @@ def _rows_of(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     try:
         return [_row(event) for event in events]
     except (TypeError, ValueError, AttributeError) as exc:
-        bad = next(e for e in events if not _encodes(e))
-        raise EventLogError(
-            f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
-            "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
-            "close_date a date"
-        ) from None
+        raise _unstorable(events, exc) from None
+
+
+def _sealables_of(events: Sequence[Event]) -> tuple[list[tuple[Any, ...]], list[bytes]]:
+    """Encode a batch and the canonical content of each event, or say which cannot be stored."""
+    try:
+        pairs = [_sealable(event) for event in events]
+    except UnicodeEncodeError as exc:
+        raise EventLogError(f"cannot store the batch: {exc}; events hold text and ints") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _unstorable(events, exc) from None
+    return [row for row, _ in pairs], [content for _, content in pairs]
+
+
+def _unstorable(events: Sequence[Event], exc: Exception) -> EventLogError:
+    bad = next(e for e in events if not _encodes(e))
+    return EventLogError(
+        f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
+        "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
+        "close_date a date"
+    )
 
 
 def _encodes(event: Event) -> bool:
@@ -742,8 +815,7 @@ class SQLiteStore(EventStore):
         conn = self._read(lambda conn: conn)
         if not events:
             return
-        rows = _rows_of(events)
-        canonical = canonical_batch(events)
+        rows, canonical = _sealables_of(events)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -788,8 +860,7 @@ class SQLiteStore(EventStore):
 
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
-        rows = _rows_of(events)
-        canonical = canonical_batch(events)
+        rows, canonical = _sealables_of(events)
         stored: ImportRecord | None = None
         definition = None
         if process is not None and process.serializable:
