@@ -3,14 +3,14 @@
 Layout: a table ``events`` keyed by ``(opportunity_id, seq)`` (``WITHOUT ROWID``) with one column
 per :class:`~stagegate.events.Event` field. Instants are ``at_us``, integer microseconds since the
 Unix epoch in UTC; amounts are exact decimal text; close dates ISO text; ``details`` and ``gate``
-JSON text; ``digest`` the event's link in its opportunity's digest chain (see
+JSON text with sorted keys; ``digest`` the event's link in its opportunity's digest chain (see
 :mod:`stagegate.integrity`), computed by every write. A table ``meta`` records
 ``schema_version`` (currently ``2``).
 
 Version 1 files (no ``digest`` column) open and read as they are, their events unsealed; the
 first write migrates them in its own transaction: it adds the column, seals every stored
 opportunity's history as it stands (from its first event on), and sets the version to 2.
-Reading never changes a file.
+Reading never rewrites its data.
 
 Concurrency: the file is in WAL mode, so readers never block the writer and the writer never
 blocks readers. A batch is one ``BEGIN IMMEDIATE`` transaction: writers (threads or processes)
@@ -201,10 +201,6 @@ def _row(e: Event) -> tuple[Any, ...]:
     return _sealable(e)[0]
 
 
-def _opt(text: str | None) -> str:
-    return "null" if text is None else _quote(text)
-
-
 def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     """The column values of one event (no digest) and the canonical content its digest covers.
 
@@ -234,42 +230,18 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
         details_text,
         gate_text,
     )
-    content = "".join(
-        (
-            '{"actor":',
-            _quote(e.actor),
-            ',"amount":',
-            _opt(amount_text),
-            ',"at":',
-            _quote(e.at.isoformat()),
-            ',"close_date":',
-            _opt(date_text),
-            ',"details":',
-            "null" if details_text is None else details_text,
-            ',"from_stage":',
-            _opt(e.from_stage),
-            ',"gate":',
-            "null" if gate_text is None else gate_text,
-            ',"kind":',
-            _quote(e.kind.value),
-            ',"move":',
-            "null" if move is None else _quote(move.value),
-            ',"opportunity_id":',
-            _quote(e.opportunity_id),
-            ',"process":',
-            _quote(e.process),
-            ',"process_version":',
-            _quote(e.process_version),
-            ',"reason":',
-            _opt(e.reason),
-            ',"seq":',
-            int.__repr__(e.seq),
-            ',"stage":',
-            _quote(e.stage),
-            ',"subject":',
-            _opt(e.subject),
-            "}",
-        )
+    q = _quote
+    content = (
+        f'{{"actor":{q(e.actor)},"amount":{"null" if amount_text is None else q(amount_text)},'
+        f'"at":{q(e.at.isoformat())},"close_date":{"null" if date_text is None else q(date_text)},'
+        f'"details":{"null" if details_text is None else details_text},'
+        f'"from_stage":{"null" if e.from_stage is None else q(e.from_stage)},'
+        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind.value)},'
+        f'"move":{"null" if move is None else q(move.value)},'
+        f'"opportunity_id":{q(e.opportunity_id)},"process":{q(e.process)},'
+        f'"process_version":{q(e.process_version)},'
+        f'"reason":{"null" if e.reason is None else q(e.reason)},"seq":{int.__repr__(e.seq)},'
+        f'"stage":{q(e.stage)},"subject":{"null" if e.subject is None else q(e.subject)}}}'
     )
     return row, content.encode("utf-8")
 
