@@ -20,7 +20,7 @@ import pytest
 
 import stagegate
 from stagegate import Opportunity, b2b
-from stagegate.errors import ConcurrencyError
+from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event
 from stagegate.integrity import check_chain, event_digest, seal
 from stagegate.store import ImportRefusedError, SQLiteStore, inspect_file, stream_import
@@ -348,3 +348,22 @@ class TestImports:
             stream_import(path, source, process=PROCESS)
         with SQLiteStore(path) as store:
             assert 13 == store.last_seq("acme-1")
+
+    def test_a_staged_copy_is_sealed_and_a_wrong_staged_digest_is_refused(
+        self, path: Path, tmp_path: Path
+    ) -> None:
+        more = Opportunity.replay(PROCESS, reference_deal().events)
+        more.log_activity("discovery_call", at=T0 + 9 * D, actor="ana")
+        more.log_activity("discovery_call", at=T0 + 10 * D, actor="ana")
+        good, bad = tmp_path / "good.sqlite", tmp_path / "bad.sqlite"
+        with SQLiteStore(good) as staging:
+            staging._stage([more.events[13]])  # how stream_import stages its input
+        with SQLiteStore(bad) as staging:
+            forged = Event.from_dict({**more.events[14].to_dict(), "digest": "0" * 64})
+            staging._stage([forged])
+        with SQLiteStore(path) as store:
+            store.write_import_from(good)
+            with pytest.raises(EventLogError, match="digest_mismatch"):
+                store.write_import_from(bad)
+            log = store.load("acme-1")
+            assert (14, 14) == (store.last_seq("acme-1"), check_chain(log, require_digests=True)[0])
