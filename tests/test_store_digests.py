@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 import stagegate
@@ -367,3 +368,22 @@ class TestImports:
                 store.write_import_from(bad)
             log = store.load("acme-1")
             assert (14, 14) == (store.last_seq("acme-1"), check_chain(log, require_digests=True)[0])
+
+    def test_a_store_migrated_by_another_writer_is_not_migrated_twice(self, path: Path) -> None:
+        as_version_1(path)
+        with SQLiteStore(path) as first, SQLiteStore(path) as second:
+            first.save(reference_deal("gamma-3"))
+            second.save(reference_deal("delta-4"))  # the file is at version 2 by now
+            assert (2, 2) == (first.schema_version, second.schema_version)
+            assert all(v.ok for v in second.verify(require_digests=True))
+
+
+class TestUnsealable:
+    def test_text_json_cannot_write_is_refused_by_the_memory_store(self) -> None:
+        from stagegate.store import MemoryStore
+
+        store = MemoryStore()
+        event = attrs.evolve(reference_deal().events[0], actor="\ud800")
+        with pytest.raises(EventLogError, match="cannot store the batch"):
+            store.append([event])
+        assert 0 == store.count()
