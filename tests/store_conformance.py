@@ -31,6 +31,7 @@ from stagegate.errors import (
 )
 from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.gates import CriterionResult, GateReport
+from stagegate.integrity import check_chain, event_digest, seal
 from stagegate.opportunity import Opportunity
 from stagegate.store import (
     SCAN_COLUMNS,
@@ -496,6 +497,90 @@ class Lifecycle(StoreConformance):
 
     def test_a_store_has_a_readable_repr(self, store: EventStore) -> None:
         assert type(store).__name__ in repr(store)
+
+
+class Sealing(StoreConformance):
+    """Every appended event is sealed: its digest chains from its opportunity's previous event."""
+
+    def test_appended_events_come_back_sealed_in_one_chain_per_opportunity(
+        self, store: EventStore
+    ) -> None:
+        store.append([*make_log("a", 2), *make_log("b", 1)])
+        store.append([*make_log("a", 2, start=3), *make_log("b", 1, start=2)])
+        for oid, count in (("a", 4), ("b", 2)):
+            loaded = store.load(oid)
+            assert list(seal(make_log(oid, count))) == list(loaded)
+            assert [e.digest for e in seal(make_log(oid, count))] == [e.digest for e in loaded]
+            assert (count, loaded[-1].digest) == check_chain(loaded, require_digests=True)
+
+    def test_any_events_are_sealed_exactly_as_seal_seals_them(self, store: EventStore) -> None:
+        # The backend's own encoding must give the digests of stagegate.integrity, byte for byte.
+        @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(log=event_logs())
+        def sealed_alike(log: list[Event]) -> None:
+            opportunity_id = f"opp-{store.count()}"
+            events = [attrs.evolve(e, opportunity_id=opportunity_id) for e in log]
+            store.append(events[:1])
+            store.append(events[1:])
+            expected = [event.digest for event in seal(events)]
+            assert expected == [event.digest for event in store.load(opportunity_id)]
+
+        sealed_alike()
+
+    def test_a_scan_yields_the_sealed_events(self, store: EventStore) -> None:
+        store.append(make_log("a", 3))
+        assert [e.digest for e in store.load("a")] == [e.digest for e in store.scan()]
+        assert all(e.digest is not None for e in store.scan())
+
+    def test_events_sealed_by_the_caller_in_the_same_chain_are_kept(
+        self, store: EventStore
+    ) -> None:
+        log = seal(make_log("a", 3))
+        store.append(log[:1])
+        store.append(log[1:])
+        assert [e.digest for e in log] == [e.digest for e in store.load("a")]
+
+    def test_an_event_sealed_after_other_history_is_refused_and_nothing_is_written(
+        self, store: EventStore
+    ) -> None:
+        store.append(make_log("a", 1, actor="bo"))  # another first event than the one sealed
+        foreign = seal(make_log("a", 2))[1]
+        with pytest.raises(EventLogError) as caught:
+            store.append([*make_log("b", 1), foreign])
+        assert (2, "digest_mismatch", "a") == (
+            caught.value.seq,
+            caught.value.rule,
+            caught.value.opportunity_id,
+        )
+        assert (1, 0) == (store.count(), store.last_seq("b"))
+
+    def test_a_wrong_digest_on_a_new_log_is_refused(self, store: EventStore) -> None:
+        forged = attrs.evolve(make_event("a", 1), digest=event_digest(make_event("b", 1), None))
+        with pytest.raises(EventLogError, match="digest_mismatch"):
+            store.append([forged])
+        assert 0 == store.count()
+
+    def test_a_saved_opportunity_reloads_sealed_and_verifies(self, store: EventStore) -> None:
+        deal = Opportunity.open(b2b(), "opp-1", at=T0, actor="ana", amount=1000)
+        store.save(deal, expected_seq=0)
+        deal = store.load_opportunity(b2b(), "opp-1")
+        deal.change_amount(2000, at=T0 + timedelta(days=1), actor="ana")
+        store.save(deal)
+        (verdict,) = store.verify(b2b(), require_digests=True)
+        assert (True, 2, 2) == (
+            verdict.ok,
+            verdict.verification.events,
+            verdict.verification.sealed,
+        )  # type: ignore[union-attr]
+        assert store.load("opp-1")[-1].digest == verdict.verification.head  # type: ignore[union-attr]
+
+    def test_verify_names_a_log_that_breaks_its_process(self, store: EventStore) -> None:
+        store.append(make_log("a", 2))  # no stored definition: the chain alone
+        store.append([make_event("b", 1, process_version="9")])  # b2b is version 1
+        a, b = store.verify(b2b())
+        assert (True, False, 1, "version_mismatch") == (a.ok, b.ok, b.seq, b.rule)
+        (chain_only, _) = store.verify()
+        assert (True, False) == (chain_only.ok, chain_only.checked_process)
 
 
 class ConcurrentWriters(StoreConformance):

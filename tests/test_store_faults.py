@@ -840,7 +840,7 @@ class TestEdges:
             inspect_file(tmp_path)
         with SQLiteStore(tmp_path / "empty.sqlite") as store:  # an empty file becomes a store
             assert 0 == store.count()
-        assert "1" == inspect_file(tmp_path / "empty.sqlite")
+        assert "2" == inspect_file(tmp_path / "empty.sqlite")
 
     def test_an_empty_sqlite_database_becomes_a_store(self, tmp_path: Path) -> None:
         path = tmp_path / "blank.db"

@@ -39,5 +39,9 @@ class TestLifecycle(MemoryBackend, conformance.Lifecycle):
     pass
 
 
+class TestSealing(MemoryBackend, conformance.Sealing):
+    pass
+
+
 class TestConcurrentWriters(MemoryBackend, conformance.ConcurrentWriters):
     pass

@@ -43,7 +43,16 @@ from stagegate.events import Event, MoveKind, recorded_event
 if TYPE_CHECKING:
     from stagegate.process import Process
 
-__all__ = ["DIGEST_SCHEME", "Verification", "canonical_bytes", "event_digest", "seal", "verify"]
+__all__ = [
+    "DIGEST_SCHEME",
+    "Verification",
+    "canonical_bytes",
+    "chain_digest",
+    "check_chain",
+    "event_digest",
+    "seal",
+    "verify",
+]
 
 DIGEST_SCHEME = "stagegate-digest-1"
 """The name of the digest construction, hashed into every digest (a new scheme, a new name)."""
@@ -78,8 +87,74 @@ def event_digest(event: Event, previous: str | None) -> str:
     SHA-256 over the scheme name, the previous digest (``-`` for the first event) and the
     event's canonical content, as 64 lowercase hexadecimal digits.
     """
+    return chain_digest(canonical_bytes(event), previous)
+
+
+def chain_digest(canonical: bytes, previous: str | None) -> str:
+    """The digest of an event whose :func:`canonical_bytes` are ``canonical``, after ``previous``.
+
+    The same as :func:`event_digest` for a stored event's content encoded once: stores encode
+    a batch before they take the write lock and chain it inside the transaction.
+    """
     link = _GENESIS if previous is None else previous.encode("ascii", "replace")
-    return hashlib.sha256(_PREFIX + link + b"\n" + canonical_bytes(event)).hexdigest()
+    return hashlib.sha256(_PREFIX + link + b"\n" + canonical).hexdigest()
+
+
+def check_chain(
+    events: Iterable[Event], *, require_digests: bool = False
+) -> tuple[int, str | None]:
+    """Check one opportunity's digest chain on its own, without its process.
+
+    An event that was changed, removed from the middle, moved or swapped breaks the chain at
+    the first event whose digest no longer follows from its content and the one before it.
+
+    Returns:
+        How many events (from the first on) carry a digest that chains, and the last one's
+        digest (``None`` when none is sealed).
+
+    Raises:
+        EventLogError: ``digest_mismatch`` (an event or one before it was changed, removed or
+            reordered), ``digest_gap`` (a digest after an event without one) or, with
+            ``require_digests``, ``digest_missing``; ``seq`` names the event.
+    """
+    previous: str | None = None
+    sealed = 0
+    chained = True
+    for event in events:
+        where = f"event {event.seq} of {event.opportunity_id!r}"
+        if event.digest is None:
+            if require_digests:
+                raise EventLogError(
+                    f"{where} carries no digest; the log must be sealed from its first event "
+                    "to its last [rule: digest_missing]",
+                    seq=event.seq,
+                    rule="digest_missing",
+                    opportunity_id=event.opportunity_id,
+                )
+            chained = False
+            continue
+        if not chained:
+            raise EventLogError(
+                f"{where} carries a digest after an event without one: a stored digest was "
+                "removed; restore the log from a trusted copy [rule: digest_gap]",
+                seq=event.seq,
+                rule="digest_gap",
+                opportunity_id=event.opportunity_id,
+            )
+        expected = event_digest(event, previous)
+        if event.digest != expected:
+            raise EventLogError(
+                f"{where} has digest {event.digest[:12]}..., but its content and the digest "
+                f"before it give {expected[:12]}...: the event, or one before it, was changed, "
+                "removed or reordered after it was sealed; restore the log from a trusted copy "
+                "[rule: digest_mismatch]",
+                seq=event.seq,
+                rule="digest_mismatch",
+                opportunity_id=event.opportunity_id,
+            )
+        previous = event.digest
+        sealed += 1
+    return sealed, previous
 
 
 def seal(events: Iterable[Event]) -> tuple[Event, ...]:

@@ -12,7 +12,10 @@ Every backend:
   the store exactly as it was;
 * answers :meth:`EventStore.load` with an empty tuple for an opportunity it has never seen (and
   :meth:`EventStore.load_opportunity` with :class:`UnknownOpportunityError`);
-* scans in ``(opportunity_id, seq)`` order, streaming in batches.
+* scans in ``(opportunity_id, seq)`` order, streaming in batches;
+* seals every event it appends: its :attr:`~stagegate.events.Event.digest` chains from the
+  previous event of the same opportunity (:func:`~stagegate.integrity.event_digest`), so
+  :meth:`EventStore.verify` detects an event changed, removed or reordered in storage.
 
 >>> from stagegate.store import MemoryStore
 >>> with MemoryStore() as store:
@@ -33,6 +36,7 @@ import attrs
 
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event
+from stagegate.integrity import Verification, canonical_bytes, check_chain, verify
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11; only read by type checkers
@@ -46,6 +50,7 @@ __all__ = [
     "EventRow",
     "EventStore",
     "ImportRecord",
+    "LogVerdict",
     "Progress",
     "StoreClosedError",
     "StoreDamagedError",
@@ -54,7 +59,9 @@ __all__ = [
     "StoreReplacedError",
     "StoreUnwritableError",
     "UnknownOpportunityError",
+    "canonical_batch",
     "check_batch",
+    "digest_refused",
 ]
 
 DEFAULT_BATCH_SIZE = 10_000
@@ -412,6 +419,72 @@ class EventStore(abc.ABC):
         """
         return ()
 
+    # -- verifying -----------------------------------------------------------------------
+
+    def verify(
+        self,
+        process: Process | None = None,
+        *,
+        require_digests: bool = False,
+        allow_imported: bool = True,
+    ) -> tuple[LogVerdict, ...]:
+        """Verify every stored opportunity's log: its digest chain, and its process's rules.
+
+        Each log's digest chain is checked first (an event changed, removed or reordered in
+        storage breaks it at that event), then the log is replayed under ``process`` (see
+        :func:`stagegate.verify`); without ``process``, under the definition the store holds
+        for the log's process name and version, or, when it holds none, the chain alone
+        (:attr:`LogVerdict.checked_process` says which). A stored event that cannot even be
+        read is reported with the rule ``malformed``.
+
+        Args:
+            process: the process every log was recorded in, or ``None`` (see above).
+            require_digests: refuse a log with an unsealed event (``digest_missing``).
+            allow_imported: ``False`` refuses history imported from another system, as
+                :func:`stagegate.verify` does.
+
+        Returns:
+            One verdict per opportunity, in opportunity-id order.
+        """
+        definitions: dict[tuple[str, str], Process | None] = {}
+
+        def process_of(event: Event) -> Process | None:
+            if process is not None:
+                return process
+            key = (event.process, event.process_version)
+            if key not in definitions:
+                try:
+                    definitions[key] = self.load_process(*key)
+                except UnknownProcessError:
+                    definitions[key] = None
+            return definitions[key]
+
+        verdicts: list[LogVerdict] = []
+        for oid, log in self._stored_logs():
+            if isinstance(log, EventLogError):
+                verdicts.append(LogVerdict(oid, None, log, checked_process=False))
+            else:
+                verdicts.append(
+                    verify_log(
+                        log,
+                        process_of(log[0]),
+                        require_digests=require_digests,
+                        allow_imported=allow_imported,
+                    )
+                )
+        return tuple(verdicts)
+
+    def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
+        """Each opportunity's stored log (or why it cannot be read), in id order."""
+        log: list[Event] = []
+        for event in self.scan():
+            if log and log[0].opportunity_id != event.opportunity_id:
+                yield log[0].opportunity_id, log
+                log = []
+            log.append(event)
+        if log:
+            yield log[0].opportunity_id, log
+
     # -- lifecycle -----------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -473,6 +546,109 @@ class EventStore(abc.ABC):
         if not events:
             raise UnknownOpportunityError(opportunity_id)
         return Opportunity.replay(process, events)
+
+
+def canonical_batch(events: Sequence[Event]) -> list[bytes]:
+    """The content each event's digest covers, encoded once per event.
+
+    Raises:
+        EventLogError: an event holds a value that JSON in UTF-8 cannot write (a lone surrogate
+            in its text, a value that is not JSON).
+    """
+    from stagegate.errors import InvalidCommandError  # noqa: PLC0415 - keep the header short
+
+    try:
+        return [canonical_bytes(event) for event in events]
+    except InvalidCommandError as error:
+        raise EventLogError(
+            f"cannot store the batch: {error}; events hold text and JSON values"
+        ) from None
+
+
+def digest_refused(event: Event) -> EventLogError:
+    """The error for an appended event whose own digest is not its place in the stored chain."""
+    return EventLogError(
+        f"event {event.seq} of {event.opportunity_id!r} carries digest "
+        f"{(event.digest or '')[:12]}..., which does not chain from the stored log: it was "
+        "sealed after other events, or changed since; nothing was written: append it without "
+        "its digest (the store seals it) or after the events it was sealed after "
+        "[rule: digest_mismatch]",
+        seq=event.seq,
+        rule="digest_mismatch",
+        opportunity_id=event.opportunity_id,
+    )
+
+
+@attrs.frozen(slots=True)
+class LogVerdict:
+    """The result of verifying one stored opportunity's log (see :meth:`EventStore.verify`).
+
+    Attributes:
+        opportunity_id: the opportunity.
+        verification: what was verified, when the log holds up; ``None`` when it breaks.
+        error: the first rule the log breaks (its ``seq`` and ``rule``), or ``None``.
+        checked_process: whether the log was also replayed under its process (``False``: only
+            its digest chain was checked, for want of a definition).
+    """
+
+    opportunity_id: str
+    verification: Verification | None = None
+    error: EventLogError | None = attrs.field(default=None, eq=False)
+    checked_process: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """Whether the log verified."""
+        return self.error is None
+
+    @property
+    def seq(self) -> int | None:
+        """The ``seq`` of the first broken event, or ``None``."""
+        return None if self.error is None else self.error.seq
+
+    @property
+    def rule(self) -> str | None:
+        """The rule the log breaks, or ``None``."""
+        return None if self.error is None else self.error.rule
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-able dict."""
+        if self.verification is None:
+            return {
+                "opportunity_id": self.opportunity_id,
+                "ok": False,
+                "seq": self.seq,
+                "rule": self.rule,
+                "error": str(self.error),
+                "checked_process": self.checked_process,
+            }
+        return {
+            "ok": True,
+            **self.verification.to_dict(),
+            "checked_process": self.checked_process,
+        }
+
+
+def verify_log(
+    log: Sequence[Event],
+    process: Process | None,
+    *,
+    require_digests: bool = False,
+    allow_imported: bool = True,
+) -> LogVerdict:
+    """Verify one stored log: its digest chain first, then (given a process) every replay rule."""
+    oid = log[0].opportunity_id
+    try:
+        sealed, head = check_chain(log, require_digests=require_digests)
+        if process is None:
+            verification = Verification(oid, len(log), log[-1].stage, sealed, head)
+        else:
+            verification = verify(
+                process, log, require_digests=require_digests, allow_imported=allow_imported
+            )
+    except EventLogError as error:
+        return LogVerdict(oid, None, error, process is not None)
+    return LogVerdict(oid, verification, None, process is not None)
 
 
 def conflicts(

@@ -1,5 +1,8 @@
 """An event store in memory: for tests, examples, and as the model the other backends match.
 
+Appended events are kept sealed (each a copy carrying its digest, see
+:mod:`stagegate.integrity`), equal to the events appended.
+
 Thread-safe: one lock guards every read and write. Nothing survives the process.
 
 >>> from datetime import datetime, timezone
@@ -24,6 +27,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from stagegate.events import Event
+from stagegate.integrity import _with_digest, chain_digest
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -31,8 +35,10 @@ from stagegate.store.base import (
     Progress,
     StoreClosedError,
     batch_size_of,
+    canonical_batch,
     check_batch,
     conflicts,
+    digest_refused,
 )
 
 __all__ = ["MemoryStore"]
@@ -68,13 +74,24 @@ class MemoryStore(EventStore):
     ) -> None:
         """Append a batch all-or-nothing; see :meth:`EventStore.append`."""
         runs = check_batch(events, expected_seq=expected_seq)
+        canonical = canonical_batch(events)  # outside the lock
         with self._lock:
             self._check_open()
             logs = self._logs
             error = conflicts(runs, ((oid, len(logs.get(oid, ()))) for oid in runs))
             if error is not None:
                 raise error
-            for event in events:
+            links = {oid: logs[oid][-1].digest for oid in runs if logs.get(oid)}
+            sealed: list[Event] = []
+            for event, content in zip(events, canonical, strict=True):
+                digest = chain_digest(content, links.get(event.opportunity_id))
+                if event.digest is None:
+                    event = _with_digest(event, digest)  # noqa: PLW2901 - the sealed copy
+                elif event.digest != digest:
+                    raise digest_refused(event)
+                links[event.opportunity_id] = digest
+                sealed.append(event)
+            for event in sealed:
                 log = logs.get(event.opportunity_id)
                 if log is None:
                     log = logs[event.opportunity_id] = []

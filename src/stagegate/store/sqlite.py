@@ -3,7 +3,14 @@
 Layout: a table ``events`` keyed by ``(opportunity_id, seq)`` (``WITHOUT ROWID``) with one column
 per :class:`~stagegate.events.Event` field. Instants are ``at_us``, integer microseconds since the
 Unix epoch in UTC; amounts are exact decimal text; close dates ISO text; ``details`` and ``gate``
-JSON text. A table ``meta`` records ``schema_version`` (currently ``1``).
+JSON text with sorted keys; ``digest`` the event's link in its opportunity's digest chain (see
+:mod:`stagegate.integrity`), computed by every write. A table ``meta`` records
+``schema_version`` (currently ``2``).
+
+Version 1 files (no ``digest`` column) open and read as they are, their events unsealed; the
+first write migrates them in its own transaction: it adds the column, seals every stored
+opportunity's history as it stands (from its first event on), and sets the version to 2.
+Reading never rewrites its data.
 
 Concurrency: the file is in WAL mode, so readers never block the writer and the writer never
 blocks readers. A batch is one ``BEGIN IMMEDIATE`` transaction: writers (threads or processes)
@@ -58,6 +65,7 @@ from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
+from stagegate.integrity import chain_digest, event_digest
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -73,6 +81,7 @@ from stagegate.store.base import (
     batch_size_of,
     check_batch,
     conflicts,
+    digest_refused,
 )
 
 if TYPE_CHECKING:
@@ -80,8 +89,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "WAL_LIMIT", "SQLiteStore", "inspect_file"]
 
-SCHEMA_VERSION = 1
-"""The version of the file layout this module reads and writes."""
+SCHEMA_VERSION = 2
+"""The version of the file layout this module writes (it also reads, and migrates, version 1)."""
+_OLDEST_VERSION = 1
 
 _T = TypeVar("_T")
 
@@ -103,6 +113,7 @@ CREATE TABLE IF NOT EXISTS events (
     subject         TEXT,
     details         TEXT,
     gate            TEXT,
+    digest          TEXT,
     PRIMARY KEY (opportunity_id, seq)
 ) WITHOUT ROWID
 """
@@ -125,13 +136,18 @@ WAL_LIMIT = 64 * 1024 * 1024
 """Bytes of write-ahead log kept after a checkpoint (``PRAGMA journal_size_limit``); a scan that
 ends with a larger log checkpoints and truncates it."""
 
-_COLUMNS = (
+_CONTENT = (
     "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
     "reason, process, process_version, subject, details, gate"
 )
-_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"  # noqa: S608 - constant
+_COLUMNS = _CONTENT + ", digest"
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608 - constant
 _LOAD = f"SELECT {_COLUMNS} FROM events WHERE opportunity_id = ? ORDER BY seq"  # noqa: S608
 _SCAN = f"SELECT {_COLUMNS} FROM events ORDER BY opportunity_id, seq"  # noqa: S608
+# A version 1 file, read before its first write migrates it: no digests yet.
+_LOAD_V1 = f"SELECT {_CONTENT}, NULL FROM events WHERE opportunity_id = ? ORDER BY seq"  # noqa: S608
+_SCAN_V1 = f"SELECT {_CONTENT}, NULL FROM events ORDER BY opportunity_id, seq"  # noqa: S608
+_LAST_LINK = "SELECT seq, digest FROM events WHERE opportunity_id = ? ORDER BY seq DESC LIMIT 1"
 _SCAN_ROWS = (
     "SELECT opportunity_id, at_us, seq, stage, amount, close_date, kind, from_stage, move "
     "FROM events ORDER BY opportunity_id, seq"
@@ -149,6 +165,10 @@ _MOVES = {move.value: move for move in MoveKind}
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Details and gate reports are stored with sorted keys: the same text is then part of the
+# canonical content the digest covers (stagegate.integrity.canonical_bytes), encoded once.
+_encode_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+_quote = json.encoder.encode_basestring
 _decode = json.JSONDecoder().decode
 _decode_flat = json.JSONDecoder(object_hook=FrozenMapping).decode
 
@@ -165,8 +185,8 @@ def _has_processes(conn: sqlite3.Connection) -> bool:
 
 def _details_json(details: Mapping[str, Any]) -> str:
     if isinstance(details, dict):  # FrozenMapping: JSON-ready as it is (tuples become lists)
-        return _encode(details)
-    return _encode(thaw(details))
+        return _encode_sorted(details)
+    return _encode_sorted(thaw(details))
 
 
 def _details(text: str) -> Mapping[str, Any]:
@@ -177,9 +197,22 @@ def _details(text: str) -> Mapping[str, Any]:
 
 
 def _row(e: Event) -> tuple[Any, ...]:
-    """Return the column values of one event, in :data:`_COLUMNS` order."""
+    """Return the column values of one event, in :data:`_CONTENT` order (no digest)."""
+    return _sealable(e)[0]
+
+
+def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
+    """The column values of one event (no digest) and the canonical content its digest covers.
+
+    The content is byte for byte :func:`~stagegate.integrity.canonical_bytes` (the tests hold
+    it to that), built from the same encoded values as the row instead of a second encoding.
+    """
     details, gate, amount, close_date, move = e.details, e.gate, e.amount, e.close_date, e.move
-    return (
+    amount_text = None if amount is None else str(amount)
+    date_text = None if close_date is None else close_date.isoformat()
+    details_text = None if details is None else _details_json(details)
+    gate_text = None if gate is None else _encode_sorted(gate.to_dict())
+    row = (
         e.opportunity_id,
         e.seq,
         e.kind,  # a str enum: SQLite stores its text value; no .value lookup per row
@@ -187,22 +220,36 @@ def _row(e: Event) -> tuple[Any, ...]:
         e.stage,
         e.from_stage,
         move,
-        None if amount is None else str(amount),
-        None if close_date is None else close_date.isoformat(),
+        amount_text,
+        date_text,
         e.actor,
         e.reason,
         e.process,
         e.process_version,
         e.subject,
-        None if details is None else _details_json(details),
-        None if gate is None else _encode(gate.to_dict()),
+        details_text,
+        gate_text,
     )
+    q = _quote
+    content = (
+        f'{{"actor":{q(e.actor)},"amount":{"null" if amount_text is None else q(amount_text)},'
+        f'"at":{q(e.at.isoformat())},"close_date":{"null" if date_text is None else q(date_text)},'
+        f'"details":{"null" if details_text is None else details_text},'
+        f'"from_stage":{"null" if e.from_stage is None else q(e.from_stage)},'
+        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind.value)},'
+        f'"move":{"null" if move is None else q(move.value)},'
+        f'"opportunity_id":{q(e.opportunity_id)},"process":{q(e.process)},'
+        f'"process_version":{q(e.process_version)},'
+        f'"reason":{"null" if e.reason is None else q(e.reason)},"seq":{int.__repr__(e.seq)},'
+        f'"stage":{q(e.stage)},"subject":{"null" if e.subject is None else q(e.subject)}}}'
+    )
+    return row, content.encode("utf-8")
 
 
 def _event(row: tuple[Any, ...]) -> Event:
     """Rebuild an event from its column values."""
     (oid, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, reason) = row[:11]
-    process, process_version, subject, details, gate = row[11:]
+    process, process_version, subject, details, gate, digest = row[11:]
     try:
         return Event(
             oid,
@@ -221,11 +268,14 @@ def _event(row: tuple[Any, ...]) -> Event:
             None if close_date is None else date.fromisoformat(close_date),
             subject,
             None if details is None else _details(details),
+            digest=digest,
         )
     except (KeyError, ValueError, TypeError, ArithmeticError, StagegateError) as exc:
         raise EventLogError(
             f"stored event {seq!r} of opportunity {oid!r} is malformed ({exc!r}); the file was "
-            "changed outside stagegate: restore it from a backup"
+            "changed outside stagegate: restore it from a backup",
+            seq=seq if isinstance(seq, int) else None,
+            opportunity_id=oid if isinstance(oid, str) else None,
         ) from None
 
 
@@ -258,12 +308,27 @@ def _rows_of(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     try:
         return [_row(event) for event in events]
     except (TypeError, ValueError, AttributeError) as exc:
-        bad = next(e for e in events if not _encodes(e))
-        raise EventLogError(
-            f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
-            "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
-            "close_date a date"
-        ) from None
+        raise _unstorable(events, exc) from None
+
+
+def _sealables_of(events: Sequence[Event]) -> tuple[list[tuple[Any, ...]], list[bytes]]:
+    """Encode a batch and the canonical content of each event, or say which cannot be stored."""
+    try:
+        pairs = [_sealable(event) for event in events]
+    except UnicodeEncodeError as exc:
+        raise EventLogError(f"cannot store the batch: {exc}; events hold text and ints") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _unstorable(events, exc) from None
+    return [row for row, _ in pairs], [content for _, content in pairs]
+
+
+def _unstorable(events: Sequence[Event], exc: Exception) -> EventLogError:
+    bad = next(e for e in events if not _encodes(e))
+    return EventLogError(
+        f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
+        "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
+        "close_date a date"
+    )
 
 
 def _encodes(event: Event) -> bool:
@@ -272,6 +337,64 @@ def _encodes(event: Event) -> bool:
     except (TypeError, ValueError, AttributeError):
         return False
     return True
+
+
+def _seal_rows(
+    events: Sequence[Event],
+    rows: list[tuple[Any, ...]],
+    canonical: list[bytes],
+    links: dict[str, str | None],
+) -> list[tuple[Any, ...]]:
+    """The rows with their digests, chained from ``links`` (each opportunity's last digest).
+
+    Raises:
+        EventLogError: an event already carries a digest that is not its place in the chain.
+    """
+    sealed: list[tuple[Any, ...]] = []
+    for event, row, content in zip(events, rows, canonical, strict=True):
+        oid = row[0]
+        digest = chain_digest(content, links.get(oid))
+        if event.digest is not None and event.digest != digest:
+            raise digest_refused(event)
+        links[oid] = digest
+        sealed.append((*row, digest))
+    return sealed
+
+
+def _seal_copied(conn: sqlite3.Connection, runs: list[tuple[str, int, int | None]]) -> None:
+    """Seal the runs just copied from a staging file (its digests are the caller's, unchecked).
+
+    Raises:
+        EventLogError: a copied event carries a digest that is not its place in the chain.
+    """
+    updates: list[tuple[str, str, int]] = []
+    for oid, first, _ in runs:
+        found = conn.execute(
+            "SELECT digest FROM main.events WHERE opportunity_id = ? AND seq = ?", (oid, first - 1)
+        ).fetchone()
+        previous: str | None = None if found is None else found[0]
+        copied = conn.execute(
+            f"SELECT {_COLUMNS} FROM main.events "  # noqa: S608 - constant
+            "WHERE opportunity_id = ? AND seq >= ? ORDER BY seq",
+            (oid, first),
+        )
+        for row in copied:
+            event = _event(row)
+            digest = event_digest(event, previous)
+            if event.digest is None:
+                updates.append((digest, oid, event.seq))
+            elif event.digest != digest:
+                raise digest_refused(event)
+            previous = digest
+    conn.executemany(
+        "UPDATE main.events SET digest = ? WHERE opportunity_id = ? AND seq = ?", updates
+    )
+
+
+def _link(conn: sqlite3.Connection, oid: str) -> tuple[int, str | None]:
+    """The last stored seq of ``oid`` and its digest (``(0, None)``: no log yet)."""
+    found = conn.execute(_LAST_LINK, (oid,)).fetchone()
+    return (0, None) if found is None else (int(found[0]), found[1])
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -284,6 +407,9 @@ def _identity(path: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return found.st_dev, found.st_ino
+
+
+_READABLE = {str(v) for v in range(_OLDEST_VERSION, SCHEMA_VERSION + 1)}
 
 
 def _version_error(path: str, version: str | None) -> StoreError:
@@ -451,6 +577,7 @@ class SQLiteStore(EventStore):
         self._pid = os.getpid()
         self._closed = False
         self._identity: tuple[int, int] | None = None
+        self._version = SCHEMA_VERSION
         self._open()
 
     def __repr__(self) -> str:
@@ -540,7 +667,7 @@ class SQLiteStore(EventStore):
             if head[: len(_SQLITE_MAGIC)] == _SQLITE_MAGIC and head[18:19] == b"\x02":
                 return  # in WAL mode already: opening changes nothing before _initialize checks
         version = inspect_file(self._path, timeout=self._timeout)
-        if version is None or (version.isdigit() and int(version) == SCHEMA_VERSION):
+        if version is None or version in _READABLE:
             return
         raise _version_error(self._path, version)
 
@@ -583,9 +710,10 @@ class SQLiteStore(EventStore):
         except sqlite3.Error as exc:
             self.close()
             raise self._error(exc) from None
-        if found is None or found[0] != str(SCHEMA_VERSION):
+        if found is None or found[0] not in _READABLE:
             self.close()
             raise _version_error(self._path, None if found is None else found[0])
+        self._version = int(found[0])
 
     def _check_same_file(self, conn: sqlite3.Connection) -> None:
         """Inside a write transaction: refuse to write into a file that was swapped out."""
@@ -603,6 +731,42 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
 
     # -- writing -------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The file's schema version as last seen (version 1 becomes 2 on the first write)."""
+        return self._version
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: bring a version 1 file to version 2.
+
+        Adds the ``digest`` column and seals every stored opportunity's history as it stands,
+        from its first event on (one pass over the table). Another process may have migrated
+        the file first: the version is read again under the write lock.
+        """
+        if self._version == SCHEMA_VERSION:
+            return
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version == str(SCHEMA_VERSION):
+            return
+        conn.execute("ALTER TABLE events ADD COLUMN digest TEXT")
+        links: dict[str, str | None] = {}
+        updates: list[tuple[str, str, int]] = []
+        for row in conn.execute(_SCAN).fetchall():
+            event = _event(row)
+            digest = event_digest(event, links.get(event.opportunity_id))
+            links[event.opportunity_id] = digest
+            updates.append((digest, event.opportunity_id, event.seq))
+        conn.executemany(
+            "UPDATE events SET digest = ? WHERE opportunity_id = ? AND seq = ?", updates
+        )
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+
+    def _migrated(self) -> None:
+        """After a write committed: the file is at the current version."""
+        self._version = SCHEMA_VERSION
 
     def append(
         self,
@@ -623,12 +787,14 @@ class SQLiteStore(EventStore):
         conn = self._read(lambda conn: conn)
         if not events:
             return
-        rows = _rows_of(events)
+        rows, canonical = _sealables_of(events)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._check_same_file(conn)
-                self._write(conn, runs, rows, progress)
+                self._migrate(conn)
+                self._write(conn, runs, events, rows, canonical, progress)
+                self._migrated()
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -666,7 +832,7 @@ class SQLiteStore(EventStore):
 
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
-        rows = _rows_of(events)
+        rows, canonical = _sealables_of(events)
         stored: ImportRecord | None = None
         definition = None
         if process is not None and process.serializable:
@@ -675,11 +841,13 @@ class SQLiteStore(EventStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 self._check_same_file(conn)
+                self._migrate(conn)
                 if definition is not None:
                     _put_definition(conn, self._path, *definition)
                 if record is not None:
                     stored = _put_record(conn, record)
-                self._write(conn, runs, rows, progress)
+                self._write(conn, runs, events, rows, canonical, progress)
+                self._migrated()
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -695,7 +863,7 @@ class SQLiteStore(EventStore):
         """Append a batch to a staging store: a new opportunity's run may start at any seq."""
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
-        rows = _rows_of(events)
+        rows = [(*row, e.digest) for row, e in zip(_rows_of(events), events, strict=True)]
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -745,18 +913,24 @@ class SQLiteStore(EventStore):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._check_same_file(conn)
-                    for oid, first, last in conn.execute(_STAGED_RUNS):
+                    self._migrate(conn)
+                    runs = conn.execute(_STAGED_RUNS).fetchall()
+                    for oid, first, last in runs:
                         if first != (last or 0) + 1:
                             raise ConcurrencyError(oid, first - 1, last or 0)
                     if definition is not None:
                         _put_definition(conn, self._path, *definition)
                     if record is not None:
                         stored = _put_record(conn, record)
+                    staged = {r[1] for r in conn.execute("PRAGMA staged.table_info(events)")}
+                    source = _COLUMNS if "digest" in staged else f"{_CONTENT}, NULL"
                     conn.execute(
                         f"INSERT INTO main.events ({_COLUMNS}) "  # noqa: S608 - constants
-                        f"SELECT {_COLUMNS} FROM staged.events"
+                        f"SELECT {source} FROM staged.events"
                     )
+                    _seal_copied(conn, runs)
                     conn.execute("COMMIT")
+                    self._migrated()
                 finally:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -848,21 +1022,26 @@ class SQLiteStore(EventStore):
         return int(count)
 
     @staticmethod
-    def _write(
+    def _write(  # noqa: PLR0917 - private, the parts of one batch
         conn: sqlite3.Connection,
         runs: dict[str, tuple[int, int]],
+        events: Sequence[Event],
         rows: list[tuple[Any, ...]],
+        canonical: list[bytes],
         progress: Progress | None = None,
     ) -> None:
-        """Check and insert inside the open transaction, then commit."""
+        """Check, seal and insert inside the open transaction, then commit."""
 
         def last(oid: str) -> int:
             found = conn.execute(_LAST_SEQ, (oid,)).fetchone()[0]
             return 0 if found is None else int(found)
 
         # A run starting at 1 needs no read: the primary key refuses it if the log exists.
-        error = conflicts(runs, ((oid, last(oid)) for oid, run in runs.items() if run[0] > 1))
+        tails = {oid: _link(conn, oid) for oid, run in runs.items() if run[0] > 1}
+        error = conflicts(runs, ((oid, seq) for oid, (seq, _) in tails.items()))
         if error is None:
+            links = {oid: digest for oid, (_, digest) in tails.items()}
+            rows = _seal_rows(events, rows, canonical, links)
             conn.execute("SAVEPOINT batch")
             try:
                 if progress is None:
@@ -886,7 +1065,8 @@ class SQLiteStore(EventStore):
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
-        rows = self._read(lambda conn: conn.execute(_LOAD, (opportunity_id,)).fetchall())
+        sql = _LOAD if self._version == SCHEMA_VERSION else _LOAD_V1
+        rows = self._read(lambda conn: conn.execute(sql, (opportunity_id,)).fetchall())
         return tuple(map(_event, rows))
 
     def last_seq(self, opportunity_id: str) -> int:
@@ -952,7 +1132,26 @@ class SQLiteStore(EventStore):
 
     def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
         """Yield every event ordered by ``(opportunity_id, seq)`` from a snapshot."""
-        return self._stream(_SCAN, _event, batch_size_of(batch_size))
+        sql = _SCAN if self._version == SCHEMA_VERSION else _SCAN_V1
+        return self._stream(sql, _event, batch_size_of(batch_size))
+
+    def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
+        """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
+        sql = _SCAN if self._version == SCHEMA_VERSION else _SCAN_V1
+        oid: Any = None
+        log: list[Event] | EventLogError = []
+        for row in self._stream(sql, tuple, DEFAULT_BATCH_SIZE):
+            if row[0] != oid:
+                if oid is not None:
+                    yield str(oid), log
+                oid, log = row[0], []
+            if isinstance(log, list):
+                try:
+                    log.append(_event(row))
+                except EventLogError as error:
+                    log = error
+        if oid is not None:
+            yield str(oid), log
 
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""
