@@ -369,6 +369,35 @@ class TestImports:
             log = store.load("acme-1")
             assert (14, 14) == (store.last_seq("acme-1"), check_chain(log, require_digests=True)[0])
 
+    def test_a_streamed_import_into_a_new_store_and_a_replace_are_sealed_whole(
+        self, tmp_path: Path
+    ) -> None:
+        source = tmp_path / "deals.jsonl"
+        logs = [reference_deal(oid).events for oid in ("acme-1", "beta-2")]
+        source.write_text("".join(json.dumps(e.to_dict()) + "\n" for log in logs for e in log))
+        target = tmp_path / "new.sqlite"
+        stream_import(target, source, process=PROCESS)  # the staging file is linked into place
+        assert 0 == verify_store(target, "--require-digests").returncode
+        stream_import(target, source, process=PROCESS, replace=True)  # swapped into place
+        assert 0 == verify_store(target, "--require-digests").returncode
+        with SQLiteStore(target) as store:
+            assert [seal(log)[-1].digest for log in logs] == [
+                store.load(oid)[-1].digest for oid in ("acme-1", "beta-2")
+            ]
+
+    def test_a_new_deal_streamed_with_a_wrong_digest_is_refused_before_anything_is_written(
+        self, tmp_path: Path
+    ) -> None:
+        sealed = seal(reference_deal().events)
+        lines = [e.to_dict() for e in sealed]
+        lines[4] = {**lines[4], "digest": "0" * 64}
+        source = tmp_path / "forged.jsonl"
+        source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        target = tmp_path / "new.sqlite"
+        with pytest.raises(ImportRefusedError, match="digest"):
+            stream_import(target, source, process=PROCESS)
+        assert not target.exists()
+
     def test_a_store_migrated_by_another_writer_is_not_migrated_twice(self, path: Path) -> None:
         as_version_1(path)
         with SQLiteStore(path) as first, SQLiteStore(path) as second:

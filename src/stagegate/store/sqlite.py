@@ -361,6 +361,26 @@ def _seal_rows(
     return sealed
 
 
+def _staged_chain(
+    conn: sqlite3.Connection, oid: str, first: int, last: int | None
+) -> tuple[bool, str | None]:
+    """Whether a staged run can be sealed now, and the digest it chains from.
+
+    A run that opens its deal (seq 1), or continues a sealed staged run, is sealed as it is
+    staged, so a staging file swapped or linked into place is sealed already. A run that
+    continues a log kept elsewhere (the target store) is sealed when it is copied there.
+    """
+    if first == 1:
+        return True, None
+    if last is None:
+        return False, None
+    found = conn.execute(
+        "SELECT digest FROM events WHERE opportunity_id = ? AND seq = ?", (oid, last)
+    ).fetchone()
+    previous = None if found is None else found[0]
+    return previous is not None, previous
+
+
 def _seal_copied(conn: sqlite3.Connection, runs: list[tuple[str, int, int | None]]) -> None:
     """Seal the runs just copied from a staging file (its digests are the caller's, unchecked).
 
@@ -863,14 +883,27 @@ class SQLiteStore(EventStore):
         """Append a batch to a staging store: a new opportunity's run may start at any seq."""
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
-        rows = [(*row, e.digest) for row, e in zip(_rows_of(events), events, strict=True)]
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                chains: dict[str, tuple[bool, str | None]] = {}
                 for oid, (first, _) in runs.items():
                     last = conn.execute(_LAST_SEQ, (oid,)).fetchone()[0]
                     if last is not None and first != last + 1:
                         raise ConcurrencyError(oid, first - 1, int(last))
+                    chains[oid] = _staged_chain(conn, oid, first, last)
+                digests = []
+                for event in events:
+                    sealable, previous = chains[event.opportunity_id]
+                    if not sealable:  # sealed when copied onto the target's log
+                        digests.append(event.digest)
+                        continue
+                    digest = event_digest(event, previous)
+                    if event.digest is not None and event.digest != digest:
+                        raise digest_refused(event)
+                    chains[event.opportunity_id] = (True, digest)
+                    digests.append(digest)
+                rows = [(*row, d) for row, d in zip(_rows_of(events), digests, strict=True)]
                 conn.executemany(_INSERT, rows)
                 conn.execute("COMMIT")
             finally:
