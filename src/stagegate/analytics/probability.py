@@ -63,7 +63,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import beta_interval, quantile, weighted_share, wilson
-from stagegate.analytics._table import DAY_US, sorts_in_memory
+from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
     KIND_CODE,
     Prepared,
@@ -76,7 +76,6 @@ from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, Outcom
 from stagegate.analytics.survival import (
     MASK_BITS,
     _log_factor,
-    clock_visits,
     deal_clock_frame,
     deal_clock_python,
     dwell_us,
@@ -248,25 +247,6 @@ def clock_frame(
     """:attr:`Counts.clock` of a frame of visits: one pass over its closed deals."""
     import narwhals as nw  # noqa: PLC0415
 
-    if sorts_in_memory(frame):  # the weighted visits by position: sums of the first visits
-        weighted = clock_visits(frame, as_of, outcomes).filter(nw.col("visit") == 1)
-        found = collect_rows(
-            weighted.with_columns(square=nw.col("weight") * nw.col("weight"))
-            .group_by("group", "won")
-            .agg(
-                nw.col("weight").sum().alias("w"),
-                nw.col("square").sum().alias("w2"),
-                nw.len().alias("n"),
-            )
-        )
-        return {
-            (outcomes.stages[int(r["group"])], "won" if r["won"] else "lost"): (
-                float(r["w"]),
-                float(r["w2"]),
-                int(r["n"]),
-            )
-            for r in found
-        }
     stages = outcomes.open
     deals = deal_clock_frame(frame, as_of, outcomes)
     masks = [c for c in deals.collect_schema().names() if c.startswith("reached_")]

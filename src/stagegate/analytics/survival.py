@@ -474,7 +474,7 @@ def weighted_visits(
     (as the in-memory path makes them): then each deal has one first row and one last row,
     in the same order, and :func:`deal_clock_frame`'s weights are worked out once per deal
     (one sort of the follow-ups, one binary search of the ages) and read back by position.
-    Columns ``group``, ``visit``, ``won``, ``dwell_us`` and ``weight``.
+    Columns ``group``, ``won``, ``dwell_us`` and ``weight``.
     """
     import narwhals as nw  # noqa: PLC0415
 
@@ -507,13 +507,13 @@ def weighted_visits(
         .otherwise(nw.lit(0.0)),
     )
     rows = (
-        coded.select("step", "group", "visit", "entered_us", "exited_us")
+        coded.select("step", "group", "entered_us", "exited_us")
         .with_columns(deal=(step == 1).cast(nw.Int64).cum_sum() - 1)
         .filter(nw.col("group").is_in(open_positions) & ~exited.is_null())
-        .select("deal", "group", "visit", dwell_us=exited - nw.col("entered_us"))
+        .select("deal", "group", dwell_us=exited - nw.col("entered_us"))
     )
     at = rows.get_column("deal")
-    picked = rows.select("group", "visit", "dwell_us").with_columns(
+    picked = rows.select("group", "dwell_us").with_columns(
         **{name: _aligned(by_deal.get_column(name)[at], rows) for name in ("won", "weight")}
     )
     return picked.filter(nw.col("weight") > 0)
@@ -522,7 +522,7 @@ def weighted_visits(
 def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw.LazyFrame[Any]:
     """The visits of closed deals to open stages, with their deal's weight.
 
-    Columns ``group`` (stage position), ``visit``, ``won``, ``dwell_us`` and ``weight`` (see
+    Columns ``group`` (stage position), ``won``, ``dwell_us`` and ``weight`` (see
     :func:`deal_clock_frame`). In memory, with the visits by deal and step, the weights are
     read by position (see :func:`weighted_visits`) instead of joined by id.
     """
@@ -532,19 +532,19 @@ def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw
 
     positions = {s: i for i, s in enumerate(outcomes.stages)}
     open_positions = [positions[s] for s in outcomes.open]
-    needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
+    needed = ["opportunity_id", "step", "stage", "entered_us", "exited_us"]
     coded = with_stage_groups(frame.select(needed), {"group": "stage"}, outcomes.stages)
     chosen = nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
     dwell = nw.col("exited_us") - nw.col("entered_us")
     if sorts_in_memory(coded):
         weighted = weighted_visits(coded.collect(), as_of, outcomes)
         if weighted is not None:
-            return weighted.select("group", "visit", "won", "dwell_us", "weight").lazy()
+            return weighted.lazy()
     weights_lazy = deal_clock_frame(frame, as_of, outcomes, ids=True)
-    visits = coded.filter(chosen).select("opportunity_id", "group", "visit", dwell_us=dwell)
+    visits = coded.filter(chosen).select("opportunity_id", "group", dwell_us=dwell)
     return visits.join(
         weights_lazy.select("opportunity_id", "won", "weight"), on="opportunity_id", how="inner"
-    ).select("group", "visit", "won", "dwell_us", "weight")
+    ).select("group", "won", "dwell_us", "weight")
 
 
 def _final_code(won: list[int], closed: list[int]) -> nw.Expr:
