@@ -81,3 +81,13 @@ def test_visits_out_of_deal_order_give_the_numbers_of_the_python_path(
         mixed = in_order.sample(frac=1.0, random_state=7)
     assert_same(expected, clock_figures(in_order, kinds, as_of))  # weights by position
     assert_same(expected, clock_figures(mixed, kinds, as_of))  # weights joined by id
+
+
+@pytest.mark.parametrize("backend", ["python", "polars"])
+def test_no_closed_deal_gives_no_deal_clock_median(backend: str) -> None:
+    rows = [r for r in edge_rows() if KINDS[r["stage"]] == "open"]
+    data = rows if backend == "python" else to_polars(rows)
+    figures = clock_figures(data, KINDS, AS_OF)
+    medians = [v for (_, name), v in figures.items() if name.endswith("deal_clock_median_days")]
+    assert medians
+    assert all(v is None for v in medians)
