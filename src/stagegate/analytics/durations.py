@@ -55,7 +55,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, group_starts, in_threads, running, sorts_in_memory
+from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -337,25 +337,11 @@ def _frame_clock_medians(
     joined = clock_visits(frame, as_of, outcomes)
     part = ["group", "won"]
     total = nw.col("weight").sum().over(*part)
-    if sorts_in_memory(joined):  # one sort, then running sums that restart at each group
-        eager = joined.collect()
-        longest = eager.select(nw.col("dwell_us").max()).item() if len(eager) else 0
-        span = int(longest or 0) + 1
-        if (len(outcomes.stages) * 2 + 2) * span < _KEY_LIMIT:  # one integer key sorts fastest
-            key = (nw.col("group").cast(nw.Int64) * 2 + nw.col("won").cast(nw.Int64)) * span
-            eager = eager.with_columns(key=key + nw.col("dwell_us"))
-            ordered = eager.sort("key")
-        else:
-            ordered = eager.sort(*part, "dwell_us")
-        ranked = (
-            ordered.with_columns(start=group_starts(part))
-            .with_columns(running=running("weight", "start"), total=total)
-            .lazy()
-        )
-    else:
-        ranked = joined.with_columns(
-            running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"), total=total
-        )
+    if sorts_in_memory(joined):
+        return _sorted_clock_medians(joined.collect(), outcomes)
+    ranked = joined.with_columns(
+        running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"), total=total
+    )
     rows = collect_rows(
         ranked.filter(nw.col("running") >= nw.col("total") * HALF_WEIGHT)
         .group_by(*part)
@@ -365,6 +351,44 @@ def _frame_clock_medians(
         (outcomes.stages[r["group"]], "won" if r["won"] else "lost"): r["dwell_us"] / DAY_US
         for r in rows
     }
+
+
+def _sorted_clock_medians(joined: Any, outcomes: Outcomes) -> dict[tuple[str, str], float]:
+    """:func:`_frame_clock_medians` in memory: one sort, then each run on its own.
+
+    One integer key (stage, outcome, dwell) is sorted with the weights; each (stage, outcome)
+    is then a run of the sorted rows, whose median is the first row where the running weight
+    reaches half the run's total.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    if not len(joined):
+        return {}
+    longest = joined.select(nw.col("dwell_us").max()).item()
+    span = int(longest or 0) + 1
+    code = nw.col("group").cast(nw.Int64) * 2 + nw.col("won").cast(nw.Int64)
+    if (len(outcomes.stages) * 2 + 2) * span < _KEY_LIMIT:  # one integer key sorts fastest
+        ordered = joined.select("weight", key=code * span + nw.col("dwell_us")).sort("key")
+        key = nw.col("key")  # no modulo: pyarrow-backed pandas has none
+        ordered = ordered.with_columns(dwell_us=key - key // span * span)
+    else:
+        ordered = joined.select("dwell_us", "weight", key=code).sort("key", "dwell_us")
+    sizes = sorted(joined.group_by("group", "won").agg(nw.len()).rows())
+    runs, start = [], 0
+    for group, won, size in sizes:
+        runs.append(((int(group), bool(won)), ordered[start : start + int(size)]))
+        start += int(size)
+
+    def median(run: tuple[tuple[int, bool], Any]) -> tuple[tuple[str, str], float | None]:
+        (group, won), rows = run
+        total = float(rows.get_column("weight").sum())
+        reached = rows.with_columns(running=nw.col("weight").cum_sum()).filter(
+            nw.col("running") >= total * HALF_WEIGHT
+        )
+        name = (outcomes.stages[group], "won" if won else "lost")
+        return name, float(reached.item(0, "dwell_us")) / DAY_US if len(reached) else None
+
+    return {name: value for name, value in in_threads(median, runs) if value is not None}
 
 
 @attrs.frozen(slots=True)

@@ -46,6 +46,7 @@ __all__ = [
     "reached_expr",
     "risk_sets",
     "weighted_median",
+    "weighted_visits",
 ]
 
 HALF = 0.5 + 1e-9
@@ -463,12 +464,67 @@ def _count_below(ordered: nw.Series[Any], values: nw.Series[Any]) -> nw.Series[A
     return result
 
 
+def weighted_visits(
+    coded: nw.DataFrame[Any], as_of: int, outcomes: Outcomes
+) -> nw.DataFrame[Any] | None:
+    """The visits of closed deals to open stages, weighted, from visits by deal and step.
+
+    ``coded``: visits with ``group`` (stage position), in memory. ``None`` unless each deal's
+    visits come in one run by step, with its last visit (and only that one) still running
+    (as the in-memory path makes them): then each deal has one first row and one last row,
+    in the same order, and :func:`deal_clock_frame`'s weights are worked out once per deal
+    (one sort of the follow-ups, one binary search of the ages) and read back by position.
+    Columns ``group``, ``won``, ``dwell_us`` and ``weight``.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    step, opp, exited = nw.col("step"), nw.col("opportunity_id"), nw.col("exited_us")
+    follows = ((opp == opp.shift(1)) & (step == step.shift(1) + 1)).fill_null(value=False)
+    last = (step.shift(-1) == 1).fill_null(value=True)
+    ok = ((step == 1) | follows) & (exited.is_null() == last)
+    if len(coded) and not bool(coded.select(ok.all()).item()):
+        return None
+    positions = {s: i for i, s in enumerate(outcomes.stages)}
+    won = [positions[s] for s in outcomes.won]
+    closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
+    open_positions = [positions[s] for s in outcomes.open]
+    # each step selects its few columns first: a filter copies every column it keeps
+    firsts = coded.select("entered_us", "step").filter(step == 1)
+    opened = firsts.get_column("entered_us")  # one per deal, in order
+    ends = (
+        coded.select("entered_us", "exited_us", "group")
+        .filter(exited.is_null())
+        .select("entered_us", final=_final_code(won, closed))
+    )
+    ends = ends.with_columns(age=nw.col("entered_us") - _aligned(opened, ends))
+    follow = (opened * -1 + as_of).sort()
+    total = len(follow)
+    ends = ends.with_columns(shorter=_aligned(_count_below(follow, ends.get_column("age")), ends))
+    by_deal = ends.select(
+        won=nw.col("final") == 1,
+        weight=nw.when(nw.col("final") != 0)
+        .then(nw.lit(float(total)) / (nw.lit(total) - nw.col("shorter")))
+        .otherwise(nw.lit(0.0)),
+    )
+    rows = (
+        coded.select("step", "group", "entered_us", "exited_us")
+        .with_columns(deal=(step == 1).cast(nw.Int64).cum_sum() - 1)
+        .filter(nw.col("group").is_in(open_positions) & ~exited.is_null())
+        .select("deal", "group", dwell_us=exited - nw.col("entered_us"))
+    )
+    at = rows.get_column("deal")
+    picked = rows.select("group", "dwell_us").with_columns(
+        **{name: _aligned(by_deal.get_column(name)[at], rows) for name in ("won", "weight")}
+    )
+    return picked.filter(nw.col("weight") > 0)
+
+
 def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw.LazyFrame[Any]:
     """The visits of closed deals to open stages, with their deal's weight.
 
     Columns ``group`` (stage position), ``won``, ``dwell_us`` and ``weight`` (see
-    :func:`deal_clock_frame`). In memory, with the visits by deal and step, deals are joined
-    by their running number instead of their id.
+    :func:`deal_clock_frame`). In memory, with the visits by deal and step, the weights are
+    read by position (see :func:`weighted_visits`) instead of joined by id.
     """
     import narwhals as nw  # noqa: PLC0415
 
@@ -476,32 +532,14 @@ def clock_visits(frame: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes) -> nw
 
     positions = {s: i for i, s in enumerate(outcomes.stages)}
     open_positions = [positions[s] for s in outcomes.open]
-    needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
+    needed = ["opportunity_id", "step", "stage", "entered_us", "exited_us"]
     coded = with_stage_groups(frame.select(needed), {"group": "stage"}, outcomes.stages)
     chosen = nw.col("group").is_in(open_positions) & ~nw.col("exited_us").is_null()
     dwell = nw.col("exited_us") - nw.col("entered_us")
-    if sorts_in_memory(coded) and _by_deal_and_step(eager := coded.collect()):
-        # each row's deal is its running number: the weights are read at that position
-        numbered = eager.with_columns(deal=(nw.col("step") == 1).cast(nw.Int64).cum_sum() - 1)
-        won = [positions[s] for s in outcomes.won]
-        closed = [positions[s] for s in (*outcomes.won, *outcomes.lost)]
-        weights = _clock_in_order(numbered, as_of, {}, _final_code(won, closed), "deal")
-        starts = numbered.filter(nw.col("step") == 1).select(  # one row per deal
-            weight=nw.col("entered_us").cast(nw.Float64) * 0.0, won=nw.col("step") < 0
-        )
-        deals = weights.get_column("deal")
-        by_deal = {
-            name: starts.get_column(name).scatter(deals, weights.get_column(name))
-            for name in ("weight", "won")
-        }
-        rows = numbered.filter(chosen).select("deal", "group", dwell_us=dwell)
-        at = rows.get_column("deal")
-        picked = rows.select("group", "dwell_us").with_columns(
-            **{name: _aligned(series[at], rows) for name, series in by_deal.items()}
-        )
-        return (
-            picked.filter(nw.col("weight") > 0).select("group", "won", "dwell_us", "weight").lazy()
-        )
+    if sorts_in_memory(coded):
+        weighted = weighted_visits(coded.collect(), as_of, outcomes)
+        if weighted is not None:
+            return weighted.lazy()
     weights_lazy = deal_clock_frame(frame, as_of, outcomes, ids=True)
     visits = coded.filter(chosen).select("opportunity_id", "group", dwell_us=dwell)
     return visits.join(
