@@ -303,14 +303,6 @@ def _event_row(row: tuple[Any, ...]) -> EventRow:
         ) from None
 
 
-def _rows_of(events: Sequence[Event]) -> list[tuple[Any, ...]]:
-    """Encode a batch, or say which event cannot be stored."""
-    try:
-        return [_row(event) for event in events]
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise _unstorable(events, exc) from None
-
-
 def _sealables_of(events: Sequence[Event]) -> tuple[list[tuple[Any, ...]], list[bytes]]:
     """Encode a batch and the canonical content of each event, or say which cannot be stored."""
     try:
@@ -344,8 +336,11 @@ def _seal_rows(
     rows: list[tuple[Any, ...]],
     canonical: list[bytes],
     links: dict[str, str | None],
+    unsealed: frozenset[str] = frozenset(),
 ) -> list[tuple[Any, ...]]:
     """The rows with their digests, chained from ``links`` (each opportunity's last digest).
+
+    The events of ``unsealed`` opportunities keep the digest they carry (sealed later).
 
     Raises:
         EventLogError: an event already carries a digest that is not its place in the chain.
@@ -353,32 +348,15 @@ def _seal_rows(
     sealed: list[tuple[Any, ...]] = []
     for event, row, content in zip(events, rows, canonical, strict=True):
         oid = row[0]
+        if oid in unsealed:
+            sealed.append((*row, event.digest))
+            continue
         digest = chain_digest(content, links.get(oid))
         if event.digest is not None and event.digest != digest:
             raise digest_refused(event)
         links[oid] = digest
         sealed.append((*row, digest))
     return sealed
-
-
-def _staged_chain(
-    conn: sqlite3.Connection, oid: str, first: int, last: int | None
-) -> tuple[bool, str | None]:
-    """Whether a staged run can be sealed now, and the digest it chains from.
-
-    A run that opens its deal (seq 1), or continues a sealed staged run, is sealed as it is
-    staged, so a staging file swapped or linked into place is sealed already. A run that
-    continues a log kept elsewhere (the target store) is sealed when it is copied there.
-    """
-    if first == 1:
-        return True, None
-    if last is None:
-        return False, None
-    found = conn.execute(
-        "SELECT digest FROM events WHERE opportunity_id = ? AND seq = ?", (oid, last)
-    ).fetchone()
-    previous = None if found is None else found[0]
-    return previous is not None, previous
 
 
 def _seal_copied(conn: sqlite3.Connection, runs: list[tuple[str, int, int | None]]) -> None:
@@ -882,28 +860,25 @@ class SQLiteStore(EventStore):
     def _stage(self, events: Sequence[Event]) -> None:
         """Append a batch to a staging store: a new opportunity's run may start at any seq."""
         runs = check_batch(events)
+        rows, canonical = _sealables_of(events)
         conn = self._read(lambda conn: conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                chains: dict[str, tuple[bool, str | None]] = {}
+                # A run that opens its deal, or continues a sealed staged run, is sealed now, so
+                # a staging file swapped or linked into place is sealed already; a run that
+                # continues a log kept elsewhere is sealed when it is copied there.
+                links: dict[str, str | None] = {}
+                unsealed: set[str] = set()
                 for oid, (first, _) in runs.items():
-                    last = conn.execute(_LAST_SEQ, (oid,)).fetchone()[0]
-                    if last is not None and first != last + 1:
-                        raise ConcurrencyError(oid, first - 1, int(last))
-                    chains[oid] = _staged_chain(conn, oid, first, last)
-                digests = []
-                for event in events:
-                    sealable, previous = chains[event.opportunity_id]
-                    if not sealable:  # sealed when copied onto the target's log
-                        digests.append(event.digest)
-                        continue
-                    digest = event_digest(event, previous)
-                    if event.digest is not None and event.digest != digest:
-                        raise digest_refused(event)
-                    chains[event.opportunity_id] = (True, digest)
-                    digests.append(digest)
-                rows = [(*row, d) for row, d in zip(_rows_of(events), digests, strict=True)]
+                    last, digest = _link(conn, oid)
+                    if last and first != last + 1:
+                        raise ConcurrencyError(oid, first - 1, last)
+                    if first == 1 or digest is not None:
+                        links[oid] = digest
+                    else:
+                        unsealed.add(oid)
+                rows = _seal_rows(events, rows, canonical, links, frozenset(unsealed))
                 conn.executemany(_INSERT, rows)
                 conn.execute("COMMIT")
             finally:
