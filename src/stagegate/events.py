@@ -56,6 +56,10 @@ class EventKind(str, enum.Enum):
     """The expected close date changed to ``close_date`` (previous one in ``details``)."""
     AMOUNT_CHANGED = "amount_changed"
     """The amount changed to ``amount`` (previous one in ``details``)."""
+    REASSIGNED = "reassigned"
+    """The deal's owner (the rep responsible, not the actor) became ``subject``, from ``at`` on."""
+    ATTRIBUTE_SET = "attribute_set"
+    """Segment attribute ``subject`` (``team``, ``region``, ...) became ``details["value"]``."""
 
 
 class MoveKind(str, enum.Enum):

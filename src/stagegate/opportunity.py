@@ -52,6 +52,7 @@ from stagegate.integrity import event_digest
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
+from stagegate.segments import attribute_name, attribute_value, owner_name
 
 __all__ = ["MoveOption", "Opportunity"]
 
@@ -69,6 +70,8 @@ _DELIVERABLE_RECORDED = EventKind.DELIVERABLE_RECORDED
 _FIELD_SET = EventKind.FIELD_SET
 _RESCHEDULED = EventKind.RESCHEDULED
 _AMOUNT_CHANGED = EventKind.AMOUNT_CHANGED
+_REASSIGNED = EventKind.REASSIGNED
+_ATTRIBUTE_SET = EventKind.ATTRIBUTE_SET
 _IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
 
@@ -134,11 +137,13 @@ class Opportunity:
         "_activities",
         "_amount",
         "_approvals",
+        "_attributes",
         "_close_date",
         "_deliverables",
         "_events",
         "_fields",
         "_id",
+        "_owner",
         "_process",
         "_stage",
         "_stage_entered_at",
@@ -159,6 +164,8 @@ class Opportunity:
         self._activities: list[Event] | None = None
         self._approvals: dict[str, Event] | None = None
         self._fields: dict[str, Any] | None = None
+        self._owner: str | None = None
+        self._attributes: dict[str, str] | None = None
 
     # -- creation --------------------------------------------------------------------------
 
@@ -173,8 +180,14 @@ class Opportunity:
         amount: float | Decimal | str | None = None,
         close_date: date | None = None,
         fields: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+        attributes: Mapping[str, str | None] | None = None,
     ) -> Opportunity:
         """Open an opportunity in the first stage of ``process``.
+
+        With ``owner`` and ``attributes`` (segment attributes such as ``team`` or ``region``),
+        it also records a ``reassigned`` event and one ``attribute_set`` event per attribute
+        (``None`` values skipped), at the opening instant, right after ``opened``.
 
         Raises:
             InvalidTimestampError: ``at`` is naive or not a datetime.
@@ -190,6 +203,8 @@ class Opportunity:
             for name in fields:
                 cls._check_field_name(name)
             details = freeze({"fields": dict(fields)}, path="fields")
+        owned = None if owner is None else owner_name(owner)
+        segments = cls._check_attributes(attributes)
         opportunity._apply(
             Event(
                 opportunity._id,
@@ -205,7 +220,24 @@ class Opportunity:
                 details=details,
             )
         )
+        if owned is not None:
+            opportunity._record(_REASSIGNED, instant, who, subject=owned)
+        for name, value in segments:
+            opportunity._record(
+                _ATTRIBUTE_SET, instant, who, subject=name, details=freeze({"value": value})
+            )
         return opportunity
+
+    @staticmethod
+    def _check_attributes(attributes: Mapping[str, str | None] | None) -> list[tuple[str, str]]:
+        if attributes is None:
+            return []
+        checked = []
+        for name, value in arguments.mapping(attributes, "attributes").items():
+            text = attribute_value(value, attribute_name(name))
+            if text is not None:
+                checked.append((name, text))
+        return checked
 
     @classmethod
     def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
@@ -438,8 +470,33 @@ class Opportunity:
                     f"reschedules a deal closed as {self._stage!r}; a closed deal is reopened "
                     "first",
                 )
+        elif kind is _REASSIGNED or kind is _ATTRIBUTE_SET:
+            self._check_segment(event)
         elif amount is None or amount == self._amount:  # an amount change
             raise self._broken(event, "unchanged_value", "changes the amount to the same value")
+
+    def _check_segment(self, event: Event) -> None:
+        """Check a ``reassigned`` or ``attribute_set`` event (amount and close date checked)."""
+        value: str | None
+        try:
+            if event.kind is _REASSIGNED:
+                name, value = "owner", owner_name(event.subject)
+                before = self._owner
+            else:
+                name = attribute_name(event.subject)
+                details = event.details
+                if details is None or "value" not in details:
+                    raise self._broken(
+                        event, "malformed_details", "sets an attribute without a 'value'"
+                    )
+                value = attribute_value(details["value"], name)
+                before = (self._attributes or {}).get(name)
+        except InvalidCommandError as exc:
+            raise self._broken(event, "bad_segment", f"is malformed: {exc}") from None
+        if value == before:
+            raise self._broken(
+                event, "unchanged_value", f"sets {name!r} to {value!r}, the value in force"
+            )
 
     def _check_field(self, event: Event, name: Any) -> None:
         if not isinstance(name, str) or not name.strip() or name in _RESERVED_FIELDS:
@@ -548,6 +605,16 @@ class Opportunity:
             if self._fields is None:
                 self._fields = {}
             self._fields[event.subject or ""] = (event.details or {}).get("value")
+        elif kind is _REASSIGNED:
+            self._owner = event.subject
+        elif kind is _ATTRIBUTE_SET:
+            if self._attributes is None:
+                self._attributes = {}
+            value = (event.details or {}).get("value")
+            if value is None:
+                self._attributes.pop(event.subject or "", None)
+            else:
+                self._attributes[event.subject or ""] = value
         self._amount = event.amount
         self._close_date = event.close_date
         self._events.append(event)
@@ -591,6 +658,16 @@ class Opportunity:
     def fields(self) -> Mapping[str, Any]:
         """The custom fields in force (read-only)."""
         return MappingProxyType(dict(self._fields or {}))
+
+    @property
+    def owner(self) -> str | None:
+        """The owner in force (the rep responsible), or ``None`` if never assigned."""
+        return self._owner
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        """The segment attributes in force (read-only; cleared ones left out)."""
+        return MappingProxyType(dict(self._attributes or {}))
 
     @property
     def deliverables(self) -> Mapping[str, Event]:
@@ -1057,6 +1134,52 @@ class Opportunity:
         field = self._check_field_name(name)
         details = freeze({"value": value}, path=f"fields.{field}")
         return self._record(EventKind.FIELD_SET, instant, who, subject=field, details=details)
+
+    def reassign(self, owner: str, *, at: datetime, actor: str) -> Event:
+        """Make ``owner`` (the rep responsible, not the actor) the deal's owner from ``at`` on.
+
+        >>> from datetime import datetime, timezone
+        >>> from stagegate.templates import b2b
+        >>> t = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        >>> deal = Opportunity.open(b2b(), "d-1", at=t, actor="crm", owner="kim")
+        >>> deal.reassign("lee", at=t, actor="manager:park").subject, deal.owner
+        ('lee', 'lee')
+
+        Raises:
+            InvalidCommandError: the owner is not non-empty single-line text (at most 200
+                characters), or already owns the deal.
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        new = owner_name(owner)
+        if new == self._owner:
+            raise InvalidCommandError(
+                f"{new!r} already owns opportunity {self._id!r}; name another owner"
+            )
+        return self._record(_REASSIGNED, instant, who, subject=new)
+
+    def set_attribute(self, name: str, value: str | None, *, at: datetime, actor: str) -> Event:
+        """Set segment attribute ``name`` (``team``, ``region``, ...) to ``value`` from ``at`` on.
+
+        ``None`` clears it. Attributes are the deal's segments, read by the analytics' ``by=``;
+        custom facts that gates check are fields (:meth:`set_field`).
+
+        Raises:
+            InvalidCommandError: the name is not a lowercase identifier or is reserved (see
+                :func:`stagegate.segments.attribute_name`), the value is neither text nor
+                ``None``, or it is the value in force.
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        attribute = attribute_name(name)
+        text = attribute_value(value, attribute)
+        if text == (self._attributes or {}).get(attribute):
+            raise InvalidCommandError(
+                f"attribute {attribute!r} of opportunity {self._id!r} is already {text!r}"
+            )
+        return self._record(
+            _ATTRIBUTE_SET, instant, who, subject=attribute, details=freeze({"value": text})
+        )
 
     def reschedule(
         self, close_date: date, *, at: datetime, actor: str, reason: str | None = None
