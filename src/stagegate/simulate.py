@@ -37,10 +37,26 @@ True
 >>> lost, won = (hard.truth.dwell_median_days["needs_analysis"][o] for o in ("lost", "won"))
 >>> round(lost / won, 1)
 2.7
+
+**Owners, teams and regions** (``segments=True``): each deal gets an owner from a sales
+organization (:data:`DEFAULT_REPS`: reps, each in a team led by a manager, in a region),
+recorded as ``reassigned`` and ``attribute_set`` events (``team``, ``manager``, ``region``)
+at its opening, and a share of deals (``reassign_probability``) is handed to another rep
+once, at a random instant of its life. These draws come from a generator of their own, so
+every other field (and the truth) is exactly what ``segments=False`` gives:
+
+>>> owned = simulate(200, seed=7, segments=True)
+>>> [e.kind.value for e in owned.events[:3]], [e.subject for e in owned.events[1:5]]
+(['opened', 'reassigned', 'attribute_set'], ['Dev Lopez', 'team', 'manager', 'region'])
+>>> plain = [e for e in owned.events if e.kind.value not in ("reassigned", "attribute_set")]
+>>> [(e.opportunity_id, e.at, e.stage) for e in plain] == [
+...     (e.opportunity_id, e.at, e.stage) for e in sim.events]
+True
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping
@@ -53,10 +69,11 @@ import attrs
 
 from stagegate._time import UTC, epoch_us, from_epoch_us
 from stagegate.errors import InvalidCommandError
-from stagegate.events import Event, EventKind, MoveKind
+from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.process import Process
 
 __all__ = [
+    "DEFAULT_REPS",
     "DEFAULT_STAGES",
     "MODES",
     "PipelineModel",
@@ -78,6 +95,28 @@ DEFAULT_STAGES = (
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 LOSS_REASONS = ("price", "timing", "competitor", "no_decision")
+
+
+def _organization() -> tuple[tuple[str, str, str, str], ...]:
+    regions = ("east", "central", "west")
+    managers = ("Mina Park", "Omar Haddad", "Lena Vogel", "Ravi Iyer", "Sofia Lind", "Jun Mori")
+    given = ("Ana", "Ben", "Chloe", "Dev", "Eun", "Femi", "Gia", "Hugo")
+    family = ("Kim", "Lopez", "Novak")
+    reps = []
+    for r, region in enumerate(regions):
+        for t in range(2):
+            team = f"{region}-{t + 1}"
+            for k in range(4):
+                n = (r * 2 + t) * 4 + k
+                owner = f"{given[n % len(given)]} {family[n // len(given)]}"
+                reps.append((owner, team, managers[r * 2 + t], region))
+    return tuple(reps)
+
+
+DEFAULT_REPS = _organization()
+"""The simulated sales organization: ``(owner, team, manager, region)`` per rep; 24 reps in
+6 teams (each led by its manager) in 3 regions."""
+_SEGMENT_SALT = "stagegate.simulate.segments"
 MODES = ("markov", "informative")
 """The simulator's modes: the fate shows only where a deal is lost, or in its whole history."""
 
@@ -356,6 +395,8 @@ def simulate(
     span_days: float = 365.0,
     process: Process | None = None,
     mode: str | None = None,
+    segments: bool = False,
+    reassign_probability: float = 0.15,
 ) -> SimulatedPipeline:
     """Simulate ``deals`` opportunities as :class:`~stagegate.events.Event` logs.
 
@@ -371,11 +412,20 @@ def simulate(
     ``mode``: ``"informative"`` sets :attr:`PipelineModel.informative` on the model (the
     default one if none is given), ``"markov"`` clears it; ``None`` keeps the model as is.
 
+    ``segments``: give deals owners, teams, managers and regions from :data:`DEFAULT_REPS`,
+    and reassign a share ``reassign_probability`` of them once (see the module's docs); drawn
+    from a generator of their own (seeded by ``seed``), so nothing else changes.
+
     Raises:
-        InvalidCommandError: ``deals`` is negative, or ``mode`` is not one of :data:`MODES`.
+        InvalidCommandError: ``deals`` is negative, ``mode`` is not one of :data:`MODES`, or
+            ``reassign_probability`` is not in [0, 1].
     """
     if deals < 0:
         raise InvalidCommandError(f"deals must not be negative, got {deals!r}")
+    if not 0 <= reassign_probability <= 1:
+        raise InvalidCommandError(
+            f"reassign_probability must lie in [0, 1], got {reassign_probability!r}"
+        )
     chosen = _with_mode(model or PipelineModel(), mode)
     name, version = ("simulated", "1") if process is None else (process.name, process.version)
     if process is not None:
@@ -411,4 +461,67 @@ def simulate(
             )
         )
     truth = _truth(fates, chosen)
+    if segments:
+        events = _with_segments(events, seed, reassign_probability)
     return SimulatedPipeline(tuple(events), chosen, start + timedelta(days=span_days), truth)
+
+
+def _segment_events(
+    at_event: Event, at: datetime, rep: tuple[str, str, str, str], previous: tuple[str, ...]
+) -> list[Event]:
+    """The events that give a deal ``rep``'s owner and attributes (unchanged ones left out)."""
+    owner, team, manager, region = rep
+    old = previous or (None, None, None, None)
+    made = []
+    if owner != old[0]:
+        made.append(attrs.evolve(at_event, kind=EventKind.REASSIGNED, subject=owner))
+    for name, value, before in (
+        ("team", team, old[1]),
+        ("manager", manager, old[2]),
+        ("region", region, old[3]),
+    ):
+        if value != before:
+            made.append(
+                attrs.evolve(
+                    at_event,
+                    kind=EventKind.ATTRIBUTE_SET,
+                    subject=name,
+                    details=freeze({"value": value}),
+                )
+            )
+    return [
+        attrs.evolve(e, at=at, from_stage=None, move=None, reason=None, gate=None) for e in made
+    ]
+
+
+def _with_segments(events: list[Event], seed: int, reassign_probability: float) -> list[Event]:
+    """Insert owner and attribute events into each deal's log, then number them again."""
+    rng = random.Random(f"{_SEGMENT_SALT}:{seed}")  # noqa: S311 - a seeded simulation
+    reps = DEFAULT_REPS
+    result: list[Event] = []
+    for _, group in itertools.groupby(events, key=lambda e: e.opportunity_id):
+        log = list(group)
+        # the same five draws per deal, used or not: each deal's segments depend on its index only
+        first = reps[int(rng.random() * len(reps))]
+        reassigned = rng.random() < reassign_probability
+        when = rng.random()
+        same_team = rng.random() < 0.6  # noqa: PLR2004 - most handovers stay in the team
+        pick = rng.random()
+        merged = [log[0], *_segment_events(log[0], log[0].at, first, ())]
+        rest = log[1:]
+        if reassigned and len(log) > 1:
+            team = [r for r in reps if r[1] == first[1] and r != first]
+            others = team if same_team else [r for r in reps if r != first]
+            second = others[int(pick * len(others))]
+            start, end = log[0].at, log[-1].at
+            instant = from_epoch_us(epoch_us(start) + int(when * (epoch_us(end) - epoch_us(start))))
+            before = [e for e in rest if e.at <= instant]
+            after = rest[len(before) :]
+            in_force = before[-1] if before else log[0]
+            merged += before
+            merged += _segment_events(in_force, instant, second, first)
+            merged += after
+        else:
+            merged += rest
+        result.extend(attrs.evolve(e, seq=i) for i, e in enumerate(merged, start=1))
+    return result

@@ -67,7 +67,8 @@ def simulate(
     """Generate a realistic, seeded sample pipeline on the built-in b2b process.
 
     Deals arrive over --span-days; the history written ends there, so the deals still running
-    are open. Won and lost deals dwell differently, close dates slip, and the true win
+    are open. Each deal has an owner, team, manager and region, and some are reassigned once.
+    Won and lost deals dwell differently, close dates slip, and the true win
     probability of every stage is known (printed), so estimators can be checked against it.
     """
     from stagegate.io import write_events  # noqa: PLC0415
@@ -79,7 +80,15 @@ def simulate(
     process = template("b2b")
     try:
         model = PipelineModel(lost_dwell_factor=lost_dwell_factor)
-        sim = run(deals, seed=seed, span_days=span_days, process=process, model=model, mode=mode)
+        sim = run(
+            deals,
+            seed=seed,
+            span_days=span_days,
+            process=process,
+            model=model,
+            mode=mode,
+            segments=True,  # owners, teams, managers and regions, for by= and the report
+        )
         # A real export holds history up to now: deals still running at as_of stay open.
         written = write_events(out, (e for e in sim.events if e.at <= sim.as_of))
     except (StagegateError, OSError) as error:
