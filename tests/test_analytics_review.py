@@ -134,7 +134,14 @@ class TestCoverage:
 
     def test_by_month_only_that_months_deals_and_quota_count(self) -> None:
         quotas = an.QuotaTable.of([("kim", "2026-03", 100), ("kim", "2026-02", 999)])
-        rows = {r.segment[0]: r for r in self._rows(quotas, period="month")}
+        february = deal("february", "kim", 7, None, at=datetime(2026, 2, 2, tzinfo=UTC))
+        february.record_history("won", at=datetime(2026, 2, 20, tzinfo=UTC), actor="crm")
+        rows = {
+            r.segment[0]: r
+            for r in an.coverage(
+                [*week(), february], PROCESS, as_of=AS_OF, quotas=quotas, period="month"
+            )
+        }
         assert ("2026-03", Decimal(100), Decimal(25)) == (
             rows["kim"].period,
             rows["kim"].quota,
@@ -409,3 +416,55 @@ class TestFrames:
             nobody.segment,
             nobody.deals,
         )
+
+
+class TestInputs:
+    ROWS = (
+        {"opportunity_id": "a", "at": "2026-03-02T09:00:00Z", "stage": "lead_generation",
+         "amount": 10, "owner": "kim", "seq": 1},
+        {"opportunity_id": "a", "at": "2026-03-10T09:00:00Z", "stage": "lead_generation",
+         "amount": 10, "owner": float("nan"), "seq": 2},
+    )  # fmt: skip
+
+    def test_text_instants_and_nan_segments_are_read(self) -> None:
+        [row] = an.rollup(list(self.ROWS), PROCESS, as_of=AS_OF, levels=["owner"])[:1]
+        assert ((None,), 1) == (row.segment, row.deals)  # NaN: the owner was cleared
+        [early] = an.rollup(list(self.ROWS), PROCESS, as_of=day(5), levels=["owner"])[:1]
+        assert ("kim",) == early.segment
+
+    def test_a_lazy_polars_frame_gives_the_rows_answer(self) -> None:
+        pl = pytest.importorskip("polars")
+        rows = [dict(r, owner="kim" if r["seq"] == 1 else None) for r in self.ROWS]
+        frame = pl.DataFrame(rows).with_columns(pl.col("at").str.to_datetime(time_zone="UTC"))
+        expected = an.rollup(rows, PROCESS, as_of=day(5), levels=["owner"])
+        assert expected == an.rollup(frame.lazy(), PROCESS, as_of=day(5), levels=["owner"])
+
+    @pytest.mark.parametrize(
+        ("data", "words"),
+        [
+            ("events.csv", "data must be events"),
+            ({"opportunity_id": "a"}, "data must be events"),
+            ([3], "item 0 is a int"),
+            ([{"opportunity_id": "a", "stage": "lead_generation"}], "lacks opportunity_id or at"),
+        ],
+    )
+    def test_unusable_data_is_a_typed_error(self, data: Any, words: str) -> None:
+        with pytest.raises(an.AnalyticsError, match=words):
+            an.rollup(data, PROCESS, as_of=AS_OF)
+
+    def test_unknown_period_and_estimator_are_typed_errors(self) -> None:
+        with pytest.raises(an.AnalyticsError, match="period must be"):
+            an.rollup(week(), PROCESS, as_of=AS_OF, period="year")
+        with pytest.raises(an.AnalyticsError, match="estimator must be"):
+            an.rollup(week(), PROCESS, as_of=AS_OF, estimator="dwell")
+
+    def test_a_next_step_that_is_not_a_date_holds_no_deal_to_it(self) -> None:
+        vague = deal("vague", "kim", 10, None)
+        vague.set_field("next_step_due", "next week", at=day(3), actor="kim")
+        cleared = deal("cleared", "kim", 10, None)
+        cleared.set_field("next_step_due", "2026-03-04", at=day(3), actor="kim")
+        cleared.set_field("next_step_due", None, at=day(4), actor="kim")
+        rows = an.staleness([vague, cleared], PROCESS, as_of=AS_OF)
+        assert [(None, False), (None, False)] == [
+            (r.next_step_due, r.next_step_overdue) for r in rows
+        ]
