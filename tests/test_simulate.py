@@ -8,8 +8,10 @@ from collections import Counter
 import pytest
 
 from stagegate import Opportunity, b2b
+from stagegate._time import epoch_us, from_epoch_us
 from stagegate.errors import InvalidCommandError
-from stagegate.events import EventKind, MoveKind
+from stagegate.events import Event, EventKind, MoveKind
+from stagegate.segments import in_force
 from stagegate.simulate import DEFAULT_REPS, PipelineModel, simulate, simulate_columns
 
 
@@ -104,6 +106,30 @@ class TestSegments:
     def test_a_bad_reassign_probability_is_rejected(self) -> None:
         with pytest.raises(InvalidCommandError, match="reassign_probability"):
             simulate(5, segments=True, reassign_probability=1.5)
+        with pytest.raises(InvalidCommandError, match="reassign_probability"):
+            simulate_columns(5, segments=True, reassign_probability=-0.1)
+
+    def test_columns_carry_the_segments_of_the_events(self) -> None:
+        sim = simulate(300, seed=4, segments=True)
+        columns = simulate_columns(300, seed=4, segments=True)
+        plain = simulate_columns(300, seed=4)
+        names = ("owner", "team", "manager", "region")
+        logs: dict[str, list[Event]] = {}
+        for e in sim.events:
+            logs.setdefault(e.opportunity_id, []).append(e)
+        rows = list(zip(*(columns[c] for c in ("opportunity_id", "at_us", "stage", *names)),
+                        strict=True))  # fmt: skip
+        for oid, at_us, stage, *values in rows:
+            expected = in_force(logs[oid], from_epoch_us(at_us), names)
+            assert [expected[n] for n in names] == values
+            assert stage == next(e.stage for e in reversed(logs[oid]) if epoch_us(e.at) <= at_us)
+        handovers = sum(e.kind is EventKind.REASSIGNED for e in sim.events) - len(logs)
+        assert len(columns["seq"]) == len(plain["seq"]) + handovers
+        assert handovers > 0
+        pairs = zip(columns["opportunity_id"], columns["seq"], strict=True)
+        for _, group in itertools.groupby(pairs, key=lambda pair: pair[0]):
+            seqs = [seq for _, seq in group]
+            assert list(range(1, len(seqs) + 1)) == seqs
 
 
 _SEGMENT_KINDS = (EventKind.REASSIGNED, EventKind.ATTRIBUTE_SET)

@@ -336,10 +336,17 @@ def simulate_columns(
     start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     span_days: float = 365.0,
     mode: str | None = None,
+    segments: bool = False,
+    reassign_probability: float = 0.15,
 ) -> dict[str, list[Any]]:
     """The simulated log as columns (fast; for benchmarks and data frames).
 
     The same deals as :func:`simulate` with the same arguments (``mode`` as there).
+
+    With ``segments``, the same owners and handovers as ``simulate(..., segments=True)``, as
+    the columns ``owner``, ``team``, ``manager`` and ``region`` (the values in force from each
+    row on); a handover is a row of its own (same stage, amount and close date), so ``seq``
+    counts the table's rows, not the events.
 
     Returns:
         ``opportunity_id``, ``at_us`` (epoch microseconds, UTC), ``seq``, ``stage``,
@@ -353,11 +360,36 @@ def simulate_columns(
     names = ("opportunity_id", "at_us", "seq", "stage", "amount", "close_day", "reason")
     columns: dict[str, list[Any]] = {name: [] for name in names}
     appends = [columns[name].append for name in names]
-    for raw in _generate(deals, chosen, seed, epoch_us(start), span_days):
+    raws = _generate(deals, chosen, seed, epoch_us(start), span_days)
+    if segments:
+        return _segment_columns(raws, columns, seed, reassign_probability)
+    for raw in raws:
         opp, at, seq, _, stage, _, amount, close, reason = raw
         for append, value in zip(appends, (opp, at, seq, stage, float(amount), close, reason),
                                  strict=True):  # fmt: skip
             append(value)
+    return columns
+
+
+def _segment_columns(
+    raws: Iterator[Raw], columns: dict[str, list[Any]], seed: int, reassign_probability: float
+) -> dict[str, list[Any]]:
+    if not 0 <= reassign_probability <= 1:
+        raise InvalidCommandError(
+            f"reassign_probability must lie in [0, 1], got {reassign_probability!r}"
+        )
+    plan = _SegmentPlan(seed, reassign_probability)
+    extra = ("owner", "team", "manager", "region")
+    columns.update({name: [] for name in extra})
+    for _, group in itertools.groupby(raws, key=lambda r: r[0]):
+        for raw, rep in _segment_rows(list(group), plan):
+            opp, at, seq, _, stage, _, amount, close, reason = raw
+            for name, value in zip(
+                (*tuple(columns)[:7], *extra),
+                (opp, at, seq, stage, float(amount), close, reason, *rep),
+                strict=True,
+            ):
+                columns[name].append(value)
     return columns
 
 
@@ -494,34 +526,71 @@ def _segment_events(
     ]
 
 
-def _with_segments(events: list[Event], seed: int, reassign_probability: float) -> list[Event]:
-    """Insert owner and attribute events into each deal's log, then number them again."""
-    rng = random.Random(f"{_SEGMENT_SALT}:{seed}")  # noqa: S311 - a seeded simulation
-    reps = DEFAULT_REPS
-    result: list[Event] = []
-    for _, group in itertools.groupby(events, key=lambda e: e.opportunity_id):
-        log = list(group)
-        # the same five draws per deal, used or not: each deal's segments depend on its index only
+Rep = tuple[str, str, str, str]
+"""(owner, team, manager, region) of one simulated rep."""
+
+
+class _SegmentPlan:
+    """Per deal, from a generator of its own: the first rep, and maybe a handover."""
+
+    def __init__(self, seed: int, reassign_probability: float) -> None:
+        self._rng = random.Random(f"{_SEGMENT_SALT}:{seed}")  # noqa: S311 - a simulation
+        self._p = reassign_probability
+
+    def deal(self, start_us: int, end_us: int, events: int) -> tuple[Rep, tuple[int, Rep] | None]:
+        """The rep a deal opens with, and ``(instant, rep)`` of its handover, if any."""
+        rng, reps = self._rng, DEFAULT_REPS
+        # the same five draws per deal, used or not: a deal's segments depend on its index only
         first = reps[int(rng.random() * len(reps))]
-        reassigned = rng.random() < reassign_probability
+        reassigned = rng.random() < self._p
         when = rng.random()
         same_team = rng.random() < 0.6  # noqa: PLR2004 - most handovers stay in the team
         pick = rng.random()
+        if not reassigned or events < 2:  # noqa: PLR2004 - a deal with a history
+            return first, None
+        team = [r for r in reps if r[1] == first[1] and r != first]
+        others = team if same_team else [r for r in reps if r != first]
+        return first, (start_us + int(when * (end_us - start_us)), others[int(pick * len(others))])
+
+
+def _with_segments(events: list[Event], seed: int, reassign_probability: float) -> list[Event]:
+    """Insert owner and attribute events into each deal's log, then number them again."""
+    plan = _SegmentPlan(seed, reassign_probability)
+    result: list[Event] = []
+    for _, group in itertools.groupby(events, key=lambda e: e.opportunity_id):
+        log = list(group)
+        first, handover = plan.deal(epoch_us(log[0].at), epoch_us(log[-1].at), len(log))
         merged = [log[0], *_segment_events(log[0], log[0].at, first, ())]
         rest = log[1:]
-        if reassigned and len(log) > 1:
-            team = [r for r in reps if r[1] == first[1] and r != first]
-            others = team if same_team else [r for r in reps if r != first]
-            second = others[int(pick * len(others))]
-            start, end = log[0].at, log[-1].at
-            instant = from_epoch_us(epoch_us(start) + int(when * (epoch_us(end) - epoch_us(start))))
+        if handover is not None:
+            instant = from_epoch_us(handover[0])
             before = [e for e in rest if e.at <= instant]
-            after = rest[len(before) :]
             in_force = before[-1] if before else log[0]
             merged += before
-            merged += _segment_events(in_force, instant, second, first)
-            merged += after
+            merged += _segment_events(in_force, instant, handover[1], first)
+            merged += rest[len(before) :]
         else:
             merged += rest
         result.extend(attrs.evolve(e, seq=i) for i, e in enumerate(merged, start=1))
     return result
+
+
+def _segment_rows(raws: list[Raw], plan: _SegmentPlan) -> Iterator[tuple[Raw, Rep]]:
+    """One deal's rows with the rep in force on each, a handover as a row of its own."""
+    first, handover = plan.deal(raws[0][1], raws[-1][1], len(raws))
+    seq = 0
+    for i, raw in enumerate(raws):
+        seq += 1
+        yield (*raw[:2], seq, *raw[3:]), first
+        if (
+            handover is not None
+            and raw[1] <= handover[0]
+            and (i + 1 == len(raws) or raws[i + 1][1] > handover[0])
+        ):
+            seq += 1
+            opp, _, _, _, stage, _, amount, close, _ = raw
+            yield (
+                (opp, handover[0], seq, "reassigned", stage, None, amount, close, None),
+                handover[1],
+            )
+            first = handover[1]
