@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,8 @@ from stagegate import (
     seal,
     verify,
 )
+from stagegate import analytics as an
+from stagegate.decision import decide_json
 from stagegate.io import read_events, write_events
 from stagegate.segments import (
     OWNER,
@@ -33,6 +36,7 @@ from stagegate.segments import (
     names_of,
     values_at,
 )
+from stagegate.simulate import simulate
 from stagegate.store.sqlite import SQLiteStore
 from strategies import T0, attribute_names, opportunities, owners
 
@@ -328,3 +332,32 @@ class TestSerialization:
         assert loaded == deal.events
         again = Opportunity.replay(PROCESS, loaded)
         assert (again.owner, dict(again.attributes)) == ("lee", {"region": "서울"})
+
+    def test_the_decision_service_takes_a_log_with_owners(self) -> None:
+        deal = self._deal()
+        document = {
+            "version": 1,
+            "process": "b2b",
+            "events": [e.to_dict() for e in deal.events],
+            "move": {"actor": "ana", "command": "advance"},
+        }
+        answer = decide_json(json.dumps(document))
+        assert "blocked" == answer["status"]
+        assert answer["missing"]
+
+
+class TestAnalytics:
+    def test_segment_events_change_no_figure_of_the_analytics(self) -> None:
+        plain = simulate(1500, seed=21, mode="informative")
+        owned = simulate(1500, seed=21, mode="informative", segments=True)
+        kinds = plain.model.outcomes()
+
+        def figures(events: tuple[Event, ...]) -> tuple[Any, ...]:
+            return (
+                an.stage_probabilities(events, kinds, as_of=plain.as_of, draws=0),
+                an.time_in_stage(events, kinds, as_of=plain.as_of),
+                an.stalled(events, kinds, as_of=plain.as_of),
+                an.forecast(events, kinds, as_of=plain.as_of, simulations=50).periods,
+            )
+
+        assert figures(plain.events) == figures(owned.events)
