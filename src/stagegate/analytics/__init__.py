@@ -28,6 +28,7 @@ from stagegate.analytics.durations import (
 from stagegate.analytics.forecast import Forecast, ForecastPeriod, forecast, period_of
 from stagegate.analytics.funnel import Funnel, FunnelStage, LossReason, funnel
 from stagegate.analytics.intervals import INTERVAL_COLUMNS, StageInterval, stage_intervals
+from stagegate.analytics.money import currencies_of, in_currency, require_one_currency
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes
 from stagegate.analytics.probability import (
     DEFAULT_BINS,
@@ -115,15 +116,18 @@ __all__ = [
     "changes",
     "configured_known",
     "coverage",
+    "currencies_of",
     "cycle_times",
     "deal_changes",
     "dwell_probabilities",
     "forecast",
     "funnel",
+    "in_currency",
     "km_curve",
     "km_median",
     "open_pipeline",
     "period_of",
+    "require_one_currency",
     "rollup",
     "scorecard",
     "slippage",
