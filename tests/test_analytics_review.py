@@ -14,6 +14,7 @@ import pytest
 
 from stagegate import Opportunity, b2b
 from stagegate import analytics as an
+from stagegate.analytics.review import SMALL_SAMPLE
 from stagegate.currency import MixedCurrencyError, RateTable
 from stagegate.segments import in_force
 from stagegate.simulate import simulate
@@ -380,7 +381,7 @@ class TestScorecard:
             assert (len(days), won[key]) == (row.closed, row.won)
             assert pytest.approx(statistics.median(days)) == row.cycle_median_days
             assert pytest.approx(won[key] / len(days)) == row.win_rate
-            assert (len(days) < an.review.SMALL_SAMPLE) == row.small
+            assert (len(days) < SMALL_SAMPLE) == row.small
 
     def test_stalled_and_open_counts_add_up_to_the_whole(self) -> None:
         events, as_of = simulated(5)
@@ -468,3 +469,71 @@ class TestInputs:
         assert [(None, False), (None, False)] == [
             (r.next_step_due, r.next_step_overdue) for r in rows
         ]
+
+
+class TestReview:
+    def test_one_row_per_owner_joins_pipeline_quota_health_and_changes(self) -> None:
+        quotas = an.QuotaTable.of([("kim", "2026-Q1", 200), ("lee", "2026-Q1", 100)])
+        result = an.weekly_review(
+            week(),
+            PROCESS,
+            as_of=AS_OF,
+            since=SINCE,
+            quotas=quotas,
+            estimator="configured",
+            activity_days=7,
+        )
+        rows = {r.segment: r for r in result.rows}
+        kim, lee = rows["kim",], rows["lee",]
+        assert ("2026-Q1", ("owner",), None) == (result.period, result.by, result.currency)
+        assert (4, Decimal(65), Decimal(30), Decimal(175)) == (
+            kim.open_deals,
+            kim.pipeline,
+            kim.period_pipeline,
+            kim.remaining,
+        )
+        assert {"new": 1, "moved_out": 1, "pushed": 2, "lost": 1} == {
+            k: n for k, n in kim.changes.items() if n
+        }
+        assert set(an.CHANGES) == set(kim.changes)
+        assert (Decimal(80), 2.0, 3) == (lee.won, lee.coverage, lee.open_deals)
+        stalled = Counter(d.segment for d in result.deals if d.stalled)
+        assert (stalled["kim",], stalled["lee",]) == (kim.stalled, lee.stalled)
+        assert (3, 0) == (kim.stale, kim.next_step_overdue)  # all but 'new': 13.6 days quiet
+        assert len(result.changes) == sum(sum(r.changes.values()) for r in result.rows)
+
+    def test_since_defaults_to_a_week_before(self) -> None:
+        default = an.weekly_review(week(), PROCESS, as_of=AS_OF)
+        explicit = an.weekly_review(week(), PROCESS, as_of=AS_OF, since=AS_OF - timedelta(days=7))
+        assert default == explicit
+
+    def test_by_team_and_region_and_a_table(self) -> None:
+        rows = [
+            {"opportunity_id": "a", "at": T, "stage": "lead_generation", "amount": 10,
+             "team": "t1", "region": "east"},
+        ]  # fmt: skip
+        [row] = an.weekly_review(rows, PROCESS, as_of=AS_OF, by=("region", "team")).rows
+        assert (("east", "t1"), Decimal(10), None, None, True) == (
+            row.segment,
+            row.pipeline,
+            row.stale,
+            row.quota,
+            row.small,
+        )
+
+    def test_quotas_for_another_column_are_refused(self) -> None:
+        quotas = an.QuotaTable.of([("east", "2026-Q1", 1)], by="team")
+        with pytest.raises(an.AnalyticsError, match="quotas are per 'team'"):
+            an.weekly_review(week(), PROCESS, as_of=AS_OF, quotas=quotas)
+
+    def test_mixed_currencies_need_rates(self) -> None:
+        eur = Opportunity.open(
+            PROCESS, "e", at=T, actor="crm", owner="kim", amount=1, attributes={"currency": "EUR"}
+        )
+        with pytest.raises(MixedCurrencyError):
+            an.weekly_review([eur, *week()], PROCESS, as_of=AS_OF)
+        rates = RateTable.of([("2026-01-01", "EUR", "2")], reporting="USD")
+        result = an.weekly_review(
+            [eur, *week()], PROCESS, as_of=AS_OF, rates=rates, default_currency="USD"
+        )
+        assert ("USD", Decimal("67.00")) == (result.currency, result.rows[0].pipeline)

@@ -45,6 +45,8 @@ from stagegate.analytics.review import (
     CHANGES,
     Change,
     ChangeRow,
+    Review,
+    ReviewRow,
     RollupRow,
     ScorecardRow,
     StaleDeal,
@@ -53,6 +55,7 @@ from stagegate.analytics.review import (
     rollup,
     scorecard,
     staleness,
+    weekly_review,
 )
 from stagegate.analytics.snapshot import (
     CATEGORIES,
@@ -98,6 +101,8 @@ __all__ = [
     "PushCount",
     "QuotaTable",
     "Reliability",
+    "Review",
+    "ReviewRow",
     "RollupRow",
     "ScorecardRow",
     "Slippage",
@@ -139,4 +144,5 @@ __all__ = [
     "time_in_stage",
     "velocity",
     "waterfall",
+    "weekly_review",
 ]

@@ -52,7 +52,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -74,7 +74,9 @@ from stagegate.analytics._segments import (
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.deals import stalled
 from stagegate.analytics.durations import cycle_times
+from stagegate.analytics.money import require_one_currency
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
+from stagegate.analytics.quota import QuotaTable, coverage
 from stagegate.analytics.snapshot import snapshot, waterfall
 from stagegate.currency import CURRENCY, RateTable
 from stagegate.errors import StagegateError
@@ -86,6 +88,8 @@ __all__ = [
     "SMALL_SAMPLE",
     "Change",
     "ChangeRow",
+    "Review",
+    "ReviewRow",
     "RollupRow",
     "ScorecardRow",
     "StaleDeal",
@@ -94,6 +98,7 @@ __all__ = [
     "rollup",
     "scorecard",
     "staleness",
+    "weekly_review",
 ]
 
 CHANGES = (
@@ -592,3 +597,184 @@ def scorecard(
             )
         )
     return rows
+
+
+# -- the review: everything above, one row per segment -----------------------------------------
+
+
+@attrs.frozen(slots=True)
+class ReviewRow:
+    """One segment's line of the weekly review.
+
+    Attributes:
+        segment: the ``by`` values.
+        open_deals: deals open at ``as_of``.
+        pipeline: their amount; ``weighted``: each times its stage's win probability.
+        period_pipeline: the open amount expected to close in the period holding ``as_of``.
+        period_weighted: its weighted amount (the period's point forecast).
+        quota: the segment's quota in that period (``None`` without a quota table or row).
+        won: won in the period so far (at the close's segment).
+        remaining: quota minus won, never below 0.
+        coverage: ``period_pipeline`` over ``remaining``; ``None`` without a remaining quota.
+        stalled: open deals stalled by dwell.
+        stale: open deals without activity for ``activity_days`` (``None`` for tables).
+        next_step_overdue: open deals whose next step is overdue (``None`` for tables).
+        changes: deals per kind of change since ``since`` (:data:`CHANGES` keys, all present).
+        small: fewer than 30 open deals.
+    """
+
+    segment: Segment
+    open_deals: int
+    pipeline: Decimal
+    weighted: Decimal
+    period_pipeline: Decimal
+    period_weighted: Decimal
+    quota: Decimal | None
+    won: Decimal
+    remaining: Decimal | None
+    coverage: float | None
+    stalled: int
+    stale: int | None
+    next_step_overdue: int | None
+    changes: Any
+    small: bool
+
+
+@attrs.frozen
+class Review:
+    """Result of :func:`weekly_review`.
+
+    Attributes:
+        by: the segment columns.
+        period: the label of the period holding ``as_of``.
+        rows: one :class:`ReviewRow` per segment, by segment (no value last).
+        deals: every open deal's staleness (:class:`StaleDeal`), by segment.
+        changes: every change since ``since`` (:class:`Change`), by segment.
+        currency: the currency of the amounts (the rate table's reporting one; ``None``
+            when the deals name none).
+    """
+
+    by: tuple[str, ...]
+    period: str
+    rows: tuple[ReviewRow, ...]
+    deals: tuple[StaleDeal, ...]
+    changes: tuple[Change, ...]
+    currency: str | None
+
+
+def weekly_review(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    as_of: datetime,
+    since: datetime | None = None,
+    by: str | Sequence[str] = "owner",
+    quotas: QuotaTable | None = None,
+    period: str = "quarter",
+    estimator: str = "deal_clock",
+    activity_days: float = 14.0,
+    next_step_field: str = NEXT_STEP_FIELD,
+    rates: RateTable | None = None,
+    default_currency: str | None = None,
+    assume_zone: str | tzinfo | None = None,
+) -> Review:
+    """A manager's weekly review per segment: pipeline, quota coverage, health, changes.
+
+    Combines :func:`rollup` (one level: ``by``), :func:`~stagegate.analytics.coverage` (with
+    ``quotas``, a :class:`~stagegate.analytics.QuotaTable` for the first ``by`` column),
+    :func:`staleness` and :func:`changes` (since ``since``, default a week before ``as_of``).
+
+    Raises:
+        MixedCurrencyError: amounts in several currencies and no ``rates``.
+        AnalyticsError: an argument is unusable.
+    """
+    columns = segment_columns(by)
+    start = as_of - timedelta(days=7) if since is None else since
+    common: dict[str, Any] = {"rates": rates, "default_currency": default_currency}
+    currency = (
+        rates.reporting
+        if rates is not None
+        else require_one_currency(data, default_currency=default_currency, assume_zone=assume_zone)
+    )
+    label = period_bounds(to_utc(as_of).date(), period)[0]
+    totals = {
+        r.segment: r
+        for r in rollup(
+            data,
+            outcomes,
+            as_of=as_of,
+            levels=columns,
+            period=period,
+            estimator=estimator,
+            assume_zone=assume_zone,
+            **common,
+        )
+        if r.level == columns[0]
+    }
+    quota_rows: dict[Segment, Any] = {}
+    if quotas is not None:
+        if quotas.by != columns[0]:
+            raise AnalyticsError(
+                f"the quotas are per {quotas.by!r} but the review is by {columns[0]!r}; "
+                f"pass by={quotas.by!r} (or a quota table per {columns[0]!r})"
+            )
+        quota_rows = {
+            r.segment: r
+            for r in coverage(
+                data,
+                outcomes,
+                as_of=as_of,
+                quotas=quotas,
+                period=period,
+                estimator=estimator,
+                assume_zone=assume_zone,
+                **common,
+            )
+        }
+    deals = staleness(
+        data,
+        outcomes,
+        as_of=as_of,
+        by=columns,
+        activity_days=activity_days,
+        next_step_field=next_step_field,
+        assume_zone=assume_zone,
+    )
+    moved = deal_changes(
+        data, outcomes, since=start, as_of=as_of, by=columns, period=period,
+        assume_zone=assume_zone,
+    )  # fmt: skip
+    health: dict[Segment, list[StaleDeal]] = defaultdict(list)
+    for d in deals:
+        health[d.segment].append(d)
+    counts: dict[Segment, Counter[str]] = defaultdict(Counter)
+    for c in moved:
+        counts[c.segment][c.change] += 1
+    keys = set(totals) | set(counts) | {k[: len(columns)] for k in quota_rows if len(k) == 1}
+    zero = Decimal(0)
+    rows = []
+    for key in sorted(keys, key=_order):
+        total = totals.get(key)
+        quota = quota_rows.get(key[:1]) if len(columns) == 1 else None
+        mine = health.get(key, [])
+        tables = not any(d.stale is not None for d in mine) and bool(mine)
+        rows.append(
+            ReviewRow(
+                key,
+                0 if total is None else total.deals,
+                zero if total is None else total.pipeline,
+                zero if total is None else total.weighted,
+                zero if total is None else total.period_pipeline,
+                zero if total is None else total.period_weighted,
+                None if quota is None else quota.quota,
+                zero if quota is None else quota.won,
+                None if quota is None else quota.remaining,
+                None if quota is None else quota.coverage,
+                sum(d.stalled for d in mine),
+                None if tables else sum(bool(d.stale) for d in mine),
+                None if tables else sum(bool(d.next_step_overdue) for d in mine),
+                {kind: counts[key][kind] for kind in CHANGES},
+                total is None or total.deals < SMALL_SAMPLE,
+            )
+        )
+    return Review(columns, label, tuple(rows), tuple(deals), tuple(moved), currency)
