@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "backup": "stagegate.cli._store",
     "import": "stagegate.cli._import",
     "report": "stagegate.cli._report",
+    "review": "stagegate.cli._review",
     "simulate": "stagegate.cli._report",
     "verify": "stagegate.cli._verify",
 }
