@@ -23,6 +23,7 @@ from stagegate.analytics._table import is_frame
 from stagegate.analytics.forecast import period_of
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import stage_probabilities
+from stagegate.analytics.snapshot import snapshot
 from stagegate.currency import RateTable, total
 from stagegate.events import Event
 from stagegate.segments import values_at
@@ -81,8 +82,28 @@ class Inputs:
     ) -> None:
         self.data = data
         self.events = events
+        self.columns = columns
         self._history = history
         self._index = {name: i for i, name in enumerate(columns)}
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def snapshot(self, outcomes: OutcomesLike, at: datetime, assume_zone: Any) -> list[Any]:
+        """:func:`~stagegate.analytics.snapshot` of every deal at ``at`` (computed once)."""
+        key = ("snapshot", id(outcomes), at, assume_zone)
+        if key not in self._cache:
+            self._cache[key] = list(snapshot(self.data, outcomes, at=at, assume_zone=assume_zone))
+        result: list[Any] = self._cache[key]
+        return result
+
+    def probabilities(
+        self, outcomes: OutcomesLike, as_of: datetime, estimator: str
+    ) -> dict[str, float]:
+        """:func:`win_probabilities` of the data (computed once per estimator)."""
+        key = ("probabilities", id(outcomes), as_of, estimator)
+        if key not in self._cache:
+            self._cache[key] = win_probabilities(self.data, outcomes, as_of, estimator)
+        result: dict[str, float] = self._cache[key]
+        return result
 
     @property
     def has_events(self) -> bool:
@@ -129,6 +150,8 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
         AnalyticsError: the data is of an unknown shape, or a row lacks its id or instant.
     """
     names = tuple(dict.fromkeys(columns))
+    if isinstance(data, Inputs) and set(names) <= set(data.columns):
+        return data  # read once by weekly_review for all its figures
     items = _flatten(data)
     events: dict[str, list[Event]] = defaultdict(list)
     rows: dict[str, list[tuple[int, int, Segment]]] = defaultdict(list)

@@ -55,10 +55,8 @@ from stagegate.analytics._segments import (
     period_bounds,
     read_inputs,
     segment_columns,
-    win_probabilities,
 )
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
-from stagegate.analytics.snapshot import snapshot
 from stagegate.currency import CURRENCY, RateTable, currency_code
 from stagegate.errors import cut
 
@@ -227,8 +225,8 @@ def coverage(
     day = to_utc(as_of).date()
     label, first, last = period_bounds(day, period)
     inputs = read_inputs(data, (*by, CURRENCY), assume_zone=assume_zone)
-    states = snapshot(inputs.data, outcomes, at=as_of, assume_zone=assume_zone)
-    p = win_probabilities(inputs.data, outcomes, as_of, estimator)
+    states = inputs.snapshot(outcomes, as_of, assume_zone)
+    p = inputs.probabilities(outcomes, as_of, estimator)
     pipeline: dict[Segment, list[tuple[Decimal | None, str | None]]] = defaultdict(list)
     weighted: dict[Segment, list[tuple[Decimal | None, str | None]]] = defaultdict(list)
     won: dict[Segment, list[tuple[Decimal | None, str | None]]] = defaultdict(list)

@@ -69,16 +69,14 @@ from stagegate.analytics._segments import (
     period_bounds,
     read_inputs,
     segment_columns,
-    win_probabilities,
 )
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.deals import stalled
 from stagegate.analytics.durations import cycle_times
-from stagegate.analytics.money import require_one_currency
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.quota import QuotaTable, coverage
-from stagegate.analytics.snapshot import snapshot, waterfall
-from stagegate.currency import CURRENCY, RateTable
+from stagegate.analytics.snapshot import waterfall
+from stagegate.currency import CURRENCY, UNKNOWN, MixedCurrencyError, RateTable
 from stagegate.errors import StagegateError
 from stagegate.events import EventKind
 
@@ -222,9 +220,16 @@ def staleness(
     as_of_us = instant_us(as_of, "as_of")
     today = to_utc(as_of).date()
     inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    slow = {r.opportunity_id for r in stalled(inputs.data, outcomes, as_of=as_of, learned=learned)}
+    slow = {
+        r.opportunity_id
+        for r in stalled(
+            inputs.data, outcomes, as_of=as_of, learned=learned, assume_zone=assume_zone
+        )
+    }
     result = []
-    for s in snapshot(inputs.data, outcomes, at=as_of, state="open", assume_zone=assume_zone):
+    for s in inputs.snapshot(outcomes, as_of, assume_zone):
+        if s.kind != "open":
+            continue
         oid = s.opportunity_id
         if inputs.has_events:
             last, reference, due = _activity(inputs, oid, as_of_us, next_step_field)
@@ -322,8 +327,8 @@ def _deal_changes(  # noqa: PLR0917 - a private helper of two public functions
     as_of_us = instant_us(as_of, "as_of")
     _, first, last = period_bounds(to_utc(as_of).date(), period)
     moved = waterfall(inputs.data, outcomes, start=since, end=as_of, assume_zone=assume_zone)
-    before = {s.opportunity_id: s for s in snapshot(inputs.data, outcomes, at=since)}
-    after = {s.opportunity_id: s for s in snapshot(inputs.data, outcomes, at=as_of)}
+    before = {s.opportunity_id: s for s in inputs.snapshot(outcomes, since, assume_zone)}
+    after = {s.opportunity_id: s for s in inputs.snapshot(outcomes, as_of, assume_zone)}
     result = []
     for deal in moved.deals:
         oid, category = deal.opportunity_id, deal.category
@@ -484,9 +489,11 @@ def rollup(
     day = to_utc(as_of).date()
     _, first, last = period_bounds(day, period)
     inputs = read_inputs(data, (*columns, CURRENCY), assume_zone=assume_zone)
-    p = win_probabilities(inputs.data, outcomes, as_of, estimator)
+    p = inputs.probabilities(outcomes, as_of, estimator)
     deals = []
-    for s in snapshot(inputs.data, outcomes, at=as_of, state="open", assume_zone=assume_zone):
+    for s in inputs.snapshot(outcomes, as_of, assume_zone):
+        if s.kind != "open":
+            continue
         *segment, currency = inputs.at(s.opportunity_id, as_of_us, (*columns, CURRENCY))
         amount = decimal_of(s.amount)
         weight = None if amount is None else amount * Decimal(repr(p.get(s.stage, 0.0)))
@@ -567,7 +574,8 @@ def scorecard(
         cycles[inputs.at(deal.opportunity_id, epoch_us(deal.closed_at), columns)].append(deal)
     open_deals: Counter[Segment] = Counter(
         inputs.at(s.opportunity_id, as_of_us, columns)
-        for s in snapshot(inputs.data, outcomes, at=as_of, state="open", assume_zone=assume_zone)
+        for s in inputs.snapshot(outcomes, as_of, assume_zone)
+        if s.kind == "open"
     )
     slow: Counter[Segment] = Counter(
         inputs.at(r.opportunity_id, as_of_us, columns)
@@ -662,6 +670,25 @@ class Review:
     currency: str | None
 
 
+def _one_currency(
+    inputs: Inputs, outcomes: OutcomesLike, as_of: datetime, default: str | None, zone: Any
+) -> str | None:
+    """The currency of every amount the review adds, or ``None`` if none is named.
+
+    Raises:
+        MixedCurrencyError: several (an unknown one included).
+    """
+    as_of_us = instant_us(as_of, "as_of")
+    found = {
+        inputs.at(s.opportunity_id, as_of_us, (CURRENCY,))[0] or default
+        for s in inputs.snapshot(outcomes, as_of, zone)
+        if s.amount is not None
+    }
+    if len(found) > 1:
+        raise MixedCurrencyError(sorted(UNKNOWN if code is None else code for code in found))
+    return next(iter(found), None)
+
+
 def weekly_review(
     data: Any,
     outcomes: OutcomesLike,
@@ -691,10 +718,11 @@ def weekly_review(
     columns = segment_columns(by)
     start = as_of - timedelta(days=7) if since is None else since
     common: dict[str, Any] = {"rates": rates, "default_currency": default_currency}
+    data = read_inputs(data, (*columns, CURRENCY), assume_zone=assume_zone)  # once for all
     currency = (
         rates.reporting
         if rates is not None
-        else require_one_currency(data, default_currency=default_currency, assume_zone=assume_zone)
+        else _one_currency(data, outcomes, as_of, default_currency, assume_zone)
     )
     label = period_bounds(to_utc(as_of).date(), period)[0]
     totals = {
