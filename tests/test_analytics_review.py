@@ -10,14 +10,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import strategies
 from stagegate import Opportunity, b2b
 from stagegate import analytics as an
 from stagegate.analytics.review import SMALL_SAMPLE
 from stagegate.currency import MixedCurrencyError, RateTable
 from stagegate.segments import in_force
 from stagegate.simulate import simulate
+from strategies import opportunities
 
 UTC = timezone.utc
 PROCESS = b2b()
@@ -537,3 +542,34 @@ class TestReview:
             [eur, *week()], PROCESS, as_of=AS_OF, rates=rates, default_currency="USD"
         )
         assert ("USD", Decimal("67.00")) == (result.currency, result.rows[0].pipeline)
+
+
+def _renamed(deal: Opportunity, oid: str) -> list[Any]:
+    return [attrs.evolve(e, opportunity_id=oid) for e in deal.events]
+
+
+class TestProperties:
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(opportunities(PROCESS, max_commands=12), min_size=1, max_size=4),
+        st.sampled_from([timedelta(0), timedelta(hours=5), timedelta(days=1), timedelta(days=9)]),
+    )
+    def test_rollup_counts_each_open_deal_for_its_owner_at_as_of(
+        self, deals: list[Opportunity], after: timedelta
+    ) -> None:
+        events = [e for i, d in enumerate(deals) for e in _renamed(d, f"d{i}")]
+        as_of = strategies.T0 + after
+        expected: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+        count: Counter[tuple[Any, ...]] = Counter()
+        for d in deals:
+            state = d.state_at(as_of)
+            if state.is_closed:
+                continue
+            count[state.owner,] += 1
+            expected[state.owner,] += state.amount or Decimal(0)
+        rows = an.rollup(events, PROCESS, as_of=as_of, levels=["owner"], estimator="configured")
+        assert dict(count) == {r.segment: r.deals for r in rows if r.level == "owner"}
+        assert dict(expected) == {r.segment: r.pipeline for r in rows if r.level == "owner"}
+        assert [sum(expected.values(), Decimal(0))] == [
+            r.pipeline for r in rows if r.level == "all"
+        ]

@@ -477,8 +477,9 @@ def rollup(
     """Pipeline and forecast per rep, subtotalled up the hierarchy ``levels`` and in total.
 
     ``levels`` go from the finest to the coarsest (rep, team or manager, region). The rows
-    come level by level, finest first, and end with one ``all`` row; a level's rows add up
-    to the ``all`` row. A deal counts where its segments stood at ``as_of``.
+    come level by level, finest first, and end with one ``all`` row (also when nothing is
+    open); a level's rows add up to the ``all`` row. A deal counts where its segments stood
+    at ``as_of``.
 
     Raises:
         MixedCurrencyError: amounts in several currencies and no ``rates``.
@@ -503,6 +504,8 @@ def rollup(
     for depth in range(len(columns) + 1):
         level = columns[depth] if depth < len(columns) else "all"
         groups: dict[Segment, list[Any]] = defaultdict(list)
+        if level == "all":
+            groups[()] = []  # the total, even of nothing
         for deal in deals:
             groups[deal[0][depth:]].append(deal)
         for key in sorted(groups, key=_order):
