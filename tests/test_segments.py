@@ -157,6 +157,7 @@ class TestSetAttribute:
             ("team", "", "must be non-empty text"),
             ("team", ["a"], "must be non-empty text"),
             ("x" * 65, "v", "at most 64 characters"),
+            ("currency", "eur", "ISO 4217"),
         ],
     )
     def test_a_rejected_attribute_is_a_typed_error_and_changes_nothing(

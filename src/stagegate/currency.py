@@ -49,6 +49,7 @@ import attrs
 
 from stagegate._time import parse_date
 from stagegate.errors import StagegateError, cut
+from stagegate.segments import CURRENCY
 
 __all__ = [
     "CURRENCY",
@@ -60,8 +61,6 @@ __all__ = [
     "total",
 ]
 
-CURRENCY = "currency"
-"""The segment attribute that names a deal's currency."""
 UNKNOWN = "unknown"
 """How a deal without a currency (and no default) is shown in messages."""
 _CODE = re.compile(r"[A-Z]{3}\Z")

@@ -40,6 +40,7 @@ from stagegate.errors import InvalidCommandError, cut
 from stagegate.events import Event, EventKind
 
 __all__ = [
+    "CURRENCY",
     "MAX_VALUE_LENGTH",
     "OWNER",
     "RESERVED_NAMES",
@@ -85,6 +86,9 @@ MAX_VALUE_LENGTH = 200
 MAX_NAME_LENGTH = 64
 """Longest attribute name, in characters."""
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_CURRENCY = re.compile(r"[A-Z]{3}\Z")
+CURRENCY = "currency"
+"""The attribute naming the currency of a deal's amounts (see :mod:`stagegate.currency`)."""
 _REASSIGNED = EventKind.REASSIGNED
 _ATTRIBUTE_SET = EventKind.ATTRIBUTE_SET
 
@@ -138,12 +142,20 @@ def owner_name(value: Any) -> str:
 def attribute_value(value: Any, name: str = "attribute") -> str | None:
     """Check an attribute value: text as :func:`owner_name` requires, or ``None`` (cleared).
 
+    The ``currency`` attribute (the currency of the deal's amounts) takes an ISO 4217 code.
+
     Raises:
         InvalidCommandError: neither such text nor ``None``.
     """
     if value is None:
         return None
-    return _value(value, f"attribute {name!r} value")
+    text = _value(value, f"attribute {name!r} value")
+    if name == CURRENCY and not _CURRENCY.match(text):
+        raise InvalidCommandError(
+            f"currency {cut(repr(text))} is not a three-letter ISO 4217 code such as 'USD', "
+            "'EUR' or 'KRW'; write it in capitals"
+        )
+    return text
 
 
 def names_of(events: Iterable[Event]) -> tuple[str, ...]:
