@@ -69,7 +69,7 @@ import attrs
 
 from stagegate._time import UTC, epoch_us, from_epoch_us
 from stagegate.errors import InvalidCommandError
-from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.process import Process
 
 __all__ = [
@@ -501,28 +501,44 @@ def simulate(
 def _segment_events(
     at_event: Event, at: datetime, rep: tuple[str, str, str, str], previous: tuple[str, ...]
 ) -> list[Event]:
-    """The events that give a deal ``rep``'s owner and attributes (unchanged ones left out)."""
+    """The events that give a deal ``rep``'s owner and attributes (unchanged ones left out).
+
+    They carry the stage, amount and close date in force after ``at_event``; ``seq`` 0 until
+    the deal's log is numbered again.
+    """
     owner, team, manager, region = rep
     old = previous or (None, None, None, None)
-    made = []
+    changes: list[tuple[EventKind, str, Any]] = []
     if owner != old[0]:
-        made.append(attrs.evolve(at_event, kind=EventKind.REASSIGNED, subject=owner))
+        changes.append((EventKind.REASSIGNED, owner, None))
     for name, value, before in (
         ("team", team, old[1]),
         ("manager", manager, old[2]),
         ("region", region, old[3]),
     ):
         if value != before:
-            made.append(
-                attrs.evolve(
-                    at_event,
-                    kind=EventKind.ATTRIBUTE_SET,
-                    subject=name,
-                    details=freeze({"value": value}),
-                )
-            )
+            changes.append((EventKind.ATTRIBUTE_SET, name, freeze({"value": value})))
+    e = at_event
     return [
-        attrs.evolve(e, at=at, from_stage=None, move=None, reason=None, gate=None) for e in made
+        recorded_event(
+            e.opportunity_id,
+            0,
+            kind,
+            at,
+            e.actor,
+            e.stage,
+            e.process,
+            e.process_version,
+            None,
+            None,
+            None,
+            None,
+            e.amount,
+            e.close_date,
+            subject,
+            details,
+        )
+        for kind, subject, details in changes
     ]
 
 
@@ -571,8 +587,18 @@ def _with_segments(events: list[Event], seed: int, reassign_probability: float) 
             merged += rest[len(before) :]
         else:
             merged += rest
-        result.extend(attrs.evolve(e, seq=i) for i, e in enumerate(merged, start=1))
+        result.extend(_numbered(e, i) for i, e in enumerate(merged, start=1))
     return result
+
+
+def _numbered(e: Event, seq: int) -> Event:
+    """``e`` with ``seq`` (its fields are already checked: no conversion, as attrs.evolve does)."""
+    if e.seq == seq:
+        return e
+    return recorded_event(
+        e.opportunity_id, seq, e.kind, e.at, e.actor, e.stage, e.process, e.process_version,
+        e.from_stage, e.move, e.reason, e.gate, e.amount, e.close_date, e.subject, e.details,
+    )  # fmt: skip
 
 
 def _segment_rows(raws: list[Raw], plan: _SegmentPlan) -> Iterator[tuple[Raw, Rep]]:
