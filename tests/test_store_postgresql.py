@@ -10,18 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import multiprocessing
 import os
+import pickle
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 import store_conformance as conformance
 from postgresql_server import Cluster, cluster, missing_reason
+from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.store import (
     EventStore,
+    MemoryStore,
     PostgreSQLStore,
+    SQLiteStore,
+    StoreClosedError,
+    StoreError,
+    is_postgresql_url,
+    open_store,
 )
+from store_conformance import make_event, make_log
 
 psycopg = pytest.importorskip("psycopg", reason="needs the postgresql extra (psycopg)")
 _missing = missing_reason()
@@ -88,3 +102,286 @@ class TestSealing(PostgreSQLBackend, conformance.Sealing):
 
 class TestConcurrentWriters(PostgreSQLBackend, conformance.ConcurrentWriters):
     pass
+
+
+def store_in(url: str, **options: Any) -> PostgreSQLStore:
+    return PostgreSQLStore(url, schema=fresh_schema(), **options)
+
+
+def raw(url: str, schema: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('search_path', %s, false)", (schema,))
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# -- child processes (spawned: module-level functions) ---------------------------------------
+
+
+def append_slowly(store: PostgreSQLStore, events: list[Any], started: Any) -> None:
+    """Append one big batch; after its first chunk is sent, say so and wait to be killed."""
+
+    def progress(done: int) -> None:
+        started.set()
+        time.sleep(60)
+
+    store.append(events, progress=progress)
+
+
+class TestTheDatabaseDecides:
+    def test_ten_writer_processes_append_exactly_a_thousand_events_to_one_deal(
+        self, url: str
+    ) -> None:
+        writers, wins = 10, 100
+        context = multiprocessing.get_context("spawn")
+        start = context.Barrier(writers)
+        began = time.monotonic()
+        with store_in(url) as store:
+            processes = [
+                context.Process(
+                    target=conformance.race_appends, args=(store, "hot", f"w{i}", wins, start)
+                )
+                for i in range(writers)
+            ]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join(timeout=240 - (time.monotonic() - began))
+            assert [0] * writers == [process.exitcode for process in processes]
+            conformance.assert_raced_log(store, "hot", writers, wins)  # 1..1000: no gaps, no twins
+            assert 1000 == store.count()
+            (verdict,) = store.verify(require_digests=True)
+            assert (True, 1000) == (verdict.ok, verdict.verification.sealed)  # type: ignore[union-attr]
+
+    def test_a_writer_killed_mid_batch_leaves_nothing_and_the_store_verifies(
+        self, url: str
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        with store_in(url) as store:
+            store.append([*make_log("kept", 3), *make_log("big-00000", 1)])
+            batch = [
+                *make_log("big-00000", 2, start=2),
+                *(e for i in range(1, 10_000) for e in make_log(f"big-{i:05d}", 3)),
+            ]
+            started = context.Event()
+            writer = context.Process(target=append_slowly, args=(store, batch, started))
+            writer.start()
+            try:
+                assert started.wait(timeout=120), "the writer never started its batch"
+                os.kill(writer.pid or 0, signal.SIGKILL)
+            finally:
+                writer.join(timeout=60)
+            assert -signal.SIGKILL == writer.exitcode
+            assert (4, ["big-00000", "kept"]) == (store.count(), list(store.opportunity_ids()))
+            assert all(verdict.ok for verdict in store.verify(require_digests=True))
+            store.append(batch)  # the dead writer's transaction holds no lock any more
+            assert 4 + len(batch) == store.count()
+            assert all(verdict.ok for verdict in store.verify(require_digests=True))
+
+    def test_the_primary_key_refuses_a_duplicate_even_from_plain_sql(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                raw(url, store.schema, "INSERT INTO events SELECT * FROM events")
+
+    def test_a_conflict_between_two_open_stores_names_the_seqs(self, url: str) -> None:
+        with store_in(url) as one, PostgreSQLStore(url, schema=one.schema) as other:
+            one.append(make_log("a", 2))
+            other.append(make_log("a", 1, start=3, actor="ben"))
+            with pytest.raises(ConcurrencyError) as caught:
+                one.append(make_log("a", 1, start=3))
+            assert (2, 3) == (caught.value.expected_seq, caught.value.actual_seq)
+            assert ["ana", "ana", "ben"] == [e.actor for e in one.load("a")]
+
+
+class TestLayout:
+    def test_tables_live_in_their_own_schema_with_native_dates(self, url: str) -> None:
+        from datetime import date
+
+        with store_in(url) as store:
+            store.append([make_event("a", 1, close_date=date(2026, 3, 31))])
+            rows = raw(url, store.schema, "SELECT close_date, at_us, seq FROM events")
+            tables = raw(
+                url,
+                store.schema,
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "ORDER BY table_name",
+                (store.schema,),
+            )
+        assert [(date(2026, 3, 31), 1767603660000000, 1)] == rows
+        assert [("events",), ("imports",), ("meta",), ("processes",)] == tables
+
+    def test_the_url_may_name_the_schema(self, url: str) -> None:
+        schema = fresh_schema()
+        with open_store(f"{url}&schema={schema}") as store:
+            assert isinstance(store, PostgreSQLStore)
+            assert schema == store.schema
+            store.append(make_log("a", 1))
+        with PostgreSQLStore(url, schema=schema) as again:
+            assert 1 == again.count()
+
+    def test_two_schemas_are_two_stores(self, url: str) -> None:
+        with store_in(url) as one, store_in(url) as two:
+            one.append(make_log("a", 2))
+            assert (2, 0) == (one.count(), two.count())
+
+    def test_a_store_pickles_as_its_url_and_schema(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            with pickle.loads(pickle.dumps(store)) as copy:  # noqa: S301 - our own object
+                assert (store.schema, 1) == (copy.schema, copy.count())
+
+    def test_events_with_nul_are_refused_whole(self, url: str) -> None:
+        with store_in(url) as store:
+            with pytest.raises(EventLogError, match="NUL"):
+                store.append([*make_log("a", 1), make_event("b", 1, actor="a\x00b")])
+            assert 0 == store.count()
+
+    def test_a_seq_beyond_64_bits_is_refused(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            with pytest.raises((EventLogError, ConcurrencyError)):
+                store.append([attrs.evolve(make_event("a", 2), seq=2**64)])
+            assert 1 == store.count()
+
+    def test_a_schema_of_foreign_tables_is_refused_untouched(self, url: str) -> None:
+        schema = fresh_schema()
+        raw(url, "public", f"CREATE SCHEMA {schema}")
+        raw(url, schema, "CREATE TABLE deals (id int)")
+        with pytest.raises(StoreError, match="not a stagegate event store"):
+            PostgreSQLStore(url, schema=schema)
+        assert [("deals",)] == raw(
+            url,
+            schema,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (schema,),
+        )
+
+    def test_a_newer_layout_is_refused_with_advice(self, url: str) -> None:
+        with store_in(url) as store:
+            schema = store.schema
+        raw(url, schema, "UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+        with pytest.raises(StoreError, match="upgrade stagegate"):
+            PostgreSQLStore(url, schema=schema)
+
+    @pytest.mark.parametrize("schema", ["Sales", "1st", "a-b", "x" * 64, ""])
+    def test_a_schema_that_is_not_a_plain_name_is_refused(self, url: str, schema: str) -> None:
+        with pytest.raises(StoreError, match="plain lowercase SQL name"):
+            PostgreSQLStore(url, schema=schema)
+
+    def test_two_different_schemas_in_url_and_argument_are_refused(self, url: str) -> None:
+        with pytest.raises(StoreError, match="give one"):
+            PostgreSQLStore(f"{url}&schema=one", schema="two")
+
+    def test_an_unreachable_server_is_a_store_error_without_the_password(
+        self, tmp_path: Path
+    ) -> None:
+        target = f"postgresql://ana:s3cret@/nodb?host={tmp_path}"
+        with pytest.raises(StoreError) as caught:
+            PostgreSQLStore(target, timeout=2)
+        assert "cannot connect" in str(caught.value)
+        assert "s3cret" not in str(caught.value)
+        assert "ana:***@" in str(caught.value)
+
+    def test_the_repr_hides_the_password(self, url: str) -> None:
+        with store_in(url) as store:
+            assert "PostgreSQLStore(" in repr(store)
+        hidden = url.replace("postgres@", "postgres:s3cret@")
+        with PostgreSQLStore(hidden, schema=store.schema) as store:
+            assert "s3cret" not in repr(store)
+            assert "***" in repr(store)
+
+    def test_a_path_is_not_a_url(self) -> None:
+        assert (True, True, False, False) == (
+            is_postgresql_url("postgresql://h/db"),
+            is_postgresql_url("POSTGRES://h/db"),
+            is_postgresql_url("deals.sqlite"),
+            is_postgresql_url(Path("postgresql://h/db")),
+        )
+        with pytest.raises(StoreError, match="postgresql:// URL"):
+            PostgreSQLStore("deals.sqlite")
+
+    def test_a_closed_store_refuses_a_scan_in_progress(self, url: str) -> None:
+        store = store_in(url)
+        store.append([*make_log("a", 1), *make_log("b", 1)])
+        scan = store.scan(batch_size=1)
+        next(scan)
+        store.close()
+        with pytest.raises(StoreClosedError):
+            list(scan)
+
+
+class TestColumnWiseFrames:
+    def test_the_frame_equals_the_one_sqlite_gives_for_the_same_events(
+        self, url: str, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("polars")
+        from datetime import date
+        from decimal import Decimal
+
+        from stagegate.events import EventKind, MoveKind
+
+        odd = [
+            make_event("a,1", 1, stage='qu"ote', amount=Decimal("1E+5")),
+            make_event(
+                "a,1",
+                2,
+                kind=EventKind.STAGE_CHANGED,
+                stage="",
+                from_stage='qu"ote',
+                move=MoveKind.ADVANCE,
+                amount=Decimal("-0.10"),
+                close_date=date(1, 1, 1),
+            ),
+            make_event("b\nline", 1, stage="é 한국", close_date=date(9999, 12, 31)),
+        ]
+        events = odd + [e for i in range(200) for e in make_log(f"d{i:03d}", 3)]
+        with store_in(url) as store, SQLiteStore(tmp_path / "s.sqlite") as sqlite:
+            store.append(events)
+            sqlite.append(events)
+            expected, actual = sqlite.to_frame(), store.to_frame()
+            memory = MemoryStore()
+            memory.append(events)
+            assert expected.schema == actual.schema
+            assert expected.equals(actual)
+            assert memory.to_frame().equals(actual)
+            assert ["", None] == actual["stage"][1:2].to_list() + actual["from_stage"][:1].to_list()
+
+    def test_an_empty_store_gives_an_empty_frame_with_the_columns(self, url: str) -> None:
+        pytest.importorskip("polars")
+        with store_in(url) as store:
+            frame = store.to_frame()
+        assert (0, MemoryStore().to_frame().schema) == (frame.height, frame.schema)
+
+
+class TestImports:
+    def test_an_import_writes_events_definition_and_record_at_once(self, url: str) -> None:
+        from stagegate import demo
+        from stagegate.store import ImportRecord
+        from stagegate.templates import b2b
+
+        events = [e for deal in demo.drive_sample_deals() for e in deal.events]
+        record = ImportRecord(0, conformance.T0, "events", "log.jsonl", 28, 28, 3, 28)
+        with store_in(url) as store:
+            stored = store.write_import(events, process=b2b(), record=record)
+            assert stored is not None
+            assert (1, 28) == (stored.id, stored.events)
+            assert (len(events), [("b2b", "1")], [stored]) == (
+                store.count(),
+                store.processes(),
+                list(store.imports()),
+            )
+            again = store.write_import(events[:5], process=b2b(), record=record, replace=True)
+            assert again is not None
+            assert (5, [2]) == (store.count(), [r.id for r in store.imports()])
+
+    def test_an_import_that_conflicts_writes_nothing(self, url: str) -> None:
+        from stagegate.store import ImportRecord
+        from stagegate.templates import b2b
+
+        record = ImportRecord(0, conformance.T0, "events", "log.jsonl", 1, 1, 1, 1)
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            with pytest.raises(ConcurrencyError):
+                store.write_import(make_log("a", 1), process=b2b(), record=record)
+            assert (1, [], ()) == (store.count(), store.processes(), store.imports())
