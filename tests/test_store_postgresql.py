@@ -385,3 +385,83 @@ class TestImports:
             with pytest.raises(ConcurrencyError):
                 store.write_import(make_log("a", 1), process=b2b(), record=record)
             assert (1, [], ()) == (store.count(), store.processes(), store.imports())
+
+
+def stagegate(*args: str) -> tuple[int, Any]:
+    """Run the command line in a real subprocess; return its exit code and its JSON output."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    done = subprocess.run(
+        [sys.executable, "-m", "stagegate", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON: {done.stdout!r} {done.stderr!r}") from None
+
+
+class TestCommandLine:
+    @pytest.fixture
+    def logs(self, tmp_path: Path) -> tuple[Path, Path, int]:
+        from stagegate import demo
+        from stagegate.io import write_events
+
+        events = [e for deal in demo.drive_sample_deals() for e in deal.events]
+        write_events(tmp_path / "log.jsonl", events)
+        write_events(tmp_path / "log.csv", events[:10])
+        return tmp_path / "log.jsonl", tmp_path / "log.csv", len(events)
+
+    def test_import_verify_report_and_backup_take_a_postgresql_url(
+        self, url: str, tmp_path: Path, logs: tuple[Path, Path, int]
+    ) -> None:
+        jsonl, csv, count = logs
+        target = f"{url}&schema={fresh_schema()}"
+        code, imported = stagegate("import", str(jsonl), "--store", target)
+        assert (0, count, 3) == (code, imported["events"], imported["opportunities"])
+        code, again = stagegate("import", str(jsonl), "--store", target)
+        assert (2, False) == (code, again["ok"])
+        assert "already holds these events" in again["error"]
+
+        code, verified = stagegate("verify", "--store", target, "--require-digests")
+        assert (0, True, 3) == (code, verified["ok"], len(verified["logs"]))
+
+        lite = tmp_path / "same.sqlite"
+        assert 0 == stagegate("import", str(jsonl), "--store", str(lite))[0]
+        code, report = stagegate("report", "--store", target)
+        code_lite, report_lite = stagegate("report", "--store", str(lite))
+        assert (0, 0) == (code, code_lite)
+        assert report_lite == report  # the same numbers from either backend
+
+        code, backed = stagegate("backup", str(tmp_path / "copy.sqlite"), "--store", target)
+        assert (0, count) == (code, backed["events"])
+        assert "***" not in backed["store"]
+        code, copy = stagegate("verify", "--store", str(tmp_path / "copy.sqlite"))
+        assert (0, True) == (code, copy["ok"])
+        with SQLiteStore(tmp_path / "copy.sqlite") as copied, open_store(target) as store:
+            assert list(store.scan()) == list(copied.scan())
+            assert store.imports() == copied.imports()
+            assert store.processes() == copied.processes()
+
+        code, replaced = stagegate("import", str(csv), "--store", target, "--replace")
+        assert (0, 10) == (code, replaced["events"])
+        with open_store(target) as store:
+            assert (10, 1) == (store.count(), len(store.imports()))
+
+    def test_a_backup_never_overwrites_a_file(self, url: str, tmp_path: Path) -> None:
+        (tmp_path / "taken.sqlite").write_text("keep")
+        with store_in(url) as store, pytest.raises(StoreError, match="exists already"):
+            store.backup(tmp_path / "taken.sqlite")
+        assert "keep" == (tmp_path / "taken.sqlite").read_text()
+
+    def test_an_unreachable_store_fails_with_advice(self, tmp_path: Path) -> None:
+        code, answer = stagegate("verify", "--store", f"postgresql://x@/db?host={tmp_path}")
+        assert (2, False) == (code, answer["ok"])
+        assert "cannot connect" in answer["error"]

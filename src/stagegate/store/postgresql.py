@@ -27,11 +27,12 @@ consistent snapshot). Processes: a store pickles as its URL and schema.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,6 +57,7 @@ from stagegate.store.base import (
     conflicts,
 )
 from stagegate.store.sqlite import (
+    SQLiteStore,
     _decode,
     _encode,
     _event,
@@ -421,7 +423,7 @@ class PostgreSQLStore(EventStore):
         conn = self._writer()
         if not events:
             return
-        self._transaction(conn, runs, events, progress, before=None)
+        self._transaction(conn, [(runs, events)], progress, before=None)
 
     def write_import(
         self,
@@ -446,9 +448,54 @@ class PostgreSQLStore(EventStore):
             StoreError: a different definition of the same process version is stored, or the
                 store cannot be written.
         """
+        runs = check_batch(events)
+        return self._import([(runs, events)], process, record, progress, replace=replace)
+
+    def write_import_from(
+        self,
+        source: EventStore,
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+        replace: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> ImportRecord | None:
+        """Copy every event of another store into this one in one transaction, in bounded memory.
+
+        Like :meth:`write_import` for events held in another store (a staging SQLite file, or a
+        whole SQLite store moving to PostgreSQL): each opportunity's events must continue its
+        log here; events that carry digests must chain as they are (so the copy is verified).
+
+        Raises:
+            ConcurrencyError: a copied opportunity does not continue its log here.
+            EventLogError: a copied event's digest does not chain.
+            StoreError: see :meth:`write_import`.
+        """
+        size = batch_size_of(batch_size)
+
+        def batches() -> Iterator[tuple[dict[str, tuple[int, int]], Sequence[Event]]]:
+            chunk: list[Event] = []
+            for event in source.scan(batch_size=size):
+                chunk.append(event)
+                if len(chunk) >= size:
+                    yield check_batch(chunk), chunk
+                    chunk = []
+            if chunk:
+                yield check_batch(chunk), chunk
+
+        return self._import(batches(), process, record, None, replace=replace)
+
+    def _import(
+        self,
+        batches: Iterable[tuple[dict[str, tuple[int, int]], Sequence[Event]]],
+        process: Process | None,
+        record: ImportRecord | None,
+        progress: Progress | None,
+        *,
+        replace: bool,
+    ) -> ImportRecord | None:
         from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
 
-        runs = check_batch(events)
         conn = self._writer()
         definition = None
         if process is not None and process.serializable:
@@ -466,30 +513,31 @@ class PostgreSQLStore(EventStore):
             if record is not None:
                 stored.append(_put_record(conn, record))
 
-        self._transaction(conn, runs, events, progress, before=before)
+        self._transaction(conn, batches, progress, before=before)
         return stored[0] if stored else None
 
     def _transaction(
         self,
         conn: psycopg.Connection[Any],
-        runs: dict[str, tuple[int, int]],
-        events: Sequence[Event],
+        batches: Iterable[tuple[dict[str, tuple[int, int]], Sequence[Event]]],
         progress: Progress | None,
         *,
         before: Callable[[psycopg.Connection[Any]], None] | None,
     ) -> None:
-        """Check, seal and copy one batch in one transaction; map failures to typed errors."""
+        """Check, seal and copy batches in one transaction; map failures to typed errors."""
         pg = _psycopg()
         errors = pg.errors
-        rows, canonical = _sealables_of(events)
+        current: dict[str, tuple[int, int]] = {}
         try:
             with conn.transaction():
                 if before is not None:
                     before(conn)
-                self._write(conn, runs, events, (rows, canonical), progress)
+                for runs, events in batches:
+                    current = runs
+                    self._write(conn, runs, events, _sealables_of(events), progress)
         except errors.UniqueViolation:
             # Another writer's batch holds one of these (opportunity_id, seq): it committed.
-            raise self._conflict(conn, runs) from None
+            raise self._conflict(conn, current) from None
         except (errors.DataError, errors.CharacterNotInRepertoire) as exc:
             raise EventLogError(
                 f"cannot store the batch: {_first_line(exc)}; events hold text without NUL "
@@ -586,6 +634,17 @@ class PostgreSQLStore(EventStore):
         """Return the number of stored events (counts the table: linear in its size)."""
         found = self._call(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone())
         return 0 if found is None else int(found[0])
+
+    def held(self, opportunity_ids: Iterable[str]) -> set[str]:
+        """Which of ``opportunity_ids`` the store holds events of (one query)."""
+        wanted = list(dict.fromkeys(opportunity_ids))
+        rows = self._call(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT opportunity_id FROM events WHERE opportunity_id = ANY(%s)",
+                (wanted,),
+            ).fetchall()
+        )
+        return {str(row[0]) for row in rows}
 
     def _definition(self, name: str, version: str) -> str | None:
         found = self._call(
@@ -726,6 +785,83 @@ class PostgreSQLStore(EventStore):
         buffer.seek(0)
         return buffer
 
+    # -- copying -------------------------------------------------------------------------
+
+    def backup(self, path: str | os.PathLike[str]) -> int:
+        """Write a consistent copy of the store to ``path`` as a SQLite store file.
+
+        Everything is read from one snapshot (``REPEATABLE READ``): the copy holds every batch
+        committed before it started and none after, with the process definitions and import
+        records. The SQLite store re-checks each event's digest as it is written, so a copy of
+        a log changed in the database is refused. The copy is written beside ``path`` under a
+        temporary name and renamed into place at the end; ``path`` never holds half a copy.
+
+        Returns:
+            The number of events in the copy.
+
+        Raises:
+            StoreError: ``path`` exists already or cannot be written, or the server cannot be
+                read.
+            EventLogError: a stored event's digest does not chain (the log was changed).
+        """
+        import sqlite3  # noqa: PLC0415 - only a backup needs it
+
+        from stagegate.store.sqlite import _IMPORTS_DDL  # noqa: PLC0415
+
+        target = os.fspath(path)
+        if os.path.lexists(target):
+            raise StoreError(
+                f"the backup target {target!r} exists already; choose a new file name (a "
+                "backup never overwrites a file)"
+            )
+        folder = os.path.dirname(os.path.abspath(target))  # noqa: PTH100, PTH120
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.backup-{os.getpid()}")  # noqa: PTH118, PTH119
+        pg = _psycopg()
+        conn = self._connect()
+        count = 0
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            definitions = conn.execute(
+                "SELECT name, version, definition FROM processes ORDER BY name, version"
+            ).fetchall()
+            records = conn.execute(
+                f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
+            ).fetchall()
+            with SQLiteStore(temporary) as copy:
+                for name, version, definition in definitions:
+                    copy._store_definition(name, version, definition)  # noqa: SLF001
+                with conn.cursor(name="stagegate_backup") as cursor:
+                    cursor.itersize = DEFAULT_BATCH_SIZE
+                    cursor.execute(_SCAN)
+                    while rows := cursor.fetchmany(DEFAULT_BATCH_SIZE):
+                        copy.append([_event(row) for row in rows])
+                        count += len(rows)
+                copy.checkpoint()
+            conn.execute("COMMIT")
+            with contextlib.closing(sqlite3.connect(temporary, isolation_level=None)) as lite:
+                lite.execute(_IMPORTS_DDL)
+                lite.executemany(
+                    f"INSERT INTO imports ({_IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    records,
+                )
+                lite.execute("PRAGMA journal_mode = DELETE")
+            os.replace(temporary, target)  # noqa: PTH105
+        except pg.Error as exc:
+            _unlink_all(temporary)
+            raise self._error(exc) from None
+        except OSError as exc:
+            _unlink_all(temporary)
+            raise StoreError(
+                f"cannot write the backup {target!r}: {exc.strerror or exc}; choose a writable "
+                "folder with enough free space"
+            ) from None
+        except BaseException:
+            _unlink_all(temporary)
+            raise
+        finally:
+            self._forget(conn)
+        return count
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -784,6 +920,12 @@ def _import_record(row: tuple[Any, ...]) -> ImportRecord:
         events=int(events),
         findings=tuple(freeze(f) for f in _decode(found)),
     )
+
+
+def _unlink_all(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            os.unlink(path + suffix)  # noqa: PTH108
 
 
 def _first_line(exc: BaseException) -> str:
