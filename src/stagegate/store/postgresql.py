@@ -128,6 +128,13 @@ _COLUMNS = (
 # close_date is a date in the table (for SQL users) and ISO text to the decoders
 _SELECT = _COLUMNS.replace("close_date", "close_date::text")
 _COPY_IN = f"COPY events ({_COLUMNS}) FROM STDIN"
+_INSERT_UP_TO = 16
+"""Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
+_INSERTS = {
+    n: f"INSERT INTO events ({_COLUMNS}) VALUES "  # noqa: S608 - constants
+    + ", ".join(["(" + ", ".join(["%s"] * 17) + ")"] * n)
+    for n in range(1, _INSERT_UP_TO + 1)
+}
 _LOAD = f"SELECT {_SELECT} FROM events WHERE opportunity_id = %s ORDER BY seq"  # noqa: S608
 _SCAN = f"SELECT {_SELECT} FROM events ORDER BY opportunity_id, seq"  # noqa: S608
 _SCAN_ROWS = (
@@ -574,6 +581,11 @@ class PostgreSQLStore(EventStore):
     def _copy(
         conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], progress: Progress | None
     ) -> None:
+        if len(rows) <= _INSERT_UP_TO:  # one statement: cheaper than a COPY for a few rows
+            conn.execute(_INSERTS[len(rows)], [value for row in rows for value in row])
+            if progress is not None:
+                progress(len(rows))
+            return
         with conn.cursor() as cursor, cursor.copy(_COPY_IN) as copy:
             write = copy.write_row
             step = _PROGRESS_STEP if progress is not None else len(rows)
