@@ -83,10 +83,13 @@ class Cluster:
         return f"postgresql://{self.user}@/{database}?host={quote(str(self.data), safe='/')}"
 
 
-def _run(command: list[str], *, as_user: str | None) -> None:
+def _run(command: list[str], *, as_user: str | None, cwd: Path) -> None:
     if as_user is not None:
         command = ["runuser", "-u", as_user, "--", *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # cwd: the server's user may not be allowed into the caller's folder (a checkout in /root)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
 
@@ -124,6 +127,7 @@ def cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
                 "--no-sync",
             ],
             as_user=runner,
+            cwd=folder,
         )
         server_options = f"-c listen_addresses='' -k {data} " + " ".join(
             f"-c {key}={value}" for key, value in options.items()
@@ -143,6 +147,7 @@ def cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
                 "start",
             ],
             as_user=runner,
+            cwd=folder,
         )
         try:
             yield Cluster(folder, user)
@@ -150,6 +155,7 @@ def cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
             _run(
                 [str(folder_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                 as_user=runner,
+                cwd=folder,
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
