@@ -465,3 +465,134 @@ class TestCommandLine:
         code, answer = stagegate("verify", "--store", f"postgresql://x@/db?host={tmp_path}")
         assert (2, False) == (code, answer["ok"])
         assert "cannot connect" in answer["error"]
+
+
+class TestErrors:
+    def test_a_lock_held_longer_than_the_timeout_is_a_store_locked_error(self, url: str) -> None:
+        from stagegate.store import StoreLockedError
+
+        with store_in(url, timeout=1) as store, psycopg.connect(url) as holder:
+            store.append(make_log("a", 1))
+            holder.execute(f"LOCK TABLE {store.schema}.events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(StoreLockedError, match="retry later"):
+                store.append(make_log("b", 1))
+            holder.rollback()
+            assert 1 == store.count()
+
+    def test_a_user_without_write_privilege_gets_an_unwritable_error(self, url: str) -> None:
+        from stagegate.store import StoreUnwritableError
+
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            raw(url, "public", "DROP ROLE IF EXISTS reader")
+            raw(url, "public", "CREATE ROLE reader LOGIN")
+            raw(url, "public", f"GRANT USAGE ON SCHEMA {store.schema} TO reader")
+            raw(url, "public", f"GRANT SELECT ON ALL TABLES IN SCHEMA {store.schema} TO reader")
+            as_reader = url.replace("postgres@", "reader@")
+            with PostgreSQLStore(as_reader, schema=store.schema) as read_only:
+                assert 1 == read_only.count()
+                with pytest.raises(StoreUnwritableError, match="cannot be written by this user"):
+                    read_only.append(make_log("b", 1))
+            assert 1 == store.count()
+
+    def test_a_connection_the_server_drops_fails_one_call_then_reconnects(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append(make_log("a", 1))
+            raw(
+                url,
+                "public",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'stagegate' AND pid <> pg_backend_pid()",
+            )
+            with pytest.raises(StoreError, match="lost the connection"):
+                store.append(make_log("b", 1))
+            store.append(make_log("b", 1))
+            assert 2 == store.count()
+
+
+class TestCopyingStores:
+    def test_a_sqlite_store_moves_into_postgresql_whole(self, url: str, tmp_path: Path) -> None:
+        from stagegate import demo
+        from stagegate.templates import b2b
+
+        events = [e for deal in demo.drive_sample_deals() for e in deal.events]
+        with SQLiteStore(tmp_path / "s.sqlite") as lite, store_in(url) as store:
+            lite.append(events)
+            store.append(make_log("other", 2))
+            store.write_import_from(lite, process=b2b(), batch_size=4)
+            assert list(lite.scan()) == [e for e in store.scan() if e.opportunity_id != "other"]
+            assert [("b2b", "1")] == store.processes()
+            assert all(verdict.ok for verdict in store.verify(require_digests=True))
+
+    def test_a_copy_that_would_not_continue_a_log_writes_nothing(
+        self, url: str, tmp_path: Path
+    ) -> None:
+        with SQLiteStore(tmp_path / "s.sqlite") as lite, store_in(url) as store:
+            lite.append([*make_log("a", 2), *make_log("b", 1)])
+            store.append(make_log("b", 1, actor="ben"))
+            with pytest.raises(ConcurrencyError):
+                store.write_import_from(lite, batch_size=1)
+            assert (1, ["b"]) == (store.count(), list(store.opportunity_ids()))
+
+    def test_held_names_the_opportunities_the_store_has(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append([*make_log("a", 1), *make_log("b", 1)])
+            assert {"a"} == store.held(["a", "z", "a"])
+
+
+class TestImportFunctions:
+    @pytest.fixture
+    def events(self) -> list[Any]:
+        from stagegate import demo
+
+        return [e for deal in demo.drive_sample_deals() for e in deal.events]
+
+    def test_write_import_takes_a_url_and_refuses_another_history(
+        self, url: str, events: list[Any]
+    ) -> None:
+        from stagegate.store import ImportRefusedError, write_import
+        from stagegate.templates import b2b
+
+        target = f"{url}&schema={fresh_schema()}"
+        outcome = write_import(target, events, process=b2b(), source="events")
+        assert (len(events), 3) == (outcome.record.events, outcome.record.opportunities)
+        changed = [attrs.evolve(events[0], actor="someone else"), *events[1:]]
+        with pytest.raises(ImportRefusedError) as caught:
+            write_import(target, changed, process=b2b(), source="events")
+        assert "different_history" == caught.value.code
+        replaced = write_import(target, changed, process=b2b(), source="events", replace=True)
+        assert replaced.replaced
+        with open_store(target) as store:
+            assert "someone else" == store.load(events[0].opportunity_id)[0].actor
+
+    def test_events_that_do_not_replay_are_refused_before_anything_is_written(
+        self, url: str, events: list[Any]
+    ) -> None:
+        from stagegate.store import ImportRefusedError, write_import
+        from stagegate.templates import b2b
+
+        target = f"{url}&schema={fresh_schema()}"
+        broken = [e for e in events if e.seq != 2]  # a gap in every log
+        with pytest.raises(ImportRefusedError):
+            write_import(target, broken, process=b2b(), source="events")
+        with open_store(target) as store:
+            assert 0 == store.count()
+
+    def test_stream_import_continues_a_stored_log(
+        self, url: str, events: list[Any], tmp_path: Path
+    ) -> None:
+        from stagegate.io import write_events
+        from stagegate.store import stream_import
+        from stagegate.templates import b2b
+
+        target = f"{url}&schema={fresh_schema()}"
+        first = [e for e in events if e.seq <= 2]
+        rest = [e for e in events if e.seq > 2]
+        write_events(tmp_path / "first.jsonl", first)
+        write_events(tmp_path / "rest.jsonl", rest)
+        stream_import(target, tmp_path / "first.jsonl", process=b2b())
+        outcome = stream_import(target, tmp_path / "rest.jsonl", process=b2b(), batch_size=5)
+        assert len(rest) == outcome.record.events
+        with open_store(target) as store:
+            assert len(events) == store.count()
+            assert all(verdict.ok for verdict in store.verify(b2b(), require_digests=True))
