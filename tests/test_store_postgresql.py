@@ -596,3 +596,32 @@ class TestImportFunctions:
         with open_store(target) as store:
             assert len(events) == store.count()
             assert all(verdict.ok for verdict in store.verify(b2b(), require_digests=True))
+
+
+class TestTampering:
+    def test_a_row_changed_in_the_database_breaks_its_chain_and_only_its_own(
+        self, url: str, tmp_path: Path
+    ) -> None:
+        with store_in(url) as store:
+            store.append([*make_log("a", 3), *make_log("b", 2)])
+            raw(
+                url,
+                store.schema,
+                "UPDATE events SET actor = 'mallory' WHERE seq = 2 AND opportunity_id = 'a'",
+            )
+            a, b = store.verify()
+            assert (False, 2, "digest_mismatch", True) == (a.ok, a.seq, a.rule, b.ok)
+            code, answer = stagegate("verify", "--store", f"{url}&schema={store.schema}")
+            assert (1, False) == (code, answer["ok"])
+            with pytest.raises(EventLogError, match="digest"):
+                store.backup(tmp_path / "copy.sqlite")
+            assert [] == list(tmp_path.iterdir())  # no half copy left behind
+
+    def test_a_row_that_cannot_be_read_is_reported_as_malformed(self, url: str) -> None:
+        with store_in(url) as store:
+            store.append([*make_log("a", 2), *make_log("b", 1)])
+            raw(url, store.schema, "UPDATE events SET kind = 'bogus' WHERE opportunity_id = 'a'")
+            with pytest.raises(EventLogError, match="malformed"):
+                store.load("a")
+            a, b = store.verify()
+            assert (False, "malformed", True) == (a.ok, a.rule, b.ok)
