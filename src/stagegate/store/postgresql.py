@@ -28,7 +28,6 @@ consistent snapshot). Processes: a store pickles as its URL and schema.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import threading
@@ -71,7 +70,13 @@ if TYPE_CHECKING:
 
     from stagegate.process import Process
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgreSQLStore", "is_postgresql_url"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "FRAME_PIECE_BYTES",
+    "SCHEMA_VERSION",
+    "PostgreSQLStore",
+    "is_postgresql_url",
+]
 
 SCHEMA_VERSION = 1
 """The version of the table layout this module writes."""
@@ -128,6 +133,8 @@ _COLUMNS = (
 # close_date is a date in the table (for SQL users) and ISO text to the decoders
 _SELECT = _COLUMNS.replace("close_date", "close_date::text")
 _COPY_IN = f"COPY events ({_COLUMNS}) FROM STDIN"
+FRAME_PIECE_BYTES = 32 * 1024 * 1024
+"""How much CSV :meth:`PostgreSQLStore.to_frame` parses at a time."""
 _INSERT_UP_TO = 16
 """Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
 _INSERTS = {
@@ -273,10 +280,12 @@ class PostgreSQLStore(EventStore):
                 "the URL (user, host, port, database), that the server runs and accepts you"
             ) from None
         try:
-            conn.execute("SELECT set_config('search_path', %s, false)", (self._schema,))
-            conn.execute("SET TIME ZONE 'UTC'")
-            conn.execute("SET DateStyle = 'ISO'")
-            conn.execute(f"SET lock_timeout = {int(self._timeout * 1000)}")
+            conn.execute(  # one round trip
+                "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', "
+                "false), set_config('DateStyle', 'ISO', false), "
+                "set_config('lock_timeout', %s, false)",
+                (self._schema, f"{int(self._timeout * 1000)}ms"),
+            )
         except pg.Error as exc:
             conn.close()
             raise self._error(exc) from None
@@ -751,7 +760,8 @@ class PostgreSQLStore(EventStore):
 
         The same frame as :meth:`EventStore.to_frame`, without a Python object per value: the
         server writes the columns as CSV (``COPY ... TO STDOUT``) from one snapshot and Polars
-        parses them. ``batch_size`` is accepted for the protocol; the copy streams as it comes.
+        parses them, :data:`FRAME_PIECE_BYTES` at a time (so the text is never held whole).
+        ``batch_size`` is accepted for the protocol.
 
         Raises:
             StoreError: Polars is not installed, or the server cannot be read.
@@ -761,41 +771,55 @@ class PostgreSQLStore(EventStore):
             import polars as pl  # noqa: PLC0415 - optional
         except ImportError:  # pragma: no cover - depends on the environment
             raise StoreError("to_frame() needs Polars: pip install polars") from None
-        buffer = self._copy_out(_SCAN_ROWS)
-        text = dict.fromkeys(SCAN_COLUMNS, pl.String)
-        raw = pl.read_csv(
-            buffer,
-            has_header=False,
-            new_columns=list(SCAN_COLUMNS),
-            schema={**text, "at": pl.Int64, "seq": pl.Int64},
-        )
+        schema = {**dict.fromkeys(SCAN_COLUMNS, pl.String), "at": pl.Int64, "seq": pl.Int64}
+
+        def parse(piece: bytes) -> Any:
+            return pl.read_csv(
+                piece, has_header=False, new_columns=list(SCAN_COLUMNS), schema=schema
+            )
+
+        pieces = [parse(piece) for piece in self._copy_out(_SCAN_ROWS)]
+        raw = pl.concat(pieces, rechunk=True) if pieces else pl.DataFrame(schema=schema)
         return raw.with_columns(
             pl.col("at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
             pl.col("amount").cast(pl.Float64),
             pl.col("close_date").str.to_date("%Y-%m-%d"),
         )
 
-    def _copy_out(self, query: str) -> io.BytesIO:
-        pg = _psycopg()
+    def _copy_out(self, query: str) -> Iterator[bytes]:
+        """The CSV of ``query`` from one snapshot, in pieces of whole rows.
+
+        libpq hands over one row per message, so joining messages never splits a row, even one
+        whose quoted text holds a newline.
+        """
         if self._closed:
             raise StoreClosedError(f"the event store {self.where}")
+        return self._pieces(query)
+
+    def _pieces(self, query: str) -> Iterator[bytes]:
+        pg = _psycopg()
         conn = self._connect()
-        buffer = io.BytesIO()
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             with (
                 conn.cursor() as cursor,
                 cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
             ):
-                for chunk in copy:
-                    buffer.write(chunk)
+                rows: list[bytes] = []
+                size = 0
+                for row in copy:
+                    rows.append(bytes(row))
+                    size += len(row)
+                    if size >= FRAME_PIECE_BYTES:
+                        yield b"".join(rows)
+                        rows, size = [], 0
+                if rows:
+                    yield b"".join(rows)
             conn.execute("COMMIT")
         except pg.Error as exc:
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        buffer.seek(0)
-        return buffer
 
     # -- copying -------------------------------------------------------------------------
 
