@@ -650,3 +650,49 @@ class ConcurrentWriters(StoreConformance):
                 process.join(timeout=120)
             assert [0] * writers == [process.exitcode for process in processes]
             assert_raced_log(store, "hot", writers, wins)
+
+
+class Imports(StoreConformance):
+    """Backends with ``write_import`` (SQLite, PostgreSQL): an import's three parts at once."""
+
+    @staticmethod
+    def record(events: int, name: str = "log.jsonl") -> Any:
+        from stagegate.store import ImportRecord
+
+        return ImportRecord(0, T0, "events", name, events, events, 1, events)
+
+    def test_events_definition_and_record_are_written_together(self, store: Any) -> None:
+        first = store.write_import(make_log("a", 2), process=b2b(), record=self.record(2))
+        second = store.write_import(make_log("b", 1), process=b2b(), record=self.record(1, "b"))
+        assert ([1, 2], ["log.jsonl", "b"]) == (
+            [r.id for r in store.imports()],
+            [r.input_name for r in store.imports()],
+        )
+        assert (first, second) == tuple(store.imports())
+        assert (3, [("b2b", "1")]) == (store.count(), store.processes())
+        assert first.at.tzinfo is not None
+        assert all(verdict.ok for verdict in store.verify(require_digests=True))
+
+    def test_a_refused_import_writes_none_of_its_parts(self, store: Any) -> None:
+        store.append(make_log("a", 1))
+        with pytest.raises(ConcurrencyError):
+            store.write_import(
+                [*make_log("b", 1), *make_log("a", 1)], process=b2b(), record=self.record(2)
+            )
+        assert (1, [], ()) == (store.count(), store.processes(), store.imports())
+
+    def test_a_changed_definition_refuses_the_whole_import(self, store: Any) -> None:
+        from stagegate.store import StoreError
+
+        store.save_process(b2b())
+        changed = attrs.evolve(b2b(), description="changed")
+        with pytest.raises(StoreError, match="new version"):
+            store.write_import(make_log("a", 1), process=changed, record=self.record(1))
+        assert (0, ()) == (store.count(), store.imports())
+
+    def test_findings_are_kept_with_the_record(self, store: Any) -> None:
+        finding = {"code": "negative_amount", "severity": "warning", "message": "m", "rows": [2]}
+        record = attrs.evolve(self.record(1), findings=(freeze(finding),))
+        store.write_import(make_log("a", 1), record=record)
+        (stored,) = store.imports()
+        assert [finding] == [dict(f) | {"rows": list(f["rows"])} for f in stored.findings]

@@ -104,6 +104,10 @@ class TestConcurrentWriters(PostgreSQLBackend, conformance.ConcurrentWriters):
     pass
 
 
+class TestImportRecords(PostgreSQLBackend, conformance.Imports):
+    pass
+
+
 def store_in(url: str, **options: Any) -> PostgreSQLStore:
     return PostgreSQLStore(url, schema=fresh_schema(), **options)
 
