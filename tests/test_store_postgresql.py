@@ -503,6 +503,20 @@ class TestErrors:
                     read_only.append(make_log("b", 1))
             assert 1 == store.count()
 
+    def test_a_schema_a_dba_made_needs_no_create_privilege_on_the_database(self, url: str) -> None:
+        from stagegate.store import StoreUnwritableError
+
+        schema = fresh_schema()
+        raw(url, "public", "DROP ROLE IF EXISTS teamapp")
+        raw(url, "public", "CREATE ROLE teamapp LOGIN")
+        as_app = url.replace("postgres@", "teamapp@")
+        with pytest.raises(StoreUnwritableError, match="grant it CREATE"):
+            PostgreSQLStore(as_app, schema=schema)
+        raw(url, "public", f"CREATE SCHEMA {schema} AUTHORIZATION teamapp")
+        with PostgreSQLStore(as_app, schema=schema) as store:
+            store.append(make_log("a", 2))
+            assert 2 == store.count()
+
     def test_a_connection_the_server_drops_fails_one_call_then_reconnects(self, url: str) -> None:
         with store_in(url) as store:
             store.append(make_log("a", 1))

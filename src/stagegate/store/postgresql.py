@@ -371,12 +371,12 @@ class PostgreSQLStore(EventStore):
                     )
                 }
                 foreign = bool(tables) and "meta" not in tables
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
+                ).fetchone()
+                if exists is None:  # a schema a DBA made for us needs no CREATE on the database
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self._schema)))
                 if not tables:
-                    conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self._schema)
-                        )
-                    )
                     for statement in _DDL:
                         conn.execute(statement)
                     conn.execute(
