@@ -182,6 +182,22 @@ class TestTheDatabaseDecides:
             assert 4 + len(batch) == store.count()
             assert all(verdict.ok for verdict in store.verify(require_digests=True))
 
+    def test_a_writer_whose_store_was_replaced_meanwhile_leaves_no_gap(self, url: str) -> None:
+        from stagegate.store import ImportRecord
+
+        record = ImportRecord(0, conformance.T0, "events", "x", 1, 1, 1, 1)
+        with store_in(url) as mine, PostgreSQLStore(url, schema=mine.schema) as other:
+            mine.append(make_log("a", 2))
+            assert 2 == mine.last_seq("a")  # mine now knows a's last event
+            other.write_import(make_log("a", 1, actor="ben"), record=record, replace=True)
+            with pytest.raises(ConcurrencyError) as caught:
+                mine.append(make_log("a", 1, start=3), expected_seq=2)
+            assert (2, 1) == (caught.value.expected_seq, caught.value.actual_seq)
+            other.write_import(make_log("a", 2, actor="ben"), record=record, replace=True)
+            mine.append(make_log("a", 1, start=3), expected_seq=2)  # chains from ben's seq 2
+            assert ["ben", "ben", "ana"] == [e.actor for e in mine.load("a")]
+            assert all(verdict.ok for verdict in mine.verify(require_digests=True))
+
     def test_the_primary_key_refuses_a_duplicate_even_from_plain_sql(self, url: str) -> None:
         with store_in(url) as store:
             store.append(make_log("a", 1))

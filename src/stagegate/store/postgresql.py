@@ -137,6 +137,19 @@ FRAME_PIECE_BYTES = 32 * 1024 * 1024
 """How much CSV :meth:`PostgreSQLStore.to_frame` parses at a time."""
 _INSERT_UP_TO = 16
 """Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
+_TAILS_KEPT = 100_000
+"""How many opportunities' last (seq, digest) a store remembers for one-statement appends."""
+_VALUES_ROW = (
+    "(%s::text, %s::bigint, %s::text, %s::bigint, %s::text, %s::text, %s::text, %s::text, "
+    "%s::date, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
+)
+_INSERTS_AFTER = {
+    n: f"INSERT INTO events ({_COLUMNS}) SELECT * FROM (VALUES "  # noqa: S608 - constants
+    + ", ".join([_VALUES_ROW] * n)
+    + ") AS v WHERE EXISTS (SELECT 1 FROM events WHERE opportunity_id = %s AND seq = %s "
+    "AND digest IS NOT DISTINCT FROM %s)"
+    for n in range(1, 17)
+}
 _INSERTS = {
     n: f"INSERT INTO events ({_COLUMNS}) VALUES "  # noqa: S608 - constants
     + ", ".join(["(" + ", ".join(["%s"] * 17) + ")"] * n)
@@ -241,6 +254,7 @@ class PostgreSQLStore(EventStore):
         self._connections: list[psycopg.Connection[Any]] = []
         self._pid = os.getpid()
         self._closed = False
+        self._tails: dict[str, tuple[int, str | None]] = {}  # see _append_at_once
         self._initialize(self._writer())
 
     def __repr__(self) -> str:
@@ -439,7 +453,60 @@ class PostgreSQLStore(EventStore):
         conn = self._writer()
         if not events:
             return
+        if len(events) <= _INSERT_UP_TO and self._append_at_once(conn, runs, events):
+            if progress is not None:
+                progress(len(events))
+            return
         self._transaction(conn, [(runs, events)], progress, before=None)
+
+    def _append_at_once(
+        self,
+        conn: psycopg.Connection[Any],
+        runs: dict[str, tuple[int, int]],
+        events: Sequence[Event],
+    ) -> bool:
+        """A few events in one statement, one round trip; ``False``: take the long way.
+
+        Possible when every run opens its log (the primary key refuses an existing one) or the
+        batch continues one log whose last event this store has seen: its (seq, digest) never
+        change, and the statement inserts only if that event is still the one stored, so a
+        deleted or replaced store (or a changed row) inserts nothing and falls back.
+        """
+        pg = _psycopg()
+        (oid, (first, _)), *others = runs.items()
+        if others and any(run[0] != 1 for run in runs.values()):
+            return False
+        link: str | None = None
+        if first > 1:
+            if others or self._tails.get(oid, (0, None))[0] != first - 1:
+                return False
+            link = self._tails[oid][1]
+        rows, canonical = _sealables_of(events)
+        links = {oid: link} if first > 1 else {}
+        sealed = _seal_rows(events, rows, canonical, links)
+        values = [value for row in sealed for value in row]
+        try:
+            if first == 1:
+                cursor = conn.execute(_INSERTS[len(sealed)], values)
+            else:
+                cursor = conn.execute(_INSERTS_AFTER[len(sealed)], [*values, oid, first - 1, link])
+        except pg.errors.UniqueViolation:
+            raise self._conflict(conn, runs) from None
+        except (pg.errors.DataError, pg.errors.CharacterNotInRepertoire) as exc:
+            raise _unstorable(exc) from None
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        if cursor.rowcount != len(sealed):
+            return False
+        self._remember(sealed)
+        return True
+
+    def _remember(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Keep the last (seq, digest) of each opportunity in ``rows`` (stored, so immutable)."""
+        if len(self._tails) > _TAILS_KEPT:
+            self._tails.clear()
+        for row in rows:
+            self._tails[row[0]] = (row[1], row[-1])
 
     def write_import(
         self,
@@ -544,21 +611,24 @@ class PostgreSQLStore(EventStore):
         pg = _psycopg()
         errors = pg.errors
         current: dict[str, tuple[int, int]] = {}
+        written: list[tuple[Any, ...]] = []
         try:
             with conn.transaction():
                 if before is not None:
                     before(conn)
                 for runs, events in batches:
                     current = runs
-                    self._write(conn, runs, events, _sealables_of(events), progress)
+                    sealed = self._write(conn, runs, events, _sealables_of(events), progress)
+                    if len(sealed) <= _INSERT_UP_TO:  # the writes of a service, not an import
+                        written.extend(sealed)
+            if before is not None:
+                self._tails.clear()  # an import may have replaced every log
+            self._remember(written)
         except errors.UniqueViolation:
             # Another writer's batch holds one of these (opportunity_id, seq): it committed.
             raise self._conflict(conn, current) from None
         except (errors.DataError, errors.CharacterNotInRepertoire) as exc:
-            raise EventLogError(
-                f"cannot store the batch: {_first_line(exc)}; events hold text without NUL "
-                "characters and seqs within 64 bits; nothing was written"
-            ) from None
+            raise _unstorable(exc) from None
         except pg.Error as exc:
             raise self._error(exc) from None
         except (UnicodeEncodeError, OverflowError) as exc:
@@ -573,7 +643,7 @@ class PostgreSQLStore(EventStore):
         events: Sequence[Event],
         encoded: tuple[list[tuple[Any, ...]], list[bytes]],
         progress: Progress | None,
-    ) -> None:
+    ) -> list[tuple[Any, ...]]:
         """Inside the transaction: check each run continues its log, seal, and copy."""
         continued = [oid for oid, run in runs.items() if run[0] > 1]
         tails: dict[str, tuple[int, str | None]] = {}
@@ -584,7 +654,9 @@ class PostgreSQLStore(EventStore):
         if error is not None:
             raise error
         links = {oid: digest for oid, (_, digest) in tails.items()}
-        self._copy(conn, _seal_rows(events, *encoded, links), progress)
+        sealed = _seal_rows(events, *encoded, links)
+        self._copy(conn, sealed, progress)
+        return sealed
 
     @staticmethod
     def _copy(
@@ -640,16 +712,24 @@ class PostgreSQLStore(EventStore):
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
         rows = self._call(lambda conn: conn.execute(_LOAD, (opportunity_id,)).fetchall())
-        return tuple(map(_event, rows))
+        events = tuple(map(_event, rows))
+        if rows:
+            self._remember(rows[-1:])
+        return events
 
     def last_seq(self, opportunity_id: str) -> int:
         """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
         found = self._call(
             lambda conn: conn.execute(
-                "SELECT max(seq) FROM events WHERE opportunity_id = %s", (opportunity_id,)
+                "SELECT opportunity_id, seq, digest FROM events WHERE opportunity_id = %s "
+                "ORDER BY seq DESC LIMIT 1",
+                (opportunity_id,),
             ).fetchone()
         )
-        return 0 if found is None or found[0] is None else int(found[0])
+        if found is None:
+            return 0
+        self._remember([found])
+        return int(found[1])
 
     def count(self) -> int:
         """Return the number of stored events (counts the table: linear in its size)."""
@@ -955,6 +1035,13 @@ def _import_record(row: tuple[Any, ...]) -> ImportRecord:
         opportunities=int(opportunities),
         events=int(events),
         findings=tuple(freeze(f) for f in _decode(found)),
+    )
+
+
+def _unstorable(exc: Exception) -> EventLogError:
+    return EventLogError(
+        f"cannot store the batch: {_first_line(exc)}; events hold text without NUL characters "
+        "and seqs within 64 bits; nothing was written"
     )
 
 
