@@ -12,10 +12,12 @@ exact decimal text, ``close_date`` a ``date``, details and gate reports JSON tex
 keys, and each event's ``digest`` (see :mod:`stagegate.integrity`); tables ``processes``,
 ``imports`` and ``meta`` (``schema_version``, currently ``1``).
 
-Concurrency is the database's: a batch is one transaction, written with ``COPY``; two writers
-that continue the same log both try to insert the same ``(opportunity_id, seq)``, the primary key
-lets one commit, and the other gets :class:`~stagegate.errors.ConcurrencyError` with nothing
-written. A writer killed mid-batch leaves nothing behind: the server rolls back its transaction.
+Concurrency is the database's: a batch is one transaction (more than a few events are written
+with ``COPY``), or, for a few events that continue a log whose last event this store object has
+seen, one ``INSERT`` that inserts only if that event is still the one stored. Two writers that
+continue the same log both try to insert the same ``(opportunity_id, seq)``; the primary key lets
+one commit, and the other gets :class:`~stagegate.errors.ConcurrencyError` with nothing written.
+A writer killed mid-batch leaves nothing behind: the server rolls back its transaction.
 
 Text: PostgreSQL cannot store the character NUL (code point 0) in text; an event holding one is
 refused with :class:`~stagegate.errors.EventLogError` and nothing is written.
@@ -438,9 +440,9 @@ class PostgreSQLStore(EventStore):
         expected_seq: int | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Append a batch in one transaction with ``COPY``, all or nothing.
+        """Append a batch all or nothing: one statement, or one transaction with ``COPY``.
 
-        See :meth:`EventStore.append`.
+        See :meth:`EventStore.append` and the module docs.
 
         Raises:
             ConcurrencyError: an opportunity's log does not end where the batch starts (another
@@ -478,9 +480,10 @@ class PostgreSQLStore(EventStore):
             return False
         link: str | None = None
         if first > 1:
-            if others or self._tails.get(oid, (0, None))[0] != first - 1:
+            known = self._tails.get(oid)  # one read: another thread may clear the dict
+            if others or known is None or known[0] != first - 1:
                 return False
-            link = self._tails[oid][1]
+            link = known[1]
         rows, canonical = _sealables_of(events)
         links = {oid: link} if first > 1 else {}
         sealed = _seal_rows(events, rows, canonical, links)
