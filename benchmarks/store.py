@@ -443,6 +443,7 @@ def postgresql_figures(args: argparse.Namespace) -> dict[str, object]:
         "bytes_per_event": round(size / events, 1),
         "cpu_time": {"events_per_s_batched": round(events / write_cpu_s)},
         "server": version,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
         "settings": "a throwaway cluster, synchronous_commit=off"
         if args.postgresql_url is None
         else "the server at --postgresql-url",
