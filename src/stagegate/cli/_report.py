@@ -23,9 +23,10 @@ from stagegate.cli._app import (
     resolve_process,
 )
 from stagegate.cli._import import parse_cli_instant
+from stagegate.cli._store import EXISTING_STORE
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
-from stagegate.store import SQLiteStore, UnknownProcessError
+from stagegate.store import EventStore, UnknownProcessError, open_store
 from stagegate.templates import template
 
 
@@ -142,7 +143,7 @@ def _use_frames(engine: str, total: int) -> bool:
     return engine == "polars" or total >= FRAMES_FROM
 
 
-def _store_process(store: SQLiteStore) -> Process:
+def _store_process(store: EventStore) -> Process:
     """The process stored with the events (the newest version of the only one stored)."""
     stored = store.processes()
     if not stored:
@@ -160,9 +161,9 @@ def _store_process(store: SQLiteStore) -> Process:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=EXISTING_STORE,
     required=True,
-    help="The SQLite event store to report on.",
+    help="The event store to report on: a SQLite file or a postgresql:// URL.",
 )
 @process_option
 @click.option("--template", "template_name", default=None, help="Built-in template to use.")
@@ -220,7 +221,7 @@ def report(
         )
     try:
         findings = () if findings_path is None else _read_findings(findings_path)
-        with SQLiteStore(store_path) as store:
+        with open_store(store_path) as store:
             total = store.count()
             if total == 0:
                 return fail(f"{store_path} holds no events; import some first", as_json=as_json)
