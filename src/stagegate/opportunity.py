@@ -69,8 +69,40 @@ _DELIVERABLE_RECORDED = EventKind.DELIVERABLE_RECORDED
 _FIELD_SET = EventKind.FIELD_SET
 _RESCHEDULED = EventKind.RESCHEDULED
 _AMOUNT_CHANGED = EventKind.AMOUNT_CHANGED
+_MIGRATED = EventKind.MIGRATED
 _IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
+
+
+def _versions_by_text(
+    process: Process, versions: Iterable[Process] | Mapping[str, Process]
+) -> dict[str, Process]:
+    """The versions a log may pass through, by version text (``process`` among them).
+
+    Raises:
+        InvalidCommandError: an item is not a Process of the same name.
+    """
+    items = versions.values() if isinstance(versions, Mapping) else versions
+    known: dict[str, Process] = {}
+    for item in items:
+        if not isinstance(item, Process) or item.name != process.name:
+            raise InvalidCommandError(
+                f"versions must be earlier versions of process {process.name!r} (Process "
+                f"objects), got {cut(repr(item))}"
+            )
+        known[item.version] = item
+    known[process.version] = process
+    return known
+
+
+def migration_target(stage: str, process: Process, mapping: Mapping[str, str]) -> str | None:
+    """The stage of ``process`` a deal in ``stage`` of an earlier version is in once migrated.
+
+    An explicit ``mapping`` entry wins, then the process's own :attr:`~Process.renamed` map,
+    then the same id; ``None`` when the stage has no place in ``process``.
+    """
+    target = mapping.get(stage) or process.renamed.get(stage) or stage
+    return target if target in process else None
 
 
 def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
@@ -208,7 +240,13 @@ class Opportunity:
         return opportunity
 
     @classmethod
-    def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
+    def replay(
+        cls,
+        process: Process,
+        events: Iterable[Event],
+        *,
+        versions: Iterable[Process] | Mapping[str, Process] = (),
+    ) -> Opportunity:
         """Rebuild an opportunity from its events, verifying each one against ``process``.
 
         The result equals the one that made the events. Every event is checked for shape (one
@@ -228,6 +266,15 @@ class Opportunity:
         a log that opens in a stage other than the first (only imports do) may also reschedule
         closed deals. :func:`stagegate.verify` can refuse imported history
         (``allow_imported=False``).
+
+        A log migrated between versions of its process (events of kind
+        :attr:`~stagegate.events.EventKind.MIGRATED`) is checked against the version in force at
+        each event: the events before a migration against the version it left, the events after
+        it against the version it entered. ``process`` is the version the log ends in (usually
+        the current one); ``versions`` gives the earlier ones it passed through (Process
+        objects, or a mapping of version text to Process). A migration must leave the version
+        in force, from the stage the deal was in, to the stage its mapping names, of an open
+        deal, with the amount and close date unchanged.
 
         Raises:
             EventLogError: the log breaks a rule; ``seq`` names the event and ``rule`` the rule.
@@ -254,10 +301,17 @@ class Opportunity:
             ) from None
         previous_digest: str | None = None
         chained = True
-        imported = first.stage != process.initial.id  # commands open in the first stage
+        known = _versions_by_text(process, versions)
+        if first.process_version != process.version and first.process_version in known:
+            opportunity._process = known[first.process_version]  # the version it opened in
+        imported = first.stage != opportunity._process.initial.id  # commands open there
         for position, event in enumerate(log, start=1):
-            opportunity._check_replayed(event, position)
-            opportunity._check_meaning(event, imported=imported)
+            target = None
+            if type(event) is Event and event.kind is _MIGRATED:
+                target = opportunity._check_migration(event, position, known)
+            else:
+                opportunity._check_replayed(event, position)
+                opportunity._check_meaning(event, imported=imported)
             if event.move is _IMPORTED:
                 imported = True
             if event.digest is not None:
@@ -281,6 +335,8 @@ class Opportunity:
                 previous_digest = event.digest
             else:
                 chained = False
+            if target is not None:
+                opportunity._process = target
             opportunity._apply(event)
         return opportunity
 
@@ -355,6 +411,90 @@ class Opportunity:
                 "stage_mismatch",
                 f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
             )
+
+    def _check_migration(
+        self, event: Event, position: int, known: Mapping[str, Process]
+    ) -> Process:
+        """Check a ``migrated`` event and return the version it enters."""
+        if event.opportunity_id != self._id:
+            raise self._broken(
+                position,
+                "opportunity_mismatch",
+                f"belongs to opportunity {cut(repr(event.opportunity_id))}, not {self._id!r}; "
+                "replay one opportunity's events at a time",
+            )
+        if event.seq != position or position == 1:
+            raise self._broken(
+                position,
+                "seq_order" if event.seq != position else "first_not_opened",
+                f"has seq {event.seq}: seq must run 1, 2, 3, ... and a log opens with 'opened'",
+            )
+        if event.at < self._events[-1].at:
+            raise self._broken(
+                position,
+                "time_order",
+                f"is at {event.at.isoformat()}, before event {position - 1} at "
+                f"{self._events[-1].at.isoformat()}",
+            )
+        before = self._process
+        details = event.details if isinstance(event.details, Mapping) else _EMPTY
+        mapping = details.get("mapping", _EMPTY)
+        target = known.get(event.process_version) if event.process == before.name else None
+        if target is None or target.version == before.version:
+            raise self._broken(
+                event,
+                "version_unknown",
+                f"migrates to version {cut(repr(event.process_version))} of process "
+                f"{cut(repr(event.process))}, which is not a known later version of "
+                f"{before.name!r} (known: {', '.join(sorted(known))}); replay it with every "
+                "version the log passed through (versions=...)",
+            )
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise self._broken(event, "malformed_details", "has a mapping that is not text to text")
+        if (
+            details.get("from_version") != before.version
+            or details.get("from_stage") != self._stage
+        ):
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"says it migrates from version {cut(repr(details.get('from_version')))}, stage "
+                f"{cut(repr(details.get('from_stage')))}, but the deal was in {self._stage!r} of "
+                f"version {before.version!r}",
+            )
+        if self.is_closed:
+            raise self._broken(
+                event,
+                "closed_deal",
+                f"migrates a deal closed as {self._stage!r}; closed deals keep their version",
+            )
+        expected = migration_target(self._stage, target, mapping)
+        if expected is None or event.stage != expected or not target.stage(expected).is_open:
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"puts the deal in {cut(repr(event.stage))}, but its mapping takes "
+                f"{self._stage!r} to {expected!r}, which must be an open stage of version "
+                f"{target.version!r}",
+            )
+        if (
+            event.move is not None
+            or event.from_stage is not None
+            or event.gate is not None
+            or event.amount != self._amount
+            or event.close_date != self._close_date
+            or type(event.actor) is not str
+            or not event.actor.strip()
+        ):
+            raise self._broken(
+                event,
+                "migration_fields",
+                "is a migration with a move, a stage left, a gate report, a changed amount or "
+                "close date, or no actor; a migration changes only the version and the stage id",
+            )
+        return target
 
     def _check_meaning(self, event: Event, *, imported: bool) -> None:
         """Check that ``event`` is what a command could have recorded here (shape checked).
@@ -544,6 +684,13 @@ class Opportunity:
             if self._approvals is None:
                 self._approvals = {}
             self._approvals[event.subject or ""] = event
+        elif kind is _MIGRATED:
+            self._stage = event.stage  # a new name for the same place: not a stage entry
+            renamed = (event.details or _EMPTY).get("deliverables")
+            if renamed and self._deliverables:
+                self._deliverables = {
+                    renamed.get(key, key): recorded for key, recorded in self._deliverables.items()
+                }
         elif kind is EventKind.FIELD_SET:
             if self._fields is None:
                 self._fields = {}
@@ -963,6 +1110,92 @@ class Opportunity:
             move=MoveKind.IMPORTED,
             reason=why,
         )
+
+    def migrate(
+        self,
+        process: Process,
+        *,
+        at: datetime,
+        actor: str,
+        mapping: Mapping[str, str] | None = None,
+        deliverables: Mapping[str, str] | None = None,
+        reason: str | None = None,
+    ) -> Event:
+        """Move this open deal to another version of its process, recorded as ``migrated``.
+
+        The deal keeps its place: it is in the stage ``mapping`` names for its current stage
+        (else the new version's :attr:`~stagegate.process.Process.renamed` map names, else the
+        stage of the same id), without a stage change, a gate check or a new stage-entry
+        instant. Its history stays as it was, checked against the old version on replay.
+        ``deliverables`` renames recorded deliverables (old id to new id) for the new gates.
+
+        Raises:
+            InvalidCommandError: ``process`` is not another version of this deal's process, the
+                deal is closed (closed deals keep their version), or the current stage has no
+                open place in the new version (map it).
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        before = self._process
+        if not isinstance(process, Process) or process.name != before.name:
+            raise InvalidCommandError(
+                f"a deal of process {before.name!r} migrates to another version of it, got "
+                f"{cut(repr(process))}"
+            )
+        if process.version == before.version:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in version {process.version!r} already; give the "
+                "new definition another version"
+            )
+        if self.is_closed:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is closed ({self._stage!r}); closed deals keep the "
+                "version they were closed in"
+            )
+        stages = dict(arguments.mapping(mapping or {}, "mapping"))
+        renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
+        for key, value in (*stages.items(), *renamed.items()):
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidCommandError(
+                    f"a mapping takes old ids to new ids (text), got {cut(repr(key))}: "
+                    f"{cut(repr(value))}"
+                )
+        target = migration_target(self._stage, process, stages)
+        if target is None or not process.stage(target).is_open:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in {self._stage!r}, which version "
+                f"{process.version!r} does not have as an open stage; map it to one, e.g. "
+                f"mapping={{{self._stage!r}: {process.open_stages[0].id!r}}}"
+            )
+        why = arguments.reason(reason, required=False, what="a migration")
+        details: dict[str, Any] = {
+            "from_version": before.version,
+            "from_stage": self._stage,
+            "mapping": {**process.renamed, **stages},
+        }
+        if renamed:
+            details["deliverables"] = renamed
+        event = recorded_event(
+            self._id,
+            len(self._events) + 1,
+            _MIGRATED,
+            instant,
+            who,
+            target,
+            process.name,
+            process.version,
+            None,
+            None,
+            why,
+            None,
+            self._amount,
+            self._close_date,
+            None,
+            freeze(details),
+        )
+        self._process = process
+        self._apply(event)
+        return event
 
     # -- evidence and data commands --------------------------------------------------------
 

@@ -448,6 +448,11 @@ class EventStore(abc.ABC):
         """
         definitions: dict[tuple[str, str], Process | None] = {}
 
+        def earlier(log: Sequence[Event]) -> list[Process]:
+            if process is not None:
+                return [p for p in self._versions_of(log) if p.name == process.name]
+            return self._versions_of(log)
+
         def process_of(event: Event) -> Process | None:
             if process is not None:
                 return process
@@ -467,9 +472,10 @@ class EventStore(abc.ABC):
                 verdicts.append(
                     verify_log(
                         log,
-                        process_of(log[0]),
+                        process_of(log[-1]),  # the version in force at the end
                         require_digests=require_digests,
                         allow_imported=allow_imported,
+                        versions=earlier(log),
                     )
                 )
         return tuple(verdicts)
@@ -545,7 +551,15 @@ class EventStore(abc.ABC):
         events = self.load(opportunity_id)
         if not events:
             raise UnknownOpportunityError(opportunity_id)
-        return Opportunity.replay(process, events)
+        return Opportunity.replay(process, events, versions=self._versions_of(events))
+
+    def _versions_of(self, events: Sequence[Event]) -> list[Process]:
+        """The stored definitions of the versions a log passed through, before its last one."""
+        if events[0].process_version == events[-1].process_version:
+            return []
+        stored = set(self.processes())  # replay names a version that is not stored
+        keys = {(e.process, e.process_version) for e in events[:-1]}
+        return [self.load_process(*key) for key in sorted(keys & stored)]
 
 
 def canonical_batch(events: Sequence[Event]) -> list[bytes]:
@@ -635,6 +649,7 @@ def verify_log(
     *,
     require_digests: bool = False,
     allow_imported: bool = True,
+    versions: Iterable[Process] = (),
 ) -> LogVerdict:
     """Verify one stored log: its digest chain first, then (given a process) every replay rule."""
     oid = log[0].opportunity_id
@@ -644,7 +659,11 @@ def verify_log(
             verification = Verification(oid, len(log), log[-1].stage, sealed, head)
         else:
             verification = verify(
-                process, log, require_digests=require_digests, allow_imported=allow_imported
+                process,
+                log,
+                require_digests=require_digests,
+                allow_imported=allow_imported,
+                versions=versions,
             )
     except EventLogError as error:
         return LogVerdict(oid, None, error, process is not None)
