@@ -25,6 +25,7 @@ __all__ = [
     "DealMove",
     "Impact",
     "MigrationPlan",
+    "StrandedDealsError",
     "impact",
     "migrate",
     "plan_migration",
@@ -237,6 +238,21 @@ def _open_deals(
             yield deal
 
 
+class StrandedDealsError(EvolutionError):
+    """Open deals are in stages the new version lacks, unmapped; nothing was migrated."""
+
+    def __init__(self, plan: MigrationPlan) -> None:
+        self.plan = plan
+        stages = sorted({m.from_stage for m in plan.stranded})
+        target = plan.moves[0].to_stage if plan.moves else "NEW"
+        super().__init__(
+            f"{len(plan.stranded)} open deals are in stages version {plan.to_version!r} lacks "
+            f"({', '.join(map(repr, stages))}); nothing was migrated: map each to a stage of "
+            f"the new version, e.g. mapping={{{stages[0]!r}: {target!r}}} (--map "
+            f"{stages[0]}={target})"
+        )
+
+
 @attrs.frozen(slots=True)
 class DealMove:
     """One open deal a migration moves (or cannot move).
@@ -331,7 +347,7 @@ class MigrationPlan:
         )
         out = [head]
         for (version, stage, target), count in self.by_stage().items():
-            arrow = "stays in" if stage == target else f"-> {target!r} from"
+            arrow = "stay in" if stage == target else f"-> {target!r} from"
             out.append(f"  {count} deals {arrow} {stage!r} (version {version})")
         if self.stranded:
             out.append(
@@ -356,18 +372,18 @@ def stored_versions(store: EventStore, name: str) -> dict[str, Process]:
 
 def _last_events(store: EventStore, phases: Phases | None) -> Iterator[Event]:
     """The last event of every stored opportunity, in id order, from one scan."""
-    tick = phase_of(phases, "read", store.count())
+    total = store.count()
+    tick = phase_of(phases, "read", total)
     previous: Event | None = None
     for done, event in enumerate(store.scan(), start=1):
         if previous is not None and previous.opportunity_id != event.opportunity_id:
             yield previous
         previous = event
-        if tick is not None and done % 10_000 == 0:
+        if done % 10_000 == 0:
             tick(done)
     if previous is not None:
         yield previous
-    if tick is not None:
-        tick(store.count())
+    tick(total)
 
 
 def plan_migration(
@@ -466,8 +482,9 @@ def migrate(
     makes the migration fail whole (:class:`~stagegate.errors.ConcurrencyError`; run it again).
 
     Raises:
-        EvolutionError: an open deal has no place in the new version (see
-            :attr:`MigrationPlan.stranded`), or ``at`` is before a deal's last event.
+        StrandedDealsError: an open deal has no place in the new version (its ``plan`` lists
+            them in :attr:`MigrationPlan.stranded`).
+        EvolutionError: ``at`` is before a deal's last event, or see :func:`plan_migration`.
         StoreError: the store cannot be written, or holds another definition of the version.
     """
     who = arguments.actor(actor)
@@ -476,12 +493,7 @@ def migrate(
     renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
     plan, lasts = _plan(store, process, mapping, phases)
     if plan.stranded:
-        stages = sorted({m.from_stage for m in plan.stranded})
-        raise EvolutionError(
-            f"{len(plan.stranded)} open deals are in stages version {process.version!r} lacks "
-            f"({', '.join(map(repr, stages))}); nothing was migrated: map each, e.g. --map "
-            f"{stages[0]}={process.open_stages[0].id}"
-        )
+        raise StrandedDealsError(plan)
     late = [e for e in lasts if e.at > instant]
     if late:
         raise EvolutionError(
