@@ -105,6 +105,38 @@ def migration_target(stage: str, process: Process, mapping: Mapping[str, str]) -
     return target if target in process else None
 
 
+def in_current_names(events: list[Event] | tuple[Event, ...]) -> list[Event] | tuple[Event, ...]:
+    """A log with the stages of events before its migrations renamed to the names in force now.
+
+    Each ``migrated`` event's mapping takes the stages of the version it left to the version it
+    entered; composed from the last migration back, every event's ``stage`` and ``from_stage``
+    read as stages of the version the log ends in (for durations and other per-deal figures).
+    A log without migrations is returned as it is.
+    """
+    if not any(event.kind is _MIGRATED for event in events):
+        return events
+    mapping: dict[str, str] = {}
+    out: list[Event] = []
+    for event in reversed(events):
+        stage, before = event.stage, event.from_stage
+        if mapping and (stage in mapping or (before is not None and before in mapping)):
+            event = attrs.evolve(  # noqa: PLW2901 - the renamed copy replaces it
+                event,
+                stage=mapping.get(stage, stage),
+                from_stage=None if before is None else mapping.get(before, before),
+                digest=None,
+            )
+        out.append(event)
+        if event.kind is _MIGRATED:
+            step = (event.details or _EMPTY).get("mapping") or _EMPTY
+            composed = {old: mapping.get(new, new) for old, new in step.items()}
+            for old, new in mapping.items():
+                composed.setdefault(old, new)
+            mapping = {old: new for old, new in composed.items() if old != new}
+    out.reverse()
+    return out
+
+
 def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
     if (recorded.criterion, recorded.holds, recorded.evidence) != (
         expected.criterion,
@@ -1434,7 +1466,7 @@ class Opportunity:
             InvalidTimestampError: ``as_of`` is naive.
             EventLogError: ``as_of`` is before the opportunity was opened.
         """
-        return measure(self._process, self._events, as_of=as_of)
+        return measure(self._process, in_current_names(self._events), as_of=as_of)
 
     def time_in_stage(self, *, as_of: datetime) -> timedelta:
         """Time since the current stage (as of ``as_of``) was entered."""
