@@ -12,7 +12,7 @@ from stagegate import _arguments as arguments
 from stagegate._progress import Phases, phase_of
 from stagegate._time import now, to_utc
 from stagegate.errors import cut
-from stagegate.events import Event, EventKind, freeze
+from stagegate.events import Event, EventKind, freeze, recorded_event
 from stagegate.evolution._diff import EvolutionError, stage_mapping
 from stagegate.opportunity import Opportunity, migration_target
 from stagegate.process import Process
@@ -372,18 +372,13 @@ def stored_versions(store: EventStore, name: str) -> dict[str, Process]:
 
 def _last_events(store: EventStore, phases: Phases | None) -> Iterator[Event]:
     """The last event of every stored opportunity, in id order, from one scan."""
-    total = store.count()
-    tick = phase_of(phases, "read", total)
-    previous: Event | None = None
-    for done, event in enumerate(store.scan(), start=1):
-        if previous is not None and previous.opportunity_id != event.opportunity_id:
-            yield previous
-        previous = event
+    tick = phase_of(phases, "read")
+    done = 0
+    for done, event in enumerate(store.last_events(), start=1):
         if done % 10_000 == 0:
             tick(done)
-    if previous is not None:
-        yield previous
-    tick(total)
+        yield event
+    tick(done)
 
 
 def plan_migration(
@@ -535,7 +530,7 @@ def _migration_events(  # noqa: PLR0917 - private, the parts of one migration
                 body["deliverables"] = dict(renamed)
             details[key] = freeze(body)
         events.append(
-            Event(
+            recorded_event(  # every field checked above: the fast constructor
                 last.opportunity_id,
                 last.seq + 1,
                 _MIGRATED,
@@ -544,10 +539,14 @@ def _migration_events(  # noqa: PLR0917 - private, the parts of one migration
                 move.to_stage or "",
                 process.name,
                 process.version,
-                reason=reason,
-                amount=last.amount,
-                close_date=last.close_date,
-                details=details[key],
+                None,
+                None,
+                reason,
+                None,
+                last.amount,
+                last.close_date,
+                None,
+                details[key],
             )
         )
     return events

@@ -327,6 +327,20 @@ class EventStore(abc.ABC):
         Cheaper than :meth:`scan` for analytics: no gate reports or details are decoded.
         """
 
+    def last_events(self) -> Iterator[Event]:
+        """Yield the last event of every stored opportunity, in opportunity-id order.
+
+        What a migration reads (the stage, version and values each deal is in now); this
+        default reads one :meth:`scan`, a backend may answer from its index.
+        """
+        previous: Event | None = None
+        for event in self.scan():
+            if previous is not None and previous.opportunity_id != event.opportunity_id:
+                yield previous
+            previous = event
+        if previous is not None:
+            yield previous
+
     @abc.abstractmethod
     def count(self) -> int:
         """Return the number of stored events."""
