@@ -136,6 +136,14 @@ class TestMigrateCommand:
         assert "nothing was migrated" in done.stderr
         assert before == state(files["store"])
 
+    def test_the_report_counts_history_in_the_new_stages(self, files: dict[str, Path]) -> None:
+        args = ("migrate", "--store", str(files["store"]), "--to", str(files["v2"]))
+        assert 0 == run(*args, "--at", "2026-06-01T00:00:00Z").returncode
+        done = run("report", "--store", str(files["store"]), "--json")
+        assert 0 == done.returncode, done.stderr
+        assert "qualify" in done.stdout
+        assert '"qualification"' not in done.stdout
+
     def test_a_missing_store_exits_2(self, files: dict[str, Path], tmp_path: Path) -> None:
         done = run("migrate", "--store", str(tmp_path / "none.sqlite"), "--to", str(files["v2"]))
         assert 2 == done.returncode

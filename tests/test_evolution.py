@@ -441,6 +441,27 @@ class TestStoreMigration:
         with pytest.raises(EvolutionError, match="does not take a stage"):
             plan_migration(store, renamed(b2b()), mapping={"qualification": "nowhere"})
 
+    def test_every_backend_gives_the_same_last_events(self, store: SQLiteStore) -> None:
+        with MemoryStore() as memory:
+            memory.append(list(store.scan()))
+            assert list(memory.last_events()) == list(store.last_events())
+        assert len(list(store.opportunity_ids())) == len(list(store.last_events()))
+
+    def test_verify_under_a_named_process_finds_the_earlier_versions(
+        self, store: SQLiteStore
+    ) -> None:
+        new = renamed(b2b())
+        migrate(store, new, actor="ops", at=LATER)
+        assert all(v.ok for v in store.verify(new))
+
+    def test_a_migrated_deal_can_be_seen_as_it_stood_before(self, store: SQLiteStore) -> None:
+        new = renamed(b2b())
+        plan = migrate(store, new, actor="ops", at=LATER)
+        deal = store.load_opportunity(new, plan.moves[0].opportunity_id)
+        earlier = deal.state_at(LATER - timedelta(seconds=1))
+        assert ("1", plan.moves[0].from_stage) == (earlier.process.version, earlier.stage)
+        assert deal.stage_durations(as_of=LATER).keys() <= set(new.stage_ids)
+
     def test_a_memory_store_migrates_too(self) -> None:
         with MemoryStore() as memory:
             pipeline(memory, b2b(), deals=12)

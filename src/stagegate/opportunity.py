@@ -200,6 +200,7 @@ class Opportunity:
         "_approvals",
         "_close_date",
         "_deliverables",
+        "_earlier",
         "_events",
         "_fields",
         "_id",
@@ -223,6 +224,7 @@ class Opportunity:
         self._activities: list[Event] | None = None
         self._approvals: dict[str, Event] | None = None
         self._fields: dict[str, Any] | None = None
+        self._earlier: tuple[Process, ...] = ()  # the versions it was migrated from
 
     # -- creation --------------------------------------------------------------------------
 
@@ -336,6 +338,7 @@ class Opportunity:
         known = _versions_by_text(process, versions)
         if first.process_version != process.version and first.process_version in known:
             opportunity._process = known[first.process_version]  # the version it opened in
+        opportunity._earlier = tuple(v for v in known.values() if v is not process)
         imported = first.stage != opportunity._process.initial.id  # commands open there
         for position, event in enumerate(log, start=1):
             target = None
@@ -1225,6 +1228,7 @@ class Opportunity:
             None,
             freeze(details),
         )
+        self._earlier = (*self._earlier, before)
         self._process = process
         self._apply(event)
         return event
@@ -1454,7 +1458,7 @@ class Opportunity:
                 f"opportunity {self._id!r} was opened at {self.opened_at.isoformat()}, "
                 f"after {instant.isoformat()}"
             )
-        return Opportunity.replay(self._process, log)
+        return Opportunity.replay(self._process, log, versions=self._earlier)
 
     def metrics(self, *, as_of: datetime) -> OpportunityMetrics:
         """The per-opportunity numbers as of ``as_of`` (events after it are ignored).

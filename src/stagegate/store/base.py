@@ -452,7 +452,9 @@ class EventStore(abc.ABC):
         read is reported with the rule ``malformed``.
 
         Args:
-            process: the process every log was recorded in, or ``None`` (see above).
+            process: the process every log was recorded in, or ``None`` (see above); a log
+                recorded in, or migrated from, an earlier version of it is replayed under the
+                definitions of those versions the store holds.
             require_digests: refuse a log with an unsealed event (``digest_missing``).
             allow_imported: ``False`` refuses history imported from another system, as
                 :func:`stagegate.verify` does.
@@ -462,10 +464,19 @@ class EventStore(abc.ABC):
         """
         definitions: dict[tuple[str, str], Process | None] = {}
 
+        stored_versions: list[Process] | None = None
+
         def earlier(log: Sequence[Event]) -> list[Process]:
-            if process is not None:
-                return [p for p in self._versions_of(log) if p.name == process.name]
-            return self._versions_of(log)
+            nonlocal stored_versions
+            if process is None:
+                return self._versions_of(log)
+            if stored_versions is None:  # every stored version of it: logs closed under one
+                stored_versions = [
+                    self.load_process(n, v)
+                    for n, v in self.processes()
+                    if n == process.name and v != process.version
+                ]
+            return stored_versions
 
         def process_of(event: Event) -> Process | None:
             if process is not None:
