@@ -446,13 +446,22 @@ class TestStoreMigration:
             memory.append(list(store.scan()))
             assert list(memory.last_events()) == list(store.last_events())
         assert len(list(store.opportunity_ids())) == len(list(store.last_events()))
+        light = list(store.last_events(light=True))
+        assert [(e.opportunity_id, e.seq, e.stage, e.digest) for e in store.last_events()] == [
+            (e.opportunity_id, e.seq, e.stage, e.digest) for e in light
+        ]
+        assert all(e.gate is None and e.details is None for e in light)
 
     def test_verify_under_a_named_process_finds_the_earlier_versions(
         self, store: SQLiteStore
     ) -> None:
         new = renamed(b2b())
-        migrate(store, new, actor="ops", at=LATER)
-        assert all(v.ok for v in store.verify(new))
+        plan = migrate(store, new, actor="ops", at=LATER)
+        verdicts = {v.opportunity_id: v for v in store.verify(new)}
+        assert all(verdicts[m.opportunity_id].ok for m in plan.moves)
+        closed = [v for v in verdicts.values() if not v.ok]
+        assert plan.closed == len(closed)  # closed under version 1: not version 2's logs
+        assert {"version_mismatch"} == {v.rule for v in closed}
 
     def test_a_migrated_deal_can_be_seen_as_it_stood_before(self, store: SQLiteStore) -> None:
         new = renamed(b2b())

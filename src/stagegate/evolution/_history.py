@@ -134,7 +134,17 @@ def lineage(source: EventStore | Iterable[Any], process: Process) -> Lineage:
     migrations other deals made from that version, or, when there were none, through
     ``process.renamed``.
     """
-    events = _events_of(source)
+    # Only each log's first event and its migrations matter: keep those, stream the rest.
+    scan = getattr(source, "scan", None)
+    if callable(scan):  # in (opportunity_id, seq) order: the first seen of each is its first
+        events: list[Event] = []
+        seen: set[str] = set()
+        for event in scan():
+            if event.kind is _MIGRATED or event.opportunity_id not in seen:
+                events.append(event)
+                seen.add(event.opportunity_id)
+    else:
+        events = _events_of(source)
     builder = _Builder(process, _steps(events))
     segments: dict[str, tuple[tuple[int, int], ...]] = {}
     for log in _logs(events):

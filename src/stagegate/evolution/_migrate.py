@@ -374,7 +374,7 @@ def _last_events(store: EventStore, phases: Phases | None) -> Iterator[Event]:
     """The last event of every stored opportunity, in id order, from one scan."""
     tick = phase_of(phases, "read")
     done = 0
-    for done, event in enumerate(store.last_events(), start=1):
+    for done, event in enumerate(store.last_events(light=True), start=1):
         if done % 10_000 == 0:
             tick(done)
         yield event

@@ -327,12 +327,14 @@ class EventStore(abc.ABC):
         Cheaper than :meth:`scan` for analytics: no gate reports or details are decoded.
         """
 
-    def last_events(self) -> Iterator[Event]:
+    def last_events(self, *, light: bool = False) -> Iterator[Event]:
         """Yield the last event of every stored opportunity, in opportunity-id order.
 
         What a migration reads (the stage, version and values each deal is in now); this
-        default reads one :meth:`scan`, a backend may answer from its index.
+        default reads one :meth:`scan`, a backend may answer from its index. With
+        ``light=True`` a backend may leave out gate reports and details (``None``).
         """
+        del light  # events from a scan are whole already
         previous: Event | None = None
         for event in self.scan():
             if previous is not None and previous.opportunity_id != event.opportunity_id:
@@ -453,8 +455,9 @@ class EventStore(abc.ABC):
 
         Args:
             process: the process every log was recorded in, or ``None`` (see above); a log
-                recorded in, or migrated from, an earlier version of it is replayed under the
-                definitions of those versions the store holds.
+                migrated to it from earlier versions is replayed under the definitions of
+                those versions the store holds (a log that ends in another version breaks
+                ``version_mismatch``).
             require_digests: refuse a log with an unsealed event (``digest_missing``).
             allow_imported: ``False`` refuses history imported from another system, as
                 :func:`stagegate.verify` does.
@@ -464,19 +467,9 @@ class EventStore(abc.ABC):
         """
         definitions: dict[tuple[str, str], Process | None] = {}
 
-        stored_versions: list[Process] | None = None
-
         def earlier(log: Sequence[Event]) -> list[Process]:
-            nonlocal stored_versions
-            if process is None:
-                return self._versions_of(log)
-            if stored_versions is None:  # every stored version of it: logs closed under one
-                stored_versions = [
-                    self.load_process(n, v)
-                    for n, v in self.processes()
-                    if n == process.name and v != process.version
-                ]
-            return stored_versions
+            found = self._versions_of(log)
+            return found if process is None else [p for p in found if p.name == process.name]
 
         def process_of(event: Event) -> Process | None:
             if process is not None:
