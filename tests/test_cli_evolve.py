@@ -186,3 +186,17 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
         outcomes["before" if found == before else "after"] += 1
     print("kill -9 outcomes:", kills, outcomes)  # noqa: T201 - shown with -s
     assert kills >= 4, (kills, outcomes)
+
+
+def test_the_benchmark_runs_and_reports_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "evolution.py"), "--deals", "300"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(done.stdout.splitlines()[-1])
+    assert 300 == figures["open_deals"] == figures["migrated"]
+    assert figures["events_before"] + 300 == figures["events_after"]
+    assert figures["replay_check"].split("/")[0] == figures["replay_check"].split("/")[1]
