@@ -178,6 +178,40 @@ class TestDiff:
             ("gate_tightened", "gate of 'b': 1 x 'call' -> 3 x 'call'"),
         } == kinds
 
+    def test_every_stage_attribute_is_compared(self) -> None:
+        def version(name: str, **changes: object) -> Process:
+            stages = list(tiny().stages)
+            nda = DeliverableSpec("nda", evidence=changes.pop("evidence", ("signed_by",)))  # type: ignore[arg-type]
+            stages[0] = attrs.evolve(
+                stages[0], deliverables=(nda,), activities=changes.pop("activities", ())
+            )
+            gate = Deliverable("nda", ("signed_by",), changes.pop("age", None))  # type: ignore[arg-type]
+            stages[1] = attrs.evolve(stages[1], gate=gate, **changes)
+            return attrs.evolve(tiny(), version=name, stages=tuple(stages))
+
+        before = version("1", age=timedelta(days=30))
+        after = version(
+            "2",
+            age=timedelta(days=10),
+            forecast_category="commit",
+            max_days=30.0,
+            labels={"en": "Bee"},
+            activities=(ActivitySpec("call"),),
+            evidence=("signed_by", "date"),
+        )
+        kinds = {c.kind for c in diff(before, after).changes}
+        assert {
+            "forecast_category_changed",
+            "max_days_changed",
+            "label_changed",
+            "activity_added",
+            "deliverable_changed",
+            "gate_tightened",
+        } == kinds
+        assert {"activity_removed", "gate_loosened", "deliverable_changed"} <= {
+            c.kind for c in diff(after, before).changes
+        }
+
     def test_probabilities_and_policies_are_compared(self) -> None:
         stages = tuple(
             attrs.evolve(s, probability=0.3) if s.id == "a" else s for s in tiny().stages
@@ -312,6 +346,58 @@ class TestDealMigration:
         with pytest.raises(EventLogError) as caught:
             Opportunity.replay(new, events, versions=[old])
         assert rule == caught.value.rule
+
+    @pytest.mark.parametrize(
+        ("details", "rule"),
+        [
+            ({"from_stage": "lead_generation"}, "migration_mismatch"),
+            ({"from_version": "0"}, "migration_mismatch"),
+            ({"mapping": {"qualification": 1}}, "malformed_details"),
+        ],
+    )
+    def test_migration_details_must_match_the_deal(
+        self, details: dict[str, object], rule: str
+    ) -> None:
+        old, new = b2b(), renamed(b2b())
+        deal = advanced(old, "d-1", 1)
+        event = deal.migrate(new, at=T0 + timedelta(days=3), actor="ops")
+        forged = attrs.evolve(event, details={**event.details, **details})
+        with pytest.raises(EventLogError) as caught:
+            Opportunity.replay(new, [*deal.events[:-1], forged], versions=[old])
+        assert rule == caught.value.rule
+
+    @pytest.mark.parametrize(
+        ("change", "rule"),
+        [
+            ({"opportunity_id": "d-2"}, "opportunity_mismatch"),
+            ({"at": T0}, "time_order"),
+        ],
+    )
+    def test_a_migration_keeps_the_log_in_order(self, change: dict[str, object], rule: str) -> None:
+        old, new = b2b(), renamed(b2b())
+        deal = advanced(old, "d-1", 1)
+        event = deal.migrate(new, at=T0 + timedelta(days=3), actor="ops")
+        with pytest.raises(EventLogError) as caught:
+            Opportunity.replay(
+                new, [*deal.events[:-1], attrs.evolve(event, **change)], versions=[old]
+            )
+        assert rule == caught.value.rule
+
+    def test_versions_must_be_versions_of_the_process(self) -> None:
+        deal = advanced(b2b(), "d-1", 0)
+        with pytest.raises(InvalidCommandError, match="earlier versions"):
+            Opportunity.replay(b2b(), deal.events, versions=[tiny()])
+
+    def test_another_process_is_refused(self) -> None:
+        deal = advanced(b2b(), "d-1", 0)
+        with pytest.raises(InvalidCommandError, match="another version of it"):
+            deal.migrate(tiny("2"), at=T0, actor="ops")
+
+    def test_a_mapping_must_be_text(self) -> None:
+        deal = advanced(b2b(), "d-1", 0)
+        with pytest.raises(InvalidCommandError, match="old ids to new ids"):
+            deal.migrate(renamed(b2b()), at=T0, actor="ops", mapping={"lead_generation": 3})  # type: ignore[dict-item]
+        assert 1 == len(deal.events)
 
     def test_a_migration_recorded_on_a_closed_deal_is_refused_on_replay(self) -> None:
         old, new = b2b(), renamed(b2b())
