@@ -420,6 +420,7 @@ def _plan(
     stranded: list[DealMove] = []
     lasts: list[Event] = []
     closed = current = other = 0
+    applicable: dict[str, dict[str, str]] = {}  # the mapping's entries for each old version
     for last in _last_events(store, phases):
         if last.process != process.name:
             other += 1
@@ -437,7 +438,9 @@ def _plan(
         if last.stage not in old or not old.stage(last.stage).is_open:
             closed += 1
             continue
-        target = migration_target(last.stage, process, _applicable(given, old))
+        if old.version not in applicable:
+            applicable[old.version] = _applicable(given, old)
+        target = migration_target(last.stage, process, applicable[old.version])
         if target is not None and not process.stage(target).is_open:
             target = None
         move = DealMove(last.opportunity_id, old.version, last.stage, target)
