@@ -467,8 +467,10 @@ class EventStore(abc.ABC):
         """
         definitions: dict[tuple[str, str], Process | None] = {}
 
+        loaded: dict[tuple[str, str], Process] = {}  # each stored version loaded once
+
         def earlier(log: Sequence[Event]) -> list[Process]:
-            found = self._versions_of(log)
+            found = self._versions_of(log, loaded)
             return found if process is None else [p for p in found if p.name == process.name]
 
         def process_of(event: Event) -> Process | None:
@@ -571,13 +573,22 @@ class EventStore(abc.ABC):
             raise UnknownOpportunityError(opportunity_id)
         return Opportunity.replay(process, events, versions=self._versions_of(events))
 
-    def _versions_of(self, events: Sequence[Event]) -> list[Process]:
-        """The stored definitions of the versions a log passed through, before its last one."""
+    def _versions_of(
+        self, events: Sequence[Event], loaded: dict[tuple[str, str], Process] | None = None
+    ) -> list[Process]:
+        """The stored definitions of the versions a log passed through, before its last one.
+
+        ``loaded`` caches the definitions across calls, by (name, version).
+        """
         if events[0].process_version == events[-1].process_version:
             return []
-        stored = set(self.processes())  # replay names a version that is not stored
+        cache: dict[tuple[str, str], Process] = {} if loaded is None else loaded
         keys = {(e.process, e.process_version) for e in events[:-1]}
-        return [self.load_process(*key) for key in sorted(keys & stored)]
+        if not keys <= cache.keys():
+            stored = set(self.processes())  # replay names a version that is not stored
+            for key in sorted((keys & stored) - cache.keys()):
+                cache[key] = self.load_process(*key)
+        return [cache[key] for key in sorted(keys & cache.keys())]
 
 
 def canonical_batch(events: Sequence[Event]) -> list[bytes]:
