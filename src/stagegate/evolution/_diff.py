@@ -165,7 +165,7 @@ def diff(old: Process, new: Process, *, mapping: Mapping[str, str] | None = None
     >>> stages[2] = attrs.evolve(stages[2], probability=0.3)
     >>> new = attrs.evolve(old, version="2", stages=tuple(stages))
     >>> [c.text for c in diff(old, new).changes]
-    ["probability of 'needs_analysis': 0.25 -> 0.3"]
+    ["probability of 'needs_analysis': 0.2 -> 0.3"]
 
     Raises:
         EvolutionError: the two are not processes of the same name, or ``mapping`` is wrong.
