@@ -676,6 +676,29 @@ class TestMappedHistory:
         assert 5.0 == times["c", "won"]
         assert 2.0 == times["a", "won"]
 
+    def test_two_migrations_compose_for_every_deal(self) -> None:
+        v1 = tiny()
+        v2 = attrs.evolve(tiny("2", ids=("a", "b2", "c")), renamed={"b": "b2"})
+        v3 = attrs.evolve(tiny("3", ids=("a", "b3", "c")), renamed={"b2": "b3"})
+        closed = Opportunity.open(v1, "closed", at=T0, actor="ana")
+        closed.advance(at=T0 + timedelta(days=1), actor="ana")
+        closed.lose(at=T0 + timedelta(days=2), actor="ana", reason="no budget")
+        moved = Opportunity.open(v1, "moved", at=T0, actor="ana")
+        moved.advance(at=T0 + timedelta(days=1), actor="ana")
+        moved.migrate(v2, at=T0 + timedelta(days=3), actor="ops")
+        moved.migrate(v3, at=T0 + timedelta(days=4), actor="ops")
+        events = [*closed.events, *moved.events]
+        mapped = map_history(events, v3)
+        assert [("closed", "b3"), ("moved", "b3")] == sorted(
+            {(e.opportunity_id, e.stage) for e in mapped if e.stage.startswith("b")}
+        )
+        assert moved == Opportunity.replay(v3, moved.events, versions=[v1, v2])
+        assert "b3" == moved.stage
+        assert {"a", "b3"} == set(moved.stage_durations(as_of=T0 + timedelta(days=5)))
+        found = lineage(events, v3)
+        assert "b3" == found.stage_of("closed", 2, "b")
+        assert "b3" == found.stage_of("moved", 2, "b")
+
     def test_a_stage_with_no_place_is_named(self) -> None:
         old, new = tiny(), tiny("2", ids=("a", "c"))
         deal = Opportunity.open(old, "m-1", at=T0, actor="ana")
