@@ -164,6 +164,10 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
     args = [sys.executable, "-m", "stagegate", "migrate", "--store", str(target), "--to", str(to)]
     shutil.copy(pristine, target)
     started = time.monotonic()
+    dry = subprocess.run([*args, "--dry-run"], capture_output=True, timeout=120, check=False)
+    assert 0 == dry.returncode
+    reading = time.monotonic() - started  # start-up and the read: the write comes after
+    started = time.monotonic()
     assert 0 == subprocess.run([*args, "--quiet"], check=False, timeout=120).returncode
     duration = time.monotonic() - started
     after = state(target)
@@ -176,7 +180,7 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         shutil.copy(pristine, target)
         child = subprocess.Popen([*args, "--quiet"])
-        time.sleep(rng.uniform(0.4, 1.0) * duration)
+        time.sleep(rng.uniform(min(reading, 0.9 * duration), duration))  # mostly mid-write
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1
