@@ -72,8 +72,72 @@ _RESCHEDULED = EventKind.RESCHEDULED
 _AMOUNT_CHANGED = EventKind.AMOUNT_CHANGED
 _REASSIGNED = EventKind.REASSIGNED
 _ATTRIBUTE_SET = EventKind.ATTRIBUTE_SET
+_MIGRATED = EventKind.MIGRATED
 _IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
+
+
+def _versions_by_text(
+    process: Process, versions: Iterable[Process] | Mapping[str, Process]
+) -> dict[str, Process]:
+    """The versions a log may pass through, by version text (``process`` among them).
+
+    Raises:
+        InvalidCommandError: an item is not a Process of the same name.
+    """
+    items = versions.values() if isinstance(versions, Mapping) else versions
+    known: dict[str, Process] = {}
+    for item in items:
+        if not isinstance(item, Process) or item.name != process.name:
+            raise InvalidCommandError(
+                f"versions must be earlier versions of process {process.name!r} (Process "
+                f"objects), got {cut(repr(item))}"
+            )
+        known[item.version] = item
+    known[process.version] = process
+    return known
+
+
+def migration_target(stage: str, process: Process, mapping: Mapping[str, str]) -> str | None:
+    """The stage of ``process`` a deal in ``stage`` of an earlier version is in once migrated.
+
+    An explicit ``mapping`` entry wins, then the process's own :attr:`~Process.renamed` map,
+    then the same id; ``None`` when the stage has no place in ``process``.
+    """
+    target = mapping.get(stage) or process.renamed.get(stage) or stage
+    return target if target in process else None
+
+
+def in_current_names(events: list[Event] | tuple[Event, ...]) -> list[Event] | tuple[Event, ...]:
+    """A log with the stages of events before its migrations renamed to the names in force now.
+
+    Each ``migrated`` event's mapping takes the stages of the version it left to the version it
+    entered; composed from the last migration back, every event's ``stage`` and ``from_stage``
+    read as stages of the version the log ends in (for durations and other per-deal figures).
+    A log without migrations is returned as it is.
+    """
+    if not any(event.kind is _MIGRATED for event in events):
+        return events
+    mapping: dict[str, str] = {}
+    out: list[Event] = []
+    for event in reversed(events):
+        stage, before = event.stage, event.from_stage
+        if mapping and (stage in mapping or (before is not None and before in mapping)):
+            event = attrs.evolve(  # noqa: PLW2901 - the renamed copy replaces it
+                event,
+                stage=mapping.get(stage, stage),
+                from_stage=None if before is None else mapping.get(before, before),
+                digest=None,
+            )
+        out.append(event)
+        if event.kind is _MIGRATED:
+            step = (event.details or _EMPTY).get("mapping") or _EMPTY
+            composed = {old: mapping.get(new, new) for old, new in step.items()}
+            for old, new in mapping.items():
+                composed.setdefault(old, new)
+            mapping = {old: new for old, new in composed.items() if old != new}
+    out.reverse()
+    return out
 
 
 def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
@@ -140,6 +204,7 @@ class Opportunity:
         "_attributes",
         "_close_date",
         "_deliverables",
+        "_earlier",
         "_events",
         "_fields",
         "_id",
@@ -166,6 +231,7 @@ class Opportunity:
         self._fields: dict[str, Any] | None = None
         self._owner: str | None = None
         self._attributes: dict[str, str] | None = None
+        self._earlier: tuple[Process, ...] = ()  # the versions it was migrated from
 
     # -- creation --------------------------------------------------------------------------
 
@@ -240,7 +306,13 @@ class Opportunity:
         return checked
 
     @classmethod
-    def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
+    def replay(
+        cls,
+        process: Process,
+        events: Iterable[Event],
+        *,
+        versions: Iterable[Process] | Mapping[str, Process] = (),
+    ) -> Opportunity:
         """Rebuild an opportunity from its events, verifying each one against ``process``.
 
         The result equals the one that made the events. Every event is checked for shape (one
@@ -260,6 +332,15 @@ class Opportunity:
         a log that opens in a stage other than the first (only imports do) may also reschedule
         closed deals. :func:`stagegate.verify` can refuse imported history
         (``allow_imported=False``).
+
+        A log migrated between versions of its process (events of kind
+        :attr:`~stagegate.events.EventKind.MIGRATED`) is checked against the version in force at
+        each event: the events before a migration against the version it left, the events after
+        it against the version it entered. ``process`` is the version the log ends in (usually
+        the current one); ``versions`` gives the earlier ones it passed through (Process
+        objects, or a mapping of version text to Process). A migration must leave the version
+        in force, from the stage the deal was in, to the stage its mapping names, of an open
+        deal, with the amount and close date unchanged.
 
         Raises:
             EventLogError: the log breaks a rule; ``seq`` names the event and ``rule`` the rule.
@@ -286,10 +367,18 @@ class Opportunity:
             ) from None
         previous_digest: str | None = None
         chained = True
-        imported = first.stage != process.initial.id  # commands open in the first stage
+        known = _versions_by_text(process, versions)
+        if first.process_version != process.version and first.process_version in known:
+            opportunity._process = known[first.process_version]  # the version it opened in
+        opportunity._earlier = tuple(v for v in known.values() if v is not process)
+        imported = first.stage != opportunity._process.initial.id  # commands open there
         for position, event in enumerate(log, start=1):
-            opportunity._check_replayed(event, position)
-            opportunity._check_meaning(event, imported=imported)
+            target = None
+            if type(event) is Event and event.kind is _MIGRATED:
+                target = opportunity._check_migration(event, position, known)
+            else:
+                opportunity._check_replayed(event, position)
+                opportunity._check_meaning(event, imported=imported)
             if event.move is _IMPORTED:
                 imported = True
             if event.digest is not None:
@@ -313,6 +402,8 @@ class Opportunity:
                 previous_digest = event.digest
             else:
                 chained = False
+            if target is not None:
+                opportunity._process = target
             opportunity._apply(event)
         return opportunity
 
@@ -387,6 +478,90 @@ class Opportunity:
                 "stage_mismatch",
                 f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
             )
+
+    def _check_migration(
+        self, event: Event, position: int, known: Mapping[str, Process]
+    ) -> Process:
+        """Check a ``migrated`` event and return the version it enters."""
+        if event.opportunity_id != self._id:
+            raise self._broken(
+                position,
+                "opportunity_mismatch",
+                f"belongs to opportunity {cut(repr(event.opportunity_id))}, not {self._id!r}; "
+                "replay one opportunity's events at a time",
+            )
+        if event.seq != position or position == 1:
+            raise self._broken(
+                position,
+                "seq_order" if event.seq != position else "first_not_opened",
+                f"has seq {event.seq}: seq must run 1, 2, 3, ... and a log opens with 'opened'",
+            )
+        if event.at < self._events[-1].at:
+            raise self._broken(
+                position,
+                "time_order",
+                f"is at {event.at.isoformat()}, before event {position - 1} at "
+                f"{self._events[-1].at.isoformat()}",
+            )
+        before = self._process
+        details = event.details if isinstance(event.details, Mapping) else _EMPTY
+        mapping = details.get("mapping", _EMPTY)
+        target = known.get(event.process_version) if event.process == before.name else None
+        if target is None or target.version == before.version:
+            raise self._broken(
+                event,
+                "version_unknown",
+                f"migrates to version {cut(repr(event.process_version))} of process "
+                f"{cut(repr(event.process))}, which is not a known later version of "
+                f"{before.name!r} (known: {', '.join(sorted(known))}); replay it with every "
+                "version the log passed through (versions=...)",
+            )
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise self._broken(event, "malformed_details", "has a mapping that is not text to text")
+        if (
+            details.get("from_version") != before.version
+            or details.get("from_stage") != self._stage
+        ):
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"says it migrates from version {cut(repr(details.get('from_version')))}, stage "
+                f"{cut(repr(details.get('from_stage')))}, but the deal was in {self._stage!r} of "
+                f"version {before.version!r}",
+            )
+        if self.is_closed:
+            raise self._broken(
+                event,
+                "closed_deal",
+                f"migrates a deal closed as {self._stage!r}; closed deals keep their version",
+            )
+        expected = migration_target(self._stage, target, mapping)
+        if expected is None or event.stage != expected or not target.stage(expected).is_open:
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"puts the deal in {cut(repr(event.stage))}, but its mapping takes "
+                f"{self._stage!r} to {expected!r}, which must be an open stage of version "
+                f"{target.version!r}",
+            )
+        if (
+            event.move is not None
+            or event.from_stage is not None
+            or event.gate is not None
+            or event.amount != self._amount
+            or event.close_date != self._close_date
+            or type(event.actor) is not str
+            or not event.actor.strip()
+        ):
+            raise self._broken(
+                event,
+                "migration_fields",
+                "is a migration with a move, a stage left, a gate report, a changed amount or "
+                "close date, or no actor; a migration changes only the version and the stage id",
+            )
+        return target
 
     def _check_meaning(self, event: Event, *, imported: bool) -> None:
         """Check that ``event`` is what a command could have recorded here (shape checked).
@@ -601,6 +776,13 @@ class Opportunity:
             if self._approvals is None:
                 self._approvals = {}
             self._approvals[event.subject or ""] = event
+        elif kind is _MIGRATED:
+            self._stage = event.stage  # a new name for the same place: not a stage entry
+            renamed = (event.details or _EMPTY).get("deliverables")
+            if renamed and self._deliverables:
+                self._deliverables = {
+                    renamed.get(key, key): recorded for key, recorded in self._deliverables.items()
+                }
         elif kind is EventKind.FIELD_SET:
             if self._fields is None:
                 self._fields = {}
@@ -1041,6 +1223,93 @@ class Opportunity:
             reason=why,
         )
 
+    def migrate(
+        self,
+        process: Process,
+        *,
+        at: datetime,
+        actor: str,
+        mapping: Mapping[str, str] | None = None,
+        deliverables: Mapping[str, str] | None = None,
+        reason: str | None = None,
+    ) -> Event:
+        """Move this open deal to another version of its process, recorded as ``migrated``.
+
+        The deal keeps its place: it is in the stage ``mapping`` names for its current stage
+        (else the new version's :attr:`~stagegate.process.Process.renamed` map names, else the
+        stage of the same id), without a stage change, a gate check or a new stage-entry
+        instant. Its history stays as it was, checked against the old version on replay.
+        ``deliverables`` renames recorded deliverables (old id to new id) for the new gates.
+
+        Raises:
+            InvalidCommandError: ``process`` is not another version of this deal's process, the
+                deal is closed (closed deals keep their version), or the current stage has no
+                open place in the new version (map it).
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        before = self._process
+        if not isinstance(process, Process) or process.name != before.name:
+            raise InvalidCommandError(
+                f"a deal of process {before.name!r} migrates to another version of it, got "
+                f"{cut(repr(process))}"
+            )
+        if process.version == before.version:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in version {process.version!r} already; give the "
+                "new definition another version"
+            )
+        if self.is_closed:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is closed ({self._stage!r}); closed deals keep the "
+                "version they were closed in"
+            )
+        stages = dict(arguments.mapping(mapping or {}, "mapping"))
+        renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
+        for key, value in (*stages.items(), *renamed.items()):
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidCommandError(
+                    f"a mapping takes old ids to new ids (text), got {cut(repr(key))}: "
+                    f"{cut(repr(value))}"
+                )
+        target = migration_target(self._stage, process, stages)
+        if target is None or not process.stage(target).is_open:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in {self._stage!r}, which version "
+                f"{process.version!r} does not have as an open stage; map it to one, e.g. "
+                f"mapping={{{self._stage!r}: {process.open_stages[0].id!r}}}"
+            )
+        why = arguments.reason(reason, required=False, what="a migration")
+        details: dict[str, Any] = {
+            "from_version": before.version,
+            "from_stage": self._stage,
+            "mapping": {**process.renamed, **stages},
+        }
+        if renamed:
+            details["deliverables"] = renamed
+        event = recorded_event(
+            self._id,
+            len(self._events) + 1,
+            _MIGRATED,
+            instant,
+            who,
+            target,
+            process.name,
+            process.version,
+            None,
+            None,
+            why,
+            None,
+            self._amount,
+            self._close_date,
+            None,
+            freeze(details),
+        )
+        self._earlier = (*self._earlier, before)
+        self._process = process
+        self._apply(event)
+        return event
+
     # -- evidence and data commands --------------------------------------------------------
 
     def record_deliverable(
@@ -1312,7 +1581,7 @@ class Opportunity:
                 f"opportunity {self._id!r} was opened at {self.opened_at.isoformat()}, "
                 f"after {instant.isoformat()}"
             )
-        return Opportunity.replay(self._process, log)
+        return Opportunity.replay(self._process, log, versions=self._earlier)
 
     def metrics(self, *, as_of: datetime) -> OpportunityMetrics:
         """The per-opportunity numbers as of ``as_of`` (events after it are ignored).
@@ -1324,7 +1593,7 @@ class Opportunity:
             InvalidTimestampError: ``as_of`` is naive.
             EventLogError: ``as_of`` is before the opportunity was opened.
         """
-        return measure(self._process, self._events, as_of=as_of)
+        return measure(self._process, in_current_names(self._events), as_of=as_of)
 
     def time_in_stage(self, *, as_of: datetime) -> timedelta:
         """Time since the current stage (as of ``as_of``) was entered."""

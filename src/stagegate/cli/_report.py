@@ -239,6 +239,12 @@ def report(
             else:
                 data = [e for e in store.scan() if e.process == process.name]
                 last = max(e.at for e in data) if data else None
+            if sum(name == process.name for name, _ in store.processes()) > 1:
+                from stagegate.evolution import lineage, map_history  # noqa: PLC0415
+
+                # history under earlier versions counts in the stages of this one
+                found = lineage(store, process) if not isinstance(data, list) else None
+                data = map_history(data, process, lineage_of=found)
         if last is None:
             return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
         instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
