@@ -21,6 +21,7 @@ from dateutil import tz as _dateutil_tz
 from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
 from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.io._frame import SegmentChange
 from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, stage_kinds
 from stagegate.process import Process
@@ -52,6 +53,8 @@ class Record:
             a snapshot's stage rank); rows at one instant are applied by ``order``, then by
             file position.
         label: the source stage label, before mapping (set by the shared pipeline).
+        segments: the owner and segment values the row sets, ``(name, value)`` pairs
+            (``("owner", "ana")``, ``("team", "emea")``; a ``None`` value: none from then on).
     """
 
     oid: str
@@ -69,6 +72,7 @@ class Record:
     actor: str | None = None
     order: int = 0
     label: str | None = None
+    segments: tuple[tuple[str, str | None], ...] = ()
 
     def content(self) -> tuple[Any, ...]:
         """Everything but the row number: the source row as read (to find duplicates)."""
@@ -89,6 +93,7 @@ class Record:
             self.field,
             self.value,
             self.actor,
+            self.segments,
         )
 
     @property
@@ -341,6 +346,8 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
 
     events: list[Event] = []
     used_rows: set[int] = set()
+    segments: dict[str, list[SegmentChange]] = {}
+    emitted: set[str] = set()
     for oid, group in by_oid.items():
         group.sort(key=lambda r: (r.row, r.order))
         _find_out_of_order(oid, group, found)
@@ -348,6 +355,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
         for new_oid, part in _split_reused(oid, kept, found, kinds):
             part.sort(key=lambda r: (r.at, r.order, r.row))
             _find_ties(new_oid, part, found)
+            _collect_segments(new_oid, part, segments)
             opening_index = 0
             opening_stage = part[0].stage
             if opening_stage is None:
@@ -508,6 +516,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
                         )
                     )
             events.extend(opp_events)
+            emitted.add(new_oid)
     return finish(
         source=source,
         process=process,
@@ -517,7 +526,27 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
         rows_read=rows_read,
         rows_used=len(used_rows),
         strict=strict,
+        segments={oid: changes for oid, changes in segments.items() if oid in emitted},
     )
+
+
+def _collect_segments(
+    oid: str, part: Sequence[Record], history: dict[str, list[SegmentChange]]
+) -> None:
+    """Each change of an owner or segment value among ``part`` (in time order), from ``at`` on."""
+    in_force: dict[str, str | None] = {}
+    changes: list[SegmentChange] = []
+    for record in part:
+        for name, value in record.segments:
+            if in_force.get(name, _UNSET) == value or (value is None and name not in in_force):
+                continue
+            in_force[name] = value
+            changes.append((record.at, name, value))
+    if changes:
+        history[oid] = changes
+
+
+_UNSET = object()
 
 
 def finish(
@@ -530,6 +559,7 @@ def finish(
     rows_read: int,
     rows_used: int,
     strict: bool,
+    segments: Mapping[str, Sequence[SegmentChange]] | None = None,
 ) -> ImportResult:
     """Wrap up: the result, or :class:`ImportProblemError` when ``strict`` and not clean."""
     result = ImportResult(
@@ -542,6 +572,7 @@ def finish(
         rows_read=rows_read,
         rows_used=rows_used,
         definition=process if isinstance(process, Process) else None,
+        segments=segments or {},
     )
     if strict and result.problems:
         raise ImportProblemError(source, result.findings)

@@ -37,8 +37,9 @@ __all__ = [
     "read_table",
 ]
 
-Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]]]
-"""What an importer reads: a path (``.csv``, ``.parquet``), an open file, or dict rows."""
+Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]], Any]
+"""What an importer reads: a path (``.csv``, ``.parquet``), an open file, dict rows, or a data
+frame (pandas, Polars, an Arrow table or record batch, or a narwhals frame over one of them)."""
 
 DEFAULT_MAX_FIELD_SIZE = 1_000_000
 """Largest CSV field accepted, in characters; larger ones are refused with ``field_too_large``."""
@@ -252,6 +253,9 @@ def _too_large(shown: str, source: str, limit: int, how: str = "") -> ImportProb
 def _read_any(
     data: Source, source: str, encoding: str | None, delimiter: str, max_field_size: int
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    frame = frame_columns(data)
+    if frame is not None:
+        return _read_columns(*frame, source)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         raw = read_file(path, source)
@@ -390,9 +394,7 @@ def _read_parquet(
         raise _fail(
             source, "unreadable_file", f"{str(path)!r} is not a readable Parquet file: {exc}"
         ) from None
-    header = [str(name) for name in table.column_names]
-    rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
-    return header, rows, []
+    return _read_columns(*_arrow_columns(table), source)
 
 
 def _read_rows(
@@ -418,8 +420,85 @@ def _read_rows(
             )
         for key in row:
             header.setdefault(str(key), None)
-        rows.append((number, {str(k): v for k, v in row.items()}))
+        rows.append((number, {str(k): None if is_empty(v) else v for k, v in row.items()}))
     return list(header), rows, []
+
+
+# -- data frames ---------------------------------------------------------------------------
+
+
+def is_empty(value: Any) -> bool:
+    """Whether a cell means "no value": ``None``, a float NaN, pandas' ``NaT`` or ``NA``.
+
+    >>> is_empty(float("nan")), is_empty(None), is_empty(""), is_empty(0)
+    (True, True, False, False)
+    """
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in _EMPTY_TYPES
+
+
+_EMPTY_TYPES = frozenset({"NaTType", "NAType", "NaTType_"})
+
+
+def frame_columns(data: Any) -> tuple[list[str], list[list[Any]]] | None:
+    """The header and the column values of a data frame, or ``None`` when ``data`` is none.
+
+    Takes pandas and Polars data frames (a Polars ``LazyFrame`` is collected), Arrow tables and
+    record batches, and narwhals frames over any of them. Values are Python objects; nulls,
+    NaN and ``NaT`` become ``None`` (an empty cell), as a blank does in a CSV file.
+    """
+    module = type(data).__module__.partition(".")[0]
+    if module == "narwhals":
+        to_native = getattr(data, "to_native", None)
+        return None if to_native is None else frame_columns(to_native())
+    if module == "pyarrow" and hasattr(data, "column_names") and hasattr(data, "column"):
+        return _arrow_columns(data)
+    if module == "polars" and hasattr(data, "collect_schema"):
+        if hasattr(data, "collect") and not hasattr(data, "to_arrow"):  # a LazyFrame
+            data = data.collect()
+        header = [str(name) for name in data.columns]
+        return header, [_cleaned(data.get_column(name).to_list()) for name in data.columns]
+    if module == "pandas" and hasattr(data, "columns") and hasattr(data, "iloc"):
+        header = [str(name) for name in data.columns]
+        columns = []
+        for index in range(len(header)):
+            series = data.iloc[:, index]
+            empty = series.isna().tolist()
+            values = series.astype(object).tolist()
+            columns.append([None if gone else v for v, gone in zip(values, empty, strict=True)])
+        return header, columns
+    return None
+
+
+def _arrow_columns(table: Any) -> tuple[list[str], list[list[Any]]]:
+    header = [str(name) for name in table.column_names]
+    return header, [_cleaned(table.column(i).to_pylist()) for i in range(len(header))]
+
+
+def _cleaned(values: list[Any]) -> list[Any]:
+    """A column's values with NaN (a float) as ``None``."""
+    return [None if isinstance(v, float) and v != v else v for v in values]  # noqa: PLR0124 - NaN
+
+
+def _read_columns(
+    header: list[str], columns: list[list[Any]], source: str
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
+    if duplicates:
+        raise _fail(
+            source,
+            "duplicate_columns",
+            f"the frame repeats column {', '.join(map(repr, duplicates))}; rename the columns "
+            "so each appears once",
+        )
+    rows: list[tuple[int, Mapping[str, Any]]] = [
+        (number, dict(zip(header, values, strict=True)))
+        for number, values in enumerate(zip(*columns, strict=True), start=1)
+    ]
+    return header, rows, []
 
 
 # -- values --------------------------------------------------------------------------------
@@ -436,6 +515,9 @@ def text(value: Any) -> str | None:
 def decimal(value: Any) -> Decimal | None:
     """A cell as a finite decimal (``1,234.50`` and ``1234,5`` are refused), or ``None``.
 
+    A float is read as its shortest text (``0.1``, not its binary expansion), a whole one as
+    an integer (``1054.0`` is ``1054``).
+
     Raises:
         ValueError: the value is not a finite number.
     """
@@ -443,6 +525,10 @@ def decimal(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")  # noqa: TRY004 - a cell value, not an argument
+    if isinstance(value, float) and value.is_integer():
+        # a whole number in a float column (pandas makes an integer column with gaps float):
+        # the number as written, 1054 rather than 1054.0
+        return Decimal(int(value))
     try:
         result = Decimal(value.strip() if isinstance(value, str) else str(value))
     except InvalidOperation:

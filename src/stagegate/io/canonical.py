@@ -40,7 +40,16 @@ from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    assemble,
+    bad_value,
+    missing_id,
+    read_owners,
+    resolve_segments,
+    row_segments,
+)
 from stagegate.io._read import (
     DEFAULT_MAX_FIELD_SIZE,
     Source,
@@ -78,7 +87,8 @@ _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "j
 _FORMATS[".ndjson"] = "jsonl"
 
 LOG_COLUMNS = ("opportunity_id", "at", "stage")
-LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq")
+LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq", "owner")
+OWNER = "owner"
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -227,6 +237,8 @@ def import_log(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import a generic stage-history table in the canonical columns.
 
@@ -251,6 +263,8 @@ def import_log(
         delimiter=delimiter,
         max_field_size=max_field_size,
     )
+    pairs = resolve_segments(table, segments, source, owner=OWNER)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -292,6 +306,7 @@ def import_log(
                 reason=text(table.get(row, "reason")),
                 actor=text(table.get(row, "actor")),
                 order=0 if raw_seq is None else int(raw_seq),
+                segments=row_segments(row, pairs),
             )
         )
     return assemble(
@@ -307,4 +322,5 @@ def import_log(
         won=won,
         lost=lost,
         order=order,
+        owners=owner_map,
     )

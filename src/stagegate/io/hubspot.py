@@ -32,10 +32,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+import attrs
+
 from stagegate._time import UTC, from_epoch_us, parse_instant
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    assemble,
+    bad_value,
+    field_segments,
+    missing_id,
+    read_owners,
+)
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, ImportResult
 from stagegate.io._stages import ProcessLike
@@ -46,6 +56,7 @@ __all__ = ["hubspot_history_rows", "import_hubspot_history", "import_hubspot_sta
 
 COLUMNS = ("deal_id", "property", "value", "timestamp")
 OPTIONAL = ("user_id",)
+OWNER_FIELDS = frozenset({"hubspot_owner_id"})
 DATE_ENTERED = re.compile(r"^hs(?:_v2)?_date_entered_(?P<stage>.+)$", re.IGNORECASE)
 
 
@@ -103,6 +114,8 @@ def import_hubspot_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import HubSpot deal property history.
 
@@ -127,6 +140,8 @@ def import_hubspot_history(
         delimiter=delimiter,
         max_field_size=max_field_size,
     )
+    segment_fields = field_segments(segments, OWNER_FIELDS)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone, epoch_ms=True)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -162,6 +177,8 @@ def import_hubspot_history(
                 bad_value(number, oid, name or "property", value, "a revision needs a value")
             )
             continue
+        if name in segment_fields:
+            record = attrs.evolve(record, segments=((segment_fields[name], text(value)),))
         records.append(record)
     return assemble(
         records,
@@ -176,6 +193,7 @@ def import_hubspot_history(
         won=won,
         lost=lost,
         order=order,
+        owners=owner_map,
     )
 
 

@@ -36,9 +36,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
+import attrs
+
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    assemble,
+    bad_value,
+    field_segments,
+    missing_id,
+    read_owners,
+)
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
@@ -48,6 +58,7 @@ __all__ = ["import_pipedrive", "read_pipedrive_fields", "read_pipedrive_stages"]
 
 COLUMNS = ("deal_id", "change_time", "changed_field_key", "new_value")
 OPTIONAL = ("user_id",)
+OWNER_FIELDS = frozenset({"user_id"})
 
 
 def read_pipedrive_stages(
@@ -140,6 +151,8 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import a Pipedrive-style deal field-change log.
 
@@ -170,6 +183,9 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         encoding: the CSV text encoding.
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        segments: changed fields whose values are segments of the deal (the ``user_id``
+            field, the deal's owner, is carried as ``owner``).
+        owners: an owners table (see :func:`~stagegate.io.import_salesforce_history`).
 
     Raises:
         ImportProblemError: a file cannot be read, or ``strict`` and problems were found.
@@ -192,6 +208,8 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         delimiter=delimiter,
         max_field_size=max_field_size,
     )
+    segment_fields = field_segments(segments, OWNER_FIELDS)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -259,6 +277,8 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
                 bad_value(number, oid, "changed_field_key", field, "name the changed field")
             )
             continue
+        if field in segment_fields:
+            record = attrs.evolve(record, segments=((segment_fields[field], value),))
         records.append(record)
     for stage_id, rows in unknown_ids.items():
         findings.append(
@@ -316,4 +336,5 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         order=order if order is not None else (list(names.values()) if names else None),
         add_terminal=True,
         stage_after_close="refuse",
+        owners=owner_map,
     )

@@ -32,7 +32,17 @@ import attrs
 from stagegate._time import parse_date
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    assemble,
+    bad_value,
+    field_segments,
+    missing_id,
+    read_owners,
+    resolve_segments,
+    row_segments,
+)
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
@@ -49,7 +59,10 @@ HISTORY_OPTIONAL = (
     "PrevCloseDate",
     "CreatedById",
     "IsDeleted",
+    "OwnerId",
 )
+OWNER = "OwnerId"
+OWNER_FIELDS = frozenset({"owner", "ownerid"})
 FIELD_HISTORY_COLUMNS = ("OpportunityId", "Field", "NewValue", "CreatedDate")
 FIELD_HISTORY_OPTIONAL = ("OldValue", "CreatedById", "IsDeleted", "DataType")
 _CREATED_FIELDS = frozenset({"created", "opportunitycreatedfromlead"})
@@ -97,6 +110,8 @@ def import_salesforce_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityHistory`` export.
 
@@ -124,6 +139,18 @@ def import_salesforce_history(
         encoding: the CSV text encoding (default UTF-8, BOM accepted).
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        segments: more columns to carry as segments (``Region__c``, ``Type``): each row's
+            value is in force from its instant on. The owner column (``OwnerId``, rename with
+            ``columns={"OwnerId": ...}``) is carried as ``owner`` when the export has it. In
+            field-change logs (Salesforce field history, HubSpot, Pipedrive) ``segments``
+            names changed fields instead, and the owner field (``Owner``,
+            ``hubspot_owner_id``, ``user_id``) sets ``owner``.
+        owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
+            its first column the owner, each other column a segment of that owner's deals
+            (a team, a manager, a regional office), set whenever the owner is.
+
+    The owner and segments are carried in :attr:`ImportResult.segments` and as columns of
+    :meth:`ImportResult.to_frame`.
 
     Raises:
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
@@ -140,6 +167,8 @@ def import_salesforce_history(
         delimiter=delimiter,
         max_field_size=max_field_size,
     )
+    pairs = resolve_segments(table, segments, source, owner=OWNER)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -177,6 +206,7 @@ def import_salesforce_history(
                 amount=value_amount,
                 close_date=close_date,
                 actor=text(table.get(row, "CreatedById")),
+                segments=row_segments(row, pairs),
             )
         )
     return assemble(
@@ -192,6 +222,7 @@ def import_salesforce_history(
         won=won,
         lost=lost,
         order=order,
+        owners=owner_map,
     )
 
 
@@ -210,6 +241,8 @@ def import_salesforce_field_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityFieldHistory`` export.
 
@@ -243,6 +276,8 @@ def import_salesforce_field_history(
         delimiter=delimiter,
         max_field_size=max_field_size,
     )
+    segment_fields = field_segments(segments, OWNER_FIELDS)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -278,6 +313,8 @@ def import_salesforce_field_history(
                 bad_value(number, oid, field, new, "amounts as 1234.50, dates as YYYY-MM-DD")
             )
             continue
+        if lowered in segment_fields:
+            record = attrs.evolve(record, segments=((segment_fields[lowered], text(new)),))
         if lowered in {"stagename", "amount", "closedate"} and text(old) is not None:
             previous = firsts.get((oid, lowered))
             if previous is None or (at, number) < previous[:2]:
@@ -297,6 +334,7 @@ def import_salesforce_field_history(
         won=won,
         lost=lost,
         order=order,
+        owners=owner_map,
     )
 
 

@@ -39,7 +39,16 @@ from datetime import datetime, tzinfo
 from stagegate._time import to_utc
 from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    assemble,
+    bad_value,
+    missing_id,
+    read_owners,
+    resolve_segments,
+    row_segments,
+)
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, key, terminal_kind
@@ -47,7 +56,7 @@ from stagegate.io._stages import ProcessLike, key, terminal_kind
 __all__ = ["import_snapshot"]
 
 COLUMNS = ("opportunity_id", "stage")
-OPTIONAL = ("closed_at", "amount", "actor")
+OPTIONAL = ("closed_at", "amount", "actor", "owner")
 
 
 def import_snapshot(  # noqa: PLR0915 - keyword-only options
@@ -68,6 +77,8 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     source: str = "snapshot",
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
 ) -> ImportResult:
     """Import a table of deals with their current stage and stage entry dates.
 
@@ -97,6 +108,11 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
         source: the name used in the result and messages.
+        segments: more columns to carry as segments of each deal (``product``, ``account``),
+            in force from its opening on, like the ``owner`` column.
+        owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
+            its first column the owner, each other column a segment their deals carry
+            (Maven's ``sales_teams.csv`` adds ``manager`` and ``regional_office``).
 
     Raises:
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
@@ -136,6 +152,8 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         stage_columns[label] = found_column
     order = list(stages) if stages is not None else list(entered)
     rank = {key(label): i for i, label in enumerate(order)}
+    pairs = resolve_segments(table, segments, source)
+    owner_map = None if owners is None else read_owners(owners, source)
     clock = Clock(assume_zone)
     findings: list[Finding] = list(table.findings)
     records: list[Record] = []
@@ -245,6 +263,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                 )
             )
         actor = text(table.get(row, "actor"))
+        values = row_segments(row, pairs)
         for i, (at, position, label) in enumerate(parsed):
             records.append(
                 Record(
@@ -255,6 +274,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     amount=value_amount if i == 0 else None,
                     actor=actor,
                     order=position,
+                    segments=values if i == 0 else (),
                 )
             )
     return assemble(
@@ -270,4 +290,5 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         won=won,
         lost=lost,
         order=order,
+        owners=owner_map,
     )
