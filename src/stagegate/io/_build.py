@@ -18,6 +18,7 @@ import attrs
 from dateutil import parser as _dateutil_parser
 from dateutil import tz as _dateutil_tz
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
 from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
@@ -29,6 +30,8 @@ from stagegate.process import Process
 __all__ = ["Clock", "Record", "build", "finish"]
 
 _OPEN, _WON, _LOST = "open", "won", "lost"
+TICK_DEALS = 2_000
+"""Deals between two progress ticks while checking."""
 
 
 @attrs.frozen(slots=True)
@@ -301,6 +304,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
     stage_after_close: str = "reopen",
     default_actor: str | None = None,
     strict: bool = False,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Turn records into an :class:`ImportResult` (or raise, when ``strict``).
 
@@ -317,6 +321,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
             ``"refuse"`` (not used; Pipedrive, where the status, not the stage, closes a deal).
         default_actor: the actor of rows that name none (default ``import:<source>``).
         strict: raise :class:`ImportProblemError` if any finding is an error or a warning.
+        phases: told of the ``checking`` phase (records turned into events).
     """
     found: list[Finding] = list(findings)
     actor_default = default_actor or f"import:{source}"
@@ -348,7 +353,12 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
     used_rows: set[int] = set()
     segments: dict[str, list[SegmentChange]] = {}
     emitted: set[str] = set()
-    for oid, group in by_oid.items():
+    tick = phase_of(phases, "checking", sum(map(len, by_oid.values())) if phases else None)
+    checked = 0
+    for number, (oid, group) in enumerate(by_oid.items()):
+        checked += len(group)
+        if not number % TICK_DEALS:
+            tick(checked)
         group.sort(key=lambda r: (r.row, r.order))
         _find_out_of_order(oid, group, found)
         kept = _drop_duplicates(oid, group, found)
@@ -517,6 +527,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
                     )
             events.extend(opp_events)
             emitted.add(new_oid)
+    tick(checked)
     return finish(
         source=source,
         process=process,

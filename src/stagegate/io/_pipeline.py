@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate._time import now, to_utc
 from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record, build
@@ -199,6 +200,7 @@ def assemble(
     add_terminal: bool = False,
     stage_after_close: str = "reopen",
     owners: Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Map stages (or infer the process), then :func:`~stagegate.io._build.build`.
 
@@ -206,7 +208,7 @@ def assemble(
     ``stage_map`` renames source labels before the process is inferred (several labels mapped
     to one name become one stage), and ``won`` / ``lost`` / ``order`` may name either.
     With ``owners`` (see :func:`read_owners`), a record that sets an owner also sets that
-    owner's segments.
+    owner's segments. ``phases`` is told of the ``checking`` phase (records checked).
     """
     found: list[Finding] = list(findings)
     found.extend(clock.findings())
@@ -302,6 +304,7 @@ def assemble(
         as_of=limit,
         stage_after_close=stage_after_close,
         strict=strict,
+        phases=phases,
     )
 
 

@@ -24,6 +24,7 @@ from typing import IO, Any, Union
 
 import attrs
 
+from stagegate._progress import Phases, phase_of
 from stagegate.errors import InvalidCommandError
 from stagegate.io._result import Finding, ImportProblemError, Severity
 
@@ -43,6 +44,9 @@ frame (pandas, Polars, an Arrow table or record batch, or a narwhals frame over 
 
 DEFAULT_MAX_FIELD_SIZE = 1_000_000
 """Largest CSV field accepted, in characters; larger ones are refused with ``field_too_large``."""
+
+TICK_ROWS = 20_000
+"""Rows between two progress ticks while reading a file."""
 
 DEFAULT_MAX_INPUT_BYTES = 4 * 1024**3
 """Largest input file read, in bytes (after decompression); set ``STAGEGATE_MAX_INPUT_BYTES``
@@ -103,6 +107,7 @@ def read_table(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    phases: Phases | None = None,
 ) -> Table:
     """Read ``data`` and resolve the canonical column names against its header.
 
@@ -116,6 +121,7 @@ def read_table(
         encoding: the text encoding of a CSV file; default UTF-8 (a BOM is accepted).
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        phases: told of the ``reading`` phase (rows read of the lines in the file).
 
     Raises:
         ImportProblemError: the source cannot be read or lacks required columns.
@@ -134,7 +140,7 @@ def read_table(
             f"columns= names {', '.join(map(repr, unknown))}, unknown to the {source} importer; "
             f"its columns are: {', '.join(known)}"
         )
-    header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size)
+    header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size, phases)
     if not header and not rows:
         header = [overrides.get(name, name) for name in known]  # no dict rows: nothing missing
     by_key: dict[str, str] = {}
@@ -250,18 +256,24 @@ def _too_large(shown: str, source: str, limit: int, how: str = "") -> ImportProb
     )
 
 
-def _read_any(
-    data: Source, source: str, encoding: str | None, delimiter: str, max_field_size: int
+def _read_any(  # noqa: PLR0917 - private, the options of read_table
+    data: Source,
+    source: str,
+    encoding: str | None,
+    delimiter: str,
+    max_field_size: int,
+    phases: Phases | None = None,
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     frame = frame_columns(data)
     if frame is not None:
-        return _read_columns(*frame, source)
+        return _read_columns(*frame, source, phases)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         raw = read_file(path, source)
         if path.suffix.lower() in _PARQUET_SUFFIXES or raw[:4] == _PARQUET_MAGIC:
-            return _read_parquet(path, source)
-        return _read_csv(_decode(raw, source, encoding), source, delimiter, max_field_size)
+            return _read_parquet(path, source, phases)
+        text = _decode(raw, source, encoding)
+        return _read_csv(text, source, delimiter, max_field_size, phases)
     if hasattr(data, "read"):
         limit = max_input_bytes()
         content = data.read(limit + 1)
@@ -272,8 +284,8 @@ def _read_any(
             if isinstance(content, (bytes, bytearray))
             else str(content)
         )
-        return _read_csv(text, source, delimiter, max_field_size)
-    return _read_rows(data, source)
+        return _read_csv(text, source, delimiter, max_field_size, phases)
+    return _read_rows(data, source, phases)
 
 
 def _decode(raw: bytes, source: str, encoding: str | None) -> str:
@@ -308,7 +320,7 @@ def _field_limit(limit: int) -> Iterator[None]:
 
 
 def _read_csv(
-    text: str, source: str, delimiter: str, max_field_size: int
+    text: str, source: str, delimiter: str, max_field_size: int, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     if not text.strip():
         raise _fail(
@@ -327,6 +339,7 @@ def _read_csv(
         )
     rows: list[tuple[int, Mapping[str, Any]]] = []
     findings: list[Finding] = []
+    tick = phase_of(phases, "reading", max(text.count("\n") - 1, 0) if phases else None)
     with _field_limit(max_field_size):
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         record = 1
@@ -348,6 +361,8 @@ def _read_csv(
                     )
                     continue
                 rows.append((record, dict(zip(header, values, strict=False))))
+                if not record % TICK_ROWS:
+                    tick(record - 1)
         except csv.Error as exc:
             message = str(exc)
             if "field larger than field limit" in message:
@@ -365,6 +380,7 @@ def _read_csv(
                 f"row {record + 1} is not valid CSV ({message}); fix the file and import again",
                 [record + 1],
             ) from None
+    tick(record - 1)
     duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
     if duplicates:
         raise _fail(
@@ -378,7 +394,7 @@ def _read_csv(
 
 
 def _read_parquet(
-    path: Path, source: str
+    path: Path, source: str, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     try:
         pq = importlib.import_module("pyarrow.parquet")
@@ -394,11 +410,11 @@ def _read_parquet(
         raise _fail(
             source, "unreadable_file", f"{str(path)!r} is not a readable Parquet file: {exc}"
         ) from None
-    return _read_columns(*_arrow_columns(table), source)
+    return _read_columns(*_arrow_columns(table), source, phases)
 
 
 def _read_rows(
-    data: Iterable[Mapping[str, Any]], source: str
+    data: Iterable[Mapping[str, Any]], source: str, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     header: dict[str, None] = {}
     rows: list[tuple[int, Mapping[str, Any]]] = []
@@ -421,6 +437,7 @@ def _read_rows(
         for key in row:
             header.setdefault(str(key), None)
         rows.append((number, {str(k): None if is_empty(v) else v for k, v in row.items()}))
+    phase_of(phases, "reading", len(rows))(len(rows))
     return list(header), rows, []
 
 
@@ -484,7 +501,7 @@ def _cleaned(values: list[Any]) -> list[Any]:
 
 
 def _read_columns(
-    header: list[str], columns: list[list[Any]], source: str
+    header: list[str], columns: list[list[Any]], source: str, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
     if duplicates:
@@ -498,6 +515,7 @@ def _read_columns(
         (number, dict(zip(header, values, strict=True)))
         for number, values in enumerate(zip(*columns, strict=True), start=1)
     ]
+    phase_of(phases, "reading", len(rows))(len(rows))
     return header, rows, []
 
 

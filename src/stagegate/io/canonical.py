@@ -36,6 +36,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
@@ -52,6 +53,7 @@ from stagegate.io._pipeline import (
 )
 from stagegate.io._read import (
     DEFAULT_MAX_FIELD_SIZE,
+    TICK_ROWS,
     Source,
     read_file,
     read_table,
@@ -166,8 +168,15 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, ...]:  # noqa: A002
+def read_events(
+    path: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002
+    phases: Phases | None = None,
+) -> tuple[Event, ...]:
     """Read events written by :func:`write_events`.
+
+    ``phases`` is told of the ``reading`` phase (events decoded of the records in the file).
 
     Raises:
         EventLogError: a record is malformed (the message names its line or row).
@@ -211,14 +220,18 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
                 data[name] = value
             records.append((number, data))
     events: list[Event] = []
-    for number, data in records:
+    tick = phase_of(phases, "reading", len(records))
+    for index, (number, data) in enumerate(records):
+        if not index % TICK_ROWS:
+            tick(index)
         try:
             events.append(Event.from_dict(data))
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # noqa: PERF203 - the error must name its row
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
             raise EventLogError(
                 f"{'line' if chosen == 'jsonl' else 'row'} {number}: {why}"
             ) from None
+    tick(len(records))
     return tuple(events)
 
 
@@ -239,6 +252,7 @@ def import_log(
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a generic stage-history table in the canonical columns.
 
@@ -262,6 +276,7 @@ def import_log(
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     pairs = resolve_segments(table, segments, source, owner=OWNER)
     owner_map = None if owners is None else read_owners(owners, source)
@@ -323,4 +338,5 @@ def import_log(
         lost=lost,
         order=order,
         owners=owner_map,
+        phases=phases,
     )

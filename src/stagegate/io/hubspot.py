@@ -34,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate._time import UTC, from_epoch_us, parse_instant
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
@@ -57,6 +58,7 @@ __all__ = ["hubspot_history_rows", "import_hubspot_history", "import_hubspot_sta
 COLUMNS = ("deal_id", "property", "value", "timestamp")
 OPTIONAL = ("user_id",)
 OWNER_FIELDS = frozenset({"hubspot_owner_id"})
+OWNER_COLUMN = "hubspot_owner_id"
 DATE_ENTERED = re.compile(r"^hs(?:_v2)?_date_entered_(?P<stage>.+)$", re.IGNORECASE)
 
 
@@ -116,6 +118,7 @@ def import_hubspot_history(
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import HubSpot deal property history.
 
@@ -139,6 +142,7 @@ def import_hubspot_history(
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     segment_fields = field_segments(segments, OWNER_FIELDS)
     owner_map = None if owners is None else read_owners(owners, source)
@@ -194,6 +198,7 @@ def import_hubspot_history(
         lost=lost,
         order=order,
         owners=owner_map,
+        phases=phases,
     )
 
 
@@ -213,6 +218,9 @@ def import_hubspot_stage_dates(
     strict: bool = False,
     encoding: str | None = None,
     delimiter: str = ",",
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import HubSpot's per-stage "date entered" snapshot columns.
 
@@ -221,7 +229,9 @@ def import_hubspot_stage_dates(
     headers. The deal id column is ``hs_object_id`` and the current stage ``dealstage``
     (rename with ``columns={"opportunity_id": "Record ID", "stage": "Deal Stage"}``). This is
     :func:`~stagegate.io.import_snapshot`: each stage is entered at most once, so a deal that
-    moved back and forth shows only its latest entry into each stage.
+    moved back and forth shows only its latest entry into each stage. The
+    ``hubspot_owner_id`` column, when present, is the deal's ``owner``; ``segments`` and
+    ``owners`` are those of :func:`~stagegate.io.import_snapshot`.
 
     >>> rows = [{"hs_object_id": "9", "dealstage": "closedwon",
     ...          "hs_v2_date_entered_qualifiedtobuy": "2024-03-01T09:00:00Z",
@@ -234,7 +244,8 @@ def import_hubspot_stage_dates(
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
         InvalidCommandError: no date-entered column was found and ``entered`` is not given.
     """
-    canonical = {"opportunity_id": "hs_object_id", "stage": "dealstage"}
+    # the owner column is optional: an export without it imports without owners
+    canonical = {"opportunity_id": "hs_object_id", "stage": "dealstage", "owner": OWNER_COLUMN}
     canonical.update(columns or {})
     return import_snapshot(
         data,
@@ -252,4 +263,7 @@ def import_hubspot_stage_dates(
         encoding=encoding,
         delimiter=delimiter,
         source="hubspot",
+        segments=segments,
+        owners=owners,
+        phases=phases,
     )

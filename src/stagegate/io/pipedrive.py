@@ -38,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
 from stagegate.io._pipeline import (
@@ -153,6 +154,7 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Pipedrive-style deal field-change log.
 
@@ -186,6 +188,8 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         segments: changed fields whose values are segments of the deal (the ``user_id``
             field, the deal's owner, is carried as ``owner``).
         owners: an owners table (see :func:`~stagegate.io.import_salesforce_history`).
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
 
     Raises:
         ImportProblemError: a file cannot be read, or ``strict`` and problems were found.
@@ -207,6 +211,7 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     segment_fields = field_segments(segments, OWNER_FIELDS)
     owner_map = None if owners is None else read_owners(owners, source)
@@ -337,4 +342,5 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         add_terminal=True,
         stage_after_close="refuse",
         owners=owner_map,
+        phases=phases,
     )

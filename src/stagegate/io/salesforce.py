@@ -29,6 +29,7 @@ from typing import Any
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate._time import parse_date
 from stagegate.errors import InvalidTimestampError
 from stagegate.io._build import Clock, Record
@@ -112,6 +113,7 @@ def import_salesforce_history(
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityHistory`` export.
 
@@ -148,6 +150,8 @@ def import_salesforce_history(
         owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
             its first column the owner, each other column a segment of that owner's deals
             (a team, a manager, a regional office), set whenever the owner is.
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
 
     The owner and segments are carried in :attr:`ImportResult.segments` and as columns of
     :meth:`ImportResult.to_frame`.
@@ -166,6 +170,7 @@ def import_salesforce_history(
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     pairs = resolve_segments(table, segments, source, owner=OWNER)
     owner_map = None if owners is None else read_owners(owners, source)
@@ -223,6 +228,7 @@ def import_salesforce_history(
         lost=lost,
         order=order,
         owners=owner_map,
+        phases=phases,
     )
 
 
@@ -243,6 +249,7 @@ def import_salesforce_field_history(
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityFieldHistory`` export.
 
@@ -275,6 +282,7 @@ def import_salesforce_field_history(
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     segment_fields = field_segments(segments, OWNER_FIELDS)
     owner_map = None if owners is None else read_owners(owners, source)
@@ -335,6 +343,7 @@ def import_salesforce_field_history(
         lost=lost,
         order=order,
         owners=owner_map,
+        phases=phases,
     )
 
 

@@ -36,6 +36,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 
+from stagegate._progress import Phases
 from stagegate._time import to_utc
 from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record
@@ -79,6 +80,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
     source: str = "snapshot",
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a table of deals with their current stage and stage entry dates.
 
@@ -113,6 +115,8 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
             its first column the owner, each other column a segment their deals carry
             (Maven's ``sales_teams.csv`` adds ``manager`` and ``regional_office``).
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
 
     Raises:
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
@@ -127,6 +131,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        phases=phases,
     )
     if isinstance(entered, re.Pattern):
         pattern = entered
@@ -291,4 +296,5 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         lost=lost,
         order=order,
         owners=owner_map,
+        phases=phases,
     )

@@ -41,12 +41,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
+from stagegate._progress import Phases, phase_of
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
     SHOWN,
+    TICK_RUNS,
     ImportOutcome,
     ImportRefusedError,
     _check_replaceable,
@@ -78,6 +80,7 @@ def stream_import(
     replace: bool = False,
     batch_size: int = STREAM_BATCH,
     timeout: float = 30.0,
+    phases: Phases | None = None,
 ) -> ImportOutcome:
     """Import a JSON Lines event log (gzip allowed) into a store in bounded memory.
 
@@ -89,6 +92,8 @@ def stream_import(
         replace: build a new store from the log and swap it in for the old one.
         batch_size: events parsed and staged at a time.
         timeout: seconds to wait for another writer's lock.
+        phases: told of the ``reading`` (lines staged), ``checking`` (events replayed) and
+            ``writing`` phases, for progress bars.
 
     Raises:
         ImportRefusedError: see :func:`~stagegate.store.write_import`.
@@ -106,8 +111,8 @@ def stream_import(
     fresh = replace or not os.path.exists(path)  # the staging store becomes the store
     try:
         with SQLiteStore(staging, timeout=timeout) as staged:
-            lines, negative = _stage(staged, source, batch_size)
-            opportunities = _verify(staged, process, None if fresh else path)
+            lines, negative = _stage(staged, source, batch_size, phases)
+            opportunities = _verify(staged, process, None if fresh else path, phases)
             added = _negative_findings(negative)
             record = ImportRecord(
                 id=0,
@@ -127,10 +132,12 @@ def stream_import(
         if replace:
             _swap(path, staging, timeout)
         elif not fresh or not _link(staging, path):
+            tick = phase_of(phases, "writing", record.events)
             with SQLiteStore(path, timeout=timeout) as store:
                 stored = _absorb(store, staging, process, record)
                 if record.events >= CHECKPOINT_FROM:
                     store.checkpoint()
+            tick(record.events)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
@@ -194,8 +201,11 @@ def _check_file(source: str) -> None:
         read_file(source, "events", 0)  # raises the importers' finding for what it is
 
 
-def _stage(staged: SQLiteStore, source: str, batch_size: int) -> tuple[int, dict[str, list[int]]]:
+def _stage(
+    staged: SQLiteStore, source: str, batch_size: int, phases: Phases | None = None
+) -> tuple[int, dict[str, list[int]]]:
     """Parse the log into the staging store; return the lines read and the negative amounts."""
+    tick = phase_of(phases, "reading")
     batch: list[Event] = []
     negative: dict[str, list[int]] = {}
     problems: list[str] = []
@@ -211,7 +221,9 @@ def _stage(staged: SQLiteStore, source: str, batch_size: int) -> tuple[int, dict
         batch.append(event)
         if len(batch) >= batch_size:
             _flush(staged, batch, problems)
+            tick(number)
     _flush(staged, batch, problems)
+    tick(lines)
     if problems:
         raise _invalid(problems)
     if staged.count() == 0:
@@ -256,8 +268,12 @@ def _invalid(problems: list[str]) -> ImportRefusedError:
     )
 
 
-def _verify(staged: SQLiteStore, process: Process, target: str | None) -> int:
+def _verify(
+    staged: SQLiteStore, process: Process, target: str | None, phases: Phases | None = None
+) -> int:
     """Replay every staged opportunity, one at a time; compare with the target store."""
+    tick = phase_of(phases, "checking", staged.count() if phases else None)
+    checked = 0
     problems: list[str] = []
     comparison = _Comparison()
     store = None if target is None or not os.path.exists(target) else SQLiteStore(target)
@@ -268,6 +284,9 @@ def _verify(staged: SQLiteStore, process: Process, target: str | None) -> int:
             if run and event.opportunity_id != run[0].opportunity_id:
                 opportunities += 1
                 _check_run(run, process, store, comparison, problems)
+                checked += len(run)
+                if not opportunities % TICK_RUNS:
+                    tick(checked)
                 run = []
                 if len(problems) > SHOWN * 4:
                     break
@@ -275,6 +294,8 @@ def _verify(staged: SQLiteStore, process: Process, target: str | None) -> int:
         if run:
             opportunities += 1
             _check_run(run, process, store, comparison, problems)
+            checked += len(run)
+        tick(checked)
     finally:
         if store is not None:
             store.close()
