@@ -41,6 +41,7 @@ from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
 from stagegate.io._build import Clock, Record
+from stagegate.io._decode import event_of
 from stagegate.io._pipeline import (
     Owners,
     amount,
@@ -202,22 +203,25 @@ def read_events(
                 ) from None
     else:
         table = read_table(source, source="canonical", required=EVENT_COLUMNS)
+        pairs = [(name, table.columns[name]) for name in EVENT_COLUMNS]
         for number, row in table.rows:
-            data: dict[str, Any] = {}
-            for name in EVENT_COLUMNS:
-                value = row.get(table.columns[name])
+            get = row.get
+            data: dict[str, Any] = {name: get(column) for name, column in pairs}
+            for name, value in data.items():
                 if value == "":
-                    value = None
-                if name == "seq" and isinstance(value, str):
-                    value = int(value) if value.isascii() and value.isdigit() else value
-                if name in _JSON_COLUMNS and isinstance(value, str):
+                    data[name] = None
+            seq = data["seq"]
+            if type(seq) is str and seq.isascii() and seq.isdigit():
+                data["seq"] = int(seq)
+            for name in _JSON_COLUMNS:
+                value = data[name]
+                if isinstance(value, str):
                     try:
-                        value = json.loads(value)
+                        data[name] = json.loads(value)
                     except (json.JSONDecodeError, RecursionError) as exc:
                         raise EventLogError(
                             f"row {number}: column {name!r} is not JSON: {exc}"
                         ) from None
-                data[name] = value
             records.append((number, data))
     events: list[Event] = []
     tick = phase_of(phases, "reading", len(records))
@@ -225,7 +229,7 @@ def read_events(
         if not index % TICK_ROWS:
             tick(index)
         try:
-            events.append(Event.from_dict(data))
+            events.append(event_of(data))
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
             raise EventLogError(

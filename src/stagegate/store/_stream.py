@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, cast
 from stagegate._progress import Phases, phase_of
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event
+from stagegate.io._decode import event_of
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
@@ -235,7 +236,7 @@ def _stage(
 
 def _event(number: int, line: str, source: str) -> Event:
     try:
-        return Event.from_dict(json.loads(line))
+        return event_of(json.loads(line))
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
         if isinstance(exc, json.JSONDecodeError):
