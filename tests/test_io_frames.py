@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -355,3 +358,27 @@ class TestMaven:
         theirs = (closed["deal_stage"] == "Won").groupby(closed["regional_office"]).mean()
         assert list(theirs.index) == ours["regional_office"].to_list()
         assert list(theirs.round(12)) == [round(r, 12) for r in ours["rate"].to_list()]
+
+
+class TestCommandLine:
+    def test_segment_and_owners_flags_carry_the_segments(self, tmp_path: Path) -> None:
+        history = tmp_path / "history.csv"
+        lines = ["opportunity_id,at,stage,rep,product"] + [
+            f"{r['opportunity_id']},{r['at']},{r['stage']},{r['owner']},gtx" for r in LOG_ROWS
+        ]
+        history.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        owners = tmp_path / "teams.csv"
+        owners.write_text("rep,regional_office\nana,East\nben,West\n", encoding="utf-8")
+        command = [sys.executable, "-m", "stagegate", "import", str(history)]
+        options = ["--store", str(tmp_path / "s.sqlite"), "--format", "log", "--json"]
+        flags = ["--column", "owner=rep", "--segment", "product", "--owners", str(owners)]
+        done = subprocess.run(
+            [*command, *options, *flags, "--stage-order", "Lead,Demo", "--as-of", "2025-01-01"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert 0 == done.returncode, done.stderr
+        summary = json.loads(done.stdout)
+        assert ["owner", "product", "regional_office"] == summary["segments"]

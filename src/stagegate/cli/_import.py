@@ -123,6 +123,8 @@ MAPPING_KEYS = {
     "delimiter": str,
     "max_field_size": int,
     "accept": list,
+    "segments": list,
+    "owners": str,
 }
 """The keys of a mapping file (``--mapping``), with the type of each value."""
 
@@ -232,7 +234,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
             kinds = {str: "text", dict: "a table of text", list: "a list of text", int: "a number"}
             msg = f"{str(path)!r}: {name!r} must be {kinds[wanted]}, got {value!r}"
             raise click.BadParameter(msg, param_hint=hint)
-        if name in {"pipedrive_stages", "pipedrive_fields", "process"}:
+        if name in {"pipedrive_stages", "pipedrive_fields", "process", "owners"}:
             value = path.parent / value  # noqa: PLW2901
         if name in {"undated_at", "as_of"}:
             value = parse_cli_instant(value, f"{path.name}: {name}")  # noqa: PLW2901
@@ -344,6 +346,8 @@ _COMMON = (
     "encoding",
     "delimiter",
     "max_field_size",
+    "segments",
+    "owners",
 )
 
 
@@ -518,6 +522,21 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     default=None,
     help="The largest CSV field accepted, in characters (default: 1,000,000).",
 )
+@click.option(
+    "--segment",
+    "segments",
+    multiple=True,
+    help="A column (or, for field-change logs, a field) to carry as a segment of each deal, "
+    "e.g. product or region (repeat, or comma-separated). Map the owner with --column "
+    "owner=HEADER.",
+)
+@click.option(
+    "--owners",
+    "owners_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A table of owners (first column the owner, then e.g. manager, regional_office) "
+    "whose columns become segments of each owner's deals.",
+)
 @click.option("--strict", is_flag=True, help="Refuse the whole file on any warning.")
 @click.option(
     "--accept",
@@ -562,6 +581,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
     encoding: str | None,
     delimiter: str | None,
     max_field_size: int | None,
+    segments: tuple[str, ...],
+    owners_path: Path | None,
     strict: bool,
     accepted: tuple[str, ...],
     skip_bad_rows: bool,
@@ -592,6 +613,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "delimiter": delimiter,
         "max_field_size": max_field_size,
         "accept": _names(accepted) or None,
+        "segments": _names(segments) or None,
+        "owners": owners_path,
     }
     chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
     for name, given, what in (
@@ -619,6 +642,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "delimiter": chosen.get("delimiter") or ",",
         "pipedrive_stages": chosen.get("pipedrive_stages"),
         "pipedrive_fields": chosen.get("pipedrive_fields"),
+        "segments": tuple(chosen.get("segments") or ()),
+        "owners": chosen.get("owners"),
     }
     if chosen.get("max_field_size") is not None:
         options["max_field_size"] = chosen["max_field_size"]
@@ -684,6 +709,7 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "rows_skipped": skipped_rows,
         "opportunities": result.opportunities,
         "events": written,
+        "segments": list(result.segment_names),
         "findings": [_finding_dict(f) for f in result.findings],
     }
     if as_json:
@@ -703,6 +729,11 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         )
     elif inferred:
         console.print(_stages_table(target))
+    if result.segment_names:
+        console.print(
+            f"segments read: {escape(', '.join(result.segment_names))} (see "
+            "ImportResult.segments; the store keeps them once owner and attribute events exist)"
+        )
     if result.findings:
         console.print(_findings_table(result.findings))
     return code
