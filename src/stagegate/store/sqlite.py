@@ -201,6 +201,25 @@ def _row(e: Event) -> tuple[Any, ...]:
     return _sealable(e)[0]
 
 
+_GATE_TEXTS: dict[GateReport, str] = {}
+_GATE_TEXTS_KEPT = 4096
+
+
+def _gate_json(gate: GateReport) -> str:
+    """A gate report as sorted JSON text, remembered: the same reports recur across deals.
+
+    Reports are tuples of text, booleans and integers (``GateReport.from_dict`` and the gates
+    make no others), so equal reports have equal text.
+    """
+    text = _GATE_TEXTS.get(gate)
+    if text is None:
+        text = _encode_sorted(gate.to_dict())
+        if len(_GATE_TEXTS) >= _GATE_TEXTS_KEPT:
+            _GATE_TEXTS.clear()
+        _GATE_TEXTS[gate] = text
+    return text
+
+
 def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     """The column values of one event (no digest) and the canonical content its digest covers.
 
@@ -211,7 +230,7 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     amount_text = None if amount is None else str(amount)
     date_text = None if close_date is None else close_date.isoformat()
     details_text = None if details is None else _details_json(details)
-    gate_text = None if gate is None else _encode_sorted(gate.to_dict())
+    gate_text = None if gate is None else _gate_json(gate)
     row = (
         e.opportunity_id,
         e.seq,
@@ -236,8 +255,8 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
         f'"at":{q(e.at.isoformat())},"close_date":{"null" if date_text is None else q(date_text)},'
         f'"details":{"null" if details_text is None else details_text},'
         f'"from_stage":{"null" if e.from_stage is None else q(e.from_stage)},'
-        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind.value)},'
-        f'"move":{"null" if move is None else q(move.value)},'
+        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind._value_)},'
+        f'"move":{"null" if move is None else q(move._value_)},'
         f'"opportunity_id":{q(e.opportunity_id)},"process":{q(e.process)},'
         f'"process_version":{q(e.process_version)},'
         f'"reason":{"null" if e.reason is None else q(e.reason)},"seq":{int.__repr__(e.seq)},'
