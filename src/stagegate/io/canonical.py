@@ -40,16 +40,13 @@ from stagegate._progress import Phases, phase_of
 from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
-from stagegate.io._build import Clock, Record
+from stagegate.io._build import Record
 from stagegate.io._decode import event_of
+from stagegate.io._mapping import Export, Reading, read_export
 from stagegate.io._pipeline import (
     Owners,
     amount,
-    assemble,
     bad_value,
-    missing_id,
-    read_owners,
-    resolve_segments,
     row_segments,
 )
 from stagegate.io._read import (
@@ -60,7 +57,7 @@ from stagegate.io._read import (
     read_table,
     text,
 )
-from stagegate.io._result import Finding, ImportResult
+from stagegate.io._result import ImportResult
 from stagegate.io._stages import ProcessLike
 
 __all__ = ["EVENT_COLUMNS", "import_log", "read_events", "write_events"]
@@ -270,77 +267,68 @@ def import_log(
 
     Arguments and errors are those of :func:`~stagegate.io.import_salesforce_history`.
     """
-    source = "log"
-    table = read_table(
+    return read_export(
+        LOG,
         data,
-        source=source,
-        required=LOG_COLUMNS,
-        optional=LOG_OPTIONAL,
-        columns=columns,
-        encoding=encoding,
-        delimiter=delimiter,
-        max_field_size=max_field_size,
-        phases=phases,
-    )
-    pairs = resolve_segments(table, segments, source, owner=OWNER)
-    owner_map = None if owners is None else read_owners(owners, source)
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    for number, row in table.rows:
-        oid = text(table.get(row, "opportunity_id"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["opportunity_id"]))
-            continue
-        at = clock.instant(table.get(row, "at"), number, "at")
-        if at is None:
-            continue
-        raw_seq = text(table.get(row, "seq"))
-        if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
-            findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
-            continue
-        try:
-            value_amount = amount(table.get(row, "amount"))
-            raw_date = text(table.get(row, "close_date"))
-            close_date = None if raw_date is None else parse_date(raw_date)
-        except (ValueError, InvalidTimestampError):
-            findings.append(
-                bad_value(
-                    number,
-                    oid,
-                    "amount or close_date",
-                    (table.get(row, "amount"), table.get(row, "close_date")),
-                    "amounts as 1234.50, dates as YYYY-MM-DD",
-                )
-            )
-            continue
-        records.append(
-            Record(
-                oid,
-                number,
-                at,
-                stage=text(table.get(row, "stage")),
-                amount=value_amount,
-                close_date=close_date,
-                reason=text(table.get(row, "reason")),
-                actor=text(table.get(row, "actor")),
-                order=0 if raw_seq is None else int(raw_seq),
-                segments=row_segments(row, pairs),
-            )
-        )
-    return assemble(
-        records,
-        source=source,
+        _log_row,
         process=process,
         stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
+        columns=columns,
+        assume_zone=assume_zone,
         won=won,
         lost=lost,
         order=order,
-        owners=owner_map,
+        as_of=as_of,
+        strict=strict,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
         phases=phases,
     )
+
+
+LOG = Export("log", LOG_COLUMNS, LOG_OPTIONAL, id="opportunity_id", at="at", owner=OWNER)
+"""The generic stage-history table: one row per change, the values in force after it."""
+
+
+def _log_row(
+    reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+) -> list[Record]:
+    """The record of one stage-history row (its values in force after a change)."""
+    assert at is not None  # noqa: S101 - the export dates every row
+    get = reading.get
+    raw_seq = text(get(row, "seq"))
+    if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
+        reading.findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
+        return []
+    try:
+        value_amount = amount(get(row, "amount"))
+        raw_date = text(get(row, "close_date"))
+        close_date = None if raw_date is None else parse_date(raw_date)
+    except (ValueError, InvalidTimestampError):
+        reading.findings.append(
+            bad_value(
+                number,
+                oid,
+                "amount or close_date",
+                (get(row, "amount"), get(row, "close_date")),
+                "amounts as 1234.50, dates as YYYY-MM-DD",
+            )
+        )
+        return []
+    return [
+        Record(
+            oid,
+            number,
+            at,
+            stage=text(get(row, "stage")),
+            amount=value_amount,
+            close_date=close_date,
+            reason=text(get(row, "reason")),
+            actor=text(get(row, "actor")),
+            order=0 if raw_seq is None else int(raw_seq),
+            segments=row_segments(row, reading.segment_columns),
+        )
+    ]
