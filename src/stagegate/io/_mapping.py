@@ -119,16 +119,18 @@ def read_export(
     segments: Sequence[str] = (),
     owners: Source | Owners | None = None,
     phases: Phases | None = None,
+    prepare: Callable[[Reading], None] | None = None,
     skip: Callable[[Reading, int, Mapping[str, Any], str], bool] | None = None,
     finish: Callable[[Reading, list[Record]], list[Record]] | None = None,
     order_of: Callable[[Reading], Sequence[str] | None] | None = None,
 ) -> ImportResult:
     """Read ``data`` as ``export`` describes it, parse each row with ``parse``, and assemble.
 
-    ``skip`` (before the instant is read) drops rows the source marks as not to be used (a
-    deleted row), having said why in ``reading.findings``; ``finish`` rewrites the records once
-    every row is parsed (values that only the whole export tells); ``order_of`` gives the
-    process order once the rows are read, when ``order`` is not given.
+    ``prepare`` looks at the table once it is read (its header), before any row. ``skip``
+    (before the instant is read) drops rows the source marks as not to be used (a deleted
+    row), having said why in ``reading.findings``. ``finish`` rewrites the records once every
+    row is parsed (values that only the whole export tells). ``order_of`` gives the process
+    order once the rows are read, when ``order`` is not given.
     """
     table = read_table(
         data,
@@ -151,6 +153,8 @@ def read_export(
         else (),
         segment_fields={} if by_row else field_segments(segments, export.owner_fields),
     )
+    if prepare is not None:
+        prepare(reading)
     owner_map = None if owners is None else read_owners(owners, export.source)
     records: list[Record] = []
     id_column, at_column, clock = export.id, export.at, reading.clock
