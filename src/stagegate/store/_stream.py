@@ -1,9 +1,11 @@
 """Importing a stagegate event log (JSON Lines) in bounded memory, still all or nothing.
 
 :func:`stream_import` reads the log line by line into a *staging* store beside the target (same
-folder, a hidden temporary name), ``batch_size`` events at a time, then replays each opportunity
-from the staging store one at a time (the checks of :func:`~stagegate.store.write_import`).
-Only then is anything written where it counts:
+folder, a hidden temporary name), ``batch_size`` events at a time, and replays each opportunity
+(the checks of :func:`~stagegate.store.write_import`): into a new store, as soon as its last
+event has streamed past when the log lists each deal's events together (as ``write_events``
+writes them); otherwise from the staging store, one opportunity at a time. Only then is
+anything written where it counts:
 
 * with ``replace=True`` the staging store *is* the new store: it is swapped in for the old one
   with one ``os.replace``;
@@ -12,7 +14,8 @@ Only then is anything written where it counts:
 * otherwise its events are copied into the target inside one transaction (``ATTACH`` and
   ``INSERT ... SELECT``), with the process definition and the import record.
 
-Memory holds one batch of events and one opportunity's history, whatever the size of the file.
+Memory holds one batch of events, one opportunity's history and the set of opportunity ids
+replayed so far, whatever the size of the file.
 
 >>> import os, tempfile
 >>> from stagegate import demo
