@@ -121,7 +121,7 @@ def to_backend(columns: Mapping[str, list[Any]], backend: str) -> Any:
         )
     try:
         module = importlib.import_module(backend)
-    except ImportError:
+    except ImportError:  # pragma: no cover - depends on the environment
         raise InvalidCommandError(
             f"to_frame(backend={backend!r}) needs {backend}: pip install {backend}"
         ) from None
