@@ -323,6 +323,7 @@ def from_csv() -> Any:
     return import_snapshot(MAVEN / "sales_pipeline.csv", **MAVEN_OPTIONS)
 
 
+@pytest.mark.shared_data
 @pytest.mark.skipif(not MAVEN.exists(), reason="needs ../shared/data/maven-crm")
 class TestMaven:
     @pytest.mark.parametrize("reader", ["pandas", "polars", "arrow", "records"])
