@@ -15,9 +15,9 @@ import attrs
 import click
 from dateutil import parser as _dateutil_parser
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stagegate._progress import Phases
 from stagegate._time import UTC
 from stagegate.cli import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK
 from stagegate.cli._app import (  # the group the commands join
@@ -29,6 +29,7 @@ from stagegate.cli._app import (  # the group the commands join
     print_json,
     process_option,
 )
+from stagegate.cli._progress import bars
 from stagegate.cli._store import STORE
 from stagegate.definition import load_process
 from stagegate.errors import DefinitionError, StagegateError
@@ -123,6 +124,8 @@ MAPPING_KEYS = {
     "delimiter": str,
     "max_field_size": int,
     "accept": list,
+    "segments": list,
+    "owners": str,
 }
 """The keys of a mapping file (``--mapping``), with the type of each value."""
 
@@ -232,7 +235,7 @@ def read_mapping(path: Path) -> dict[str, Any]:
             kinds = {str: "text", dict: "a table of text", list: "a list of text", int: "a number"}
             msg = f"{str(path)!r}: {name!r} must be {kinds[wanted]}, got {value!r}"
             raise click.BadParameter(msg, param_hint=hint)
-        if name in {"pipedrive_stages", "pipedrive_fields", "process"}:
+        if name in {"pipedrive_stages", "pipedrive_fields", "process", "owners"}:
             value = path.parent / value  # noqa: PLW2901
         if name in {"undated_at", "as_of"}:
             value = parse_cli_instant(value, f"{path.name}: {name}")  # noqa: PLW2901
@@ -269,9 +272,14 @@ def _process(path: Path | None, name: str | None) -> Process | None:
 
 
 def _run_importer(
-    fmt: str, path: Path, process: Process | None, options: Mapping[str, Any]
+    fmt: str,
+    path: Path,
+    process: Process | None,
+    options: Mapping[str, Any],
+    phases: Phases | None = None,
 ) -> ImportResult:
     common = {k: v for k, v in options.items() if k in _COMMON}
+    common["phases"] = phases
     order = options.get("stage_order") or None
     won, lost = tuple(options.get("won") or ()), tuple(options.get("lost") or ())
     undated_at = options.get("undated_at")
@@ -328,7 +336,7 @@ def _run_importer(
 
 
 PROGRESS_FROM = 50_000
-"""Imports of at least this many events show a progress bar."""
+"""Imports of at least this many events show progress bars while checking and writing."""
 
 _COMMON = (
     "stage_map",
@@ -339,12 +347,14 @@ _COMMON = (
     "encoding",
     "delimiter",
     "max_field_size",
+    "segments",
+    "owners",
 )
 
 
-def _own_log(path: Path, process: Process) -> ImportResult:
+def _own_log(path: Path, process: Process, phases: Phases | None = None) -> ImportResult:
     """A stagegate event log (written by ``write_events``) as an import result."""
-    events = read_events(path)
+    events = read_events(path, phases=phases)
     foreign = sorted({e.process for e in events if e.process != process.name})
     if foreign:
         raise ImportProblemError(
@@ -513,6 +523,21 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     default=None,
     help="The largest CSV field accepted, in characters (default: 1,000,000).",
 )
+@click.option(
+    "--segment",
+    "segments",
+    multiple=True,
+    help="A column (or, for field-change logs, a field) to carry as a segment of each deal, "
+    "e.g. product or region (repeat, or comma-separated). Map the owner with --column "
+    "owner=HEADER.",
+)
+@click.option(
+    "--owners",
+    "owners_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A table of owners (first column the owner, then e.g. manager, regional_office) "
+    "whose columns become segments of each owner's deals.",
+)
 @click.option("--strict", is_flag=True, help="Refuse the whole file on any warning.")
 @click.option(
     "--accept",
@@ -531,6 +556,9 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     is_flag=True,
     help="Build a new store from PATH and swap it in for the old one only when complete "
     "(refused when the old one is open elsewhere).",
+)
+@click.option(
+    "--quiet", is_flag=True, help="Draw no progress bars (none are drawn off a terminal either)."
 )
 @json_option
 def import_command(  # noqa: PLR0915 - the flags, then one straight path through the import
@@ -554,10 +582,13 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
     encoding: str | None,
     delimiter: str | None,
     max_field_size: int | None,
+    segments: tuple[str, ...],
+    owners_path: Path | None,
     strict: bool,
     accepted: tuple[str, ...],
     skip_bad_rows: bool,
     replace: bool,
+    quiet: bool,
     as_json: bool,
 ) -> int:
     """Import PATH (a CRM export or a stagegate log) into the event store, all or nothing.
@@ -583,6 +614,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "delimiter": delimiter,
         "max_field_size": max_field_size,
         "accept": _names(accepted) or None,
+        "segments": _names(segments) or None,
+        "owners": owners_path,
     }
     chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
     for name, given, what in (
@@ -610,6 +643,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "delimiter": chosen.get("delimiter") or ",",
         "pipedrive_stages": chosen.get("pipedrive_stages"),
         "pipedrive_fields": chosen.get("pipedrive_fields"),
+        "segments": tuple(chosen.get("segments") or ()),
+        "owners": chosen.get("owners"),
     }
     if chosen.get("max_field_size") is not None:
         options["max_field_size"] = chosen["max_field_size"]
@@ -618,13 +653,15 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         process = _process(
             None if given_process is None else Path(given_process), chosen.get("template")
         )
+        silent = quiet or as_json
         if fmt == "events" and _streams(path):
-            return _stream(path, store_path, process or template("b2b"), replace, as_json)
-        if fmt == "events":
-            result = _own_log(path, process or template("b2b"))
-            process = process or template("b2b")
-        else:
-            result = _run_importer(fmt, path, process, options)
+            return _stream(path, store_path, process or template("b2b"), replace, as_json, silent)
+        with bars(quiet=silent) as phases:
+            if fmt == "events":
+                result = _own_log(path, process or template("b2b"), phases)
+                process = process or template("b2b")
+            else:
+                result = _run_importer(fmt, path, process, options, phases)
     except ImportProblemError as error:
         return _refuse(path, error.findings, as_json=as_json)
     except DefinitionError as error:
@@ -647,7 +684,7 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         return _refuse(path, result.findings, as_json=as_json, empty=True)
     target = result.definition
     try:
-        outcome = _write(store_path, result, path, replace=replace, quiet=as_json)
+        outcome = _write(store_path, result, path, replace=replace, quiet=silent)
     except ImportRefusedError as error:
         return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
     except StagegateError as error:
@@ -673,6 +710,7 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "rows_skipped": skipped_rows,
         "opportunities": result.opportunities,
         "events": written,
+        "segments": list(result.segment_names),
         "findings": [_finding_dict(f) for f in result.findings],
     }
     if as_json:
@@ -692,6 +730,11 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         )
     elif inferred:
         console.print(_stages_table(target))
+    if result.segment_names:
+        console.print(
+            f"segments read: {escape(', '.join(result.segment_names))} (see "
+            "ImportResult.segments; the store keeps them once owner and attribute events exist)"
+        )
     if result.findings:
         console.print(_findings_table(result.findings))
     return code
@@ -716,10 +759,15 @@ def _streams(path: Path) -> bool:
     return suffixes[-1:] in ([".jsonl"], [".ndjson"])
 
 
-def _stream(path: Path, store_path: Path, process: Process, replace: bool, as_json: bool) -> int:
+def _stream(
+    path: Path, store_path: Path, process: Process, replace: bool, as_json: bool, quiet: bool
+) -> int:
     """Import a stagegate JSON Lines log with stagegate.store.stream_import."""
     try:
-        outcome = stream_import(store_path, path, process=process, replace=replace)
+        with bars(quiet=quiet) as phases:
+            outcome = stream_import(
+                store_path, path, process=process, replace=replace, phases=phases
+            )
     except ImportRefusedError as error:
         return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
     except ImportProblemError as error:
@@ -805,8 +853,7 @@ def _refuse(
 def _write(
     store_path: Path, result: ImportResult, path: Path, *, replace: bool, quiet: bool
 ) -> ImportOutcome:
-    """Verify and write the import (see stagegate.store.write_import), with a progress bar."""
-    events = result.events
+    """Verify and write the import (see stagegate.store.write_import), with progress bars."""
     options: dict[str, Any] = {
         "process": result.definition,
         "source": result.source,
@@ -816,20 +863,5 @@ def _write(
         "findings": result.findings,
         "replace": replace,
     }
-    if quiet or len(events) < PROGRESS_FROM:
-        return write_import(store_path, events, **options)
-    with Progress(
-        TextColumn("writing events"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err_console(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("write", total=len(events))
-        return write_import(
-            store_path,
-            events,
-            progress=lambda done: bar.update(task, completed=done),
-            **options,
-        )
+    with bars(quiet=quiet or len(result.events) < PROGRESS_FROM) as phases:
+        return write_import(store_path, result.events, phases=phases, **options)

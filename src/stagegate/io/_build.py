@@ -18,9 +18,11 @@ import attrs
 from dateutil import parser as _dateutil_parser
 from dateutil import tz as _dateutil_tz
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
 from stagegate.errors import InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
+from stagegate.io._frame import SegmentChange
 from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, stage_kinds
 from stagegate.process import Process
@@ -28,6 +30,8 @@ from stagegate.process import Process
 __all__ = ["Clock", "Record", "build", "finish"]
 
 _OPEN, _WON, _LOST = "open", "won", "lost"
+TICK_DEALS = 2_000
+"""Deals between two progress ticks while checking."""
 
 
 @attrs.frozen(slots=True)
@@ -52,6 +56,8 @@ class Record:
             a snapshot's stage rank); rows at one instant are applied by ``order``, then by
             file position.
         label: the source stage label, before mapping (set by the shared pipeline).
+        segments: the owner and segment values the row sets, ``(name, value)`` pairs
+            (``("owner", "ana")``, ``("team", "emea")``; a ``None`` value: none from then on).
     """
 
     oid: str
@@ -69,6 +75,7 @@ class Record:
     actor: str | None = None
     order: int = 0
     label: str | None = None
+    segments: tuple[tuple[str, str | None], ...] = ()
 
     def content(self) -> tuple[Any, ...]:
         """Everything but the row number: the source row as read (to find duplicates)."""
@@ -89,6 +96,7 @@ class Record:
             self.field,
             self.value,
             self.actor,
+            self.segments,
         )
 
     @property
@@ -296,6 +304,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
     stage_after_close: str = "reopen",
     default_actor: str | None = None,
     strict: bool = False,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Turn records into an :class:`ImportResult` (or raise, when ``strict``).
 
@@ -312,6 +321,7 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
             ``"refuse"`` (not used; Pipedrive, where the status, not the stage, closes a deal).
         default_actor: the actor of rows that name none (default ``import:<source>``).
         strict: raise :class:`ImportProblemError` if any finding is an error or a warning.
+        phases: told of the ``checking`` phase (records turned into events).
     """
     found: list[Finding] = list(findings)
     actor_default = default_actor or f"import:{source}"
@@ -341,13 +351,21 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
 
     events: list[Event] = []
     used_rows: set[int] = set()
-    for oid, group in by_oid.items():
+    segments: dict[str, list[SegmentChange]] = {}
+    emitted: set[str] = set()
+    tick = phase_of(phases, "checking", sum(map(len, by_oid.values())) if phases else None)
+    checked = 0
+    for number, (oid, group) in enumerate(by_oid.items()):
+        checked += len(group)
+        if not number % TICK_DEALS:
+            tick(checked)
         group.sort(key=lambda r: (r.row, r.order))
         _find_out_of_order(oid, group, found)
         kept = _drop_duplicates(oid, group, found)
         for new_oid, part in _split_reused(oid, kept, found, kinds):
             part.sort(key=lambda r: (r.at, r.order, r.row))
             _find_ties(new_oid, part, found)
+            _collect_segments(new_oid, part, segments)
             opening_index = 0
             opening_stage = part[0].stage
             if opening_stage is None:
@@ -508,6 +526,8 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
                         )
                     )
             events.extend(opp_events)
+            emitted.add(new_oid)
+    tick(checked)
     return finish(
         source=source,
         process=process,
@@ -517,7 +537,27 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
         rows_read=rows_read,
         rows_used=len(used_rows),
         strict=strict,
+        segments={oid: changes for oid, changes in segments.items() if oid in emitted},
     )
+
+
+def _collect_segments(
+    oid: str, part: Sequence[Record], history: dict[str, list[SegmentChange]]
+) -> None:
+    """Each change of an owner or segment value among ``part`` (in time order), from ``at`` on."""
+    in_force: dict[str, str | None] = {}
+    changes: list[SegmentChange] = []
+    for record in part:
+        for name, value in record.segments:
+            if in_force.get(name, _UNSET) == value or (value is None and name not in in_force):
+                continue
+            in_force[name] = value
+            changes.append((record.at, name, value))
+    if changes:
+        history[oid] = changes
+
+
+_UNSET = object()
 
 
 def finish(
@@ -530,6 +570,7 @@ def finish(
     rows_read: int,
     rows_used: int,
     strict: bool,
+    segments: Mapping[str, Sequence[SegmentChange]] | None = None,
 ) -> ImportResult:
     """Wrap up: the result, or :class:`ImportProblemError` when ``strict`` and not clean."""
     result = ImportResult(
@@ -542,6 +583,7 @@ def finish(
         rows_read=rows_read,
         rows_used=rows_used,
         definition=process if isinstance(process, Process) else None,
+        segments=segments or {},
     )
     if strict and result.problems:
         raise ImportProblemError(source, result.findings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -9,13 +10,177 @@ from decimal import Decimal
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate._time import now, to_utc
+from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record, build
-from stagegate.io._read import decimal
+from stagegate.io._read import Table, decimal, normalize_header, read_table, text
 from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, infer_process, key, resolve_stages
 
-__all__ = ["amount", "assemble", "bad_value", "missing_id"]
+__all__ = [
+    "amount",
+    "assemble",
+    "bad_value",
+    "field_segments",
+    "missing_id",
+    "read_owners",
+    "resolve_segments",
+    "row_segments",
+]
+
+CANONICAL_NAMES = frozenset(
+    {
+        "opportunity_id",
+        "at",
+        "seq",
+        "stage",
+        "amount",
+        "close_date",
+        "reason",
+        "kind",
+        "from_stage",
+        "move",
+    }
+)
+"""Names of the stage-history table's own columns: no segment may take one."""
+
+Owners = Mapping[str, Mapping[str, "str | None"]]
+"""Owner -> the segments their deals carry (``{"ana": {"manager": "bo", "region": "EMEA"}}``)."""
+
+
+def segment_name(column: str) -> str:
+    """The segment a source column becomes: a lowercase identifier.
+
+    ``Regional Office`` becomes ``regional_office``.
+
+    Raises:
+        InvalidCommandError: the name is empty or one of the table's own columns.
+    """
+    name = re.sub(r"[^0-9a-z]+", "_", key(str(column))).strip("_")
+    if not name or name in CANONICAL_NAMES:
+        raise InvalidCommandError(
+            f"segment column {column!r} would be named {name!r}, which the stage-history table "
+            f"uses itself ({', '.join(sorted(CANONICAL_NAMES))}); rename the column, or leave "
+            "it out of segments="
+        )
+    return name
+
+
+def resolve_segments(
+    table: Table, segments: Iterable[str], source: str, *, owner: str = "owner"
+) -> tuple[tuple[str, str], ...]:
+    """``(segment name, source column)`` for each column named in ``segments``.
+
+    The owner column (the importer's canonical column ``owner``, when the export has it)
+    comes first.
+
+    Raises:
+        ImportProblemError: a named column is not in the export (``missing_columns``).
+        InvalidCommandError: a column would take a name of the table's own columns.
+    """
+    pairs: list[tuple[str, str]] = []
+    owner_column = table.columns.get(owner)
+    if owner_column is not None:
+        pairs.append(("owner", owner_column))
+    by_key = {normalize_header(h): h for h in table.header}
+    for wanted in segments:
+        column = wanted if wanted in table.header else by_key.get(normalize_header(wanted))
+        if column is None:
+            raise ImportProblemError(
+                source,
+                [
+                    Finding(
+                        "missing_columns",
+                        Severity.ERROR,
+                        f"segments= names column {wanted!r}, which the export does not have "
+                        f"(found: {', '.join(map(repr, table.header))}); name one of its "
+                        "columns",
+                        used=False,
+                    )
+                ],
+            )
+        pairs.append((segment_name(wanted), column))
+    return tuple(pairs)
+
+
+def field_segments(segments: Iterable[str], owner_fields: Iterable[str]) -> dict[str, str]:
+    """For a field-change log: changed field (case-folded) -> the segment it sets.
+
+    The owner fields (``hubspot_owner_id``, Pipedrive's ``user_id``, Salesforce's ``Owner``)
+    set ``owner``; each field named in ``segments`` sets the segment of its name.
+
+    Raises:
+        InvalidCommandError: a field would take a name of the table's own columns.
+    """
+    found = {field.casefold(): "owner" for field in owner_fields}
+    found.update({field.casefold(): segment_name(field) for field in segments})
+    return found
+
+
+def row_segments(
+    row: Mapping[str, object], pairs: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str | None], ...]:
+    """The segment values a row sets (blank: none)."""
+    return tuple((name, text(row.get(column))) for name, column in pairs)
+
+
+def read_owners(data: object, source: str) -> dict[str, dict[str, str | None]]:
+    """Read an owners table: its first column the owner, every other one a segment of theirs.
+
+    A mapping (owner -> {segment: value}) passes through. Maven's ``sales_teams.csv``
+    (``sales_agent, manager, regional_office``) gives each agent's deals a ``manager`` and a
+    ``regional_office``.
+
+    Raises:
+        ImportProblemError: the table cannot be read, or has no column besides the owner.
+        InvalidCommandError: a column would take a name of the table's own columns.
+    """
+    if isinstance(data, Mapping):
+        return {
+            str(owner): {segment_name(k): text(v) for k, v in dict(values).items()}
+            for owner, values in data.items()
+        }
+    table = read_table(data, source=f"{source} owners", required=())
+    if len(table.header) < 2:  # noqa: PLR2004 - the owner and at least one segment
+        raise ImportProblemError(
+            f"{source} owners",
+            [
+                Finding(
+                    "missing_columns",
+                    Severity.ERROR,
+                    "the owners table needs the owner in its first column and at least one "
+                    f"segment column after it (found: {', '.join(map(repr, table.header))})",
+                    used=False,
+                )
+            ],
+        )
+    first, *others = table.header
+    names = [(segment_name(column), column) for column in others]
+    owners: dict[str, dict[str, str | None]] = {}
+    for _, row in table.rows:
+        owner = text(row.get(first))
+        if owner is not None:
+            owners.setdefault(owner, {name: text(row.get(column)) for name, column in names})
+    return owners
+
+
+def _with_owner_segments(records: Sequence[Record], owners: Owners) -> list[Record]:
+    """Each record that sets an owner also sets the segments of that owner (``None``: none)."""
+    names = list(dict.fromkeys(name for values in owners.values() for name in values))
+    result: list[Record] = []
+    for record in records:
+        owner = next((v for n, v in record.segments if n == "owner"), _NO_OWNER)
+        if owner is _NO_OWNER:
+            result.append(record)
+            continue
+        values = owners.get(owner, {}) if isinstance(owner, str) else {}
+        added = tuple((name, values.get(name)) for name in names)
+        result.append(attrs.evolve(record, segments=(*record.segments, *added)))
+    return result
+
+
+_NO_OWNER = object()
 
 
 def assemble(
@@ -34,12 +199,16 @@ def assemble(
     order: Sequence[str] | None = None,
     add_terminal: bool = False,
     stage_after_close: str = "reopen",
+    owners: Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Map stages (or infer the process), then :func:`~stagegate.io._build.build`.
 
     With a ``process``, ``stage_map`` maps source labels to its stage ids. Without one,
     ``stage_map`` renames source labels before the process is inferred (several labels mapped
     to one name become one stage), and ``won`` / ``lost`` / ``order`` may name either.
+    With ``owners`` (see :func:`read_owners`), a record that sets an owner also sets that
+    owner's segments. ``phases`` is told of the ``checking`` phase (records checked).
     """
     found: list[Finding] = list(findings)
     found.extend(clock.findings())
@@ -52,6 +221,8 @@ def assemble(
             )
         )
     records = _checked_amounts(records, found)
+    if owners:
+        records = _with_owner_segments(records, owners)
     labels = [r.stage for r in records if r.stage is not None]
     mapping: dict[str, str]
     if process is None:
@@ -133,6 +304,7 @@ def assemble(
         as_of=limit,
         stage_after_close=stage_after_close,
         strict=strict,
+        phases=phases,
     )
 
 

@@ -24,6 +24,7 @@ from typing import IO, Any, Union
 
 import attrs
 
+from stagegate._progress import Phases, phase_of
 from stagegate.errors import InvalidCommandError
 from stagegate.io._result import Finding, ImportProblemError, Severity
 
@@ -37,11 +38,15 @@ __all__ = [
     "read_table",
 ]
 
-Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]]]
-"""What an importer reads: a path (``.csv``, ``.parquet``), an open file, or dict rows."""
+Source = Union[str, "os.PathLike[str]", IO[str], IO[bytes], Iterable[Mapping[str, Any]], Any]
+"""What an importer reads: a path (``.csv``, ``.parquet``), an open file, dict rows, or a data
+frame (pandas, Polars, an Arrow table or record batch, or a narwhals frame over one of them)."""
 
 DEFAULT_MAX_FIELD_SIZE = 1_000_000
 """Largest CSV field accepted, in characters; larger ones are refused with ``field_too_large``."""
+
+TICK_ROWS = 20_000
+"""Rows between two progress ticks while reading a file."""
 
 DEFAULT_MAX_INPUT_BYTES = 4 * 1024**3
 """Largest input file read, in bytes (after decompression); set ``STAGEGATE_MAX_INPUT_BYTES``
@@ -102,6 +107,7 @@ def read_table(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    phases: Phases | None = None,
 ) -> Table:
     """Read ``data`` and resolve the canonical column names against its header.
 
@@ -115,6 +121,7 @@ def read_table(
         encoding: the text encoding of a CSV file; default UTF-8 (a BOM is accepted).
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        phases: told of the ``reading`` phase (rows read of the lines in the file).
 
     Raises:
         ImportProblemError: the source cannot be read or lacks required columns.
@@ -133,7 +140,7 @@ def read_table(
             f"columns= names {', '.join(map(repr, unknown))}, unknown to the {source} importer; "
             f"its columns are: {', '.join(known)}"
         )
-    header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size)
+    header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size, phases)
     if not header and not rows:
         header = [overrides.get(name, name) for name in known]  # no dict rows: nothing missing
     by_key: dict[str, str] = {}
@@ -249,15 +256,24 @@ def _too_large(shown: str, source: str, limit: int, how: str = "") -> ImportProb
     )
 
 
-def _read_any(
-    data: Source, source: str, encoding: str | None, delimiter: str, max_field_size: int
+def _read_any(  # noqa: PLR0917 - private, the options of read_table
+    data: Source,
+    source: str,
+    encoding: str | None,
+    delimiter: str,
+    max_field_size: int,
+    phases: Phases | None = None,
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    frame = frame_columns(data)
+    if frame is not None:
+        return _read_columns(*frame, source, phases)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         raw = read_file(path, source)
         if path.suffix.lower() in _PARQUET_SUFFIXES or raw[:4] == _PARQUET_MAGIC:
-            return _read_parquet(path, source)
-        return _read_csv(_decode(raw, source, encoding), source, delimiter, max_field_size)
+            return _read_parquet(path, source, phases)
+        text = _decode(raw, source, encoding)
+        return _read_csv(text, source, delimiter, max_field_size, phases)
     if hasattr(data, "read"):
         limit = max_input_bytes()
         content = data.read(limit + 1)
@@ -268,8 +284,8 @@ def _read_any(
             if isinstance(content, (bytes, bytearray))
             else str(content)
         )
-        return _read_csv(text, source, delimiter, max_field_size)
-    return _read_rows(data, source)
+        return _read_csv(text, source, delimiter, max_field_size, phases)
+    return _read_rows(data, source, phases)
 
 
 def _decode(raw: bytes, source: str, encoding: str | None) -> str:
@@ -304,7 +320,7 @@ def _field_limit(limit: int) -> Iterator[None]:
 
 
 def _read_csv(
-    text: str, source: str, delimiter: str, max_field_size: int
+    text: str, source: str, delimiter: str, max_field_size: int, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     if not text.strip():
         raise _fail(
@@ -323,6 +339,7 @@ def _read_csv(
         )
     rows: list[tuple[int, Mapping[str, Any]]] = []
     findings: list[Finding] = []
+    tick = phase_of(phases, "reading", max(text.count("\n") - 1, 0) if phases else None)
     with _field_limit(max_field_size):
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         record = 1
@@ -344,6 +361,8 @@ def _read_csv(
                     )
                     continue
                 rows.append((record, dict(zip(header, values, strict=False))))
+                if not record % TICK_ROWS:
+                    tick(record - 1)
         except csv.Error as exc:
             message = str(exc)
             if "field larger than field limit" in message:
@@ -361,6 +380,7 @@ def _read_csv(
                 f"row {record + 1} is not valid CSV ({message}); fix the file and import again",
                 [record + 1],
             ) from None
+    tick(record - 1)
     duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
     if duplicates:
         raise _fail(
@@ -374,7 +394,7 @@ def _read_csv(
 
 
 def _read_parquet(
-    path: Path, source: str
+    path: Path, source: str, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     try:
         pq = importlib.import_module("pyarrow.parquet")
@@ -390,13 +410,11 @@ def _read_parquet(
         raise _fail(
             source, "unreadable_file", f"{str(path)!r} is not a readable Parquet file: {exc}"
         ) from None
-    header = [str(name) for name in table.column_names]
-    rows = [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
-    return header, rows, []
+    return _read_columns(*_arrow_columns(table), source, phases)
 
 
 def _read_rows(
-    data: Iterable[Mapping[str, Any]], source: str
+    data: Iterable[Mapping[str, Any]], source: str, phases: Phases | None = None
 ) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
     header: dict[str, None] = {}
     rows: list[tuple[int, Mapping[str, Any]]] = []
@@ -418,8 +436,87 @@ def _read_rows(
             )
         for key in row:
             header.setdefault(str(key), None)
-        rows.append((number, {str(k): v for k, v in row.items()}))
+        rows.append((number, {str(k): None if is_empty(v) else v for k, v in row.items()}))
+    phase_of(phases, "reading", len(rows))(len(rows))
     return list(header), rows, []
+
+
+# -- data frames ---------------------------------------------------------------------------
+
+
+def is_empty(value: Any) -> bool:
+    """Whether a cell means "no value": ``None``, a float NaN, pandas' ``NaT`` or ``NA``.
+
+    >>> is_empty(float("nan")), is_empty(None), is_empty(""), is_empty(0)
+    (True, True, False, False)
+    """
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in _EMPTY_TYPES
+
+
+_EMPTY_TYPES = frozenset({"NaTType", "NAType", "NaTType_"})
+
+
+def frame_columns(data: Any) -> tuple[list[str], list[list[Any]]] | None:
+    """The header and the column values of a data frame, or ``None`` when ``data`` is none.
+
+    Takes pandas and Polars data frames (a Polars ``LazyFrame`` is collected), Arrow tables and
+    record batches, and narwhals frames over any of them. Values are Python objects; nulls,
+    NaN and ``NaT`` become ``None`` (an empty cell), as a blank does in a CSV file.
+    """
+    module = type(data).__module__.partition(".")[0]
+    if module == "narwhals":
+        to_native = getattr(data, "to_native", None)
+        return None if to_native is None else frame_columns(to_native())
+    if module == "pyarrow" and hasattr(data, "column_names") and hasattr(data, "column"):
+        return _arrow_columns(data)
+    if module == "polars" and hasattr(data, "collect_schema"):
+        if hasattr(data, "collect") and not hasattr(data, "to_arrow"):  # a LazyFrame
+            data = data.collect()
+        header = [str(name) for name in data.columns]
+        return header, [_cleaned(data.get_column(name).to_list()) for name in data.columns]
+    if module == "pandas" and hasattr(data, "columns") and hasattr(data, "iloc"):
+        header = [str(name) for name in data.columns]
+        columns = []
+        for index in range(len(header)):
+            series = data.iloc[:, index]
+            empty = series.isna().tolist()
+            values = series.astype(object).tolist()
+            columns.append([None if gone else v for v, gone in zip(values, empty, strict=True)])
+        return header, columns
+    return None
+
+
+def _arrow_columns(table: Any) -> tuple[list[str], list[list[Any]]]:
+    header = [str(name) for name in table.column_names]
+    return header, [_cleaned(table.column(i).to_pylist()) for i in range(len(header))]
+
+
+def _cleaned(values: list[Any]) -> list[Any]:
+    """A column's values with NaN (a float) as ``None``."""
+    return [None if isinstance(v, float) and v != v else v for v in values]  # noqa: PLR0124 - NaN
+
+
+def _read_columns(
+    header: list[str], columns: list[list[Any]], source: str, phases: Phases | None = None
+) -> tuple[list[str], list[tuple[int, Mapping[str, Any]]], list[Finding]]:
+    duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
+    if duplicates:
+        raise _fail(
+            source,
+            "duplicate_columns",
+            f"the frame repeats column {', '.join(map(repr, duplicates))}; rename the columns "
+            "so each appears once",
+        )
+    rows: list[tuple[int, Mapping[str, Any]]] = [
+        (number, dict(zip(header, values, strict=True)))
+        for number, values in enumerate(zip(*columns, strict=True), start=1)
+    ]
+    phase_of(phases, "reading", len(rows))(len(rows))
+    return header, rows, []
 
 
 # -- values --------------------------------------------------------------------------------
@@ -436,6 +533,9 @@ def text(value: Any) -> str | None:
 def decimal(value: Any) -> Decimal | None:
     """A cell as a finite decimal (``1,234.50`` and ``1234,5`` are refused), or ``None``.
 
+    A float is read as its shortest text (``0.1``, not its binary expansion), a whole one as
+    an integer (``1054.0`` is ``1054``).
+
     Raises:
         ValueError: the value is not a finite number.
     """
@@ -443,6 +543,10 @@ def decimal(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")  # noqa: TRY004 - a cell value, not an argument
+    if isinstance(value, float) and value.is_integer():
+        # a whole number in a float column (pandas makes an integer column with gaps float):
+        # the number as written, 1054 rather than 1054.0
+        return Decimal(int(value))
     try:
         result = Decimal(value.strip() if isinstance(value, str) else str(value))
     except InvalidOperation:

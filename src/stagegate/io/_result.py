@@ -7,11 +7,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
 from stagegate.errors import StagegateError
 from stagegate.events import Event
+from stagegate.io._frame import SegmentChange, segment_names, stage_history_columns, to_backend
 from stagegate.process import Process
 
 __all__ = ["Finding", "Hint", "ImportProblemError", "ImportResult", "Severity"]
@@ -180,6 +182,14 @@ def _stage_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+def _segments(
+    value: Mapping[str, Iterable[SegmentChange]],
+) -> Mapping[str, tuple[SegmentChange, ...]]:
+    return MappingProxyType(
+        {oid: tuple(sorted(changes, key=lambda c: c[0])) for oid, changes in value.items()}
+    )
+
+
 @attrs.frozen(slots=True)
 class ImportResult:
     """The outcome of one import.
@@ -197,6 +207,10 @@ class ImportResult:
         rows_used: data rows that contributed to at least one event.
         definition: the :class:`~stagegate.process.Process` the events belong to (the one
             given, or the one inferred from the data), so it can be stored beside them.
+        segments: opportunity id -> its owner and segment changes, ``(at, name, value)`` in
+            time order: from ``at`` on, segment ``name`` (``owner``, ``team``, ``region``, ...)
+            holds ``value`` (``None``: none). Read from the export's owner and segment
+            columns; :meth:`to_frame` carries them as columns.
     """
 
     source: str
@@ -208,6 +222,33 @@ class ImportResult:
     rows_read: int
     rows_used: int
     definition: Process | None = attrs.field(default=None, eq=False, repr=False)
+    segments: Mapping[str, tuple[SegmentChange, ...]] = attrs.field(
+        factory=dict, converter=_segments, hash=False, repr=False
+    )
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """The segment columns the import carries: ``owner`` first, then as first seen."""
+        return segment_names(self.segments)
+
+    def to_frame(self, backend: str = "polars") -> Any:
+        """The canonical stage-history table of the imported events, as a data frame.
+
+        One row per event, ordered as :attr:`events`: ``opportunity_id``, ``at`` (UTC),
+        ``seq``, ``stage``, ``amount`` (a float), ``close_date``, ``kind``, ``from_stage``,
+        ``move``, ``reason``, then one column per :attr:`segment_names` entry holding the value
+        in force at the row's instant. This is the table the analytics functions take.
+
+        Args:
+            backend: ``"polars"`` (a ``polars.DataFrame``), ``"pandas"`` (a
+                ``pandas.DataFrame``, instants as ``datetime64[us, UTC]``) or ``"pyarrow"``
+                (a ``pyarrow.Table``).
+
+        Raises:
+            InvalidCommandError: an unknown backend, or its library is not installed.
+        """
+        columns = stage_history_columns(self.events, self.segments)
+        return to_backend(columns, backend)
 
     @property
     def opportunities(self) -> int:

@@ -36,19 +36,28 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import parse_date
 from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event
-from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._build import Record
+from stagegate.io._decode import event_of
+from stagegate.io._mapping import Export, Reading, read_export
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    bad_value,
+    row_segments,
+)
 from stagegate.io._read import (
     DEFAULT_MAX_FIELD_SIZE,
+    TICK_ROWS,
     Source,
     read_file,
     read_table,
     text,
 )
-from stagegate.io._result import Finding, ImportResult
+from stagegate.io._result import ImportResult
 from stagegate.io._stages import ProcessLike
 
 __all__ = ["EVENT_COLUMNS", "import_log", "read_events", "write_events"]
@@ -78,7 +87,8 @@ _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "j
 _FORMATS[".ndjson"] = "jsonl"
 
 LOG_COLUMNS = ("opportunity_id", "at", "stage")
-LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq")
+LOG_OPTIONAL = ("actor", "amount", "close_date", "reason", "seq", "owner")
+OWNER = "owner"
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -156,8 +166,15 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, ...]:  # noqa: A002
+def read_events(
+    path: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002
+    phases: Phases | None = None,
+) -> tuple[Event, ...]:
     """Read events written by :func:`write_events`.
+
+    ``phases`` is told of the ``reading`` phase (events decoded of the records in the file).
 
     Raises:
         EventLogError: a record is malformed (the message names its line or row).
@@ -183,32 +200,39 @@ def read_events(path: str | Path, *, format: str | None = None) -> tuple[Event, 
                 ) from None
     else:
         table = read_table(source, source="canonical", required=EVENT_COLUMNS)
+        pairs = [(name, table.columns[name]) for name in EVENT_COLUMNS]
         for number, row in table.rows:
-            data: dict[str, Any] = {}
-            for name in EVENT_COLUMNS:
-                value = row.get(table.columns[name])
+            get = row.get
+            data: dict[str, Any] = {name: get(column) for name, column in pairs}
+            for name, value in data.items():
                 if value == "":
-                    value = None
-                if name == "seq" and isinstance(value, str):
-                    value = int(value) if value.isascii() and value.isdigit() else value
-                if name in _JSON_COLUMNS and isinstance(value, str):
+                    data[name] = None
+            seq = data["seq"]
+            if type(seq) is str and seq.isascii() and seq.isdigit():
+                data["seq"] = int(seq)
+            for name in _JSON_COLUMNS:
+                value = data[name]
+                if isinstance(value, str):
                     try:
-                        value = json.loads(value)
+                        data[name] = json.loads(value)
                     except (json.JSONDecodeError, RecursionError) as exc:
                         raise EventLogError(
                             f"row {number}: column {name!r} is not JSON: {exc}"
                         ) from None
-                data[name] = value
             records.append((number, data))
     events: list[Event] = []
-    for number, data in records:
+    tick = phase_of(phases, "reading", len(records))
+    for index, (number, data) in enumerate(records):
+        if not index % TICK_ROWS:
+            tick(index)
         try:
-            events.append(Event.from_dict(data))
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # noqa: PERF203 - the error must name its row
+            events.append(event_of(data))
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
             raise EventLogError(
                 f"{'line' if chosen == 'jsonl' else 'row'} {number}: {why}"
             ) from None
+    tick(len(records))
     return tuple(events)
 
 
@@ -227,6 +251,9 @@ def import_log(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a generic stage-history table in the canonical columns.
 
@@ -240,71 +267,68 @@ def import_log(
 
     Arguments and errors are those of :func:`~stagegate.io.import_salesforce_history`.
     """
-    source = "log"
-    table = read_table(
+    return read_export(
+        LOG,
         data,
-        source=source,
-        required=LOG_COLUMNS,
-        optional=LOG_OPTIONAL,
-        columns=columns,
-        encoding=encoding,
-        delimiter=delimiter,
-        max_field_size=max_field_size,
-    )
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    for number, row in table.rows:
-        oid = text(table.get(row, "opportunity_id"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["opportunity_id"]))
-            continue
-        at = clock.instant(table.get(row, "at"), number, "at")
-        if at is None:
-            continue
-        raw_seq = text(table.get(row, "seq"))
-        if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
-            findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
-            continue
-        try:
-            value_amount = amount(table.get(row, "amount"))
-            raw_date = text(table.get(row, "close_date"))
-            close_date = None if raw_date is None else parse_date(raw_date)
-        except (ValueError, InvalidTimestampError):
-            findings.append(
-                bad_value(
-                    number,
-                    oid,
-                    "amount or close_date",
-                    (table.get(row, "amount"), table.get(row, "close_date")),
-                    "amounts as 1234.50, dates as YYYY-MM-DD",
-                )
-            )
-            continue
-        records.append(
-            Record(
-                oid,
-                number,
-                at,
-                stage=text(table.get(row, "stage")),
-                amount=value_amount,
-                close_date=close_date,
-                reason=text(table.get(row, "reason")),
-                actor=text(table.get(row, "actor")),
-                order=0 if raw_seq is None else int(raw_seq),
-            )
-        )
-    return assemble(
-        records,
-        source=source,
+        _log_row,
         process=process,
         stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
+        columns=columns,
+        assume_zone=assume_zone,
         won=won,
         lost=lost,
         order=order,
+        as_of=as_of,
+        strict=strict,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
     )
+
+
+LOG = Export("log", LOG_COLUMNS, LOG_OPTIONAL, id="opportunity_id", at="at", owner=OWNER)
+"""The generic stage-history table: one row per change, the values in force after it."""
+
+
+def _log_row(
+    reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+) -> list[Record]:
+    """The record of one stage-history row (its values in force after a change)."""
+    assert at is not None  # noqa: S101 - the export dates every row
+    get = reading.get
+    raw_seq = text(get(row, "seq"))
+    if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
+        reading.findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
+        return []
+    try:
+        value_amount = amount(get(row, "amount"))
+        raw_date = text(get(row, "close_date"))
+        close_date = None if raw_date is None else parse_date(raw_date)
+    except (ValueError, InvalidTimestampError):
+        reading.findings.append(
+            bad_value(
+                number,
+                oid,
+                "amount or close_date",
+                (get(row, "amount"), get(row, "close_date")),
+                "amounts as 1234.50, dates as YYYY-MM-DD",
+            )
+        )
+        return []
+    return [
+        Record(
+            oid,
+            number,
+            at,
+            stage=text(get(row, "stage")),
+            amount=value_amount,
+            close_date=close_date,
+            reason=text(get(row, "reason")),
+            actor=text(get(row, "actor")),
+            order=0 if raw_seq is None else int(raw_seq),
+            segments=row_segments(row, reading.segment_columns),
+        )
+    ]

@@ -32,12 +32,20 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
+import attrs
+
+from stagegate._progress import Phases
 from stagegate._time import UTC, from_epoch_us, parse_instant
 from stagegate.errors import InvalidTimestampError
-from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
-from stagegate.io._result import Finding, ImportResult
+from stagegate.io._build import Record
+from stagegate.io._mapping import Export, Reading, read_export
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    bad_value,
+)
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, text
+from stagegate.io._result import ImportResult
 from stagegate.io._stages import ProcessLike
 from stagegate.io.salesforce import _date
 from stagegate.io.snapshot import import_snapshot
@@ -46,6 +54,8 @@ __all__ = ["hubspot_history_rows", "import_hubspot_history", "import_hubspot_sta
 
 COLUMNS = ("deal_id", "property", "value", "timestamp")
 OPTIONAL = ("user_id",)
+OWNER_FIELDS = frozenset({"hubspot_owner_id"})
+OWNER_COLUMN = "hubspot_owner_id"
 DATE_ENTERED = re.compile(r"^hs(?:_v2)?_date_entered_(?P<stage>.+)$", re.IGNORECASE)
 
 
@@ -103,6 +113,9 @@ def import_hubspot_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import HubSpot deal property history.
 
@@ -116,67 +129,68 @@ def import_hubspot_history(
     Arguments and errors are those of
     :func:`~stagegate.io.import_salesforce_history`.
     """
-    source = "hubspot"
-    table = read_table(
+    return read_export(
+        HISTORY,
         data,
-        source=source,
-        required=COLUMNS,
-        optional=OPTIONAL,
-        columns=columns,
-        encoding=encoding,
-        delimiter=delimiter,
-        max_field_size=max_field_size,
-    )
-    clock = Clock(assume_zone, epoch_ms=True)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    for number, row in table.rows:
-        oid = text(table.get(row, "deal_id"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["deal_id"]))
-            continue
-        at = clock.instant(table.get(row, "timestamp"), number, "timestamp")
-        if at is None:
-            continue
-        name = (text(table.get(row, "property")) or "").casefold()
-        value = table.get(row, "value")
-        actor = text(table.get(row, "user_id"))
-        try:
-            if name == "dealstage":
-                record = Record(oid, number, at, stage=text(value), actor=actor)
-            elif name == "closedate":
-                record = Record(oid, number, at, close_date=_hubspot_date(value), actor=actor)
-            elif name == "amount":
-                record = Record(oid, number, at, amount=amount(value), actor=actor)
-            elif name == "createdate":
-                record = Record(oid, number, at, opens=True, actor=actor)
-            else:
-                record = Record(oid, number, at, field=name or None, value=text(value))
-        except (ValueError, InvalidTimestampError):
-            findings.append(
-                bad_value(number, oid, name, value, "amounts as 1234.50, dates as ISO 8601")
-            )
-            continue
-        if not record.changes_state and not record.opens:
-            findings.append(
-                bad_value(number, oid, name or "property", value, "a revision needs a value")
-            )
-            continue
-        records.append(record)
-    return assemble(
-        records,
-        source=source,
+        _revision,
         process=process,
         stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
+        columns=columns,
+        assume_zone=assume_zone,
         won=won,
         lost=lost,
         order=order,
+        as_of=as_of,
+        strict=strict,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
     )
+
+
+HISTORY = Export(
+    "hubspot", COLUMNS, OPTIONAL, id="deal_id", at="timestamp", owner_fields=OWNER_FIELDS,
+    epoch_ms=True,
+)  # fmt: skip
+"""Deal property history: one row per revision of a property."""
+
+
+def _revision(
+    reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+) -> list[Record]:
+    """The record of one property revision: ``dealstage``, ``closedate``, ``amount``, ..."""
+    assert at is not None  # noqa: S101 - the export dates every row
+    get = reading.get
+    name = (text(get(row, "property")) or "").casefold()
+    value = get(row, "value")
+    actor = text(get(row, "user_id"))
+    try:
+        if name == "dealstage":
+            record = Record(oid, number, at, stage=text(value), actor=actor)
+        elif name == "closedate":
+            record = Record(oid, number, at, close_date=_hubspot_date(value), actor=actor)
+        elif name == "amount":
+            record = Record(oid, number, at, amount=amount(value), actor=actor)
+        elif name == "createdate":
+            record = Record(oid, number, at, opens=True, actor=actor)
+        else:
+            record = Record(oid, number, at, field=name or None, value=text(value))
+    except (ValueError, InvalidTimestampError):
+        reading.findings.append(
+            bad_value(number, oid, name, value, "amounts as 1234.50, dates as ISO 8601")
+        )
+        return []
+    if not record.changes_state and not record.opens:
+        reading.findings.append(
+            bad_value(number, oid, name or "property", value, "a revision needs a value")
+        )
+        return []
+    if name in reading.segment_fields:
+        record = attrs.evolve(record, segments=((reading.segment_fields[name], text(value)),))
+    return [record]
 
 
 def import_hubspot_stage_dates(
@@ -195,6 +209,9 @@ def import_hubspot_stage_dates(
     strict: bool = False,
     encoding: str | None = None,
     delimiter: str = ",",
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import HubSpot's per-stage "date entered" snapshot columns.
 
@@ -203,7 +220,9 @@ def import_hubspot_stage_dates(
     headers. The deal id column is ``hs_object_id`` and the current stage ``dealstage``
     (rename with ``columns={"opportunity_id": "Record ID", "stage": "Deal Stage"}``). This is
     :func:`~stagegate.io.import_snapshot`: each stage is entered at most once, so a deal that
-    moved back and forth shows only its latest entry into each stage.
+    moved back and forth shows only its latest entry into each stage. The
+    ``hubspot_owner_id`` column, when present, is the deal's ``owner``; ``segments`` and
+    ``owners`` are those of :func:`~stagegate.io.import_snapshot`.
 
     >>> rows = [{"hs_object_id": "9", "dealstage": "closedwon",
     ...          "hs_v2_date_entered_qualifiedtobuy": "2024-03-01T09:00:00Z",
@@ -216,7 +235,8 @@ def import_hubspot_stage_dates(
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
         InvalidCommandError: no date-entered column was found and ``entered`` is not given.
     """
-    canonical = {"opportunity_id": "hs_object_id", "stage": "dealstage"}
+    # the owner column is optional: an export without it imports without owners
+    canonical = {"opportunity_id": "hs_object_id", "stage": "dealstage", "owner": OWNER_COLUMN}
     canonical.update(columns or {})
     return import_snapshot(
         data,
@@ -234,4 +254,7 @@ def import_hubspot_stage_dates(
         encoding=encoding,
         delimiter=delimiter,
         source="hubspot",
+        segments=segments,
+        owners=owners,
+        phases=phases,
     )

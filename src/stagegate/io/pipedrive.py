@@ -36,9 +36,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
+import attrs
+
+from stagegate._progress import Phases
 from stagegate.errors import InvalidTimestampError
-from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
+from stagegate.io._build import Record
+from stagegate.io._mapping import Export, Reading, read_export
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    bad_value,
+)
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
 from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
@@ -48,6 +56,7 @@ __all__ = ["import_pipedrive", "read_pipedrive_fields", "read_pipedrive_stages"]
 
 COLUMNS = ("deal_id", "change_time", "changed_field_key", "new_value")
 OPTIONAL = ("user_id",)
+OWNER_FIELDS = frozenset({"user_id"})
 
 
 def read_pipedrive_stages(
@@ -122,7 +131,7 @@ def read_pipedrive_fields(data: Source) -> dict[str, dict[str, str]]:
     return options
 
 
-def import_pipedrive(  # noqa: PLR0915 - keyword-only options
+def import_pipedrive(
     data: Source,
     *,
     stages: Source | Mapping[str, str] | None = None,
@@ -140,6 +149,9 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Pipedrive-style deal field-change log.
 
@@ -170,71 +182,101 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
         encoding: the CSV text encoding.
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        segments: changed fields whose values are segments of the deal (the ``user_id``
+            field, the deal's owner, is carried as ``owner``).
+        owners: an owners table (see :func:`~stagegate.io.import_salesforce_history`).
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
 
     Raises:
         ImportProblemError: a file cannot be read, or ``strict`` and problems were found.
         InvalidCommandError: a bad argument.
     """
-    source = "pipedrive"
     options = read_pipedrive_fields(fields) if fields is not None else {}
     names = (
         read_pipedrive_stages(stages) if stages is not None else dict(options.get("stage_id", {}))
     )
     reasons = dict(options.get("lost_reason", {}))
     reasons.update(lost_reasons or {})
-    table = read_table(
+    changes = _Changes(names, reasons)
+    return read_export(
+        CHANGES,
         data,
-        source=source,
-        required=COLUMNS,
-        optional=OPTIONAL,
+        changes.record,
+        process=process,
+        stage_map=stage_map,
         columns=columns,
+        assume_zone=assume_zone,
+        won=won,
+        lost=lost,
+        order=order if order is not None else (list(names.values()) if names else None),
+        as_of=as_of,
+        strict=strict,
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
+        finish=changes.finish,
     )
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    unknown_ids: dict[str, list[int]] = {}
-    unknown_reasons: dict[str, list[int]] = {}
-    stage_rows: dict[str, int] = {}
-    for number, row in table.rows:
-        oid = text(table.get(row, "deal_id"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["deal_id"]))
-            continue
-        at = clock.instant(table.get(row, "change_time"), number, "change_time")
-        if at is None:
-            continue
-        field = (text(table.get(row, "changed_field_key")) or "").casefold()
-        new: Any = table.get(row, "new_value")
+
+
+CHANGES = Export(
+    "pipedrive", COLUMNS, OPTIONAL, id="deal_id", at="change_time", owner_fields=OWNER_FIELDS,
+    stage_after_close="refuse", add_terminal=True,
+)  # fmt: skip
+"""The deal field-change log: one row per changed field; a status, not a stage, closes."""
+
+
+class _Changes:
+    """Parses change rows with the stage and lost-reason tables, noting ids they lack."""
+
+    def __init__(self, names: Mapping[str, str], reasons: Mapping[str, str]) -> None:
+        self.names, self.reasons = names, reasons
+        self.unknown_ids: dict[str, list[int]] = {}
+        self.unknown_reasons: dict[str, list[int]] = {}
+        self.stage_rows: dict[str, int] = {}
+
+    def record(
+        self, reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+    ) -> list[Record]:
+        """The record of one change row."""
+        assert at is not None  # noqa: S101 - the export dates every row
+        get = reading.get
+        field = (text(get(row, "changed_field_key")) or "").casefold()
+        new: Any = get(row, "new_value")
         value = text(new)
-        actor = text(table.get(row, "user_id"))
+        actor = text(get(row, "user_id"))
         try:
             if field == "add_time":
                 record = Record(oid, number, at, opens=True, actor=actor)
             elif field == "stage_id":
                 if value is None:
-                    findings.append(bad_value(number, oid, "stage_id", new, "give a stage id"))
-                    continue
-                if names and value not in names:
-                    unknown_ids.setdefault(value, []).append(number)
-                    continue
-                record = Record(oid, number, at, stage=names.get(value, value), actor=actor)
-                stage_rows.setdefault(value, 0)
-                stage_rows[value] += 1
+                    reading.findings.append(
+                        bad_value(number, oid, "stage_id", new, "give a stage id")
+                    )
+                    return []
+                if self.names and value not in self.names:
+                    self.unknown_ids.setdefault(value, []).append(number)
+                    return []
+                record = Record(oid, number, at, stage=self.names.get(value, value), actor=actor)
+                self.stage_rows.setdefault(value, 0)
+                self.stage_rows[value] += 1
             elif field == "lost_reason":
                 label = value
-                if value is not None and reasons and value not in reasons:
-                    unknown_reasons.setdefault(value, []).append(number)
+                if value is not None and self.reasons and value not in self.reasons:
+                    self.unknown_reasons.setdefault(value, []).append(number)
                 elif value is not None:
-                    label = reasons.get(value, value)
+                    label = self.reasons.get(value, value)
                 record = Record(oid, number, at, close="lost", reason=label, actor=actor)
             elif field == "status":
                 status = (value or "").casefold()
                 if status not in {"won", "lost", "open"}:
-                    findings.append(bad_value(number, oid, "status", new, "use won, lost or open"))
-                    continue
+                    reading.findings.append(
+                        bad_value(number, oid, "status", new, "use won, lost or open")
+                    )
+                    return []
                 record = Record(
                     oid,
                     number,
@@ -250,70 +292,62 @@ def import_pipedrive(  # noqa: PLR0915 - keyword-only options
             else:
                 record = Record(oid, number, at, field=field or None, value=value, actor=actor)
         except (ValueError, InvalidTimestampError):
-            findings.append(
+            reading.findings.append(
                 bad_value(number, oid, field, new, "amounts as 1234.50, dates as YYYY-MM-DD")
             )
-            continue
+            return []
         if not record.changes_state and not record.opens:
-            findings.append(
+            reading.findings.append(
                 bad_value(number, oid, "changed_field_key", field, "name the changed field")
             )
-            continue
-        records.append(record)
-    for stage_id, rows in unknown_ids.items():
-        findings.append(
-            Finding(
-                "unknown_stage",
-                Severity.ERROR,
-                f"stage id {stage_id!r} is not in the stage table (ids: "
-                f"{', '.join(names)}); its {len(rows)} row(s) were not used: add it to the table",
-                rows,
-                used=False,
+            return []
+        if field in reading.segment_fields:
+            record = attrs.evolve(record, segments=((reading.segment_fields[field], value),))
+        return [record]
+
+    def finish(self, reading: Reading, records: list[Record]) -> list[Record]:
+        """After the last row: the findings about ids the tables do not name."""
+        for stage_id, rows in self.unknown_ids.items():
+            reading.findings.append(
+                Finding(
+                    "unknown_stage",
+                    Severity.ERROR,
+                    f"stage id {stage_id!r} is not in the stage table (ids: "
+                    f"{', '.join(self.names)}); its {len(rows)} row(s) were not used: add it "
+                    "to the table",
+                    rows,
+                    used=False,
+                )
             )
-        )
-    if not names and stage_rows:
-        findings.append(
-            Finding(
-                "unnamed_stages",
-                Severity.WARNING,
-                f"no stage table was given, so the {sum(stage_rows.values())} stage_id row(s) name "
-                f"stages by id only ({', '.join(map(repr, sorted(stage_rows, key=_id_key)))}) "
-                "and their order is guessed from the data",
-                hint=Hint(
-                    "pass the stage table with stages= (a stages.csv with stage_id, "
-                    "stage_name), or fields= with the stage_id options",
-                    "pass the stage table with --pipedrive-stages stages.csv (stage_id, "
-                    "stage_name), or --pipedrive-fields fields.csv",
-                ),
+        if not self.names and self.stage_rows:
+            reading.findings.append(
+                Finding(
+                    "unnamed_stages",
+                    Severity.WARNING,
+                    f"no stage table was given, so the {sum(self.stage_rows.values())} "
+                    "stage_id row(s) name stages by id only "
+                    f"({', '.join(map(repr, sorted(self.stage_rows, key=_id_key)))}) "
+                    "and their order is guessed from the data",
+                    hint=Hint(
+                        "pass the stage table with stages= (a stages.csv with stage_id, "
+                        "stage_name), or fields= with the stage_id options",
+                        "pass the stage table with --pipedrive-stages stages.csv (stage_id, "
+                        "stage_name), or --pipedrive-fields fields.csv",
+                    ),
+                )
             )
-        )
-    for reason, rows in unknown_reasons.items():
-        findings.append(
-            Finding(
-                "unknown_value",
-                Severity.WARNING,
-                f"lost_reason id {reason!r} has no label in the fields table; recorded as "
-                f"{reason!r}",
-                rows,
-                hint=Hint(
-                    f"add its label with lost_reasons={{{reason!r}: '...'}}",
-                    "add its label to the fields table given with --pipedrive-fields",
-                ),
+        for reason, rows in self.unknown_reasons.items():
+            reading.findings.append(
+                Finding(
+                    "unknown_value",
+                    Severity.WARNING,
+                    f"lost_reason id {reason!r} has no label in the fields table; recorded as "
+                    f"{reason!r}",
+                    rows,
+                    hint=Hint(
+                        f"add its label with lost_reasons={{{reason!r}: '...'}}",
+                        "add its label to the fields table given with --pipedrive-fields",
+                    ),
+                )
             )
-        )
-    return assemble(
-        records,
-        source=source,
-        process=process,
-        stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
-        won=won,
-        lost=lost,
-        order=order if order is not None else (list(names.values()) if names else None),
-        add_terminal=True,
-        stage_after_close="refuse",
-    )
+        return records

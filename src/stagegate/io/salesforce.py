@@ -29,11 +29,18 @@ from typing import Any
 
 import attrs
 
+from stagegate._progress import Phases
 from stagegate._time import parse_date
 from stagegate.errors import InvalidTimestampError
-from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
+from stagegate.io._build import Record
+from stagegate.io._mapping import Export, Reading, read_export
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    bad_value,
+    row_segments,
+)
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, text
 from stagegate.io._result import Finding, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
 
@@ -49,7 +56,10 @@ HISTORY_OPTIONAL = (
     "PrevCloseDate",
     "CreatedById",
     "IsDeleted",
+    "OwnerId",
 )
+OWNER = "OwnerId"
+OWNER_FIELDS = frozenset({"owner", "ownerid"})
 FIELD_HISTORY_COLUMNS = ("OpportunityId", "Field", "NewValue", "CreatedDate")
 FIELD_HISTORY_OPTIONAL = ("OldValue", "CreatedById", "IsDeleted", "DataType")
 _CREATED_FIELDS = frozenset({"created", "opportunitycreatedfromlead"})
@@ -97,6 +107,9 @@ def import_salesforce_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityHistory`` export.
 
@@ -124,74 +137,45 @@ def import_salesforce_history(
         encoding: the CSV text encoding (default UTF-8, BOM accepted).
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
+        segments: more columns to carry as segments (``Region__c``, ``Type``): each row's
+            value is in force from its instant on. The owner column (``OwnerId``, rename with
+            ``columns={"OwnerId": ...}``) is carried as ``owner`` when the export has it. In
+            field-change logs (Salesforce field history, HubSpot, Pipedrive) ``segments``
+            names changed fields instead, and the owner field (``Owner``,
+            ``hubspot_owner_id``, ``user_id``) sets ``owner``.
+        owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
+            its first column the owner, each other column a segment of that owner's deals
+            (a team, a manager, a regional office), set whenever the owner is.
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
+
+    The owner and segments are carried in :attr:`ImportResult.segments` and as columns of
+    :meth:`ImportResult.to_frame`.
 
     Raises:
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
         InvalidCommandError: a bad argument (an unknown column name, a stage_map target).
     """
-    source = "salesforce"
-    table = read_table(
+    return read_export(
+        HISTORY,
         data,
-        source=source,
-        required=HISTORY_COLUMNS,
-        optional=HISTORY_OPTIONAL,
-        columns=columns,
-        encoding=encoding,
-        delimiter=delimiter,
-        max_field_size=max_field_size,
-    )
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    for number, row in table.rows:
-        oid = text(table.get(row, "OpportunityId"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["OpportunityId"]))
-            continue
-        if _deleted(table.get(row, "IsDeleted")):
-            findings.append(_deleted_finding(number, oid))
-            continue
-        at = clock.instant(table.get(row, "CreatedDate"), number, "CreatedDate")
-        if at is None:
-            continue
-        try:
-            value_amount = amount(table.get(row, "Amount"))
-        except ValueError:
-            findings.append(
-                bad_value(number, oid, "Amount", table.get(row, "Amount"), "use 1234.50")
-            )
-            continue
-        try:
-            close_date = _date(table.get(row, "CloseDate"))
-        except InvalidTimestampError:
-            findings.append(
-                bad_value(number, oid, "CloseDate", table.get(row, "CloseDate"), "use YYYY-MM-DD")
-            )
-            continue
-        records.append(
-            Record(
-                oid,
-                number,
-                at,
-                stage=text(table.get(row, "StageName")),
-                amount=value_amount,
-                close_date=close_date,
-                actor=text(table.get(row, "CreatedById")),
-            )
-        )
-    return assemble(
-        records,
-        source=source,
+        _history_row,
         process=process,
         stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
+        columns=columns,
+        assume_zone=assume_zone,
         won=won,
         lost=lost,
         order=order,
+        as_of=as_of,
+        strict=strict,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
+        skip=_skip_deleted,
     )
 
 
@@ -210,6 +194,9 @@ def import_salesforce_field_history(
     encoding: str | None = None,
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a Salesforce ``OpportunityFieldHistory`` export.
 
@@ -232,78 +219,133 @@ def import_salesforce_field_history(
 
     Arguments and errors are those of :func:`import_salesforce_history`.
     """
-    source = "salesforce"
-    table = read_table(
+    return read_export(
+        FIELD_HISTORY,
         data,
-        source=source,
-        required=FIELD_HISTORY_COLUMNS,
-        optional=FIELD_HISTORY_OPTIONAL,
-        columns=columns,
-        encoding=encoding,
-        delimiter=delimiter,
-        max_field_size=max_field_size,
-    )
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    firsts: dict[tuple[str, str], tuple[datetime, int, Any]] = {}
-    for number, row in table.rows:
-        oid = text(table.get(row, "OpportunityId"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["OpportunityId"]))
-            continue
-        if _deleted(table.get(row, "IsDeleted")):
-            findings.append(_deleted_finding(number, oid))
-            continue
-        at = clock.instant(table.get(row, "CreatedDate"), number, "CreatedDate")
-        if at is None:
-            continue
-        field = text(table.get(row, "Field")) or ""
-        new, old = table.get(row, "NewValue"), table.get(row, "OldValue")
-        actor = text(table.get(row, "CreatedById"))
-        lowered = field.casefold()
-        try:
-            if lowered in _CREATED_FIELDS:
-                record = Record(oid, number, at, opens=True, actor=actor)
-            elif lowered == "stagename":
-                record = Record(oid, number, at, stage=text(new), actor=actor)
-            elif lowered == "amount":
-                record = Record(oid, number, at, amount=amount(new), actor=actor)
-            elif lowered == "closedate":
-                record = Record(oid, number, at, close_date=_date(new), actor=actor)
-            else:
-                record = Record(oid, number, at, field=field, value=text(new), actor=actor)
-        except (ValueError, InvalidTimestampError):
-            findings.append(
-                bad_value(number, oid, field, new, "amounts as 1234.50, dates as YYYY-MM-DD")
-            )
-            continue
-        if lowered in {"stagename", "amount", "closedate"} and text(old) is not None:
-            previous = firsts.get((oid, lowered))
-            if previous is None or (at, number) < previous[:2]:
-                firsts[(oid, lowered)] = (at, number, old)
-        records.append(record)
-    records = _with_initial_values(records, firsts)
-    return assemble(
-        records,
-        source=source,
+        _field_row,
         process=process,
         stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
+        columns=columns,
+        assume_zone=assume_zone,
         won=won,
         lost=lost,
         order=order,
+        as_of=as_of,
+        strict=strict,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
+        skip=_skip_deleted,
+        finish=_with_initial_values,
     )
 
 
-def _with_initial_values(
-    records: list[Record], firsts: Mapping[tuple[str, str], tuple[datetime, int, Any]]
+HISTORY = Export(
+    "salesforce", HISTORY_COLUMNS, HISTORY_OPTIONAL, id="OpportunityId", at="CreatedDate",
+    owner=OWNER,
+)  # fmt: skip
+"""``OpportunityHistory``: one row per save, with the values in force after it."""
+
+FIELD_HISTORY = Export(
+    "salesforce", FIELD_HISTORY_COLUMNS, FIELD_HISTORY_OPTIONAL, id="OpportunityId",
+    at="CreatedDate", owner_fields=OWNER_FIELDS,
+)  # fmt: skip
+"""``OpportunityFieldHistory``: one row per changed field, with its old and new value."""
+
+
+def _skip_deleted(reading: Reading, number: int, row: Mapping[str, Any], oid: str) -> bool:
+    """Rows whose ``IsDeleted`` is true are not used (``deleted_row``)."""
+    if _deleted(reading.get(row, "IsDeleted")):
+        reading.findings.append(_deleted_finding(number, oid))
+        return True
+    return False
+
+
+def _history_row(
+    reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
 ) -> list[Record]:
+    """The record of one ``OpportunityHistory`` row: the stage, amount and close date saved."""
+    assert at is not None  # noqa: S101 - the export dates every row
+    get = reading.get
+    try:
+        value_amount = amount(get(row, "Amount"))
+    except ValueError:
+        reading.findings.append(bad_value(number, oid, "Amount", get(row, "Amount"), "use 1234.50"))
+        return []
+    try:
+        close_date = _date(get(row, "CloseDate"))
+    except InvalidTimestampError:
+        reading.findings.append(
+            bad_value(number, oid, "CloseDate", get(row, "CloseDate"), "use YYYY-MM-DD")
+        )
+        return []
+    return [
+        Record(
+            oid,
+            number,
+            at,
+            stage=text(get(row, "StageName")),
+            amount=value_amount,
+            close_date=close_date,
+            actor=text(get(row, "CreatedById")),
+            segments=row_segments(row, reading.segment_columns),
+        )
+    ]
+
+
+_FIRST_VALUES = "first_values"
+
+
+def _field_row(
+    reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+) -> list[Record]:
+    """The record of one ``OpportunityFieldHistory`` row: the field it changed, to what."""
+    assert at is not None  # noqa: S101 - the export dates every row
+    get = reading.get
+    field = text(get(row, "Field")) or ""
+    new, old = get(row, "NewValue"), get(row, "OldValue")
+    actor = text(get(row, "CreatedById"))
+    lowered = field.casefold()
+    try:
+        if lowered in _CREATED_FIELDS:
+            record = Record(oid, number, at, opens=True, actor=actor)
+        elif lowered == "stagename":
+            record = Record(oid, number, at, stage=text(new), actor=actor)
+        elif lowered == "amount":
+            record = Record(oid, number, at, amount=amount(new), actor=actor)
+        elif lowered == "closedate":
+            record = Record(oid, number, at, close_date=_date(new), actor=actor)
+        else:
+            record = Record(oid, number, at, field=field, value=text(new), actor=actor)
+    except (ValueError, InvalidTimestampError):
+        reading.findings.append(
+            bad_value(number, oid, field, new, "amounts as 1234.50, dates as YYYY-MM-DD")
+        )
+        return []
+    if lowered in reading.segment_fields:
+        record = attrs.evolve(record, segments=((reading.segment_fields[lowered], text(new)),))
+    if lowered in {"stagename", "amount", "closedate"} and text(old) is not None:
+        firsts = _firsts(reading)
+        previous = firsts.get((oid, lowered))
+        if previous is None or (at, number) < previous[:2]:
+            firsts[(oid, lowered)] = (at, number, old)
+    return [record]
+
+
+def _firsts(reading: Reading) -> dict[tuple[str, str], tuple[datetime, int, Any]]:
+    """The earliest ``OldValue`` of each (opportunity, field) seen so far in this reading."""
+    found: dict[tuple[str, str], tuple[datetime, int, Any]] = reading.state.setdefault(
+        _FIRST_VALUES, {}
+    )
+    return found
+
+
+def _with_initial_values(reading: Reading, records: list[Record]) -> list[Record]:
     """Put the ``OldValue`` of each opportunity's first change on its opening record."""
+    firsts = _firsts(reading)
     earliest: dict[str, int] = {}
     for index, record in enumerate(records):
         best = earliest.get(record.oid)

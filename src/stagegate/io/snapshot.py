@@ -35,22 +35,32 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
+from typing import Any
 
+import attrs
+
+from stagegate._progress import Phases
 from stagegate._time import to_utc
 from stagegate.errors import InvalidCommandError
-from stagegate.io._build import Clock, Record
-from stagegate.io._pipeline import amount, assemble, bad_value, missing_id
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, read_table, text
+from stagegate.io._build import Record
+from stagegate.io._mapping import Export, Reading, read_export
+from stagegate.io._pipeline import (
+    Owners,
+    amount,
+    bad_value,
+    row_segments,
+)
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, text
 from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, key, terminal_kind
 
 __all__ = ["import_snapshot"]
 
 COLUMNS = ("opportunity_id", "stage")
-OPTIONAL = ("closed_at", "amount", "actor")
+OPTIONAL = ("closed_at", "amount", "actor", "owner")
 
 
-def import_snapshot(  # noqa: PLR0915 - keyword-only options
+def import_snapshot(
     data: Source,
     *,
     entered: Mapping[str, str] | re.Pattern[str],
@@ -68,6 +78,9 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
     delimiter: str = ",",
     max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
     source: str = "snapshot",
+    segments: Sequence[str] = (),
+    owners: Source | Owners | None = None,
+    phases: Phases | None = None,
 ) -> ImportResult:
     """Import a table of deals with their current stage and stage entry dates.
 
@@ -97,88 +110,144 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
         delimiter: the CSV field separator.
         max_field_size: the largest CSV field accepted, in characters.
         source: the name used in the result and messages.
+        segments: more columns to carry as segments of each deal (``product``, ``account``),
+            in force from its opening on, like the ``owner`` column.
+        owners: an owners table (a path, rows, a frame, or ``{owner: {segment: value}}``):
+            its first column the owner, each other column a segment their deals carry
+            (Maven's ``sales_teams.csv`` adds ``manager`` and ``regional_office``).
+        phases: told of the long phases (``reading`` the rows, ``checking`` them) for
+            progress bars; see :mod:`stagegate._progress`.
 
     Raises:
         ImportProblemError: the file cannot be read, or ``strict`` and problems were found.
         InvalidCommandError: a bad argument.
     """
-    table = read_table(
+    snapshot = _Snapshot(entered, stages, won, lost, undated_at)
+    return read_export(
+        attrs.evolve(SNAPSHOT, source=source),
         data,
-        source=source,
-        required=COLUMNS,
-        optional=OPTIONAL,
+        snapshot.record,
+        process=process,
+        stage_map=stage_map,
         columns=columns,
+        assume_zone=assume_zone,
+        won=won,
+        lost=lost,
+        order=None,
+        as_of=as_of,
+        strict=strict,
         encoding=encoding,
         delimiter=delimiter,
         max_field_size=max_field_size,
+        segments=segments,
+        owners=owners,
+        phases=phases,
+        prepare=snapshot.prepare,
+        order_of=snapshot.order_of,
     )
-    if isinstance(entered, re.Pattern):
-        pattern = entered
-        entered = {}
-        for column in table.header:
-            match = pattern.match(column)
-            if match:
-                entered.setdefault(match.group("stage"), column)
-    if not entered:
-        raise InvalidCommandError(
-            "entered= must map at least one stage to the column of its entry date, e.g. "
-            "entered={'Engaging': 'engage_date'}; no such column was found"
-        )
-    by_key = {key(h): h for h in table.header}
-    stage_columns: dict[str, str] = {}
-    for label, column in entered.items():
-        found_column = column if column in table.header else by_key.get(key(column))
-        if found_column is None:
+
+
+SNAPSHOT = Export("snapshot", COLUMNS, OPTIONAL, id="opportunity_id", at=None)
+"""One row per deal: its current stage, and the dates it entered stages (dated per row)."""
+
+
+class _Snapshot:
+    """Parses snapshot rows: each dated stage column is one entry of the deal's history."""
+
+    def __init__(
+        self,
+        entered: Mapping[str, str] | re.Pattern[str],
+        stages: Sequence[str] | None,
+        won: tuple[str, ...],
+        lost: tuple[str, ...],
+        undated_at: datetime | None,
+    ) -> None:
+        self.entered, self.stages = entered, stages
+        self.won, self.lost, self.undated_at = won, lost, undated_at
+        self.stage_columns: dict[str, str] = {}
+        self.rank: dict[str, int] = {}
+        self.order: list[str] = []
+        self.seen: dict[str, int] = {}
+
+    def prepare(self, reading: Reading) -> None:
+        """Find the date column of each stage in the header, before the rows are read.
+
+        Raises:
+            InvalidCommandError: no date column, or one named that the export lacks.
+        """
+        header = reading.table.header
+        entered = self.entered
+        if isinstance(entered, re.Pattern):
+            pattern = entered
+            entered = {}
+            for column in header:
+                match = pattern.match(column)
+                if match:
+                    entered.setdefault(match.group("stage"), column)
+        if not entered:
             raise InvalidCommandError(
-                f"entered= names column {column!r} for stage {label!r}, but the export has no "
-                f"such column (found: {', '.join(map(repr, table.header))})"
+                "entered= must map at least one stage to the column of its entry date, e.g. "
+                "entered={'Engaging': 'engage_date'}; no such column was found"
             )
-        stage_columns[label] = found_column
-    order = list(stages) if stages is not None else list(entered)
-    rank = {key(label): i for i, label in enumerate(order)}
-    clock = Clock(assume_zone)
-    findings: list[Finding] = list(table.findings)
-    records: list[Record] = []
-    seen: dict[str, int] = {}
-    for number, row in table.rows:
-        oid = text(table.get(row, "opportunity_id"))
-        if oid is None:
-            findings.append(missing_id(number, table.columns["opportunity_id"]))
-            continue
-        if oid in seen:
-            findings.append(
+        by_key = {key(h): h for h in header}
+        for label, column in entered.items():
+            found_column = column if column in header else by_key.get(key(column))
+            if found_column is None:
+                raise InvalidCommandError(
+                    f"entered= names column {column!r} for stage {label!r}, but the export has "
+                    f"no such column (found: {', '.join(map(repr, header))})"
+                )
+            self.stage_columns[label] = found_column
+        self.order = list(self.stages) if self.stages is not None else list(entered)
+        self.rank = {key(label): i for i, label in enumerate(self.order)}
+
+    def order_of(self, reading: Reading) -> list[str]:
+        """The stages in process order: ``stages=``, else the order of ``entered``."""
+        del reading
+        return self.order
+
+    def record(
+        self, reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
+    ) -> list[Record]:
+        """The records of one deal's row: its dated stage entries, in time order."""
+        del at  # a snapshot row is dated by its stage columns
+        records: list[Record] = []
+        if oid in self.seen:
+            reading.findings.append(
                 Finding(
                     "reused_id",
                     Severity.ERROR,
-                    f"the id is also on row {seen[oid]}; a snapshot has one row per deal, so "
+                    f"the id is also on row {self.seen[oid]}; a snapshot has one row per deal, so "
                     "this row was not used: give each deal its own id",
                     [number],
                     oid,
                     used=False,
                 )
             )
-            continue
-        seen[oid] = number
-        current = text(table.get(row, "stage"))
+            return []
+        self.seen[oid] = number
+        current = text(reading.get(row, "stage"))
         if current is None:
-            findings.append(bad_value(number, oid, "stage", None, "give the current stage"))
-            continue
+            reading.findings.append(bad_value(number, oid, "stage", None, "give the current stage"))
+            return []
         try:
-            value_amount = amount(table.get(row, "amount"))
+            value_amount = amount(reading.get(row, "amount"))
         except ValueError:
-            findings.append(bad_value(number, oid, "amount", table.get(row, "amount"), "1234.5"))
-            continue
+            reading.findings.append(
+                bad_value(number, oid, "amount", reading.get(row, "amount"), "1234.5")
+            )
+            return []
         entries: list[tuple[str, object]] = [
             (label, row.get(column))
-            for label, column in stage_columns.items()
+            for label, column in self.stage_columns.items()
             if text(row.get(column)) is not None
         ]
-        closed_value = table.get(row, "closed_at")
+        closed_value = reading.get(row, "closed_at")
         is_terminal = terminal_kind(current) is not None or key(current) in {
-            key(x) for x in (*won, *lost)
+            key(x) for x in (*self.won, *self.lost)
         }
         if text(closed_value) is not None and not is_terminal:
-            findings.append(
+            reading.findings.append(
                 Finding(
                     "inconsistent_history",
                     Severity.WARNING,
@@ -188,9 +257,9 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     oid,
                 )
             )
-        elif is_terminal and current not in stage_columns:
+        elif is_terminal and current not in self.stage_columns:
             if text(closed_value) is None:
-                findings.append(
+                reading.findings.append(
                     Finding(
                         "missing_date",
                         Severity.ERROR,
@@ -201,21 +270,21 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                         used=False,
                     )
                 )
-                continue
+                return []
             entries.append((current, closed_value))
         parsed: list[tuple[datetime, int, str]] = []
         bad = False
         for label, value in entries:
-            at = clock.instant(value, number, stage_columns.get(label, "closed_at"))
+            at = reading.clock.instant(value, number, self.stage_columns.get(label, "closed_at"))
             if at is None:
                 bad = True
                 break
-            parsed.append((at, rank.get(key(label), len(rank)), label))
+            parsed.append((at, self.rank.get(key(label), len(self.rank)), label))
         if bad:
-            continue
+            return []
         if not parsed:
-            if undated_at is None:
-                findings.append(
+            if self.undated_at is None:
+                reading.findings.append(
                     Finding(
                         "no_instant",
                         Severity.WARNING,
@@ -230,11 +299,13 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                         ),
                     )
                 )
-                continue
-            parsed.append((to_utc(undated_at), rank.get(key(current), len(rank)), current))
+                return []
+            parsed.append(
+                (to_utc(self.undated_at), self.rank.get(key(current), len(self.rank)), current)
+            )
         parsed.sort()
         if parsed[-1][2] != current:
-            findings.append(
+            reading.findings.append(
                 Finding(
                     "inconsistent_history",
                     Severity.WARNING,
@@ -244,7 +315,8 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     oid,
                 )
             )
-        actor = text(table.get(row, "actor"))
+        actor = text(reading.get(row, "actor"))
+        values = row_segments(row, reading.segment_columns)
         for i, (at, position, label) in enumerate(parsed):
             records.append(
                 Record(
@@ -255,19 +327,7 @@ def import_snapshot(  # noqa: PLR0915 - keyword-only options
                     amount=value_amount if i == 0 else None,
                     actor=actor,
                     order=position,
+                    segments=values if i == 0 else (),
                 )
             )
-    return assemble(
-        records,
-        source=source,
-        process=process,
-        stage_map=stage_map,
-        clock=clock,
-        findings=findings,
-        rows_read=len(table.rows) + len(table.findings),
-        as_of=as_of,
-        strict=strict,
-        won=won,
-        lost=lost,
-        order=order,
-    )
+        return records

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stagegate._progress import Phases, Tick, phase_of
 from stagegate.errors import ConcurrencyError, StagegateError
 from stagegate.events import Event
 from stagegate.store.base import (
@@ -70,6 +71,9 @@ CHECKPOINT_FROM = 50_000
 
 SHOWN = 5
 """How many problems a refusal lists (the count says how many there were)."""
+
+TICK_RUNS = 1_000
+"""Opportunities between two progress ticks while checking."""
 
 REPLACE_TAG = ".replace-"
 """Temporary stores are named ``.<store name>.replace-<pid>-<random>`` beside the store."""
@@ -122,6 +126,7 @@ def write_import(
     replace: bool = False,
     progress: Progress | None = None,
     timeout: float = 30.0,
+    phases: Phases | None = None,
 ) -> ImportOutcome:
     """Verify ``events`` and write them into the store at ``store_path``, all or nothing.
 
@@ -138,6 +143,8 @@ def write_import(
         replace: build a new store from these events and swap it in for the old one.
         progress: called with the number of events written so far.
         timeout: seconds to wait for another writer's lock.
+        phases: told of the ``checking`` (events replayed) and ``writing`` (events written)
+            phases, for progress bars.
 
     Raises:
         ImportRefusedError: the events do not replay, the store already holds them or another
@@ -152,7 +159,8 @@ def write_import(
             findings, replace, progress, timeout,
         )  # fmt: skip
     path = os.fspath(store_path)
-    added = verify_events(process, events, replay=replace or not os.path.exists(path))
+    fresh = replace or not os.path.exists(path)
+    added = verify_events(process, events, replay=fresh, phases=phases if fresh else None)
     found = tuple(findings) + added
     count = len(events)
     record = ImportRecord(
@@ -166,11 +174,14 @@ def write_import(
         events=count,
         findings=tuple(_finding_dict(f) for f in found),
     )
+    if phases is not None:
+        progress = _writing(phases, count, progress)
     if replace:
         stored = _replace(path, events, process, record, input_path, progress, timeout)
         return ImportOutcome(stored, added, replaced=True)
     with SQLiteStore(path, timeout=timeout) as store:
-        _check_against(store, events, process)
+        # events replayed above need no second replay where the store holds none of them
+        _check_against(store, events, None if fresh else process, None if fresh else phases)
         try:
             written = store.write_import(events, process=process, record=record, progress=progress)
         except ConcurrencyError as error:
@@ -186,15 +197,35 @@ def write_import(
     return ImportOutcome(written, added)
 
 
+def _writing(phases: Phases, total: int, progress: Progress | None) -> Progress:
+    """A progress callback that starts the ``writing`` phase when the store begins to write."""
+    tick: Tick | None = None
+
+    def report(done: int) -> None:
+        nonlocal tick
+        if tick is None:
+            tick = phase_of(phases, "writing", total)
+        tick(done)
+        if progress is not None:
+            progress(done)
+
+    return report
+
+
 # -- verification ----------------------------------------------------------------------------
 
 
 def verify_events(
-    process: Process | None, events: Sequence[Event], *, replay: bool = True
+    process: Process | None,
+    events: Sequence[Event],
+    *,
+    replay: bool = True,
+    phases: Phases | None = None,
 ) -> tuple[Finding, ...]:
     """Check values and replay each opportunity's events; return the findings to add.
 
     With ``replay=False`` only the values are checked (the caller replays against a store).
+    ``phases`` is told of the ``checking`` phase (events replayed).
 
     Raises:
         ImportRefusedError: an amount is not finite, a ``seq`` is beyond :data:`MAX_SEQ`, or an
@@ -208,10 +239,16 @@ def verify_events(
             if event.amount is not None and event.amount.is_finite() and event.amount < 0:
                 negative.setdefault(event.opportunity_id, []).append(event.seq)
     if not problems and process is not None and replay:
-        for run in _runs(events):
+        tick = phase_of(phases, "checking", len(events))
+        done = 0
+        for number, run in enumerate(_runs(events)):
             problems.extend(_replay_problems(process, run))
+            done += len(run)
+            if not number % TICK_RUNS:
+                tick(done)
             if len(problems) > SHOWN * 4:
                 break
+        tick(done)
     if problems:
         raise ImportRefusedError(
             "invalid_events",
@@ -281,11 +318,22 @@ def _replay_problems(
     return []
 
 
-def _check_against(store: SQLiteStore, events: Sequence[Event], process: Process | None) -> None:
+def _check_against(
+    store: SQLiteStore,
+    events: Sequence[Event],
+    process: Process | None,
+    phases: Phases | None = None,
+) -> None:
     """Compare the events with what the store holds; refuse re-imports and other histories."""
     comparison = _Comparison()
-    for run in _runs(events):
+    tick = phase_of(phases, "checking", len(events))
+    done = 0
+    for number, run in enumerate(_runs(events)):
         comparison.add(store, run, process)
+        done += len(run)
+        if not number % TICK_RUNS:
+            tick(done)
+    tick(done)
     comparison.verdict()
 
 

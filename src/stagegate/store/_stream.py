@@ -1,9 +1,11 @@
 """Importing a stagegate event log (JSON Lines) in bounded memory, still all or nothing.
 
 :func:`stream_import` reads the log line by line into a *staging* store beside the target (same
-folder, a hidden temporary name), ``batch_size`` events at a time, then replays each opportunity
-from the staging store one at a time (the checks of :func:`~stagegate.store.write_import`).
-Only then is anything written where it counts:
+folder, a hidden temporary name), ``batch_size`` events at a time, and replays each opportunity
+(the checks of :func:`~stagegate.store.write_import`): into a new store, as soon as its last
+event has streamed past when the log lists each deal's events together (as ``write_events``
+writes them); otherwise from the staging store, one opportunity at a time. Only then is
+anything written where it counts:
 
 * with ``replace=True`` the staging store *is* the new store: it is swapped in for the old one
   with one ``os.replace``;
@@ -12,7 +14,8 @@ Only then is anything written where it counts:
 * otherwise its events are copied into the target inside one transaction (``ATTACH`` and
   ``INSERT ... SELECT``), with the process definition and the import record.
 
-Memory holds one batch of events and one opportunity's history, whatever the size of the file.
+Memory holds one batch of events, one opportunity's history and the set of opportunity ids
+replayed so far, whatever the size of the file.
 
 >>> import os, tempfile
 >>> from stagegate import demo
@@ -41,12 +44,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
+from stagegate._progress import Phases, phase_of
 from stagegate.errors import ConcurrencyError, EventLogError
-from stagegate.events import Event
+from stagegate.events import Event, recorded_event
+from stagegate.io._decode import event_of
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
     SHOWN,
+    TICK_RUNS,
     ImportOutcome,
     ImportRefusedError,
     _check_replaceable,
@@ -58,9 +64,11 @@ from stagegate.store._load import (
     _swap,
     _value_problems,
 )
-from stagegate.store.base import ImportRecord
+from stagegate.store.base import DEFAULT_BATCH_SIZE, ImportRecord
 from stagegate.store.postgresql import is_postgresql_url
+from stagegate.store.sqlite import _SCAN_V1 as _SCAN_UNSEALED
 from stagegate.store.sqlite import SQLiteStore
+from stagegate.store.sqlite import _event as _stored_event
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -79,6 +87,7 @@ def stream_import(
     replace: bool = False,
     batch_size: int = STREAM_BATCH,
     timeout: float = 30.0,
+    phases: Phases | None = None,
 ) -> ImportOutcome:
     """Import a JSON Lines event log (gzip allowed) into a store in bounded memory.
 
@@ -90,6 +99,8 @@ def stream_import(
         replace: build a new store from the log and swap it in for the old one.
         batch_size: events parsed and staged at a time.
         timeout: seconds to wait for another writer's lock.
+        phases: told of the ``reading`` (lines staged), ``checking`` (events replayed) and
+            ``writing`` phases, for progress bars.
 
     Raises:
         ImportRefusedError: see :func:`~stagegate.store.write_import`.
@@ -114,8 +125,13 @@ def stream_import(
     fresh = replace or not os.path.exists(path)  # the staging store becomes the store
     try:
         with SQLiteStore(staging, timeout=timeout) as staged:
-            lines, negative = _stage(staged, source, batch_size)
-            opportunities = _verify(staged, process, None if fresh else path)
+            replayer = _Replayer(process) if fresh else None
+            lines, negative = _stage(staged, source, batch_size, phases, replayer)
+            if replayer is not None and replayer.complete:
+                opportunities = replayer.verdict()
+                phase_of(phases, "checking", staged.count() if phases else None)(staged.count())
+            else:
+                opportunities = _verify(staged, process, None if fresh else path, phases)
             added = _negative_findings(negative)
             record = ImportRecord(
                 id=0,
@@ -135,10 +151,12 @@ def stream_import(
         if replace:
             _swap(path, staging, timeout)
         elif not fresh or not _link(staging, path):
+            tick = phase_of(phases, "writing", record.events)
             with SQLiteStore(path, timeout=timeout) as store:
                 stored = _absorb(store, staging, process, record)
                 if record.events >= CHECKPOINT_FROM:
                     store.checkpoint()
+            tick(record.events)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(OSError):
@@ -202,8 +220,89 @@ def _check_file(source: str) -> None:
         read_file(source, "events", 0)  # raises the importers' finding for what it is
 
 
-def _stage(staged: SQLiteStore, source: str, batch_size: int) -> tuple[int, dict[str, list[int]]]:
-    """Parse the log into the staging store; return the lines read and the negative amounts."""
+def _unsealed(e: Event) -> Event:
+    """The event without its digest (equal to it: the digest is not part of equality)."""
+    return recorded_event(
+        e.opportunity_id, e.seq, e.kind, e.at, e.actor, e.stage, e.process, e.process_version,
+        e.from_stage, e.move, e.reason, e.gate, e.amount, e.close_date, e.subject, e.details,
+    )  # fmt: skip
+
+
+class _Replayer:
+    """Replays each deal's events as they stream past, when the log lists each deal's together.
+
+    A log written by ``write_events`` (or ``stagegate simulate``) groups each opportunity's
+    events, so each can be replayed once its last event has been read, without reading the
+    staged events back. If a deal's events are split across the file, or too many deals fail,
+    :attr:`complete` is false and the staged events are replayed from the staging store instead.
+    The problems found are those the staged replay would give, in the same (sorted) order.
+    """
+
+    MAX_PROBLEMS = 1_000
+    """More failing deals than this: leave the verdict to the staged replay (bounded memory)."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.run: list[Event] = []
+        self.seen: set[str] = set()
+        self.problems: list[tuple[str, list[str]]] = []
+        self.complete = True
+
+    def add(self, event: Event) -> None:
+        """Take the next event of the log (in file order)."""
+        if not self.complete:
+            return
+        if self.run and event.opportunity_id != self.run[0].opportunity_id:
+            self._close()
+        if not self.run and event.opportunity_id in self.seen:
+            self.complete, self.run = False, []  # the deal's events are split
+            return
+        # its digest is checked where it is staged: the replay need not hash it again
+        self.run.append(event if event.digest is None else _unsealed(event))
+
+    def _close(self) -> None:
+        oid = self.run[0].opportunity_id
+        self.seen.add(oid)
+        found = _replay_problems(self.process, self.run)
+        if found:
+            self.problems.append((oid, found))
+            if len(self.problems) > self.MAX_PROBLEMS:
+                self.complete = False
+        self.run = []
+
+    def finish(self) -> None:
+        """After the last event."""
+        if self.complete and self.run:
+            self._close()
+
+    def verdict(self) -> int:
+        """The number of opportunities replayed; raise as the staged replay would.
+
+        Raises:
+            ImportRefusedError: some deals do not replay (the first of them by id).
+        """
+        problems: list[str] = []
+        for _, found in sorted(self.problems):
+            problems.extend(found)
+            if len(problems) > SHOWN * 4:
+                break
+        if problems:
+            raise _invalid(problems)
+        return len(self.seen)
+
+
+def _stage(
+    staged: SQLiteStore,
+    source: str,
+    batch_size: int,
+    phases: Phases | None = None,
+    replayer: _Replayer | None = None,
+) -> tuple[int, dict[str, list[int]]]:
+    """Parse the log into the staging store; return the lines read and the negative amounts.
+
+    With a ``replayer``, each event is also handed to it (see :class:`_Replayer`).
+    """
+    tick = phase_of(phases, "reading")
     batch: list[Event] = []
     negative: dict[str, list[int]] = {}
     problems: list[str] = []
@@ -217,9 +316,15 @@ def _stage(staged: SQLiteStore, source: str, batch_size: int) -> tuple[int, dict
         if event.amount is not None and event.amount.is_finite() and event.amount < 0:
             negative.setdefault(event.opportunity_id, []).append(event.seq)
         batch.append(event)
+        if replayer is not None:
+            replayer.add(event)
         if len(batch) >= batch_size:
             _flush(staged, batch, problems)
+            tick(number)
     _flush(staged, batch, problems)
+    tick(lines)
+    if replayer is not None:
+        replayer.finish()
     if problems:
         raise _invalid(problems)
     if staged.count() == 0:
@@ -231,7 +336,7 @@ def _stage(staged: SQLiteStore, source: str, batch_size: int) -> tuple[int, dict
 
 def _event(number: int, line: str, source: str) -> Event:
     try:
-        return Event.from_dict(json.loads(line))
+        return event_of(json.loads(line))
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
         if isinstance(exc, json.JSONDecodeError):
@@ -264,18 +369,33 @@ def _invalid(problems: list[str]) -> ImportRefusedError:
     )
 
 
-def _verify(staged: SQLiteStore, process: Process, target: str | None) -> int:
+def _verify(
+    staged: SQLiteStore, process: Process, target: str | None, phases: Phases | None = None
+) -> int:
     """Replay every staged opportunity, one at a time; compare with the target store."""
+    tick = phase_of(phases, "checking", staged.count() if phases else None)
+    checked = 0
     problems: list[str] = []
     comparison = _Comparison()
     store = None if target is None or not os.path.exists(target) else SQLiteStore(target)
     opportunities = 0
     try:
         run: list[Event] = []
-        for event in staged.scan():
+        # Into a new store every staged run opens its deal and was sealed (its digests checked)
+        # as it was staged: replay it without them rather than hash every event again. A run
+        # continuing a log kept elsewhere is checked against that log's chain here.
+        events = (
+            staged.scan()
+            if store is not None
+            else staged._stream(_SCAN_UNSEALED, _stored_event, DEFAULT_BATCH_SIZE)  # noqa: SLF001
+        )
+        for event in events:
             if run and event.opportunity_id != run[0].opportunity_id:
                 opportunities += 1
                 _check_run(run, process, store, comparison, problems)
+                checked += len(run)
+                if not opportunities % TICK_RUNS:
+                    tick(checked)
                 run = []
                 if len(problems) > SHOWN * 4:
                     break
@@ -283,6 +403,8 @@ def _verify(staged: SQLiteStore, process: Process, target: str | None) -> int:
         if run:
             opportunities += 1
             _check_run(run, process, store, comparison, problems)
+            checked += len(run)
+        tick(checked)
     finally:
         if store is not None:
             store.close()

@@ -214,6 +214,25 @@ def _row(e: Event) -> tuple[Any, ...]:
     return _sealable(e)[0]
 
 
+_GATE_TEXTS: dict[GateReport, str] = {}
+_GATE_TEXTS_KEPT = 4096
+
+
+def _gate_json(gate: GateReport) -> str:
+    """A gate report as sorted JSON text, remembered: the same reports recur across deals.
+
+    Reports are tuples of text, booleans and integers (``GateReport.from_dict`` and the gates
+    make no others), so equal reports have equal text.
+    """
+    text = _GATE_TEXTS.get(gate)
+    if text is None:
+        text = _encode_sorted(gate.to_dict())
+        if len(_GATE_TEXTS) >= _GATE_TEXTS_KEPT:
+            _GATE_TEXTS.clear()
+        _GATE_TEXTS[gate] = text
+    return text
+
+
 def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     """The column values of one event (no digest) and the canonical content its digest covers.
 
@@ -224,7 +243,7 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     amount_text = None if amount is None else str(amount)
     date_text = None if close_date is None else close_date.isoformat()
     details_text = None if details is None else _details_json(details)
-    gate_text = None if gate is None else _encode_sorted(gate.to_dict())
+    gate_text = None if gate is None else _gate_json(gate)
     row = (
         e.opportunity_id,
         e.seq,
@@ -249,8 +268,8 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
         f'"at":{q(e.at.isoformat())},"close_date":{"null" if date_text is None else q(date_text)},'
         f'"details":{"null" if details_text is None else details_text},'
         f'"from_stage":{"null" if e.from_stage is None else q(e.from_stage)},'
-        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind.value)},'
-        f'"move":{"null" if move is None else q(move.value)},'
+        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind._value_)},'
+        f'"move":{"null" if move is None else q(move._value_)},'
         f'"opportunity_id":{q(e.opportunity_id)},"process":{q(e.process)},'
         f'"process_version":{q(e.process_version)},'
         f'"reason":{"null" if e.reason is None else q(e.reason)},"seq":{int.__repr__(e.seq)},'
@@ -779,6 +798,40 @@ class SQLiteStore(EventStore):
         """After a write committed: the file is at the current version."""
         self._version = SCHEMA_VERSION
 
+    @contextlib.contextmanager
+    def _transaction(
+        self, conn: sqlite3.Connection, *, migrate: bool = True
+    ) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``), all or nothing.
+
+        Committed when the body ends without an error (unless it committed itself), rolled
+        back whole on any error. Inside it the file is checked to be the one opened (not
+        swapped by ``import --replace``) and, with ``migrate``, brought to the current
+        schema version. SQLite's errors leave it as :class:`~stagegate.store.StoreError`
+        subclasses; text or integers SQLite cannot store, as
+        :class:`~stagegate.errors.EventLogError`.
+        """
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_same_file(conn)
+                if migrate:
+                    self._migrate(conn)
+                yield conn
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except (UnicodeEncodeError, OverflowError) as exc:
+            raise EventLogError(
+                f"cannot store the batch: {exc}; events hold text and ints"
+            ) from None
+        if migrate:
+            self._migrated()
+
     def append(
         self,
         events: Sequence[Event],
@@ -799,22 +852,8 @@ class SQLiteStore(EventStore):
         if not events:
             return
         rows, canonical = _sealables_of(events)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._check_same_file(conn)
-                self._migrate(conn)
-                self._write(conn, runs, events, rows, canonical, progress)
-                self._migrated()
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        except (UnicodeEncodeError, OverflowError) as exc:
-            raise EventLogError(
-                f"cannot store the batch: {exc}; events hold text and ints"
-            ) from None
+        with self._transaction(conn):
+            self._write(conn, runs, events, rows, canonical, progress)
 
     def write_import(
         self,
@@ -848,26 +887,12 @@ class SQLiteStore(EventStore):
         definition = None
         if process is not None and process.serializable:
             definition = (process.name, process.version, process_to_json(process, indent=None))
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._check_same_file(conn)
-                self._migrate(conn)
-                if definition is not None:
-                    _put_definition(conn, self._path, *definition)
-                if record is not None:
-                    stored = _put_record(conn, record)
-                self._write(conn, runs, events, rows, canonical, progress)
-                self._migrated()
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        except (UnicodeEncodeError, OverflowError) as exc:
-            raise EventLogError(
-                f"cannot store the batch: {exc}; events hold text and ints"
-            ) from None
+        with self._transaction(conn):
+            if definition is not None:
+                _put_definition(conn, self._path, *definition)
+            if record is not None:
+                stored = _put_record(conn, record)
+            self._write(conn, runs, events, rows, canonical, progress)
         return stored
 
     def _stage(self, events: Sequence[Event]) -> None:
@@ -875,34 +900,22 @@ class SQLiteStore(EventStore):
         runs = check_batch(events)
         rows, canonical = _sealables_of(events)
         conn = self._read(lambda conn: conn)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # A run that opens its deal, or continues a sealed staged run, is sealed now, so
-                # a staging file swapped or linked into place is sealed already; a run that
-                # continues a log kept elsewhere is sealed when it is copied there.
-                links: dict[str, str | None] = {}
-                unsealed: set[str] = set()
-                for oid, (first, _) in runs.items():
-                    last, digest = _link(conn, oid)
-                    if last and first != last + 1:
-                        raise ConcurrencyError(oid, first - 1, last)
-                    if first == 1 or digest is not None:
-                        links[oid] = digest
-                    else:
-                        unsealed.add(oid)
-                rows = _seal_rows(events, rows, canonical, links, frozenset(unsealed))
-                conn.executemany(_INSERT, rows)
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        except (UnicodeEncodeError, OverflowError) as exc:
-            raise EventLogError(
-                f"cannot store the batch: {exc}; events hold text and ints"
-            ) from None
+        with self._transaction(conn, migrate=False):
+            # A run that opens its deal, or continues a sealed staged run, is sealed now, so
+            # a staging file swapped or linked into place is sealed already; a run that
+            # continues a log kept elsewhere is sealed when it is copied there.
+            links: dict[str, str | None] = {}
+            unsealed: set[str] = set()
+            for oid, (first, _) in runs.items():
+                last, digest = _link(conn, oid)
+                if last and first != last + 1:
+                    raise ConcurrencyError(oid, first - 1, last)
+                if first == 1 or digest is not None:
+                    links[oid] = digest
+                else:
+                    unsealed.add(oid)
+            rows = _seal_rows(events, rows, canonical, links, frozenset(unsealed))
+            conn.executemany(_INSERT, rows)
 
     def write_import_from(
         self,
@@ -930,37 +943,33 @@ class SQLiteStore(EventStore):
         stored: ImportRecord | None = None
         try:
             conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(staging),))
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            with self._transaction(conn):
+                runs = conn.execute(_STAGED_RUNS).fetchall()
+                for oid, first, last in runs:
+                    if first != (last or 0) + 1:
+                        raise ConcurrencyError(oid, first - 1, last or 0)
+                if definition is not None:
+                    _put_definition(conn, self._path, *definition)
+                if record is not None:
+                    stored = _put_record(conn, record)
+                staged = {r[1] for r in conn.execute("PRAGMA staged.table_info(events)")}
+                source = _COLUMNS if "digest" in staged else f"{_CONTENT}, NULL"
                 try:
-                    self._check_same_file(conn)
-                    self._migrate(conn)
-                    runs = conn.execute(_STAGED_RUNS).fetchall()
-                    for oid, first, last in runs:
-                        if first != (last or 0) + 1:
-                            raise ConcurrencyError(oid, first - 1, last or 0)
-                    if definition is not None:
-                        _put_definition(conn, self._path, *definition)
-                    if record is not None:
-                        stored = _put_record(conn, record)
-                    staged = {r[1] for r in conn.execute("PRAGMA staged.table_info(events)")}
-                    source = _COLUMNS if "digest" in staged else f"{_CONTENT}, NULL"
                     conn.execute(
                         f"INSERT INTO main.events ({_COLUMNS}) "  # noqa: S608 - constants
                         f"SELECT {source} FROM staged.events"
                     )
-                    _seal_copied(conn, runs)
-                    conn.execute("COMMIT")
-                    self._migrated()
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-            finally:
+                except sqlite3.IntegrityError:
+                    raise ConcurrencyError("(a staged opportunity)", 0, 1) from None
+                _seal_copied(conn, runs)
+        finally:
+            try:
                 conn.execute("DETACH DATABASE staged")
-        except sqlite3.IntegrityError:
-            raise ConcurrencyError("(a staged opportunity)", 0, 1) from None
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
         return stored
 
     def imports(self) -> tuple[ImportRecord, ...]:
@@ -1096,26 +1105,17 @@ class SQLiteStore(EventStore):
         return 0 if found[0] is None else int(found[0])
 
     def _store_definition(self, name: str, version: str, definition: str) -> str | None:
-        conn = self._writer()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._check_same_file(conn)
-                conn.execute(_PROCESSES_DDL)
-                conn.execute(
-                    "INSERT OR IGNORE INTO processes (name, version, definition) VALUES (?, ?, ?)",
-                    (name, version, definition),
-                )
-                row = conn.execute(
-                    "SELECT definition FROM processes WHERE name = ? AND version = ?",
-                    (name, version),
-                ).fetchone()
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
+        conn = self._read(lambda conn: conn)
+        with self._transaction(conn, migrate=False):
+            conn.execute(_PROCESSES_DDL)
+            conn.execute(
+                "INSERT OR IGNORE INTO processes (name, version, definition) VALUES (?, ?, ?)",
+                (name, version, definition),
+            )
+            row = conn.execute(
+                "SELECT definition FROM processes WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def _definition(self, name: str, version: str) -> str | None:

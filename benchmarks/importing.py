@@ -1,0 +1,108 @@
+"""Benchmark ``stagegate import`` of a canonical event log: CSV, JSON Lines and Parquet.
+
+Simulates N deals on the built-in b2b process (``stagegate.simulate``, the same data as
+``stagegate simulate``), writes the log in each format to a temporary folder, then imports
+each file into a fresh SQLite store the way ``stagegate import`` does, in a child process of
+its own so that its peak memory is its own:
+
+* ``jsonl``: :func:`stagegate.store.stream_import` (read line by line into a staging store,
+  every deal replayed, then linked into place);
+* ``csv`` and ``parquet``: :func:`stagegate.io.read_events` then
+  :func:`stagegate.store.write_import` (every deal replayed, then one transaction).
+
+Each figure includes reading, checking (replay) and the sealed store write. Reported per
+format: seconds (wall and CPU), events per second (wall and CPU; on a shared machine the CPU
+rate is the steadier one) and the child's peak resident memory.
+
+Usage: python benchmarks/importing.py [--deals 20000] [--formats jsonl,csv,parquet]
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+def child(store: str, log: str) -> dict[str, float]:
+    """Import ``log`` into ``store``; return the timings (run in a child process)."""
+    from stagegate.io import read_events
+    from stagegate.store import stream_import, write_import
+    from stagegate.templates import b2b
+
+    process = b2b()
+    started, cpu = time.perf_counter(), time.process_time()
+    if log.endswith(".jsonl"):
+        events = stream_import(store, log, process=process).record.events
+    else:
+        read = read_events(log)
+        events = write_import(store, read, process=process, source="events").record.events
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"events": events, "wall_s": wall_s, "cpu_s": cpu_s, "peak_mb": peak_kb / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deals", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
+    parser.add_argument("--child", nargs=2, metavar=("STORE", "LOG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+
+    from stagegate.io import write_events
+    from stagegate.simulate import simulate
+    from stagegate.templates import b2b
+
+    formats = [name.strip() for name in args.formats.split(",") if name.strip()]
+    sim = simulate(args.deals, seed=args.seed, process=b2b())
+    events = [e for e in sim.events if e.at <= sim.as_of]
+    figures: dict[str, object] = {
+        "deals": args.deals,
+        "events": len(events),
+        "python": platform.python_version(),
+    }
+    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+        for name in formats:
+            log = Path(folder) / f"log.{name}"
+            write_events(log, events)
+            store = Path(folder) / f"{name}.sqlite"
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", str(store), str(log)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+            run = json.loads(result.stdout.strip().splitlines()[-1])
+            figures[f"{name}_s"] = round(run["wall_s"], 2)
+            figures[f"{name}_cpu_s"] = round(run["cpu_s"], 2)
+            figures[f"{name}_events_per_s"] = round(run["events"] / run["wall_s"])
+            figures[f"{name}_events_per_cpu_s"] = round(run["events"] / run["cpu_s"])
+            figures[f"{name}_peak_mb"] = round(run["peak_mb"], 1)
+            figures[f"{name}_file_mb"] = round(log.stat().st_size / 1e6, 2)
+            print(
+                f"{name}: {run['events']:,} events in {run['wall_s']:.2f} s "
+                f"({run['events'] / run['wall_s']:,.0f} events/s; CPU "
+                f"{run['events'] / run['cpu_s']:,.0f} events/s), peak {run['peak_mb']:.0f} MB",
+                file=sys.stderr,
+            )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
