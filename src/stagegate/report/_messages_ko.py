@@ -295,4 +295,44 @@ KOREAN: dict[str, str] = {
     "error": "오류",
     "warning": "경고",
     "info": "정보",
+    # the terminal summary of stagegate report
+    "Pipeline health: {process}": "파이프라인 현황: {process}",
+    "[bold]{title}[/] as of {as_of}": "[bold]{title}[/] 기준 시점 {as_of}",
+    "{n} deals: {open} open, {won} won, {lost} lost; win rate {win_rate}; open pipeline "
+    "{open_amount} (weighted by {estimator}: {weighted}); median won cycle {cycle} days": (
+        "거래 {n}건: 진행 중 {open}건, 수주 {won}건, 실주 {lost}건; 수주율 {win_rate}; 진행 중 "
+        "파이프라인 {open_amount} ({estimator} 기준 가중: {weighted}); 수주 주기 중앙값 {cycle}일"
+    ),
+    "estimator [bold]{name}[/]: {reason}": "추정 방식 [bold]{name}[/]: {reason}",
+    "probability by stage": "단계별 확률",
+    "stage": "단계",
+    "configured": "설정값",
+    "empirical": "실측",
+    "95% CI": "95% 신뢰구간",
+    "best calibrated estimator [bold]{name}[/]": "가장 잘 보정된 추정 방식 [bold]{name}[/]",
+    "[yellow]no winner[/]: {warning}": "[yellow]최적 방식 없음[/]: {warning}",
+    "backtest (split {cutoff}): {best}": "백테스트 (분할 {cutoff}): {best}",
+    "days in stage (medians; closed only, and on the deal clock counting open deals)": (
+        "단계 체류 일수 (중앙값; 종료 거래만, 그리고 진행 중 거래를 포함한 거래 시계)"
+    ),
+    "won (closed)": "수주 (종료)",
+    "lost (closed)": "실주 (종료)",
+    "lost/won": "실주/수주",
+    "won (deal clock)": "수주 (거래 시계)",
+    "lost (deal clock)": "실주 (거래 시계)",
+    "still open": "진행 중 비율",
+    "stalled deals ({total}, first {shown} shown)": "정체된 거래 ({total}건 중 {shown}건 표시)",
+    "deal": "거래",
+    "days": "일수",
+    "limit": "한도",
+    "x won median": "수주 중앙값 대비",
+    "amount": "금액",
+    "slipping deals": "마감일이 밀리는 거래",
+    "pushes": "연기 횟수",
+    "days pushed": "연기 일수",
+    "close date": "마감일",
+    "forecast of won amount (weighted by {estimator})": "수주 금액 예측 ({estimator} 기준 가중)",
+    "period": "기간",
+    "deals": "거래 수",
+    "HTML report written to {path}": "HTML 보고서를 {path}에 저장했습니다",
 }

@@ -56,6 +56,15 @@ def _value(row: Row, key: str) -> float | None:
     return None if number is None else max(-_LIMIT, min(_LIMIT, number))
 
 
+def _columns(text: str) -> int:
+    """How many columns ``text`` takes: East Asian wide characters count two.
+
+    >>> _columns("Won"), _columns("수주 거래")
+    (3, 9)
+    """
+    return sum(2 if unicodedata.east_asian_width(c) in {"W", "F"} else 1 for c in text)
+
+
 def truncate(label: str, width: int = 24) -> str:
     """Shorten ``label`` to about ``width`` columns (East Asian wide characters count two).
 
@@ -187,7 +196,7 @@ def _legend(items: Sequence[tuple[str, str]], *, y: float, x: float = 180) -> li
         parts.append(f'<g transform="translate({_c(x)} {_c(y)})">{swatch}')
         parts.append(_text(16, 4, label, cls="legend-label"))
         parts.append("</g>")
-        x += 34 + 7.2 * len(label)
+        x += 34 + 7.2 * _columns(label)
     parts.append("</g>")
     return parts
 
