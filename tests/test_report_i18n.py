@@ -23,7 +23,7 @@ from stagegate.report import (
     sample_document,
     validate_document,
 )
-from stagegate.report._i18n import ENGLISH, catalogue
+from stagegate.report._i18n import ENGLISH, catalogue, cycle_explanation, estimator_reason
 from stagegate.report._messages_ko import KOREAN
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "stagegate"
@@ -84,6 +84,7 @@ class TestCatalogue:
         used = (
             _literal_keys(SRC / "report" / "_svg.py", ("t",))
             | _literal_keys(SRC / "report" / "_html.py", ("t",))
+            | _literal_keys(SRC / "report" / "_i18n.py", ("t",))
             | _literal_keys(SRC / "cli" / "_report.py", ("t", "tx"))
             | _template_keys()
         )
@@ -245,3 +246,36 @@ class TestCommandLine:
         result = run("report", "--store", str(store), "--language", "fr")
         assert result.returncode == 2
         assert "'en', 'ko'" in result.stderr or "en, ko" in result.stderr
+
+
+class TestProse:
+    @pytest.mark.parametrize("chosen_by", ["option", "backtest", "configured", "fallback"])
+    def test_the_estimator_reason_is_rebuilt_in_korean(self, chosen_by):
+        document = sample_document()
+        name = document["backtest"]["scores"][0]["estimator"]
+        document["estimator"] = {"name": name, "chosen_by": chosen_by, "reason": "ENGLISH ONLY"}
+        reason = estimator_reason(document, catalogue("ko"))
+        assert HANGUL.search(reason)
+        assert "ENGLISH ONLY" not in reason
+        assert name in reason or chosen_by == "configured"
+        assert "ENGLISH ONLY" == estimator_reason(document, ENGLISH)
+        page = render_html(document, language="ko")
+        assert "ENGLISH ONLY" not in page
+
+    def test_a_backtest_reason_carries_the_score_it_was_chosen_by(self):
+        document = sample_document()
+        score = document["backtest"]["scores"][0]
+        document["estimator"] = {"name": score["estimator"], "chosen_by": "backtest", "reason": ""}
+        assert f"{score['brier']:.3f}" in estimator_reason(document, catalogue("ko"))
+
+    def test_what_cannot_be_rebuilt_keeps_the_document_text(self):
+        document = {"estimator": {"name": "x", "chosen_by": "something new", "reason": "kept"}}
+        assert "kept" == estimator_reason(document, catalogue("ko"))
+
+    def test_the_cycle_explanation_reads_in_korean_with_the_same_numbers(self):
+        cycle = sample_document()["cycle_time"]
+        text = cycle_explanation(cycle, catalogue("ko"))
+        assert f"{cycle['sum_of_stage_means_days']:.1f}일" in text
+        assert f"{cycle['measured_mean_days']:.1f}일" in text
+        assert "아직" in cycle_explanation({"explanation": "none"}, catalogue("ko"))
+        assert cycle["explanation"] == cycle_explanation(cycle, ENGLISH)

@@ -26,7 +26,13 @@ from stagegate.cli._app import (
 from stagegate.cli._import import parse_cli_instant
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
-from stagegate.report._i18n import ENGLISH, Catalogue, catalogue
+from stagegate.report._i18n import (
+    ENGLISH,
+    Catalogue,
+    catalogue,
+    cycle_explanation,
+    estimator_reason,
+)
 from stagegate.store import SQLiteStore, UnknownProcessError
 from stagegate.templates import template
 
@@ -368,7 +374,11 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     chosen = document.get("estimator")
     if chosen:
         console.print(
-            tx("estimator [bold]{name}[/]: {reason}", name=chosen["name"], reason=chosen["reason"])
+            tx(
+                "estimator [bold]{name}[/]: {reason}",
+                name=chosen["name"],
+                reason=estimator_reason(document, tx),
+            )
         )
     language = tx.language
     labels = {
@@ -440,7 +450,7 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(table)
     cycle = document.get("cycle_time", {})
     if cycle:
-        console.print(cycle.get("explanation", ""))
+        console.print(cycle_explanation(cycle, tx))
     counted = document.get("stalled_count") or {"total": 0, "shown": 0}
     table = _table(
         tx(

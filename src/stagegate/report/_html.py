@@ -23,7 +23,13 @@ from stagegate.errors import StagegateError
 from stagegate.report._assets import CSS, SCRIPT, SCRIPT_HASH
 from stagegate.report._document import validate_document
 from stagegate.report._format import DASH, amount, compact, count, finite, percent, ratio
-from stagegate.report._i18n import ENGLISH, Catalogue, catalogue
+from stagegate.report._i18n import (
+    ENGLISH,
+    Catalogue,
+    catalogue,
+    cycle_explanation,
+    estimator_reason,
+)
 from stagegate.report._svg import (
     durations_chart,
     forecast_chart,
@@ -258,7 +264,11 @@ class _Page:
             ],
             "sections": [{"anchor": a, "title": t(n), "template": f} for a, n, f in sections],
             "tiles": self.tiles(),
-            "estimator": self.doc.get("estimator") or None,
+            "estimator": (
+                {**self.doc["estimator"], "reason": estimator_reason(self.doc, t)}
+                if self.doc.get("estimator")
+                else None
+            ),
             "funnel": self.funnel(),
             "forecast": self.forecast(),
             "attention": self.attention(),
@@ -437,7 +447,7 @@ class _Page:
                 items.append((t(f"{name} deals: n"), count(group.get("n"))))
             items.append((t("Sum of stage means"), self.days(cycle.get("sum_of_stage_means_days"))))
             items.append((t("Measured mean cycle"), self.days(cycle.get("measured_mean_days"))))
-            figures = {"figures": items, "explanation": cycle.get("explanation")}
+            figures = {"figures": items, "explanation": cycle_explanation(cycle, t) or None}
         return {
             "rows": bool(rows),
             "chart": _markup(durations_chart(rows, self.labels, t=t)) if rows else None,

@@ -28,7 +28,15 @@ from stagegate.errors import StagegateError
 from stagegate.report._format import DASH, finite
 from stagegate.report._messages_ko import KOREAN
 
-__all__ = ["ENGLISH", "LANGUAGES", "Catalogue", "UnknownLanguageError", "catalogue"]
+__all__ = [
+    "ENGLISH",
+    "LANGUAGES",
+    "Catalogue",
+    "UnknownLanguageError",
+    "catalogue",
+    "cycle_explanation",
+    "estimator_reason",
+]
 
 _CATALOGUES: Mapping[str, Mapping[str, str]] = {"en": {}, "ko": KOREAN}
 LANGUAGES = tuple(_CATALOGUES)
@@ -112,3 +120,82 @@ def catalogue(language: str | None = None, *, fresh: bool = False) -> Catalogue:
     if fresh:
         return Catalogue(code, _CATALOGUES[code])
     return _shared(code)
+
+
+def estimator_reason(document: Mapping[str, Any], t: Catalogue) -> str:
+    """Why the document's estimator was chosen, in ``t``'s language.
+
+    English keeps the document's own ``estimator.reason``; another language rebuilds the
+    sentence from the structured fields (``name``, ``chosen_by``, the backtest's scores), and
+    falls back to the document's text where it cannot.
+
+    >>> doc = {"estimator": {"name": "markov", "chosen_by": "option", "reason": "as asked"}}
+    >>> estimator_reason(doc, ENGLISH), estimator_reason(doc, catalogue("ko"))
+    ('as asked', '이 보고서에는 markov을(를) 지정했습니다 (--estimator markov).')
+    """
+    chosen = document.get("estimator") or {}
+    reason = str(chosen.get("reason") or "")
+    if t.language == "en":
+        return reason
+    name, by = chosen.get("name"), chosen.get("chosen_by")
+    process = document.get("process") or {}
+    backtest = document.get("backtest")
+    if by == "option":
+        text = t("{name} was chosen for this report (--estimator {name}).", name=name)
+        if name == "configured" and process.get("configured_known") is False:
+            text += " " + t(
+                "The process has no configured probabilities (every open stage is 0%), so "
+                "every weighted figure is 0."
+            )
+        return text
+    if by == "backtest" and isinstance(backtest, Mapping):
+        score = next((s for s in backtest.get("scores") or () if s.get("estimator") == name), None)
+        if score is None or finite(score.get("brier")) is None:
+            return reason
+        return t(
+            "{name} is the best-calibrated estimator in the backtest (lowest Brier score, "
+            "{brier} on {n} deals open at the cut-off and closed since).",
+            name=name,
+            brier=f"{finite(score['brier']):.3f}",
+            n=f"{score.get('n', 0):,}",
+        )
+    if by in ("configured", "fallback"):
+        why = (
+            t("there is no backtest (too little history before as_of)")
+            if not backtest
+            else t("the backtest names no winner")
+        )
+        if by == "configured":
+            return t("The process's configured probabilities are used: {why}.", why=why)
+        return t(
+            "{name} is used: {why}, and the process has no configured probabilities (every "
+            "open stage is 0%, as in a process inferred from data).",
+            name=name,
+            why=why,
+        )
+    return reason
+
+
+def cycle_explanation(cycle: Mapping[str, Any], t: Catalogue) -> str:
+    """The cycle-time explanation of a document, in ``t``'s language (English: as written).
+
+    >>> cycle = {"sum_of_stage_means_days": 90.0, "measured_mean_days": 40.0, "explanation": "x"}
+    >>> cycle_explanation(cycle, ENGLISH), cycle_explanation(cycle, catalogue("ko"))[:24]
+    ('x', '단계별 평균 체류 기간의 합은 90.0일, ')
+    """
+    explanation = str(cycle.get("explanation") or "")
+    if t.language == "en":
+        return explanation
+    stage_sum = finite(cycle.get("sum_of_stage_means_days"))
+    measured = finite(cycle.get("measured_mean_days"))
+    if stage_sum is None or measured is None:
+        return t("No closed deals yet: the cycle time is measured once deals close.")
+    return t(
+        "The sum of the per-stage average durations is {stage_sum} days, the measured average "
+        "cycle {measured} days ({gap}). The shortcut adds a stage's average even for deals that "
+        "skipped the stage or were lost before it, and counts a re-entered stage once: "
+        "weighting each stage by its visits per deal gives back the measured cycle exactly.",
+        stage_sum=f"{stage_sum:.1f}",
+        measured=f"{measured:.1f}",
+        gap=f"{stage_sum - measured:+.1f}",
+    )

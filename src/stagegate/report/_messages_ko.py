@@ -335,4 +335,41 @@ KOREAN: dict[str, str] = {
     "period": "기간",
     "deals": "거래 수",
     "HTML report written to {path}": "HTML 보고서를 {path}에 저장했습니다",
+    # prose of the document, rebuilt from its fields
+    "{name} was chosen for this report (--estimator {name}).": (
+        "이 보고서에는 {name}을(를) 지정했습니다 (--estimator {name})."
+    ),
+    "The process has no configured probabilities (every open stage is 0%), so every weighted "
+    "figure is 0.": (
+        "프로세스에 설정된 확률이 없으므로(모든 진행 단계가 0%) 모든 가중 수치가 0입니다."
+    ),
+    "{name} is the best-calibrated estimator in the backtest (lowest Brier score, {brier} on "
+    "{n} deals open at the cut-off and closed since).": (
+        "{name}은(는) 백테스트에서 가장 잘 보정된 추정 방식입니다(브라이어 점수가 가장 낮음: "
+        "분할 시점에 진행 중이었다가 그 뒤 종료된 거래 {n}건에서 {brier})."
+    ),
+    "there is no backtest (too little history before as_of)": (
+        "백테스트가 없습니다(기준 시점 이전의 이력이 너무 적음)"
+    ),
+    "the backtest names no winner": "백테스트에서 최적 방식이 정해지지 않았습니다",
+    "The process's configured probabilities are used: {why}.": (
+        "프로세스에 설정된 확률을 사용합니다: {why}."
+    ),
+    "{name} is used: {why}, and the process has no configured probabilities (every open "
+    "stage is 0%, as in a process inferred from data).": (
+        "{name}을(를) 사용합니다: {why}. 또한 프로세스에 설정된 확률이 없습니다(데이터에서 "
+        "추론한 프로세스처럼 모든 진행 단계가 0%)."
+    ),
+    "No closed deals yet: the cycle time is measured once deals close.": (
+        "아직 종료된 거래가 없습니다: 영업 주기는 거래가 종료되면 측정됩니다."
+    ),
+    "The sum of the per-stage average durations is {stage_sum} days, the measured average "
+    "cycle {measured} days ({gap}). The shortcut adds a stage's average even for deals that "
+    "skipped the stage or were lost before it, and counts a re-entered stage once: weighting "
+    "each stage by its visits per deal gives back the measured cycle exactly.": (
+        "단계별 평균 체류 기간의 합은 {stage_sum}일, 측정된 평균 영업 주기는 {measured}일입니다"
+        "({gap}). 이 간편 계산은 단계를 건너뛰었거나 그 전에 실주된 거래에도 단계 평균을 더하고, "
+        "다시 들어간 단계는 한 번만 셉니다. 각 단계를 거래당 방문 수로 가중하면 측정된 주기와 "
+        "정확히 같아집니다."
+    ),
 }
