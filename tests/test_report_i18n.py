@@ -279,3 +279,24 @@ class TestProse:
         assert f"{cycle['measured_mean_days']:.1f}일" in text
         assert "아직" in cycle_explanation({"explanation": "none"}, catalogue("ko"))
         assert cycle["explanation"] == cycle_explanation(cycle, ENGLISH)
+
+    def test_the_findings_the_report_counts_in_the_log_read_in_korean(self, tmp_path):
+        source = (SRC / "report" / "_build.py").read_text("utf-8")
+        block = source[source.index("def _data_quality") :]
+        messages = [
+            node.args[3].value
+            for node in ast.walk(ast.parse(block.split("\n\n\n")[0]))
+            if isinstance(node, ast.Call)
+            and getattr(node.func, "id", "") == "add"
+            and isinstance(node.args[3], ast.Constant)
+        ]
+        assert len(messages) >= 8
+        assert [] == [m for m in messages if m not in KOREAN]
+        document = sample_document()
+        document["data_quality"] = [
+            {"code": "x", "severity": "warning", "count": 1, "message": m, "source": "log"}
+            for m in messages
+        ]
+        page = render_html(document, language="ko")
+        assert not any(m in page for m in messages)
+        assert KOREAN[messages[0]] in page

@@ -507,7 +507,7 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     for q in document.get("data_quality", []):
         console.print(
             f"[yellow]{escape(tx(q['severity']))}[/] {escape(q['code'])}: {q['count']} "
-            f"{escape(q['message'])}"
+            f"{escape(tx.known(q['message']) or q['message'])}"
         )
     if html_path is not None:
         console.print(tx("HTML report written to {path}", path=html_path))

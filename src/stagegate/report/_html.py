@@ -588,6 +588,9 @@ class _Page:
                 return {"kind": "badge", "css": klass, "text": shown}
             if column.key == "code":
                 return {"kind": "code", "text": str(row["code"])}
+            if column.key == "message" and row.get("message") is not None:
+                message = str(row["message"])
+                return {"kind": "text", "text": t.known(message) or message}
             return _cell(column, row)
 
         columns = [

@@ -78,6 +78,14 @@ class Catalogue:
             return text
         return found
 
+    def known(self, text: str) -> str | None:
+        """The translation of ``text`` if the catalogue has one (English: ``text``), else None.
+
+        For text that may or may not be interface text (a finding's message); nothing is
+        recorded as missing.
+        """
+        return text if self.language == "en" else self._messages.get(text)
+
     def __call__(self, text: str, /, **values: Any) -> str:
         """The translation of ``text``, ``values`` put into its named placeholders."""
         translated = self.raw(text)

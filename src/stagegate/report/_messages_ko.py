@@ -372,4 +372,30 @@ KOREAN: dict[str, str] = {
         "다시 들어간 단계는 한 번만 셉니다. 각 단계를 거래당 방문 수로 가중하면 측정된 주기와 "
         "정확히 같아집니다."
     ),
+    # data-quality findings counted in the log (report._build)
+    "open deals whose expected close date has passed: reschedule or close them": (
+        "예상 마감일이 지난 진행 중 거래입니다: 마감일을 다시 잡거나 종료하세요"
+    ),
+    "open deals without an amount: they are left out of weighted pipeline and forecast": (
+        "금액이 없는 진행 중 거래입니다: 가중 파이프라인과 예측에서 빠집니다"
+    ),
+    "open deals without an expected close date: they cannot be forecast by period": (
+        "예상 마감일이 없는 진행 중 거래입니다: 기간별로 예측할 수 없습니다"
+    ),
+    "stage changes made despite an unmet gate (each with its reason in the log)": (
+        "게이트 조건을 채우지 못했는데도 이루어진 단계 변경입니다(각각의 사유는 로그에 있음)"
+    ),
+    "moves back to an earlier stage": "이전 단계로 되돌아간 이동입니다",
+    "closed deals that were reopened": "다시 열린 종료 거래입니다",
+    "stage changes taken from another system's history: never checked against the gates": (
+        "다른 시스템의 이력에서 가져온 단계 변경입니다: 게이트 조건으로 검사된 적이 없습니다"
+    ),
+    "open deals the forecast leaves out (no amount or no close date)": (
+        "예측에서 빠진 진행 중 거래입니다(금액이나 마감일이 없음)"
+    ),
+    "open stages without a configured probability (all 0%, as in a process inferred from "
+    "data): the configured estimator is no baseline and is left out of the backtest": (
+        "확률이 설정되지 않은 진행 단계입니다(데이터에서 추론한 프로세스처럼 모두 0%): 설정값 "
+        "추정 방식은 기준이 되지 못하며 백테스트에서 제외됩니다"
+    ),
 }
