@@ -210,3 +210,12 @@ class TestIPython:
         assert list_html([velocity, {"a": 1}]) is None
         assert list_html([datetime(2026, 1, 1, tzinfo=timezone.utc)]) is None
         assert list_html("text") is None
+
+
+def test_percent_columns_read_as_percentages_and_missing_values_as_a_dash():
+    page = table(
+        [{"agent": "Ana", "win rate": 0.6123}, {"agent": "Bo", "win rate": None}],
+        percent=["win rate"],
+    )._repr_html_()
+    assert '<td class="num">61.2%</td>' in page
+    assert "<td>—</td>" in page or '<td class="num">—</td>' in page

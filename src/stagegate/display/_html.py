@@ -20,7 +20,8 @@ import attrs
 
 from stagegate.gates import CriterionResult, GateReport
 from stagegate.process import Process, Stage, StageKind
-from stagegate.report._format import DASH, percent
+from stagegate.report._format import DASH
+from stagegate.report._format import percent as percent_text
 from stagegate.report._svg import truncate
 
 __all__ = ["MAX_ROWS", "Table", "html", "process_html", "rows_of", "table"]
@@ -139,9 +140,10 @@ def rows_of(value: Any) -> list[dict[str, Any]] | None:
 class Table:
     """Rows shown as an HTML table in a notebook (``_repr_html_``) and as text elsewhere.
 
-    >>> t = table([{"agent": "<b>Ana</b>", "won": 3}], caption="Wins")
-    >>> "&lt;b&gt;Ana&lt;/b&gt;" in t._repr_html_(), len(t)
-    (True, 1)
+    >>> t = table([{"agent": "<b>Ana</b>", "won": 3, "win rate": 0.6}], percent=["win rate"])
+    >>> page = t._repr_html_()
+    >>> "&lt;b&gt;Ana&lt;/b&gt;" in page, '<td class="num">60.0%</td>' in page, len(t)
+    (True, True, 1)
     """
 
     def __init__(
@@ -151,8 +153,10 @@ class Table:
         columns: Sequence[str] | None = None,
         caption: str | None = None,
         max_rows: int = MAX_ROWS,
+        percent: Sequence[str] = (),
     ) -> None:
         self.rows = [dict(r) for r in rows]
+        self.percent = frozenset(percent)
         if columns is None:
             columns = list(dict.fromkeys(k for r in self.rows for k in r))
         self.columns = list(columns)
@@ -189,7 +193,12 @@ class Table:
             for column in self.columns:
                 value = row.get(column)
                 klass = ' class="num"' if numeric[column] else ""
-                parts.append(f"<td{klass}>{_e(cell_text(value))}</td>")
+                text = (
+                    percent_text(value, digits=1)
+                    if column in self.percent and value is not None
+                    else cell_text(value)
+                )
+                parts.append(f"<td{klass}>{_e(text)}</td>")
             parts.append("</tr>")
         parts.append("</tbody></table>")
         hidden = len(self.rows) - self.max_rows
@@ -207,6 +216,7 @@ def table(
     columns: Sequence[str] | None = None,
     caption: str | None = None,
     max_rows: int = MAX_ROWS,
+    percent: Sequence[str] = (),
 ) -> Table:
     """Wrap records, a list of dicts or a DataFrame as a :class:`Table` that notebooks draw.
 
@@ -216,6 +226,7 @@ def table(
         columns: the columns to show, in order (default: every column, as first seen).
         caption: a caption above the table.
         max_rows: show at most this many rows; a note counts the rest.
+        percent: columns of fractions to show as percentages (``0.612`` reads ``61.2%``).
 
     Raises:
         TypeError: ``data`` is not table-like.
@@ -224,7 +235,7 @@ def table(
     if rows is None:
         msg = f"cannot show {type(data).__name__} as a table; pass records, mappings or a DataFrame"
         raise TypeError(msg)
-    return Table(rows, columns=columns, caption=caption, max_rows=max_rows)
+    return Table(rows, columns=columns, caption=caption, max_rows=max_rows, percent=percent)
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -247,7 +258,7 @@ def _box(x: float, y: float, stage: Stage, language: str) -> list[str]:
         f'<g data-stage="{_e(stage.id)}" class="stage k-{klass}">',
         (
             f"<title>{_e(name)} ({_e(stage.id)}): {_e(klass)}, probability "
-            f"{_e(percent(stage.probability))}</title>"
+            f"{_e(percent_text(stage.probability))}</title>"
         ),
         (
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{_BOX_W:.0f}" height="{_BOX_H:.0f}" rx="8" '
@@ -259,7 +270,7 @@ def _box(x: float, y: float, stage: Stage, language: str) -> list[str]:
         ),
         (
             f'<text x="{x + _BOX_W / 2:.1f}" y="{y + 39:.1f}" text-anchor="middle" '
-            f'font-size="11.5" fill="#5d6678">{_e(percent(stage.probability))}</text>'
+            f'font-size="11.5" fill="#5d6678">{_e(percent_text(stage.probability))}</text>'
         ),
         "</g>",
     ]
@@ -345,7 +356,7 @@ def process_html(process: Process, *, language: str = "en") -> str:
             "stage": _label(s, language),
             "id": s.id,
             "kind": s.kind.value,
-            "probability": percent(s.probability),
+            "probability": percent_text(s.probability),
             "stall limit (days)": s.max_days,
             "gate": "" if s.gate is None else f"{number[s.id]}. {s.gate.describe()}",
             "deliverables": tuple(d.labels.get(language) or d.id for d in s.deliverables),
