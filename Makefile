@@ -28,14 +28,28 @@ $(REF_STAMP): pyproject.toml
 	@touch $@
 
 # The main job on the bundled sample: a seeded simulated pipeline on the built-in b2b process,
-# imported into the embedded SQLite store, then the pipeline health report (terminal + HTML).
+# imported into the embedded SQLite store, then the pipeline health report (terminal + HTML),
+# in English and in Korean. The demo has a light environment of its own with only the extra it
+# uses (`cli`: click, rich, jinja2), not the development tools of `dev`.
 DEMO_DIR ?= demo-output
-demo: $(STAMP)
+DEMO_VENV ?= .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(DEMO_BIN)/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/python -m pip install --quiet --upgrade pip
+	$(DEMO_BIN)/python -m pip install --quiet -e '.[cli]'
+	@rm -f $(DEMO_VENV)/.installed-*
+	@touch $@
+
+demo: $(DEMO_STAMP)
 	@mkdir -p $(DEMO_DIR)
-	$(BIN)/python -m stagegate.demo
-	$(BIN)/stagegate simulate --deals 2000 --seed 7 --out $(DEMO_DIR)/sample.jsonl
-	$(BIN)/stagegate import $(DEMO_DIR)/sample.jsonl --store $(DEMO_DIR)/pipeline.sqlite --replace
-	$(BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --html $(DEMO_DIR)/report.html
+	$(DEMO_BIN)/python -m stagegate.demo
+	$(DEMO_BIN)/stagegate simulate --deals 2000 --seed 7 --out $(DEMO_DIR)/sample.jsonl
+	$(DEMO_BIN)/stagegate import $(DEMO_DIR)/sample.jsonl --store $(DEMO_DIR)/pipeline.sqlite --replace
+	$(DEMO_BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --html $(DEMO_DIR)/report.html
+	$(DEMO_BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --language ko \
+		--html $(DEMO_DIR)/report-ko.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
@@ -59,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analytics.py --deals 100000
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(REF_VENV) $(DEMO_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -6,6 +6,7 @@ with that reason when it is absent. Each browser run takes one to three seconds.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -154,3 +155,97 @@ def test_the_report_the_command_line_writes_renders_without_errors(tmp_path: Pat
     for chart in ("funnel", "stage-durations", "probabilities", "slippage", "forecast"):
         assert f'data-chart="{chart}"' in shown.stdout
     assert console_errors(shown.stderr) == []
+
+
+# Whether Korean text renders, read in the browser itself: with a font, two different Hangul
+# strings draw different pixels; without one, every glyph is the same "tofu" box, so the text of
+# a heading draws exactly like a string of one repeated syllable. Unassigned code points (no font
+# has them) are the control that shows the check can see tofu.
+GLYPH_CHECK = """<script>
+(function () {
+  function draw(text, font) {
+    var canvas = document.createElement("canvas");
+    canvas.width = 900; canvas.height = 80;
+    var g = canvas.getContext("2d");
+    g.font = font; g.fillStyle = "#000"; g.fillText(text, 4, 50);
+    return canvas.toDataURL();
+  }
+  function same(text, filler, font) {
+    var other = Array.prototype.map.call(text, function () { return filler; }).join("");
+    return draw(text, font) === draw(other, font);
+  }
+  var heading = document.getElementById("funnel-h");
+  var font = getComputedStyle(heading).font;
+  var text = heading.textContent;
+  var blank = draw("", font) === draw(text, font);
+  var tofu = blank || same(text, "\\ud7a3", font);
+  document.body.setAttribute("data-hangul", tofu ? "tofu" : "glyphs");
+  var control = same("\\u0378\\u0379", "\\u0378", font);
+  document.body.setAttribute("data-control", control ? "tofu" : "glyphs");
+  document.body.setAttribute("data-width", String(Math.round(
+    document.createElement("canvas").getContext("2d").measureText(text).width)));
+})();
+</script>"""
+
+
+def _korean_font() -> bool:
+    listed = subprocess.run(
+        ["fc-list", ":lang=ko"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return bool(listed.stdout.strip())
+
+
+def test_korean_text_renders_with_real_glyphs_not_tofu(tmp_path: Path) -> None:
+    """The report in Korean draws its Hangul with a font (.ci/run installs fonts-noto-cjk)."""
+    if shutil.which("fc-list") is None or not _korean_font():
+        pytest.skip("no Korean font (fc-list :lang=ko is empty); apt-get install fonts-noto-cjk")
+    page = render_html(sample_document(), language="ko")
+    assert '<h2 id="funnel-h">퍼널</h2>' in page
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    (tmp_path / "ko.html").write_text(page.replace("</body>", GLYPH_CHECK + "</body>"), "utf-8")
+
+    run = chromium(tmp_path / "ko.html", tmp_path / "p", "--dump-dom")
+
+    body = re.search(r"<body[^>]*>", run.stdout)
+    assert body is not None, run.stderr[-2000:]
+    assert 'data-control="tofu"' in body.group(0)  # the check sees tofu where there is tofu
+    assert 'data-hangul="glyphs"' in body.group(0)
+    assert 'data-ready="1"' in body.group(0)
+
+
+def test_without_a_korean_font_the_same_check_reports_tofu(tmp_path: Path) -> None:
+    """The check can fail: under a fontconfig that knows no font at all, Hangul is tofu."""
+    config = tmp_path / "fonts.conf"
+    config.write_text(
+        '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+        f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>",
+        "utf-8",
+    )
+    page = render_html(sample_document(), language="ko")
+    page = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    (tmp_path / "ko.html").write_text(page.replace("</body>", GLYPH_CHECK + "</body>"), "utf-8")
+    assert CHROMIUM is not None
+    command = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom"]
+    run = subprocess.run(
+        [*command, (tmp_path / "ko.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "FONTCONFIG_FILE": str(config)},
+    )
+
+    body = re.search(r"<body[^>]*>", run.stdout)
+    assert body is not None, run.stderr[-2000:]
+    assert 'data-hangul="tofu"' in body.group(0)
+
+
+def test_a_screenshot_of_the_korean_report_is_drawn(tmp_path: Path) -> None:
+    page = write_html(sample_document(), tmp_path / "ko.html", language="ko")
+    shot = tmp_path / "ko.png"
+
+    run = chromium(page, tmp_path / "p", "--hide-scrollbars", f"--screenshot={shot}",
+                   "--window-size=1280,1400")  # fmt: skip
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.read_bytes().startswith(PNG_SIGNATURE)

@@ -192,6 +192,11 @@ class GateReport(NamedTuple):
             walk(result, 1)
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on the domain
+
+        return html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
         return {

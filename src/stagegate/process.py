@@ -292,6 +292,11 @@ class Process:
 
     # -- lookups -----------------------------------------------------------------------------
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on the domain
+
+        return html(self)
+
     def stage(self, stage_id: str) -> Stage:
         """Return the stage with this id.
 

@@ -110,6 +110,11 @@ class Backtest:
     baselines: tuple[str, ...] = (STATIC,)
     static: BacktestScore | None = None
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
     """(stage at cut-off, dwell bin, final outcome) -> deals open at cut-off, closed by as_of."""

@@ -316,6 +316,11 @@ class Slippage:
     flagged: int
     by_pushes_and_age: Any = ()
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 DEFAULT_AGE_BANDS = (0.0, 30.0, 90.0, 180.0, 365.0)
 """Lower bounds, in days, of the deal-age bands of :attr:`Slippage.by_pushes_and_age`."""

@@ -439,6 +439,11 @@ class CycleTimes:
     deals: Any
     summary: Any
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 def _cycle_python(
     visits: list[StageInterval],

@@ -109,6 +109,11 @@ class Forecast:
     overdue: int = 0
     beyond_history: int = 0
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 def _slip_history(prepared: Any) -> dict[int, int]:
     """Days from expected to actual close of won deals, with counts.

@@ -95,6 +95,11 @@ class Funnel:
     losses: Any
     deals: int
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 def _positions(outcomes: Outcomes) -> dict[str, int]:
     opens = outcomes.open

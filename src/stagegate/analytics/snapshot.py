@@ -275,6 +275,11 @@ class Waterfall:
     open_start: float
     open_end: float
 
+    def _repr_html_(self) -> str:
+        from stagegate.display import html  # noqa: PLC0415 - display draws on this module
+
+        return html(self)
+
 
 def _category(
     s: dict[str, Any] | None, e: dict[str, Any], rank: dict[str, int], start_us: int

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -26,6 +27,13 @@ from stagegate.cli._import import parse_cli_instant
 from stagegate.cli._store import EXISTING_STORE
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
+from stagegate.report._i18n import (
+    ENGLISH,
+    Catalogue,
+    catalogue,
+    cycle_explanation,
+    estimator_reason,
+)
 from stagegate.store import EventStore, UnknownProcessError, open_store
 from stagegate.templates import template
 
@@ -189,6 +197,13 @@ def _store_process(store: EventStore) -> Process:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--title", default=None, help="Title of the report.")
 @click.option(
+    "--language",
+    type=click.Choice(["en", "ko"]),
+    default="en",
+    show_default=True,
+    help="Language of the page and the terminal summary (interface text and stage labels).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["auto", "python", "polars"]),
     default="auto",
@@ -207,6 +222,7 @@ def report(
     seed: int,
     html_path: Path | None,
     title: str | None,
+    language: str,
     engine: str,
     as_json: bool,
 ) -> int:
@@ -249,6 +265,8 @@ def report(
             return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
         instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
         split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
+        if title is None and language != "en":
+            title = catalogue(language)("Pipeline health: {process}", process=process.name)
         document = build_document(
             data,
             process,
@@ -259,6 +277,7 @@ def report(
             seed=seed,
             findings=findings,
         )
+        document["language"] = language
         if html_path is not None:
             write_html(document, html_path)
     except UnknownProcessError as error:
@@ -323,52 +342,80 @@ def _has(document: dict[str, Any], estimator: str) -> bool:
     return any(estimator in p for p in document.get("probabilities", []))
 
 
-def _used(estimator: str, used: str | None) -> str:
+def _used(estimator: str, used: str | None, t: Catalogue = ENGLISH) -> str:
     """A probability column's heading, marked when it is the report's estimator."""
-    return f"{estimator} (used)" if estimator == used else estimator
+    heading = t(estimator) if estimator in ("configured", "empirical") else estimator
+    return t("{column} (used)", column=heading) if estimator == used else heading
 
 
-def _table(title: str, columns: Iterable[str]) -> Table:
+def _table(title: str, columns: Iterable[str], t: Catalogue = ENGLISH) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        if column in ("stage", "deal"):
+        if column in (t("stage"), t("deal")):
             # names wrap at spaces and are never cut; a single long word folds only past 14
-            width = 14 if column == "stage" else 8
+            width = 14 if column == t("stage") else 8
             table.add_column(column, justify="left", overflow="fold", min_width=width)
         else:
             # headings wrap at spaces, never inside a word
-            widest = max(len(word) for word in column.split())
+            widest = max(cell_len(word) for word in column.split())
             table.add_column(column, justify="right", min_width=widest)
     return table
 
 
 def _print(console: Console, document: dict[str, Any], html_path: Path | None) -> None:
+    tx = catalogue(document.get("language"))
     s = document["summary"]
-    console.print(f"[bold]{document['title']}[/] as of {document['as_of'][:10]}")
     console.print(
-        f"{s['opportunities']} deals: {s['open']} open, {s['won']} won, {s['lost']} lost; "
-        f"win rate {_fmt(s['win_rate'], '%')}; open pipeline {_fmt(s['open_amount'], '$')} "
-        f"(weighted by {s.get('weighted_estimator') or '-'}: {_fmt(s['weighted_amount'], '$')}); "
-        f"median won cycle {_fmt(s['median_cycle_days'], 'd')} days"
+        tx(
+            "[bold]{title}[/] as of {as_of}",
+            title=escape(document["title"]),
+            as_of=document["as_of"][:10],
+        )
+    )
+    console.print(
+        tx(
+            "{n} deals: {open} open, {won} won, {lost} lost; win rate {win_rate}; open pipeline "
+            "{open_amount} (weighted by {estimator}: {weighted}); median won cycle {cycle} days",
+            n=s["opportunities"],
+            open=s["open"],
+            won=s["won"],
+            lost=s["lost"],
+            win_rate=_fmt(s["win_rate"], "%"),
+            open_amount=_fmt(s["open_amount"], "$"),
+            estimator=s.get("weighted_estimator") or "-",
+            weighted=_fmt(s["weighted_amount"], "$"),
+            cycle=_fmt(s["median_cycle_days"], "d"),
+        )
     )
     chosen = document.get("estimator")
     if chosen:
-        console.print(f"estimator [bold]{chosen['name']}[/]: {chosen['reason']}")
-    labels = {st["id"]: st.get("label") or st["id"] for st in document["process"]["stages"]}
+        console.print(
+            tx(
+                "estimator [bold]{name}[/]: {reason}",
+                name=chosen["name"],
+                reason=estimator_reason(document, tx),
+            )
+        )
+    language = tx.language
+    labels = {
+        st["id"]: (st.get("labels") or {}).get(language) or st.get("label") or st["id"]
+        for st in document["process"]["stages"]
+    }
     used = (chosen or {}).get("name")
     # the full side-by-side is in --json and the HTML page; the terminal keeps the censoring-aware
     # default and the estimator in use
     shown = [e for e in dict.fromkeys(("deal_clock", used or "")) if _has(document, e)]
     table = _table(
-        "probability by stage",
+        tx("probability by stage"),
         (
-            "stage",
-            _used("configured", used),
-            _used("empirical", used),
-            "95% CI",
+            tx("stage"),
+            _used("configured", used, tx),
+            _used("empirical", used, tx),
+            tx("95% CI"),
             "n",
-            *(_used(e, used) for e in shown),
+            *(_used(e, used, tx) for e in shown),
         ),
+        tx,
     )
     for p in document.get("probabilities", []):
         table.add_row(
@@ -383,26 +430,28 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     backtest = document.get("backtest")
     if backtest:
         best = (
-            f"best calibrated estimator [bold]{backtest['best']}[/]"
+            tx("best calibrated estimator [bold]{name}[/]", name=backtest["best"])
             if backtest["best"]
-            else f"[yellow]no winner[/]: {backtest['warning']}"
+            else tx("[yellow]no winner[/]: {warning}", warning=backtest["warning"])
         )
         console.print(
-            f"backtest (split {backtest['cutoff'][:10]}): {best} ("
+            tx("backtest (split {cutoff}): {best}", cutoff=backtest["cutoff"][:10], best=best)
+            + " ("
             + ", ".join(f"{b['estimator']} Brier {_fmt(b['brier'])}" for b in backtest["scores"])
             + ")"
         )
     table = _table(
-        "days in stage (medians; closed only, and on the deal clock counting open deals)",
+        tx("days in stage (medians; closed only, and on the deal clock counting open deals)"),
         (
-            "stage",
-            "won (closed)",
-            "lost (closed)",
-            "lost/won",
-            "won (deal clock)",
-            "lost (deal clock)",
-            "still open",
+            tx("stage"),
+            tx("won (closed)"),
+            tx("lost (closed)"),
+            tx("lost/won"),
+            tx("won (deal clock)"),
+            tx("lost (deal clock)"),
+            tx("still open"),
         ),
+        tx,
     )
     for t in document.get("time_in_stage", []):
         table.add_row(
@@ -417,11 +466,16 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(table)
     cycle = document.get("cycle_time", {})
     if cycle:
-        console.print(cycle.get("explanation", ""))
+        console.print(cycle_explanation(cycle, tx))
     counted = document.get("stalled_count") or {"total": 0, "shown": 0}
     table = _table(
-        f"stalled deals ({counted['total']}, first {min(10, counted['shown'])} shown)",
-        ("deal", "stage", "days", "limit", "x won median", "amount"),
+        tx(
+            "stalled deals ({total}, first {shown} shown)",
+            total=counted["total"],
+            shown=min(10, counted["shown"]),
+        ),
+        (tx("deal"), tx("stage"), tx("days"), tx("limit"), tx("x won median"), tx("amount")),
+        tx,
     )
     for d in document.get("stalled", [])[:10]:
         table.add_row(
@@ -433,7 +487,11 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
             _fmt(d["amount"], "$"),
         )
     console.print(table)
-    table = _table("slipping deals", ("deal", "pushes", "days pushed", "close date", "amount"))
+    table = _table(
+        tx("slipping deals"),
+        (tx("deal"), tx("pushes"), tx("days pushed"), tx("close date"), tx("amount")),
+        tx,
+    )
     for d in document.get("slipping", [])[:10]:
         table.add_row(
             escape(d["opportunity_id"]),
@@ -445,8 +503,12 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(table)
     method = document.get("forecast_method") or {}
     table = _table(
-        f"forecast of won amount (weighted by {method.get('estimator', '-')})",
-        ("period", "deals", "weighted", "P10", "P50", "P90"),
+        tx(
+            "forecast of won amount (weighted by {estimator})",
+            estimator=method.get("estimator", "-"),
+        ),
+        (tx("period"), tx("deals"), tx("weighted"), "P10", "P50", "P90"),
+        tx,
     )
     for f in document.get("forecast", []):
         table.add_row(
@@ -460,8 +522,8 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
     console.print(table)
     for q in document.get("data_quality", []):
         console.print(
-            f"[yellow]{escape(q['severity'])}[/] {escape(q['code'])}: {q['count']} "
-            f"{escape(q['message'])}"
+            f"[yellow]{escape(tx(q['severity']))}[/] {escape(q['code'])}: {q['count']} "
+            f"{escape(tx.known(q['message']) or q['message'])}"
         )
     if html_path is not None:
-        console.print(f"HTML report written to {html_path}")
+        console.print(tx("HTML report written to {path}", path=html_path))

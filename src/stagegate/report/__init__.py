@@ -15,11 +15,14 @@ True
 from stagegate.report._build import build_document
 from stagegate.report._document import ReportError, document_schema, validate_document
 from stagegate.report._html import TemplateEngineMissingError, render_html, write_html
+from stagegate.report._i18n import LANGUAGES, UnknownLanguageError
 from stagegate.report._sample import sample_document
 
 __all__ = [
+    "LANGUAGES",
     "ReportError",
     "TemplateEngineMissingError",
+    "UnknownLanguageError",
     "build_document",
     "document_schema",
     "render_html",

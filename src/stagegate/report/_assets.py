@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
-__all__ = ["CSS", "SCRIPT", "SCRIPT_HASH"]
+__all__ = ["CHART_CSS", "CSS", "SCRIPT", "SCRIPT_HASH"]
 
 CSS = """
 :root {
@@ -148,6 +149,25 @@ footer { color: var(--faint); font-size: 12px; text-align: center; margin: 28px 
   tbody tr:hover { background: none; }
 }
 """.strip()
+
+
+def _chart_css(page: str) -> str:
+    """The page's chart rules, scoped to ``svg.stagegate-chart``, with the palette on the svg.
+
+    A chart shown on its own (in a notebook, or saved as an SVG file) carries this stylesheet
+    inside it; scoping keeps it from touching anything else on the page that shows it.
+    """
+    palette = page.split(":root {", 1)[1].split("}", 1)[0]
+    rules = re.findall(r"^svg [^{]*\{[^}]*\}", page, flags=re.MULTILINE)
+    scoped = [re.sub(r"(^|, )svg ", r"\1svg.stagegate-chart ", rule) for rule in rules]
+    root = (
+        "svg.stagegate-chart {" + palette + "font-family: var(--font); font-size: 13px; "
+        "max-width: 100%; height: auto; background: #fff; }"
+    )
+    return "\n".join([root, *scoped])
+
+
+CHART_CSS = _chart_css(CSS)
 
 SCRIPT = """
 (function () {

@@ -117,6 +117,7 @@ def build_document(
                 {
                     "id": s.id,
                     "label": s.label,
+                    "labels": dict(s.labels),
                     "kind": s.kind.value,
                     "probability": s.probability,
                 }

@@ -22,7 +22,14 @@ from dateutil import parser as _dateutil_parser
 from stagegate.errors import StagegateError
 from stagegate.report._assets import CSS, SCRIPT, SCRIPT_HASH
 from stagegate.report._document import validate_document
-from stagegate.report._format import DASH, amount, compact, count, days, finite, percent, ratio
+from stagegate.report._format import DASH, amount, compact, count, finite, percent, ratio
+from stagegate.report._i18n import (
+    ENGLISH,
+    Catalogue,
+    catalogue,
+    cycle_explanation,
+    estimator_reason,
+)
 from stagegate.report._svg import (
     durations_chart,
     forecast_chart,
@@ -55,17 +62,33 @@ TemplateEngineMissingError.__module__ = "stagegate.report"
 
 
 @cache
-def _environment() -> Any:
+def _environment(language: str = "en") -> Any:
+    """The template environment of one language: ``_("text", name=value)`` in templates.
+
+    ``_`` translates the text (trusted: it is this package's own, and may hold ``<b>``) and
+    puts the values in escaped, so a value from the document never reaches the page raw.
+    """
     try:
         import jinja2  # noqa: PLC0415 - optional: only the HTML page needs it
     except ImportError as error:  # pragma: no cover - jinja2 is in the dev extra
         raise TemplateEngineMissingError from error
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("stagegate.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    environment.globals["_"] = _translator(catalogue(language))
+    return environment
+
+
+def _translator(t: Catalogue) -> Callable[..., Any]:
+    from markupsafe import Markup  # noqa: PLC0415 - installed with jinja2
+
+    def translate(text: str, **values: Any) -> Any:
+        return Markup(t.raw(text)).format(**values)  # noqa: S704 - our text; values escaped
+
+    return translate
 
 
 def _markup(text: str | None) -> Any:
@@ -77,22 +100,38 @@ def _markup(text: str | None) -> Any:
     return Markup(text)  # noqa: S704 - SVG built by _svg.py, which escapes every value
 
 
-def _instant(text: object) -> str:
-    """Format an ISO 8601 instant for people: ``30 Jun 2025, 23:59 UTC`` (or a bare date)."""
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _instant(text: object, language: str = "en") -> str:
+    """Format an ISO 8601 instant for people: ``30 Jun 2025, 23:59 UTC`` (or a bare date).
+
+    In Korean: ``2025년 6월 30일 23:59 UTC``. Month names are written here, never taken from
+    the machine's locale.
+
+    >>> _instant("2025-06-30T23:59:00+00:00"), _instant("2025-06-30", "ko")
+    ('30 Jun 2025, 23:59 UTC', '2025년 6월 30일')
+    """
     raw = str(text)
     try:
         parsed = _dateutil_parser.isoparse(raw)
     except (ValueError, OverflowError):
         return raw
-    if len(raw) <= len("2025-06-30"):
-        return parsed.strftime("%d %b %Y").lstrip("0")
-    if parsed.tzinfo is not None:
+    zone = ""
+    if len(raw) > len("2025-06-30") and parsed.tzinfo is not None:
         try:
             parsed = parsed.astimezone(timezone.utc)
         except (OverflowError, ValueError):  # pragma: no cover - year 1 or 9999 edge
             return raw
-        return parsed.strftime("%d %b %Y, %H:%M UTC").lstrip("0")
-    return parsed.strftime("%d %b %Y, %H:%M").lstrip("0")
+        zone = " UTC"
+    if language == "ko":
+        day = f"{parsed.year}년 {parsed.month}월 {parsed.day}일"
+    else:
+        day = f"{parsed.day} {_MONTHS[parsed.month - 1]} {parsed.year}"
+    if len(raw) <= len("2025-06-30"):
+        return day
+    clock = f"{parsed.hour:02d}:{parsed.minute:02d}{zone}"
+    return f"{day} {clock}" if language == "ko" else f"{day}, {clock}"
 
 
 def _rows(document: Mapping[str, Any], key: str) -> Sequence[Row]:
@@ -148,14 +187,24 @@ def _fixed(value: object, digits: int) -> str:
     return DASH if number is None else f"{number:.{digits}f}"
 
 
+def _stage_label(stage: Row, language: str) -> str:
+    """A stage's label in ``language`` (from its ``labels``), else its label, else its id."""
+    labels = stage.get("labels")
+    if isinstance(labels, Mapping) and labels.get(language):
+        return str(labels[language])
+    return str(stage.get("label") or stage["id"])
+
+
 class _Page:
     """The template context of one validated document."""
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], t: Catalogue = ENGLISH) -> None:
         self.doc = document
+        self.t = t
+        self.language = t.language
         self.process: Mapping[str, Any] = document["process"]
         self.stages: Sequence[Row] = self.process["stages"]
-        self.labels = {str(s["id"]): str(s.get("label") or s["id"]) for s in self.stages}
+        self.labels = {str(s["id"]): _stage_label(s, self.language) for s in self.stages}
         currency = document.get("currency")
         self.currency = f" {currency}" if currency else ""
         chosen = document.get("estimator")
@@ -178,8 +227,13 @@ class _Page:
             return {"kind": "id", "text": str(row.get("opportunity_id"))}
         return _cell(column, row)
 
+    def days(self, value: object) -> str:
+        """Format a duration in days in the page's language."""
+        return self.t.days(value)
+
     def context(self) -> dict[str, Any]:
         """Everything the page template reads."""
+        t = self.t
         sections = [
             ("funnel", "Funnel", "funnel.html.j2"),
             ("forecast", "Forecast", "forecast.html.j2"),
@@ -190,14 +244,15 @@ class _Page:
             ("data-quality", "Data quality", "data_quality.html.j2"),
         ]
         return {
+            "language": self.language,
             "csp": _CSP,
             "css": _markup(CSS),
             "script": _markup(SCRIPT),
             "title": str(self.doc["title"]),
             "process_name": str(self.process["name"]),
             "process_version": str(self.process["version"]),
-            "as_of": _instant(self.doc["as_of"]),
-            "generated_at": _instant(self.doc["generated_at"]),
+            "as_of": _instant(self.doc["as_of"], self.language),
+            "generated_at": _instant(self.doc["generated_at"], self.language),
             "stages": [
                 {
                     "id": str(s["id"]),
@@ -207,9 +262,13 @@ class _Page:
                 }
                 for s in self.stages
             ],
-            "sections": [{"anchor": a, "title": t, "template": f} for a, t, f in sections],
+            "sections": [{"anchor": a, "title": t(n), "template": f} for a, n, f in sections],
             "tiles": self.tiles(),
-            "estimator": self.doc.get("estimator") or None,
+            "estimator": (
+                {**self.doc["estimator"], "reason": estimator_reason(self.doc, t)}
+                if self.doc.get("estimator")
+                else None
+            ),
             "funnel": self.funnel(),
             "forecast": self.forecast(),
             "attention": self.attention(),
@@ -222,64 +281,73 @@ class _Page:
     def tiles(self) -> list[dict[str, str]]:
         """The summary tiles."""
         s: Row = self.doc["summary"]
+        t = self.t
         by = s.get("weighted_estimator") or self.estimator
         weighted_note = f"{amount(s.get('weighted_amount'))}{self.currency}"
         if by:
-            weighted_note += f" · by {by}"
+            weighted_note += " · " + t("by {estimator}", estimator=by)
         return [
-            {"label": label, "value": value, "note": note}
+            {"label": t(label), "value": value, "note": note}
             for label, value, note in (
-                ("Opportunities", count(s.get("opportunities")), "in the report"),
-                ("Open", count(s.get("open")), "not yet won or lost"),
+                ("Opportunities", count(s.get("opportunities")), t("in the report")),
+                ("Open", count(s.get("open")), t("not yet won or lost")),
                 ("Won", count(s.get("won")), ""),
                 ("Lost", count(s.get("lost")), ""),
-                ("Win rate", percent(s.get("win_rate"), digits=1), "won ÷ closed"),
+                ("Win rate", percent(s.get("win_rate"), digits=1), t("won ÷ closed")),
                 (
                     "Open pipeline",
                     compact(s.get("open_amount")),
                     f"{amount(s.get('open_amount'))}{self.currency}",
                 ),
                 ("Weighted pipeline", compact(s.get("weighted_amount")), weighted_note),
-                ("Median cycle", days(s.get("median_cycle_days")), "won deals, open to won"),
+                (
+                    "Median cycle",
+                    self.days(s.get("median_cycle_days")),
+                    t("won deals, open to won"),
+                ),
             )
         ]
 
     def funnel(self) -> dict[str, Any]:
         """The funnel chart."""
         rows = _rows(self.doc, "funnel")
-        return {"chart": _markup(funnel_chart(rows, self.labels)) if rows else None}
+        return {"chart": _markup(funnel_chart(rows, self.labels, t=self.t)) if rows else None}
 
     def forecast(self) -> dict[str, Any]:
         """The forecast chart, table and the notes on its method."""
+        t = self.t
         rows = _rows(self.doc, "forecast")
         method = self.doc.get("forecast_method") or {}
         money = self.money
         columns = [
-            _Column("Period", "period"),
-            _Column("Deals", "n", count),
-            _Column("Overdue", "overdue", count),
-            _Column("Weighted", "weighted", money),
-            _Column("Simulated mean", "simulated_mean", money),
-            _Column("P10", "p10", money),
-            _Column("P50", "p50", money),
-            _Column("P90", "p90", money),
+            _Column(t("Period"), "period"),
+            _Column(t("Deals"), "n", count),
+            _Column(t("Overdue"), "overdue", count),
+            _Column(t("Weighted"), "weighted", money),
+            _Column(t("Simulated mean"), "simulated_mean", money),
+            _Column(t("P10"), "p10", money),
+            _Column(t("P50"), "p50", money),
+            _Column(t("P90"), "p90", money),
         ]
         if not any("overdue" in r for r in rows):
             columns = [c for c in columns if c.key not in ("overdue", "simulated_mean")]
         notes = []
         if method.get("overdue_rule"):
-            notes.append({"text": f"Close dates: {method['overdue_rule']}", "warn": False})
+            notes.append(
+                {"text": t("Close dates: {rule}", rule=method["overdue_rule"]), "warn": False}
+            )
         outside = [str(r["period"]) for r in rows if r.get("outside_range")]
         if outside:
             notes.append(
                 {
-                    "text": (
-                        f"The weighted point of {', '.join(outside)} falls outside P10-P90. "
+                    "text": t(
+                        "The weighted point of {periods} falls outside P10-P90. "
                         "The weighted amount keeps every deal on its expected close date "
                         "(overdue ones in the as_of period); the simulation moves close dates "
                         "as history's slips did, so amounts shift between periods (the "
                         "simulated mean shows where they land), and a period with few large "
-                        "deals has a lumpy distribution."
+                        "deals has a lumpy distribution.",
+                        periods=", ".join(outside),
                     ),
                     "warn": True,
                 }
@@ -287,49 +355,50 @@ class _Page:
         return {
             "rows": bool(rows),
             "estimator": method.get("estimator") or self.estimator,
-            "chart": _markup(forecast_chart(rows)) if rows else None,
-            "table": _table(columns, rows, caption="Forecast by period"),
+            "chart": _markup(forecast_chart(rows, t=t)) if rows else None,
+            "table": _table(columns, rows, caption=t("Forecast by period")),
             "notes": notes,
         }
 
     def attention(self) -> dict[str, Any]:
         """Stalled deals, slipping deals and the slippage chart."""
+        t = self.t
         stalled = _rows(self.doc, "stalled")
         slipping = _rows(self.doc, "slipping")
         summary = self.doc.get("slip_summary") or {}
         stalled_columns = [
-            _Column("Opportunity", "opportunity_id"),
-            _Column("Stage", "stage"),
-            _Column("Days in stage", "days_in_stage", days),
-            _Column("Limit", "limit_days", days),
-            _Column("Limit from", "limit_source"),
-            _Column("Days ÷ won median", "times_won_median", ratio),
-            _Column("Amount", "amount", self.money),
+            _Column(t("Opportunity"), "opportunity_id"),
+            _Column(t("Stage"), "stage"),
+            _Column(t("Days in stage"), "days_in_stage", self.days),
+            _Column(t("Limit"), "limit_days", self.days),
+            _Column(t("Limit from"), "limit_source"),
+            _Column(t("Days ÷ won median"), "times_won_median", ratio),
+            _Column(t("Amount"), "amount", self.money),
         ]
         slipping_columns = [
-            _Column("Opportunity", "opportunity_id"),
-            _Column("Stage", "stage"),
-            _Column("Pushes", "pushes", count),
-            _Column("Days pushed", "days_pushed", days),
-            _Column("First close date", "first_close_date"),
-            _Column("Close date", "close_date"),
-            _Column("Amount", "amount", self.money),
+            _Column(t("Opportunity"), "opportunity_id"),
+            _Column(t("Stage"), "stage"),
+            _Column(t("Pushes"), "pushes", count),
+            _Column(t("Days pushed"), "days_pushed", self.days),
+            _Column(t("First close date"), "first_close_date"),
+            _Column(t("Close date"), "close_date"),
+            _Column(t("Amount"), "amount", self.money),
         ]
-        chart = slippage_chart(_rows(summary, "win_rate_by_pushes"), slipping)
+        chart = slippage_chart(_rows(summary, "win_rate_by_pushes"), slipping, t=t)
         return {
-            "stalled_heading": self.heading(stalled, self.doc.get("stalled_count")),
-            "slipping_heading": self.heading(slipping, self.doc.get("slipping_count")),
+            "stalled_heading": self.heading(stalled, self.doc.get("stalled_count"), t),
+            "slipping_heading": self.heading(slipping, self.doc.get("slipping_count"), t),
             "stalled": _table(
                 stalled_columns,
                 stalled,
-                caption="Stalled deals",
+                caption=t("Stalled deals"),
                 cells=self.stage_cell,
                 stage_rows=True,
             ),
             "slipping": _table(
                 slipping_columns,
                 slipping,
-                caption="Slipping deals",
+                caption=t("Slipping deals"),
                 cells=self.stage_cell,
                 stage_rows=True,
             ),
@@ -338,30 +407,33 @@ class _Page:
         }
 
     @staticmethod
-    def heading(rows: Sequence[Row], counted: Mapping[str, Any] | None) -> str:
+    def heading(
+        rows: Sequence[Row], counted: Mapping[str, Any] | None, t: Catalogue = ENGLISH
+    ) -> str:
         """``39, the first 25 shown`` when the list is capped, else the count."""
         total = counted.get("total") if counted else None
         if total is None or total == len(rows):
             return count(len(rows))
-        return f"{count(total)}, the first {count(len(rows))} shown"
+        return t("{total}, the first {shown} shown", total=count(total), shown=count(len(rows)))
 
     def durations(self) -> dict[str, Any]:
         """The stage durations chart, its table, and the cycle time."""
+        t = self.t
         rows = _rows(self.doc, "time_in_stage")
         columns = [
-            _Column("Stage", "stage"),
-            _Column("Won median (closed only)", "won_median_days", days),
-            _Column("Lost median (closed only)", "lost_median_days", days),
-            _Column("Won median (deal clock)", "won_deal_clock_median_days", days),
-            _Column("Lost median (deal clock)", "lost_deal_clock_median_days", days),
-            _Column("Open median", "open_median_days", days),
-            _Column("Lost ÷ won (medians)", "lost_to_won_median_ratio", ratio),
-            _Column("Lost ÷ won (means)", "lost_to_won_mean_ratio", ratio),
-            _Column("Won n", "won_n", count),
-            _Column("Lost n", "lost_n", count),
-            _Column("Open n", "open_n", count),
-            _Column("Still open", "open_share", percent),
-            _Column("KM median", "km_median_days", days),
+            _Column(t("Stage"), "stage"),
+            _Column(t("Won median (closed only)"), "won_median_days", self.days),
+            _Column(t("Lost median (closed only)"), "lost_median_days", self.days),
+            _Column(t("Won median (deal clock)"), "won_deal_clock_median_days", self.days),
+            _Column(t("Lost median (deal clock)"), "lost_deal_clock_median_days", self.days),
+            _Column(t("Open median"), "open_median_days", self.days),
+            _Column(t("Lost ÷ won (medians)"), "lost_to_won_median_ratio", ratio),
+            _Column(t("Lost ÷ won (means)"), "lost_to_won_mean_ratio", ratio),
+            _Column(t("Won n"), "won_n", count),
+            _Column(t("Lost n"), "lost_n", count),
+            _Column(t("Open n"), "open_n", count),
+            _Column(t("Still open"), "open_share", percent),
+            _Column(t("KM median"), "km_median_days", self.days),
         ]
         cycle = self.doc.get("cycle_time")
         figures = None
@@ -370,48 +442,50 @@ class _Page:
             for outcome in ("won", "lost"):
                 group = cycle.get(outcome) or {}
                 name = outcome.capitalize()
-                items.append((f"{name} deals: median", days(group.get("median_days"))))
-                items.append((f"{name} deals: mean", days(group.get("mean_days"))))
-                items.append((f"{name} deals: n", count(group.get("n"))))
-            items.append(("Sum of stage means", days(cycle.get("sum_of_stage_means_days"))))
-            items.append(("Measured mean cycle", days(cycle.get("measured_mean_days"))))
-            figures = {"figures": items, "explanation": cycle.get("explanation")}
+                items.append((t(f"{name} deals: median"), self.days(group.get("median_days"))))
+                items.append((t(f"{name} deals: mean"), self.days(group.get("mean_days"))))
+                items.append((t(f"{name} deals: n"), count(group.get("n"))))
+            items.append((t("Sum of stage means"), self.days(cycle.get("sum_of_stage_means_days"))))
+            items.append((t("Measured mean cycle"), self.days(cycle.get("measured_mean_days"))))
+            figures = {"figures": items, "explanation": cycle_explanation(cycle, t) or None}
         return {
             "rows": bool(rows),
-            "chart": _markup(durations_chart(rows, self.labels)) if rows else None,
+            "chart": _markup(durations_chart(rows, self.labels, t=t)) if rows else None,
             "table": _table(
-                columns, rows, caption="Time in stage", cells=self.stage_cell, stage_rows=True
+                columns, rows, caption=t("Time in stage"), cells=self.stage_cell, stage_rows=True
             ),
             "cycle": figures,
         }
 
     def probabilities(self) -> dict[str, Any]:
         """The probability chart and table, the column in use highlighted."""
+        t = self.t
         rows = _rows(self.doc, "probabilities")
         columns = [
-            _Column("Stage", "stage"),
-            _Column("Configured", "configured", percent),
-            _Column("Empirical", "empirical", percent),
-            _Column("Low", "low", percent),
-            _Column("High", "high", percent),
-            _Column("Markov", "markov", percent),
-            _Column("Smoothed", "smoothed", percent),
+            _Column(t("Stage"), "stage"),
+            _Column(t("Configured"), "configured", percent),
+            _Column(t("Empirical"), "empirical", percent),
+            _Column(t("Low"), "low", percent),
+            _Column(t("High"), "high", percent),
+            _Column(t("Markov"), "markov", percent),
+            _Column(t("Smoothed"), "smoothed", percent),
         ]
         known = {"stage", "low", "high", "n", *_ESTIMATOR_COLUMNS}
         extra = list(dict.fromkeys(k for r in rows for k in r if k not in known))
-        columns += [_Column(k.replace("_", " ").capitalize(), k, percent) for k in extra]
-        columns.append(_Column("n", "n", count))
+        columns += [_Column(t(k.replace("_", " ").capitalize()), k, percent) for k in extra]
+        columns.append(_Column(t("n"), "n", count))
         for column in columns:
             if column.key == self.estimator:
-                column.header += " (used)"
+                column.header = t("{column} (used)", column=column.header)
         notes = []
         if self.estimator and self.estimator not in {c.key for c in columns}:
             notes.append(
                 {
-                    "text": (
-                        f"The estimator in use, {self.estimator}, gives each deal a probability "
+                    "text": t(
+                        "The estimator in use, {estimator}, gives each deal a probability "
                         "that depends on more than its stage (the time it has spent there), so "
-                        "it has no single column here."
+                        "it has no single column here.",
+                        estimator=self.estimator,
                     ),
                     "warn": False,
                 }
@@ -419,7 +493,7 @@ class _Page:
         if self.process.get("configured_known") is False:
             notes.append(
                 {
-                    "text": (
+                    "text": t(
                         "The process has no configured probabilities (every open stage is 0%, "
                         "as in a process inferred from data): the configured column is no "
                         "baseline, and the backtest leaves it out."
@@ -429,11 +503,11 @@ class _Page:
             )
         return {
             "rows": bool(rows),
-            "chart": _markup(probabilities_chart(rows, self.labels)) if rows else None,
+            "chart": _markup(probabilities_chart(rows, self.labels, t=t)) if rows else None,
             "table": _table(
                 columns,
                 rows,
-                caption="Win probability by stage",
+                caption=t("Win probability by stage"),
                 cells=self.stage_cell,
                 stage_rows=True,
             ),
@@ -445,6 +519,7 @@ class _Page:
         backtest = self.doc.get("backtest")
         if not backtest:
             return None
+        t = self.t
         best = backtest.get("best")
         scores = _rows(backtest, "scores")
         reliability = _rows(backtest, "reliability")
@@ -459,35 +534,47 @@ class _Page:
             return _cell(column, row)
 
         columns = [
-            _Column("Estimator", "estimator"),
-            _Column("Brier", "brier", lambda v: _fixed(v, 3)),
-            _Column("Log loss", "log_loss", lambda v: _fixed(v, 3)),
-            _Column("n", "n", count),
+            _Column(t("Estimator"), "estimator"),
+            _Column(t("Brier"), "brier", lambda v: _fixed(v, 3)),
+            _Column(t("Log loss"), "log_loss", lambda v: _fixed(v, 3)),
+            _Column(t("n"), "n", count),
         ]
         notes = []
         if backtest.get("warning"):
-            notes.append({"text": f"No winner: {backtest['warning']}.", "warn": True})
+            notes.append(
+                {"text": t("No winner: {warning}.", warning=backtest["warning"]), "warn": True}
+            )
         notes.extend(
-            {"text": f"{e.get('estimator')} is left out: {e.get('reason')}.", "warn": True}
+            {
+                "text": t(
+                    "{estimator} is left out: {reason}.",
+                    estimator=e.get("estimator"),
+                    reason=e.get("reason"),
+                ),
+                "warn": True,
+            }
             for e in _rows(backtest, "excluded")
         )
         scored = backtest.get("scored")
         return {
-            "cutoff": _instant(backtest["cutoff"]),
+            "cutoff": _instant(backtest["cutoff"], self.language),
             "best": best,
             "scored": None
             if scored is None
-            else (
-                f"{count(scored)} deals: {count(backtest.get('scored_won'))} won, "
-                f"{count(backtest.get('scored_lost'))} lost"
+            else t(
+                "{scored} deals: {won} won, {lost} lost",
+                scored=count(scored),
+                won=count(backtest.get("scored_won")),
+                lost=count(backtest.get("scored_lost")),
             ),
             "notes": notes,
-            "table": _table(columns, scores, caption="Backtest scores", cells=score_cell),
-            "chart": _markup(reliability_chart(reliability)) if reliability else None,
+            "table": _table(columns, scores, caption=t("Backtest scores"), cells=score_cell),
+            "chart": _markup(reliability_chart(reliability, t=t)) if reliability else None,
         }
 
     def data_quality(self) -> dict[str, Any]:
         """The data-quality findings, errors first."""
+        t = self.t
         rows = sorted(
             _rows(self.doc, "data_quality"),
             key=lambda r: _SEVERITY.get(str(r["severity"]).lower(), 3),
@@ -497,56 +584,72 @@ class _Page:
             if column.key == "severity":
                 severity = str(row["severity"])
                 klass = f"sev-{severity.lower()}" if severity.lower() in _SEVERITY else "sev-info"
-                return {"kind": "badge", "css": klass, "text": severity}
+                shown = t(severity.lower()) if severity.lower() in _SEVERITY else severity
+                return {"kind": "badge", "css": klass, "text": shown}
             if column.key == "code":
                 return {"kind": "code", "text": str(row["code"])}
+            if column.key == "message" and row.get("message") is not None:
+                message = str(row["message"])
+                return {"kind": "text", "text": t.known(message) or message}
             return _cell(column, row)
 
         columns = [
-            _Column("Severity", "severity"),
-            _Column("Finding", "code"),
-            _Column("Count", "count", count),
-            _Column("What it means", "message"),
+            _Column(t("Severity"), "severity"),
+            _Column(t("Finding"), "code"),
+            _Column(t("Count"), "count", count),
+            _Column(t("What it means"), "message"),
         ]
         if any(r.get("source") is not None for r in rows):
-            columns.insert(2, _Column("Found in", "source"))
+            columns.insert(2, _Column(t("Found in"), "source"))
         return {
             "rows": bool(rows),
-            "table": _table(columns, rows, caption="Data quality", cells=cell),
+            "table": _table(columns, rows, caption=t("Data quality"), cells=cell),
         }
 
 
-def render_html(document: Mapping[str, Any]) -> str:
+def render_html(document: Mapping[str, Any], *, language: str | None = None) -> str:
     """Render a report document into one self-contained HTML page.
 
     Args:
         document: a report document (see ``docs/report.md``); it is validated first.
+        language: the language of the page (one of ``stagegate.report.LANGUAGES``: ``en``,
+            ``ko``): its interface text, dates, units, and the stage labels the document's
+            ``process.stages[].labels`` carry in that language. Default: the document's
+            ``language``, else English.
 
     Returns:
         The page as a string: no external references, every document string escaped.
 
     Raises:
         ReportError: the document is malformed; every problem is listed with its path.
+        UnknownLanguageError: the report has no interface text in ``language``.
         TemplateEngineMissingError: Jinja2 is not installed (``pip install 'stagegate[report]'``).
 
     >>> from stagegate.report import sample_document
     >>> page = render_html(sample_document())
     >>> page.startswith("<!DOCTYPE html>"), page.count("<svg data-chart=")
     (True, 6)
+    >>> '<h2 id="funnel-h">퍼널</h2>' in render_html(sample_document(), language="ko")
+    True
     """
+    chosen = language if language is not None else document.get("language")
+    t = catalogue(None if chosen is None else str(chosen))
     validate_document(document)
-    context = _Page(document).context()
-    page: str = _environment().get_template("page.html.j2").render(context)
+    context = _Page(document, t).context()
+    page: str = _environment(t.language).get_template("page.html.j2").render(context)
     return page
 
 
-def write_html(document: Mapping[str, Any], path: str | Path) -> Path:
+def write_html(
+    document: Mapping[str, Any], path: str | Path, *, language: str | None = None
+) -> Path:
     """Render ``document`` and write it to ``path`` as UTF-8; return the path written.
 
     Raises:
         ReportError: the document is malformed (nothing is written).
+        UnknownLanguageError: the report has no interface text in ``language``.
     """
-    page = render_html(document)
+    page = render_html(document, language=language)
     target = Path(path)
     target.write_text(page, encoding="utf-8")
     return target

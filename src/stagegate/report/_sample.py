@@ -30,6 +30,8 @@ _STAGES = (
     ("won", "Won", "won", 1.0),
     ("lost", "Lost", "lost", 0.0),
 )
+_KOREAN = ("리드 발굴", "리드 검증", "니즈 분석", "솔루션 제안", "협상", "계약", "수주", "실주")
+"""The Korean labels of the b2b template, for the sample page in Korean."""
 
 # stage, configured, empirical, low, high, n, markov, smoothed
 _PROBABILITIES = (
@@ -139,8 +141,14 @@ def sample_document() -> dict[str, Any]:
             "name": "b2b",
             "version": "1",
             "stages": [
-                {"id": i, "label": label, "kind": kind, "probability": p}
-                for i, label, kind, p in _STAGES
+                {
+                    "id": i,
+                    "label": label,
+                    "labels": {"en": label, "ko": ko},
+                    "kind": kind,
+                    "probability": p,
+                }
+                for (i, label, kind, p), ko in zip(_STAGES, _KOREAN, strict=True)
             ],
             "configured_known": True,
         },

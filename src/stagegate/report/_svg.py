@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from stagegate.report._format import compact, count, days, finite, percent, ratio
+from stagegate.report._format import compact, count, finite, percent, ratio
+from stagegate.report._i18n import ENGLISH, Catalogue
 
 __all__ = [
     "durations_chart",
@@ -53,6 +54,15 @@ def _value(row: Row, key: str) -> float | None:
     """Return ``row[key]`` as a finite float clamped for geometry, or ``None``."""
     number = finite(row.get(key))
     return None if number is None else max(-_LIMIT, min(_LIMIT, number))
+
+
+def _columns(text: str) -> int:
+    """How many columns ``text`` takes: East Asian wide characters count two.
+
+    >>> _columns("Won"), _columns("수주 거래")
+    (3, 9)
+    """
+    return sum(2 if unicodedata.east_asian_width(c) in {"W", "F"} else 1 for c in text)
 
 
 def truncate(label: str, width: int = 24) -> str:
@@ -186,7 +196,7 @@ def _legend(items: Sequence[tuple[str, str]], *, y: float, x: float = 180) -> li
         parts.append(f'<g transform="translate({_c(x)} {_c(y)})">{swatch}')
         parts.append(_text(16, 4, label, cls="legend-label"))
         parts.append("</g>")
-        x += 34 + 7.2 * len(label)
+        x += 34 + 7.2 * _columns(label)
     parts.append("</g>")
     return parts
 
@@ -218,7 +228,7 @@ def _tick_format(ticks: Sequence[float], fmt: Callable[[float], str]) -> Callabl
 # --- funnel ------------------------------------------------------------------------------
 
 
-def funnel_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
+def funnel_chart(rows: Sequence[Row], labels: Mapping[str, str], *, t: Catalogue = ENGLISH) -> str:
     """Draw the funnel: one horizontal bar per stage, the number of deals that reached it.
 
     Beside each bar: the reach rate (share of all deals), the conversion from the previous
@@ -234,9 +244,12 @@ def funnel_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
     parts = _open(
         "funnel",
         height,
-        "Funnel: opportunities that reached each stage",
-        f"Horizontal bars, one per stage ({len(rows)} stages), with reach rate, conversion "
-        "from the previous stage and deals lost in the stage written beside each bar.",
+        t("Funnel: opportunities that reached each stage"),
+        t(
+            "Horizontal bars, one per stage ({stages} stages), with reach rate, conversion "
+            "from the previous stage and deals lost in the stage written beside each bar.",
+            stages=len(rows),
+        ),
     )
     bottom = top + row_h * len(rows)
     parts += _x_axis(
@@ -244,18 +257,19 @@ def funnel_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         ticks,
         top=top - 6,
         bottom=bottom,
-        label="Opportunities that reached the stage",
+        label=t("Opportunities that reached the stage"),
         fmt=fmt,
     )
     for x, head in ((690, "Reach"), (775, "From prev."), (860, "Lost here")):
-        parts.append(_text(x, top - 14, head, cls="col-head", anchor="end"))
+        parts.append(_text(x, top - 14, t(head), cls="col-head", anchor="end"))
     for index, row in enumerate(rows):
         y = top + index * row_h
         name = _label(labels, str(row["stage"]))
         value = values[index]
         x0, x1 = scale(min(0.0, value)), scale(max(0.0, value))
         parts.append(f'<g class="row" data-stage="{_e(row["stage"])}">')
-        parts.append(f"<title>{_e(name)}: {count(row.get('reached'))} reached</title>")
+        tip = t("{stage}: {reached} reached", stage=name, reached=count(row.get("reached")))
+        parts.append(f"<title>{_e(tip)}</title>")
         parts.append(_row_label(left - 10, y + 20, name))
         parts.append(
             f'<rect data-mark="bar" class="bar c-primary" x="{_c(x0)}" y="{_c(y + 5)}" '
@@ -277,7 +291,9 @@ def funnel_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
 # --- stage durations ---------------------------------------------------------------------
 
 
-def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
+def durations_chart(
+    rows: Sequence[Row], labels: Mapping[str, str], *, t: Catalogue = ENGLISH
+) -> str:
     """Draw median days in each stage for won deals (solid) next to lost deals (hatched)."""
     group_h, top = 40.0, 64.0
     left, right = 190.0, 740.0
@@ -293,10 +309,12 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
     parts = _open(
         "stage-durations",
         height,
-        "Median days in each stage: won deals versus lost deals",
-        "For each stage, two horizontal bars: the median days won deals spent there (solid) "
-        "and the median days lost deals spent there (hatched), with the lost median divided by "
-        "the won median.",
+        t("Median days in each stage: won deals versus lost deals"),
+        t(
+            "For each stage, two horizontal bars: the median days won deals spent there (solid) "
+            "and the median days lost deals spent there (hatched), with the lost median divided "
+            "by the won median."
+        ),
     )
     parts.append(
         '<defs><pattern id="stage-durations-hatch" patternUnits="userSpaceOnUse" width="6" '
@@ -305,13 +323,13 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
     )
     parts += _legend(
         [
-            ('<rect x="0" y="-6" width="12" height="12" class="c-won"/>', "Won deals (median)"),
+            ('<rect x="0" y="-6" width="12" height="12" class="c-won"/>', t("Won deals (median)")),
             (
                 (
                     '<rect x="0" y="-6" width="12" height="12" '
                     'fill="url(#stage-durations-hatch)" class="hatched"/>'
                 ),
-                "Lost deals (median)",
+                t("Lost deals (median)"),
             ),
         ],
         y=20,
@@ -322,10 +340,10 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         ticks,
         top=top - 6,
         bottom=bottom,
-        label="Days in stage (median)",
+        label=t("Days in stage (median)"),
         fmt=_tick_format(ticks, count),
     )
-    parts.append(_text(860, top - 14, "Lost ÷ won median", cls="col-head", anchor="end"))
+    parts.append(_text(860, top - 14, t("Lost ÷ won median"), cls="col-head", anchor="end"))
     for index, row in enumerate(rows):
         y = top + index * group_h
         name = _label(labels, str(row["stage"]))
@@ -347,21 +365,27 @@ def durations_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
             drawn = True
             x0, x1 = scale(min(0.0, value)), scale(max(0.0, value))
             n = count(row.get(f"{mark}_n"))
+            tip = t(
+                "Won deals: {days} median (n={n})"
+                if mark == "won"
+                else "Lost deals: {days} median (n={n})",
+                days=t.days(row.get(key)),
+                n=n,
+            )
             parts.append(
                 f'<rect data-mark="{mark}" {css} x="{_c(x0)}" y="{_c(y + offset)}" '
-                f'width="{_c(max(x1 - x0, 1.5))}" height="13"><title>{mark.capitalize()} deals: '
-                f"{days(row.get(key))} median (n={n})</title></rect>"
+                f'width="{_c(max(x1 - x0, 1.5))}" height="13"><title>{_e(tip)}</title></rect>'
             )
             parts.append(
                 _text(
                     x1 + 5,
                     y + offset + 11,
-                    f"{mark[0].upper()} {days(row.get(key))}",
+                    f"{t('W' if mark == 'won' else 'L')} {t.days(row.get(key))}",
                     cls="value small",
                 )
             )
         if not drawn:
-            parts.append(_text(left + 4, y + 22, "no closed deals", cls="muted"))
+            parts.append(_text(left + 4, y + 22, t("no closed deals"), cls="muted"))
         parts.append(
             _text(860, y + 22, ratio(row.get("lost_to_won_median_ratio")), cls="num", anchor="end")
         )
@@ -385,7 +409,9 @@ def _shape(path: str, x: float, y: float, *, mark: str, cls: str, tip: str) -> s
     )
 
 
-def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
+def probabilities_chart(
+    rows: Sequence[Row], labels: Mapping[str, str], *, t: Catalogue = ENGLISH
+) -> str:
     """Draw win probability by stage: configured, empirical with its interval, and Markov."""
     row_h, top = 34.0, 64.0
     left, right = 190.0, 790.0
@@ -395,22 +421,24 @@ def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
     parts = _open(
         "probabilities",
         height,
-        "Win probability by stage: configured, empirical and Markov",
-        "For each stage: the configured probability (hollow diamond), the empirical win rate "
-        "of deals that reached the stage (filled circle) with its interval (whisker), and the "
-        "Markov absorption estimate (triangle).",
+        t("Win probability by stage: configured, empirical and Markov"),
+        t(
+            "For each stage: the configured probability (hollow diamond), the empirical win rate "
+            "of deals that reached the stage (filled circle) with its interval (whisker), and the "
+            "Markov absorption estimate (triangle)."
+        ),
     )
     parts += _legend(
         [
-            (f'<path d="{_DIAMOND}" class="m-configured"/>', "Configured"),
-            ('<circle r="5" class="m-empirical"/>', "Empirical (interval)"),
-            (f'<path d="{_TRIANGLE}" class="m-markov"/>', "Markov"),
+            (f'<path d="{_DIAMOND}" class="m-configured"/>', t("Configured")),
+            ('<circle r="5" class="m-empirical"/>', t("Empirical (interval)")),
+            (f'<path d="{_TRIANGLE}" class="m-markov"/>', t("Markov")),
         ],
         y=20,
     )
     bottom = top + row_h * len(rows)
     parts += _x_axis(
-        scale, ticks, top=top - 6, bottom=bottom, label="Probability of winning", fmt=percent
+        scale, ticks, top=top - 6, bottom=bottom, label=t("Probability of winning"), fmt=percent
     )
     parts.append(_text(860, top - 14, "n", cls="col-head", anchor="end"))
     for index, row in enumerate(rows):
@@ -423,15 +451,15 @@ def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         if low is not None and high is not None:
             x0, x1 = scale(low), scale(high)
             parts.append(
-                f'<g data-mark="interval" class="whisker"><title>Interval {percent(low)}\u2013'
-                f"{percent(high)}</title>"
+                f'<g data-mark="interval" class="whisker"><title>{_e(t("Interval"))} '
+                f"{percent(low)}\u2013{percent(high)}</title>"
                 f'<line x1="{_c(x0)}" x2="{_c(x1)}" y1="{_c(y)}" y2="{_c(y)}"/>'
                 f'<line x1="{_c(x0)}" x2="{_c(x0)}" y1="{_c(y - 6)}" y2="{_c(y + 6)}"/>'
                 f'<line x1="{_c(x1)}" x2="{_c(x1)}" y1="{_c(y - 6)}" y2="{_c(y + 6)}"/></g>'
             )
         configured = _value(row, "configured")
         if configured is not None:
-            tip = f"Configured {percent(configured)}"
+            tip = f"{t('Configured')} {percent(configured)}"
             parts.append(
                 _shape(
                     _DIAMOND, scale(configured), y, mark="configured", cls="m-configured", tip=tip
@@ -439,7 +467,7 @@ def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
             )
         markov = _value(row, "markov")
         if markov is not None:
-            tip = f"Markov {percent(markov)}"
+            tip = f"{t('Markov')} {percent(markov)}"
             parts.append(
                 _shape(_TRIANGLE, scale(markov), y, mark="markov", cls="m-markov", tip=tip)
             )
@@ -447,7 +475,8 @@ def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
         if empirical is not None:
             parts.append(
                 f'<circle data-mark="empirical" class="m-empirical" cx="{_c(scale(empirical))}" '
-                f'cy="{_c(y)}" r="5"><title>Empirical {percent(empirical)}</title></circle>'
+                f'cy="{_c(y)}" r="5"><title>{_e(t("Empirical"))} {percent(empirical)}'
+                "</title></circle>"
             )
         parts.append(_text(860, y + 4, count(row.get("n")), cls="num", anchor="end"))
         parts.append("</g>")
@@ -458,12 +487,15 @@ def probabilities_chart(rows: Sequence[Row], labels: Mapping[str, str]) -> str:
 # --- slippage ----------------------------------------------------------------------------
 
 
-def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None:
+def slippage_chart(
+    pushes: Sequence[Row], slipping: Sequence[Row], *, t: Catalogue = ENGLISH
+) -> str | None:
     """Draw win rate by number of close-date pushes, or else a histogram of pushes.
 
     Args:
         pushes: ``slip_summary.win_rate_by_pushes`` rows (preferred).
         slipping: the slipping deals; used for a histogram when ``pushes`` is empty.
+        t: the catalogue of the chart's text (its language).
 
     Returns:
         The SVG, or ``None`` when there is nothing to draw.
@@ -478,10 +510,10 @@ def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None
             )
             for r in pushes
         ]
-        y_label = "Win rate of closed deals"
+        y_label = t("Win rate of closed deals")
         fmt: Callable[[object], str] = percent
-        title = "Win rate by number of close-date pushes"
-        description = (
+        title = t("Win rate by number of close-date pushes")
+        description = t(
             "Vertical bars: the win rate of deals whose close date was pushed 0, 1, 2... times."
         )
     elif slipping:
@@ -489,9 +521,9 @@ def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None
         for r in slipping:
             histogram[int(r["pushes"])] = histogram.get(int(r["pushes"]), 0) + 1
         bars = [(str(k), float(v), count(v), "") for k, v in sorted(histogram.items())]
-        y_label, fmt = "Slipping deals", count
-        title = "Slipping deals by number of close-date pushes"
-        description = (
+        y_label, fmt = t("Slipping deals"), count
+        title = t("Slipping deals by number of close-date pushes")
+        description = t(
             "Vertical bars: how many open deals had their close date pushed 1, 2, 3... times."
         )
     else:
@@ -514,7 +546,8 @@ def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None
             parts.append(
                 f'<rect data-mark="bar" class="bar c-primary" x="{_c(cx - width / 2)}" '
                 f'y="{_c(y0)}" width="{_c(width)}" height="{_c(max(y1 - y0, 1.5))}">'
-                f"<title>{_e(category)} pushes: {_e(value_text)} {_e(note)}</title></rect>"
+                f"<title>{_e(t('{pushes} pushes', pushes=category))}: {_e(value_text)} "
+                f"{_e(note)}</title></rect>"
             )
             parts.append(_text(cx, y0 - 6, value_text, cls="value", anchor="middle"))
         parts.append(_text(cx, bottom + 18, truncate(category, 12), cls="tick", anchor="middle"))
@@ -525,7 +558,7 @@ def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None
         _text(
             (left + right) / 2,
             bottom + 58,
-            "Times the close date was pushed",
+            t("Times the close date was pushed"),
             cls="axis-title",
             anchor="middle",
         )
@@ -537,7 +570,7 @@ def slippage_chart(pushes: Sequence[Row], slipping: Sequence[Row]) -> str | None
 # --- forecast ----------------------------------------------------------------------------
 
 
-def forecast_chart(rows: Sequence[Row]) -> str:
+def forecast_chart(rows: Sequence[Row], *, t: Catalogue = ENGLISH) -> str:
     """Draw each period's forecast distribution: P10-P90 range, P50 line, weighted diamond."""
     left, right, top, bottom = 90.0, 860.0, 56.0, 290.0
     keys = ("p10", "p50", "p90", "weighted")
@@ -547,21 +580,31 @@ def forecast_chart(rows: Sequence[Row]) -> str:
     parts = _open(
         "forecast",
         bottom + 64,
-        "Forecast distribution by period",
-        "For each period: a bar from P10 to P90 of simulated bookings, a line at P50, and a "
-        "diamond at the probability-weighted amount.",
+        t("Forecast distribution by period"),
+        t(
+            "For each period: a bar from P10 to P90 of simulated bookings, a line at P50, and a "
+            "diamond at the probability-weighted amount."
+        ),
     )
     parts += _legend(
         [
             ('<rect x="0" y="-7" width="12" height="14" class="range"/>', "P10\u2013P90"),
-            ('<line x1="0" x2="12" y1="0" y2="0" class="p50"/>', "P50 (median)"),
-            (f'<path d="{_DIAMOND}" transform="translate(6 0)" class="m-weighted"/>', "Weighted"),
+            ('<line x1="0" x2="12" y1="0" y2="0" class="p50"/>', t("P50 (median)")),
+            (
+                f'<path d="{_DIAMOND}" transform="translate(6 0)" class="m-weighted"/>',
+                t("Weighted"),
+            ),
         ],
         y=18,
         x=100,
     )
     parts += _y_axis(
-        y_scale, ticks, left=left, right=right, label="Bookings", fmt=_tick_format(ticks, compact)
+        y_scale,
+        ticks,
+        left=left,
+        right=right,
+        label=t("Bookings"),
+        fmt=_tick_format(ticks, compact),
     )
     slot = (right - left) / max(len(rows), 1)
     width = min(70.0, slot * 0.45)
@@ -572,7 +615,7 @@ def forecast_chart(rows: Sequence[Row]) -> str:
         parts.append(f'<g class="col" data-period="{_e(row["period"])}">')
         parts.append(
             f"<title>{_e(row['period'])}: P10 {compact(p10)}, P50 {compact(p50)}, "
-            f"P90 {compact(p90)}, weighted {compact(weighted)}</title>"
+            f"P90 {compact(p90)}, {_e(t('weighted'))} {compact(weighted)}</title>"
         )
         if p10 is not None and p90 is not None:
             y0, y1 = y_scale(max(p10, p90)), y_scale(min(p10, p90))
@@ -596,7 +639,7 @@ def forecast_chart(rows: Sequence[Row]) -> str:
                 _text(cx - width / 2 - 8, y + 4, compact(p50), cls="value small", anchor="end")
             )
         if weighted is not None:
-            tip = f"Weighted {compact(weighted)}"
+            tip = f"{t('Weighted')} {compact(weighted)}"
             parts.append(
                 _shape(_DIAMOND, cx, y_scale(weighted), mark="weighted", cls="m-weighted", tip=tip)
             )
@@ -611,7 +654,7 @@ def forecast_chart(rows: Sequence[Row]) -> str:
         _text(
             (left + right) / 2,
             bottom + 56,
-            "Expected close period",
+            t("Expected close period"),
             cls="axis-title",
             anchor="middle",
         )
@@ -662,7 +705,7 @@ def marker(index: int) -> tuple[str, str | None]:
     return f"star{points}", _polygon(star)
 
 
-def reliability_chart(rows: Sequence[Row]) -> str:
+def reliability_chart(rows: Sequence[Row], *, t: Catalogue = ENGLISH) -> str:
     """Draw a reliability diagram: observed win rate against predicted, per estimator."""
     left, right, top, bottom = 64.0, 364.0, 14.0, 314.0
     estimators = list(dict.fromkeys(str(r["estimator"]) for r in rows))
@@ -672,15 +715,19 @@ def reliability_chart(rows: Sequence[Row]) -> str:
     parts = _open(
         "reliability",
         bottom + 60,
-        "Reliability of the probability estimators in the backtest",
-        "Observed win rate against predicted probability, one line per estimator; "
-        "a perfectly calibrated estimator lies on the diagonal.",
+        t("Reliability of the probability estimators in the backtest"),
+        t(
+            "Observed win rate against predicted probability, one line per estimator; "
+            "a perfectly calibrated estimator lies on the diagonal."
+        ),
         width=540,
     )
     parts += _x_axis(
-        x_scale, ticks, top=top, bottom=bottom, label="Predicted probability", fmt=percent
+        x_scale, ticks, top=top, bottom=bottom, label=t("Predicted probability"), fmt=percent
     )
-    parts += _y_axis(y_scale, ticks, left=left, right=right, label="Observed win rate", fmt=percent)
+    parts += _y_axis(
+        y_scale, ticks, left=left, right=right, label=t("Observed win rate"), fmt=percent
+    )
     parts.append(f'<line class="diagonal" x1="{left}" y1="{bottom}" x2="{right}" y2="{top}"/>')
     legend_y = top + 10
     for index, estimator in enumerate(estimators):
@@ -700,9 +747,12 @@ def reliability_chart(rows: Sequence[Row]) -> str:
             line = " ".join(f"{_c(x)},{_c(y)}" for x, y, _ in points)
             parts.append(f'<polyline class="series-line" points="{line}"/>')
         for x, y, r in points:
-            tip = (
-                f"{estimator}: predicted {percent(r.get('predicted'))}, observed "
-                f"{percent(r.get('observed'))} (n={count(r.get('n'))})"
+            tip = t(
+                "{estimator}: predicted {predicted}, observed {observed} (n={n})",
+                estimator=estimator,
+                predicted=percent(r.get("predicted")),
+                observed=percent(r.get("observed")),
+                n=count(r.get("n")),
             )
             if path is None:
                 parts.append(
