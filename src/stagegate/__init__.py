@@ -47,6 +47,7 @@ from stagegate.gates import (
     Facts,
     FieldCheck,
     GateReport,
+    LeadQualification,
     Not,
     Predicate,
 )
@@ -63,6 +64,7 @@ from stagegate.process import (
     Stage,
     StageKind,
 )
+from stagegate.provenance import Provenance
 from stagegate.templates import b2b
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "InvalidCommandError",
     "InvalidRequestError",
     "InvalidTimestampError",
+    "LeadQualification",
     "Lifecycle",
     "Move",
     "MoveCommand",
@@ -105,6 +108,7 @@ __all__ = [
     "Problem",
     "Process",
     "ProposedFacts",
+    "Provenance",
     "Stage",
     "StageKind",
     "StagegateError",

@@ -56,6 +56,9 @@ class EventKind(str, enum.Enum):
     """The expected close date changed to ``close_date`` (previous one in ``details``)."""
     AMOUNT_CHANGED = "amount_changed"
     """The amount changed to ``amount`` (previous one in ``details``)."""
+    LEAD_SCORED = "lead_scored"
+    """Marketing scored or qualified the lead: ``details["score"]`` (a number or null) and
+    ``details["status"]`` (text such as ``MQL``, or null), by ``subject`` (who scored it)."""
 
 
 class MoveKind(str, enum.Enum):
