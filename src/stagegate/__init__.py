@@ -3,12 +3,14 @@
 from stagegate.decision import (
     Decision,
     InvalidRequestError,
+    MissingEvidence,
     MoveCommand,
     MoveRequest,
     ProposedFacts,
     Verdict,
     decide,
     decide_json,
+    missing_evidence,
 )
 from stagegate.definition import (
     load_process,
@@ -93,6 +95,7 @@ __all__ = [
     "InvalidTimestampError",
     "LeadQualification",
     "Lifecycle",
+    "MissingEvidence",
     "Move",
     "MoveCommand",
     "MoveKind",
@@ -120,6 +123,7 @@ __all__ = [
     "decide",
     "decide_json",
     "load_process",
+    "missing_evidence",
     "process_from_dict",
     "process_from_json",
     "process_from_toml",

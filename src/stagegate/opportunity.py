@@ -1350,6 +1350,10 @@ class Opportunity:
             return GateReport(target.id)
         return target.gate.report(target.id, self._facts(instant))
 
+    def facts(self, *, at: datetime | None = None) -> Facts:
+        """What the gates look at as of ``at`` (default: the instant of the last event)."""
+        return self._facts(self._query_instant(at))
+
     def can_advance(self, *, at: datetime | None = None) -> bool:
         """Whether :meth:`advance` would be accepted now."""
         nxt = self._process.next_stage(self._stage)

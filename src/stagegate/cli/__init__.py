@@ -25,6 +25,7 @@ EXIT_INTERNAL = 3
 
 COMMAND_MODULES = {
     "backup": "stagegate.cli._store",
+    "evidence": "stagegate.cli._evidence",
     "import": "stagegate.cli._import",
     "report": "stagegate.cli._report",
     "simulate": "stagegate.cli._report",

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -56,6 +56,10 @@ from stagegate.io.evidence_map import EvidenceMap, EvidenceRule
 from stagegate.opportunity import Opportunity
 from stagegate.provenance import Provenance
 
+if TYPE_CHECKING:
+    from stagegate.process import Process
+    from stagegate.store.base import EventStore
+
 __all__ = [
     "MARKETO_ACTIVITY_TYPES",
     "Engagement",
@@ -65,6 +69,7 @@ __all__ = [
     "read_hubspot_engagements",
     "read_marketo_activities",
     "record_engagements",
+    "record_evidence",
 ]
 
 MAX_ENGAGEMENT_BYTES = 512 * 1024 * 1024
@@ -852,3 +857,59 @@ def _advance(deal: Opportunity, actor: str) -> list[str]:
             break
         entered.append(deal.advance(at=deal.last_at, actor=actor).stage)
     return entered
+
+
+def record_evidence(
+    store: EventStore,
+    engagements: Sequence[Engagement],
+    evidence_map: EvidenceMap,
+    *,
+    recorded_at: datetime,
+    process: Process | None = None,
+    advance: bool = False,
+    actor: str = "system:stagegate",
+    dry_run: bool = False,
+) -> EvidenceOutcome:
+    """Record engagements as evidence into the deals of a store, all or nothing.
+
+    Each deal named by an engagement is loaded and replayed under the process version it was
+    recorded in (kept by the store; ``process`` when the store does not keep it), then
+    :func:`record_engagements` runs and the new events are appended in one batch. With
+    ``dry_run`` nothing is written.
+
+    Raises:
+        ConcurrencyError: another writer changed a deal meanwhile (nothing was written).
+        EventLogError: a stored log does not replay under its process.
+        UnknownProcessError: the store does not keep a deal's process and ``process`` is not
+            that one.
+        StoreError: the store cannot be written.
+    """
+    from stagegate.store.base import UnknownProcessError  # noqa: PLC0415 - the store loads lazily
+
+    wanted = dict.fromkeys(oid for e in engagements for oid in e.opportunity_ids)
+    processes: dict[tuple[str, str], Process] = {}
+    deals: dict[str, Opportunity] = {}
+    for oid in wanted:
+        log = store.load(oid)
+        if not log:
+            continue
+        key = (log[0].process, log[0].process_version)
+        definition = processes.get(key)
+        if definition is None:
+            if process is not None and (process.name, process.version) == key:
+                definition = process
+            else:
+                try:
+                    definition = store.load_process(*key)
+                except UnknownProcessError:
+                    if process is None:
+                        raise
+                    raise UnknownProcessError(key[0], key[1], store.processes()) from None
+            processes[key] = definition
+        deals[oid] = Opportunity.replay(definition, log)
+    outcome = record_engagements(
+        deals, engagements, evidence_map, recorded_at=recorded_at, advance=advance, actor=actor
+    )
+    if outcome.events and not dry_run:
+        store.append(outcome.events)
+    return outcome
