@@ -238,6 +238,17 @@ class TestReplay:
         memory.append(log)
         assert log == memory.load("d-1")
 
+    @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+    def test_exported_files_round_trip_the_provenance(self, tmp_path, suffix) -> None:
+        from stagegate.io import read_events, write_events
+
+        log = seal(self._deal().events)
+        write_events(tmp_path / f"log{suffix}", log)
+        back = read_events(tmp_path / f"log{suffix}")
+        assert log == back
+        assert source("hubspot", "m", 2) == provenance_of(back[1])
+        assert 3 == verify(handoff(), back).events
+
     def test_a_duplicated_source_event_is_refused(self) -> None:
         deal = self._deal()
         copy = attrs.evolve(deal.events[1], seq=4, at=deal.events[2].at)
