@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stagegate import (
     ActivityCount,
@@ -480,3 +482,112 @@ class TestMissingEvidence:
         deal.lose(at=T0, actor="ana", reason="budget")
         with pytest.raises(MoveNotAllowedError):
             missing_evidence(b2b(), deal.events)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+KEYS = [
+    "engagement",
+    "associations",
+    "metadata",
+    "properties",
+    "submittedAt",
+    "values",
+    "id",
+    "type",
+    "timestamp",
+    "dealIds",
+    "leadId",
+    "activityDate",
+    "activityTypeId",
+    "attributes",
+    "opportunityId",
+    "source_id",
+    "opportunity_id",
+    "occurred_at",
+    "result",
+]
+ITEMS = st.lists(st.dictionaries(st.sampled_from(KEYS), JSONISH, max_size=6), max_size=5)
+
+
+def _read_or_refusal(read, raw):
+    try:
+        return read(raw)
+    except ImportProblemError as error:
+        return error
+
+
+class TestHostileInput:
+    @settings(max_examples=60, deadline=None)
+    @given(st.one_of(ITEMS, JSONISH))
+    def test_json_readers_answer_with_engagements_or_findings(self, document) -> None:
+        raw = json.dumps(document).encode()
+        for read in (
+            read_hubspot_engagements,
+            read_marketo_activities,
+            lambda data: read_engagements(data, system="x"),
+        ):
+            result = _read_or_refusal(read, raw)
+            if isinstance(result, ImportProblemError):
+                continue
+            assert result.rows_read >= len(result.engagements)
+            unused = {row for f in result.findings if not f.used for row in f.rows}
+            assert unused.isdisjoint(e.row for e in result.engagements)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.binary(max_size=200))
+    def test_any_bytes_are_read_or_refused_with_a_finding(self, raw) -> None:
+        for read in (
+            read_hubspot_engagements,
+            read_marketo_activities,
+            read_icalendar,
+            lambda data: read_engagements(data, system="x"),
+        ):
+            outcome = _read_or_refusal(read, raw)
+            if isinstance(outcome, ImportProblemError):
+                assert outcome.findings
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(
+            st.sampled_from(
+                [
+                    "BEGIN:VEVENT",
+                    "END:VEVENT",
+                    "UID:x",
+                    "UID:",
+                    "DTSTART:20260302T090000Z",
+                    "DTSTART:2026",
+                    "DTSTART;VALUE=DATE:20260302",
+                    "DTEND:20260301T090000Z",
+                    "DURATION:PT1H",
+                    "DURATION:nope",
+                    "RRULE:FREQ=DAILY",
+                    "SUMMARY:[d-1]",
+                    "X-STAGEGATE-OPPORTUNITY:d-2",
+                    "RECURRENCE-ID:20260302T090000Z",
+                    "RECURRENCE-ID:bad",
+                    "ATTENDEE:mailto:a@x",
+                    "CATEGORIES:a,b",
+                    "STATUS:CONFIRMED",
+                ]
+            ),
+            max_size=14,
+        )
+    )
+    def test_calendar_lines_in_any_order_are_read_or_refused(self, lines) -> None:
+        text = "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", *lines, "END:VCALENDAR", ""])
+        result = _read_or_refusal(
+            lambda data: read_icalendar(data, deal_pattern=r"\[(d-\d)\]"), text.encode()
+        )
+        if isinstance(result, ImportProblemError):
+            assert result.findings
+            return
+        for engagement in result.engagements:
+            assert engagement.opportunity_ids
+            assert engagement.occurred_at.tzinfo is not None

@@ -621,15 +621,21 @@ class Opportunity:
         elif kind is EventKind.DELIVERABLE_RECORDED:
             if self._deliverables is None:
                 self._deliverables = {}
-            latest = self._deliverables.get(event.subject or "")
-            if latest is None or occurred_at(event) >= occurred_at(latest):  # late: not newer
-                self._deliverables[event.subject or ""] = event
-            self._index_source(event)
+            details = event.details
+            if details is None or PROVENANCE_KEY not in details:
+                self._deliverables[event.subject or ""] = event  # at >= every occurrence before
+            else:
+                latest = self._deliverables.get(event.subject or "")
+                if latest is None or occurred_at(event) >= occurred_at(latest):  # late: older
+                    self._deliverables[event.subject or ""] = event
+                self._index_source(event)
         elif kind is EventKind.ACTIVITY_LOGGED:
             if self._activities is None:
                 self._activities = []
             self._activities.append(event)
-            self._index_source(event)
+            details = event.details
+            if details is not None and PROVENANCE_KEY in details:
+                self._index_source(event)
         elif kind is _LEAD_SCORED:
             if self._lead is None or occurred_at(event) >= occurred_at(self._lead):
                 self._lead = event
@@ -650,7 +656,7 @@ class Opportunity:
         details = event.details
         if details is None or PROVENANCE_KEY not in details:
             return
-        source = details[PROVENANCE_KEY]
+        source = details[PROVENANCE_KEY]  # checked by the command or by replay
         if self._sourced is None:
             self._sourced = {}
         self._sourced[source["system"], source["source_id"]] = event
