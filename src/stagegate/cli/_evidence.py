@@ -203,8 +203,6 @@ def import_evidence(
         with SQLiteStore(store_path) as store:
             if process is None:
                 process = _only_process(evidence_map, store)
-            else:
-                evidence_map = load_evidence_map(mapping_path, process=process)
             outcome = record_evidence(
                 store,
                 result.engagements,
@@ -314,7 +312,7 @@ def missing_command(
 
                 deal = Opportunity.replay(process, log)
                 nxt = process.next_stage(deal.stage)
-                if deal.is_closed or nxt is None or not nxt.is_open:
+                if deal.is_closed or nxt is None:
                     if deals:
                         answers.append(
                             {
