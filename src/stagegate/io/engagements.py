@@ -191,7 +191,11 @@ class EvidenceOutcome:
 
 
 class _ReadError(StagegateError, ValueError):
-    """A row cannot be read; the message says why (becomes a finding)."""
+    """A row cannot be read; the message says why (becomes a finding with ``code``)."""
+
+    def __init__(self, message: str, code: str = "bad_value") -> None:
+        self.code = code
+        super().__init__(message)
 
 
 def _raw(source: str | bytes | Path, what: str) -> str:
@@ -208,7 +212,7 @@ def _raw(source: str | bytes | Path, what: str) -> str:
                 what,
                 [
                     Finding(
-                        "unreadable",
+                        "unreadable_file",
                         Severity.ERROR,
                         f"cannot read {str(source)!r}: {exc.strerror or exc}",
                         used=False,
@@ -222,7 +226,7 @@ def _raw(source: str | bytes | Path, what: str) -> str:
             what,
             [
                 Finding(
-                    "too_large",
+                    "file_too_large",
                     Severity.ERROR,
                     f"the input is larger than {MAX_ENGAGEMENT_BYTES} bytes; split it",
                     used=False,
@@ -238,7 +242,7 @@ def _raw(source: str | bytes | Path, what: str) -> str:
             what,
             [
                 Finding(
-                    "not_utf8",
+                    "bad_encoding",
                     Severity.ERROR,
                     f"the input is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8",
                     used=False,
@@ -265,7 +269,11 @@ def _json_items(text: str, what: str, keys: Sequence[str]) -> list[Any]:
 
         raise ImportProblemError(
             what,
-            [Finding("not_json", Severity.ERROR, f"the input is not JSON: {exc}", used=False)],
+            [
+                Finding(
+                    "unreadable_file", Severity.ERROR, f"the input is not JSON: {exc}", used=False
+                )
+            ],
         ) from None
     if isinstance(loaded, Mapping):
         for key in keys:
@@ -280,7 +288,7 @@ def _json_items(text: str, what: str, keys: Sequence[str]) -> list[Any]:
 def _instant(value: Any, assume_zone: str | None, *, epoch_ms: bool = False) -> datetime:
     """An instant from ISO 8601 text, or from epoch milliseconds (HubSpot)."""
     if isinstance(value, bool) or value is None or value == "":
-        raise _ReadError("has no instant")
+        raise _ReadError("has no instant", "unparseable_timestamp")
     if isinstance(value, (int, float)) or (epoch_ms and isinstance(value, str) and value.isdigit()):
         try:
             return _EPOCH + timedelta(milliseconds=float(value))
@@ -291,7 +299,8 @@ def _instant(value: Any, assume_zone: str | None, *, epoch_ms: bool = False) -> 
     try:
         return parse_instant(value, assume_zone=assume_zone)
     except StagegateError as exc:
-        raise _ReadError(str(exc)) from None
+        code = "naive_timestamp" if "naive" in str(exc) else "unparseable_timestamp"
+        raise _ReadError(str(exc), code) from None
 
 
 def _text_id(value: Any, what: str) -> str:
@@ -330,14 +339,13 @@ class _Collector:
             engagement = build()
         except _ReadError as exc:
             reason = str(exc)
-            code = "bad_row"
             self.bad.setdefault(reason, []).append(row)
-            self.reasons[reason] = code
+            self.reasons[reason] = exc.code
             return
         except StagegateError as exc:
             reason = cut(str(exc), 300)
             self.bad.setdefault(reason, []).append(row)
-            self.reasons[reason] = "bad_row"
+            self.reasons[reason] = "bad_value"
             return
         self.engagements.append(attrs.evolve(engagement, row=row))
 
@@ -394,10 +402,11 @@ def read_engagements(
 
     def build(item: Any) -> Engagement:
         if not isinstance(item, Mapping):
-            raise _ReadError("is not an object")
+            raise _ReadError("is not an object", "malformed_row")
         missing = [name for name, header in names.items() if item.get(header) in (None, "")]
         if missing:
-            raise _ReadError(f"lacks {', '.join(missing)}")
+            code = "missing_id" if "opportunity_id" in missing else "bad_value"
+            raise _ReadError(f"lacks {', '.join(missing)}", code)
         deals = [
             part.strip() for part in str(item[names["opportunity_id"]]).split(";") if part.strip()
         ]
@@ -452,7 +461,7 @@ def _hubspot_deals(item: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _hubspot_item(item: Any) -> Engagement:
     if not isinstance(item, Mapping):
-        raise _ReadError("is not an object")
+        raise _ReadError("is not an object", "malformed_row")
     deals = _hubspot_deals(item)
     if "engagement" in item:  # the Engagements API (v1) shape
         head = item["engagement"]
@@ -505,7 +514,7 @@ def _hubspot_item(item: Any) -> Engagement:
             "is not a HubSpot engagement (no 'engagement', 'properties' or 'submittedAt')"
         )
     if not deals:
-        raise _ReadError("is associated with no deal (associations.dealIds)")
+        raise _ReadError("is associated with no deal (associations.dealIds)", "missing_id")
     for name in _HUBSPOT_OUTCOME.get(kind, ()):
         if attributes.get(name) not in (None, ""):
             attributes.setdefault("outcome", attributes[name])
@@ -591,7 +600,7 @@ def read_marketo_activities(
 
     def build(item: Any) -> Engagement:
         if not isinstance(item, Mapping):
-            raise _ReadError("is not an object")
+            raise _ReadError("is not an object", "malformed_row")
         lead = item.get("leadId")
         type_name = item.get("activityType")
         if not type_name:
@@ -620,7 +629,9 @@ def read_marketo_activities(
             else linked.get(str(lead), ())
         )
         if not deals:
-            raise _ReadError("belongs to no deal (no opportunityId, and no link for its lead)")
+            raise _ReadError(
+                "belongs to no deal (no opportunityId, and no link for its lead)", "missing_id"
+            )
         return Engagement(
             "marketo",
             _text_id(item.get("marketoGUID") or item.get("id"), "activity id"),

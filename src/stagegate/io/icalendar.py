@@ -55,12 +55,15 @@ def _instant(value: Any, zone: str | None, what: str) -> datetime:
         if moment.tzinfo is None:
             if zone is None:
                 raise _ReadError(
-                    f"has a floating {what} (no time zone); pass assume_zone= (--assume-zone)"
+                    f"has a floating {what} (no time zone); pass assume_zone= (--assume-zone)",
+                    "naive_timestamp",
                 )
             moment = moment.replace(tzinfo=resolve_zone(zone))
         return to_utc(moment)
     if isinstance(moment, date):
-        raise _ReadError(f"is an all-day event ({what} is a date): no instant to record")
+        raise _ReadError(
+            f"is an all-day event ({what} is a date): no instant to record", "no_instant"
+        )
     raise _ReadError(f"has no usable {what}")
 
 
@@ -104,7 +107,7 @@ def read_icalendar(
             "icalendar",
             [
                 Finding(
-                    "missing_extra",
+                    "missing_dependency",
                     Severity.ERROR,
                     "reading calendars needs the calendar extra: pip install 'stagegate[calendar]'",
                     used=False,
@@ -132,7 +135,7 @@ def read_icalendar(
             "icalendar",
             [
                 Finding(
-                    "not_icalendar",
+                    "unreadable_file",
                     Severity.ERROR,
                     f"the input is not iCalendar: {cut(str(exc), 200)}",
                     used=False,
@@ -221,7 +224,8 @@ def _event(
     if not deals:
         raise _ReadError(
             f"names no deal (no {DEAL_PROPERTY} property"
-            + (", and deal_pattern finds none)" if pattern is not None else ")")
+            + (", and deal_pattern finds none)" if pattern is not None else ")"),
+            "missing_id",
         )
     attendees = event.get("ATTENDEE")
     count = len(attendees) if isinstance(attendees, list) else int(attendees is not None)
