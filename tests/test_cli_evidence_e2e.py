@@ -292,3 +292,70 @@ class TestBadInput:
         )
         assert 2 == result.returncode
         assert "no event store" in result.stderr
+
+
+class TestFormats:
+    def test_generic_exports_map_their_columns_and_marketo_links_leads(
+        self, pipeline: Path
+    ) -> None:
+        (pipeline / "calls.csv").write_text(
+            "Call Id,Deal,Kind,When,Result\nc-1,d-2,MEETING,2026-03-03T10:00:00Z,COMPLETED\n",
+            "utf-8",
+        )
+        document = imported(
+            pipeline,
+            "calls.csv",
+            "--system",
+            "hubspot",
+            "--column",
+            "source_id=Call Id",
+            "--column",
+            "opportunity_id=Deal",
+            "--column",
+            "type=Kind",
+            "--column",
+            "occurred_at=When",
+            "--column",
+            "outcome=Result",
+        )
+        assert 1 == document["recorded"]  # the Result column is the outcome attribute
+        assert ["d-2"] == document["deals"]
+
+        (pipeline / "links.csv").write_text("leadId,opportunityId\n8,d-2\n", "utf-8")
+        (pipeline / "scores.csv").write_text(MARKETO.replace(",d-2,", ",,"), "utf-8")
+        linked = imported(
+            pipeline,
+            "scores.csv",
+            "--format",
+            "marketo",
+            "--links",
+            str(pipeline / "links.csv"),
+        )
+        assert ["d-1", "d-2"] == linked["deals"]
+
+    def test_a_bad_column_option_is_refused(self, pipeline: Path) -> None:
+        (pipeline / "calls.csv").write_text("a\n1\n", "utf-8")
+        result = run(
+            "import",
+            str(pipeline / "calls.csv"),
+            "--mapping",
+            str(pipeline / "map.toml"),
+            "--store",
+            str(pipeline / "pipeline.sqlite"),
+            "--system",
+            "x",
+            "--column",
+            "nonsense",
+        )
+        assert 2 == result.returncode
+        assert "NAME=VALUE" in result.stderr
+        result = run(
+            "import",
+            str(pipeline / "calls.csv"),
+            "--mapping",
+            str(pipeline / "map.toml"),
+            "--store",
+            str(pipeline / "pipeline.sqlite"),
+        )
+        assert 2 == result.returncode
+        assert "--system" in result.stderr

@@ -375,8 +375,10 @@ def read_engagements(
 
     The needed columns are ``source_id``, ``opportunity_id`` (several ids may be separated by
     ``;``), ``type`` and ``occurred_at`` (ISO 8601); ``columns`` maps each to the file's header
-    when they differ. Every other column becomes an attribute under its own name. JSON input is
-    an array of objects (or JSON Lines, or an object holding the array under ``results``).
+    when they differ, and names attributes (``{"outcome": "Result"}``: the ``Result`` column is
+    the ``outcome`` attribute). Every other column becomes an attribute under its own name.
+    JSON input is an array of objects (or JSON Lines, or an object holding the array under
+    ``results``).
 
     Args:
         source: a path, or the file's bytes.
@@ -399,11 +401,12 @@ def read_engagements(
         first_row = 2
     collector = _Collector("generic")
     used_headers = set(names.values())
+    renamed = {name: header for name, header in names.items() if name not in GENERIC_COLUMNS}
 
     def build(item: Any) -> Engagement:
         if not isinstance(item, Mapping):
             raise _ReadError("is not an object", "malformed_row")
-        missing = [name for name, header in names.items() if item.get(header) in (None, "")]
+        missing = [name for name in GENERIC_COLUMNS if item.get(names[name]) in (None, "")]
         if missing:
             code = "missing_id" if "opportunity_id" in missing else "bad_value"
             raise _ReadError(f"lacks {', '.join(missing)}", code)
@@ -417,9 +420,16 @@ def read_engagements(
             _instant(item[names["occurred_at"]], assume_zone),
             tuple(_text_id(deal, "opportunity_id") for deal in deals),
             {
-                key: value
-                for key, value in _scalars(item).items()
-                if key not in used_headers and value not in (None, "")
+                **{
+                    key: value
+                    for key, value in _scalars(item).items()
+                    if key not in used_headers and value not in (None, "")
+                },
+                **{
+                    name: item[header]
+                    for name, header in renamed.items()
+                    if item.get(header) not in (None, "")
+                },
             },
             actor or f"system:{system}",
         )
