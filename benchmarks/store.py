@@ -202,7 +202,23 @@ def main() -> None:
     parser.add_argument("--scan-events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20260105)
     parser.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
+    parser.add_argument(
+        "--backend",
+        default="sqlite",
+        help="comma-separated backends to measure side by side: sqlite, postgresql",
+    )
+    parser.add_argument(
+        "--postgresql-url",
+        default=None,
+        help="an existing server (default: a throwaway cluster, as the tests start one)",
+    )
     args = parser.parse_args()
+    backends = [name.strip() for name in args.backend.split(",") if name.strip()]
+    if not set(backends) <= {"sqlite", "postgresql"}:
+        parser.error(f"--backend: choose from sqlite, postgresql, got {args.backend!r}")
+    if "sqlite" not in backends:
+        print(json.dumps({"deals": args.deals, "postgresql": postgresql_figures(args)}))
+        return
 
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         path = Path(folder) / "batched.sqlite"
@@ -337,7 +353,101 @@ def main() -> None:
         "python": platform.python_version(),
     }
     print(f"report (to_frame + build_document): {report_s:.1f} s", file=sys.stderr)
+    if "postgresql" in backends:
+        figures["postgresql"] = postgresql_figures(args)
+        side = figures["postgresql"]
+        print(
+            f"side by side (sqlite | postgresql): batched {figures['events_per_s_batched']:,} | "
+            f"{side['events_per_s_batched']:,} events/s; to_frame {figures.get('to_frame_s', '-')} "
+            f"| {side['to_frame_s']} s; report {figures['report_s']} | {side['report_s']} s",
+            file=sys.stderr,
+        )
     print(json.dumps(figures))
+
+
+def postgresql_figures(args: argparse.Namespace) -> dict[str, object]:
+    """The same batched import and report on a PostgreSQL store (PostgreSQLStore, COPY)."""
+    import contextlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from postgresql_server import BENCHMARK_SETTINGS, cluster
+    from stagegate.report import build_document
+    from stagegate.store import PostgreSQLStore
+
+    with contextlib.ExitStack() as stack:
+        if args.postgresql_url is None:
+            url = stack.enter_context(cluster(BENCHMARK_SETTINGS)).url()
+        else:
+            url = args.postgresql_url
+        schema = f"bench_{os.getpid()}"
+        store = stack.enter_context(PostgreSQLStore(url, schema=schema))
+        events, write_s, write_cpu_s = 0, 0.0, 0.0
+        for batch in chunks(args.deals, args.chunk, args.seed):
+            gc.disable()
+            started, cpu = time.perf_counter(), time.process_time()
+            store.append(batch)
+            write_s += time.perf_counter() - started
+            write_cpu_s += time.process_time() - cpu
+            gc.enable()
+            events += len(batch)
+        sample = list(
+            itertools.islice(
+                itertools.chain.from_iterable(chunks(args.deals, 1000, args.seed + 1)),
+                min(args.single_events, 5_000),
+            )
+        )
+        single = stack.enter_context(PostgreSQLStore(url, schema=f"{schema}_single"))
+        started = time.perf_counter()
+        for event in sample:
+            single.append([event])
+        single_rate = len(sample) / (time.perf_counter() - started)
+        size = store._call(  # noqa: SLF001 - a benchmark may look inside
+            lambda conn: conn.execute("SELECT pg_total_relation_size('events')").fetchone()[0]
+        )
+        started = time.perf_counter()
+        frame = store.to_frame()
+        to_frame_s = time.perf_counter() - started
+        process = store.load_process("b2b", "1") if store.processes() else b2b()
+        document = build_document(frame, process, as_of=frame["at"].max())
+        report_s = time.perf_counter() - started
+        assert document["summary"]["opportunities"] == args.deals
+        assert frame.height == events == store.count()
+        started = time.perf_counter()
+        scanned = sum(1 for _ in store.scan_rows())
+        scan_rows_s = time.perf_counter() - started
+        assert scanned == events
+        version = store._call(  # noqa: SLF001
+            lambda conn: conn.execute("SHOW server_version").fetchone()[0]
+        )
+        with contextlib.suppress(Exception):
+            store._call(  # noqa: SLF001
+                lambda conn: conn.execute(f"DROP SCHEMA {schema}, {schema}_single CASCADE")
+            )
+    print(
+        f"postgresql: batched {events:,} events in {write_s:.1f} s ({events / write_s:,.0f} "
+        f"events/s); single {single_rate:,.0f} events/s; to_frame {to_frame_s:.1f} s; "
+        f"report {report_s:.1f} s; scan_rows {events / scan_rows_s:,.0f} rows/s; "
+        f"{size / events:.0f} bytes/event (table + index)",
+        file=sys.stderr,
+    )
+    return {
+        "events": events,
+        "events_per_s_batched": round(events / write_s),
+        "events_per_s_single": round(single_rate),
+        "single_sample_events": len(sample),
+        "batched_import_s": round(write_s, 2),
+        "to_frame_s": round(to_frame_s, 2),
+        "report_s": round(report_s, 2),
+        "report_note": "to_frame() (COPY ... TO STDOUT, CSV into Polars) + build_document",
+        "scan_rows_per_s": round(events / scan_rows_s),
+        "bytes_per_event": round(size / events, 1),
+        "cpu_time": {"events_per_s_batched": round(events / write_cpu_s)},
+        "server": version,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "settings": "a throwaway cluster, synchronous_commit=off"
+        if args.postgresql_url is None
+        else "the server at --postgresql-url",
+    }
 
 
 if __name__ == "__main__":

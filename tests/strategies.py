@@ -399,7 +399,19 @@ def good_commands(process: Process) -> st.SearchStrategy[Command]:
             st.just({}),
         ),
         st.tuples(st.just("record_history"), stage_ids.map(lambda s: (s,)), st.just({})),
+        st.tuples(st.just("reassign"), owners.map(lambda o: (o,)), st.just({})),
+        st.tuples(
+            st.just("set_attribute"),
+            st.tuples(attribute_names, st.one_of(st.none(), owners)),
+            st.just({}),
+        ),
     )
+
+
+owners = st.sampled_from(["kim", "lee", "park", "Jo Ana", "정민"])
+"""Deal owners (a few, so reassignments repeat and collide)."""
+attribute_names = st.sampled_from(["team", "region", "lead_source"])
+"""Segment attribute names."""
 
 
 def run(opportunity: Opportunity, command: Command, at: datetime, actor: str = "ana") -> Event:

@@ -23,6 +23,7 @@ from stagegate import (
     StagegateError,
     b2b,
 )
+from stagegate.segments import values_at
 from strategies import (
     BAD_COMMANDS,
     T0,
@@ -196,6 +197,19 @@ def machine_for(chosen: Process) -> type[RuleBasedStateMachine]:
             total = sum(metrics.stage_durations.values(), timedelta(0))
             assert (metrics.age if metrics.cycle_time is None else metrics.cycle_time) == total
             assert 0.0 <= self.process.stage(self.deal.stage).probability <= 1.0
+
+        @invariant()
+        def the_owner_and_attributes_are_the_replays_and_the_last_values(self):
+            if self.deal is None:
+                return
+            replayed = Opportunity.replay(self.process, self.deal.events)
+            state = (self.deal.owner, dict(self.deal.attributes))
+            assert state == (replayed.owner, dict(replayed.attributes))
+            last = values_at(self.deal.events)[-1]
+            assert self.deal.owner == last.get("owner")
+            assert dict(self.deal.attributes) == {
+                k: v for k, v in last.items() if k != "owner" and v is not None
+            }
 
     return OpportunityMachine
 

@@ -71,6 +71,10 @@ class TestConcurrentWriters(SQLiteBackend, conformance.ConcurrentWriters):
     pass
 
 
+class TestImportRecords(SQLiteBackend, conformance.Imports):
+    pass
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "events.sqlite"

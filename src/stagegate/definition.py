@@ -283,6 +283,7 @@ def process_from_dict(data: Mapping[str, Any]) -> Process:
         tuple(_stage(stage) for stage in data["stages"]),
         Policies(**data.get("policies", {})),
         data.get("description", ""),
+        renamed=data.get("renamed", {}),
     )
 
 
@@ -420,6 +421,8 @@ def process_to_dict(process: Process) -> dict[str, Any]:
     }
     if process.description:
         out["description"] = process.description
+    if process.renamed:
+        out["renamed"] = dict(process.renamed)
     return out
 
 

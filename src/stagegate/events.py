@@ -56,6 +56,15 @@ class EventKind(str, enum.Enum):
     """The expected close date changed to ``close_date`` (previous one in ``details``)."""
     AMOUNT_CHANGED = "amount_changed"
     """The amount changed to ``amount`` (previous one in ``details``)."""
+    REASSIGNED = "reassigned"
+    """The deal's owner (the rep responsible, not the actor) became ``subject``, from ``at`` on."""
+    ATTRIBUTE_SET = "attribute_set"
+    """Segment attribute ``subject`` (``team``, ``region``, ...) became ``details["value"]``."""
+    MIGRATED = "migrated"
+    """The open opportunity moved to another version of its process: ``process_version`` is the
+    new version and ``stage`` the stage it is in under it; ``details`` holds ``from_version``,
+    ``from_stage`` and the ``mapping`` of stages (and ``deliverables``) applied. Events before it
+    are checked against the old version, events after it against the new one."""
     LEAD_SCORED = "lead_scored"
     """Marketing scored or qualified the lead: ``details["score"]`` (a number or null) and
     ``details["status"]`` (text such as ``MQL``, or null), by ``subject`` (who scored it)."""

@@ -247,6 +247,7 @@ def verify(
     *,
     require_digests: bool = False,
     allow_imported: bool = True,
+    versions: Iterable[Process] = (),
 ) -> Verification:
     """Verify one opportunity's log against ``process``: every rule of replay, and the digests.
 
@@ -257,6 +258,7 @@ def verify(
         allow_imported: accept history imported from another system (see
             :attr:`Verification.imported`); ``False`` refuses it, so that every stage change
             must have been decided by stagegate's own gates and policies.
+        versions: the earlier versions of ``process`` a migrated log passed through.
 
     Raises:
         EventLogError: the log breaks a rule; ``seq`` and ``rule`` say where and which.
@@ -265,7 +267,7 @@ def verify(
     from stagegate.opportunity import Opportunity  # noqa: PLC0415 - the domain builds on this
 
     log = list(events)
-    deal = Opportunity.replay(process, log)
+    deal = Opportunity.replay(process, log, versions=versions)
     sealed = 0
     for event in log:
         if event.digest is None:
@@ -281,7 +283,8 @@ def verify(
             opportunity_id=deal.id,
         )
     head = log[sealed - 1].digest if sealed else None
-    imported = _first_imported(process, log)
+    start = next((v for v in versions if v.version == log[0].process_version), process)
+    imported = _first_imported(start, log)
     if imported is not None and not allow_imported:
         raise EventLogError(
             f"event {imported} of {deal.id!r} is history imported from another system, which "

@@ -54,6 +54,7 @@ from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
 from stagegate.provenance import PROVENANCE_KEY, Provenance, occurred_at
+from stagegate.segments import attribute_name, attribute_value, owner_name
 
 __all__ = ["MoveOption", "Opportunity"]
 
@@ -77,6 +78,9 @@ _RECEIVABLE = {
     EventKind.DELIVERABLE_RECORDED: "deliverable",
     EventKind.LEAD_SCORED: "lead score",
 }
+_REASSIGNED = EventKind.REASSIGNED
+_ATTRIBUTE_SET = EventKind.ATTRIBUTE_SET
+_MIGRATED = EventKind.MIGRATED
 _IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
 
@@ -108,6 +112,69 @@ def _lead_problem(details: Mapping[str, Any] | None) -> str | None:
     if status is not None and (not isinstance(status, str) or not status.strip()):
         return f"status {cut(repr(status))}: a status is non-empty text"
     return None
+
+
+def _versions_by_text(
+    process: Process, versions: Iterable[Process] | Mapping[str, Process]
+) -> dict[str, Process]:
+    """The versions a log may pass through, by version text (``process`` among them).
+
+    Raises:
+        InvalidCommandError: an item is not a Process of the same name.
+    """
+    items = versions.values() if isinstance(versions, Mapping) else versions
+    known: dict[str, Process] = {}
+    for item in items:
+        if not isinstance(item, Process) or item.name != process.name:
+            raise InvalidCommandError(
+                f"versions must be earlier versions of process {process.name!r} (Process "
+                f"objects), got {cut(repr(item))}"
+            )
+        known[item.version] = item
+    known[process.version] = process
+    return known
+
+
+def migration_target(stage: str, process: Process, mapping: Mapping[str, str]) -> str | None:
+    """The stage of ``process`` a deal in ``stage`` of an earlier version is in once migrated.
+
+    An explicit ``mapping`` entry wins, then the process's own :attr:`~Process.renamed` map,
+    then the same id; ``None`` when the stage has no place in ``process``.
+    """
+    target = mapping.get(stage) or process.renamed.get(stage) or stage
+    return target if target in process else None
+
+
+def in_current_names(events: list[Event] | tuple[Event, ...]) -> list[Event] | tuple[Event, ...]:
+    """A log with the stages of events before its migrations renamed to the names in force now.
+
+    Each ``migrated`` event's mapping takes the stages of the version it left to the version it
+    entered; composed from the last migration back, every event's ``stage`` and ``from_stage``
+    read as stages of the version the log ends in (for durations and other per-deal figures).
+    A log without migrations is returned as it is.
+    """
+    if not any(event.kind is _MIGRATED for event in events):
+        return events
+    mapping: dict[str, str] = {}
+    out: list[Event] = []
+    for event in reversed(events):
+        stage, before = event.stage, event.from_stage
+        if mapping and (stage in mapping or (before is not None and before in mapping)):
+            event = attrs.evolve(  # noqa: PLW2901 - the renamed copy replaces it
+                event,
+                stage=mapping.get(stage, stage),
+                from_stage=None if before is None else mapping.get(before, before),
+                digest=None,
+            )
+        out.append(event)
+        if event.kind is _MIGRATED:
+            step = (event.details or _EMPTY).get("mapping") or _EMPTY
+            composed = {old: mapping.get(new, new) for old, new in step.items()}
+            for old, new in mapping.items():
+                composed.setdefault(old, new)
+            mapping = {old: new for old, new in composed.items() if old != new}
+    out.reverse()
+    return out
 
 
 def _same_result(recorded: CriterionResult, expected: CriterionResult) -> bool:
@@ -171,12 +238,15 @@ class Opportunity:
         "_activities",
         "_amount",
         "_approvals",
+        "_attributes",
         "_close_date",
         "_deliverables",
+        "_earlier",
         "_events",
         "_fields",
         "_id",
         "_lead",
+        "_owner",
         "_process",
         "_sourced",
         "_stage",
@@ -200,6 +270,9 @@ class Opportunity:
         self._fields: dict[str, Any] | None = None
         self._lead: Event | None = None
         self._sourced: dict[tuple[str, str], Event] | None = None
+        self._owner: str | None = None
+        self._attributes: dict[str, str] | None = None
+        self._earlier: tuple[Process, ...] = ()  # the versions it was migrated from
 
     # -- creation --------------------------------------------------------------------------
 
@@ -214,8 +287,14 @@ class Opportunity:
         amount: float | Decimal | str | None = None,
         close_date: date | None = None,
         fields: Mapping[str, Any] | None = None,
+        owner: str | None = None,
+        attributes: Mapping[str, str | None] | None = None,
     ) -> Opportunity:
         """Open an opportunity in the first stage of ``process``.
+
+        With ``owner`` and ``attributes`` (segment attributes such as ``team`` or ``region``),
+        it also records a ``reassigned`` event and one ``attribute_set`` event per attribute
+        (``None`` values skipped), at the opening instant, right after ``opened``.
 
         Raises:
             InvalidTimestampError: ``at`` is naive or not a datetime.
@@ -231,6 +310,8 @@ class Opportunity:
             for name in fields:
                 cls._check_field_name(name)
             details = freeze({"fields": dict(fields)}, path="fields")
+        owned = None if owner is None else owner_name(owner)
+        segments = cls._check_attributes(attributes)
         opportunity._apply(
             Event(
                 opportunity._id,
@@ -246,10 +327,33 @@ class Opportunity:
                 details=details,
             )
         )
+        if owned is not None:
+            opportunity._record(_REASSIGNED, instant, who, subject=owned)
+        for name, value in segments:
+            opportunity._record(
+                _ATTRIBUTE_SET, instant, who, subject=name, details=freeze({"value": value})
+            )
         return opportunity
 
+    @staticmethod
+    def _check_attributes(attributes: Mapping[str, str | None] | None) -> list[tuple[str, str]]:
+        if attributes is None:
+            return []
+        checked = []
+        for name, value in arguments.mapping(attributes, "attributes").items():
+            text = attribute_value(value, attribute_name(name))
+            if text is not None:
+                checked.append((name, text))
+        return checked
+
     @classmethod
-    def replay(cls, process: Process, events: Iterable[Event]) -> Opportunity:
+    def replay(
+        cls,
+        process: Process,
+        events: Iterable[Event],
+        *,
+        versions: Iterable[Process] | Mapping[str, Process] = (),
+    ) -> Opportunity:
         """Rebuild an opportunity from its events, verifying each one against ``process``.
 
         The result equals the one that made the events. Every event is checked for shape (one
@@ -269,6 +373,15 @@ class Opportunity:
         a log that opens in a stage other than the first (only imports do) may also reschedule
         closed deals. :func:`stagegate.verify` can refuse imported history
         (``allow_imported=False``).
+
+        A log migrated between versions of its process (events of kind
+        :attr:`~stagegate.events.EventKind.MIGRATED`) is checked against the version in force at
+        each event: the events before a migration against the version it left, the events after
+        it against the version it entered. ``process`` is the version the log ends in (usually
+        the current one); ``versions`` gives the earlier ones it passed through (Process
+        objects, or a mapping of version text to Process). A migration must leave the version
+        in force, from the stage the deal was in, to the stage its mapping names, of an open
+        deal, with the amount and close date unchanged.
 
         Raises:
             EventLogError: the log breaks a rule; ``seq`` names the event and ``rule`` the rule.
@@ -295,10 +408,18 @@ class Opportunity:
             ) from None
         previous_digest: str | None = None
         chained = True
-        imported = first.stage != process.initial.id  # commands open in the first stage
+        known = _versions_by_text(process, versions)
+        if first.process_version != process.version and first.process_version in known:
+            opportunity._process = known[first.process_version]  # the version it opened in
+        opportunity._earlier = tuple(v for v in known.values() if v is not process)
+        imported = first.stage != opportunity._process.initial.id  # commands open there
         for position, event in enumerate(log, start=1):
-            opportunity._check_replayed(event, position)
-            opportunity._check_meaning(event, imported=imported)
+            target = None
+            if type(event) is Event and event.kind is _MIGRATED:
+                target = opportunity._check_migration(event, position, known)
+            else:
+                opportunity._check_replayed(event, position)
+                opportunity._check_meaning(event, imported=imported)
             if event.move is _IMPORTED:
                 imported = True
             if event.digest is not None:
@@ -322,6 +443,8 @@ class Opportunity:
                 previous_digest = event.digest
             else:
                 chained = False
+            if target is not None:
+                opportunity._process = target
             opportunity._apply(event)
         return opportunity
 
@@ -396,6 +519,90 @@ class Opportunity:
                 "stage_mismatch",
                 f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
             )
+
+    def _check_migration(
+        self, event: Event, position: int, known: Mapping[str, Process]
+    ) -> Process:
+        """Check a ``migrated`` event and return the version it enters."""
+        if event.opportunity_id != self._id:
+            raise self._broken(
+                position,
+                "opportunity_mismatch",
+                f"belongs to opportunity {cut(repr(event.opportunity_id))}, not {self._id!r}; "
+                "replay one opportunity's events at a time",
+            )
+        if event.seq != position or position == 1:
+            raise self._broken(
+                position,
+                "seq_order" if event.seq != position else "first_not_opened",
+                f"has seq {event.seq}: seq must run 1, 2, 3, ... and a log opens with 'opened'",
+            )
+        if event.at < self._events[-1].at:
+            raise self._broken(
+                position,
+                "time_order",
+                f"is at {event.at.isoformat()}, before event {position - 1} at "
+                f"{self._events[-1].at.isoformat()}",
+            )
+        before = self._process
+        details = event.details if isinstance(event.details, Mapping) else _EMPTY
+        mapping = details.get("mapping", _EMPTY)
+        target = known.get(event.process_version) if event.process == before.name else None
+        if target is None or target.version == before.version:
+            raise self._broken(
+                event,
+                "version_unknown",
+                f"migrates to version {cut(repr(event.process_version))} of process "
+                f"{cut(repr(event.process))}, which is not a known later version of "
+                f"{before.name!r} (known: {', '.join(sorted(known))}); replay it with every "
+                "version the log passed through (versions=...)",
+            )
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise self._broken(event, "malformed_details", "has a mapping that is not text to text")
+        if (
+            details.get("from_version") != before.version
+            or details.get("from_stage") != self._stage
+        ):
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"says it migrates from version {cut(repr(details.get('from_version')))}, stage "
+                f"{cut(repr(details.get('from_stage')))}, but the deal was in {self._stage!r} of "
+                f"version {before.version!r}",
+            )
+        if self.is_closed:
+            raise self._broken(
+                event,
+                "closed_deal",
+                f"migrates a deal closed as {self._stage!r}; closed deals keep their version",
+            )
+        expected = migration_target(self._stage, target, mapping)
+        if expected is None or event.stage != expected or not target.stage(expected).is_open:
+            raise self._broken(
+                event,
+                "migration_mismatch",
+                f"puts the deal in {cut(repr(event.stage))}, but its mapping takes "
+                f"{self._stage!r} to {expected!r}, which must be an open stage of version "
+                f"{target.version!r}",
+            )
+        if (
+            event.move is not None
+            or event.from_stage is not None
+            or event.gate is not None
+            or event.amount != self._amount
+            or event.close_date != self._close_date
+            or type(event.actor) is not str
+            or not event.actor.strip()
+        ):
+            raise self._broken(
+                event,
+                "migration_fields",
+                "is a migration with a move, a stage left, a gate report, a changed amount or "
+                "close date, or no actor; a migration changes only the version and the stage id",
+            )
+        return target
 
     def _check_meaning(self, event: Event, *, imported: bool) -> None:
         """Check that ``event`` is what a command could have recorded here (shape checked).
@@ -483,6 +690,8 @@ class Opportunity:
                     f"reschedules a deal closed as {self._stage!r}; a closed deal is reopened "
                     "first",
                 )
+        elif kind is _REASSIGNED or kind is _ATTRIBUTE_SET:
+            self._check_segment(event)
         elif amount is None or amount == self._amount:  # an amount change
             raise self._broken(event, "unchanged_value", "changes the amount to the same value")
 
@@ -525,6 +734,29 @@ class Opportunity:
                 "before_occurrence",
                 f"is at {event.at.isoformat()}, before its source event occurred at "
                 f"{source.occurred_at.isoformat()}",
+            )
+
+    def _check_segment(self, event: Event) -> None:
+        """Check a ``reassigned`` or ``attribute_set`` event (amount and close date checked)."""
+        value: str | None
+        try:
+            if event.kind is _REASSIGNED:
+                name, value = "owner", owner_name(event.subject)
+                before = self._owner
+            else:
+                name = attribute_name(event.subject)
+                details = event.details
+                if details is None or "value" not in details:
+                    raise self._broken(
+                        event, "malformed_details", "sets an attribute without a 'value'"
+                    )
+                value = attribute_value(details["value"], name)
+                before = (self._attributes or {}).get(name)
+        except InvalidCommandError as exc:
+            raise self._broken(event, "bad_segment", f"is malformed: {exc}") from None
+        if value == before:
+            raise self._broken(
+                event, "unchanged_value", f"sets {name!r} to {value!r}, the value in force"
             )
 
     def _check_field(self, event: Event, name: Any) -> None:
@@ -619,16 +851,7 @@ class Opportunity:
             self._stage = event.stage
             self._stage_entered_at = event.at
         elif kind is EventKind.DELIVERABLE_RECORDED:
-            if self._deliverables is None:
-                self._deliverables = {}
-            details = event.details
-            if details is None or PROVENANCE_KEY not in details:
-                self._deliverables[event.subject or ""] = event  # at >= every occurrence before
-            else:
-                latest = self._deliverables.get(event.subject or "")
-                if latest is None or occurred_at(event) >= occurred_at(latest):  # late: older
-                    self._deliverables[event.subject or ""] = event
-                self._index_source(event)
+            self._apply_deliverable(event)
         elif kind is EventKind.ACTIVITY_LOGGED:
             if self._activities is None:
                 self._activities = []
@@ -644,13 +867,42 @@ class Opportunity:
             if self._approvals is None:
                 self._approvals = {}
             self._approvals[event.subject or ""] = event
+        elif kind is _MIGRATED:
+            self._stage = event.stage  # a new name for the same place: not a stage entry
+            renamed = (event.details or _EMPTY).get("deliverables")
+            if renamed and self._deliverables:
+                self._deliverables = {
+                    renamed.get(key, key): recorded for key, recorded in self._deliverables.items()
+                }
         elif kind is EventKind.FIELD_SET:
             if self._fields is None:
                 self._fields = {}
             self._fields[event.subject or ""] = (event.details or {}).get("value")
+        elif kind is _REASSIGNED:
+            self._owner = event.subject
+        elif kind is _ATTRIBUTE_SET:
+            if self._attributes is None:
+                self._attributes = {}
+            value = (event.details or {}).get("value")
+            if value is None:
+                self._attributes.pop(event.subject or "", None)
+            else:
+                self._attributes[event.subject or ""] = value
         self._amount = event.amount
         self._close_date = event.close_date
         self._events.append(event)
+
+    def _apply_deliverable(self, event: Event) -> None:
+        if self._deliverables is None:
+            self._deliverables = {}
+        details = event.details
+        if details is None or PROVENANCE_KEY not in details:
+            self._deliverables[event.subject or ""] = event  # at >= every occurrence before
+            return
+        latest = self._deliverables.get(event.subject or "")
+        if latest is None or occurred_at(event) >= occurred_at(latest):  # late: maybe older
+            self._deliverables[event.subject or ""] = event
+        self._index_source(event)
 
     def _index_source(self, event: Event) -> None:
         details = event.details
@@ -700,6 +952,16 @@ class Opportunity:
     def fields(self) -> Mapping[str, Any]:
         """The custom fields in force (read-only)."""
         return MappingProxyType(dict(self._fields or {}))
+
+    @property
+    def owner(self) -> str | None:
+        """The owner in force (the rep responsible), or ``None`` if never assigned."""
+        return self._owner
+
+    @property
+    def attributes(self) -> Mapping[str, str]:
+        """The segment attributes in force (read-only; cleared ones left out)."""
+        return MappingProxyType(dict(self._attributes or {}))
 
     @property
     def deliverables(self) -> Mapping[str, Event]:
@@ -1074,6 +1336,93 @@ class Opportunity:
             reason=why,
         )
 
+    def migrate(
+        self,
+        process: Process,
+        *,
+        at: datetime,
+        actor: str,
+        mapping: Mapping[str, str] | None = None,
+        deliverables: Mapping[str, str] | None = None,
+        reason: str | None = None,
+    ) -> Event:
+        """Move this open deal to another version of its process, recorded as ``migrated``.
+
+        The deal keeps its place: it is in the stage ``mapping`` names for its current stage
+        (else the new version's :attr:`~stagegate.process.Process.renamed` map names, else the
+        stage of the same id), without a stage change, a gate check or a new stage-entry
+        instant. Its history stays as it was, checked against the old version on replay.
+        ``deliverables`` renames recorded deliverables (old id to new id) for the new gates.
+
+        Raises:
+            InvalidCommandError: ``process`` is not another version of this deal's process, the
+                deal is closed (closed deals keep their version), or the current stage has no
+                open place in the new version (map it).
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        before = self._process
+        if not isinstance(process, Process) or process.name != before.name:
+            raise InvalidCommandError(
+                f"a deal of process {before.name!r} migrates to another version of it, got "
+                f"{cut(repr(process))}"
+            )
+        if process.version == before.version:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in version {process.version!r} already; give the "
+                "new definition another version"
+            )
+        if self.is_closed:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is closed ({self._stage!r}); closed deals keep the "
+                "version they were closed in"
+            )
+        stages = dict(arguments.mapping(mapping or {}, "mapping"))
+        renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
+        for key, value in (*stages.items(), *renamed.items()):
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidCommandError(
+                    f"a mapping takes old ids to new ids (text), got {cut(repr(key))}: "
+                    f"{cut(repr(value))}"
+                )
+        target = migration_target(self._stage, process, stages)
+        if target is None or not process.stage(target).is_open:
+            raise InvalidCommandError(
+                f"opportunity {self._id!r} is in {self._stage!r}, which version "
+                f"{process.version!r} does not have as an open stage; map it to one, e.g. "
+                f"mapping={{{self._stage!r}: {process.open_stages[0].id!r}}}"
+            )
+        why = arguments.reason(reason, required=False, what="a migration")
+        details: dict[str, Any] = {
+            "from_version": before.version,
+            "from_stage": self._stage,
+            "mapping": {**process.renamed, **stages},
+        }
+        if renamed:
+            details["deliverables"] = renamed
+        event = recorded_event(
+            self._id,
+            len(self._events) + 1,
+            _MIGRATED,
+            instant,
+            who,
+            target,
+            process.name,
+            process.version,
+            None,
+            None,
+            why,
+            None,
+            self._amount,
+            self._close_date,
+            None,
+            freeze(details),
+        )
+        self._earlier = (*self._earlier, before)
+        self._process = process
+        self._apply(event)
+        return event
+
     # -- evidence and data commands --------------------------------------------------------
 
     def record_deliverable(
@@ -1272,6 +1621,52 @@ class Opportunity:
         details = freeze({"value": value}, path=f"fields.{field}")
         return self._record(EventKind.FIELD_SET, instant, who, subject=field, details=details)
 
+    def reassign(self, owner: str, *, at: datetime, actor: str) -> Event:
+        """Make ``owner`` (the rep responsible, not the actor) the deal's owner from ``at`` on.
+
+        >>> from datetime import datetime, timezone
+        >>> from stagegate.templates import b2b
+        >>> t = datetime(2026, 1, 5, tzinfo=timezone.utc)
+        >>> deal = Opportunity.open(b2b(), "d-1", at=t, actor="crm", owner="kim")
+        >>> deal.reassign("lee", at=t, actor="manager:park").subject, deal.owner
+        ('lee', 'lee')
+
+        Raises:
+            InvalidCommandError: the owner is not non-empty single-line text (at most 200
+                characters), or already owns the deal.
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        new = owner_name(owner)
+        if new == self._owner:
+            raise InvalidCommandError(
+                f"{new!r} already owns opportunity {self._id!r}; name another owner"
+            )
+        return self._record(_REASSIGNED, instant, who, subject=new)
+
+    def set_attribute(self, name: str, value: str | None, *, at: datetime, actor: str) -> Event:
+        """Set segment attribute ``name`` (``team``, ``region``, ...) to ``value`` from ``at`` on.
+
+        ``None`` clears it. Attributes are the deal's segments, read by the analytics' ``by=``;
+        custom facts that gates check are fields (:meth:`set_field`).
+
+        Raises:
+            InvalidCommandError: the name is not a lowercase identifier or is reserved (see
+                :func:`stagegate.segments.attribute_name`), the value is neither text nor
+                ``None``, or it is the value in force.
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        attribute = attribute_name(name)
+        text = attribute_value(value, attribute)
+        if text == (self._attributes or {}).get(attribute):
+            raise InvalidCommandError(
+                f"attribute {attribute!r} of opportunity {self._id!r} is already {text!r}"
+            )
+        return self._record(
+            _ATTRIBUTE_SET, instant, who, subject=attribute, details=freeze({"value": text})
+        )
+
     def reschedule(
         self, close_date: date, *, at: datetime, actor: str, reason: str | None = None
     ) -> Event:
@@ -1407,7 +1802,7 @@ class Opportunity:
                 f"opportunity {self._id!r} was opened at {self.opened_at.isoformat()}, "
                 f"after {instant.isoformat()}"
             )
-        return Opportunity.replay(self._process, log)
+        return Opportunity.replay(self._process, log, versions=self._earlier)
 
     def metrics(self, *, as_of: datetime) -> OpportunityMetrics:
         """The per-opportunity numbers as of ``as_of`` (events after it are ignored).
@@ -1419,7 +1814,7 @@ class Opportunity:
             InvalidTimestampError: ``as_of`` is naive.
             EventLogError: ``as_of`` is before the opportunity was opened.
         """
-        return measure(self._process, self._events, as_of=as_of)
+        return measure(self._process, in_current_names(self._events), as_of=as_of)
 
     def time_in_stage(self, *, as_of: datetime) -> timedelta:
         """Time since the current stage (as of ``as_of``) was entered."""

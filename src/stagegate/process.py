@@ -108,6 +108,20 @@ def _stages(items: Iterable[Stage]) -> tuple[Stage, ...]:
     return _sequence(items, "stages", "Stage")
 
 
+def _renamed(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    if value is not None and not isinstance(value, Mapping):
+        raise DefinitionError(
+            [
+                Problem(
+                    "renamed",
+                    "must map stage ids of the previous version to stage ids of this one, e.g. "
+                    f"{{'demo': 'solution_design'}}; got {cut(repr(value))}",
+                )
+            ]
+        )
+    return MappingProxyType(dict(value or {}))
+
+
 def id_problem(value: object) -> str | None:
     r"""Why ``value`` cannot be an id (of a stage, deliverable, activity or language), or ``None``.
 
@@ -233,6 +247,10 @@ class Process:
     one open stage to the next) are kept in :attr:`warnings` and issued as
     :class:`DefinitionWarning`.
 
+    ``renamed`` maps stage ids of earlier versions to the stages of this one that took their
+    place (a rename, or a removed stage merged into another): deals migrated to this version
+    and the history mapped onto it (:mod:`stagegate.evolution`) follow it.
+
     Raises:
         DefinitionError: the definition is invalid.
     """
@@ -242,6 +260,9 @@ class Process:
     stages: tuple[Stage, ...] = attrs.field(converter=_stages)
     policies: Policies = attrs.field(factory=Policies)
     description: str = ""
+    renamed: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_renamed, hash=False, kw_only=True
+    )
     warnings: tuple[Problem, ...] = attrs.field(init=False, eq=False, repr=False, hash=False)
     _index: Mapping[str, int] = attrs.field(init=False, eq=False, repr=False, hash=False)
     _deliverables: Mapping[str, DeliverableSpec] = attrs.field(
@@ -251,6 +272,7 @@ class Process:
 
     def __attrs_post_init__(self) -> None:
         problems, notes = _check(self)
+        problems.extend(renamed_problems(self.renamed, self.stages))
         if problems:
             raise DefinitionError(problems, source=f"process {self.name!r}")
         object.__setattr__(self, "warnings", tuple(notes))
@@ -383,6 +405,32 @@ def check_definition(
     _check_stages(stages, problems, notes)
     _check_reachability(stages, policies, problems)
     return problems, notes
+
+
+def renamed_problems(renamed: Mapping[str, str], stages: tuple[Stage, ...]) -> list[Problem]:
+    """Why a ``renamed`` map does not fit ``stages`` (old ids that are gone, new ids that exist)."""
+    ids = {getattr(stage, "id", None) for stage in stages}
+    problems = []
+    for old, new in renamed.items():
+        if (why := id_problem(old)) is not None:
+            problems.append(Problem("renamed", f"an old stage id {why}"))
+        elif old in ids:
+            problems.append(
+                Problem(
+                    f"renamed.{old}",
+                    f"stage {old!r} still exists in this version: only stages that are gone "
+                    "are renamed or merged",
+                )
+            )
+        elif not isinstance(new, str) or new not in ids:
+            problems.append(
+                Problem(
+                    f"renamed.{old}",
+                    f"must name a stage of this version, got {cut(repr(new))}; stages: "
+                    f"{', '.join(sorted(str(i) for i in ids))}",
+                )
+            )
+    return problems
 
 
 def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: list[Problem]) -> None:

@@ -37,10 +37,26 @@ True
 >>> lost, won = (hard.truth.dwell_median_days["needs_analysis"][o] for o in ("lost", "won"))
 >>> round(lost / won, 1)
 2.7
+
+**Owners, teams and regions** (``segments=True``): each deal gets an owner from a sales
+organization (:data:`DEFAULT_REPS`: reps, each in a team led by a manager, in a region),
+recorded as ``reassigned`` and ``attribute_set`` events (``team``, ``manager``, ``region``)
+at its opening, and a share of deals (``reassign_probability``) is handed to another rep
+once, at a random instant of its life. These draws come from a generator of their own, so
+every other field (and the truth) is exactly what ``segments=False`` gives:
+
+>>> owned = simulate(200, seed=7, segments=True)
+>>> [e.kind.value for e in owned.events[:3]], [e.subject for e in owned.events[1:5]]
+(['opened', 'reassigned', 'attribute_set'], ['Dev Lopez', 'team', 'manager', 'region'])
+>>> plain = [e for e in owned.events if e.kind.value not in ("reassigned", "attribute_set")]
+>>> [(e.opportunity_id, e.at, e.stage) for e in plain] == [
+...     (e.opportunity_id, e.at, e.stage) for e in sim.events]
+True
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping
@@ -53,10 +69,11 @@ import attrs
 
 from stagegate._time import UTC, epoch_us, from_epoch_us
 from stagegate.errors import InvalidCommandError
-from stagegate.events import Event, EventKind, MoveKind
+from stagegate.events import Event, EventKind, MoveKind, freeze, recorded_event
 from stagegate.process import Process
 
 __all__ = [
+    "DEFAULT_REPS",
     "DEFAULT_STAGES",
     "MODES",
     "PipelineModel",
@@ -78,6 +95,28 @@ DEFAULT_STAGES = (
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)
 LOSS_REASONS = ("price", "timing", "competitor", "no_decision")
+
+
+def _organization() -> tuple[tuple[str, str, str, str], ...]:
+    regions = ("east", "central", "west")
+    managers = ("Mina Park", "Omar Haddad", "Lena Vogel", "Ravi Iyer", "Sofia Lind", "Jun Mori")
+    given = ("Ana", "Ben", "Chloe", "Dev", "Eun", "Femi", "Gia", "Hugo")
+    family = ("Kim", "Lopez", "Novak")
+    reps = []
+    for r, region in enumerate(regions):
+        for t in range(2):
+            team = f"{region}-{t + 1}"
+            for k in range(4):
+                n = (r * 2 + t) * 4 + k
+                owner = f"{given[n % len(given)]} {family[n // len(given)]}"
+                reps.append((owner, team, managers[r * 2 + t], region))
+    return tuple(reps)
+
+
+DEFAULT_REPS = _organization()
+"""The simulated sales organization: ``(owner, team, manager, region)`` per rep; 24 reps in
+6 teams (each led by its manager) in 3 regions."""
+_SEGMENT_SALT = "stagegate.simulate.segments"
 MODES = ("markov", "informative")
 """The simulator's modes: the fate shows only where a deal is lost, or in its whole history."""
 
@@ -297,10 +336,17 @@ def simulate_columns(
     start: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     span_days: float = 365.0,
     mode: str | None = None,
+    segments: bool = False,
+    reassign_probability: float = 0.15,
 ) -> dict[str, list[Any]]:
     """The simulated log as columns (fast; for benchmarks and data frames).
 
     The same deals as :func:`simulate` with the same arguments (``mode`` as there).
+
+    With ``segments``, the same owners and handovers as ``simulate(..., segments=True)``, as
+    the columns ``owner``, ``team``, ``manager`` and ``region`` (the values in force from each
+    row on); a handover is a row of its own (same stage, amount and close date), so ``seq``
+    counts the table's rows, not the events.
 
     Returns:
         ``opportunity_id``, ``at_us`` (epoch microseconds, UTC), ``seq``, ``stage``,
@@ -314,11 +360,36 @@ def simulate_columns(
     names = ("opportunity_id", "at_us", "seq", "stage", "amount", "close_day", "reason")
     columns: dict[str, list[Any]] = {name: [] for name in names}
     appends = [columns[name].append for name in names]
-    for raw in _generate(deals, chosen, seed, epoch_us(start), span_days):
+    raws = _generate(deals, chosen, seed, epoch_us(start), span_days)
+    if segments:
+        return _segment_columns(raws, columns, seed, reassign_probability)
+    for raw in raws:
         opp, at, seq, _, stage, _, amount, close, reason = raw
         for append, value in zip(appends, (opp, at, seq, stage, float(amount), close, reason),
                                  strict=True):  # fmt: skip
             append(value)
+    return columns
+
+
+def _segment_columns(
+    raws: Iterator[Raw], columns: dict[str, list[Any]], seed: int, reassign_probability: float
+) -> dict[str, list[Any]]:
+    if not 0 <= reassign_probability <= 1:
+        raise InvalidCommandError(
+            f"reassign_probability must lie in [0, 1], got {reassign_probability!r}"
+        )
+    plan = _SegmentPlan(seed, reassign_probability)
+    extra = ("owner", "team", "manager", "region")
+    columns.update({name: [] for name in extra})
+    for _, group in itertools.groupby(raws, key=lambda r: r[0]):
+        for raw, rep in _segment_rows(list(group), plan):
+            opp, at, seq, _, stage, _, amount, close, reason = raw
+            for name, value in zip(
+                (*tuple(columns)[:7], *extra),
+                (opp, at, seq, stage, float(amount), close, reason, *rep),
+                strict=True,
+            ):
+                columns[name].append(value)
     return columns
 
 
@@ -356,6 +427,8 @@ def simulate(
     span_days: float = 365.0,
     process: Process | None = None,
     mode: str | None = None,
+    segments: bool = False,
+    reassign_probability: float = 0.15,
 ) -> SimulatedPipeline:
     """Simulate ``deals`` opportunities as :class:`~stagegate.events.Event` logs.
 
@@ -371,11 +444,20 @@ def simulate(
     ``mode``: ``"informative"`` sets :attr:`PipelineModel.informative` on the model (the
     default one if none is given), ``"markov"`` clears it; ``None`` keeps the model as is.
 
+    ``segments``: give deals owners, teams, managers and regions from :data:`DEFAULT_REPS`,
+    and reassign a share ``reassign_probability`` of them once (see the module's docs); drawn
+    from a generator of their own (seeded by ``seed``), so nothing else changes.
+
     Raises:
-        InvalidCommandError: ``deals`` is negative, or ``mode`` is not one of :data:`MODES`.
+        InvalidCommandError: ``deals`` is negative, ``mode`` is not one of :data:`MODES`, or
+            ``reassign_probability`` is not in [0, 1].
     """
     if deals < 0:
         raise InvalidCommandError(f"deals must not be negative, got {deals!r}")
+    if not 0 <= reassign_probability <= 1:
+        raise InvalidCommandError(
+            f"reassign_probability must lie in [0, 1], got {reassign_probability!r}"
+        )
     chosen = _with_mode(model or PipelineModel(), mode)
     name, version = ("simulated", "1") if process is None else (process.name, process.version)
     if process is not None:
@@ -411,4 +493,130 @@ def simulate(
             )
         )
     truth = _truth(fates, chosen)
+    if segments:
+        events = _with_segments(events, seed, reassign_probability)
     return SimulatedPipeline(tuple(events), chosen, start + timedelta(days=span_days), truth)
+
+
+def _segment_events(
+    at_event: Event, at: datetime, rep: tuple[str, str, str, str], previous: tuple[str, ...]
+) -> list[Event]:
+    """The events that give a deal ``rep``'s owner and attributes (unchanged ones left out).
+
+    They carry the stage, amount and close date in force after ``at_event``; ``seq`` 0 until
+    the deal's log is numbered again.
+    """
+    owner, team, manager, region = rep
+    old = previous or (None, None, None, None)
+    changes: list[tuple[EventKind, str, Any]] = []
+    if owner != old[0]:
+        changes.append((EventKind.REASSIGNED, owner, None))
+    for name, value, before in (
+        ("team", team, old[1]),
+        ("manager", manager, old[2]),
+        ("region", region, old[3]),
+    ):
+        if value != before:
+            changes.append((EventKind.ATTRIBUTE_SET, name, freeze({"value": value})))
+    e = at_event
+    return [
+        recorded_event(
+            e.opportunity_id,
+            0,
+            kind,
+            at,
+            e.actor,
+            e.stage,
+            e.process,
+            e.process_version,
+            None,
+            None,
+            None,
+            None,
+            e.amount,
+            e.close_date,
+            subject,
+            details,
+        )
+        for kind, subject, details in changes
+    ]
+
+
+Rep = tuple[str, str, str, str]
+"""(owner, team, manager, region) of one simulated rep."""
+
+
+class _SegmentPlan:
+    """Per deal, from a generator of its own: the first rep, and maybe a handover."""
+
+    def __init__(self, seed: int, reassign_probability: float) -> None:
+        self._rng = random.Random(f"{_SEGMENT_SALT}:{seed}")  # noqa: S311 - a simulation
+        self._p = reassign_probability
+
+    def deal(self, start_us: int, end_us: int, events: int) -> tuple[Rep, tuple[int, Rep] | None]:
+        """The rep a deal opens with, and ``(instant, rep)`` of its handover, if any."""
+        rng, reps = self._rng, DEFAULT_REPS
+        # the same five draws per deal, used or not: a deal's segments depend on its index only
+        first = reps[int(rng.random() * len(reps))]
+        reassigned = rng.random() < self._p
+        when = rng.random()
+        same_team = rng.random() < 0.6  # noqa: PLR2004 - most handovers stay in the team
+        pick = rng.random()
+        if not reassigned or events < 2:  # noqa: PLR2004 - a deal with a history
+            return first, None
+        team = [r for r in reps if r[1] == first[1] and r != first]
+        others = team if same_team else [r for r in reps if r != first]
+        return first, (start_us + int(when * (end_us - start_us)), others[int(pick * len(others))])
+
+
+def _with_segments(events: list[Event], seed: int, reassign_probability: float) -> list[Event]:
+    """Insert owner and attribute events into each deal's log, then number them again."""
+    plan = _SegmentPlan(seed, reassign_probability)
+    result: list[Event] = []
+    for _, group in itertools.groupby(events, key=lambda e: e.opportunity_id):
+        log = list(group)
+        first, handover = plan.deal(epoch_us(log[0].at), epoch_us(log[-1].at), len(log))
+        merged = [log[0], *_segment_events(log[0], log[0].at, first, ())]
+        rest = log[1:]
+        if handover is not None:
+            instant = from_epoch_us(handover[0])
+            before = [e for e in rest if e.at <= instant]
+            in_force = before[-1] if before else log[0]
+            merged += before
+            merged += _segment_events(in_force, instant, handover[1], first)
+            merged += rest[len(before) :]
+        else:
+            merged += rest
+        result.extend(_numbered(e, i) for i, e in enumerate(merged, start=1))
+    return result
+
+
+def _numbered(e: Event, seq: int) -> Event:
+    """``e`` with ``seq`` (its fields are already checked: no conversion, as attrs.evolve does)."""
+    if e.seq == seq:
+        return e
+    return recorded_event(
+        e.opportunity_id, seq, e.kind, e.at, e.actor, e.stage, e.process, e.process_version,
+        e.from_stage, e.move, e.reason, e.gate, e.amount, e.close_date, e.subject, e.details,
+    )  # fmt: skip
+
+
+def _segment_rows(raws: list[Raw], plan: _SegmentPlan) -> Iterator[tuple[Raw, Rep]]:
+    """One deal's rows with the rep in force on each, a handover as a row of its own."""
+    first, handover = plan.deal(raws[0][1], raws[-1][1], len(raws))
+    seq = 0
+    for i, raw in enumerate(raws):
+        seq += 1
+        yield (*raw[:2], seq, *raw[3:]), first
+        if (
+            handover is not None
+            and raw[1] <= handover[0]
+            and (i + 1 == len(raws) or raws[i + 1][1] > handover[0])
+        ):
+            seq += 1
+            opp, _, _, _, stage, _, amount, close, _ = raw
+            yield (
+                (opp, handover[0], seq, "reassigned", stage, None, amount, close, None),
+                handover[1],
+            )
+            first = handover[1]

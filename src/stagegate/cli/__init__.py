@@ -25,9 +25,12 @@ EXIT_INTERNAL = 3
 
 COMMAND_MODULES = {
     "backup": "stagegate.cli._store",
+    "diff": "stagegate.cli._evolve",
     "evidence": "stagegate.cli._evidence",
     "import": "stagegate.cli._import",
+    "migrate": "stagegate.cli._evolve",
     "report": "stagegate.cli._report",
+    "review": "stagegate.cli._review",
     "simulate": "stagegate.cli._report",
     "verify": "stagegate.cli._verify",
 }

@@ -29,6 +29,7 @@ from stagegate.cli._app import (  # the group the commands join
     print_json,
     process_option,
 )
+from stagegate.cli._store import STORE
 from stagegate.definition import load_process
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.io import (
@@ -434,9 +435,9 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=STORE,
     required=True,
-    help="The SQLite event store to write (created if missing).",
+    help="The event store to write (created if missing): a SQLite file or a postgresql:// URL.",
 )
 @click.option(
     "--format",

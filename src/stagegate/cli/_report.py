@@ -23,9 +23,10 @@ from stagegate.cli._app import (
     resolve_process,
 )
 from stagegate.cli._import import parse_cli_instant
+from stagegate.cli._store import EXISTING_STORE
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
-from stagegate.store import SQLiteStore, UnknownProcessError
+from stagegate.store import EventStore, UnknownProcessError, open_store
 from stagegate.templates import template
 
 
@@ -67,7 +68,8 @@ def simulate(
     """Generate a realistic, seeded sample pipeline on the built-in b2b process.
 
     Deals arrive over --span-days; the history written ends there, so the deals still running
-    are open. Won and lost deals dwell differently, close dates slip, and the true win
+    are open. Each deal has an owner, team, manager and region, and some are reassigned once.
+    Won and lost deals dwell differently, close dates slip, and the true win
     probability of every stage is known (printed), so estimators can be checked against it.
     """
     from stagegate.io import write_events  # noqa: PLC0415
@@ -79,7 +81,15 @@ def simulate(
     process = template("b2b")
     try:
         model = PipelineModel(lost_dwell_factor=lost_dwell_factor)
-        sim = run(deals, seed=seed, span_days=span_days, process=process, model=model, mode=mode)
+        sim = run(
+            deals,
+            seed=seed,
+            span_days=span_days,
+            process=process,
+            model=model,
+            mode=mode,
+            segments=True,  # owners, teams, managers and regions, for by= and the report
+        )
         # A real export holds history up to now: deals still running at as_of stay open.
         written = write_events(out, (e for e in sim.events if e.at <= sim.as_of))
     except (StagegateError, OSError) as error:
@@ -133,7 +143,7 @@ def _use_frames(engine: str, total: int) -> bool:
     return engine == "polars" or total >= FRAMES_FROM
 
 
-def _store_process(store: SQLiteStore) -> Process:
+def _store_process(store: EventStore) -> Process:
     """The process stored with the events (the newest version of the only one stored)."""
     stored = store.processes()
     if not stored:
@@ -151,9 +161,9 @@ def _store_process(store: SQLiteStore) -> Process:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=EXISTING_STORE,
     required=True,
-    help="The SQLite event store to report on.",
+    help="The event store to report on: a SQLite file or a postgresql:// URL.",
 )
 @process_option
 @click.option("--template", "template_name", default=None, help="Built-in template to use.")
@@ -211,7 +221,7 @@ def report(
         )
     try:
         findings = () if findings_path is None else _read_findings(findings_path)
-        with SQLiteStore(store_path) as store:
+        with open_store(store_path) as store:
             total = store.count()
             if total == 0:
                 return fail(f"{store_path} holds no events; import some first", as_json=as_json)
@@ -229,6 +239,12 @@ def report(
             else:
                 data = [e for e in store.scan() if e.process == process.name]
                 last = max(e.at for e in data) if data else None
+            if sum(name == process.name for name, _ in store.processes()) > 1:
+                from stagegate.evolution import lineage, map_history  # noqa: PLC0415
+
+                # history under earlier versions counts in the stages of this one
+                found = lineage(store, process) if not isinstance(data, list) else None
+                data = map_history(data, process, lineage_of=found)
         if last is None:
             return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
         instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")

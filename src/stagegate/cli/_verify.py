@@ -20,6 +20,7 @@ from stagegate.cli._app import (
     resolve_process,
     template_option,
 )
+from stagegate.cli._store import STORE
 from stagegate.errors import DefinitionError, EventLogError, StagegateError
 from stagegate.events import Event
 from stagegate.integrity import seal, verify
@@ -37,9 +38,10 @@ def _by_opportunity(events: list[Event]) -> dict[str, list[Event]]:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=STORE,
     default=None,
-    help="Verify every opportunity stored in this SQLite event store instead of an EVENTS file.",
+    help="Verify every opportunity in this event store (a SQLite file or a postgresql:// URL) "
+    "instead of an EVENTS file.",
 )
 @process_option
 @template_option
@@ -144,14 +146,14 @@ def verify_command(
 
 
 def _verify_store(
-    path: Path,
+    path: Path | str,
     chosen: tuple[Path | None, str] | None,
     *,
     require_digests: bool,
     refuse_imported: bool,
     as_json: bool,
 ) -> int:
-    from stagegate.store import SQLiteStore, inspect_file  # noqa: PLC0415 - loads lazily
+    from stagegate.store import SQLiteStore, inspect_file, open_store  # noqa: PLC0415 - lazily
 
     try:
         process = None if chosen is None else resolve_process(*chosen)
@@ -163,14 +165,15 @@ def _verify_store(
         )
     except StagegateError as error:
         return fail(str(error), as_json=as_json)
-    if not path.is_file():
+    url = isinstance(path, str)  # a postgresql:// URL (see cli._store.STORE)
+    if isinstance(path, Path) and not path.is_file():
         return fail(
             f"no event store at {str(path)!r}; give the path of a store file", as_json=as_json
         )
     try:
-        if inspect_file(path) is None:  # read-only: an empty file is no store
+        if not url and inspect_file(path) is None:  # read-only: an empty file is no store
             return fail(f"{str(path)!r} is empty, not an event store", as_json=as_json)
-        with SQLiteStore(path) as store:
+        with open_store(path) if url else SQLiteStore(path) as store:
             verdicts = store.verify(
                 process, require_digests=require_digests, allow_imported=not refuse_imported
             )

@@ -1,4 +1,6 @@
-"""Persistence: an append-only event log behind one protocol, in memory or in SQLite.
+"""Persistence: an append-only event log behind one protocol, in memory, SQLite or PostgreSQL.
+
+:func:`open_store` opens a store file (SQLite) or a ``postgresql://`` URL (PostgreSQL).
 
 >>> import tempfile, os
 >>> from datetime import datetime, timezone
@@ -14,6 +16,7 @@ True
 """
 
 from stagegate.store._load import ImportOutcome, ImportRefusedError, write_import
+from stagegate.store._open import open_store
 from stagegate.store._stream import stream_import
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
@@ -33,6 +36,7 @@ from stagegate.store.base import (
     check_batch,
 )
 from stagegate.store.memory import MemoryStore
+from stagegate.store.postgresql import PostgreSQLStore, is_postgresql_url
 from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "ImportRefusedError",
     "LogVerdict",
     "MemoryStore",
+    "PostgreSQLStore",
     "SQLiteStore",
     "StoreClosedError",
     "StoreDamagedError",
@@ -57,6 +62,8 @@ __all__ = [
     "UnknownProcessError",
     "check_batch",
     "inspect_file",
+    "is_postgresql_url",
+    "open_store",
     "stream_import",
     "write_import",
 ]

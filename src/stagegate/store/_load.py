@@ -53,6 +53,7 @@ from stagegate.store.base import (
     StoreLockedError,
     StoreUnwritableError,
 )
+from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file, store_error
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def write_import(
     """Verify ``events`` and write them into the store at ``store_path``, all or nothing.
 
     Args:
-        store_path: the SQLite store (created when missing).
+        store_path: the SQLite store (created when missing), or a ``postgresql://`` URL.
         events: the imported events, grouped per opportunity in ``seq`` order.
         process: the process they belong to; stored with them and used to verify them
             (``None`` skips the replay check: only shape and order are checked).
@@ -143,6 +144,13 @@ def write_import(
             history of them, another process wrote meanwhile, or the path cannot be replaced.
         StoreError: the store cannot be opened or written (its subclasses say why).
     """
+    if is_postgresql_url(store_path):  # a PostgreSQL store: the same checks, one transaction
+        from stagegate.store._pg_import import write_import_postgresql  # noqa: PLC0415
+
+        return write_import_postgresql(
+            str(store_path), events, process, source, input_path, rows_read, rows_used,
+            findings, replace, progress, timeout,
+        )  # fmt: skip
     path = os.fspath(store_path)
     added = verify_events(process, events, replay=replace or not os.path.exists(path))
     found = tuple(findings) + added

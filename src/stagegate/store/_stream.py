@@ -59,6 +59,7 @@ from stagegate.store._load import (
     _value_problems,
 )
 from stagegate.store.base import ImportRecord
+from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def stream_import(
     """Import a JSON Lines event log (gzip allowed) into a store in bounded memory.
 
     Args:
-        store_path: the SQLite store (created when missing).
+        store_path: the SQLite store (created when missing), or a ``postgresql://`` URL.
         input_path: the log, one :meth:`~stagegate.events.Event.to_dict` object per line.
         process: the process the events were recorded in; every opportunity is replayed under
             it before anything is written.
@@ -95,6 +96,13 @@ def stream_import(
         ImportProblemError: the file cannot be read (not a regular file, too large, ...).
         StoreError: the store cannot be opened or written.
     """
+    if is_postgresql_url(store_path):  # staged in a temporary file, then copied in at once
+        from stagegate.store._pg_import import stream_import_postgresql  # noqa: PLC0415
+
+        return stream_import_postgresql(
+            str(store_path), input_path, process=process, replace=replace,
+            batch_size=batch_size, timeout=timeout,
+        )  # fmt: skip
     path, source = os.fspath(store_path), os.fspath(input_path)
     if replace:
         _check_replaceable(path, source, timeout)

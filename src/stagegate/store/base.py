@@ -327,6 +327,22 @@ class EventStore(abc.ABC):
         Cheaper than :meth:`scan` for analytics: no gate reports or details are decoded.
         """
 
+    def last_events(self, *, light: bool = False) -> Iterator[Event]:
+        """Yield the last event of every stored opportunity, in opportunity-id order.
+
+        What a migration reads (the stage, version and values each deal is in now); this
+        default reads one :meth:`scan`, a backend may answer from its index. With
+        ``light=True`` a backend may leave out gate reports and details (``None``).
+        """
+        del light  # events from a scan are whole already
+        previous: Event | None = None
+        for event in self.scan():
+            if previous is not None and previous.opportunity_id != event.opportunity_id:
+                yield previous
+            previous = event
+        if previous is not None:
+            yield previous
+
     @abc.abstractmethod
     def count(self) -> int:
         """Return the number of stored events."""
@@ -438,7 +454,10 @@ class EventStore(abc.ABC):
         read is reported with the rule ``malformed``.
 
         Args:
-            process: the process every log was recorded in, or ``None`` (see above).
+            process: the process every log was recorded in, or ``None`` (see above); a log
+                migrated to it from earlier versions is replayed under the definitions of
+                those versions the store holds (a log that ends in another version breaks
+                ``version_mismatch``).
             require_digests: refuse a log with an unsealed event (``digest_missing``).
             allow_imported: ``False`` refuses history imported from another system, as
                 :func:`stagegate.verify` does.
@@ -447,6 +466,12 @@ class EventStore(abc.ABC):
             One verdict per opportunity, in opportunity-id order.
         """
         definitions: dict[tuple[str, str], Process | None] = {}
+
+        loaded: dict[tuple[str, str], Process] = {}  # each stored version loaded once
+
+        def earlier(log: Sequence[Event]) -> list[Process]:
+            found = self._versions_of(log, loaded)
+            return found if process is None else [p for p in found if p.name == process.name]
 
         def process_of(event: Event) -> Process | None:
             if process is not None:
@@ -467,9 +492,10 @@ class EventStore(abc.ABC):
                 verdicts.append(
                     verify_log(
                         log,
-                        process_of(log[0]),
+                        process_of(log[-1]),  # the version in force at the end
                         require_digests=require_digests,
                         allow_imported=allow_imported,
+                        versions=earlier(log),
                     )
                 )
         return tuple(verdicts)
@@ -545,7 +571,24 @@ class EventStore(abc.ABC):
         events = self.load(opportunity_id)
         if not events:
             raise UnknownOpportunityError(opportunity_id)
-        return Opportunity.replay(process, events)
+        return Opportunity.replay(process, events, versions=self._versions_of(events))
+
+    def _versions_of(
+        self, events: Sequence[Event], loaded: dict[tuple[str, str], Process] | None = None
+    ) -> list[Process]:
+        """The stored definitions of the versions a log passed through, before its last one.
+
+        ``loaded`` caches the definitions across calls, by (name, version).
+        """
+        if events[0].process_version == events[-1].process_version:
+            return []
+        cache: dict[tuple[str, str], Process] = {} if loaded is None else loaded
+        keys = {(e.process, e.process_version) for e in events[:-1]}
+        if not keys <= cache.keys():
+            stored = set(self.processes())  # replay names a version that is not stored
+            for key in sorted((keys & stored) - cache.keys()):
+                cache[key] = self.load_process(*key)
+        return [cache[key] for key in sorted(keys & cache.keys())]
 
 
 def canonical_batch(events: Sequence[Event]) -> list[bytes]:
@@ -635,6 +678,7 @@ def verify_log(
     *,
     require_digests: bool = False,
     allow_imported: bool = True,
+    versions: Iterable[Process] = (),
 ) -> LogVerdict:
     """Verify one stored log: its digest chain first, then (given a process) every replay rule."""
     oid = log[0].opportunity_id
@@ -644,7 +688,11 @@ def verify_log(
             verification = Verification(oid, len(log), log[-1].stage, sealed, head)
         else:
             verification = verify(
-                process, log, require_digests=require_digests, allow_imported=allow_imported
+                process,
+                log,
+                require_digests=require_digests,
+                allow_imported=allow_imported,
+                versions=versions,
             )
     except EventLogError as error:
         return LogVerdict(oid, None, error, process is not None)

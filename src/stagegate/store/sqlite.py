@@ -158,6 +158,19 @@ _STAGED_RUNS = (
     "WHERE m.opportunity_id = s.opportunity_id) FROM staged.events s GROUP BY s.opportunity_id"
 )
 _IDS = "SELECT DISTINCT opportunity_id FROM events ORDER BY opportunity_id"
+# The last event of every opportunity: the primary key finds each one without reading the rest.
+_HEADS = (
+    "FROM events JOIN (SELECT opportunity_id AS head_id, max(seq) AS head_seq FROM events "
+    "GROUP BY opportunity_id) ON opportunity_id = head_id AND seq = head_seq ORDER BY head_id"
+)
+_LAST_EVENTS = f"SELECT {_COLUMNS} {_HEADS}"
+_LAST_EVENTS_V1 = f"SELECT {_CONTENT}, NULL {_HEADS}"
+_STATE = (
+    "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
+    "reason, process, process_version, subject, NULL, NULL"
+)
+_LAST_STATES = f"SELECT {_STATE}, digest {_HEADS}"
+_LAST_STATES_V1 = f"SELECT {_STATE}, NULL {_HEADS}"
 
 _new_row = tuple.__new__  # skips EventRow.__new__'s argument binding: 9 columns x millions
 _KINDS = {kind.value: kind for kind in EventKind}
@@ -1160,6 +1173,18 @@ class SQLiteStore(EventStore):
                     log = error
         if oid is not None:
             yield str(oid), log
+
+    def last_events(self, *, light: bool = False) -> Iterator[Event]:
+        """Yield the last event of every opportunity in id order, found through the index.
+
+        ``light=True`` leaves out gate reports and details (``None``): what a reader of the
+        state each deal is in (stage, version, amount, close date) does not need to decode.
+        """
+        if light:
+            sql = _LAST_STATES if self._version == SCHEMA_VERSION else _LAST_STATES_V1
+        else:
+            sql = _LAST_EVENTS if self._version == SCHEMA_VERSION else _LAST_EVENTS_V1
+        return self._stream(sql, _event, DEFAULT_BATCH_SIZE)
 
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""

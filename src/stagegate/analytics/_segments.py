@@ -1,0 +1,277 @@
+"""Segment values per deal and instant, read from events, row mappings or a frame.
+
+The review functions (:mod:`stagegate.analytics.review`, :mod:`stagegate.analytics.quota`)
+attribute each figure to the segment in force at one instant per deal (see the rule in
+``docs/analytics.md``); this module answers "what was deal X's ``owner`` (``team``, ...) at
+instant t" for any input the analytics take.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from stagegate._time import epoch_us, parse_instant, to_utc
+from stagegate.analytics._table import is_frame
+from stagegate.analytics.forecast import period_of
+from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
+from stagegate.analytics.probability import stage_probabilities
+from stagegate.analytics.snapshot import snapshot
+from stagegate.currency import RateTable, total
+from stagegate.events import Event
+from stagegate.segments import values_at
+
+__all__ = ["Inputs", "read_inputs", "segment_columns"]
+
+Segment = tuple[str | None, ...]
+
+
+def segment_columns(by: str | Sequence[str]) -> tuple[str, ...]:
+    """``by`` as a tuple of column names (one name, or a non-empty sequence of them).
+
+    Raises:
+        AnalyticsError: ``by`` is empty or holds something other than names.
+    """
+    columns = (by,) if isinstance(by, str) else tuple(by)
+    if not columns or not all(isinstance(c, str) and c for c in columns):
+        raise AnalyticsError(
+            f"by must be a column name or a sequence of them (e.g. 'owner' or "
+            f"('region', 'team')), got {by!r}"
+        )
+    return columns
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        if value != value:  # pandas NA, NaT  # noqa: PLR0124
+            return None
+    except TypeError:  # pandas.NA refuses to be compared
+        return None
+    return str(value)
+
+
+def _instant(value: Any, assume_zone: Any) -> int:
+    if isinstance(value, str):
+        value = parse_instant(value, assume_zone=assume_zone)
+    return epoch_us(to_utc(value, assume_zone=assume_zone, what="at"))
+
+
+class Inputs:
+    """The input of a review, read once: the analytics' data, events by deal, segment history.
+
+    Attributes:
+        data: what to pass to the analytics functions (events, or row mappings).
+        events: each deal's events, in ``seq`` order (empty for tables, which carry none).
+    """
+
+    def __init__(
+        self,
+        data: list[Any],
+        events: dict[str, list[Event]],
+        history: dict[str, tuple[list[int], list[Segment]]],
+        columns: tuple[str, ...],
+    ) -> None:
+        self.data = data
+        self.events = events
+        self.columns = columns
+        self._history = history
+        self._index = {name: i for i, name in enumerate(columns)}
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def snapshot(self, outcomes: OutcomesLike, at: datetime, assume_zone: Any) -> list[Any]:
+        """:func:`~stagegate.analytics.snapshot` of every deal at ``at`` (computed once)."""
+        key = ("snapshot", id(outcomes), at, assume_zone)
+        if key not in self._cache:
+            self._cache[key] = list(snapshot(self.data, outcomes, at=at, assume_zone=assume_zone))
+        result: list[Any] = self._cache[key]
+        return result
+
+    def probabilities(
+        self, outcomes: OutcomesLike, as_of: datetime, estimator: str
+    ) -> dict[str, float]:
+        """:func:`win_probabilities` of the data (computed once per estimator)."""
+        key = ("probabilities", id(outcomes), as_of, estimator)
+        if key not in self._cache:
+            self._cache[key] = win_probabilities(self.data, outcomes, as_of, estimator)
+        result: dict[str, float] = self._cache[key]
+        return result
+
+    @property
+    def has_events(self) -> bool:
+        """Whether the input was stagegate events (activities and fields are known)."""
+        return bool(self.events)
+
+    def at(self, opportunity_id: str, at_us: int, columns: Sequence[str]) -> Segment:
+        """The values of ``columns`` in force for a deal at an instant (``None``: none)."""
+        instants, values = self._history.get(opportunity_id, ([], []))
+        i = bisect.bisect_right(instants, at_us) - 1
+        if i < 0:
+            return (None,) * len(columns)
+        row = values[i]
+        return tuple(row[self._index[c]] for c in columns)
+
+
+def _flatten(data: Any) -> list[Any]:
+    if is_frame(data):
+        import narwhals as nw  # noqa: PLC0415
+
+        frame = nw.from_native(data)
+        if isinstance(frame, nw.LazyFrame):
+            frame = frame.collect()
+        return list(frame.rows(named=True))
+    if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
+        raise AnalyticsError(
+            f"data must be events, opportunities, row mappings or a frame, got "
+            f"{type(data).__name__}"
+        )
+    items: list[Any] = []
+    for item in data:
+        events = getattr(item, "events", None)
+        if events is not None and not isinstance(item, Mapping):
+            items.extend(events)
+        else:
+            items.append(item)
+    return items
+
+
+def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -> Inputs:
+    """Read ``data`` and the history of the segment ``columns`` of every deal.
+
+    Raises:
+        AnalyticsError: the data is of an unknown shape, or a row lacks its id or instant.
+    """
+    names = tuple(dict.fromkeys(columns))
+    if isinstance(data, Inputs) and set(names) <= set(data.columns):
+        return data  # read once by weekly_review for all its figures
+    items = _flatten(data)
+    events: dict[str, list[Event]] = defaultdict(list)
+    rows: dict[str, list[tuple[int, int, Segment]]] = defaultdict(list)
+    for index, item in enumerate(items):
+        if isinstance(item, Event):
+            events[item.opportunity_id].append(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise AnalyticsError(
+                f"item {index} is a {type(item).__name__}; pass Event objects, Opportunity "
+                "objects, mappings with the canonical columns, or a data frame"
+            )
+        oid, at = item.get("opportunity_id"), item.get("at")
+        if oid is None or at is None:
+            raise AnalyticsError(f"row {index} lacks opportunity_id or at")
+        seq = item.get("seq")
+        rows[str(oid)].append(
+            (
+                _instant(at, assume_zone),
+                0 if seq is None or _text(seq) is None else int(seq),
+                tuple(_text(item.get(name)) for name in names),
+            )
+        )
+    history: dict[str, tuple[list[int], list[Segment]]] = {}
+    for oid, log in events.items():
+        log.sort(key=lambda e: e.seq)
+        values = values_at(log, names)
+        history[oid] = (
+            [epoch_us(e.at) for e in log],
+            [tuple(v[name] for name in names) for v in values],
+        )
+    for oid, table in rows.items():
+        table.sort(key=lambda r: (r[0], r[1]))
+        history[oid] = ([r[0] for r in table], [r[2] for r in table])
+    return Inputs(items, dict(events), history, names)
+
+
+def instant_us(at: datetime, what: str) -> int:
+    """Epoch microseconds of an aware instant (an argument of a review function)."""
+    return epoch_us(to_utc(at, what=what))
+
+
+# -- what every review figure needs ------------------------------------------------------------
+
+SMALL_SAMPLE = 30
+"""A segment with fewer deals than this is flagged ``small``: too few to say much."""
+PERIODS = ("month", "quarter")
+
+
+def period_bounds(day: date, period: str) -> tuple[str, date, date]:
+    """The label, first and last day of the ``month`` or ``quarter`` holding ``day``.
+
+    Raises:
+        AnalyticsError: ``period`` is neither ``month`` nor ``quarter``.
+    """
+    if period not in PERIODS:
+        raise AnalyticsError(f"period must be 'month' or 'quarter', got {period!r}")
+    months = 1 if period == "month" else 3
+    first_month = (day.month - 1) // months * months + 1
+    first = date(day.year, first_month, 1)
+    after = first + relativedelta(months=months)
+    return period_of(day, period), first, after - timedelta(days=1)
+
+
+def decimal_of(value: Any) -> Decimal | None:
+    """An amount the analytics carried as a float, back as the decimal it was written as.
+
+    The shortest text that reads back as the float (``repr``) recovers every amount of up to
+    15 significant digits exactly.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:  # noqa: PLR2004
+        return Decimal(int(number))
+    return Decimal(repr(number))
+
+
+def win_probabilities(
+    data: Any, outcomes: OutcomesLike, as_of: datetime, estimator: str
+) -> dict[str, float]:
+    """Per open stage, the win probability by ``estimator`` (0 where it has none).
+
+    Raises:
+        AnalyticsError: the estimator is not one with a per-stage column.
+    """
+    if estimator not in STAGE_ESTIMATORS:
+        raise AnalyticsError(
+            f"estimator must be one of {', '.join(STAGE_ESTIMATORS)}, got {estimator!r}"
+        )
+    table = stage_probabilities(data, outcomes, as_of=as_of, draws=0)
+    result = {}
+    for row in table:
+        value = getattr(row, estimator)
+        result[row.stage] = 0.0 if value is None else float(value)
+    return result
+
+
+STAGE_ESTIMATORS = ("deal_clock", "empirical", "markov", "smoothed", "configured")
+"""The estimators whose per-stage probability weights a deal's amount (``deal_clock`` first:
+right under censoring)."""
+
+
+def money(
+    pairs: Iterable[tuple[Decimal | None, str | None]],
+    rates: RateTable | None,
+    on: date,
+    default: str | None,
+    *,
+    places: int | None = None,
+) -> Decimal:
+    """Add ``(amount, currency)`` pairs into one currency (see :func:`stagegate.currency.total`).
+
+    ``places``: round to that many places (default: the rate table's, or not at all without).
+
+    Raises:
+        MixedCurrencyError: several currencies and no rate table.
+    """
+    if rates is not None and places is not None:
+        places = rates.places
+    return total(list(pairs), rates=rates, on=on, default=default, places=places)

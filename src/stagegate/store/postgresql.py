@@ -1,0 +1,1067 @@
+"""An event store in a PostgreSQL database, for teams whose services write at once (psycopg 3).
+
+Install the extra: ``pip install 'stagegate[postgresql]'``. Open it with a ``postgresql://`` URL
+(any libpq connection URL); the store keeps its tables in one schema of that database (default
+``stagegate``, or ``?schema=NAME`` in the URL, or ``schema=``), created on first use, so it sits
+beside a CRM's own tables without touching them.
+
+Layout, the same columns as :class:`~stagegate.store.SQLiteStore`: a table ``events`` keyed by
+``(opportunity_id, seq)`` (the primary key; ``opportunity_id`` in the ``"C"`` collation, so ids
+sort the same everywhere), ``at_us`` integer microseconds since the Unix epoch in UTC, amounts as
+exact decimal text, ``close_date`` a ``date``, details and gate reports JSON text with sorted
+keys, and each event's ``digest`` (see :mod:`stagegate.integrity`); tables ``processes``,
+``imports`` and ``meta`` (``schema_version``, currently ``1``).
+
+Concurrency is the database's: a batch is one transaction (more than a few events are written
+with ``COPY``), or, for a few events that continue a log whose last event this store object has
+seen, one ``INSERT`` that inserts only if that event is still the one stored. Two writers that
+continue the same log both try to insert the same ``(opportunity_id, seq)``; the primary key lets
+one commit, and the other gets :class:`~stagegate.errors.ConcurrencyError` with nothing written.
+A writer killed mid-batch leaves nothing behind: the server rolls back its transaction.
+
+Text: PostgreSQL cannot store the character NUL (code point 0) in text; an event holding one is
+refused with :class:`~stagegate.errors.EventLogError` and nothing is written.
+
+Threads: a store may be shared between threads; each gets a connection of its own, made on first
+use. Each scan reads through a connection of its own in one ``REPEATABLE READ`` transaction (a
+consistent snapshot). Processes: a store pickles as its URL and schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+
+from stagegate._time import epoch_us, from_epoch_us, now
+from stagegate.errors import ConcurrencyError, EventLogError
+from stagegate.events import Event, freeze
+from stagegate.store.base import (
+    DEFAULT_BATCH_SIZE,
+    SCAN_COLUMNS,
+    EventRow,
+    EventStore,
+    ImportRecord,
+    Progress,
+    StoreClosedError,
+    StoreError,
+    StoreLockedError,
+    StoreUnwritableError,
+    batch_size_of,
+    check_batch,
+    conflicts,
+)
+from stagegate.store.sqlite import (
+    SQLiteStore,
+    _decode,
+    _encode,
+    _event,
+    _event_row,
+    _seal_rows,
+    _sealables_of,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from stagegate.process import Process
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "FRAME_PIECE_BYTES",
+    "SCHEMA_VERSION",
+    "PostgreSQLStore",
+    "is_postgresql_url",
+]
+
+SCHEMA_VERSION = 1
+"""The version of the table layout this module writes."""
+
+DEFAULT_SCHEMA = "stagegate"
+"""The database schema the store's tables live in unless the URL or ``schema=`` names another."""
+
+_T = TypeVar("_T")
+_SCHEMES = ("postgresql://", "postgres://")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PROGRESS_STEP = 20_000
+
+_EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    opportunity_id  text COLLATE "C" NOT NULL,
+    seq             bigint NOT NULL CHECK (seq >= 1),
+    kind            text   NOT NULL,
+    at_us           bigint NOT NULL,
+    stage           text   NOT NULL,
+    from_stage      text,
+    move            text,
+    amount          text,
+    close_date      date,
+    actor           text   NOT NULL,
+    reason          text,
+    process         text   NOT NULL,
+    process_version text   NOT NULL,
+    subject         text,
+    details         text,
+    gate            text,
+    digest          text,
+    PRIMARY KEY (opportunity_id, seq)
+)
+"""
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
+    _EVENTS_DDL,
+    (
+        'CREATE TABLE IF NOT EXISTS processes (name text COLLATE "C" NOT NULL, '
+        'version text COLLATE "C" NOT NULL, definition text NOT NULL, '
+        "PRIMARY KEY (name, version))"
+    ),
+    (
+        "CREATE TABLE IF NOT EXISTS imports (id bigint GENERATED ALWAYS AS IDENTITY "
+        "PRIMARY KEY, at_us bigint NOT NULL, source text NOT NULL, input_name text NOT NULL, "
+        "rows_read bigint NOT NULL, rows_used bigint NOT NULL, opportunities bigint NOT NULL, "
+        "events bigint NOT NULL, findings text NOT NULL)"
+    ),
+)
+_COLUMNS = (
+    "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
+    "reason, process, process_version, subject, details, gate, digest"
+)
+# close_date is a date in the table (for SQL users) and ISO text to the decoders
+_SELECT = _COLUMNS.replace("close_date", "close_date::text")
+_COPY_IN = f"COPY events ({_COLUMNS}) FROM STDIN"
+FRAME_PIECE_BYTES = 32 * 1024 * 1024
+"""How much CSV :meth:`PostgreSQLStore.to_frame` parses at a time."""
+_INSERT_UP_TO = 16
+"""Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
+_TAILS_KEPT = 100_000
+"""How many opportunities' last (seq, digest) a store remembers for one-statement appends."""
+_VALUES_ROW = (
+    "(%s::text, %s::bigint, %s::text, %s::bigint, %s::text, %s::text, %s::text, %s::text, "
+    "%s::date, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
+)
+_INSERTS_AFTER = {
+    n: f"INSERT INTO events ({_COLUMNS}) SELECT * FROM (VALUES "  # noqa: S608 - constants
+    + ", ".join([_VALUES_ROW] * n)
+    + ") AS v WHERE EXISTS (SELECT 1 FROM events WHERE opportunity_id = %s AND seq = %s "
+    "AND digest IS NOT DISTINCT FROM %s)"
+    for n in range(1, 17)
+}
+_INSERTS = {
+    n: f"INSERT INTO events ({_COLUMNS}) VALUES "  # noqa: S608 - constants
+    + ", ".join(["(" + ", ".join(["%s"] * 17) + ")"] * n)
+    for n in range(1, _INSERT_UP_TO + 1)
+}
+_LOAD = f"SELECT {_SELECT} FROM events WHERE opportunity_id = %s ORDER BY seq"  # noqa: S608
+_SCAN = f"SELECT {_SELECT} FROM events ORDER BY opportunity_id, seq"  # noqa: S608
+_SCAN_ROWS = (
+    "SELECT opportunity_id, at_us, seq, stage, amount, close_date::text, kind, from_stage, move "
+    "FROM events ORDER BY opportunity_id, seq"
+)
+_TAILS = (
+    "SELECT DISTINCT ON (opportunity_id) opportunity_id, seq, digest FROM events "
+    "WHERE opportunity_id = ANY(%s) ORDER BY opportunity_id, seq DESC"
+)
+_LAST_SEQS = (
+    "SELECT opportunity_id, max(seq) FROM events WHERE opportunity_id = ANY(%s) "
+    "GROUP BY opportunity_id"
+)
+_IMPORT_COLUMNS = (
+    "id, at_us, source, input_name, rows_read, rows_used, opportunities, events, findings"
+)
+
+
+def is_postgresql_url(target: object) -> bool:
+    """Whether ``target`` is a ``postgresql://`` (or ``postgres://``) URL rather than a path.
+
+    >>> is_postgresql_url("postgresql://crm@db.internal/sales"), is_postgresql_url("s.sqlite")
+    (True, False)
+    """
+    return isinstance(target, str) and target.lower().startswith(_SCHEMES)
+
+
+def _split_url(url: str, schema: str | None) -> tuple[str, str]:
+    """The URL for libpq (without ``schema=``) and the schema the store uses."""
+    if not is_postgresql_url(url):
+        raise StoreError(
+            f"PostgreSQLStore needs a postgresql:// URL, got {_redact(str(url))!r}; "
+            "e.g. postgresql://user@host/database"
+        )
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    named = [value for key, value in query if key == "schema"]
+    rest = [(key, value) for key, value in query if key != "schema"]
+    if named and schema is not None and named[-1] != schema:
+        raise StoreError(
+            f"the URL names schema {named[-1]!r} and schema= names {schema!r}; give one"
+        )
+    chosen = schema if schema is not None else (named[-1] if named else DEFAULT_SCHEMA)
+    if not isinstance(chosen, str) or not _SCHEMA_NAME.match(chosen):
+        raise StoreError(
+            f"schema {chosen!r} is not a plain lowercase SQL name; use letters, digits and "
+            "underscores, starting with a letter (at most 63)"
+        )
+    libpq = urlunsplit(parts._replace(query=urlencode(rest, safe="/")))
+    return libpq, chosen
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and ``repr``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a malformed URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg  # noqa: PLC0415 - the postgresql extra is optional
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise StoreError(
+            "a PostgreSQL store needs psycopg: pip install 'stagegate[postgresql]'"
+        ) from None
+    return psycopg
+
+
+class PostgreSQLStore(EventStore):
+    """An event store in a PostgreSQL database; see the module docs.
+
+    Args:
+        url: a ``postgresql://`` URL (libpq's form: user, password, host, port, database and
+            query options such as ``sslmode`` or ``host=/run/postgresql`` for a socket); an
+            extra ``schema=NAME`` in its query names the schema the tables live in.
+        schema: the schema (default :data:`DEFAULT_SCHEMA`); created when missing.
+        timeout: seconds to wait for the connection and for a lock another writer holds.
+
+    Raises:
+        StoreError: the URL is malformed, the server cannot be reached or refuses the login,
+            the schema holds tables that are not a stagegate store, or another layout version.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, timeout: float = 30.0) -> None:
+        self._url = url
+        self._libpq, self._schema = _split_url(url, schema)
+        self._timeout = float(timeout)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._pid = os.getpid()
+        self._closed = False
+        self._tails: dict[str, tuple[int, str | None]] = {}  # see _append_at_once
+        self._initialize(self._writer())
+
+    def __repr__(self) -> str:
+        closed = ", closed" if self._closed else ""
+        return f"PostgreSQLStore({_redact(self._url)!r}, schema={self._schema!r}{closed})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self._url, self._schema, self._timeout))
+
+    @property
+    def schema(self) -> str:
+        """The database schema holding the store's tables."""
+        return self._schema
+
+    @property
+    def where(self) -> str:
+        """The store's URL without its password, and its schema: for messages."""
+        return f"{_redact(self._url)} (schema {self._schema})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        pg = _psycopg()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"the event store {self.where}")
+        try:
+            conn: psycopg.Connection[Any] = pg.connect(
+                self._libpq,
+                autocommit=True,
+                connect_timeout=max(1, round(self._timeout)),
+                application_name="stagegate",
+            )
+        except pg.Error as exc:
+            raise StoreError(
+                f"cannot connect to the event store {self.where}: {_first_line(exc)}; check "
+                "the URL (user, host, port, database), that the server runs and accepts you"
+            ) from None
+        try:
+            conn.execute(  # one round trip
+                "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', "
+                "false), set_config('DateStyle', 'ISO', false), "
+                "set_config('lock_timeout', %s, false)",
+                (self._schema, f"{int(self._timeout * 1000)}ms"),
+            )
+        except pg.Error as exc:
+            conn.close()
+            raise self._error(exc) from None
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise StoreClosedError(f"the event store {self.where}")
+            self._connections.append(conn)
+        return conn
+
+    def _forget(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        """This thread's connection, made on first use (again after a fork or a lost one)."""
+        if self._pid != os.getpid():  # forked: never touch the parent's connections
+            with self._lock:
+                self._pid, self._connections, self._local = os.getpid(), [], threading.local()
+        if self._closed:
+            raise StoreClosedError(f"the event store {self.where}")
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            if conn is not None:
+                self._forget(conn)
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _error(self, exc: Exception) -> StoreError:
+        """The typed error for a failed database call."""
+        pg = _psycopg()
+        errors = pg.errors
+        text = _first_line(exc)
+        if self._closed:
+            return StoreClosedError(f"the event store {self.where}")
+        if isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled)):
+            return StoreLockedError(
+                f"the event store {self.where} stayed locked by another connection for "
+                f"{self._timeout:g} s ({text}); nothing was written: retry later or pass a "
+                "longer timeout="
+            )
+        if isinstance(exc, errors.DiskFull):
+            return StoreUnwritableError(
+                f"the database of the event store {self.where} is out of disk space ({text}); "
+                "nothing was written: free some space and retry"
+            )
+        if isinstance(exc, (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
+            return StoreUnwritableError(
+                f"the event store {self.where} cannot be written by this user ({text}); "
+                "nothing was written: grant it CREATE on the database and write on the schema"
+            )
+        if isinstance(exc, pg.OperationalError):
+            return StoreError(
+                f"lost the connection to the event store {self.where} ({text}); nothing was "
+                "written by the failed call: check the server and retry"
+            )
+        return StoreError(f"cannot use the event store {self.where}: {text}")
+
+    def _call(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        conn = self._writer()
+        pg = _psycopg()
+        try:
+            return work(conn)
+        except pg.Error as exc:
+            raise self._error(exc) from None
+
+    def _initialize(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the schema and tables unless they exist; refuse a foreign or newer layout."""
+        pg = _psycopg()
+        sql = pg.sql
+        try:
+            with conn.transaction():
+                # One creator at a time: CREATE ... IF NOT EXISTS races with itself.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._schema,))
+                tables = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                        (self._schema,),
+                    )
+                }
+                foreign = bool(tables) and "meta" not in tables
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
+                ).fetchone()
+                if exists is None:  # a schema a DBA made for us needs no CREATE on the database
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self._schema)))
+                if not tables:
+                    for statement in _DDL:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (%s, %s), (%s, %s) "
+                        "ON CONFLICT DO NOTHING",
+                        ("schema_version", str(SCHEMA_VERSION), "application", "stagegate"),
+                    )
+                found = (
+                    None
+                    if foreign
+                    else conn.execute(
+                        "SELECT value FROM meta WHERE key = 'schema_version'"
+                    ).fetchone()
+                )
+        except pg.Error as exc:
+            error = self._error(exc)
+            self.close()
+            raise error from None
+        if foreign:
+            self.close()
+            raise StoreError(
+                f"the schema {self._schema!r} of {_redact(self._url)} holds tables that are not "
+                f"a stagegate event store ({', '.join(sorted(tables))}); choose another schema "
+                "(?schema=NAME)"
+            )
+        if found is None or found[0] != str(SCHEMA_VERSION):
+            self.close()
+            version = None if found is None else found[0]
+            advice = (
+                "upgrade stagegate to read it"
+                if version is not None and version.isdigit() and int(version) > SCHEMA_VERSION
+                else "it was not written by this stagegate; choose another schema"
+            )
+            raise StoreError(
+                f"the event store {self.where} has layout version {version!r}, this stagegate "
+                f"reads version {SCHEMA_VERSION}: {advice}"
+            )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(
+        self,
+        events: Sequence[Event],
+        *,
+        expected_seq: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Append a batch all or nothing: one statement, or one transaction with ``COPY``.
+
+        See :meth:`EventStore.append` and the module docs.
+
+        Raises:
+            ConcurrencyError: an opportunity's log does not end where the batch starts (another
+                writer's batch committed first, or is committing: the primary key decides).
+            EventLogError: the batch is malformed, or holds what PostgreSQL cannot store (a NUL
+                character in text, a ``seq`` beyond 64 bits).
+            StoreError: the server cannot be reached, or the store cannot be written.
+        """
+        runs = check_batch(events, expected_seq=expected_seq)
+        conn = self._writer()
+        if not events:
+            return
+        if len(events) <= _INSERT_UP_TO and self._append_at_once(conn, runs, events):
+            if progress is not None:
+                progress(len(events))
+            return
+        self._transaction(conn, [(runs, events)], progress, before=None)
+
+    def _append_at_once(
+        self,
+        conn: psycopg.Connection[Any],
+        runs: dict[str, tuple[int, int]],
+        events: Sequence[Event],
+    ) -> bool:
+        """A few events in one statement, one round trip; ``False``: take the long way.
+
+        Possible when every run opens its log (the primary key refuses an existing one) or the
+        batch continues one log whose last event this store has seen: its (seq, digest) never
+        change, and the statement inserts only if that event is still the one stored, so a
+        deleted or replaced store (or a changed row) inserts nothing and falls back.
+        """
+        pg = _psycopg()
+        (oid, (first, _)), *others = runs.items()
+        if others and any(run[0] != 1 for run in runs.values()):
+            return False
+        link: str | None = None
+        if first > 1:
+            known = self._tails.get(oid)  # one read: another thread may clear the dict
+            if others or known is None or known[0] != first - 1:
+                return False
+            link = known[1]
+        rows, canonical = _sealables_of(events)
+        links = {oid: link} if first > 1 else {}
+        sealed = _seal_rows(events, rows, canonical, links)
+        values = [value for row in sealed for value in row]
+        try:
+            if first == 1:
+                cursor = conn.execute(_INSERTS[len(sealed)], values)
+            else:
+                cursor = conn.execute(_INSERTS_AFTER[len(sealed)], [*values, oid, first - 1, link])
+        except pg.errors.UniqueViolation:
+            raise self._conflict(conn, runs) from None
+        except (pg.errors.DataError, pg.errors.CharacterNotInRepertoire) as exc:
+            raise _unstorable(exc) from None
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        if cursor.rowcount != len(sealed):
+            return False
+        self._remember(sealed)
+        return True
+
+    def _remember(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Keep the last (seq, digest) of each opportunity in ``rows`` (stored, so immutable)."""
+        if len(self._tails) > _TAILS_KEPT:
+            self._tails.clear()
+        for row in rows:
+            self._tails[row[0]] = (row[1], row[-1])
+
+    def write_import(
+        self,
+        events: Sequence[Event],
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+        progress: Progress | None = None,
+        replace: bool = False,
+    ) -> ImportRecord | None:
+        """Append an import's events, its process definition and its record in one transaction.
+
+        Like :meth:`~stagegate.store.SQLiteStore.write_import`: either all three are stored or
+        none. With ``replace=True`` the same transaction first deletes every stored event,
+        process definition and import record, so readers see the old store or the new one.
+
+        Returns:
+            The stored import record (``None`` without ``record``).
+
+        Raises:
+            ConcurrencyError: another writer appended to one of the opportunities first.
+            StoreError: a different definition of the same process version is stored, or the
+                store cannot be written.
+        """
+        runs = check_batch(events)
+        return self._import([(runs, events)], process, record, progress, replace=replace)
+
+    def write_import_from(
+        self,
+        source: EventStore,
+        *,
+        process: Process | None = None,
+        record: ImportRecord | None = None,
+        replace: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> ImportRecord | None:
+        """Copy every event of another store into this one in one transaction, in bounded memory.
+
+        Like :meth:`write_import` for events held in another store (a staging SQLite file, or a
+        whole SQLite store moving to PostgreSQL): each opportunity's events must continue its
+        log here; events that carry digests must chain as they are (so the copy is verified).
+
+        Raises:
+            ConcurrencyError: a copied opportunity does not continue its log here.
+            EventLogError: a copied event's digest does not chain.
+            StoreError: see :meth:`write_import`.
+        """
+        size = batch_size_of(batch_size)
+
+        def batches() -> Iterator[tuple[dict[str, tuple[int, int]], Sequence[Event]]]:
+            chunk: list[Event] = []
+            for event in source.scan(batch_size=size):
+                chunk.append(event)
+                if len(chunk) >= size:
+                    yield check_batch(chunk), chunk
+                    chunk = []
+            if chunk:
+                yield check_batch(chunk), chunk
+
+        return self._import(batches(), process, record, None, replace=replace)
+
+    def _import(
+        self,
+        batches: Iterable[tuple[dict[str, tuple[int, int]], Sequence[Event]]],
+        process: Process | None,
+        record: ImportRecord | None,
+        progress: Progress | None,
+        *,
+        replace: bool,
+    ) -> ImportRecord | None:
+        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+        conn = self._writer()
+        definition = None
+        if process is not None and process.serializable:
+            definition = (process.name, process.version, process_to_json(process, indent=None))
+        stored: list[ImportRecord] = []
+
+        def before(conn: psycopg.Connection[Any]) -> None:
+            if replace:
+                conn.execute("LOCK TABLE events, processes, imports IN EXCLUSIVE MODE")
+                conn.execute("DELETE FROM events")
+                conn.execute("DELETE FROM processes")
+                conn.execute("DELETE FROM imports")
+            if definition is not None:
+                self._put_definition(conn, *definition)
+            if record is not None:
+                stored.append(_put_record(conn, record))
+
+        self._transaction(conn, batches, progress, before=before)
+        return stored[0] if stored else None
+
+    def _transaction(
+        self,
+        conn: psycopg.Connection[Any],
+        batches: Iterable[tuple[dict[str, tuple[int, int]], Sequence[Event]]],
+        progress: Progress | None,
+        *,
+        before: Callable[[psycopg.Connection[Any]], None] | None,
+    ) -> None:
+        """Check, seal and copy batches in one transaction; map failures to typed errors."""
+        pg = _psycopg()
+        errors = pg.errors
+        current: dict[str, tuple[int, int]] = {}
+        written: list[tuple[Any, ...]] = []
+        try:
+            with conn.transaction():
+                if before is not None:
+                    before(conn)
+                for runs, events in batches:
+                    current = runs
+                    sealed = self._write(conn, runs, events, _sealables_of(events), progress)
+                    if len(sealed) <= _INSERT_UP_TO:  # the writes of a service, not an import
+                        written.extend(sealed)
+            if before is not None:
+                self._tails.clear()  # an import may have replaced every log
+            self._remember(written)
+        except errors.UniqueViolation:
+            # Another writer's batch holds one of these (opportunity_id, seq): it committed.
+            raise self._conflict(conn, current) from None
+        except (errors.DataError, errors.CharacterNotInRepertoire) as exc:
+            raise _unstorable(exc) from None
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        except (UnicodeEncodeError, OverflowError) as exc:
+            raise EventLogError(
+                f"cannot store the batch: {exc}; events hold text and ints"
+            ) from None
+
+    def _write(
+        self,
+        conn: psycopg.Connection[Any],
+        runs: dict[str, tuple[int, int]],
+        events: Sequence[Event],
+        encoded: tuple[list[tuple[Any, ...]], list[bytes]],
+        progress: Progress | None,
+    ) -> list[tuple[Any, ...]]:
+        """Inside the transaction: check each run continues its log, seal, and copy."""
+        continued = [oid for oid, run in runs.items() if run[0] > 1]
+        tails: dict[str, tuple[int, str | None]] = {}
+        if continued:
+            for oid, seq, digest in conn.execute(_TAILS, (continued,)):
+                tails[oid] = (int(seq), digest)
+        error = conflicts(runs, ((oid, tails.get(oid, (0, None))[0]) for oid in continued))
+        if error is not None:
+            raise error
+        links = {oid: digest for oid, (_, digest) in tails.items()}
+        sealed = _seal_rows(events, *encoded, links)
+        self._copy(conn, sealed, progress)
+        return sealed
+
+    @staticmethod
+    def _copy(
+        conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], progress: Progress | None
+    ) -> None:
+        if len(rows) <= _INSERT_UP_TO:  # one statement: cheaper than a COPY for a few rows
+            conn.execute(_INSERTS[len(rows)], [value for row in rows for value in row])
+            if progress is not None:
+                progress(len(rows))
+            return
+        with conn.cursor() as cursor, cursor.copy(_COPY_IN) as copy:
+            write = copy.write_row
+            step = _PROGRESS_STEP if progress is not None else len(rows)
+            for start in range(0, len(rows), step):
+                for row in rows[start : start + step]:
+                    write(row)
+                if progress is not None:
+                    progress(min(start + step, len(rows)))
+
+    def _conflict(
+        self, conn: psycopg.Connection[Any], runs: dict[str, tuple[int, int]]
+    ) -> ConcurrencyError:
+        pg = _psycopg()
+        try:
+            found = dict(conn.execute(_LAST_SEQS, (list(runs),)).fetchall())
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        error = conflicts(runs, ((oid, int(found.get(oid, 0))) for oid in runs))
+        if error is None:  # pragma: no cover - the key refused a seq someone else holds
+            oid = next(iter(runs))
+            return ConcurrencyError(oid, runs[oid][0] - 1, int(found.get(oid, 0)))
+        return error
+
+    def _put_definition(
+        self, conn: psycopg.Connection[Any], name: str, version: str, definition: str
+    ) -> None:
+        stored = _upsert_definition(conn, name, version, definition)
+        if stored != definition:
+            raise StoreError(
+                f"the event store {self.where} holds a different definition of process "
+                f"{name!r} version {version!r}; give the changed definition a new version"
+            )
+
+    def _store_definition(self, name: str, version: str, definition: str) -> str | None:
+        def work(conn: psycopg.Connection[Any]) -> str:
+            with conn.transaction():
+                return _upsert_definition(conn, name, version, definition)
+
+        return self._call(work)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def load(self, opportunity_id: str) -> tuple[Event, ...]:
+        """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
+        rows = self._call(lambda conn: conn.execute(_LOAD, (opportunity_id,)).fetchall())
+        events = tuple(map(_event, rows))
+        if rows:
+            self._remember(rows[-1:])
+        return events
+
+    def last_seq(self, opportunity_id: str) -> int:
+        """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
+        found = self._call(
+            lambda conn: conn.execute(
+                "SELECT opportunity_id, seq, digest FROM events WHERE opportunity_id = %s "
+                "ORDER BY seq DESC LIMIT 1",
+                (opportunity_id,),
+            ).fetchone()
+        )
+        if found is None:
+            return 0
+        self._remember([found])
+        return int(found[1])
+
+    def count(self) -> int:
+        """Return the number of stored events (counts the table: linear in its size)."""
+        found = self._call(lambda conn: conn.execute("SELECT count(*) FROM events").fetchone())
+        return 0 if found is None else int(found[0])
+
+    def held(self, opportunity_ids: Iterable[str]) -> set[str]:
+        """Which of ``opportunity_ids`` the store holds events of (one query)."""
+        wanted = list(dict.fromkeys(opportunity_ids))
+        rows = self._call(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT opportunity_id FROM events WHERE opportunity_id = ANY(%s)",
+                (wanted,),
+            ).fetchall()
+        )
+        return {str(row[0]) for row in rows}
+
+    def _definition(self, name: str, version: str) -> str | None:
+        found = self._call(
+            lambda conn: conn.execute(
+                "SELECT definition FROM processes WHERE name = %s AND version = %s",
+                (name, version),
+            ).fetchone()
+        )
+        return None if found is None else str(found[0])
+
+    def processes(self) -> list[tuple[str, str]]:
+        """The (name, version) of every stored process definition, sorted."""
+        rows = self._call(
+            lambda conn: conn.execute(
+                "SELECT name, version FROM processes ORDER BY name, version"
+            ).fetchall()
+        )
+        return [(str(name), str(version)) for name, version in rows]
+
+    def imports(self) -> tuple[ImportRecord, ...]:
+        """What each import into this store wrote and found, oldest first."""
+        rows = self._call(
+            lambda conn: conn.execute(
+                f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
+            ).fetchall()
+        )
+        return tuple(map(_import_record, rows))
+
+    def opportunity_ids(self) -> Iterator[str]:
+        """Yield every opportunity id in sorted order, streaming from a snapshot."""
+        return self._stream(
+            "SELECT DISTINCT opportunity_id FROM events ORDER BY opportunity_id",
+            _first,
+            DEFAULT_BATCH_SIZE,
+        )
+
+    def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
+        """Yield every event ordered by ``(opportunity_id, seq)`` from a snapshot."""
+        return self._stream(_SCAN, _event, batch_size_of(batch_size))
+
+    def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
+        """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
+        oid: Any = None
+        log: list[Event] | EventLogError = []
+        for row in self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE):
+            if row[0] != oid:
+                if oid is not None:
+                    yield str(oid), log
+                oid, log = row[0], []
+            if isinstance(log, list):
+                try:
+                    log.append(_event(row))
+                except EventLogError as error:
+                    log = error
+        if oid is not None:
+            yield str(oid), log
+
+    def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
+        """Yield the analytics columns of every event from a snapshot; no Events are built."""
+        return self._stream(_SCAN_ROWS, _event_row, batch_size_of(batch_size))
+
+    def _stream(
+        self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
+    ) -> Iterator[_T]:
+        if self._closed:
+            raise StoreClosedError(f"the event store {self.where}")
+        return self._rows(sql, convert, batch_size)
+
+    def _rows(
+        self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
+    ) -> Iterator[_T]:
+        pg = _psycopg()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with conn.cursor(name="stagegate_scan") as cursor:
+                cursor.itersize = batch_size
+                cursor.execute(sql)
+                while True:
+                    rows = cursor.fetchmany(batch_size)
+                    if not rows:
+                        break
+                    yield from map(convert, rows)
+            conn.execute("COMMIT")
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            self._forget(conn)
+
+    def to_frame(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
+        """The whole log as a Polars DataFrame with the :data:`SCAN_COLUMNS`, read column-wise.
+
+        The same frame as :meth:`EventStore.to_frame`, without a Python object per value: the
+        server writes the columns as CSV (``COPY ... TO STDOUT``) from one snapshot and Polars
+        parses them, :data:`FRAME_PIECE_BYTES` at a time (so the text is never held whole).
+        ``batch_size`` is accepted for the protocol.
+
+        Raises:
+            StoreError: Polars is not installed, or the server cannot be read.
+        """
+        batch_size_of(batch_size)
+        try:
+            import polars as pl  # noqa: PLC0415 - optional
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise StoreError("to_frame() needs Polars: pip install polars") from None
+        schema = {**dict.fromkeys(SCAN_COLUMNS, pl.String), "at": pl.Int64, "seq": pl.Int64}
+
+        def parse(piece: bytes) -> Any:
+            return pl.read_csv(
+                piece, has_header=False, new_columns=list(SCAN_COLUMNS), schema=schema
+            )
+
+        pieces = [parse(piece) for piece in self._copy_out(_SCAN_ROWS)]
+        raw = pl.concat(pieces, rechunk=True) if pieces else pl.DataFrame(schema=schema)
+        return raw.with_columns(
+            pl.col("at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            pl.col("amount").cast(pl.Float64),
+            pl.col("close_date").str.to_date("%Y-%m-%d"),
+        )
+
+    def _copy_out(self, query: str) -> Iterator[bytes]:
+        """The CSV of ``query`` from one snapshot, in pieces of whole rows.
+
+        libpq hands over one row per message, so joining messages never splits a row, even one
+        whose quoted text holds a newline.
+        """
+        if self._closed:
+            raise StoreClosedError(f"the event store {self.where}")
+        return self._pieces(query)
+
+    def _pieces(self, query: str) -> Iterator[bytes]:
+        pg = _psycopg()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
+            ):
+                rows: list[bytes] = []
+                size = 0
+                for row in copy:
+                    rows.append(bytes(row))
+                    size += len(row)
+                    if size >= FRAME_PIECE_BYTES:
+                        yield b"".join(rows)
+                        rows, size = [], 0
+                if rows:
+                    yield b"".join(rows)
+            conn.execute("COMMIT")
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            self._forget(conn)
+
+    # -- copying -------------------------------------------------------------------------
+
+    def backup(self, path: str | os.PathLike[str]) -> int:
+        """Write a consistent copy of the store to ``path`` as a SQLite store file.
+
+        Everything is read from one snapshot (``REPEATABLE READ``): the copy holds every batch
+        committed before it started and none after, with the process definitions and import
+        records. The SQLite store re-checks each event's digest as it is written, so a copy of
+        a log changed in the database is refused. The copy is written beside ``path`` under a
+        temporary name and renamed into place at the end; ``path`` never holds half a copy.
+
+        Returns:
+            The number of events in the copy.
+
+        Raises:
+            StoreError: ``path`` exists already or cannot be written, or the server cannot be
+                read.
+            EventLogError: a stored event's digest does not chain (the log was changed).
+        """
+        import sqlite3  # noqa: PLC0415 - only a backup needs it
+
+        from stagegate.store.sqlite import _IMPORTS_DDL  # noqa: PLC0415
+
+        target = os.fspath(path)
+        if os.path.lexists(target):
+            raise StoreError(
+                f"the backup target {target!r} exists already; choose a new file name (a "
+                "backup never overwrites a file)"
+            )
+        folder = os.path.dirname(os.path.abspath(target))  # noqa: PTH100, PTH120
+        temporary = os.path.join(folder, f".{os.path.basename(target)}.backup-{os.getpid()}")  # noqa: PTH118, PTH119
+        pg = _psycopg()
+        conn = self._connect()
+        count = 0
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            definitions = conn.execute(
+                "SELECT name, version, definition FROM processes ORDER BY name, version"
+            ).fetchall()
+            records = conn.execute(
+                f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
+            ).fetchall()
+            with SQLiteStore(temporary) as copy:
+                for name, version, definition in definitions:
+                    copy._store_definition(name, version, definition)  # noqa: SLF001
+                with conn.cursor(name="stagegate_backup") as cursor:
+                    cursor.itersize = DEFAULT_BATCH_SIZE
+                    cursor.execute(_SCAN)
+                    while rows := cursor.fetchmany(DEFAULT_BATCH_SIZE):
+                        copy.append([_event(row) for row in rows])
+                        count += len(rows)
+                copy.checkpoint()
+            conn.execute("COMMIT")
+            with contextlib.closing(sqlite3.connect(temporary, isolation_level=None)) as lite:
+                lite.execute(_IMPORTS_DDL)
+                lite.executemany(
+                    f"INSERT INTO imports ({_IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    records,
+                )
+                lite.execute("PRAGMA journal_mode = DELETE")
+            os.replace(temporary, target)  # noqa: PTH105
+        except pg.Error as exc:
+            _unlink_all(temporary)
+            raise self._error(exc) from None
+        except OSError as exc:
+            _unlink_all(temporary)
+            raise StoreError(
+                f"cannot write the backup {target!r}: {exc.strerror or exc}; choose a writable "
+                "folder with enough free space"
+            ) from None
+        except BaseException:
+            _unlink_all(temporary)
+            raise
+        finally:
+            self._forget(conn)
+        return count
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection (an unfinished scan then raises); closing twice is harmless."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+def _upsert_definition(
+    conn: psycopg.Connection[Any], name: str, version: str, definition: str
+) -> str:
+    conn.execute(
+        "INSERT INTO processes (name, version, definition) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (name, version, definition),
+    )
+    found = conn.execute(
+        "SELECT definition FROM processes WHERE name = %s AND version = %s", (name, version)
+    ).fetchone()
+    return str(found[0]) if found is not None else definition
+
+
+def _put_record(conn: psycopg.Connection[Any], record: ImportRecord) -> ImportRecord:
+    at = now()
+    found = conn.execute(
+        f"INSERT INTO imports ({_IMPORT_COLUMNS.partition(', ')[2]}) "  # noqa: S608 - constant
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            epoch_us(at),
+            record.source,
+            record.input_name,
+            record.rows_read,
+            record.rows_used,
+            record.opportunities,
+            record.events,
+            _encode([dict(f) for f in record.findings]),
+        ),
+    ).fetchone()
+    number = 0 if found is None else int(found[0])
+    return attrs.evolve(record, id=number, at=from_epoch_us(epoch_us(at)))
+
+
+def _import_record(row: tuple[Any, ...]) -> ImportRecord:
+    number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
+    return ImportRecord(
+        id=int(number),
+        at=from_epoch_us(int(at_us)),
+        source=str(source),
+        input_name=str(input_name),
+        rows_read=int(rows_read),
+        rows_used=int(rows_used),
+        opportunities=int(opportunities),
+        events=int(events),
+        findings=tuple(freeze(f) for f in _decode(found)),
+    )
+
+
+def _unstorable(exc: Exception) -> EventLogError:
+    return EventLogError(
+        f"cannot store the batch: {_first_line(exc)}; events hold text without NUL characters "
+        "and seqs within 64 bits; nothing was written"
+    )
+
+
+def _unlink_all(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            os.unlink(path + suffix)  # noqa: PTH108
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _reopen(url: str, schema: str, timeout: float) -> PostgreSQLStore:
+    return PostgreSQLStore(url, schema=schema, timeout=timeout)
