@@ -405,3 +405,51 @@ class TestLeadQualification:
         data["stages"][1]["gate"] = {"lead": lead}
         with pytest.raises(DefinitionError):
             process_from_dict(data)
+
+
+class TestLeadGateEvolution:
+    def _with(self, criterion: LeadQualification, version: str) -> Process:
+        data = process_to_dict(handoff())
+        data["version"] = version
+        data["stages"][1]["gate"] = process_to_dict(
+            Process(
+                "x",
+                "1",
+                (
+                    Stage("a", probability=0.1),
+                    Stage("b", probability=0.2, gate=criterion),
+                    Stage("won", probability=1.0, kind=StageKind.WON),
+                    Stage("lost", probability=0.0, kind=StageKind.LOST),
+                ),
+            )
+        )["stages"][1]["gate"]
+        return process_from_dict(data)
+
+    @pytest.mark.parametrize(
+        ("before", "after", "kind"),
+        [
+            (LeadQualification(60), LeadQualification(70), "gate_tightened"),
+            (LeadQualification(60), LeadQualification(50), "gate_loosened"),
+            (LeadQualification(60), LeadQualification(60, ("MQL",)), "gate_tightened"),
+            (
+                LeadQualification(statuses=("MQL", "SQL")),
+                LeadQualification(statuses=("sql",)),
+                "gate_tightened",
+            ),
+            (
+                LeadQualification(60, max_age=timedelta(days=9)),
+                LeadQualification(60),
+                "gate_loosened",
+            ),
+            (
+                LeadQualification(60, ("MQL",)),
+                LeadQualification(70, ("MQL", "SQL")),
+                "gate_changed",
+            ),
+        ],
+    )
+    def test_a_changed_lead_gate_reads_as_tightened_or_loosened(self, before, after, kind) -> None:
+        from stagegate.evolution import diff
+
+        changes = diff(self._with(before, "1"), self._with(after, "2")).changes
+        assert [kind] == [c.kind for c in changes if c.kind.startswith("gate_")]
