@@ -3,12 +3,14 @@
 from stagegate.decision import (
     Decision,
     InvalidRequestError,
+    MissingEvidence,
     MoveCommand,
     MoveRequest,
     ProposedFacts,
     Verdict,
     decide,
     decide_json,
+    missing_evidence,
 )
 from stagegate.definition import (
     load_process,
@@ -47,6 +49,7 @@ from stagegate.gates import (
     Facts,
     FieldCheck,
     GateReport,
+    LeadQualification,
     Not,
     Predicate,
 )
@@ -63,6 +66,7 @@ from stagegate.process import (
     Stage,
     StageKind,
 )
+from stagegate.provenance import Provenance
 from stagegate.templates import b2b
 
 __all__ = [
@@ -89,7 +93,9 @@ __all__ = [
     "InvalidCommandError",
     "InvalidRequestError",
     "InvalidTimestampError",
+    "LeadQualification",
     "Lifecycle",
+    "MissingEvidence",
     "Move",
     "MoveCommand",
     "MoveKind",
@@ -105,6 +111,7 @@ __all__ = [
     "Problem",
     "Process",
     "ProposedFacts",
+    "Provenance",
     "Stage",
     "StageKind",
     "StagegateError",
@@ -116,6 +123,7 @@ __all__ = [
     "decide",
     "decide_json",
     "load_process",
+    "missing_evidence",
     "process_from_dict",
     "process_from_json",
     "process_from_toml",

@@ -35,7 +35,7 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -54,7 +54,7 @@ from stagegate.errors import (
     UnknownStageError,
 )
 from stagegate.events import Event
-from stagegate.gates import GateReport
+from stagegate.gates import AllOf, AnyOf, Criterion, Facts, GateReport
 from stagegate.opportunity import MoveOption, Opportunity
 from stagegate.process import Process
 
@@ -64,7 +64,9 @@ __all__ = [
     "MAX_REQUEST_BYTES",
     "SCHEMA_VERSION",
     "Decision",
+    "EvidenceSources",
     "InvalidRequestError",
+    "MissingEvidence",
     "MoveCommand",
     "MoveRequest",
     "ProposedFacts",
@@ -75,6 +77,7 @@ __all__ = [
     "error_document",
     "events_from_dicts",
     "internal_error_document",
+    "missing_evidence",
     "parse_at",
     "parse_request_text",
     "request_schema",
@@ -757,3 +760,101 @@ def _decide_document(document: Any, processes: ProcessResolver) -> dict[str, Any
     except StagegateError as error:
         return Decision(Verdict.INVALID, request, error=error).to_dict()
     return decide(process, events, request).to_dict()
+
+
+class EvidenceSources(Protocol):
+    """What can name the sources of evidence: an :class:`~stagegate.io.EvidenceMap`."""
+
+    def sources_for(self, criterion: Criterion) -> tuple[str, ...]:
+        """Which source events could satisfy ``criterion``, one readable line each."""
+        ...  # pragma: no cover - a protocol
+
+
+@attrs.frozen(slots=True)
+class MissingEvidence:
+    """One unmet criterion of a gate, and the sources that could satisfy it.
+
+    Attributes:
+        target: the stage whose gate it is.
+        criterion: the criterion (e.g. ``1 x 'discovery_call'``).
+        reason: why it does not hold now.
+        sources: the source events that could satisfy it, per the evidence map (e.g.
+            ``hubspot 'MEETING' where outcome = 'COMPLETED'``); empty when no source maps to
+            it: it is recorded by hand.
+    """
+
+    target: str
+    criterion: str
+    reason: str
+    sources: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        return {
+            "target": self.target,
+            "criterion": self.criterion,
+            "reason": self.reason,
+            "sources": list(self.sources),
+        }
+
+
+def _unmet(criterion: Criterion, facts: Facts) -> list[tuple[Criterion, str]]:
+    """The leaf criteria whose evidence would help ``criterion`` hold (none if it holds)."""
+    result = criterion.evaluate(facts)
+    if result.holds:
+        return []
+    if isinstance(criterion, (AllOf, AnyOf)):
+        return [leaf for part in criterion.criteria for leaf in _unmet(part, facts)]
+    return [(criterion, result.reason)]
+
+
+def missing_evidence(
+    process: Process,
+    events: Iterable[Event],
+    sources: EvidenceSources | None = None,
+    *,
+    target: str | None = None,
+    at: datetime | None = None,
+) -> tuple[MissingEvidence, ...]:
+    """What evidence is still missing for the deal to move, and which sources could supply it.
+
+    The gates a move to ``target`` (default: the next stage) checks are evaluated as of ``at``
+    (default: the last event); each unmet leaf criterion is listed with the source events the
+    map says satisfy it. An empty answer means the gates hold (or the move checks none).
+
+    >>> from datetime import datetime, timezone
+    >>> from stagegate import Opportunity, b2b
+    >>> deal = Opportunity.open(b2b(), "acme-1", at=datetime(2026, 3, 2, tzinfo=timezone.utc),
+    ...                         actor="ana")
+    >>> [(m.criterion, m.sources) for m in missing_evidence(b2b(), deal.events)]
+    [("deliverable 'lead_record'", ())]
+
+    Raises:
+        EventLogError: the events do not replay under ``process``.
+        UnknownStageError: ``target`` is not a stage of the process.
+        MoveNotAllowedError: there is no next stage (``target`` omitted on a closed deal), or
+            the policies allow no move to ``target``.
+    """
+    deal = Opportunity.replay(process, events)
+    instant = None if at is None else to_utc(at)
+    if target is None:
+        nxt = process.next_stage(deal.stage)
+        if nxt is None or deal.is_closed:
+            raise MoveNotAllowedError(deal.stage, deal.stage, "there is no next stage", ())
+        target = nxt.id
+    stage = process.stage(target)
+    move = process.lifecycle.move(deal.stage, stage.id)
+    if move is None:
+        raise MoveNotAllowedError(
+            deal.stage,
+            stage.id,
+            "the policies allow no such move",
+            tuple(m.target for m in process.lifecycle.moves_from(deal.stage)),
+        )
+    facts = deal.facts(at=instant)
+    found: list[MissingEvidence] = []
+    for stage_id, gate in zip(move.checks, move.gates, strict=True):
+        for criterion, reason in _unmet(gate, facts):
+            named = () if sources is None else tuple(sources.sources_for(criterion))
+            found.append(MissingEvidence(stage_id, criterion.describe(), reason, named))
+    return tuple(found)

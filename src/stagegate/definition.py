@@ -19,7 +19,8 @@ stages[0].gate.all_of[0]: unknown deliverable 'signed_nda'; declared: (none decl
 Gate criteria are written as one-key objects: ``{"deliverable": "nda", "evidence": ["signed_by"],
 "max_age_days": 90}``, ``{"field": "amount", "op": ">=", "value": 1000}``, ``{"activity":
 "meeting", "at_least": 2, "since_stage_entry": true}``, ``{"approval": "finance"}``, ``{"all_of":
-[...]}``, ``{"any_of": [...]}``, ``{"not": {...}}``.
+[...]}``, ``{"any_of": [...]}``, ``{"not": {...}}``, ``{"lead": {"min_score": 60, "status":
+["MQL"]}}``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from stagegate.gates import (
     Criterion,
     Deliverable,
     FieldCheck,
+    LeadQualification,
     Not,
 )
 from stagegate.process import (
@@ -88,7 +90,16 @@ MAX_YAML_NODES = 10_000
 builds Python values at about 15 microseconds each, so this keeps any YAML answer well under a
 second."""
 
-_CRITERION_KEYS = ("deliverable", "field", "activity", "approval", "all_of", "any_of", "not")
+_CRITERION_KEYS = (
+    "deliverable",
+    "field",
+    "activity",
+    "approval",
+    "all_of",
+    "any_of",
+    "not",
+    "lead",
+)
 
 
 @cache
@@ -209,7 +220,21 @@ def _criterion(data: Mapping[str, Any]) -> Criterion:
         return AllOf(tuple(_criterion(part) for part in data["all_of"]))
     if "any_of" in data:
         return AnyOf(tuple(_criterion(part) for part in data["any_of"]))
+    if "lead" in data:
+        return _lead_criterion(data["lead"])
     return Not(_criterion(data["not"]))
+
+
+def _lead_criterion(data: Mapping[str, Any]) -> LeadQualification:
+    days = data.get("max_age_days")
+    if isinstance(days, (int, float)) and not 0 < days <= MAX_DAYS:
+        days = None  # out of range: the schema has reported it
+    score = data.get("min_score")
+    return LeadQualification(
+        None if score is None else float(score),
+        tuple(data.get("status", ())),
+        None if days is None else timedelta(days=days),
+    )
 
 
 def _stage(data: Mapping[str, Any]) -> Stage:
@@ -339,6 +364,15 @@ def _criterion_to_dict(criterion: Criterion) -> dict[str, Any]:
         return {criterion.kind: [_criterion_to_dict(part) for part in criterion.criteria]}
     if isinstance(criterion, Not):
         return {"not": _criterion_to_dict(criterion.criterion)}
+    if isinstance(criterion, LeadQualification):
+        lead: dict[str, Any] = {}
+        if criterion.min_score is not None:
+            lead["min_score"] = criterion.min_score
+        if criterion.statuses:
+            lead["status"] = list(criterion.statuses)
+        if criterion.max_age is not None:
+            lead["max_age_days"] = criterion.max_age / timedelta(days=1)
+        return {"lead": lead}
     raise InvalidCommandError(
         f"the criterion {criterion.name!r} is Python code, not data: a process that uses it "
         "cannot be dumped; replace it with a declarative criterion to serialize the process"

@@ -65,6 +65,9 @@ class EventKind(str, enum.Enum):
     new version and ``stage`` the stage it is in under it; ``details`` holds ``from_version``,
     ``from_stage`` and the ``mapping`` of stages (and ``deliverables``) applied. Events before it
     are checked against the old version, events after it against the new one."""
+    LEAD_SCORED = "lead_scored"
+    """Marketing scored or qualified the lead: ``details["score"]`` (a number or null) and
+    ``details["status"]`` (text such as ``MQL``, or null), by ``subject`` (who scored it)."""
 
 
 class MoveKind(str, enum.Enum):

@@ -18,6 +18,7 @@ False
 
 from __future__ import annotations
 
+import math
 import operator
 import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ import attrs
 
 from stagegate._arguments import text_problem
 from stagegate.errors import EventLogError
+from stagegate.provenance import occurred_at
 
 if TYPE_CHECKING:
     from stagegate.events import Event
@@ -45,6 +47,7 @@ __all__ = [
     "Facts",
     "FieldCheck",
     "GateReport",
+    "LeadQualification",
     "Not",
     "Predicate",
 ]
@@ -237,6 +240,7 @@ class Facts(NamedTuple):
         fields: the opportunity's custom fields.
         amount: the amount in force.
         close_date: the expected close date in force.
+        lead: the ``lead_scored`` event in force (the one that occurred last), if any.
     """
 
     at: datetime
@@ -247,6 +251,7 @@ class Facts(NamedTuple):
     fields: Mapping[str, Any] = _EMPTY
     amount: Decimal | int | float | None = None
     close_date: date | None = None
+    lead: Event | None = None
 
 
 class Criterion:
@@ -329,11 +334,12 @@ class Deliverable(Criterion):
                 value = details.get(key)
                 if value is None or (not value and _is_sized(value)):
                     return self._without_evidence(details)
-        if self.max_age is not None and facts.at - event.at > self.max_age:
+        if self.max_age is not None and facts.at - occurred_at(event) > self.max_age:
             return CriterionResult(
                 self.name,
                 False,
-                f"{self.name} recorded at {event.at.isoformat()}, older than {self.max_age}",
+                f"{self.name} recorded at {occurred_at(event).isoformat()}, older than "
+                f"{self.max_age}",
             )
         result = self._results.get(event.seq)
         if result is None:
@@ -519,7 +525,7 @@ class ActivityCount(Criterion):
             seqs = [
                 event.seq
                 for event in facts.activities
-                if event.subject == activity and event.at >= since
+                if event.subject == activity and occurred_at(event) >= since
             ]
         else:
             seqs = []
@@ -688,6 +694,107 @@ class Not(Criterion):
     def describe(self, *, top: bool = True) -> str:  # noqa: ARG002
         """E.g. ``not approval by 'cfo'``."""
         return f"not {self.criterion.describe(top=False)}"
+
+
+def _statuses(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def _score(value: Any) -> float | None:
+    """A recorded lead score as a number, or ``None`` when there is none (or it is no number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+@attrs.frozen(slots=True)
+class LeadQualification(Criterion):
+    """Marketing's hand-off: the lead score in force is high enough and/or its status qualifies.
+
+    The lead score in force is the ``lead_scored`` event that occurred last (see
+    :attr:`Facts.lead`), whichever system recorded it. Statuses compare without regard to case
+    (``MQL`` is ``mql``).
+
+    Args:
+        min_score: the score must be at least this.
+        statuses: the status must be one of these (e.g. ``("MQL", "SQL")``).
+        max_age: the score must have occurred at most this long before evaluation.
+
+    Raises:
+        ValueError: neither ``min_score`` nor ``statuses`` is given.
+
+    >>> from datetime import datetime, timezone
+    >>> LeadQualification(min_score=60).describe()
+    'lead score >= 60'
+    >>> at = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    >>> LeadQualification(min_score=60).evaluate(Facts(at=at)).reason
+    'no lead score recorded'
+    """
+
+    kind: ClassVar[str] = "lead"
+    min_score: float | None = None
+    statuses: tuple[str, ...] = attrs.field(default=(), converter=_statuses)
+    max_age: timedelta | None = None
+    _name: str = attrs.field(init=False, eq=False, repr=False, hash=False)
+    _folded: frozenset[str] = attrs.field(init=False, eq=False, repr=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_score is None and not self.statuses:
+            msg = "a lead criterion needs min_score, statuses or both"
+            raise ValueError(msg)
+        parts = []
+        if self.min_score is not None:
+            score = self.min_score
+            shown = int(score) if float(score).is_integer() else score
+            parts.append(f"lead score >= {shown}")
+        if self.statuses:
+            options = ", ".join(map(repr, self.statuses))
+            parts.append(f"lead status in ({options})")
+        object.__setattr__(self, "_name", " and ".join(parts))
+        object.__setattr__(self, "_folded", frozenset(s.casefold() for s in self.statuses))
+
+    @property
+    def name(self) -> str:
+        """E.g. ``lead score >= 60``."""
+        return self._name
+
+    def evaluate(self, facts: Facts) -> CriterionResult:
+        """Hold when the lead score in force meets the minimum and its status qualifies."""
+        event = facts.lead
+        if event is None:
+            what = "lead score" if self.min_score is not None else "lead status"
+            return CriterionResult(self._name, False, f"no {what} recorded")
+        details = event.details if isinstance(event.details, Mapping) else _EMPTY
+        by = f" (by {event.subject!r})"
+        if self.max_age is not None and facts.at - occurred_at(event) > self.max_age:
+            return CriterionResult(
+                self._name,
+                False,
+                f"lead scored at {occurred_at(event).isoformat()}{by}, older than {self.max_age}",
+            )
+        held = []
+        if self.min_score is not None:
+            score = _score(details.get("score"))
+            if score is None:
+                return CriterionResult(self._name, False, f"the lead has no score{by}")
+            shown = int(score) if score.is_integer() else score
+            if score < self.min_score:
+                return CriterionResult(
+                    self._name, False, f"lead score is {shown}{by}, needs {self._name}"
+                )
+            held.append(f"lead score {shown}")
+        if self.statuses:
+            status = details.get("status")
+            if not isinstance(status, str):
+                return CriterionResult(self._name, False, f"the lead has no status{by}")
+            if status.casefold() not in self._folded:
+                options = ", ".join(map(repr, self.statuses))
+                return CriterionResult(
+                    self._name, False, f"lead status is {status!r}{by}, needs one of {options}"
+                )
+            held.append(f"status {status!r}")
+        return CriterionResult(self._name, True, f"{', '.join(held)}{by}", (event.seq,))
 
 
 PredicateFunction = Callable[[Facts], "bool | tuple[bool, str]"]

@@ -26,6 +26,7 @@ instead (:meth:`Opportunity.available_moves`, :meth:`Opportunity.gate_report`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -52,6 +53,7 @@ from stagegate.integrity import event_digest
 from stagegate.lifecycle import Move
 from stagegate.metrics import OpportunityMetrics, measure
 from stagegate.process import Process, StageKind
+from stagegate.provenance import PROVENANCE_KEY, Provenance, occurred_at
 from stagegate.segments import attribute_name, attribute_value, owner_name
 
 __all__ = ["MoveOption", "Opportunity"]
@@ -70,11 +72,46 @@ _DELIVERABLE_RECORDED = EventKind.DELIVERABLE_RECORDED
 _FIELD_SET = EventKind.FIELD_SET
 _RESCHEDULED = EventKind.RESCHEDULED
 _AMOUNT_CHANGED = EventKind.AMOUNT_CHANGED
+_LEAD_SCORED = EventKind.LEAD_SCORED
+_RECEIVABLE = {
+    EventKind.ACTIVITY_LOGGED: "activity",
+    EventKind.DELIVERABLE_RECORDED: "deliverable",
+    EventKind.LEAD_SCORED: "lead score",
+}
 _REASSIGNED = EventKind.REASSIGNED
 _ATTRIBUTE_SET = EventKind.ATTRIBUTE_SET
 _MIGRATED = EventKind.MIGRATED
 _IMPORTED = MoveKind.IMPORTED
 _new_facts = tuple.__new__  # skips Facts.__new__'s argument binding: built on every move
+
+
+def _hand_entered(value: Any, what: str) -> Mapping[str, Any]:
+    """Evidence or details given by a caller: a mapping without the provenance key."""
+    checked = arguments.mapping(value, what)
+    if PROVENANCE_KEY in checked:
+        raise InvalidCommandError(
+            f"{what} may not hold {PROVENANCE_KEY!r}: it is kept for evidence from other "
+            "systems; record such evidence with receive(..., provenance=Provenance(...))"
+        )
+    return checked
+
+
+def _lead_problem(details: Mapping[str, Any] | None) -> str | None:
+    """What is wrong with the details of a lead score, or ``None``."""
+    if details is None:
+        return "no details: give a score, a status or both"
+    score, status = details.get("score"), details.get("status")
+    if score is None and status is None:
+        return "neither a score nor a status"
+    if score is not None and (
+        isinstance(score, bool)
+        or not isinstance(score, (int, float))
+        or (isinstance(score, float) and not math.isfinite(score))
+    ):
+        return f"score {cut(repr(score))}: a score is a finite number"
+    if status is not None and (not isinstance(status, str) or not status.strip()):
+        return f"status {cut(repr(status))}: a status is non-empty text"
+    return None
 
 
 def _versions_by_text(
@@ -208,8 +245,10 @@ class Opportunity:
         "_events",
         "_fields",
         "_id",
+        "_lead",
         "_owner",
         "_process",
+        "_sourced",
         "_stage",
         "_stage_entered_at",
     )
@@ -229,6 +268,8 @@ class Opportunity:
         self._activities: list[Event] | None = None
         self._approvals: dict[str, Event] | None = None
         self._fields: dict[str, Any] | None = None
+        self._lead: Event | None = None
+        self._sourced: dict[tuple[str, str], Event] | None = None
         self._owner: str | None = None
         self._attributes: dict[str, str] | None = None
         self._earlier: tuple[Process, ...] = ()  # the versions it was migrated from
@@ -592,6 +633,8 @@ class Opportunity:
         details = event.details
         if details is not None and not isinstance(details, Mapping):
             raise self._broken(event, "malformed_details", "has details that are not a mapping")
+        if details is not None and PROVENANCE_KEY in details:
+            self._check_provenance(event, details[PROVENANCE_KEY])
         if kind is _OPENED:
             opening = None if details is None else details.get("fields")
             if opening is not None:
@@ -629,6 +672,8 @@ class Opportunity:
                     f"records deliverable {cut(repr(subject))}, which process "
                     f"{self._process.name!r} does not declare",
                 )
+        elif kind is _LEAD_SCORED:
+            self._check_lead(event)
         elif kind is _FIELD_SET:
             self._check_field(event, subject)
             if details is None or "value" not in details:
@@ -649,6 +694,47 @@ class Opportunity:
             self._check_segment(event)
         elif amount is None or amount == self._amount:  # an amount change
             raise self._broken(event, "unchanged_value", "changes the amount to the same value")
+
+    def _check_lead(self, event: Event) -> None:
+        subject = event.subject
+        if type(subject) is not str or not subject or subject.isspace():
+            raise self._broken(
+                event, "subject_missing", "is a 'lead_scored' event without a subject"
+            )
+        problem = _lead_problem(event.details)
+        if problem is not None:
+            raise self._broken(event, "malformed_details", f"scores a lead with {problem}")
+
+    def _check_provenance(self, event: Event, data: Any) -> None:
+        """Check the provenance of evidence from another system (replay)."""
+        if event.kind not in _RECEIVABLE:
+            raise self._broken(
+                event,
+                "provenance_kind",
+                f"is a {event.kind.value!r} event with provenance, which only activities, "
+                "deliverables and lead scores carry",
+            )
+        try:
+            source = Provenance.from_dict(data)
+        except InvalidCommandError as exc:
+            raise self._broken(
+                event, "malformed_provenance", f"has bad provenance: {exc}"
+            ) from None
+        if self._sourced is not None and source.key in self._sourced:
+            first = self._sourced[source.key]
+            raise self._broken(
+                event,
+                "duplicate_source_event",
+                f"records {source.system} event {source.source_id!r} again (event {first.seq} "
+                "recorded it): an event from another system is recorded once per deal",
+            )
+        if event.at < source.occurred_at:
+            raise self._broken(
+                event,
+                "before_occurrence",
+                f"is at {event.at.isoformat()}, before its source event occurred at "
+                f"{source.occurred_at.isoformat()}",
+            )
 
     def _check_segment(self, event: Event) -> None:
         """Check a ``reassigned`` or ``attribute_set`` event (amount and close date checked)."""
@@ -765,13 +851,18 @@ class Opportunity:
             self._stage = event.stage
             self._stage_entered_at = event.at
         elif kind is EventKind.DELIVERABLE_RECORDED:
-            if self._deliverables is None:
-                self._deliverables = {}
-            self._deliverables[event.subject or ""] = event
+            self._apply_deliverable(event)
         elif kind is EventKind.ACTIVITY_LOGGED:
             if self._activities is None:
                 self._activities = []
             self._activities.append(event)
+            details = event.details
+            if details is not None and PROVENANCE_KEY in details:
+                self._index_source(event)
+        elif kind is _LEAD_SCORED:
+            if self._lead is None or occurred_at(event) >= occurred_at(self._lead):
+                self._lead = event
+            self._index_source(event)
         elif kind is EventKind.APPROVAL_RECORDED:
             if self._approvals is None:
                 self._approvals = {}
@@ -800,6 +891,27 @@ class Opportunity:
         self._amount = event.amount
         self._close_date = event.close_date
         self._events.append(event)
+
+    def _apply_deliverable(self, event: Event) -> None:
+        if self._deliverables is None:
+            self._deliverables = {}
+        details = event.details
+        if details is None or PROVENANCE_KEY not in details:
+            self._deliverables[event.subject or ""] = event  # at >= every occurrence before
+            return
+        latest = self._deliverables.get(event.subject or "")
+        if latest is None or occurred_at(event) >= occurred_at(latest):  # late: maybe older
+            self._deliverables[event.subject or ""] = event
+        self._index_source(event)
+
+    def _index_source(self, event: Event) -> None:
+        details = event.details
+        if details is None or PROVENANCE_KEY not in details:
+            return
+        source = details[PROVENANCE_KEY]  # checked by the command or by replay
+        if self._sourced is None:
+            self._sourced = {}
+        self._sourced[source["system"], source["source_id"]] = event
 
     @property
     def id(self) -> str:
@@ -952,6 +1064,7 @@ class Opportunity:
                 self._fields or _EMPTY,
                 self._amount,
                 self._close_date,
+                self._lead,
             ),
         )
 
@@ -1338,7 +1451,7 @@ class Opportunity:
         details = (
             None
             if evidence is None
-            else freeze(arguments.mapping(evidence, "evidence"), path="evidence")
+            else freeze(_hand_entered(evidence, "evidence"), path="evidence")
         )
         return self._record(
             EventKind.DELIVERABLE_RECORDED, instant, who, subject=deliverable, details=details
@@ -1364,11 +1477,115 @@ class Opportunity:
         who = arguments.actor(actor)
         kind = arguments.name(activity, "activity")
         frozen = (
-            None
-            if details is None
-            else freeze(arguments.mapping(details, "details"), path="details")
+            None if details is None else freeze(_hand_entered(details, "details"), path="details")
         )
         return self._record(EventKind.ACTIVITY_LOGGED, instant, who, subject=kind, details=frozen)
+
+    def score_lead(
+        self,
+        score: float | None = None,
+        status: str | None = None,
+        *,
+        at: datetime,
+        actor: str,
+        scored_by: str | None = None,
+    ) -> Event:
+        """Record marketing's lead score and/or qualification status (e.g. ``72``, ``"MQL"``).
+
+        The score in force is the one that occurred last; gates check it with
+        :class:`~stagegate.gates.LeadQualification`. ``scored_by`` names the scoring system or
+        model (default: ``actor``).
+
+        Raises:
+            InvalidCommandError: neither a score nor a status, a score that is not a finite
+                number, or a status that is not text.
+        """
+        instant = self._instant(at)
+        who = arguments.actor(actor)
+        by = who if scored_by is None else arguments.name(scored_by, "scored_by")
+        details = {"score": score, "status": status}
+        problem = _lead_problem(details)
+        if problem is not None:
+            raise InvalidCommandError(f"cannot score a lead with {problem}")
+        return self._record(_LEAD_SCORED, instant, who, subject=by, details=freeze(details))
+
+    def receive(
+        self,
+        kind: EventKind | str,
+        subject: str,
+        *,
+        provenance: Provenance,
+        actor: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Record an activity, a deliverable or a lead score that another system reported.
+
+        ``kind`` is ``activity_logged`` (``subject``: the activity type),
+        ``deliverable_recorded`` (``subject``: a declared deliverable; ``details``: its
+        evidence) or ``lead_scored`` (``subject``: who scored; ``details``: ``score`` and/or
+        ``status``). The provenance is kept in ``details["provenance"]``.
+
+        Idempotent: a source event (``provenance.key``) already recorded for this deal is not
+        recorded again; the event that recorded it is returned and nothing changes. An event
+        takes its place in the log at the instant it occurred, or, when it arrives after later
+        events were recorded, at the instant of the last event: the log stays in time order and
+        what was decided before it arrived stands (a gate already passed is not re-evaluated).
+        Stage timing still sees its real instant (:func:`~stagegate.provenance.occurred_at`).
+
+        Raises:
+            InvalidCommandError: an unknown kind, a bad subject or details, or details that
+                carry a ``provenance`` of their own.
+            UnknownDeliverableError: the process declares no such deliverable.
+        """
+        if not isinstance(provenance, Provenance):
+            raise InvalidCommandError(
+                f"provenance must be a stagegate.Provenance, got {cut(repr(provenance))}"
+            )
+        try:
+            event_kind = EventKind(kind)
+        except ValueError:
+            event_kind = None
+        if event_kind not in _RECEIVABLE:
+            raise InvalidCommandError(
+                f"cannot receive {cut(repr(kind))} from another system; receive one of "
+                f"{', '.join(k.value for k in _RECEIVABLE)}"
+            )
+        first = None if self._sourced is None else self._sourced.get(provenance.key)
+        if first is not None:
+            return first
+        who = arguments.actor(actor)
+        last = self._events[-1].at
+        instant = max(provenance.occurred_at, last)
+        body = dict(_hand_entered(details, "details")) if details is not None else {}
+        body[PROVENANCE_KEY] = provenance.to_dict()
+        if event_kind is _ACTIVITY_LOGGED:
+            name = arguments.name(subject, "activity")
+        elif event_kind is _DELIVERABLE_RECORDED:
+            if not isinstance(subject, str):
+                raise InvalidCommandError(
+                    f"deliverable must be a deliverable id (text), got {cut(repr(subject))}"
+                )
+            if subject not in self._process.deliverables:
+                raise UnknownDeliverableError(subject, tuple(self._process.deliverables))
+            name = subject
+        else:
+            name = arguments.name(subject, "scored_by")
+            problem = _lead_problem(body)
+            if problem is not None:
+                raise InvalidCommandError(f"cannot score a lead with {problem}")
+        frozen = freeze(body, path="details")
+        return self._record(event_kind, instant, who, subject=name, details=frozen)
+
+    def received(self, system: str, source_id: str) -> Event | None:
+        """The event that recorded ``source_id`` of ``system`` for this deal, if any."""
+        if self._sourced is None:
+            return None
+        return self._sourced.get((system, str(source_id)))
+
+    @property
+    def lead(self) -> Event | None:
+        """The ``lead_scored`` event in force (the one that occurred last), if any."""
+        return self._lead
 
     def record_approval(self, role: str, *, at: datetime, actor: str) -> Event:
         """Record that ``actor``, acting in ``role``, approved the opportunity.
@@ -1533,6 +1750,10 @@ class Opportunity:
         if target.gate is None:
             return GateReport(target.id)
         return target.gate.report(target.id, self._facts(instant))
+
+    def facts(self, *, at: datetime | None = None) -> Facts:
+        """What the gates look at as of ``at`` (default: the instant of the last event)."""
+        return self._facts(self._query_instant(at))
 
     def can_advance(self, *, at: datetime | None = None) -> bool:
         """Whether :meth:`advance` would be accepted now."""

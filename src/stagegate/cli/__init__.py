@@ -26,6 +26,7 @@ EXIT_INTERNAL = 3
 COMMAND_MODULES = {
     "backup": "stagegate.cli._store",
     "diff": "stagegate.cli._evolve",
+    "evidence": "stagegate.cli._evidence",
     "import": "stagegate.cli._import",
     "migrate": "stagegate.cli._evolve",
     "report": "stagegate.cli._report",

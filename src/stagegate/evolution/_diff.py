@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from stagegate.errors import StagegateError, cut
-from stagegate.gates import ActivityCount, AllOf, Criterion, Deliverable
+from stagegate.gates import ActivityCount, AllOf, Criterion, Deliverable, LeadQualification
 from stagegate.process import Policies, Process, Stage
 
 __all__ = ["Change", "EvolutionError", "ProcessDiff", "diff", "stage_mapping"]
@@ -355,6 +355,8 @@ def _leaves(gate: Criterion | None) -> dict[tuple[str, str], Criterion]:
             out["deliverable", part.deliverable] = part
         elif isinstance(part, ActivityCount):
             out["activity", part.activity] = part
+        elif isinstance(part, LeadQualification):
+            out["lead", "lead"] = part
         else:
             out["criterion", part.describe()] = part
     return out
@@ -381,11 +383,40 @@ def _strictness(before: Criterion, after: Criterion) -> str:
         looser |= after.at_least < before.at_least or (
             before.since_stage_entry and not after.since_stage_entry
         )
+    elif isinstance(before, LeadQualification) and isinstance(after, LeadQualification):
+        stricter, looser = _lead_strictness(before, after)
     else:
         return "changed"
     if stricter == looser:
         return "changed"
     return "tightened" if stricter else "loosened"
+
+
+def _lead_strictness(before: LeadQualification, after: LeadQualification) -> tuple[bool, bool]:
+    """Whether the lead hand-off asks more, and whether it asks less, than before."""
+    stricter = looser = False
+    old, new = before.min_score, after.min_score
+    if old != new:
+        if new is None or (old is not None and new < old):
+            looser = True
+        else:
+            stricter = True
+    old_statuses = {status.casefold() for status in before.statuses}
+    new_statuses = {status.casefold() for status in after.statuses}
+    if old_statuses != new_statuses:
+        if not new_statuses:
+            looser = True
+        elif not old_statuses:
+            stricter = True
+        else:
+            stricter |= bool(old_statuses - new_statuses)
+            looser |= bool(new_statuses - old_statuses)
+    if before.max_age != after.max_age:
+        if after.max_age is None or (before.max_age is not None and after.max_age > before.max_age):
+            looser = True
+        else:
+            stricter = True
+    return stricter, looser
 
 
 def _gate_changes(sid: str, before: Criterion | None, after: Criterion | None) -> list[Change]:
