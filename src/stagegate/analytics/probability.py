@@ -275,6 +275,8 @@ def counts_frame(
     import narwhals as nw  # noqa: PLC0415
 
     stages = outcomes.stages
+    # first, while nothing else is held: the deal clock's table is the largest made here
+    clocked = clock_frame(frame, outcomes, as_of) if clock else {}
     # stages and outcomes travel as small integers, never as names
     open_visits = coded_visits(
         frame,
@@ -320,7 +322,7 @@ def counts_frame(
         {key: int(r["n"]) for key, r in moves.items()},
         {(stages[r["group"]], int(r["bin"]), KINDS[r["final"]]): int(r["n"]) for r in dwell_rows},
         {key: float(r["cif"]) for key, r in moves.items()},
-        clock_frame(frame, outcomes, as_of) if clock else {},
+        clocked,
     )
 
 
