@@ -530,7 +530,7 @@ class EagerKernel:
         done = weighted_visits(eager, as_of, outcomes)
         if done is None:
             done = weighted_visits(eager.sort("opportunity_id", "step"), as_of, outcomes)
-        if done is None:
+        if done is None:  # pragma: no cover - not a frame of visits stage_intervals makes
             from stagegate.analytics._lazy import LAZY  # noqa: PLC0415
 
             return LAZY.weighted(visits, as_of, outcomes)
