@@ -521,8 +521,8 @@ class EagerKernel:
         do the work.
         """
         needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
-        coded = self.stage_groups(visits.select(needed), {"group": "stage"}, outcomes)
-        try:
+        try:  # pandas refuses an unknown stage here, Polars when collecting
+            coded = self.stage_groups(visits.select(needed), {"group": "stage"}, outcomes)
             eager = coded.collect()
         except nw.exceptions.InvalidOperationError:
             check_known(visits, {"group": "stage"}, outcomes)
