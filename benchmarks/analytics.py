@@ -12,9 +12,15 @@ medians. pm4py is GPL: install it only for benchmark runs, from
 benchmarks/requirements-pm4py.txt. It runs on a subsample (``--pm4py-deals``) and is
 scaled linearly to the full size; the JSON says so.
 
+With ``--spark``, stagegate also runs on a local PySpark session (``local[N]`` on every core,
+session time zone UTC, ``spark.sql.shuffle.partitions`` twice the cores, the adaptive query
+planner on), reading the same Parquet file as a cluster job would; its clock includes the
+read, not the session's start. Its memory is the JVM's, which the child's peak RSS leaves out.
+
 Usage:
     python benchmarks/analytics.py                 # 1,000,000 opportunities
     python benchmarks/analytics.py --deals 100000  # smaller run
+    python benchmarks/analytics.py --spark --skip pm4py,pandas  # Spark beside Polars
 
 The last line printed is one JSON object with the figures.
 """
@@ -333,6 +339,28 @@ def run_python(deals, seed):
     return time.perf_counter() - t0
 
 
+SPARK_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",  # instants are read and written as UTC
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "4g",
+}
+"""The settings of the local session (plus the master and the shuffle partitions)."""
+
+
+def spark_session():
+    from pyspark.sql import SparkSession
+
+    cores = os.cpu_count() or 1
+    builder = SparkSession.builder.master(f"local[{cores}]").appName("stagegate-benchmark")
+    builder = builder.config("spark.sql.shuffle.partitions", str(2 * cores))
+    for key, value in SPARK_SETTINGS.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
 def child(name: str, path: str, extra: list[str]) -> None:
     import polars as pl
 
@@ -359,6 +387,8 @@ def child(name: str, path: str, extra: list[str]) -> None:
         frame = df.select(
             case=df["opportunity_id"], activity=df["stage"], timestamp=df["at"]
         ).to_pandas()
+    elif name == "stagegate_spark":  # the canonical table read from Parquet, as on a cluster
+        frame = spark_session().read.parquet(path)
     elif name == "stagegate_duckdb":
         import duckdb
 
@@ -368,6 +398,7 @@ def child(name: str, path: str, extra: list[str]) -> None:
         frame = df
     loaded = _rss_mb()
     fn = {"stagegate_polars": run_stagegate, "stagegate_duckdb": run_stagegate,
+          "stagegate_spark": run_stagegate,
           "polars": run_polars, "pandas": run_pandas, "duckdb": run_duckdb,
           "pm4py": run_pm4py}[name]  # fmt: skip
     t0 = time.perf_counter()
@@ -404,6 +435,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="turns per contender (median)")
     parser.add_argument("--skip", default="", help="comma-separated contenders to skip")
+    parser.add_argument("--spark", action="store_true", help="also stagegate on local PySpark")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -420,7 +452,8 @@ def main() -> None:
     compileall.compile_dir(HERE.parent / "src" / "stagegate", quiet=1)
     skip = set(filter(None, args.skip.split(",")))
     names = [n for n in ("stagegate_polars", "polars", "pandas", "duckdb", "stagegate_duckdb",
-                         "pm4py") if n not in skip]  # fmt: skip
+                         "pm4py", *(["stagegate_spark"] if args.spark else []))
+             if n not in skip]  # fmt: skip
     # contenders take turns, round after round, so a busy spell of a shared machine slows
     # them alike; each figure is the median of its rounds
     runs: dict[str, list[dict]] = {name: [] for name in names}
@@ -443,6 +476,14 @@ def main() -> None:
         "stagegate_polars_s": sg.get("seconds"),
         "stagegate_duckdb_s": results.get("stagegate_duckdb", {}).get("seconds"),
         "polars_s": results.get("polars", {}).get("seconds"),
+        "stagegate_spark_s": results.get("stagegate_spark", {}).get("seconds"),
+        "spark_settings": {
+            **SPARK_SETTINGS,
+            "master": f"local[{os.cpu_count()}]",
+            "spark.sql.shuffle.partitions": 2 * (os.cpu_count() or 1),
+        }
+        if args.spark
+        else None,
         "pandas_s": results.get("pandas", {}).get("seconds"),
         "duckdb_s": results.get("duckdb", {}).get("seconds"),
         "pm4py_s": None if "seconds" not in pm else pm["seconds"] * pm_scale,
@@ -466,6 +507,10 @@ def main() -> None:
     }
     if summary["stagegate_polars_s"] and summary["polars_s"]:
         summary["stagegate_vs_polars"] = summary["stagegate_polars_s"] / summary["polars_s"]
+    if summary["stagegate_duckdb_s"] and summary["duckdb_s"]:
+        summary["stagegate_duckdb_vs_duckdb"] = summary["stagegate_duckdb_s"] / summary["duckdb_s"]
+    if summary["stagegate_spark_s"] and summary["stagegate_polars_s"]:
+        summary["spark_vs_polars"] = summary["stagegate_spark_s"] / summary["stagegate_polars_s"]
     if summary["stagegate_polars_s"] and summary["pm4py_s"]:
         summary["pm4py_vs_stagegate"] = summary["pm4py_s"] / summary["stagegate_polars_s"]
     if summary["stagegate_peak_rss_mb"] and summary["log_mb"]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same
 from stagegate import analytics as an
-from stagegate.analytics import AnalyticsError, intervals, survival
+from stagegate.analytics import AnalyticsError, _eager, survival
 from stagegate.analytics._stats import beta_cdf, beta_quantile
 from stagegate.errors import StagegateError, UnknownStageError
 from test_analytics_properties import logs
@@ -121,7 +121,7 @@ def ping_pong(entries: int) -> list[dict[str, Any]]:
     ] + [{"opportunity_id": "q", "at": at(0), "stage": "lead", "seq": 1}]
 
 
-@pytest.mark.parametrize("entries", [5, intervals.VISIT_SHIFTS, intervals.VISIT_SHIFTS + 9])
+@pytest.mark.parametrize("entries", [5, _eager.VISIT_SHIFTS, _eager.VISIT_SHIFTS + 9])
 def test_re_entries_are_numbered_whether_shifted_or_sorted(entries: int) -> None:
     rows = ping_pong(entries)
     expected = normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF))
@@ -135,7 +135,7 @@ def test_risk_sets_too_wide_for_one_integer_key_sort_by_two_columns(
 ) -> None:
     rows = bare(edge_rows())
     expected = results(rows)
-    monkeypatch.setattr(survival, "_KEY_LIMIT", 1)
+    monkeypatch.setattr(_eager, "KEY_LIMIT", 1)
     assert_same(expected, results(frame(rows)))
 
 
@@ -168,7 +168,7 @@ def test_a_log_cut_into_slices_of_whole_deals_gives_the_same_numbers(
     if shuffle:
         random.Random(slice_rows).shuffle(rows)  # noqa: S311 - a fixed test order
     expected = results(rows)
-    monkeypatch.setattr(intervals, "SLICE_ROWS", slice_rows)
+    monkeypatch.setattr(_eager, "SLICE_ROWS", slice_rows)
     assert_same(expected, results(frame(rows)))
     assert_same(expected, results(frame(rows).to_pandas()))
 
@@ -183,7 +183,7 @@ def test_a_deal_split_across_two_slices_is_sorted_back_together(
         {"opportunity_id": "a", "at": at(2), "stage": "demo", "seq": 2},
         {"opportunity_id": "a", "at": at(3), "stage": "won", "seq": 3},
     ]
-    monkeypatch.setattr(intervals, "SLICE_ROWS", 2)
+    monkeypatch.setattr(_eager, "SLICE_ROWS", 2)
     same(
         normalize(an.stage_intervals(rows, KINDS, as_of=AS_OF)),
         normalize(an.stage_intervals(frame(rows), KINDS, as_of=AS_OF)),

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAY_US",
+    "KIND_CODE",
+    "ORDER",
     "REQUIRED",
     "Row",
     "as_of_us",
@@ -47,6 +49,10 @@ __all__ = [
 
 DAY_US = 86_400_000_000
 """Microseconds in a day: durations are ``(b_us - a_us) / DAY_US`` float days."""
+KIND_CODE = {"open": 0, "won": 1, "lost": 2}
+"""The outcome codes of the frame path: stage kinds travel as these small integers."""
+ORDER = ["at_us", "seq", "rank"]
+"""The order of one opportunity's rows: instant, then sequence, then stage order."""
 REQUIRED = ("opportunity_id", "at", "stage")
 """Columns every stage-history table must have."""
 OPTIONAL = ("seq", "amount", "close_date", "reason")
@@ -389,10 +395,27 @@ def frame_rows(
         close_day.cast(nw.Int64).alias("close_day"),
     )
     _check_present(work)
-    result: nw.LazyFrame[Any] = _with_rank(work, outcomes, fast=fast).with_columns(*derived).lazy()
+    ranked = _with_rank(work, outcomes, fast=fast)
+    if impl.is_duckdb() and hasattr(ranked.to_native(), "query"):
+        result = _duckdb_derived(ranked)  # its own functions: far shorter SQL than the parts
+    else:
+        result = ranked.with_columns(*derived).lazy()
     if cutoff_us is not None:
         result = result.filter(nw.col("at_us") <= cutoff_us)
     return result
+
+
+def _duckdb_derived(ranked: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """``at_us`` and ``close_day`` of rows on DuckDB, by ``epoch_us`` and ``datediff``."""
+    import narwhals as nw  # noqa: PLC0415
+
+    sql = (
+        'SELECT *, epoch_us("at") AS at_us, '
+        "CAST(datediff('day', DATE '1970-01-01', close_date) AS BIGINT) AS close_day "
+        "FROM canonical"
+    )
+    derived: nw.LazyFrame[Any] = nw.from_native(ranked.to_native().query("canonical", sql))
+    return derived.lazy()
 
 
 def _check_present(work: Any) -> None:
@@ -468,7 +491,7 @@ def with_stage_codes(
         import polars as pl  # noqa: PLC0415
 
         try:
-            native = _enum_codes(frame.to_native(), codes, stages)
+            native = enum_codes(frame.to_native(), codes, stages)
         except pl.exceptions.InvalidOperationError as error:
             raise nw.exceptions.InvalidOperationError(str(error)) from error
         return nw.from_native(native, eager_only=True)
@@ -479,37 +502,13 @@ def with_stage_codes(
     )
 
 
-def _enum_codes(native: Any, codes: Mapping[str, str], stages: Sequence[str]) -> Any:
+def enum_codes(native: Any, codes: Mapping[str, str], stages: Sequence[str]) -> Any:
     """A Polars frame (eager or lazy) with the physical codes of an ``Enum`` of ``stages``."""
     import polars as pl  # noqa: PLC0415
 
     enum = pl.Enum(list(stages))
     return native.with_columns(
         pl.col(column).cast(enum).to_physical().alias(name) for name, column in codes.items()
-    )
-
-
-def with_stage_groups(
-    frame: nw.LazyFrame[Any], codes: Mapping[str, str], stages: Sequence[str]
-) -> nw.LazyFrame[Any]:
-    """Add ``{name: column}``: the position in ``stages`` of the stage in ``column``.
-
-    Grouping and sorting by these small integers is cheaper than by the stages' names. A
-    null stays null. On Polars and pandas an unknown stage raises narwhals'
-    ``InvalidOperationError`` (on Polars when the frame is collected); elsewhere it reads
-    as null.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    if frame.implementation.is_polars():
-        # lazily: a column added to an eager frame of many chunks would copy the whole frame
-        coded: nw.LazyFrame[Any] = nw.from_native(_enum_codes(frame.to_native(), codes, stages))
-        return coded
-    if sorts_in_memory(frame):
-        return with_stage_codes(frame.collect(), codes, stages).lazy()
-    ranks = {s: i for i, s in enumerate(stages)}
-    return frame.with_columns(
-        by_stage(column, ranks).cast(nw.Int64).alias(name) for name, column in codes.items()
     )
 
 
@@ -582,15 +581,6 @@ def in_threads(work: Callable[[_T], _R], pieces: Sequence[_T]) -> list[_R]:
         return list(pool.map(work, pieces))
 
 
-def sorts_in_memory(frame: Any) -> bool:
-    """Whether a narwhals frame is of an in-memory backend (Polars, pandas).
-
-    There, one sort and plain shifts are much faster than ordered window functions.
-    """
-    impl = frame.implementation
-    return bool(impl.is_polars() or impl.is_pandas_like())
-
-
 def group_starts(keys: list[str]) -> nw.Expr:
     """True on the first row of each run of equal ``keys`` in a sorted eager frame."""
     import narwhals as nw  # noqa: PLC0415
@@ -624,3 +614,12 @@ def running(column: str, start: str) -> nw.Expr:
     total = nw.col(column).cum_sum()
     offset = nw.when(nw.col(start)).then(total - nw.col(column)).fill_null(strategy="forward")
     return total - offset
+
+
+def check_known(frame: nw.LazyFrame[Any], codes: Mapping[str, str], outcomes: Outcomes) -> None:
+    """Raise ``UnknownStageError`` if a stage in a ``codes`` column is not in ``outcomes``."""
+    seen: set[str] = set()
+    for column in codes.values():
+        values = frame.select(column).unique().collect().get_column(column)
+        seen.update(v for v in values.to_list() if isinstance(v, str))
+    outcomes.check(sorted(seen))

@@ -45,7 +45,6 @@ the measured mean exactly; ``difference_days`` is shortcut minus measured.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
@@ -54,8 +53,9 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._kernel import kernel_of
 from stagegate.analytics._stats import mean, quantile
-from stagegate.analytics._table import DAY_US, in_threads, sorts_in_memory
+from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
     Prepared,
     StageInterval,
@@ -64,22 +64,17 @@ from stagegate.analytics.intervals import (
     prepare,
     to_native,
 )
-from stagegate.analytics.outcomes import KINDS, Outcomes, OutcomesLike
+from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 from stagegate.analytics.survival import (
-    HALF_WEIGHT,
-    clock_visits,
     deal_clock_python,
     dwell_us,
     km_median,
-    km_medians,
-    risk_sets,
     weighted_median,
 )
 
 __all__ = ["CycleSummary", "CycleTime", "CycleTimes", "StageTime", "cycle_times", "time_in_stage"]
 
 OUTCOME_ORDER = ("won", "lost", "open", "all")
-_KEY_LIMIT = 2**62
 
 
 @attrs.frozen(slots=True)
@@ -175,8 +170,6 @@ def _km_median_days(visits: list[StageInterval], as_of: int) -> float | None:
 def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, str], Any]:
     import narwhals as nw  # noqa: PLC0415
 
-    stages = outcomes.stages
-    in_memory = sorts_in_memory(frame)
     # stages and outcomes travel as small integers, never as names; a visit to an open stage
     # always has a dwell (to its exit, or to as_of)
     visits = coded_visits(
@@ -187,91 +180,8 @@ def _frame_stats(frame: Any, outcomes: Outcomes, as_of: int) -> dict[tuple[str, 
         ["group", "censored"],
         final=by_kind("outcome"),
         dwell_us=dwell_us(as_of),
-        **({} if in_memory else {"censored_n": nw.col("censored").cast(nw.Int8)}),
     )
-    if in_memory:
-        return _sorted_stats(visits, stages)
-    dwell = nw.col("dwell_us")  # in microseconds: days once aggregated
-    aggs = [
-        nw.len().alias("visits"),
-        nw.col("censored_n").sum().alias("censored"),
-        dwell.mean().alias("mean_days"),
-        dwell.median().alias("median_days"),
-        dwell.quantile(0.75, interpolation="linear").alias("p75_days"),
-        dwell.quantile(0.9, interpolation="linear").alias("p90_days"),
-    ]
-
-    def in_days(row: dict[str, Any]) -> dict[str, Any]:
-        for name in ("mean_days", "median_days", "p75_days", "p90_days"):
-            row[name] = None if row[name] is None else row[name] / DAY_US
-        return row
-
-    stats = {}
-    for row in collect_rows(visits.group_by("group", "final").agg(*aggs)):
-        stage, outcome = stages[row.pop("group")], KINDS[row.pop("final")]
-        stats[stage, outcome] = in_days(row)
-    for row in collect_rows(visits.group_by("group").agg(*aggs)):
-        stats[stages[row.pop("group")], "all"] = in_days(row)
-    # after the quantiles: the memory they took is free again for the risk sets
-    ranked = risk_sets(visits.select("group", "dwell_us", "censored"))
-    for row in collect_rows(km_medians(ranked)):
-        stats[stages[row["group"]], "all"]["km_median_days"] = row["km_median_days"]
-    return stats
-
-
-def _sorted_stats(visits: Any, stages: Sequence[str]) -> dict[tuple[str, str], Any]:
-    """:func:`_frame_stats` in memory: every figure read off the one risk-set sort.
-
-    There the visits of a stage come in one run, ordered by dwell: its quantiles are values
-    at known positions, and an outcome's visits are the rows of the run that carry it.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    lazy = risk_sets(
-        visits.select("group", "dwell_us", "censored", "final"), tag=("final", len(KINDS))
-    )
-    ranked = lazy.collect()
-    km = {r["group"]: r["km_median_days"] for r in collect_rows(km_medians(ranked.lazy()))}
-    runs, start = [], 0
-    for group, size in sorted(ranked.group_by("group").agg(nw.len()).rows()):
-        runs.append((group, ranked[start : start + size].select("final", "censored", "dwell_us")))
-        start += size
-
-    def summaries(run: tuple[int, Any]) -> dict[tuple[str, str], Any]:
-        group, rows = run
-        found = {(stages[group], "all"): _ordered_summary(rows) | {"km_median_days": km.get(group)}}
-        for code, outcome in enumerate(KINDS):
-            of_outcome = rows.filter(nw.col("final") == code)
-            if len(of_outcome):
-                found[stages[group], outcome] = _ordered_summary(of_outcome)
-        return found
-
-    stats: dict[tuple[str, str], Any] = {}
-    for found in in_threads(summaries, runs):
-        stats.update(found)
-    return stats
-
-
-def _ordered_summary(run: Any) -> dict[str, Any]:
-    """Count, censored, mean and quantiles (in days) of visits ordered by ``dwell_us``."""
-    dwell = run.get_column("dwell_us")
-    n = len(dwell)
-
-    def at(q: float) -> float:
-        position = q * (n - 1)
-        low = math.floor(position)
-        high = min(low + 1, n - 1)
-        value, upper = float(dwell.item(low)), float(dwell.item(high))
-        return (value + (position - low) * (upper - value)) / DAY_US
-
-    return {
-        "visits": n,
-        "censored": int(run.get_column("censored").sum()),
-        "mean_days": float(dwell.mean()) / DAY_US,
-        "median_days": at(0.5),
-        "p75_days": at(0.75),
-        "p90_days": at(0.9),
-    }
+    return kernel_of(visits).dwell_stats(visits, outcomes.stages)
 
 
 def time_in_stage(
@@ -332,63 +242,9 @@ def _frame_clock_medians(
     frame: Any, outcomes: Outcomes, as_of: int
 ) -> dict[tuple[str, str], float]:
     """:func:`_python_clock_medians` of a frame of visits (the same numbers)."""
-    import narwhals as nw  # noqa: PLC0415
-
-    joined = clock_visits(frame, as_of, outcomes)
-    part = ["group", "won"]
-    total = nw.col("weight").sum().over(*part)
-    if sorts_in_memory(joined):
-        return _sorted_clock_medians(joined.collect(), outcomes)
-    ranked = joined.with_columns(
-        running=nw.col("weight").cum_sum().over(*part, order_by="dwell_us"), total=total
-    )
-    rows = collect_rows(
-        ranked.filter(nw.col("running") >= nw.col("total") * HALF_WEIGHT)
-        .group_by(*part)
-        .agg(nw.col("dwell_us").min())
-    )
-    return {
-        (outcomes.stages[r["group"]], "won" if r["won"] else "lost"): r["dwell_us"] / DAY_US
-        for r in rows
-    }
-
-
-def _sorted_clock_medians(joined: Any, outcomes: Outcomes) -> dict[tuple[str, str], float]:
-    """:func:`_frame_clock_medians` in memory: one sort, then each run on its own.
-
-    One integer key (stage, outcome, dwell) is sorted with the weights; each (stage, outcome)
-    is then a run of the sorted rows, whose median is the first row where the running weight
-    reaches half the run's total.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    if not len(joined):
-        return {}
-    longest = joined.select(nw.col("dwell_us").max()).item()
-    span = int(longest or 0) + 1
-    code = nw.col("group").cast(nw.Int64) * 2 + nw.col("won").cast(nw.Int64)
-    if (len(outcomes.stages) * 2 + 2) * span < _KEY_LIMIT:  # one integer key sorts fastest
-        ordered = joined.select("weight", key=code * span + nw.col("dwell_us")).sort("key")
-        key = nw.col("key")  # no modulo: pyarrow-backed pandas has none
-        ordered = ordered.with_columns(dwell_us=key - key // span * span)
-    else:
-        ordered = joined.select("dwell_us", "weight", key=code).sort("key", "dwell_us")
-    sizes = sorted(joined.group_by("group", "won").agg(nw.len()).rows())
-    runs, start = [], 0
-    for group, won, size in sizes:
-        runs.append(((int(group), bool(won)), ordered[start : start + int(size)]))
-        start += int(size)
-
-    def median(run: tuple[tuple[int, bool], Any]) -> tuple[tuple[str, str], float | None]:
-        (group, won), rows = run
-        total = float(rows.get_column("weight").sum())
-        reached = rows.with_columns(running=nw.col("weight").cum_sum()).filter(
-            nw.col("running") >= total * HALF_WEIGHT
-        )
-        name = (outcomes.stages[group], "won" if won else "lost")
-        return name, float(reached.item(0, "dwell_us")) / DAY_US if len(reached) else None
-
-    return {name: value for name, value in in_threads(median, runs) if value is not None}
+    kernel = kernel_of(frame)
+    weighted = kernel.weighted(frame, as_of, outcomes).select("group", "won", "dwell_us", "weight")
+    return kernel.clock_medians(weighted, outcomes)
 
 
 @attrs.frozen(slots=True)

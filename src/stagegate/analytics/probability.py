@@ -62,6 +62,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._kernel import kernel_of
 from stagegate.analytics._stats import beta_interval, quantile, weighted_share, wilson
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
@@ -73,14 +74,7 @@ from stagegate.analytics.intervals import (
     prepare,
 )
 from stagegate.analytics.outcomes import KINDS, AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.survival import (
-    MASK_BITS,
-    _log_factor,
-    deal_clock_frame,
-    deal_clock_python,
-    dwell_us,
-    risk_sets,
-)
+from stagegate.analytics.survival import _log_factor, deal_clock_python, dwell_us, risk_sets
 
 __all__ = [
     "DEFAULT_BINS",
@@ -244,32 +238,28 @@ _COUNTED = ["group", "next_rank", "censored"]
 def clock_frame(
     frame: Any, outcomes: Outcomes, as_of: int
 ) -> dict[tuple[str, str], tuple[float, float, int]]:
-    """:attr:`Counts.clock` of a frame of visits: one pass over its closed deals."""
+    """:attr:`Counts.clock` of a frame of visits: the kernel's weighted first visits, summed."""
     import narwhals as nw  # noqa: PLC0415
 
-    stages = outcomes.open
-    deals = deal_clock_frame(frame, as_of, outcomes)
-    masks = [c for c in deals.collect_schema().names() if c.startswith("reached_")]
-    # few distinct sets of stages reached: sum by set, then spread the sums over the stages
+    weighted = kernel_of(frame).weighted(frame, as_of, outcomes)
     rows = collect_rows(
-        deals.with_columns(square=nw.col("weight") * nw.col("weight"))
-        .group_by(*masks, "won")
+        weighted.filter(nw.col("first"))
+        .with_columns(square=nw.col("weight") * nw.col("weight"))
+        .group_by("group", "won")
         .agg(
             nw.col("weight").sum().alias("w"),
             nw.col("square").sum().alias("w2"),
             nw.len().alias("n"),
         )
     )
-    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    for row in rows:
-        outcome = "won" if row["won"] else "lost"
-        for i, stage in enumerate(stages):
-            if (int(row[masks[i // MASK_BITS]]) >> (i % MASK_BITS)) & 1:
-                total = sums[stage, outcome]
-                total[0] += float(row["w"])
-                total[1] += float(row["w2"])
-                total[2] += int(row["n"])
-    return {key: (w, w2, int(n)) for key, (w, w2, n) in sums.items()}
+    return {
+        (outcomes.stages[int(r["group"])], "won" if r["won"] else "lost"): (
+            float(r["w"]),
+            float(r["w2"]),
+            int(r["n"]),
+        )
+        for r in rows
+    }
 
 
 def counts_frame(
@@ -285,6 +275,8 @@ def counts_frame(
     import narwhals as nw  # noqa: PLC0415
 
     stages = outcomes.stages
+    # first, while nothing else is held: the deal clock's table is the largest made here
+    clocked = clock_frame(frame, outcomes, as_of) if clock else {}
     # stages and outcomes travel as small integers, never as names
     open_visits = coded_visits(
         frame,
@@ -330,7 +322,7 @@ def counts_frame(
         {key: int(r["n"]) for key, r in moves.items()},
         {(stages[r["group"]], int(r["bin"]), KINDS[r["final"]]): int(r["n"]) for r in dwell_rows},
         {key: float(r["cif"]) for key, r in moves.items()},
-        clock_frame(frame, outcomes, as_of) if clock else {},
+        clocked,
     )
 
 
