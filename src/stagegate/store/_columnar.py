@@ -1,0 +1,405 @@
+"""The columnar projection of an event log: what the analytics read, packed for fast reading.
+
+Reading millions of events row by row (one Python object per value) is what made a report on
+a large store slow. A store therefore keeps, beside its events, a *projection*: per written
+batch one packed chunk of the analytics columns (integers as machine arrays, text as codes into
+a small dictionary). Writing a chunk costs a few Python operations per event and needs only the
+standard library; reading joins the chunks' arrays with pyarrow and hands one Arrow table to
+Polars, with no Python object per value.
+
+:data:`COLUMNS` is the one list of the projected columns, and :func:`frame_of` the one place
+that turns chunks into the frame :meth:`~stagegate.store.EventStore.to_frame` returns. Owner
+and segment columns are derived here too (see :data:`SEGMENT_KINDS`): ``owner`` from
+``reassigned`` events, one column per attribute from ``attribute_set`` events, each row
+carrying the value in force at its instant (after every event of that instant).
+
+A chunk is ``MAGIC``, the length of a JSON header, the header (row count, each column's array
+type, offset and size, and each coded column's dictionary), then the arrays, little-endian.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import struct
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from stagegate.store.base import StoreError
+
+__all__ = [
+    "BACKENDS",
+    "COLUMNS",
+    "DEFAULT_COLUMNS",
+    "SEGMENT_KINDS",
+    "ChunkWriter",
+    "encode_chunk",
+    "frame_of",
+]
+
+MAGIC = b"SGC1"
+"""The first bytes of every chunk (format version 1)."""
+
+COLUMNS = (
+    "opportunity_id",
+    "at",
+    "seq",
+    "stage",
+    "amount",
+    "close_date",
+    "reason",
+    "kind",
+    "from_stage",
+    "move",
+    "process",
+    "process_version",
+)
+"""Every projected column, in frame order; segment columns (``owner``, ...) come after them."""
+
+DEFAULT_COLUMNS = COLUMNS[:10]
+"""The columns :meth:`~stagegate.store.EventStore.to_frame` gives by default: the canonical
+stage-history table (``opportunity_id, at, seq, stage, amount, close_date, reason``) plus the
+event's ``kind``, ``from_stage`` and ``move``, then every segment column."""
+
+SEGMENT_KINDS = {"reassigned": "owner", "attribute_set": None}
+"""Event kinds that set a segment: ``reassigned`` sets ``owner`` to its subject;
+``attribute_set`` sets the attribute named by its subject to ``details["value"]``."""
+
+BACKENDS = ("polars", "pandas", "pyarrow")
+"""The frame libraries :func:`frame_of` can return."""
+
+_CODED = (
+    "opportunity_id",
+    "stage",
+    "reason",
+    "kind",
+    "from_stage",
+    "move",
+    "process",
+    "process_version",
+    "segment",
+    "segment_value",
+)
+_NO_DAY = -(2**31)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_NAN = float("nan")
+_LITTLE = sys.byteorder == "little"
+
+# Where each value sits in a stored row (the layout of the SQLite store's ``events`` columns).
+OID, SEQ, KIND, AT_US, STAGE, FROM_STAGE, MOVE, AMOUNT, CLOSE_DATE = range(9)
+REASON, PROCESS, VERSION, SUBJECT, DETAILS = 10, 11, 12, 13, 14
+
+
+class ColumnarError(StoreError):
+    """The projection cannot be read: a library is missing, or a chunk is damaged."""
+
+
+def _day(value: Any) -> int:
+    if isinstance(value, str):
+        return date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL
+    return int(value.toordinal()) - _EPOCH_ORDINAL
+
+
+def _segment(row: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The segment an event sets and its new value (``(None, None)``: it sets none)."""
+    if row[KIND] == "reassigned":
+        return "owner", row[SUBJECT]
+    details = row[DETAILS]
+    if isinstance(details, str):
+        details = json.loads(details)
+    value = None if details is None else details.get("value")
+    return row[SUBJECT], None if value is None else str(value)
+
+
+def _coded(values: Sequence[Any]) -> tuple[array.array[int], list[str]]:
+    """Codes into a dictionary of the distinct values; ``None`` is ``len(dictionary)``."""
+    uniques = dict.fromkeys(values)
+    none = None in uniques
+    if none:
+        del uniques[None]
+    if len(uniques) + none == 1:  # one value throughout (the common case of many columns)
+        codes = array.array("i", [0]) * len(values)
+    else:
+        index = {v: i for i, v in enumerate(uniques)}
+        if none:
+            index[None] = len(uniques)
+        codes = array.array("i", map(index.__getitem__, values))
+    return codes, [getattr(v, "value", v) for v in uniques]
+
+
+def _converted(values: Sequence[Any], convert: Callable[[Any], Any], missing: Any) -> list[Any]:
+    """``convert`` of each value (``missing`` for ``None``), converting each distinct one once."""
+    table = {v: missing if v is None else convert(v) for v in dict.fromkeys(values)}
+    return list(map(table.__getitem__, values))
+
+
+def encode_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Pack the analytics columns of stored rows (the ``events`` layout) into one chunk.
+
+    ``kind`` and ``move`` may be text or the enums; ``amount`` decimal text or a number;
+    ``close_date`` ISO text or a date; ``details`` JSON text or a mapping.
+    """
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (DETAILS + 1)
+    kinds = columns[KIND]
+    if any(kind in SEGMENT_KINDS for kind in dict.fromkeys(kinds)):
+        segments = [_segment(row) if row[KIND] in SEGMENT_KINDS else (None, None) for row in rows]
+        segment_names: Sequence[Any] = [s for s, _ in segments]
+        segment_values: Sequence[Any] = [v for _, v in segments]
+    else:
+        segment_names = segment_values = (None,) * len(rows)
+    arrays: dict[str, array.array[Any]] = {
+        "at_us": array.array("q", columns[AT_US]),
+        "seq": array.array("q", columns[SEQ]),
+        "amount": array.array("d", _converted(columns[AMOUNT], float, _NAN)),
+        "close_day": array.array("i", _converted(columns[CLOSE_DATE], _day, _NO_DAY)),
+    }
+    sources = {
+        "opportunity_id": columns[OID],
+        "stage": columns[STAGE],
+        "reason": columns[REASON],
+        "kind": kinds,
+        "from_stage": columns[FROM_STAGE],
+        "move": columns[MOVE],
+        "process": columns[PROCESS],
+        "process_version": columns[VERSION],
+        "segment": segment_names,
+        "segment_value": segment_values,
+    }
+    dictionaries: dict[str, list[str]] = {}
+    for name in _CODED:
+        arrays[name], dictionaries[name] = _coded(sources[name])
+    layout = []
+    parts = []
+    offset = 0
+    for name, values in arrays.items():
+        if not _LITTLE:  # pragma: no cover - big-endian machines
+            values.byteswap()
+        data = values.tobytes()
+        layout.append([name, values.typecode, offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    header = json.dumps(
+        {"n": len(rows), "arrays": layout, "dictionaries": dictionaries},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *parts])
+
+
+class ChunkWriter:
+    """Chunks of at most ``size`` rows from rows fed in any number of pieces."""
+
+    def __init__(self, write: Callable[[int, bytes], None], size: int = 1 << 16) -> None:
+        self._write, self._size = write, size
+        self._rows: list[Sequence[Any]] = []
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Take rows; write a chunk whenever ``size`` rows are waiting."""
+        self._rows.extend(rows)
+        while len(self._rows) >= self._size:
+            head, self._rows = self._rows[: self._size], self._rows[self._size :]
+            self._write(len(head), encode_chunk(head))
+
+    def close(self) -> None:
+        """Write the rows still waiting."""
+        if self._rows:
+            self._write(len(self._rows), encode_chunk(self._rows))
+            self._rows = []
+
+
+def _libraries() -> tuple[Any, Any, Any]:
+    try:
+        import polars as pl  # noqa: PLC0415 - optional
+        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
+        import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ImportError:
+        raise ColumnarError(
+            "to_frame() needs Polars and pyarrow: pip install 'stagegate[frames]' polars"
+        ) from None
+    return pa, pc, pl
+
+
+def _parse(chunk: bytes) -> tuple[dict[str, Any], memoryview]:
+    if chunk[:4] != MAGIC:
+        raise ColumnarError(
+            f"a chunk of the store's projection starts with {bytes(chunk[:4])!r}, not "
+            f"{MAGIC!r}: the file was changed outside stagegate; restore it from a backup"
+        )
+    (size,) = struct.unpack_from("<I", chunk, 4)
+    view = memoryview(chunk)
+    header = json.loads(bytes(view[8 : 8 + size]))
+    return header, view[8 + size :]
+
+
+_TYPES = {"q": "int64", "i": "int32", "d": "float64"}
+
+
+def _arrow_columns(chunks: Sequence[bytes], pa: Any, pc: Any) -> tuple[dict[str, Any], int]:
+    """Every packed column of every chunk joined into one Arrow array (codes resolved)."""
+    parsed = [_parse(chunk) for chunk in chunks]
+    total = sum(int(header["n"]) for header, _ in parsed)
+    joined: dict[str, list[Any]] = {}
+    typecodes: dict[str, str] = {}
+    for header, body in parsed:
+        for name, typecode, offset, size in header["arrays"]:
+            joined.setdefault(name, []).append(body[offset : offset + size])
+            typecodes[name] = typecode
+    result: dict[str, Any] = {}
+    for name, parts in joined.items():
+        buffer = pa.py_buffer(b"".join(parts))
+        result[name] = pa.Array.from_buffers(
+            pa.type_for_alias(_TYPES[typecodes[name]]), total, [None, buffer]
+        )
+    if not parsed:
+        return result, 0
+    run_ends = pa.array(
+        list(_accumulate(int(header["n"]) for header, _ in parsed)), type=pa.int32()
+    )
+    for name in _CODED:
+        values: list[str | None] = []
+        offsets = []
+        for header, _ in parsed:
+            offsets.append(len(values))
+            values.extend(header["dictionaries"][name])
+            values.append(None)
+        if name not in result:  # pragma: no cover - every chunk carries every column
+            continue
+        shift = pc.run_end_decode(
+            pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(offsets, type=pa.int32()))
+        )
+        codes = pc.add(result[name], shift)
+        result[name] = pc.take(pa.array(values, type=pa.string()), codes)
+    return result, total
+
+
+def _accumulate(counts: Iterable[int]) -> Iterable[int]:
+    total = 0
+    for count in counts:
+        total += count
+        yield total
+
+
+def frame_of(
+    chunks: Sequence[bytes],
+    *,
+    backend: str = "polars",
+    columns: Sequence[str] | None = None,
+    segments: bool = True,
+) -> Any:
+    """The frame of the events packed in ``chunks``, ordered by ``(opportunity_id, seq)``.
+
+    Args:
+        chunks: packed chunks (:func:`encode_chunk`), in any order.
+        backend: ``"polars"`` (a ``polars.DataFrame``), ``"pandas"`` (a ``pandas.DataFrame``
+            with pyarrow-backed, nullable columns) or ``"pyarrow"`` (a ``pyarrow.Table``).
+        columns: which of :data:`COLUMNS` to give (default :data:`DEFAULT_COLUMNS`).
+        segments: add the owner and segment columns, when the log sets any.
+
+    Raises:
+        ColumnarError: the backend or a column is unknown, a library is missing, or a chunk
+            is damaged.
+    """
+    if backend not in BACKENDS:
+        raise ColumnarError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    wanted = tuple(DEFAULT_COLUMNS if columns is None else columns)
+    unknown = [c for c in wanted if c not in COLUMNS]
+    if unknown:
+        raise ColumnarError(
+            f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
+        )
+    pa, pc, pl = _libraries()
+    arrays, total = _arrow_columns(chunks, pa, pc)
+    if not total:
+        schema = _schema(pl)
+        frame = pl.DataFrame(schema={name: schema[name] for name in wanted})
+        return _convert(frame, backend)
+    amount = arrays["amount"]
+    day = arrays["close_day"]
+    table = pa.table(
+        {
+            "opportunity_id": arrays["opportunity_id"],
+            "at": arrays["at_us"].cast(pa.timestamp("us", tz="UTC")),
+            "seq": arrays["seq"],
+            "stage": arrays["stage"],
+            "amount": pc.if_else(pc.is_nan(amount), pa.scalar(None, pa.float64()), amount),
+            "close_date": pc.if_else(pc.equal(day, _NO_DAY), pa.scalar(None, pa.int32()), day).cast(
+                pa.date32()
+            ),
+            **{name: arrays[name] for name in _CODED[2:]},
+        }
+    )
+    frame = pl.from_arrow(table)
+    if not _in_order(frame, pl):
+        frame = frame.sort("opportunity_id", "seq")
+    extra: list[str] = []
+    if segments and frame["segment"].null_count() < len(frame):
+        frame, extra = _with_segments(frame, pl)
+    frame = frame.select(*wanted, *extra)
+    return _convert(frame, backend)
+
+
+def _schema(pl: Any) -> dict[str, Any]:
+    return {
+        "opportunity_id": pl.String,
+        "at": pl.Datetime("us", "UTC"),
+        "seq": pl.Int64,
+        "stage": pl.String,
+        "amount": pl.Float64,
+        "close_date": pl.Date,
+        "reason": pl.String,
+        "kind": pl.String,
+        "from_stage": pl.String,
+        "move": pl.String,
+        "process": pl.String,
+        "process_version": pl.String,
+    }
+
+
+def _in_order(frame: Any, pl: Any) -> bool:
+    """Whether rows are ordered by ``(opportunity_id, seq)``, each key once."""
+    oid, seq = pl.col("opportunity_id"), pl.col("seq")
+    before = (oid < oid.shift(1)) | ((oid == oid.shift(1)) & (seq <= seq.shift(1)))
+    return not bool(frame.select(before.fill_null(value=False).any()).item())
+
+
+_CLEARED = "\x00cleared"
+
+
+def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
+    """Add ``owner`` and one column per attribute: the value in force at each row's instant."""
+    names = frame.get_column("segment").drop_nulls().unique().sort().to_list()
+    ordered = (["owner"] if "owner" in names else []) + [n for n in names if n != "owner"]
+    taken = [n for n in ordered if n in COLUMNS]
+    if taken:
+        raise ColumnarError(
+            f"a segment is named {taken[0]!r}, like a column of the stage-history table; "
+            "rename the attribute"
+        )
+    oid = "opportunity_id"
+    segment, value = pl.col("segment"), pl.col("segment_value")
+    filled = frame.with_columns(
+        pl.when(segment == name)
+        .then(value.fill_null(_CLEARED))
+        .forward_fill()
+        .over(oid)
+        .alias(name)
+        for name in ordered
+    )
+    # the value in force at a row's instant: after every event of that instant
+    at_end = [pl.col(name).last().over([oid, "at"]) for name in ordered]
+    return filled.with_columns(
+        pl.when(v != _CLEARED).then(v).alias(name) for name, v in zip(ordered, at_end, strict=True)
+    ), ordered
+
+
+def _convert(frame: Any, backend: str) -> Any:
+    if backend == "polars":
+        return frame
+    if backend == "pyarrow":
+        return frame.to_arrow()
+    try:
+        return frame.to_pandas(use_pyarrow_extension_array=True)
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ColumnarError("backend='pandas' needs pandas: pip install pandas") from None
