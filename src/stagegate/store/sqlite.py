@@ -871,7 +871,7 @@ class SQLiteStore(EventStore):
                     conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise self._error(exc) from None
-        return version != str(SCHEMA_VERSION)
+        return bool(version != str(SCHEMA_VERSION))
 
     def _migrated(self) -> None:
         """After a write committed: the file is at the current version."""
