@@ -47,6 +47,7 @@ from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, by_stage
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
+from stagegate.analytics.snapshot import prepared_of
 
 __all__ = [
     "DEFAULT_AGE_BANDS",
@@ -517,7 +518,7 @@ def slippage(
         raise AnalyticsError(
             f"age_bands must be increasing lower bounds in days starting at 0, got {age_bands!r}"
         )
-    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
+    prepared = prepared_of(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.rows is None:
         raise AnalyticsError(
             "slippage needs the stage-history rows (close-date changes happen between stage "
