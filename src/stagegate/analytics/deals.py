@@ -44,7 +44,7 @@ import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import quantile
-from stagegate.analytics._table import DAY_US, by_stage
+from stagegate.analytics._table import DAY_US, by_stage, sorts_in_memory
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.snapshot import prepared_of
@@ -377,7 +377,8 @@ def _per_deal_python(
     return result
 
 
-def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> list[dict[str, Any]]:
+def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> Any:
+    """The push and pull counts of every deal with a known close date (a lazy frame)."""
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
@@ -412,6 +413,7 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> li
         crossed=when_push(nw.col("month") - nw.col("prev_month")),
         q_crossed=when_push(nw.col("quarter") - nw.col("prev_quarter")),
         first_close=nw.when(nw.col("prev").is_null()).then(nw.col("close_day")),
+        first_date=nw.when(nw.col("prev").is_null()).then(nw.col("close_date")),
     )
     per_deal = known.group_by(opp).agg(
         nw.col("push_n").sum().alias("pushes"),
@@ -423,6 +425,7 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> li
         nw.col("crossed").sum().alias("months_crossed"),
         nw.col("q_crossed").sum().alias("quarters_crossed"),
         nw.col("first_close").max().alias("first"),
+        nw.col("first_date").max().alias("first_close_date"),
     )
     last = (
         rows.with_columns(
@@ -430,42 +433,139 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> li
             kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
         )
         .filter(nw.col("last"))
-        .select(opp, nw.col("kind_code").alias("final"), nw.col("close_day").alias("current"))
+        .select(
+            opp,
+            nw.col("kind_code").alias("final"),
+            nw.col("close_day").alias("current"),
+            nw.col("close_date").alias("current_close_date"),
+        )
     )
-    joined = per_deal.join(last, on=opp, how="left")
-    return sorted(collect_rows(joined), key=lambda r: r[opp])
+    return per_deal.join(last, on=opp, how="left")
+
+
+def _ages_frame(prepared: Any) -> Any:
+    """Per opportunity (a lazy frame): ``age_days``, from its first row to its closing or as_of."""
+    import narwhals as nw  # noqa: PLC0415
+
+    terminal = nw.col("exited_us").is_null() & (nw.col("kind") != "open")
+    spans = (
+        prepared.frame.with_columns(closing=nw.when(terminal).then(nw.col("entered_us")))
+        .group_by("opportunity_id")
+        .agg(nw.col("entered_us").min().alias("opened"), nw.col("closing").max().alias("closed"))
+    )
+    end = nw.when(nw.col("closed").is_null()).then(nw.lit(prepared.as_of_us))
+    return spans.select(
+        "opportunity_id",
+        ((end.otherwise(nw.col("closed")) - nw.col("opened")) / DAY_US).alias("age_days"),
+    )
+
+
+def _slippage_frame(
+    prepared: Any, fiscal_year_start: int, flag_pushes: int, bands: tuple[float, ...]
+) -> Slippage:
+    """:func:`slippage` on the frame path: per-deal rows and the tables, without a row loop."""
+    import narwhals as nw  # noqa: PLC0415
+
+    raw = _per_deal_frame(prepared.rows, prepared.outcomes, fiscal_year_start)
+    outcome = (
+        nw.when(nw.col("final") == KIND_CODE["won"])
+        .then(nw.lit("won"))
+        .when(nw.col("final") == KIND_CODE["lost"])
+        .then(nw.lit("lost"))
+        .otherwise(nw.lit("open"))
+    )
+    deals = (
+        raw.join(_ages_frame(prepared), on="opportunity_id", how="left")
+        .with_columns(outcome=outcome)
+        .select(
+            "opportunity_id",
+            "outcome",
+            nw.col("pushes").cast(nw.Int64),
+            nw.col("pulls").cast(nw.Int64),
+            nw.col("days_pushed").cast(nw.Int64),
+            "first_close_date",
+            "current_close_date",
+            (nw.col("current") - nw.col("first")).cast(nw.Int64).alias("net_days"),
+            nw.col("month_pushes").cast(nw.Int64),
+            nw.col("quarter_pushes").cast(nw.Int64),
+            (nw.col("pushes") >= flag_pushes).alias("flagged"),
+            nw.col("days_pulled").cast(nw.Int64),
+            nw.col("months_crossed").cast(nw.Int64),
+            nw.col("quarters_crossed").cast(nw.Int64),
+            nw.col("age_days").cast(nw.Float64),
+        )
+        .sort("opportunity_id")
+    )
+    deals = _materialized(deals)
+    band = nw.lit(0, nw.Int64)
+    for low in bands[1:]:
+        band = band + (nw.col("age_days") >= low).cast(nw.Int64)
+    counted = deals.with_columns(
+        key=nw.when(nw.col("pushes") < flag_pushes)
+        .then(nw.col("pushes"))
+        .otherwise(nw.lit(flag_pushes, nw.Int64)),
+        band=band,
+        closed=(nw.col("outcome") != "open").cast(nw.Int64),
+        won=(nw.col("outcome") == "won").cast(nw.Int64),
+    )
+
+    def table(keys: list[str]) -> list[dict[str, Any]]:
+        rows = collect_rows(
+            counted.group_by(keys).agg(
+                nw.len().alias("n"), nw.col("closed").sum().alias("c"), nw.col("won").sum()
+            )
+        )
+        return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+    by = [
+        PushCount(int(r["key"]), int(r["n"]), int(r["c"]), int(r["won"]),
+                  int(r["won"]) / int(r["c"]) if r["c"] else None)
+        for r in table(["key"])
+    ]  # fmt: skip
+    aged = [
+        PushAgeCount(
+            int(r["key"]),
+            bands[int(r["band"])],
+            bands[int(r["band"]) + 1] if int(r["band"]) + 1 < len(bands) else None,
+            int(r["n"]),
+            int(r["c"]),
+            int(r["won"]),
+            int(r["won"]) / int(r["c"]) if r["c"] else None,
+        )
+        for r in table(["key", "band"])
+    ]
+    total, slipped, flagged = collect_rows(
+        deals.select(
+            nw.len().alias("n"),
+            (nw.col("pushes") > 0).cast(nw.Int64).sum().alias("s"),
+            nw.col("flagged").cast(nw.Int64).sum().alias("f"),
+        )
+    )[0].values()
+    return Slippage(
+        to_native(prepared, deals),
+        emit(prepared, by, PushCount),
+        int(slipped or 0) / int(total) if total else None,
+        int(flagged or 0),
+        emit(prepared, aged, PushAgeCount),
+    )
+
+
+def _materialized(frame: Any) -> Any:
+    """A lazy frame computed once when in memory (it is read several times)."""
+    return frame.collect().lazy() if sorts_in_memory(frame) else frame
 
 
 def _ages(prepared: Any) -> dict[str, float]:
     """Per opportunity: days from its first row to its closing, or to ``as_of`` if open."""
-    if prepared.python is not None:
-        opened: dict[str, int] = {}
-        closed: dict[str, int] = {}
-        for v in prepared.python:
-            first = opened.get(v.opportunity_id)
-            opened[v.opportunity_id] = v.entered_us if first is None else min(first, v.entered_us)
-            if v.exited_us is None and v.kind != "open":
-                closed[v.opportunity_id] = v.entered_us
-        rows: list[dict[str, Any]] = [
-            {"opportunity_id": o, "opened": t, "closed": closed.get(o)} for o, t in opened.items()
-        ]
-    else:
-        import narwhals as nw  # noqa: PLC0415
-
-        terminal = nw.col("exited_us").is_null() & (nw.col("kind") != "open")
-        rows = collect_rows(
-            prepared.frame.with_columns(closing=nw.when(terminal).then(nw.col("entered_us")))
-            .group_by("opportunity_id")
-            .agg(
-                nw.col("entered_us").min().alias("opened"), nw.col("closing").max().alias("closed")
-            )
-        )
+    opened: dict[str, int] = {}
+    closed: dict[str, int] = {}
+    for v in prepared.python:
+        first = opened.get(v.opportunity_id)
+        opened[v.opportunity_id] = v.entered_us if first is None else min(first, v.entered_us)
+        if v.exited_us is None and v.kind != "open":
+            closed[v.opportunity_id] = v.entered_us
     as_of = prepared.as_of_us
-    return {
-        r["opportunity_id"]: ((as_of if r["closed"] is None else int(r["closed"])) - r["opened"])
-        / DAY_US
-        for r in rows
-    }
+    return {o: (closed.get(o, as_of) - t) / DAY_US for o, t in opened.items()}
 
 
 def _band(age: float, bands: tuple[float, ...]) -> int:
@@ -526,9 +626,8 @@ def slippage(
         )
     out = prepared.outcomes
     if prepared.is_frame:
-        raw = _per_deal_frame(prepared.rows, out, fiscal_year_start)
-    else:
-        raw = _per_deal_python(prepared.rows, out, fiscal_year_start)
+        return _slippage_frame(prepared, fiscal_year_start, flag_pushes, bands)
+    raw = _per_deal_python(prepared.rows, out, fiscal_year_start)
     ages = _ages(prepared)
     names = {v: k for k, v in KIND_CODE.items()}
     deals = []

@@ -236,42 +236,50 @@ def _parse(chunk: bytes) -> tuple[dict[str, Any], memoryview]:
 _TYPES = {"q": "int64", "i": "int32", "d": "float64"}
 
 
-def _arrow_columns(chunks: Sequence[bytes], pa: Any, pc: Any) -> tuple[dict[str, Any], int]:
-    """Every packed column of every chunk joined into one Arrow array (codes resolved)."""
+def _columns(chunks: Sequence[bytes], names: Sequence[str], pa: Any, pc: Any) -> Iterable[Any]:
+    """The packed columns ``names`` of every chunk, each joined into one Arrow array in turn.
+
+    Coded columns come back as text. One column's intermediate arrays are alive at a time.
+    """
     parsed = [_parse(chunk) for chunk in chunks]
     total = sum(int(header["n"]) for header, _ in parsed)
-    joined: dict[str, list[Any]] = {}
-    typecodes: dict[str, str] = {}
-    for header, body in parsed:
-        for name, typecode, offset, size in header["arrays"]:
-            joined.setdefault(name, []).append(body[offset : offset + size])
-            typecodes[name] = typecode
-    result: dict[str, Any] = {}
-    for name, parts in joined.items():
-        buffer = pa.py_buffer(b"".join(parts))
-        result[name] = pa.Array.from_buffers(
-            pa.type_for_alias(_TYPES[typecodes[name]]), total, [None, buffer]
+    run_ends = pa.array(list(_accumulate(int(h["n"]) for h, _ in parsed)), type=pa.int32())
+    where = [{name: (code, offset, size) for name, code, offset, size in h["arrays"]}
+             for h, _ in parsed]  # fmt: skip
+    for name in names:
+        parts = []
+        typecode = "i"
+        for (_, body), layout in zip(parsed, where, strict=True):
+            typecode, offset, size = layout[name]
+            parts.append(body[offset : offset + size])
+        values = pa.Array.from_buffers(
+            pa.type_for_alias(_TYPES[typecode]), total, [None, pa.py_buffer(b"".join(parts))]
         )
-    if not parsed:
-        return result, 0
-    run_ends = pa.array(
-        list(_accumulate(int(header["n"]) for header, _ in parsed)), type=pa.int32()
-    )
-    for name in _CODED:
-        values: list[str | None] = []
-        offsets = []
-        for header, _ in parsed:
-            offsets.append(len(values))
-            values.extend(header["dictionaries"][name])
-            values.append(None)
-        if name not in result:  # pragma: no cover - every chunk carries every column
-            continue
-        shift = pc.run_end_decode(
-            pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(offsets, type=pa.int32()))
-        )
-        codes = pc.add(result[name], shift)
-        result[name] = pc.take(pa.array(values, type=pa.string()), codes)
-    return result, total
+        del parts
+        if name in _CODED:
+            dictionary: list[str | None] = []
+            offsets = []
+            for header, _ in parsed:
+                offsets.append(len(dictionary))
+                dictionary.extend(header["dictionaries"][name])
+                dictionary.append(None)
+            shift = pc.run_end_decode(
+                pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(offsets, type=pa.int32()))
+            )
+            values = pc.take(pa.array(dictionary, type=pa.string()), pc.add(values, shift))
+        yield values
+
+
+def _typed(name: str, values: Any, pa: Any, pc: Any) -> Any:
+    """A packed column in its frame type: instants, nullable amounts, nullable dates."""
+    if name == "at":
+        return values.cast(pa.timestamp("us", tz="UTC"))
+    if name == "amount":
+        return pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+    if name == "close_date":
+        missing = pc.equal(values, _NO_DAY)
+        return pc.if_else(missing, pa.scalar(None, pa.int32()), values).cast(pa.date32())
+    return values
 
 
 def _accumulate(counts: Iterable[int]) -> Iterable[int]:
@@ -310,27 +318,28 @@ def frame_of(
             f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
         )
     pa, pc, pl = _libraries()
-    arrays, total = _arrow_columns(chunks, pa, pc)
+    total = sum(int(_parse(chunk)[0]["n"]) for chunk in chunks)
     if not total:
         schema = _schema(pl)
         frame = pl.DataFrame(schema={name: schema[name] for name in wanted})
         return _convert(frame, backend)
-    amount = arrays["amount"]
-    day = arrays["close_day"]
-    table = pa.table(
-        {
-            "opportunity_id": arrays["opportunity_id"],
-            "at": arrays["at_us"].cast(pa.timestamp("us", tz="UTC")),
-            "seq": arrays["seq"],
-            "stage": arrays["stage"],
-            "amount": pc.if_else(pc.is_nan(amount), pa.scalar(None, pa.float64()), amount),
-            "close_date": pc.if_else(pc.equal(day, _NO_DAY), pa.scalar(None, pa.int32()), day).cast(
-                pa.date32()
-            ),
-            **{name: arrays[name] for name in _CODED[2:]},
-        }
-    )
-    frame = pl.from_arrow(table)
+    packed = {
+        "opportunity_id": "opportunity_id",
+        "at": "at_us",
+        "seq": "seq",
+        "stage": "stage",
+        "amount": "amount",
+        "close_date": "close_day",
+    }
+    packed.update((name, name) for name in _CODED[2:])
+    need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, "segment", "segment_value")))
+    series = []
+    arrays = _columns(chunks, [packed[n] for n in need], pa, pc)
+    for name, values in zip(need, arrays, strict=True):
+        series.append(pl.Series(name, _typed(name, values, pa, pc)))
+        del values
+    frame = pl.DataFrame(series)
+    del series
     if not _in_order(frame, pl):
         frame = frame.sort("opportunity_id", "seq")
     extra: list[str] = []
