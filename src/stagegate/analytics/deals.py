@@ -384,14 +384,26 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
     opp = "opportunity_id"
     close = nw.col("close_date")
     month = close.dt.year().cast(nw.Int64) * 12 + close.dt.month().cast(nw.Int64) - 1
+    in_memory = sorts_in_memory(rows)
+    if in_memory:  # sorted once (unless it is already), then plain shifts within each deal
+        rows = _sorted_rows(rows)
     known = rows.filter(~nw.col("close_day").is_null()).with_columns(month=month)
     known = known.with_columns(
         quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
-    ).with_columns(
-        prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
-        prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
-        prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
     )
+    if in_memory:
+        same = (nw.col(opp) == nw.col(opp).shift(1)).fill_null(value=False)
+        known = known.with_columns(
+            prev=nw.when(same).then(nw.col("close_day").shift(1)),
+            prev_month=nw.when(same).then(nw.col("month").shift(1)),
+            prev_quarter=nw.when(same).then(nw.col("quarter").shift(1)),
+        )
+    else:
+        known = known.with_columns(
+            prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
+            prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
+            prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
+        )
     delta = nw.col("close_day") - nw.col("prev")
     push = delta > 0
     zero = nw.lit(0)
@@ -427,9 +439,14 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
         nw.col("first_close").max().alias("first"),
         nw.col("first_date").max().alias("first_close_date"),
     )
+    is_last = (
+        (nw.col(opp) != nw.col(opp).shift(-1)).fill_null(value=True)
+        if in_memory
+        else nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
+    )
     last = (
         rows.with_columns(
-            last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null(),
+            last=is_last,
             kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
         )
         .filter(nw.col("last"))
@@ -440,7 +457,29 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
             nw.col("close_date").alias("current_close_date"),
         )
     )
-    return per_deal.join(last, on=opp, how="left")
+    return per_deal.join(last, on=opp, how="left").lazy()
+
+
+def _sorted_rows(rows: Any) -> Any:
+    """In-memory rows as an eager frame ordered by ``(opportunity_id, *ORDER)``.
+
+    Rows already in that order (as ``EventStore.to_frame`` gives them) are checked in one pass
+    and kept as they are.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    eager = rows.collect()
+    keys = ["opportunity_id", *ORDER]
+    if not any(eager.select(nw.col(k).null_count() for k in keys).row(0)):
+        key, previous = nw.col("opportunity_id"), nw.col("opportunity_id").shift(1)
+        after = nw.lit(value=True)
+        for name in reversed(ORDER):
+            here, before = nw.col(name), nw.col(name).shift(1)
+            after = (here > before) | ((here == before) & after)
+        wrong = (key < previous) | ((key == previous) & ~after)
+        if not eager.select(wrong.fill_null(value=False).any()).item():
+            return eager
+    return eager.sort(*keys)
 
 
 def _ages_frame(prepared: Any) -> Any:

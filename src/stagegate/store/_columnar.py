@@ -243,7 +243,12 @@ def _columns(chunks: Sequence[bytes], names: Sequence[str], pa: Any, pc: Any) ->
     """
     parsed = [_parse(chunk) for chunk in chunks]
     total = sum(int(header["n"]) for header, _ in parsed)
-    run_ends = pa.array(list(_accumulate(int(h["n"]) for h, _ in parsed)), type=pa.int32())
+    # the system allocator gives large arrays back as soon as they are freed: one column's
+    # intermediates never pile up on the next one's
+    pool = pa.system_memory_pool()
+    run_ends = pa.array(
+        list(_accumulate(int(h["n"]) for h, _ in parsed)), type=pa.int32(), memory_pool=pool
+    )
     where = [{name: (code, offset, size) for name, code, offset, size in h["arrays"]}
              for h, _ in parsed]  # fmt: skip
     for name in names:
@@ -264,21 +269,30 @@ def _columns(chunks: Sequence[bytes], names: Sequence[str], pa: Any, pc: Any) ->
                 dictionary.extend(header["dictionaries"][name])
                 dictionary.append(None)
             shift = pc.run_end_decode(
-                pa.RunEndEncodedArray.from_arrays(run_ends, pa.array(offsets, type=pa.int32()))
+                pa.RunEndEncodedArray.from_arrays(
+                    run_ends, pa.array(offsets, type=pa.int32(), memory_pool=pool)
+                ),
+                memory_pool=pool,
             )
-            values = pc.take(pa.array(dictionary, type=pa.string()), pc.add(values, shift))
+            codes = pc.add(values, shift, memory_pool=pool)
+            del shift
+            text = pa.array(dictionary, type=pa.string(), memory_pool=pool)
+            values = pc.take(text, codes, memory_pool=pool)
         yield values
 
 
 def _typed(name: str, values: Any, pa: Any, pc: Any) -> Any:
     """A packed column in its frame type: instants, nullable amounts, nullable dates."""
+    pool = pa.system_memory_pool()
     if name == "at":
         return values.cast(pa.timestamp("us", tz="UTC"))
     if name == "amount":
-        return pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+        missing = pc.is_nan(values, memory_pool=pool)
+        return pc.if_else(missing, pa.scalar(None, pa.float64()), values, memory_pool=pool)
     if name == "close_date":
-        missing = pc.equal(values, _NO_DAY)
-        return pc.if_else(missing, pa.scalar(None, pa.int32()), values).cast(pa.date32())
+        missing = pc.equal(values, _NO_DAY, memory_pool=pool)
+        known = pc.if_else(missing, pa.scalar(None, pa.int32()), values, memory_pool=pool)
+        return known.cast(pa.date32())
     return values
 
 
