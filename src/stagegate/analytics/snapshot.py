@@ -47,6 +47,7 @@ True
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -136,12 +137,29 @@ def current_state(prepared: Prepared) -> list[dict[str, Any]]:
     return result
 
 
+_CURRENT: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
+"""In-memory current states computed once per prepared log (by ``id``; dropped with it)."""
+
+
 def current_frame(prepared: Prepared) -> Any:
     """:func:`current_state` as a lazy narwhals frame (frame path), in no particular order.
 
     Columns: ``opportunity_id, stage, kind, entered_us, entered_at, dwell_days, amount,
-    close_day, close_date``.
+    close_day, close_date``. On in-memory backends it is computed once per prepared log: the
+    report's snapshot and forecast read the same one.
     """
+    found = _CURRENT.get(id(prepared))
+    if found is not None and found[0]() is prepared:
+        return found[1]
+    current = _current_frame(prepared)
+    if sorts_in_memory(current):
+        current = current.collect().lazy()
+        key = id(prepared)
+        _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
+    return current
+
+
+def _current_frame(prepared: Prepared) -> Any:
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"

@@ -332,7 +332,10 @@ def frame_of(
             f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
         )
     pa, pc, pl = _libraries()
-    total = sum(int(_parse(chunk)[0]["n"]) for chunk in chunks)
+    headers = [_parse(chunk)[0] for chunk in chunks]
+    total = sum(int(header["n"]) for header in headers)
+    # a log that sets no segment (the common case) needs no segment columns at all
+    segments = segments and any(header["dictionaries"]["segment"] for header in headers)
     if not total:
         schema = _schema(pl)
         frame = pl.DataFrame(schema={name: schema[name] for name in wanted})
@@ -346,7 +349,8 @@ def frame_of(
         "close_date": "close_day",
     }
     packed.update((name, name) for name in _CODED[2:])
-    need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, "segment", "segment_value")))
+    extra = ("segment", "segment_value") if segments else ()
+    need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, *extra)))
     series = []
     arrays = _columns(chunks, [packed[n] for n in need], pa, pc)
     for name, values in zip(need, arrays, strict=True):
@@ -356,10 +360,10 @@ def frame_of(
     del series
     if not _in_order(frame, pl):
         frame = frame.sort("opportunity_id", "seq")
-    extra: list[str] = []
-    if segments and frame["segment"].null_count() < len(frame):
-        frame, extra = _with_segments(frame, pl)
-    frame = frame.select(*wanted, *extra)
+    named: list[str] = []
+    if segments:
+        frame, named = _with_segments(frame, pl)
+    frame = frame.select(*wanted, *named)
     return _convert(frame, backend)
 
 
