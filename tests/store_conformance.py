@@ -475,6 +475,14 @@ class Frames(StoreConformance):
         assert polars_frame.equals(pl.from_arrow(store.to_frame(backend="pyarrow")))
         assert polars_frame.equals(pl.from_pandas(store.to_frame(backend="pandas")))
 
+    def test_categorical_text_columns_hold_the_same_values(self, store: EventStore) -> None:
+        pl = pytest.importorskip("polars")
+        self._lost_deal(store)
+        frame = store.to_frame(categorical=True)
+        assert pl.Categorical == frame.schema["stage"]
+        assert pl.String == frame.schema["opportunity_id"]
+        assert store.to_frame().equals(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)))
+
     def test_the_process_columns_can_be_asked_for(self, store: EventStore) -> None:
         pytest.importorskip("polars")
         self._lost_deal(store)

@@ -306,7 +306,7 @@ def _report(
         if _use_frames(engine, total):
             import polars as pl  # noqa: PLC0415 - optional, present by _use_frames
 
-            data = store.to_frame(columns=FRAME_COLUMNS, phases=phases)
+            data = store.to_frame(columns=FRAME_COLUMNS, categorical=True, phases=phases)
             other = pl.col("process") != process.name
             if data.select(other.any()).item():  # events of other processes are left out
                 data = data.filter(~other)

@@ -1284,6 +1284,7 @@ class SQLiteStore(EventStore):
         *,
         backend: str = "polars",
         columns: Sequence[str] | None = None,
+        categorical: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
         phases: Phases | None = None,
     ) -> Any:
@@ -1310,7 +1311,7 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        return frame_of(chunks, backend=backend, columns=columns)
+        return frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
 
     def _stream(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
