@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.store import FRAME_COLUMNS, MemoryStore, SQLiteStore, StoreError
 from stagegate.store import sqlite as sqlite_module
-from stagegate.store._columnar import encode_chunk, frame_of
+from stagegate.store._columnar import encode_chunk, frame_of, merge_chunks
 
 pl = pytest.importorskip("polars")
 pytest.importorskip("pyarrow")
@@ -261,6 +261,36 @@ class TestWrites:
         with SQLiteStore(target) as store:
             store.write_import_from(staging)
             assert [("b", 1)] == store.to_frame(columns=["opportunity_id", "seq"]).rows()
+
+    def test_single_event_appends_are_merged_into_few_chunks(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlite_module, "MERGE_EVERY", 4)
+        monkeypatch.setattr(sqlite_module, "PROJECTION_CHUNK", 10)
+        events = [event(oid, seq) for seq in range(1, 8) for oid in ("b", "a", "c")]
+        memory = MemoryStore()
+        memory.append(events)
+        path = tmp_path / "deals.sqlite"
+        with SQLiteStore(path) as store:
+            for one in events:
+                store.append([one])
+            frame = store.to_frame()
+        assert memory.to_frame().equals(frame)
+        chunks = raw(path, "SELECT events FROM projection ORDER BY id")
+        assert 21 == sum(n for (n,) in chunks)
+        assert len(chunks) <= 6, chunks  # 21 one-event chunks merged 4 at a time, then 16
+
+    def test_merged_chunks_keep_every_value(self) -> None:
+        rows = [
+            stored_row("a", 1, "opened", T0, amount="1.5", close_date="2026-02-01"),
+            stored_row("a", 2, "reassigned", T0, subject="ana"),
+            stored_row("b", 1, "opened", T0, reason="why"),
+        ]
+        single = frame_of([encode_chunk(rows)], columns=FRAME_COLUMNS)
+        merged = frame_of([merge_chunks([encode_chunk(rows[:1]), encode_chunk(rows[1:])])],
+                          columns=FRAME_COLUMNS)  # fmt: skip
+        assert single.equals(merged)
+        assert ["ana", "ana", None] == merged["owner"].to_list()
 
     def test_progress_counts_the_events_read(self, tmp_path: Path) -> None:
         seen: list[Any] = []

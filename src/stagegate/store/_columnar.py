@@ -188,6 +188,55 @@ def encode_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *parts])
 
 
+def merge_chunks(chunks: Sequence[bytes]) -> bytes:
+    """One chunk holding the rows of ``chunks``, in order (standard library only).
+
+    Stores merge the small chunks that single-event appends leave, so that a log written one
+    event at a time still reads as a few large chunks.
+    """
+    arrays: dict[str, array.array[Any]] = {}
+    dictionaries: dict[str, dict[Any, int]] = {name: {} for name in _CODED}
+    total = 0
+    for chunk in chunks:
+        header, body = _parse(chunk)
+        total += int(header["n"])
+        for name, typecode, offset, size in header["arrays"]:
+            values = array.array(typecode)
+            values.frombytes(body[offset : offset + size])
+            if not _LITTLE:  # pragma: no cover - big-endian machines
+                values.byteswap()
+            if name in dictionaries:
+                index = dictionaries[name]
+                local = header["dictionaries"][name]
+                remap = [index.setdefault(v, len(index)) for v in local]
+                remap.append(-1)  # None: resolved once every dictionary is known
+                values = array.array("i", map(remap.__getitem__, values))
+            arrays.setdefault(name, array.array(typecode)).extend(values)
+    layout = []
+    parts = []
+    offset = 0
+    for name, values in arrays.items():
+        if name in dictionaries:  # None is the code past the real values
+            none = len(dictionaries[name])
+            values = array.array("i", (none if c < 0 else c for c in values))  # noqa: PLW2901
+        if not _LITTLE:  # pragma: no cover - big-endian machines
+            values.byteswap()
+        data = values.tobytes()
+        layout.append([name, values.typecode, offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    encoded = json.dumps(
+        {
+            "n": total,
+            "arrays": layout,
+            "dictionaries": {name: list(index) for name, index in dictionaries.items()},
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return b"".join([MAGIC, struct.pack("<I", len(encoded)), encoded, *parts])
+
+
 class ChunkWriter:
     """Chunks of at most ``size`` rows from rows fed in any number of pieces."""
 

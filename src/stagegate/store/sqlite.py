@@ -71,7 +71,7 @@ from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
 from stagegate.integrity import chain_digest, event_digest
-from stagegate.store._columnar import encode_chunk, frame_of
+from stagegate.store._columnar import encode_chunk, frame_of, merge_chunks
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -100,6 +100,8 @@ SCHEMA_VERSION = 3
 _OLDEST_VERSION = 1
 PROJECTION_CHUNK = 1 << 16
 """Most events packed into one chunk of the projection."""
+MERGE_EVERY = 64
+"""Every this many chunks written, the small ones among them are merged (see ``_project``)."""
 
 _T = TypeVar("_T")
 
@@ -435,10 +437,45 @@ def _projected(conn: sqlite3.Connection, phases: Phases | None) -> list[bytes]:
 
 
 def _project(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """Inside a write transaction: add the projection of rows just inserted into ``events``."""
+    """Inside a write transaction: add the projection of rows just inserted into ``events``.
+
+    Small batches leave small chunks; every :data:`MERGE_EVERY` chunks the small ones just
+    written are merged (and every ``MERGE_EVERY ** 2`` the merged ones, and so on), so a log
+    appended one event at a time still reads as a few large chunks.
+    """
     for start in range(0, len(rows), PROJECTION_CHUNK):
         part = rows[start : start + PROJECTION_CHUNK]
-        conn.execute(_PROJECT, (len(part), encode_chunk(part)))
+        last = conn.execute(_PROJECT, (len(part), encode_chunk(part))).lastrowid or 0
+        span = MERGE_EVERY
+        while last % span == 0:
+            _merge_small(conn, last - span, last)
+            span *= MERGE_EVERY
+
+
+def _merge_small(conn: sqlite3.Connection, after: int, upto: int) -> None:
+    """Merge the chunks of ids ``(after, upto]`` smaller than a full one into the first's id."""
+    found = conn.execute(
+        "SELECT id, events, chunk FROM projection WHERE id > ? AND id <= ? AND events < ? "
+        "ORDER BY id",
+        (after, upto, PROJECTION_CHUNK),
+    ).fetchall()
+    if len(found) < 2:  # noqa: PLR2004 - nothing to merge
+        return
+    group: list[tuple[int, int, bytes]] = []
+    for row in [*found, None]:
+        if row is not None and sum(r[1] for r in group) + row[1] <= PROJECTION_CHUNK:
+            group.append(row)
+            continue
+        if len(group) > 1:
+            conn.execute(
+                "DELETE FROM projection WHERE id >= ? AND id <= ? AND events < ?",
+                (group[0][0], group[-1][0], PROJECTION_CHUNK),
+            )
+            conn.execute(
+                "INSERT INTO projection (id, events, chunk) VALUES (?, ?, ?)",
+                (group[0][0], sum(r[1] for r in group), merge_chunks([r[2] for r in group])),
+            )
+        group = [] if row is None else [row]
 
 
 def _project_table(conn: sqlite3.Connection, table: str) -> None:
