@@ -385,6 +385,8 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
     close = nw.col("close_date")
     month = close.dt.year().cast(nw.Int64) * 12 + close.dt.month().cast(nw.Int64) - 1
     in_memory = sorts_in_memory(rows)
+    # only the columns read below are carried (the filter and the sort copy what they carry)
+    rows = rows.select(opp, *ORDER, "stage", "close_day", "close_date")
     if in_memory:  # sorted once (unless it is already), then plain shifts within each deal
         rows = _sorted_rows(rows)
     known = rows.filter(~nw.col("close_day").is_null()).with_columns(month=month)
