@@ -244,6 +244,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
         point = base + u[:, :, 1] * span
         pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
         day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
+        day = np.broadcast_to(day, (runs, n))  # without slips every run lands alike
         key = _period_keys(np, np.maximum(day, today), period)
         for offset in range(runs):
             mask = won[offset]
@@ -264,9 +265,15 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
 
 
 def _period_keys(np: Any, days: Any, period: str) -> Any:
-    """Months since 1970-01 (``month``) or quarters since 1970-Q1 of day numbers."""
-    months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    return months if period == "month" else months // 3
+    """Months since 1970-01 (``month``) or quarters since 1970-Q1 of day numbers.
+
+    The calendar is computed once for the days between the first and the last, then looked up.
+    """
+    low, high = int(days.min()), int(days.max())
+    span = np.arange(low, high + 1, dtype=np.int64)
+    months = span.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    table = months if period == "month" else months // 3
+    return table[days - low]
 
 
 def _period_label(key: int, period: str) -> str:
