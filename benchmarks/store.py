@@ -14,11 +14,17 @@ Then, on fresh files in a temporary folder:
 * ``bytes_per_event``: the size of the file (after the WAL is checkpointed) divided by events.
 * ``scan``: ``scan_rows`` over every event (streaming, no Event objects) and ``scan`` (full
   Event objects, gate reports and details decoded) over the first ``--scan-events`` events.
-* ``report_s``: a stand-in for the analytics report until ``stagegate.analytics`` is wired in:
-  one full streaming ``scan_rows`` pass (counting stage entries per stage in Python) plus a
-  per-stage count / mean-duration aggregation done inside SQLite with window functions.
+* ``sql_summary_s``: one full streaming ``scan_rows`` pass (counting stage entries per stage in
+  Python) plus a per-stage count / mean-duration aggregation inside SQLite with window functions.
+* ``frame_s``: ``SQLiteStore.to_frame()`` of every event, read column-wise from the store's
+  projection (in this process).
+* ``report_s`` and ``report_peak_mb``: the real command, ``stagegate report --store FILE --html
+  FILE --quiet``, run in a subprocess: its wall-clock seconds and its peak resident memory
+  (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``; the report is the first child process
+  that reads the whole store, so the peak is its own).
 
 Usage: python benchmarks/store.py [--deals 1000000] [--chunk 10000] [--single-events 20000]
+       python benchmarks/store.py --store FILE   (only frame_s and the report, on that store)
 The last line printed is one JSON object with the figures.
 """
 
@@ -31,7 +37,9 @@ import json
 import os
 import platform
 import random
+import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +52,6 @@ from pathlib import Path
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind
 from stagegate.gates import CriterionResult, GateReport
 from stagegate.store import SQLiteStore
-from stagegate.templates import b2b
 
 T0 = datetime(2024, 1, 1, 9, tzinfo=timezone.utc)
 STAGES = [
@@ -194,6 +201,58 @@ def file_size(path: Path) -> int:
     return sum(file.stat().st_size for file in files if file.exists())
 
 
+def measure_report(path: Path, html: Path) -> dict[str, float]:
+    """``stagegate report`` on ``path`` in a subprocess: seconds, peak resident MB, CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stagegate",
+            "report",
+            "--store",
+            str(path),
+            "--html",
+            str(html),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "report_s": round(seconds, 2),
+        "report_peak_mb": round(after.ru_maxrss / 1024, 1),  # KiB on Linux
+        "report_cpu_s": round(cpu, 2),
+    }
+
+
+FRAME_TIMER = """
+import sys, time
+from stagegate.store import SQLiteStore
+with SQLiteStore(sys.argv[1]) as store:
+    started = time.perf_counter()
+    frame = store.to_frame()
+    print(time.perf_counter() - started, len(frame))
+"""
+
+
+def measure_frame(path: Path) -> tuple[float, int]:
+    """Seconds of ``to_frame()`` of the whole store, and its rows (in a subprocess of its own,
+    after the report, so that neither this process nor the report's peak holds the frame)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FRAME_TIMER, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds, rows = done.stdout.split()
+    return float(seconds), int(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=1_000_000)
@@ -212,12 +271,31 @@ def main() -> None:
         default=None,
         help="an existing server (default: a throwaway cluster, as the tests start one)",
     )
+    parser.add_argument(
+        "--store", default=None, help="only time to_frame and the report on this existing store"
+    )
     args = parser.parse_args()
     backends = [name.strip() for name in args.backend.split(",") if name.strip()]
     if not set(backends) <= {"sqlite", "postgresql"}:
         parser.error(f"--backend: choose from sqlite, postgresql, got {args.backend!r}")
     if "sqlite" not in backends:
         print(json.dumps({"deals": args.deals, "postgresql": postgresql_figures(args)}))
+        return
+
+    if args.store is not None:
+        path = Path(args.store)
+        with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+            report = measure_report(path, Path(folder) / "report.html")
+        frame_s, rows = measure_frame(path)
+        figures: dict[str, object] = {
+            "store": str(path),
+            "events": rows,
+            "frame_s": round(frame_s, 2),
+            **report,
+            "load_average": [round(load, 2) for load in os.getloadavg()],
+        }
+        print(f"to_frame {frame_s:.1f} s; report {figures['report_s']} s", file=sys.stderr)
+        print(json.dumps(figures))
         return
 
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
@@ -298,20 +376,10 @@ def main() -> None:
         assert {stage: count for stage, count, _, _ in summary} == dict(entries)
         sql_summary_s = scan_rows_s + aggregate_s
 
-        # -- the real report: what `stagegate report --store` computes ---------------------
-        from stagegate.report import build_document
-
-        with SQLiteStore(path) as store:
-            started, cpu = time.perf_counter(), time.process_time()
-            # what `stagegate report --store` does at this size: the log as a Polars frame
-            logged = store.to_frame()
-            process = store.load_process("b2b", "1") if store.processes() else b2b()
-            as_of = logged["at"].max()
-            document = build_document(logged, process, as_of=as_of)
-            report_s = time.perf_counter() - started
-            report_cpu_s = time.process_time() - cpu
-            assert document["summary"]["opportunities"] == args.deals
-            del logged
+        # -- the real report: `stagegate report --store` in a subprocess ---------------------
+        report = measure_report(path, Path(folder) / "report.html")
+        frame_s, rows = measure_frame(path)
+        assert rows == events, (rows, events)
         print(
             f"scan_rows: {events / scan_rows_s:,.0f} rows/s ({scan_rows_s:.1f} s); "
             f"scan (Events): {decoded / scan_events_s:,.0f} events/s on {decoded:,}; "
@@ -339,26 +407,32 @@ def main() -> None:
         "scan_events_per_s": round(decoded / scan_events_s),
         "scan_rows_s": round(scan_rows_s, 2),
         "aggregate_sql_s": round(aggregate_s, 2),
-        "report_s": round(report_s, 2),
-        "report_note": "to_frame() of every event + build_document on Polars (`stagegate report`)",
+        "frame_s": round(frame_s, 2),
+        "report_s": report["report_s"],
+        "report_peak_mb": report["report_peak_mb"],
+        "report_note": "stagegate report --store FILE --html FILE --quiet, in a subprocess",
         "sql_summary_s": round(sql_summary_s, 2),
         "cpu_time": {
             "note": "process CPU seconds, for comparing runs on a shared machine",
             "events_per_s_batched": round(events / write_cpu_s),
             "events_per_s_single": round(len(sample) / single_cpu_s),
-            "report_s": round(report_cpu_s, 2),
+            "report_s": report["report_cpu_s"],
         },
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "sqlite": sqlite3.sqlite_version,
         "python": platform.python_version(),
     }
-    print(f"report (to_frame + build_document): {report_s:.1f} s", file=sys.stderr)
+    print(
+        f"report (stagegate report): {report['report_s']:.1f} s, peak "
+        f"{report['report_peak_mb']:,.0f} MB; to_frame {frame_s:.1f} s",
+        file=sys.stderr,
+    )
     if "postgresql" in backends:
         figures["postgresql"] = postgresql_figures(args)
         side = figures["postgresql"]
         print(
             f"side by side (sqlite | postgresql): batched {figures['events_per_s_batched']:,} | "
-            f"{side['events_per_s_batched']:,} events/s; to_frame {figures.get('to_frame_s', '-')} "
+            f"{side['events_per_s_batched']:,} events/s; to_frame {figures['frame_s']} "
             f"| {side['to_frame_s']} s; report {figures['report_s']} | {side['report_s']} s",
             file=sys.stderr,
         )
@@ -373,6 +447,7 @@ def postgresql_figures(args: argparse.Namespace) -> dict[str, object]:
     from postgresql_server import BENCHMARK_SETTINGS, cluster
     from stagegate.report import build_document
     from stagegate.store import PostgreSQLStore
+    from stagegate.templates import b2b
 
     with contextlib.ExitStack() as stack:
         if args.postgresql_url is None:

@@ -38,6 +38,7 @@ from stagegate.store import (
     EventRow,
     EventStore,
     StoreClosedError,
+    StoreError,
     UnknownOpportunityError,
 )
 
@@ -434,20 +435,88 @@ class Opportunities(StoreConformance):
 
 
 class Frames(StoreConformance):
-    def test_the_frame_holds_every_event_in_scan_order(self, store: EventStore) -> None:
-        pytest.importorskip("polars")
+    CANONICAL = (
+        "opportunity_id",
+        "at",
+        "seq",
+        "stage",
+        "amount",
+        "close_date",
+        "reason",
+        "kind",
+        "from_stage",
+        "move",
+    )
+
+    @staticmethod
+    def _lost_deal(store: EventStore, oid: str = "f-1") -> None:
         from stagegate import Opportunity
-        from stagegate.store import SCAN_COLUMNS
         from stagegate.templates import b2b
 
-        deal = Opportunity.open(b2b(), "f-1", at=T0, actor="a", amount="12.50")
-        deal.lose(at=T0, actor="a", reason="no budget")
+        deal = Opportunity.open(b2b(), oid, at=T0, actor="a", amount="12.50")
+        deal.lose(at=T0 + timedelta(days=1), actor="a", reason="no budget")
         store.append(deal.events)
+
+    def test_the_frame_holds_every_event_in_scan_order(self, store: EventStore) -> None:
+        pytest.importorskip("polars")
+        self._lost_deal(store)
         frame = store.to_frame()
-        assert tuple(frame.columns) == SCAN_COLUMNS
-        assert frame["seq"].to_list() == [1, 2]
-        assert frame["amount"].to_list() == [12.5, 12.5]
-        assert frame["stage"].to_list() == ["lead_generation", "lost"]
+        assert self.CANONICAL == tuple(frame.columns)
+        assert [1, 2] == frame["seq"].to_list()
+        assert [12.5, 12.5] == frame["amount"].to_list()
+        assert ["lead_generation", "lost"] == frame["stage"].to_list()
+        assert [None, "no budget"] == frame["reason"].to_list()
+        assert [None, "lead_generation"] == frame["from_stage"].to_list()
+        assert ["opened", "stage_changed"] == frame["kind"].to_list()
+        assert [T0, T0 + timedelta(days=1)] == frame["at"].to_list()
+
+    def test_the_frame_is_ordered_by_opportunity_and_seq_whatever_the_write_order(
+        self, store: EventStore
+    ) -> None:
+        pytest.importorskip("polars")
+        self._lost_deal(store, "f-2")
+        self._lost_deal(store, "f-1")
+        frame = store.to_frame(columns=["opportunity_id", "seq"])
+        assert [("f-1", 1), ("f-1", 2), ("f-2", 1), ("f-2", 2)] == frame.rows()
+
+    def test_every_backend_gives_the_same_table(self, store: EventStore) -> None:
+        pl = pytest.importorskip("polars")
+        pytest.importorskip("pandas")
+        self._lost_deal(store)
+        polars_frame = store.to_frame()
+        assert polars_frame.equals(pl.from_arrow(store.to_frame(backend="pyarrow")))
+        assert polars_frame.equals(pl.from_pandas(store.to_frame(backend="pandas")))
+
+    def test_categorical_text_columns_hold_the_same_values(self, store: EventStore) -> None:
+        pl = pytest.importorskip("polars")
+        self._lost_deal(store)
+        frame = store.to_frame(categorical=True)
+        assert pl.Categorical == frame.schema["stage"]
+        assert pl.String == frame.schema["opportunity_id"]
+        assert store.to_frame().equals(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)))
+
+    def test_the_process_columns_can_be_asked_for(self, store: EventStore) -> None:
+        pytest.importorskip("polars")
+        self._lost_deal(store)
+        frame = store.to_frame(columns=["opportunity_id", "process", "process_version"])
+        assert [("f-1", "b2b", "1")] * 2 == frame.rows()
+
+    def test_an_empty_store_gives_an_empty_frame_with_the_columns(self, store: EventStore) -> None:
+        pl = pytest.importorskip("polars")
+        frame = store.to_frame()
+        assert (0, self.CANONICAL) == (len(frame), tuple(frame.columns))
+        assert pl.Datetime("us", "UTC") == frame.schema["at"]
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [({"backend": "spark"}, "backend must be one of"), ({"columns": ["x"]}, "unknown column")],
+    )
+    def test_an_unknown_backend_or_column_is_refused(
+        self, store: EventStore, arguments: dict[str, Any], message: str
+    ) -> None:
+        pytest.importorskip("polars")
+        with pytest.raises(StoreError, match=message):
+            store.to_frame(**arguments)
 
 
 class Processes(StoreConformance):
@@ -470,7 +539,6 @@ class Processes(StoreConformance):
     ) -> None:
         import attrs
 
-        from stagegate.store import StoreError
         from stagegate.templates import b2b
 
         store.save_process(b2b())

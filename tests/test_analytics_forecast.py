@@ -83,3 +83,38 @@ class TestOverdueCloseDates:
         )
         fc = an.forecast(rows, KINDS, as_of=AS_OF, estimator="empirical", simulations=0)
         assert (150.0, 150.0, 1) == (fc.pipeline, fc.weighted, fc.unscheduled)
+
+
+class TestMonteCarloPaths:
+    """The numpy Monte Carlo reads the very numbers of ``random.Random(seed)``."""
+
+    @pytest.mark.parametrize("period", ["month", "quarter"])
+    def test_numpy_and_pure_python_runs_are_identical(self, period: str) -> None:
+        pytest.importorskip("numpy")
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        from stagegate.analytics.forecast import simulate_runs
+
+        deal = st.tuples(
+            st.floats(0, 1e6, allow_nan=False),
+            st.integers(20_000, 20_800),
+            st.floats(0, 1),
+        )
+
+        @settings(max_examples=40, deadline=None)
+        @given(
+            st.lists(deal, max_size=30),
+            st.lists(st.integers(-60, 200), max_size=12, unique=True),
+            st.integers(1, 6),
+            st.integers(0, 2**40),
+        )
+        def check(deals: list, slips: list, runs: int, seed: int) -> None:
+            slips = sorted(slips)
+            totals = [3 * (i + 1) for i in range(len(slips))]
+            arguments = {"today": 20_400, "period": period, "simulations": runs, "seed": seed}
+            python = simulate_runs(deals, slips, totals, vector=False, **arguments)
+            vector = simulate_runs(deals, slips, totals, vector=True, **arguments)
+            assert python == vector
+
+        check()

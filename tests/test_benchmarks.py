@@ -39,3 +39,31 @@ def test_core_benchmark_prints_its_figures_as_json() -> None:
         "stagegate_bytes_per_opportunity",
     ):
         assert figures[key] > 0, key
+
+
+@pytest.mark.slow
+def test_store_benchmark_times_the_report_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "store.py"),
+            "--deals",
+            "150",
+            "--chunk",
+            "50",
+            "--single-events",
+            "40",
+            "--scan-events",
+            "100",
+            "--folder",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("events_per_s_batched", "report_s", "report_peak_mb", "frame_s"):
+        assert figures[key] > 0, key
+    assert figures["deals"] == 150

@@ -24,7 +24,13 @@ from stagegate import Opportunity, b2b
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event
 from stagegate.integrity import check_chain, event_digest, seal
-from stagegate.store import ImportRefusedError, SQLiteStore, inspect_file, stream_import
+from stagegate.store import (
+    SCHEMA_VERSION,
+    ImportRefusedError,
+    SQLiteStore,
+    inspect_file,
+    stream_import,
+)
 from strategies import T0, full_evidence
 
 PROCESS = b2b()
@@ -293,7 +299,7 @@ class TestMigration:
         deal = reference_deal("gamma-3")
         with SQLiteStore(path) as store:
             store.save(deal)
-            assert 2 == store.schema_version
+            assert SCHEMA_VERSION == store.schema_version
             assert list(seal(reference_deal().events)) == list(store.load("acme-1"))
             assert [e.digest for e in seal(reference_deal().events)] == [
                 e.digest for e in store.load("acme-1")
@@ -302,7 +308,7 @@ class TestMigration:
         assert [("acme-1", True), ("beta-2", True), ("gamma-3", True)] == [
             (v.opportunity_id, v.ok) for v in verdicts
         ]
-        assert "2" == inspect_file(path)
+        assert str(SCHEMA_VERSION) == inspect_file(path)
 
     def test_a_continued_log_chains_from_the_sealed_history(self, path: Path) -> None:
         as_version_1(path)
@@ -402,8 +408,8 @@ class TestImports:
         as_version_1(path)
         with SQLiteStore(path) as first, SQLiteStore(path) as second:
             first.save(reference_deal("gamma-3"))
-            second.save(reference_deal("delta-4"))  # the file is at version 2 by now
-            assert (2, 2) == (first.schema_version, second.schema_version)
+            second.save(reference_deal("delta-4"))  # the file is at the current version by now
+            assert (SCHEMA_VERSION,) * 2 == (first.schema_version, second.schema_version)
             assert all(v.ok for v in second.verify(require_digests=True))
 
 

@@ -31,6 +31,7 @@ from stagegate.cli import main
 from stagegate.events import Event, EventKind
 from stagegate.io import read_events, write_events
 from stagegate.store import (
+    SCHEMA_VERSION,
     ImportRefusedError,
     SQLiteStore,
     StoreDamagedError,
@@ -840,7 +841,7 @@ class TestEdges:
             inspect_file(tmp_path)
         with SQLiteStore(tmp_path / "empty.sqlite") as store:  # an empty file becomes a store
             assert 0 == store.count()
-        assert "2" == inspect_file(tmp_path / "empty.sqlite")
+        assert str(SCHEMA_VERSION) == inspect_file(tmp_path / "empty.sqlite")
 
     def test_an_empty_sqlite_database_becomes_a_store(self, tmp_path: Path) -> None:
         path = tmp_path / "blank.db"

@@ -332,14 +332,10 @@ class TestLayout:
 
 
 class TestColumnWiseFrames:
-    @pytest.mark.parametrize("piece_bytes", [64, 32 * 1024 * 1024])
     def test_the_frame_equals_the_one_sqlite_gives_for_the_same_events(
-        self, url: str, tmp_path: Path, piece_bytes: int, monkeypatch: pytest.MonkeyPatch
+        self, url: str, tmp_path: Path
     ) -> None:
         pytest.importorskip("polars")
-        import stagegate.store.postgresql
-
-        monkeypatch.setattr(stagegate.store.postgresql, "FRAME_PIECE_BYTES", piece_bytes)
         from datetime import date
         from decimal import Decimal
 

@@ -133,7 +133,7 @@ class TestFile:
         with pytest.raises(StoreError, match="not a stagegate event store"):
             SQLiteStore(path)
 
-    @pytest.mark.parametrize(("version", "advice"), [("3", "upgrade"), ("0", "re-import")])
+    @pytest.mark.parametrize(("version", "advice"), [("4", "upgrade"), ("0", "re-import")])
     def test_another_schema_version_is_refused(self, path: Path, version: str, advice: str) -> None:
         SQLiteStore(path).close()
         connection = sqlite3.connect(path)

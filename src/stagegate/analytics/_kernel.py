@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from stagegate.analytics.outcomes import Outcomes
 
-__all__ = ["Kernel", "kernel_of"]
+__all__ = ["Kernel", "is_eager", "kernel_of"]
 
 
 class Kernel(Protocol):
@@ -83,10 +83,19 @@ class Kernel(Protocol):
         """The lower weighted median dwell (days) per (open stage, won or lost)."""
 
 
+def is_eager(frame: Any) -> bool:
+    """Whether a narwhals frame is of the eager family (Polars, pandas).
+
+    There, one sort and plain shifts beat ordered window functions.
+    """
+    impl = frame.implementation
+    return bool(impl.is_polars() or impl.is_pandas_like())
+
+
 def kernel_of(frame: Any) -> Kernel:
     """The kernel of a narwhals frame's backend family."""
     impl = frame.implementation
-    if impl.is_polars() or impl.is_pandas_like():
+    if is_eager(frame):
         from stagegate.analytics._eager import EAGER  # noqa: PLC0415
 
         return EAGER

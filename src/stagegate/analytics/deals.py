@@ -43,10 +43,12 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, by_stage
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
+from stagegate.analytics.snapshot import prepared_of
 
 __all__ = [
     "DEFAULT_AGE_BANDS",
@@ -381,20 +383,35 @@ def _per_deal_python(
     return result
 
 
-def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> list[dict[str, Any]]:
+def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> Any:
+    """The push and pull counts of every deal with a known close date (a lazy frame)."""
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
     close = nw.col("close_date")
     month = close.dt.year().cast(nw.Int64) * 12 + close.dt.month().cast(nw.Int64) - 1
+    in_memory = is_eager(rows)
+    # only the columns read below are carried (the filter and the sort copy what they carry)
+    rows = rows.select(opp, *ORDER, "stage", "close_day", "close_date")
+    if in_memory:  # sorted once (unless it is already), then plain shifts within each deal
+        rows = _sorted_rows(rows)
     known = rows.filter(~nw.col("close_day").is_null()).with_columns(month=month)
     known = known.with_columns(
         quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
-    ).with_columns(
-        prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
-        prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
-        prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
     )
+    if in_memory:
+        same = (nw.col(opp) == nw.col(opp).shift(1)).fill_null(value=False)
+        known = known.with_columns(
+            prev=nw.when(same).then(nw.col("close_day").shift(1)),
+            prev_month=nw.when(same).then(nw.col("month").shift(1)),
+            prev_quarter=nw.when(same).then(nw.col("quarter").shift(1)),
+        )
+    else:
+        known = known.with_columns(
+            prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
+            prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
+            prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
+        )
     delta = nw.col("close_day") - nw.col("prev")
     push = delta > 0
     zero = nw.lit(0)
@@ -416,6 +433,7 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> li
         crossed=when_push(nw.col("month") - nw.col("prev_month")),
         q_crossed=when_push(nw.col("quarter") - nw.col("prev_quarter")),
         first_close=nw.when(nw.col("prev").is_null()).then(nw.col("close_day")),
+        first_date=nw.when(nw.col("prev").is_null()).then(nw.col("close_date")),
     )
     per_deal = known.group_by(opp).agg(
         nw.col("push_n").sum().alias("pushes"),
@@ -427,49 +445,174 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> li
         nw.col("crossed").sum().alias("months_crossed"),
         nw.col("q_crossed").sum().alias("quarters_crossed"),
         nw.col("first_close").max().alias("first"),
+        nw.col("first_date").max().alias("first_close_date"),
+    )
+    is_last = (
+        (nw.col(opp) != nw.col(opp).shift(-1)).fill_null(value=True)
+        if in_memory
+        else nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
     )
     last = (
         rows.with_columns(
-            last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null(),
+            last=is_last,
             kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
         )
         .filter(nw.col("last"))
-        .select(opp, nw.col("kind_code").alias("final"), nw.col("close_day").alias("current"))
+        .select(
+            opp,
+            nw.col("kind_code").alias("final"),
+            nw.col("close_day").alias("current"),
+            nw.col("close_date").alias("current_close_date"),
+        )
     )
-    joined = per_deal.join(last, on=opp, how="left")
-    return sorted(collect_rows(joined), key=lambda r: r[opp])
+    return per_deal.join(last, on=opp, how="left").lazy()
+
+
+def _sorted_rows(rows: Any) -> Any:
+    """In-memory rows as an eager frame ordered by ``(opportunity_id, *ORDER)``.
+
+    Rows already in that order (as ``EventStore.to_frame`` gives them) are checked in one pass
+    and kept as they are.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    eager = rows.collect()
+    keys = ["opportunity_id", *ORDER]
+    if not any(eager.select(nw.col(k).null_count() for k in keys).row(0)):
+        key, previous = nw.col("opportunity_id"), nw.col("opportunity_id").shift(1)
+        after = nw.lit(value=True)
+        for name in reversed(ORDER):
+            here, before = nw.col(name), nw.col(name).shift(1)
+            after = (here > before) | ((here == before) & after)
+        wrong = (key < previous) | ((key == previous) & ~after)
+        if not eager.select(wrong.fill_null(value=False).any()).item():
+            return eager
+    return eager.sort(*keys)
+
+
+def _ages_frame(prepared: Any) -> Any:
+    """Per opportunity (a lazy frame): ``age_days``, from its first row to its closing or as_of."""
+    import narwhals as nw  # noqa: PLC0415
+
+    terminal = nw.col("exited_us").is_null() & (nw.col("kind") != "open")
+    spans = (
+        prepared.frame.with_columns(closing=nw.when(terminal).then(nw.col("entered_us")))
+        .group_by("opportunity_id")
+        .agg(nw.col("entered_us").min().alias("opened"), nw.col("closing").max().alias("closed"))
+    )
+    end = nw.when(nw.col("closed").is_null()).then(nw.lit(prepared.as_of_us))
+    return spans.select(
+        "opportunity_id",
+        ((end.otherwise(nw.col("closed")) - nw.col("opened")) / DAY_US).alias("age_days"),
+    )
+
+
+def _slippage_frame(
+    prepared: Any, fiscal_year_start: int, flag_pushes: int, bands: tuple[float, ...]
+) -> Slippage:
+    """:func:`slippage` on the frame path: per-deal rows and the tables, without a row loop."""
+    import narwhals as nw  # noqa: PLC0415
+
+    raw = _per_deal_frame(prepared.rows, prepared.outcomes, fiscal_year_start)
+    outcome = (
+        nw.when(nw.col("final") == KIND_CODE["won"])
+        .then(nw.lit("won"))
+        .when(nw.col("final") == KIND_CODE["lost"])
+        .then(nw.lit("lost"))
+        .otherwise(nw.lit("open"))
+    )
+    deals = (
+        raw.join(_ages_frame(prepared), on="opportunity_id", how="left")
+        .with_columns(outcome=outcome)
+        .select(
+            "opportunity_id",
+            "outcome",
+            nw.col("pushes").cast(nw.Int64),
+            nw.col("pulls").cast(nw.Int64),
+            nw.col("days_pushed").cast(nw.Int64),
+            "first_close_date",
+            "current_close_date",
+            (nw.col("current") - nw.col("first")).cast(nw.Int64).alias("net_days"),
+            nw.col("month_pushes").cast(nw.Int64),
+            nw.col("quarter_pushes").cast(nw.Int64),
+            (nw.col("pushes") >= flag_pushes).alias("flagged"),
+            nw.col("days_pulled").cast(nw.Int64),
+            nw.col("months_crossed").cast(nw.Int64),
+            nw.col("quarters_crossed").cast(nw.Int64),
+            nw.col("age_days").cast(nw.Float64),
+        )
+        .sort("opportunity_id")
+    )
+    deals = _materialized(deals)
+    band = nw.lit(0, nw.Int64)
+    for low in bands[1:]:
+        band = band + (nw.col("age_days") >= low).cast(nw.Int64)
+    counted = deals.with_columns(
+        key=nw.when(nw.col("pushes") < flag_pushes)
+        .then(nw.col("pushes"))
+        .otherwise(nw.lit(flag_pushes, nw.Int64)),
+        band=band,
+        closed=(nw.col("outcome") != "open").cast(nw.Int64),
+        won=(nw.col("outcome") == "won").cast(nw.Int64),
+    )
+
+    def table(keys: list[str]) -> list[dict[str, Any]]:
+        rows = collect_rows(
+            counted.group_by(keys).agg(
+                nw.len().alias("n"), nw.col("closed").sum().alias("c"), nw.col("won").sum()
+            )
+        )
+        return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+    by = [
+        PushCount(int(r["key"]), int(r["n"]), int(r["c"]), int(r["won"]),
+                  int(r["won"]) / int(r["c"]) if r["c"] else None)
+        for r in table(["key"])
+    ]  # fmt: skip
+    aged = [
+        PushAgeCount(
+            int(r["key"]),
+            bands[int(r["band"])],
+            bands[int(r["band"]) + 1] if int(r["band"]) + 1 < len(bands) else None,
+            int(r["n"]),
+            int(r["c"]),
+            int(r["won"]),
+            int(r["won"]) / int(r["c"]) if r["c"] else None,
+        )
+        for r in table(["key", "band"])
+    ]
+    total, slipped, flagged = collect_rows(
+        deals.select(
+            nw.len().alias("n"),
+            (nw.col("pushes") > 0).cast(nw.Int64).sum().alias("s"),
+            nw.col("flagged").cast(nw.Int64).sum().alias("f"),
+        )
+    )[0].values()
+    return Slippage(
+        to_native(prepared, deals),
+        emit(prepared, by, PushCount),
+        int(slipped or 0) / int(total) if total else None,
+        int(flagged or 0),
+        emit(prepared, aged, PushAgeCount),
+    )
+
+
+def _materialized(frame: Any) -> Any:
+    """A lazy frame computed once when in memory (it is read several times)."""
+    return frame.collect().lazy() if is_eager(frame) else frame
 
 
 def _ages(prepared: Any) -> dict[str, float]:
     """Per opportunity: days from its first row to its closing, or to ``as_of`` if open."""
-    if prepared.python is not None:
-        opened: dict[str, int] = {}
-        closed: dict[str, int] = {}
-        for v in prepared.python:
-            first = opened.get(v.opportunity_id)
-            opened[v.opportunity_id] = v.entered_us if first is None else min(first, v.entered_us)
-            if v.exited_us is None and v.kind != "open":
-                closed[v.opportunity_id] = v.entered_us
-        rows: list[dict[str, Any]] = [
-            {"opportunity_id": o, "opened": t, "closed": closed.get(o)} for o, t in opened.items()
-        ]
-    else:
-        import narwhals as nw  # noqa: PLC0415
-
-        terminal = nw.col("exited_us").is_null() & (nw.col("kind") != "open")
-        rows = collect_rows(
-            prepared.frame.with_columns(closing=nw.when(terminal).then(nw.col("entered_us")))
-            .group_by("opportunity_id")
-            .agg(
-                nw.col("entered_us").min().alias("opened"), nw.col("closing").max().alias("closed")
-            )
-        )
+    opened: dict[str, int] = {}
+    closed: dict[str, int] = {}
+    for v in prepared.python:
+        first = opened.get(v.opportunity_id)
+        opened[v.opportunity_id] = v.entered_us if first is None else min(first, v.entered_us)
+        if v.exited_us is None and v.kind != "open":
+            closed[v.opportunity_id] = v.entered_us
     as_of = prepared.as_of_us
-    return {
-        r["opportunity_id"]: ((as_of if r["closed"] is None else int(r["closed"])) - r["opened"])
-        / DAY_US
-        for r in rows
-    }
+    return {o: (closed.get(o, as_of) - t) / DAY_US for o, t in opened.items()}
 
 
 def _band(age: float, bands: tuple[float, ...]) -> int:
@@ -522,7 +665,7 @@ def slippage(
         raise AnalyticsError(
             f"age_bands must be increasing lower bounds in days starting at 0, got {age_bands!r}"
         )
-    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
+    prepared = prepared_of(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.rows is None:
         raise AnalyticsError(
             "slippage needs the stage-history rows (close-date changes happen between stage "
@@ -530,9 +673,8 @@ def slippage(
         )
     out = prepared.outcomes
     if prepared.is_frame:
-        raw = _per_deal_frame(prepared.rows, out, fiscal_year_start)
-    else:
-        raw = _per_deal_python(prepared.rows, out, fiscal_year_start)
+        return _slippage_frame(prepared, fiscal_year_start, flag_pushes, bands)
+    raw = _per_deal_python(prepared.rows, out, fiscal_year_start)
     ages = _ages(prepared)
     names = {v: k for k, v in KIND_CODE.items()}
     deals = []

@@ -43,7 +43,6 @@ import attrs
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US
-from stagegate.analytics.intervals import prepare
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import (
     DEFAULT_BINS,
@@ -52,7 +51,7 @@ from stagegate.analytics.probability import (
     fit_counts,
     predictors,
 )
-from stagegate.analytics.snapshot import current_state
+from stagegate.analytics.snapshot import open_deals, prepared_of
 
 __all__ = ["Forecast", "ForecastPeriod", "forecast", "period_of"]
 
@@ -146,6 +145,150 @@ def _slip_history(prepared: Any) -> dict[int, int]:
     return {int(r["slip"]): int(r["n"]) for r in rows}
 
 
+MONTE_CARLO_CHUNK = 1 << 21
+"""Most (run, deal) draws the vectorized Monte Carlo holds in memory at once."""
+VECTOR_FROM = 50_000
+"""The Monte Carlo runs on numpy (when installed) from this many (run, deal) draws on."""
+
+
+def _draw(slips: list[int], totals: list[int], close: int, u: float, today: int) -> int:
+    """Close day of a won deal: its slip drawn among those landing on or after as_of."""
+    first = bisect.bisect_left(slips, today - close)
+    if first == len(slips):
+        return close  # no history (or later than all of it): kept at max(close, as_of)
+    base = totals[first - 1] if first else 0
+    point = base + u * (totals[-1] - base)
+    return close + slips[min(bisect.bisect_right(totals, point), len(slips) - 1)]
+
+
+def simulate_runs(
+    deals: list[tuple[float, int, float]],
+    slips: list[int],
+    totals: list[int],
+    *,
+    today: int,
+    period: str,
+    simulations: int,
+    seed: int,
+    vector: bool | None = None,
+) -> dict[str, list[float]]:
+    """The won amount of every period in every run, keyed by period label.
+
+    Each run takes, for each deal in order, two numbers of ``random.Random(seed)``: the first
+    decides whether it is won (below its probability), the second where a won deal's slip
+    lands. The numpy path (``vector``; by default from :data:`VECTOR_FROM` draws on, when numpy
+    is installed) reads the very same numbers from the same Mersenne Twister state and adds
+    the amounts in the same order, so both give identical results.
+    """
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
+    if vector is None:
+        vector = simulations * len(deals) >= VECTOR_FROM and _numpy() is not None
+    if vector and deals and simulations:
+        return _vector_runs(rng, deals, slips, totals, today, period, simulations)
+    labels: dict[int, str] = {}
+
+    def label(day: int) -> str:
+        found = labels.get(day)
+        if found is None:
+            found = labels[day] = period_of(_EPOCH + timedelta(days=max(day, today)), period)
+        return found
+
+    runs: dict[str, list[float]] = defaultdict(lambda: [0.0] * simulations)
+    uniform = rng.random
+    for run in range(simulations):
+        for amount, close, p in deals:
+            won = uniform() < p
+            u = uniform()
+            if won:
+                runs[label(_draw(slips, totals, close, u, today))][run] += amount
+    return dict(runs)
+
+
+def _numpy() -> Any:
+    try:
+        import numpy as np  # noqa: PLC0415 - optional
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return np
+
+
+def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
+    rng: random.Random,
+    deals: list[tuple[float, int, float]],
+    slips: list[int],
+    totals: list[int],
+    today: int,
+    period: str,
+    simulations: int,
+) -> dict[str, list[float]]:
+    """:func:`simulate_runs` on numpy, a chunk of runs at a time."""
+    np = _numpy()
+    state = rng.getstate()[1]
+    twister = np.random.RandomState()
+    twister.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
+    amount = np.array([d[0] for d in deals], dtype=np.float64)
+    close = np.array([d[1] for d in deals], dtype=np.int64)
+    p = np.array([d[2] for d in deals], dtype=np.float64)
+    n = len(deals)
+    slip = np.array(slips, dtype=np.int64)
+    total = np.array(totals, dtype=np.int64)
+    first = np.searchsorted(slip, today - close, side="left")
+    has = first < len(slips)
+    base = np.where(first > 0, total[np.maximum(first - 1, 0)] if len(totals) else 0, 0)
+    base = base.astype(np.float64)
+    span = (float(totals[-1]) if totals else 0.0) - base
+    # the periods: a day's index among the periods any deal can land in
+    per_chunk = max(1, MONTE_CARLO_CHUNK // n)
+    sums: dict[int, Any] = {}
+    seen: dict[int, Any] = {}
+    keys: list[int] = []
+    for start in range(0, simulations, per_chunk):
+        runs = min(per_chunk, simulations - start)
+        u = twister.random_sample(2 * runs * n).reshape(runs, n, 2)
+        won = u[:, :, 0] < p
+        point = base + u[:, :, 1] * span
+        pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
+        day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
+        day = np.broadcast_to(day, (runs, n))  # without slips every run lands alike
+        key = _period_keys(np, np.maximum(day, today), period)
+        for offset in range(runs):
+            mask = won[offset]
+            landed = key[offset][mask]
+            if not landed.size:
+                continue
+            low = int(landed.min())
+            counts = np.bincount(landed - low)
+            weights = np.bincount(landed - low, weights=amount[mask])
+            for index in np.flatnonzero(counts):
+                k = low + int(index)
+                if k not in sums:
+                    sums[k] = np.zeros(simulations)
+                    seen[k] = True
+                    keys.append(k)
+                sums[k][start + offset] = weights[index]
+    return {_period_label(k, period): sums[k].tolist() for k in sorted(keys)}
+
+
+def _period_keys(np: Any, days: Any, period: str) -> Any:
+    """Months since 1970-01 (``month``) or quarters since 1970-Q1 of day numbers.
+
+    The calendar is computed once for the days between the first and the last, then looked up.
+    """
+    low, high = int(days.min()), int(days.max())
+    span = np.arange(low, high + 1, dtype=np.int64)
+    months = span.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    table = months if period == "month" else months // 3
+    return table[days - low]
+
+
+def _period_label(key: int, period: str) -> str:
+    if period == "month":
+        year, month = divmod(key, 12)
+        return f"{1970 + year:04d}-{month + 1:02d}"
+    year, quarter = divmod(key, 4)
+    return f"{1970 + year:04d}-Q{quarter + 1}"
+
+
 def forecast(
     data: Any,
     outcomes: OutcomesLike,
@@ -184,7 +327,7 @@ def forecast(
             f"estimator must be one of {', '.join(ESTIMATORS)}, period 'month' or 'quarter', "
             f"simulations >= 0; got {estimator!r}, {period!r}, {simulations!r}"
         )
-    prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
+    prepared = prepared_of(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, DEFAULT_BINS)
     table = predictors(counts, prepared.outcomes, DEFAULT_BINS, prior_strength=prior_strength)[
         estimator
@@ -193,33 +336,21 @@ def forecast(
     deals = []
     unscheduled = 0
     pipeline = weighted = 0.0
-    for r in current_state(prepared):
-        if r["kind"] != "open":
-            continue
-        p = table[r["stage"], bin_of(r["dwell_days"], DEFAULT_BINS)]
-        if r["amount"] is not None:
-            pipeline += float(r["amount"])
-            weighted += float(r["amount"]) * p
-        if r["amount"] is None or r["close_day"] is None:
+    for stage, dwell, amount, close in open_deals(prepared):
+        p = table[stage, bin_of(dwell, DEFAULT_BINS)]
+        if amount is not None:
+            pipeline += float(amount)
+            weighted += float(amount) * p
+        if amount is None or close is None:
             unscheduled += 1
             continue
-        deals.append((float(r["amount"]), int(r["close_day"]), p))
+        deals.append((float(amount), int(close), p))
     history = _slip_history(prepared) if slip else {}
     slips = sorted(history)
     totals = list(itertools.accumulate(history[s] for s in slips))
-    rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
 
     def label(day: int) -> str:
         return period_of(_EPOCH + timedelta(days=max(day, today)), period)
-
-    def draw(close: int) -> int:
-        """Close day of a won deal: its slip drawn among those landing on or after as_of."""
-        first = bisect.bisect_left(slips, today - close)
-        if first == len(slips):
-            return close  # no history (or later than all of it): kept at max(close, as_of)
-        base = totals[first - 1] if first else 0
-        point = base + rng.random() * (totals[-1] - base)
-        return close + slips[min(bisect.bisect_right(totals, point), len(slips) - 1)]
 
     expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
     for amount, close, p in deals:
@@ -231,11 +362,9 @@ def forecast(
     beyond = sum(
         1 for _, close, _ in deals if close < today and (not slips or slips[-1] < today - close)
     )
-    runs: dict[str, list[float]] = defaultdict(lambda: [0.0] * simulations)
-    for run in range(simulations):
-        for amount, close, p in deals:
-            if rng.random() < p:
-                runs[label(draw(close))][run] += amount
+    runs = simulate_runs(
+        deals, slips, totals, today=today, period=period, simulations=simulations, seed=seed
+    )
     rows = []
     for key in sorted(set(expected) | set(runs)):
         e = expected.get(key, [0, 0.0, 0.0, 0])

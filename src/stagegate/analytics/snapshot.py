@@ -47,6 +47,7 @@ True
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -55,7 +56,9 @@ import attrs
 
 from stagegate._time import from_epoch_us
 from stagegate.analytics._emit import collect_rows, emit
-from stagegate.analytics.intervals import ORDER, Prepared, prepare
+from stagegate.analytics._kernel import is_eager
+from stagegate.analytics._table import as_of_us
+from stagegate.analytics.intervals import ORDER, Prepared, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 
 __all__ = [
@@ -130,33 +133,103 @@ def current_state(prepared: Prepared) -> list[dict[str, Any]]:
                 }
             )
         return result
+    result = collect_rows(current_frame(prepared).drop("entered_at", "close_date"))
+    result.sort(key=lambda r: r["opportunity_id"])
+    return result
+
+
+_CURRENT: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
+"""In-memory current states computed once per prepared log (by ``id``; dropped with it)."""
+
+
+def current_frame(prepared: Prepared) -> Any:
+    """:func:`current_state` as a lazy narwhals frame (frame path), in no particular order.
+
+    Columns: ``opportunity_id, stage, kind, entered_us, entered_at, dwell_days, amount,
+    close_day, close_date``. On in-memory backends it is computed once per prepared log: the
+    report's snapshot and forecast read the same one.
+    """
+    found = _CURRENT.get(id(prepared))
+    if found is not None and found[0]() is prepared:
+        return found[1]
+    current = _current_frame(prepared)
+    if is_eager(current):
+        current = current.collect().lazy()
+        key = id(prepared)
+        _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
+    return current
+
+
+def _current_frame(prepared: Prepared) -> Any:
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    last_rows = (
-        prepared.rows.with_columns(
+    rows = prepared.rows
+    if is_eager(rows):
+        # a deal's last row by (at_us, seq, rank): narrowed by one key at a time, no sort
+        last_rows = rows
+        for key in ORDER:
+            last_rows = last_rows.filter(nw.col(key) == nw.col(key).max().over(opp))
+        last_rows = last_rows.unique(opp, keep="any")
+    else:
+        last_rows = rows.with_columns(
             last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
-        )
-        .filter(nw.col("last"))
-        .select(opp, nw.col("amount").alias("cur_amount"), nw.col("close_day").alias("cur_close"))
+        ).filter(nw.col("last"))
+    last_rows = last_rows.select(
+        opp,
+        nw.col("amount").alias("cur_amount"),
+        nw.col("close_day").alias("cur_close"),
+        nw.col("close_date").alias("cur_date"),
     )
     visits = prepared.frame.filter(nw.col("exited_us").is_null()).select(
-        opp, "stage", "kind", "entered_us", "duration_days"
+        opp, "stage", "kind", "entered_us", "entered_at", "duration_days"
     )
-    joined = visits.join(last_rows, on=opp, how="left")
-    result = collect_rows(
-        joined.select(
-            opp,
-            "stage",
-            "kind",
-            "entered_us",
-            nw.col("duration_days").alias("dwell_days"),
-            nw.col("cur_amount").alias("amount"),
-            nw.col("cur_close").alias("close_day"),
-        )
+    return visits.join(last_rows, on=opp, how="left").select(
+        opp,
+        "stage",
+        "kind",
+        "entered_us",
+        "entered_at",
+        nw.col("duration_days").alias("dwell_days"),
+        nw.col("cur_amount").alias("amount"),
+        nw.col("cur_close").alias("close_day"),
+        nw.col("cur_date").alias("close_date"),
     )
-    result.sort(key=lambda r: r[opp])
-    return result
+
+
+def prepared_of(
+    data: Any, outcomes: OutcomesLike, *, as_of: datetime, assume_zone: str | tzinfo | None = None
+) -> Prepared:
+    """``prepare(..., keep_rows=True)``, or ``data`` itself when it is one for ``as_of``.
+
+    The report prepares the log once and hands the result to every analysis that reads the
+    rows (snapshot, forecast, slippage).
+    """
+    if isinstance(data, Prepared) and data.rows is not None and data.as_of_us == as_of_us(as_of):
+        return data
+    return prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
+
+
+def open_deals(prepared: Prepared) -> list[tuple[str, float, float | None, int | None]]:
+    """``(stage, dwell_days, amount, close_day)`` of every open deal, by opportunity id."""
+    if not prepared.is_frame:
+        return [
+            (r["stage"], r["dwell_days"], r["amount"], r["close_day"])
+            for r in current_state(prepared)
+            if r["kind"] == "open"
+        ]
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = (
+        current_frame(prepared)
+        .filter(nw.col("kind") == "open")
+        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
+        .sort("opportunity_id")
+        .collect(backend="pyarrow")  # plain None for a missing value, whatever the backend
+        .to_native()
+    )
+    names = ("stage", "dwell_days", "amount", "close_day")
+    return list(zip(*(frame.column(name).to_pylist() for name in names), strict=True))
 
 
 def _date(day: int | None) -> date | None:
@@ -193,7 +266,25 @@ def snapshot(
     """
     if state not in STATES:
         raise AnalyticsError(f"state must be one of {', '.join(STATES)}, got {state!r}")
-    prepared = prepare(data, outcomes, as_of=at, assume_zone=assume_zone, keep_rows=True)
+    prepared = prepared_of(data, outcomes, as_of=at, assume_zone=assume_zone)
+    if prepared.is_frame:
+        import narwhals as nw  # noqa: PLC0415
+
+        current = current_frame(prepared)
+        if state == "closed":
+            current = current.filter(nw.col("kind") != "open")
+        elif state != "all":
+            current = current.filter(nw.col("kind") == state)
+        result = current.select(
+            "opportunity_id",
+            "stage",
+            "kind",
+            "entered_at",
+            "dwell_days",
+            "amount",
+            "close_date",
+        ).sort("opportunity_id")
+        return to_native(prepared, result)
     rows = [
         Snapshot(
             r["opportunity_id"],

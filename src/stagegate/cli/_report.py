@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from stagegate._progress import Phases, phase_of
 from stagegate.cli import EXIT_OK
 from stagegate.cli._app import (
     app,
@@ -24,6 +25,7 @@ from stagegate.cli._app import (
     resolve_process,
 )
 from stagegate.cli._import import parse_cli_instant
+from stagegate.cli._progress import bars
 from stagegate.cli._store import EXISTING_STORE
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.process import Process
@@ -210,6 +212,11 @@ def _store_process(store: EventStore) -> Process:
     show_default=True,
     help="Where the analytics run; auto uses Polars (if installed) from 200,000 events on.",
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Draw no progress bars (they are drawn on standard error only when it is a terminal).",
+)
 @json_option
 def report(
     store_path: Path,
@@ -224,11 +231,15 @@ def report(
     title: str | None,
     language: str,
     engine: str,
+    quiet: bool,
     as_json: bool,
 ) -> int:
-    """Report pipeline health from an event store: tables, --json, or an --html file."""
+    """Report pipeline health from an event store: tables, --json, or an --html file.
+
+    On Polars the store is read column-wise (no Python object per event) and every section is
+    computed on frames; progress bars show reading, computing and rendering.
+    """
     from stagegate.analytics import ESTIMATORS  # noqa: PLC0415
-    from stagegate.report import build_document, write_html  # noqa: PLC0415
 
     if estimator is not None and estimator not in ESTIMATORS:
         return fail(
@@ -236,50 +247,23 @@ def report(
             as_json=as_json,
         )
     try:
-        findings = () if findings_path is None else _read_findings(findings_path)
-        with open_store(store_path) as store:
-            total = store.count()
-            if total == 0:
-                return fail(f"{store_path} holds no events; import some first", as_json=as_json)
-            if findings_path is None:
-                # what every import into this store found joins the data-quality section
-                findings = tuple(f for record in store.imports() for f in record.findings)
-            if process_path is not None or template_name is not None:
-                process = resolve_process(process_path, template_name or "b2b")
-            else:
-                process = _store_process(store)
-            data: Any
-            if _use_frames(engine, total):
-                data = store.to_frame()
-                last = data["at"].max()
-            else:
-                data = [e for e in store.scan() if e.process == process.name]
-                last = max(e.at for e in data) if data else None
-            if sum(name == process.name for name, _ in store.processes()) > 1:
-                from stagegate.evolution import lineage, map_history  # noqa: PLC0415
-
-                # history under earlier versions counts in the stages of this one
-                found = lineage(store, process) if not isinstance(data, list) else None
-                data = map_history(data, process, lineage_of=found)
-        if last is None:
-            return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
-        instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
-        split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
-        if title is None and language != "en":
-            title = catalogue(language)("Pipeline health: {process}", process=process.name)
-        document = build_document(
-            data,
-            process,
-            as_of=instant,
-            title=title,
-            cutoff=split,
-            estimator=estimator,
-            seed=seed,
-            findings=findings,
-        )
-        document["language"] = language
-        if html_path is not None:
-            write_html(document, html_path)
+        with bars(quiet=quiet or as_json) as phases:
+            document = _report(
+                store_path,
+                process_path,
+                template_name,
+                as_of,
+                cutoff,
+                estimator,
+                findings_path,
+                seed,
+                html_path,
+                title,
+                language,
+                engine,
+                as_json,
+                phases,
+            )
     except UnknownProcessError as error:
         return fail(f"{error}; pass --process FILE", as_json=as_json)
     except DefinitionError as error:
@@ -290,11 +274,104 @@ def report(
         )
     except (StagegateError, OSError) as error:
         return fail(str(error), as_json=as_json)
+    if isinstance(document, int):
+        return document
     if as_json:
         print_json(document)
     else:
         _print(out_console(), document, html_path)
     return EXIT_OK
+
+
+FRAME_COLUMNS = (
+    "opportunity_id",
+    "at",
+    "seq",
+    "stage",
+    "amount",
+    "close_date",
+    "reason",
+    "kind",
+    "move",
+    "process",
+    "process_version",
+)
+"""The columns of the store the report reads (segment columns follow when there are any)."""
+
+
+def _report(
+    store_path: Path,
+    process_path: Path | None,
+    template_name: str | None,
+    as_of: str | None,
+    cutoff: str | None,
+    estimator: str | None,
+    findings_path: Path | None,
+    seed: int,
+    html_path: Path | None,
+    title: str | None,
+    language: str,
+    engine: str,
+    as_json: bool,
+    phases: Phases | None,
+) -> dict[str, Any] | int:
+    """The report document (or the exit code of a failure, already reported)."""
+    from stagegate.report import build_document, write_html  # noqa: PLC0415
+
+    findings = () if findings_path is None else _read_findings(findings_path)
+    with open_store(store_path) as store:
+        total = store.count()
+        if total == 0:
+            return fail(f"{store_path} holds no events; import some first", as_json=as_json)
+        if findings_path is None:
+            # what every import into this store found joins the data-quality section
+            findings = tuple(f for record in store.imports() for f in record.findings)
+        if process_path is not None or template_name is not None:
+            process = resolve_process(process_path, template_name or "b2b")
+        else:
+            process = _store_process(store)
+        data: Any
+        if _use_frames(engine, total):
+            import polars as pl  # noqa: PLC0415 - optional, present by _use_frames
+
+            data = store.to_frame(columns=FRAME_COLUMNS, categorical=True, phases=phases)
+            other = pl.col("process") != process.name
+            if data.select(other.any()).item():  # events of other processes are left out
+                data = data.filter(~other)
+            data = data.drop("process")
+            last = data["at"].max()
+        else:
+            data = [e for e in store.scan() if e.process == process.name]
+            last = max(e.at for e in data) if data else None
+        if sum(name == process.name for name, _ in store.processes()) > 1:
+            from stagegate.evolution import lineage, map_history  # noqa: PLC0415
+
+            # history under earlier versions counts in the stages of this one
+            found = lineage(store, process) if not isinstance(data, list) else None
+            data = map_history(data, process, lineage_of=found)
+    if last is None:
+        return fail(f"{store_path} holds no events of {process.name!r}", as_json=as_json)
+    instant = last if as_of is None else parse_cli_instant(as_of, "--as-of")
+    split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
+    if title is None and language != "en":
+        title = catalogue(language)("Pipeline health: {process}", process=process.name)
+    document = build_document(
+        data,
+        process,
+        as_of=instant,
+        title=title,
+        cutoff=split,
+        estimator=estimator,
+        seed=seed,
+        findings=findings,
+        phases=phases,
+    )
+    document["language"] = language
+    if html_path is not None:
+        tick = phase_of(phases, "rendering", 1)
+        write_html(document, html_path)
+        tick(1)
+    return document
 
 
 def _read_findings(path: Path) -> tuple[Any, ...]:

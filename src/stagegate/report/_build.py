@@ -9,7 +9,9 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import to_utc
+from stagegate.analytics.intervals import prepare, to_native
 from stagegate.analytics.probability import DEFAULT_ESTIMATOR
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.process import Process, StageKind
@@ -43,7 +45,7 @@ MIN_SIMULATIONS = 200
 """Fewest Monte Carlo runs of the report's forecast."""
 
 
-def build_document(
+def build_document(  # noqa: PLR0915 - one section after another
     events: Iterable[Event] | Any,
     process: Process,
     *,
@@ -58,6 +60,7 @@ def build_document(
     flag_pushes: int = 2,
     top: int = 25,
     findings: Sequence[Any] = (),
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
     """Compute every section of the pipeline health report from the events of a pipeline.
 
@@ -84,6 +87,7 @@ def build_document(
         findings: findings of the import that produced the events (``stagegate.io.Finding``
             objects, or mappings with ``code``, ``severity`` and ``message``); they join the
             data-quality section, grouped by code.
+        phases: receives the ``computing`` phase, counted in sections.
 
     Returns:
         A document for :func:`stagegate.report.render_html` (see ``docs/report.md``), valid
@@ -131,20 +135,28 @@ def build_document(
         document["data_quality"] = _import_findings(findings)
         return document
 
-    # The visits are computed once and reused by every analysis that works on visits; those
-    # that need amounts and close dates between stage changes read the log itself.
-    visits = an.stage_intervals(log, process, as_of=instant)
+    tick = phase_of(phases, "computing", _SECTIONS)
+    # The log is prepared once: its visits feed every analysis that works on visits, and the
+    # prepared rows (amounts and close dates between stage changes) the snapshot, forecast and
+    # slippage.
+    prepared = prepare(log, process, as_of=instant, keep_rows=True)
     if frame is None:
-        visits = list(visits)
-    current = _records(an.snapshot(log, process, at=instant))
+        visits: Any = list(prepared.python or ())
+    else:
+        visits = to_native(prepared, prepared.frame)
+    tick(1)
+    current = _Current(an.snapshot(prepared, process, at=instant))
     cycles = an.cycle_times(visits, process, as_of=instant)
+    tick(2)
     document["backtest"] = _backtest(an, log, process, instant, cutoff, known=known)
+    tick(3)
     choice = choose_estimator(estimator, document["backtest"], known=known)
     document["estimator"] = choice
     name = choice["name"]
-    open_deals = sum(1 for s in current if s.kind == StageKind.OPEN.value)
+    open_deals = current.kinds[StageKind.OPEN.value]
     runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
-    fc = an.forecast(log, process, as_of=instant, estimator=name, simulations=runs, seed=seed)
+    fc = an.forecast(prepared, process, as_of=instant, estimator=name, simulations=runs, seed=seed)
+    tick(4)
     document["summary"] = _summary(current, cycles, fc)
     document["probabilities"] = [
         {
@@ -166,6 +178,7 @@ def build_document(
             _records(an.stage_probabilities(visits, process, as_of=instant, draws=0)), process
         )
     ]
+    tick(5)
     document["time_in_stage"] = _time_in_stage(an, visits, process, instant)
     document["cycle_time"] = _cycle_time(cycles)
     rows = _ordered(_records(an.funnel(visits, process, as_of=instant).stages), process)
@@ -181,8 +194,13 @@ def build_document(
         }
         for i, f in enumerate(rows)
     ]
-    stalled = _records(an.stalled(visits, process, as_of=instant, rule=stalled_rule))
-    document["stalled_count"] = _count(len(stalled), top)
+    tick(6)
+    stalled, stalled_total = _top(
+        an.stalled(visits, process, as_of=instant, rule=stalled_rule),
+        [("times_won_median", True), ("dwell_days", True), ("opportunity_id", False)],
+        top,
+    )
+    document["stalled_count"] = _count(stalled_total, top)
     document["stalled"] = [
         {
             "opportunity_id": s.opportunity_id,
@@ -193,19 +211,20 @@ def build_document(
             "times_won_median": s.times_won_median,
             "amount": s.amount,
         }
-        for s in sorted(
-            stalled,
-            key=lambda s: (-(s.times_won_median or 0.0), -s.dwell_days, s.opportunity_id),
-        )[:top]
+        for s in stalled
     ]
-    slips = an.slippage(log, process, as_of=instant, flag_pushes=flag_pushes)
-    amounts = {s.opportunity_id: s.amount for s in current}
-    stage_now = {s.opportunity_id: s.stage for s in current}
-    slipping = sorted(
-        (d for d in _records(slips.deals) if d.flagged and d.outcome == "open"),
-        key=lambda d: (-d.pushes, -d.days_pushed, d.opportunity_id),
+    tick(7)
+    slips = an.slippage(prepared, process, as_of=instant, flag_pushes=flag_pushes)
+    slipping, slipping_total = _top(
+        slips.deals,
+        [("pushes", True), ("days_pushed", True), ("opportunity_id", False)],
+        top,
+        flagged_open=True,
     )
-    document["slipping_count"] = _count(len(slipping), top)
+    shown = current.of([d.opportunity_id for d in slipping])
+    amounts = {s.opportunity_id: s.amount for s in shown}
+    stage_now = {s.opportunity_id: s.stage for s in shown}
+    document["slipping_count"] = _count(slipping_total, top)
     document["slipping"] = [
         {
             "opportunity_id": d.opportunity_id,
@@ -216,7 +235,7 @@ def build_document(
             "stage": stage_now.get(d.opportunity_id, ""),
             "amount": amounts.get(d.opportunity_id),
         }
-        for d in slipping[:top]
+        for d in slipping
     ]
     document["slip_summary"] = {
         "slip_rate": slips.slip_rate,
@@ -225,12 +244,14 @@ def build_document(
             for p in sorted(_records(slips.by_pushes), key=lambda p: p.pushes)
         ],
     }
+    tick(8)
     document["forecast"] = _forecast_rows(fc)
     document["forecast_method"] = _forecast_method(fc, runs, seed)
     document["data_quality"] = _data_quality(
         log, current, process, instant, fc.unscheduled, known=known
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
+    tick(_SECTIONS)
     validate_document(document)  # what --json prints always matches the published schema
     return document
 
@@ -410,12 +431,120 @@ def _empty_summary() -> dict[str, Any]:
     }
 
 
-def _summary(current: Sequence[Any], cycles: Any, fc: Any) -> dict[str, Any]:
-    kinds = Counter(s.kind for s in current)
+_SECTIONS = 9
+"""Steps of the ``computing`` phase."""
+
+
+class _Current:
+    """The snapshot at ``as_of``, as records (pure-Python path) or as a frame (never listed)."""
+
+    def __init__(self, result: Any) -> None:
+        self.frame = _narwhals(result)
+        self.records = None if self.frame is not None else list(result)
+        if self.frame is None:
+            self.kinds = Counter(s.kind for s in self.records or ())
+            self.total = len(self.records or ())
+        else:
+            import narwhals as nw  # noqa: PLC0415
+
+            counted = self.frame.group_by("kind").agg(nw.len().alias("n")).rows()
+            self.kinds = Counter({str(kind): int(n) for kind, n in counted})
+            self.total = len(self.frame)
+
+    def of(self, ids: Sequence[str]) -> list[Any]:
+        """The snapshot rows of these opportunities."""
+        if self.frame is None:
+            wanted = set(ids)
+            return [s for s in self.records or () if s.opportunity_id in wanted]
+        import narwhals as nw  # noqa: PLC0415
+
+        rows = self.frame.filter(nw.col("opportunity_id").is_in(list(ids)))
+        return [SimpleNamespace(**row) for row in rows.rows(named=True)]
+
+    def open_counts(self, today: Any) -> tuple[int, int, int]:
+        """Open deals that are overdue, without an amount, and without a close date."""
+        if self.frame is None:
+            open_deals = [s for s in self.records or () if s.kind == StageKind.OPEN.value]
+            return (
+                sum(1 for s in open_deals if s.close_date is not None and s.close_date < today),
+                sum(1 for s in open_deals if s.amount is None),
+                sum(1 for s in open_deals if s.close_date is None),
+            )
+        import narwhals as nw  # noqa: PLC0415
+
+        open_deals = self.frame.filter(nw.col("kind") == StageKind.OPEN.value)
+        overdue, no_amount, no_date = open_deals.select(
+            (nw.col("close_date") < nw.lit(today)).sum().alias("overdue"),
+            nw.col("amount").null_count().alias("no_amount"),
+            nw.col("close_date").null_count().alias("no_date"),
+        ).row(0)
+        return int(overdue or 0), int(no_amount), int(no_date)
+
+
+def _narwhals(result: Any) -> Any:
+    """An eager narwhals frame of an analytics result in a frame backend (``None``: records)."""
+    if isinstance(result, (list, tuple)):
+        return None
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = nw.from_native(result)
+    return frame.collect() if isinstance(frame, nw.LazyFrame) else frame
+
+
+def _top(
+    result: Any, order: Sequence[tuple[str, bool]], top: int, *, flagged_open: bool = False
+) -> tuple[list[Any], int]:
+    """The first ``top`` rows in ``order``, and how many rows there are in all.
+
+    ``order`` names the sort columns, ``True`` for descending (nulls then count as 0);
+    ``flagged_open`` keeps only the flagged deals still open. A frame is never listed whole.
+    """
+    frame = _narwhals(result)
+    if frame is None:
+        rows = [r for r in result if not flagged_open or (r.flagged and r.outcome == "open")]
+
+        def key(row: Any) -> tuple[Any, ...]:
+            return tuple(
+                -(getattr(row, name) or 0.0) if down else getattr(row, name) for name, down in order
+            )
+
+        return sorted(rows, key=key)[:top], len(rows)
+    import narwhals as nw  # noqa: PLC0415
+
+    if flagged_open:
+        frame = frame.filter(nw.col("flagged") & (nw.col("outcome") == "open"))
+    ordered = frame.with_columns(
+        **{f"_{name}": nw.col(name).fill_null(0) for name, down in order if down}
+    ).sort(
+        [f"_{name}" if down else name for name, down in order],
+        descending=[down for _, down in order],
+    )
+    rows = ordered.head(top).select(frame.columns).rows(named=True)
+    return [SimpleNamespace(**row) for row in rows], len(frame)
+
+
+def _median(values: Any) -> float | None:
+    """``statistics.median`` of a frame column, reading only its one or two middle values."""
+    ordered = values.filter(~values.is_null()).sort()
+    n = len(ordered)
+    if not n:
+        return None
+    return float(statistics.median(ordered[(n - 1) // 2 : n // 2 + 1].to_list()))
+
+
+def _summary(current: _Current, cycles: Any, fc: Any) -> dict[str, Any]:
+    kinds = current.kinds
     closed = kinds["won"] + kinds["lost"]
-    cycle_days = [c.cycle_days for c in _records(cycles.deals) if c.outcome == "won"]
+    deals = _narwhals(cycles.deals)
+    if deals is None:
+        cycle_days = [c.cycle_days for c in cycles.deals if c.outcome == "won"]
+        median = statistics.median(cycle_days) if cycle_days else None
+    else:
+        import narwhals as nw  # noqa: PLC0415
+
+        median = _median(deals.filter(nw.col("outcome") == "won").get_column("cycle_days"))
     return {
-        "opportunities": len(current),
+        "opportunities": current.total,
         "open": kinds["open"],
         "won": kinds["won"],
         "lost": kinds["lost"],
@@ -423,7 +552,7 @@ def _summary(current: Sequence[Any], cycles: Any, fc: Any) -> dict[str, Any]:
         "open_amount": float(fc.pipeline),
         "weighted_amount": float(fc.weighted),
         "weighted_estimator": fc.estimator,
-        "median_cycle_days": statistics.median(cycle_days) if cycle_days else None,
+        "median_cycle_days": median,
     }
 
 
@@ -591,7 +720,7 @@ def _cycle_time(cycles: Any) -> dict[str, Any]:
 
 def _data_quality(
     log: Any,
-    current: Sequence[Any],
+    current: _Current,
     process: Process,
     as_of: datetime,
     unscheduled: int,
@@ -612,24 +741,23 @@ def _data_quality(
                 }
             )
 
-    open_deals = [s for s in current if s.kind == StageKind.OPEN.value]
-    today = as_of.date()
+    overdue, no_amount, no_date = current.open_counts(as_of.date())
     add(
         "overdue_close_date",
         "warning",
-        sum(1 for s in open_deals if s.close_date is not None and s.close_date < today),
+        overdue,
         "open deals whose expected close date has passed: reschedule or close them",
     )
     add(
         "no_amount",
         "warning",
-        sum(1 for s in open_deals if s.amount is None),
+        no_amount,
         "open deals without an amount: they are left out of weighted pipeline and forecast",
     )
     add(
         "no_close_date",
         "warning",
-        sum(1 for s in open_deals if s.close_date is None),
+        no_date,
         "open deals without an expected close date: they cannot be forecast by period",
     )
     if hasattr(log, "columns"):
@@ -637,7 +765,11 @@ def _data_quality(
         moves = Counter(
             {MoveKind(row["move"]): row["count"] for row in counted.to_dicts() if row["move"]}
         )
-        versions: set[str] = set()
+        versions: set[str] = (
+            set(log["process_version"].unique().to_list())
+            if "process_version" in log.columns
+            else set()
+        )
     else:
         moves = Counter(e.move for e in log if e.kind is EventKind.STAGE_CHANGED)
         versions = {e.process_version for e in log if e.process == process.name}

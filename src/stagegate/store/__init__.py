@@ -15,6 +15,7 @@
 True
 """
 
+from stagegate.store._columnar import COLUMNS as FRAME_COLUMNS
 from stagegate.store._load import ImportOutcome, ImportRefusedError, write_import
 from stagegate.store._open import open_store
 from stagegate.store._stream import stream_import
@@ -41,6 +42,7 @@ from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "FRAME_COLUMNS",
     "SCAN_COLUMNS",
     "SCHEMA_VERSION",
     "EventRow",

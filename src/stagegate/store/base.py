@@ -26,6 +26,7 @@ Every backend:
 from __future__ import annotations
 
 import abc
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
+from stagegate._progress import Phases, phase_of
+from stagegate._time import epoch_us
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event
 from stagegate.integrity import Verification, canonical_bytes, check_chain, verify
@@ -347,37 +350,54 @@ class EventStore(abc.ABC):
     def count(self) -> int:
         """Return the number of stored events."""
 
-    def to_frame(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
-        """The whole log as a Polars DataFrame with the :data:`SCAN_COLUMNS`, for analytics.
+    def to_frame(
+        self,
+        *,
+        backend: str = "polars",
+        columns: Sequence[str] | None = None,
+        categorical: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        phases: Phases | None = None,
+    ) -> Any:
+        """The whole log as one frame for analytics, in ``(opportunity_id, seq)`` order.
 
-        Streams :meth:`scan_rows` into columns without building events; amounts become floats.
-        Needs Polars (``pip install polars``).
+        The columns (:data:`~stagegate.store.FRAME_COLUMNS` lists every one) are by default the
+        canonical stage-history table ``opportunity_id, at, seq, stage, amount, close_date,
+        reason`` plus the event's ``kind``, ``from_stage`` and ``move``; then, when the log
+        records owners or segment attributes, ``owner`` and one column per attribute, each row
+        carrying the value in force at its instant. ``at`` is an aware UTC instant (microseconds),
+        ``amount`` a float, ``close_date`` a date. No :class:`~stagegate.events.Event` or row
+        object is built per event where the backend keeps a columnar projection
+        (:class:`~stagegate.store.SQLiteStore`); other backends pack their scan first.
+
+        Args:
+            backend: ``"polars"`` (the default: a ``polars.DataFrame``), ``"pandas"`` (a
+                ``pandas.DataFrame`` with nullable pyarrow-backed columns) or ``"pyarrow"``.
+            columns: which columns to give, from :data:`~stagegate.store.FRAME_COLUMNS`
+                (``process`` and ``process_version`` are there too); segment columns follow.
+            categorical: give the text columns of few values (all but ``opportunity_id``) as
+                categoricals: four bytes a row instead of the text, for very large logs.
+            batch_size: events fetched at a time where the backend scans.
+            phases: receives the ``reading`` phase, counted in events.
 
         Raises:
-            StoreError: Polars is not installed.
+            StoreError: the backend or a column is unknown, or Polars or pyarrow is not
+                installed (``pip install 'stagegate[frames]' polars``).
         """
-        try:
-            import polars as pl  # noqa: PLC0415 - optional
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise StoreError("to_frame() needs Polars: pip install polars") from None
-        columns: dict[str, list[Any]] = {name: [] for name in SCAN_COLUMNS}
-        appenders = [columns[name].append for name in SCAN_COLUMNS]
-        for row in self.scan_rows(batch_size=batch_size):
-            for append, value in zip(appenders, row, strict=True):
-                append(value)
-        columns["amount"] = [None if a is None else float(a) for a in columns["amount"]]
-        schema: dict[str, Any] = {
-            "opportunity_id": pl.String,
-            "at": pl.Datetime("us", "UTC"),
-            "seq": pl.Int64,
-            "stage": pl.String,
-            "amount": pl.Float64,
-            "close_date": pl.Date,
-            "kind": pl.String,
-            "from_stage": pl.String,
-            "move": pl.String,
-        }
-        return pl.DataFrame(columns, schema=schema)
+        from stagegate.store._columnar import ChunkWriter, frame_of  # noqa: PLC0415
+
+        batch_size_of(batch_size)
+        tick = phase_of(phases, "reading", self.count())
+        chunks: list[bytes] = []
+        writer = ChunkWriter(lambda _, chunk: chunks.append(chunk))
+        done = 0
+        scan = self.scan(batch_size=batch_size)
+        while batch := [_stored_row(event) for event in itertools.islice(scan, batch_size)]:
+            writer.add(batch)
+            done += len(batch)
+            tick(done)
+        writer.close()
+        return frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
 
     # -- process definitions -------------------------------------------------------------
 
@@ -589,6 +609,27 @@ class EventStore(abc.ABC):
             for key in sorted((keys & stored) - cache.keys()):
                 cache[key] = self.load_process(*key)
         return [cache[key] for key in sorted(keys & cache.keys())]
+
+
+def _stored_row(e: Event) -> tuple[Any, ...]:
+    """An event's values in the layout of the SQLite store's ``events`` table (no digest)."""
+    return (
+        e.opportunity_id,
+        e.seq,
+        e.kind,
+        epoch_us(e.at),
+        e.stage,
+        e.from_stage,
+        e.move,
+        e.amount,
+        e.close_date,
+        e.actor,
+        e.reason,
+        e.process,
+        e.process_version,
+        e.subject,
+        e.details,
+    )
 
 
 def canonical_batch(events: Sequence[Event]) -> list[bytes]:

@@ -44,7 +44,6 @@ from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event, freeze
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
-    SCAN_COLUMNS,
     EventRow,
     EventStore,
     ImportRecord,
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCHEMA",
-    "FRAME_PIECE_BYTES",
     "SCHEMA_VERSION",
     "PostgreSQLStore",
     "is_postgresql_url",
@@ -135,8 +133,6 @@ _COLUMNS = (
 # close_date is a date in the table (for SQL users) and ISO text to the decoders
 _SELECT = _COLUMNS.replace("close_date", "close_date::text")
 _COPY_IN = f"COPY events ({_COLUMNS}) FROM STDIN"
-FRAME_PIECE_BYTES = 32 * 1024 * 1024
-"""How much CSV :meth:`PostgreSQLStore.to_frame` parses at a time."""
 _INSERT_UP_TO = 16
 """Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
 _TAILS_KEPT = 100_000
@@ -832,72 +828,6 @@ class PostgreSQLStore(EventStore):
                     if not rows:
                         break
                     yield from map(convert, rows)
-            conn.execute("COMMIT")
-        except pg.Error as exc:
-            raise self._error(exc) from None
-        finally:
-            self._forget(conn)
-
-    def to_frame(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
-        """The whole log as a Polars DataFrame with the :data:`SCAN_COLUMNS`, read column-wise.
-
-        The same frame as :meth:`EventStore.to_frame`, without a Python object per value: the
-        server writes the columns as CSV (``COPY ... TO STDOUT``) from one snapshot and Polars
-        parses them, :data:`FRAME_PIECE_BYTES` at a time (so the text is never held whole).
-        ``batch_size`` is accepted for the protocol.
-
-        Raises:
-            StoreError: Polars is not installed, or the server cannot be read.
-        """
-        batch_size_of(batch_size)
-        try:
-            import polars as pl  # noqa: PLC0415 - optional
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise StoreError("to_frame() needs Polars: pip install polars") from None
-        schema = {**dict.fromkeys(SCAN_COLUMNS, pl.String), "at": pl.Int64, "seq": pl.Int64}
-
-        def parse(piece: bytes) -> Any:
-            return pl.read_csv(
-                piece, has_header=False, new_columns=list(SCAN_COLUMNS), schema=schema
-            )
-
-        pieces = [parse(piece) for piece in self._copy_out(_SCAN_ROWS)]
-        raw = pl.concat(pieces, rechunk=True) if pieces else pl.DataFrame(schema=schema)
-        return raw.with_columns(
-            pl.col("at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-            pl.col("amount").cast(pl.Float64),
-            pl.col("close_date").str.to_date("%Y-%m-%d"),
-        )
-
-    def _copy_out(self, query: str) -> Iterator[bytes]:
-        """The CSV of ``query`` from one snapshot, in pieces of whole rows.
-
-        libpq hands over one row per message, so joining messages never splits a row, even one
-        whose quoted text holds a newline.
-        """
-        if self._closed:
-            raise StoreClosedError(f"the event store {self.where}")
-        return self._pieces(query)
-
-    def _pieces(self, query: str) -> Iterator[bytes]:
-        pg = _psycopg()
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy,
-            ):
-                rows: list[bytes] = []
-                size = 0
-                for row in copy:
-                    rows.append(bytes(row))
-                    size += len(row)
-                    if size >= FRAME_PIECE_BYTES:
-                        yield b"".join(rows)
-                        rows, size = [], 0
-                if rows:
-                    yield b"".join(rows)
             conn.execute("COMMIT")
         except pg.Error as exc:
             raise self._error(exc) from None

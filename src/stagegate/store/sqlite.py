@@ -4,13 +4,17 @@ Layout: a table ``events`` keyed by ``(opportunity_id, seq)`` (``WITHOUT ROWID``
 per :class:`~stagegate.events.Event` field. Instants are ``at_us``, integer microseconds since the
 Unix epoch in UTC; amounts are exact decimal text; close dates ISO text; ``details`` and ``gate``
 JSON text with sorted keys; ``digest`` the event's link in its opportunity's digest chain (see
-:mod:`stagegate.integrity`), computed by every write. A table ``meta`` records
-``schema_version`` (currently ``2``).
+:mod:`stagegate.integrity`), computed by every write. A table ``projection`` holds the columnar
+projection of the events that :meth:`SQLiteStore.to_frame` reads (see
+:mod:`stagegate.store._columnar`): every write adds the packed analytics columns of the events
+it writes, in the same transaction. A table ``meta`` records ``schema_version`` (currently
+``3``).
 
-Version 1 files (no ``digest`` column) open and read as they are, their events unsealed; the
-first write migrates them in its own transaction: it adds the column, seals every stored
-opportunity's history as it stands (from its first event on), and sets the version to 2.
-Reading never rewrites its data.
+Version 1 files (no ``digest`` column) and version 2 files (no projection) open and read as they
+are (a version 1 file's events unsealed; ``to_frame`` on either reads the events table, more
+slowly); the first write migrates them in its own transaction: it adds the column and seals
+every stored opportunity's history as it stands (from its first event on), builds the
+projection of every stored event, and sets the version to 3. Reading never rewrites its data.
 
 Concurrency: the file is in WAL mode, so readers never block the writer and the writer never
 blocks readers. A batch is one ``BEGIN IMMEDIATE`` transaction: writers (threads or processes)
@@ -61,11 +65,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
 from stagegate.gates import GateReport
 from stagegate.integrity import chain_digest, event_digest
+from stagegate.store._columnar import encode_chunk, frame_of, merge_chunks
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -87,11 +93,15 @@ from stagegate.store.base import (
 if TYPE_CHECKING:
     from stagegate.process import Process
 
-__all__ = ["SCHEMA_VERSION", "WAL_LIMIT", "SQLiteStore", "inspect_file"]
+__all__ = ["PROJECTION_CHUNK", "SCHEMA_VERSION", "WAL_LIMIT", "SQLiteStore", "inspect_file"]
 
-SCHEMA_VERSION = 2
-"""The version of the file layout this module writes (it also reads, and migrates, version 1)."""
+SCHEMA_VERSION = 3
+"""The version of the file layout this module writes (it also reads, and migrates, 1 and 2)."""
 _OLDEST_VERSION = 1
+PROJECTION_CHUNK = 1 << 16
+"""Most events packed into one chunk of the projection."""
+MERGE_EVERY = 64
+"""Every this many chunks written, the small ones among them are merged (see ``_project``)."""
 
 _T = TypeVar("_T")
 
@@ -117,6 +127,16 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (opportunity_id, seq)
 ) WITHOUT ROWID
 """
+_PROJECTION_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection (id INTEGER PRIMARY KEY, events INTEGER NOT NULL, "
+    "chunk BLOB NOT NULL)"
+)
+_PROJECT = "INSERT INTO projection (events, chunk) VALUES (?, ?)"
+# The columns the projection packs, in the ``events`` layout (no actor, gate or digest).
+_PROJECTED = (
+    "SELECT opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, NULL, "
+    "reason, process, process_version, subject, details FROM {table} ORDER BY opportunity_id, seq"
+)
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _PROCESSES_DDL = (
     "CREATE TABLE IF NOT EXISTS processes (name TEXT NOT NULL, version TEXT NOT NULL, "
@@ -418,6 +438,96 @@ def _seal_copied(conn: sqlite3.Connection, runs: list[tuple[str, int, int | None
             previous = digest
     conn.executemany(
         "UPDATE main.events SET digest = ? WHERE opportunity_id = ? AND seq = ?", updates
+    )
+
+
+def _read_projection(conn: sqlite3.Connection, phases: Phases | None) -> list[bytes]:
+    """The chunks of the projection, in the order they were written."""
+    (total,) = conn.execute("SELECT total(events) FROM projection").fetchone()
+    tick = phase_of(phases, "reading", int(total))
+    chunks: list[bytes] = []
+    done = 0
+    for events, chunk in conn.execute("SELECT events, chunk FROM projection ORDER BY id"):
+        chunks.append(chunk)
+        done += events
+        tick(done)
+    return chunks
+
+
+def _projected(conn: sqlite3.Connection, phases: Phases | None) -> list[bytes]:
+    """Chunks packed from the events table itself (a file written before the projection)."""
+    (total,) = conn.execute("SELECT count(*) FROM events").fetchone()
+    tick = phase_of(phases, "reading", int(total))
+    chunks: list[bytes] = []
+    done = 0
+    cursor = conn.execute(_PROJECTED.format(table="events"))
+    while rows := cursor.fetchmany(PROJECTION_CHUNK):
+        chunks.append(encode_chunk(rows))
+        done += len(rows)
+        tick(done)
+    return chunks
+
+
+def _project(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Inside a write transaction: add the projection of rows just inserted into ``events``.
+
+    Small batches leave small chunks; every :data:`MERGE_EVERY` chunks the small ones just
+    written are merged (and every ``MERGE_EVERY ** 2`` the merged ones, and so on), so a log
+    appended one event at a time still reads as a few large chunks.
+    """
+    for start in range(0, len(rows), PROJECTION_CHUNK):
+        part = rows[start : start + PROJECTION_CHUNK]
+        last = conn.execute(_PROJECT, (len(part), encode_chunk(part))).lastrowid or 0
+        span = MERGE_EVERY
+        while last % span == 0:
+            _merge_small(conn, last - span, last)
+            span *= MERGE_EVERY
+
+
+def _merge_small(conn: sqlite3.Connection, after: int, upto: int) -> None:
+    """Merge the chunks of ids ``(after, upto]`` smaller than a full one into the first's id."""
+    found = conn.execute(
+        "SELECT id, events, chunk FROM projection WHERE id > ? AND id <= ? AND events < ? "
+        "ORDER BY id",
+        (after, upto, PROJECTION_CHUNK),
+    ).fetchall()
+    if len(found) < 2:  # noqa: PLR2004 - nothing to merge
+        return
+    group: list[tuple[int, int, bytes]] = []
+    for row in [*found, None]:
+        if row is not None and sum(r[1] for r in group) + row[1] <= PROJECTION_CHUNK:
+            group.append(row)
+            continue
+        if len(group) > 1:
+            conn.execute(
+                "DELETE FROM projection WHERE id >= ? AND id <= ? AND events < ?",
+                (group[0][0], group[-1][0], PROJECTION_CHUNK),
+            )
+            conn.execute(
+                "INSERT INTO projection (id, events, chunk) VALUES (?, ?, ?)",
+                (group[0][0], sum(r[1] for r in group), merge_chunks([r[2] for r in group])),
+            )
+        group = [] if row is None else [row]
+
+
+def _project_table(conn: sqlite3.Connection, table: str) -> None:
+    """Inside a write transaction: add the projection of every event of ``table``."""
+    cursor = conn.execute(_PROJECTED.format(table=table))
+    while rows := cursor.fetchmany(PROJECTION_CHUNK):
+        conn.execute(_PROJECT, (len(rows), encode_chunk(rows)))
+
+
+def _copy_projection(conn: sqlite3.Connection) -> None:
+    """Inside a write transaction: add the projection of the events copied from ``staged``."""
+    listed = conn.execute(
+        "SELECT 1 FROM staged.sqlite_master WHERE type = 'table' AND name = 'projection'"
+    ).fetchone()
+    if listed is None:  # staged by an older stagegate: project its events here
+        _project_table(conn, "staged.events")
+        return
+    conn.execute(
+        "INSERT INTO main.projection (events, chunk) "
+        "SELECT events, chunk FROM staged.projection ORDER BY id"
     )
 
 
@@ -727,6 +837,7 @@ class SQLiteStore(EventStore):
                     conn.execute(_META_DDL)
                     conn.execute(_EVENTS_DDL)
                     conn.execute(_PROCESSES_DDL)
+                    conn.execute(_PROJECTION_DDL)
                     conn.execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?), (?, ?)",
                         ("schema_version", str(SCHEMA_VERSION), "application", "stagegate"),
@@ -768,10 +879,11 @@ class SQLiteStore(EventStore):
         return self._version
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Inside a write transaction: bring a version 1 file to version 2.
+        """Inside a write transaction: bring a version 1 or 2 file to version 3.
 
-        Adds the ``digest`` column and seals every stored opportunity's history as it stands,
-        from its first event on (one pass over the table). Another process may have migrated
+        Version 1: adds the ``digest`` column and seals every stored opportunity's history as
+        it stands, from its first event on (one pass over the table). Versions 1 and 2: builds
+        the projection of every stored event (another pass). Another process may have migrated
         the file first: the version is read again under the write lock.
         """
         if self._version == SCHEMA_VERSION:
@@ -779,6 +891,18 @@ class SQLiteStore(EventStore):
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version == str(SCHEMA_VERSION):
             return
+        if version == "1":
+            self._seal_history(conn)
+        conn.execute(_PROJECTION_DDL)
+        conn.execute("DELETE FROM projection")
+        _project_table(conn, "events")
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+
+    @staticmethod
+    def _seal_history(conn: sqlite3.Connection) -> None:
+        """Add the ``digest`` column to a version 1 file and seal every stored log."""
         conn.execute("ALTER TABLE events ADD COLUMN digest TEXT")
         links: dict[str, str | None] = {}
         updates: list[tuple[str, str, int]] = []
@@ -790,9 +914,33 @@ class SQLiteStore(EventStore):
         conn.executemany(
             "UPDATE events SET digest = ? WHERE opportunity_id = ? AND seq = ?", updates
         )
-        conn.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-        )
+
+    def upgrade(self) -> bool:
+        """Migrate an older file to the current layout now, rather than on its first write.
+
+        Returns:
+            ``True`` when the file was migrated; ``False`` when it was current already.
+
+        Raises:
+            StoreError: the file cannot be written (see :meth:`append`).
+        """
+        conn = self._read(lambda conn: conn)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_same_file(conn)
+                (version,) = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+                self._migrate(conn)
+                conn.execute("COMMIT")
+                self._migrated()
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return bool(version != str(SCHEMA_VERSION))
 
     def _migrated(self) -> None:
         """After a write committed: the file is at the current version."""
@@ -916,6 +1064,7 @@ class SQLiteStore(EventStore):
                     unsealed.add(oid)
             rows = _seal_rows(events, rows, canonical, links, frozenset(unsealed))
             conn.executemany(_INSERT, rows)
+            _project(conn, rows)
 
     def write_import_from(
         self,
@@ -964,6 +1113,7 @@ class SQLiteStore(EventStore):
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyError("(a staged opportunity)", 0, 1) from None
+                _copy_projection(conn)
                 _seal_copied(conn, runs)
         finally:
             try:
@@ -1080,6 +1230,7 @@ class SQLiteStore(EventStore):
                     for start in range(0, len(rows), _PROGRESS_STEP):
                         conn.executemany(_INSERT, rows[start : start + _PROGRESS_STEP])
                         progress(min(start + _PROGRESS_STEP, len(rows)))
+                _project(conn, rows)
             except sqlite3.IntegrityError:
                 # Undo this batch's rows but keep the write lock: the last seqs read next are
                 # the ones the batch collided with.
@@ -1095,7 +1246,7 @@ class SQLiteStore(EventStore):
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
-        sql = _LOAD if self._version == SCHEMA_VERSION else _LOAD_V1
+        sql = _LOAD if self._version > 1 else _LOAD_V1
         rows = self._read(lambda conn: conn.execute(sql, (opportunity_id,)).fetchall())
         return tuple(map(_event, rows))
 
@@ -1153,12 +1304,12 @@ class SQLiteStore(EventStore):
 
     def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
         """Yield every event ordered by ``(opportunity_id, seq)`` from a snapshot."""
-        sql = _SCAN if self._version == SCHEMA_VERSION else _SCAN_V1
+        sql = _SCAN if self._version > 1 else _SCAN_V1
         return self._stream(sql, _event, batch_size_of(batch_size))
 
     def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
         """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
-        sql = _SCAN if self._version == SCHEMA_VERSION else _SCAN_V1
+        sql = _SCAN if self._version > 1 else _SCAN_V1
         oid: Any = None
         log: list[Event] | EventLogError = []
         for row in self._stream(sql, tuple, DEFAULT_BATCH_SIZE):
@@ -1189,6 +1340,40 @@ class SQLiteStore(EventStore):
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""
         return self._stream(_SCAN_ROWS, _event_row, batch_size_of(batch_size))
+
+    def to_frame(
+        self,
+        *,
+        backend: str = "polars",
+        columns: Sequence[str] | None = None,
+        categorical: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        phases: Phases | None = None,
+    ) -> Any:
+        """The whole log as one frame, read column-wise from the projection; see the protocol.
+
+        One read snapshot: events appended meanwhile are not seen. A version 1 or 2 file (no
+        projection until its first write) is read from its events table instead, more slowly.
+        """
+        batch_size_of(batch_size)
+        if self._closed:
+            raise StoreClosedError(f"the event store {self._path!r}")
+        conn = self._connect(reader=True)
+        try:
+            conn.execute("BEGIN")  # the version, the count and the chunks: one snapshot
+            (version,) = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if int(version) >= SCHEMA_VERSION:
+                chunks = _read_projection(conn, phases)
+            else:
+                chunks = _projected(conn, phases)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            self._forget(conn)
+        return frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
 
     def _stream(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int

@@ -1,0 +1,498 @@
+"""The columnar projection of an event log: what the analytics read, packed for fast reading.
+
+Reading millions of events row by row (one Python object per value) is what made a report on
+a large store slow. A store therefore keeps, beside its events, a *projection*: per written
+batch one packed chunk of the analytics columns (integers as machine arrays, text as codes into
+a small dictionary). Writing a chunk costs a few Python operations per event and needs only the
+standard library; reading joins the chunks' arrays with pyarrow and hands one Arrow table to
+Polars, with no Python object per value.
+
+:data:`COLUMNS` is the one list of the projected columns, and :func:`frame_of` the one place
+that turns chunks into the frame :meth:`~stagegate.store.EventStore.to_frame` returns. Owner
+and segment columns are derived here too (see :data:`SEGMENT_KINDS`): ``owner`` from
+``reassigned`` events, one column per attribute from ``attribute_set`` events, each row
+carrying the value in force at its instant (after every event of that instant).
+
+A chunk is ``MAGIC``, the length of a JSON header, the header (row count, each column's array
+type, offset and size, and each coded column's dictionary), then the arrays, little-endian.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import struct
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from stagegate.store.base import StoreError
+
+__all__ = [
+    "BACKENDS",
+    "COLUMNS",
+    "DEFAULT_COLUMNS",
+    "SEGMENT_KINDS",
+    "ChunkWriter",
+    "encode_chunk",
+    "frame_of",
+]
+
+MAGIC = b"SGC1"
+"""The first bytes of every chunk (format version 1)."""
+
+COLUMNS = (
+    "opportunity_id",
+    "at",
+    "seq",
+    "stage",
+    "amount",
+    "close_date",
+    "reason",
+    "kind",
+    "from_stage",
+    "move",
+    "process",
+    "process_version",
+)
+"""Every projected column, in frame order; segment columns (``owner``, ...) come after them."""
+
+DEFAULT_COLUMNS = COLUMNS[:10]
+"""The columns :meth:`~stagegate.store.EventStore.to_frame` gives by default: the canonical
+stage-history table (``opportunity_id, at, seq, stage, amount, close_date, reason``) plus the
+event's ``kind``, ``from_stage`` and ``move``, then every segment column."""
+
+SEGMENT_KINDS = {"reassigned": "owner", "attribute_set": None}
+"""Event kinds that set a segment: ``reassigned`` sets ``owner`` to its subject;
+``attribute_set`` sets the attribute named by its subject to ``details["value"]``."""
+
+BACKENDS = ("polars", "pandas", "pyarrow")
+"""The frame libraries :func:`frame_of` can return."""
+
+_CODED = (
+    "opportunity_id",
+    "stage",
+    "reason",
+    "kind",
+    "from_stage",
+    "move",
+    "process",
+    "process_version",
+    "segment",
+    "segment_value",
+)
+_NO_DAY = -(2**31)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_NAN = float("nan")
+_LITTLE = sys.byteorder == "little"
+
+# Where each value sits in a stored row (the layout of the SQLite store's ``events`` columns).
+OID, SEQ, KIND, AT_US, STAGE, FROM_STAGE, MOVE, AMOUNT, CLOSE_DATE = range(9)
+REASON, PROCESS, VERSION, SUBJECT, DETAILS = 10, 11, 12, 13, 14
+
+
+class ColumnarError(StoreError):
+    """The projection cannot be read: a library is missing, or a chunk is damaged."""
+
+
+def _day(value: Any) -> int:
+    if isinstance(value, str):
+        return date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL
+    return int(value.toordinal()) - _EPOCH_ORDINAL
+
+
+def _segment(row: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The segment an event sets and its new value (``(None, None)``: it sets none)."""
+    if row[KIND] == "reassigned":
+        return "owner", row[SUBJECT]
+    details = row[DETAILS]
+    if isinstance(details, str):
+        details = json.loads(details)
+    value = None if details is None else details.get("value")
+    return row[SUBJECT], None if value is None else str(value)
+
+
+def _coded(values: Sequence[Any]) -> tuple[array.array[int], list[str]]:
+    """Codes into a dictionary of the distinct values; ``None`` is ``len(dictionary)``."""
+    uniques = dict.fromkeys(values)
+    none = None in uniques
+    if none:
+        del uniques[None]
+    if len(uniques) + none == 1:  # one value throughout (the common case of many columns)
+        codes = array.array("i", [0]) * len(values)
+    else:
+        index = {v: i for i, v in enumerate(uniques)}
+        if none:
+            index[None] = len(uniques)
+        codes = array.array("i", map(index.__getitem__, values))
+    return codes, [getattr(v, "value", v) for v in uniques]
+
+
+def _converted(values: Sequence[Any], convert: Callable[[Any], Any], missing: Any) -> list[Any]:
+    """``convert`` of each value (``missing`` for ``None``), converting each distinct one once."""
+    table = {v: missing if v is None else convert(v) for v in dict.fromkeys(values)}
+    return list(map(table.__getitem__, values))
+
+
+def encode_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Pack the analytics columns of stored rows (the ``events`` layout) into one chunk.
+
+    ``kind`` and ``move`` may be text or the enums; ``amount`` decimal text or a number;
+    ``close_date`` ISO text or a date; ``details`` JSON text or a mapping.
+    """
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (DETAILS + 1)
+    kinds = columns[KIND]
+    if any(kind in SEGMENT_KINDS for kind in dict.fromkeys(kinds)):
+        segments = [_segment(row) if row[KIND] in SEGMENT_KINDS else (None, None) for row in rows]
+        segment_names: Sequence[Any] = [s for s, _ in segments]
+        segment_values: Sequence[Any] = [v for _, v in segments]
+    else:
+        segment_names = segment_values = (None,) * len(rows)
+    arrays: dict[str, array.array[Any]] = {
+        "at_us": array.array("q", columns[AT_US]),
+        "seq": array.array("q", columns[SEQ]),
+        "amount": array.array("d", _converted(columns[AMOUNT], float, _NAN)),
+        "close_day": array.array("i", _converted(columns[CLOSE_DATE], _day, _NO_DAY)),
+    }
+    sources = {
+        "opportunity_id": columns[OID],
+        "stage": columns[STAGE],
+        "reason": columns[REASON],
+        "kind": kinds,
+        "from_stage": columns[FROM_STAGE],
+        "move": columns[MOVE],
+        "process": columns[PROCESS],
+        "process_version": columns[VERSION],
+        "segment": segment_names,
+        "segment_value": segment_values,
+    }
+    dictionaries: dict[str, list[str]] = {}
+    for name in _CODED:
+        arrays[name], dictionaries[name] = _coded(sources[name])
+    layout = []
+    parts = []
+    offset = 0
+    for name, values in arrays.items():
+        if not _LITTLE:  # pragma: no cover - big-endian machines
+            values.byteswap()
+        data = values.tobytes()
+        layout.append([name, values.typecode, offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    header = json.dumps(
+        {"n": len(rows), "arrays": layout, "dictionaries": dictionaries},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *parts])
+
+
+def merge_chunks(chunks: Sequence[bytes]) -> bytes:
+    """One chunk holding the rows of ``chunks``, in order (standard library only).
+
+    Stores merge the small chunks that single-event appends leave, so that a log written one
+    event at a time still reads as a few large chunks.
+    """
+    arrays: dict[str, array.array[Any]] = {}
+    dictionaries: dict[str, dict[Any, int]] = {name: {} for name in _CODED}
+    total = 0
+    for chunk in chunks:
+        header, body = _parse(chunk)
+        total += int(header["n"])
+        for name, typecode, offset, size in header["arrays"]:
+            values = array.array(typecode)
+            values.frombytes(body[offset : offset + size])
+            if not _LITTLE:  # pragma: no cover - big-endian machines
+                values.byteswap()
+            if name in dictionaries:
+                index = dictionaries[name]
+                local = header["dictionaries"][name]
+                remap = [index.setdefault(v, len(index)) for v in local]
+                remap.append(-1)  # None: resolved once every dictionary is known
+                values = array.array("i", map(remap.__getitem__, values))
+            arrays.setdefault(name, array.array(typecode)).extend(values)
+    layout = []
+    parts = []
+    offset = 0
+    for name, values in arrays.items():
+        if name in dictionaries:  # None is the code past the real values
+            none = len(dictionaries[name])
+            values = array.array("i", (none if c < 0 else c for c in values))  # noqa: PLW2901
+        if not _LITTLE:  # pragma: no cover - big-endian machines
+            values.byteswap()
+        data = values.tobytes()
+        layout.append([name, values.typecode, offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    encoded = json.dumps(
+        {
+            "n": total,
+            "arrays": layout,
+            "dictionaries": {name: list(index) for name, index in dictionaries.items()},
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return b"".join([MAGIC, struct.pack("<I", len(encoded)), encoded, *parts])
+
+
+class ChunkWriter:
+    """Chunks of at most ``size`` rows from rows fed in any number of pieces."""
+
+    def __init__(self, write: Callable[[int, bytes], None], size: int = 1 << 16) -> None:
+        self._write, self._size = write, size
+        self._rows: list[Sequence[Any]] = []
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Take rows; write a chunk whenever ``size`` rows are waiting."""
+        self._rows.extend(rows)
+        while len(self._rows) >= self._size:
+            head, self._rows = self._rows[: self._size], self._rows[self._size :]
+            self._write(len(head), encode_chunk(head))
+
+    def close(self) -> None:
+        """Write the rows still waiting."""
+        if self._rows:
+            self._write(len(self._rows), encode_chunk(self._rows))
+            self._rows = []
+
+
+def _libraries() -> tuple[Any, Any, Any]:
+    try:
+        import polars as pl  # noqa: PLC0415 - optional
+        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
+        import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ImportError:
+        raise ColumnarError(
+            "to_frame() needs Polars and pyarrow: pip install 'stagegate[frames]' polars"
+        ) from None
+    return pa, pc, pl
+
+
+def _parse(chunk: bytes) -> tuple[dict[str, Any], memoryview]:
+    if chunk[:4] != MAGIC:
+        raise ColumnarError(
+            f"a chunk of the store's projection starts with {bytes(chunk[:4])!r}, not "
+            f"{MAGIC!r}: the file was changed outside stagegate; restore it from a backup"
+        )
+    (size,) = struct.unpack_from("<I", chunk, 4)
+    view = memoryview(chunk)
+    header = json.loads(bytes(view[8 : 8 + size]))
+    return header, view[8 + size :]
+
+
+_TYPES = {"q": "int64", "i": "int32", "d": "float64"}
+
+
+def _columns(
+    chunks: Sequence[bytes], names: Sequence[str], pa: Any, pc: Any, dictionaries: frozenset[str]
+) -> Iterable[Any]:
+    """The packed columns ``names`` of every chunk, each joined into one Arrow array in turn.
+
+    Coded columns come back as text, those in ``dictionaries`` as dictionary arrays (one code
+    per row into the distinct values). One column's intermediate arrays are alive at a time.
+    """
+    parsed = [_parse(chunk) for chunk in chunks]
+    total = sum(int(header["n"]) for header, _ in parsed)
+    # the system allocator gives large arrays back as soon as they are freed: one column's
+    # intermediates never pile up on the next one's
+    pool = pa.system_memory_pool()
+    run_ends = pa.array(
+        list(_accumulate(int(h["n"]) for h, _ in parsed)), type=pa.int32(), memory_pool=pool
+    )
+    where = [{name: (code, offset, size) for name, code, offset, size in h["arrays"]}
+             for h, _ in parsed]  # fmt: skip
+    for name in names:
+        parts = []
+        typecode = "i"
+        for (_, body), layout in zip(parsed, where, strict=True):
+            typecode, offset, size = layout[name]
+            parts.append(body[offset : offset + size])
+        values = pa.Array.from_buffers(
+            pa.type_for_alias(_TYPES[typecode]), total, [None, pa.py_buffer(b"".join(parts))]
+        )
+        del parts
+        if name in _CODED:
+            dictionary: list[str | None] = []
+            offsets = []
+            for header, _ in parsed:
+                offsets.append(len(dictionary))
+                dictionary.extend(header["dictionaries"][name])
+                dictionary.append(None)
+            shift = pc.run_end_decode(
+                pa.RunEndEncodedArray.from_arrays(
+                    run_ends, pa.array(offsets, type=pa.int32(), memory_pool=pool)
+                ),
+                memory_pool=pool,
+            )
+            codes = pc.add(values, shift, memory_pool=pool)
+            del shift
+            if name in dictionaries:
+                distinct: dict[str, int] = {}
+                remap = [None if v is None else distinct.setdefault(v, len(distinct))
+                         for v in dictionary]  # fmt: skip
+                unified = pc.take(pa.array(remap, type=pa.int32()), codes, memory_pool=pool)
+                values = pa.DictionaryArray.from_arrays(
+                    unified, pa.array(list(distinct), type=pa.string())
+                )
+            else:
+                text = pa.array(dictionary, type=pa.string(), memory_pool=pool)
+                values = pc.take(text, codes, memory_pool=pool)
+        yield values
+
+
+def _typed(name: str, values: Any, pa: Any, pc: Any) -> Any:
+    """A packed column in its frame type: instants, nullable amounts, nullable dates."""
+    pool = pa.system_memory_pool()
+    if name == "at":
+        return values.cast(pa.timestamp("us", tz="UTC"))
+    if name == "amount":
+        missing = pc.is_nan(values, memory_pool=pool)
+        return pc.if_else(missing, pa.scalar(None, pa.float64()), values, memory_pool=pool)
+    if name == "close_date":
+        missing = pc.equal(values, _NO_DAY, memory_pool=pool)
+        known = pc.if_else(missing, pa.scalar(None, pa.int32()), values, memory_pool=pool)
+        return known.cast(pa.date32())
+    return values
+
+
+def _accumulate(counts: Iterable[int]) -> Iterable[int]:
+    total = 0
+    for count in counts:
+        total += count
+        yield total
+
+
+def frame_of(
+    chunks: Sequence[bytes],
+    *,
+    backend: str = "polars",
+    columns: Sequence[str] | None = None,
+    segments: bool = True,
+    categorical: bool = False,
+) -> Any:
+    """The frame of the events packed in ``chunks``, ordered by ``(opportunity_id, seq)``.
+
+    Args:
+        chunks: packed chunks (:func:`encode_chunk`), in any order.
+        backend: ``"polars"`` (a ``polars.DataFrame``), ``"pandas"`` (a ``pandas.DataFrame``
+            with pyarrow-backed, nullable columns) or ``"pyarrow"`` (a ``pyarrow.Table``).
+        columns: which of :data:`COLUMNS` to give (default :data:`DEFAULT_COLUMNS`).
+        segments: add the owner and segment columns, when the log sets any.
+        categorical: give the text columns of few values (every one but ``opportunity_id``)
+            as categoricals (Polars ``Categorical``, Arrow dictionaries, pandas categories):
+            four bytes a row instead of the text.
+
+    Raises:
+        ColumnarError: the backend or a column is unknown, a library is missing, or a chunk
+            is damaged.
+    """
+    if backend not in BACKENDS:
+        raise ColumnarError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    wanted = tuple(DEFAULT_COLUMNS if columns is None else columns)
+    unknown = [c for c in wanted if c not in COLUMNS]
+    if unknown:
+        raise ColumnarError(
+            f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
+        )
+    pa, pc, pl = _libraries()
+    headers = [_parse(chunk)[0] for chunk in chunks]
+    total = sum(int(header["n"]) for header in headers)
+    # a log that sets no segment (the common case) needs no segment columns at all
+    segments = segments and any(header["dictionaries"]["segment"] for header in headers)
+    if not total:
+        schema = _schema(pl)
+        frame = pl.DataFrame(schema={name: schema[name] for name in wanted})
+        return _convert(frame, backend)
+    packed = {
+        "opportunity_id": "opportunity_id",
+        "at": "at_us",
+        "seq": "seq",
+        "stage": "stage",
+        "amount": "amount",
+        "close_date": "close_day",
+    }
+    packed.update((name, name) for name in _CODED[2:])
+    extra = ("segment", "segment_value") if segments else ()
+    need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, *extra)))
+    series = []
+    coded = frozenset(_CODED[1:8]) if categorical else frozenset()
+    arrays = _columns(chunks, [packed[n] for n in need], pa, pc, coded)
+    for name, values in zip(need, arrays, strict=True):
+        series.append(pl.Series(name, _typed(name, values, pa, pc)))
+        del values
+    frame = pl.DataFrame(series)
+    del series
+    if not _in_order(frame, pl):
+        frame = frame.sort("opportunity_id", "seq")
+    named: list[str] = []
+    if segments:
+        frame, named = _with_segments(frame, pl)
+    frame = frame.select(*wanted, *named)
+    return _convert(frame, backend)
+
+
+def _schema(pl: Any) -> dict[str, Any]:
+    return {
+        "opportunity_id": pl.String,
+        "at": pl.Datetime("us", "UTC"),
+        "seq": pl.Int64,
+        "stage": pl.String,
+        "amount": pl.Float64,
+        "close_date": pl.Date,
+        "reason": pl.String,
+        "kind": pl.String,
+        "from_stage": pl.String,
+        "move": pl.String,
+        "process": pl.String,
+        "process_version": pl.String,
+    }
+
+
+def _in_order(frame: Any, pl: Any) -> bool:
+    """Whether rows are ordered by ``(opportunity_id, seq)``, each key once."""
+    oid, seq = pl.col("opportunity_id"), pl.col("seq")
+    before = (oid < oid.shift(1)) | ((oid == oid.shift(1)) & (seq <= seq.shift(1)))
+    return not bool(frame.select(before.fill_null(value=False).any()).item())
+
+
+_CLEARED = "\x00cleared"
+
+
+def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
+    """Add ``owner`` and one column per attribute: the value in force at each row's instant."""
+    names = frame.get_column("segment").drop_nulls().unique().sort().to_list()
+    ordered = (["owner"] if "owner" in names else []) + [n for n in names if n != "owner"]
+    taken = [n for n in ordered if n in COLUMNS]
+    if taken:
+        raise ColumnarError(
+            f"a segment is named {taken[0]!r}, like a column of the stage-history table; "
+            "rename the attribute"
+        )
+    oid = "opportunity_id"
+    segment, value = pl.col("segment"), pl.col("segment_value")
+    filled = frame.with_columns(
+        pl.when(segment == name)
+        .then(value.fill_null(_CLEARED))
+        .forward_fill()
+        .over(oid)
+        .alias(name)
+        for name in ordered
+    )
+    # the value in force at a row's instant: after every event of that instant
+    at_end = [pl.col(name).last().over([oid, "at"]) for name in ordered]
+    return filled.with_columns(
+        pl.when(v != _CLEARED).then(v).alias(name) for name, v in zip(ordered, at_end, strict=True)
+    ), ordered
+
+
+def _convert(frame: Any, backend: str) -> Any:
+    if backend == "polars":
+        return frame
+    if backend == "pyarrow":
+        return frame.to_arrow()
+    try:
+        return frame.to_pandas(use_pyarrow_extension_array=True)
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ColumnarError("backend='pandas' needs pandas: pip install pandas") from None

@@ -1,0 +1,311 @@
+"""The columnar projection a store keeps for ``to_frame``: packed at write time, read whole."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stagegate.events import Event, EventKind, MoveKind
+from stagegate.store import FRAME_COLUMNS, MemoryStore, SQLiteStore, StoreError
+from stagegate.store import sqlite as sqlite_module
+from stagegate.store._columnar import encode_chunk, frame_of, merge_chunks
+
+pl = pytest.importorskip("polars")
+pytest.importorskip("pyarrow")
+
+T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+HOUR = timedelta(hours=1)
+
+
+def event(oid: str, seq: int, **fields: Any) -> Event:
+    values: dict[str, Any] = {
+        "kind": EventKind.OPENED if seq == 1 else EventKind.ACTIVITY_LOGGED,
+        "at": T0 + seq * HOUR,
+        "actor": "ana",
+        "stage": "lead_generation",
+        "process": "b2b",
+        "process_version": "1",
+    }
+    values.update(fields)
+    return Event(oid, seq, **values)
+
+
+def stored_row(oid: str, seq: int, kind: str, at: datetime, **fields: Any) -> tuple[Any, ...]:
+    """A row in the layout of the SQLite ``events`` table (no actor, gate or digest needed)."""
+    return (
+        oid,
+        seq,
+        kind,
+        int(at.timestamp() * 1_000_000),
+        fields.get("stage", "lead_generation"),
+        fields.get("from_stage"),
+        fields.get("move"),
+        fields.get("amount"),
+        fields.get("close_date"),
+        None,
+        fields.get("reason"),
+        "b2b",
+        "1",
+        fields.get("subject"),
+        fields.get("details"),
+    )
+
+
+def raw(path: Path, *statements: str) -> list[Any]:
+    conn = sqlite3.connect(path)
+    try:
+        rows: list[Any] = []
+        for statement in statements:
+            rows = conn.execute(statement).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+class TestSegments:
+    def test_owner_and_attributes_carry_the_value_in_force_at_each_instant(self) -> None:
+        # the owner and the team are set at the opening instant, right after ``opened``: the
+        # opening row carries them; a later reassignment and a cleared team hold from then on
+        rows = [
+            stored_row("a", 1, "opened", T0),
+            stored_row("a", 2, "reassigned", T0, subject="ana"),
+            stored_row("a", 3, "attribute_set", T0, subject="team", details='{"value":"east"}'),
+            stored_row("a", 4, "activity_logged", T0 + HOUR, subject="call"),
+            stored_row("a", 5, "reassigned", T0 + 2 * HOUR, subject="ben"),
+            stored_row("a", 6, "attribute_set", T0 + 3 * HOUR, subject="team", details="{}"),
+            stored_row("b", 1, "opened", T0),
+        ]
+        frame = frame_of([encode_chunk(rows)])
+        assert ("owner", "team") == tuple(frame.columns[-2:])
+        assert [
+            ("ana", "east"),
+            ("ana", "east"),
+            ("ana", "east"),
+            ("ana", "east"),
+            ("ben", "east"),
+            ("ben", None),
+            (None, None),
+        ] == frame.select("owner", "team").rows()
+
+    def test_a_log_without_segment_events_has_no_segment_columns(self) -> None:
+        frame = frame_of([encode_chunk([stored_row("a", 1, "opened", T0)])])
+        assert ("owner" not in frame.columns, "team" not in frame.columns) == (True, True)
+
+    def test_segments_can_be_left_out(self) -> None:
+        rows = [stored_row("a", 1, "opened", T0), stored_row("a", 2, "reassigned", T0, subject="x")]
+        assert "owner" not in frame_of([encode_chunk(rows)], segments=False).columns
+
+    def test_an_attribute_named_like_a_column_is_refused(self) -> None:
+        rows = [stored_row("a", 1, "attribute_set", T0, subject="stage", details='{"value":"x"}')]
+        with pytest.raises(StoreError, match="rename the attribute"):
+            frame_of([encode_chunk(rows)])
+
+
+class TestChunks:
+    def test_values_survive_packing_exactly(self) -> None:
+        rows = [
+            stored_row("é-1", 1, "opened", T0, amount="12.50", close_date="2026-03-31"),
+            stored_row(
+                "é-1",
+                2,
+                "stage_changed",
+                T0 + HOUR,
+                stage="lost",
+                from_stage="lead_generation",
+                move="lose",
+                reason="no budget",
+            ),
+        ]
+        frame = frame_of([encode_chunk(rows)], columns=FRAME_COLUMNS)
+        assert [
+            ("é-1", T0, 1, "lead_generation", 12.5, date(2026, 3, 31), None, "opened", None, None),
+            (
+                "é-1",
+                T0 + HOUR,
+                2,
+                "lost",
+                None,
+                None,
+                "no budget",
+                "stage_changed",
+                "lead_generation",
+                "lose",
+            ),
+        ] == [row[:10] for row in frame.rows()]
+        assert {("b2b", "1")} == set(frame.select("process", "process_version").rows())
+
+    def test_a_damaged_chunk_is_reported(self) -> None:
+        with pytest.raises(StoreError, match="changed outside stagegate"):
+            frame_of([b"XXXX" + encode_chunk([stored_row("a", 1, "opened", T0)])[4:]])
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b", "c", "d"]),
+                st.one_of(st.none(), st.decimals(0, 10**6, places=2)),
+                st.one_of(st.none(), st.dates(date(2020, 1, 1), date(2030, 1, 1))),
+                st.sampled_from(["lead_generation", "qualification", "won", "lost"]),
+            ),
+            max_size=40,
+        ),
+        st.integers(1, 7),
+    )
+    def test_a_memory_store_and_a_sqlite_file_give_the_same_frame(
+        self, tmp_path_factory: pytest.TempPathFactory, deals: list[Any], chunk: int
+    ) -> None:
+        seqs: dict[str, int] = {}
+        events = []
+        for oid, amount, close, stage in deals:
+            seqs[oid] = seqs.get(oid, 0) + 1
+            events.append(event(oid, seqs[oid], stage=stage, amount=amount, close_date=close))
+        path = tmp_path_factory.mktemp("columnar") / "deals.sqlite"
+        memory = MemoryStore()
+        original = sqlite_module.PROJECTION_CHUNK
+        sqlite_module.PROJECTION_CHUNK = chunk  # many small chunks, written in any order
+        try:
+            with SQLiteStore(path) as store:
+                for start in range(0, len(events), 5):
+                    store.append(events[start : start + 5])
+                memory.append(events)
+                expected = memory.to_frame()
+                assert expected.equals(store.to_frame())
+                assert sum(1 for _ in store.scan()) == len(expected)
+        finally:
+            sqlite_module.PROJECTION_CHUNK = original
+        assert [float(e.amount) if e.amount is not None else None for e in memory.scan()] == (
+            expected["amount"].to_list()
+        )
+
+
+class TestOlderFiles:
+    def test_a_version_2_file_is_read_from_its_events_and_migrated_on_first_write(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.sqlite"
+        with SQLiteStore(path) as store:
+            store.append([event("a", 1, amount=Decimal(5)), event("a", 2)])
+            expected = store.to_frame()
+        raw(
+            path,
+            "DROP TABLE projection",
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        )
+        before = path.read_bytes()
+        with SQLiteStore(path) as store:
+            assert 2 == store.schema_version
+            assert expected.equals(store.to_frame())
+        assert before == path.read_bytes()  # reading never rewrites
+        with SQLiteStore(path) as store:
+            store.append([event("a", 3)])
+            assert sqlite_module.SCHEMA_VERSION == store.schema_version
+            frame = store.to_frame()
+        assert [1, 2, 3] == frame["seq"].to_list()
+        assert [(3,)] == raw(path, "SELECT sum(events) FROM projection")
+
+    def test_upgrade_migrates_now_and_only_once(self, tmp_path: Path) -> None:
+        path = tmp_path / "old.sqlite"
+        with SQLiteStore(path) as store:
+            store.append([event("a", 1)])
+        raw(
+            path,
+            "DROP TABLE projection",
+            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        )
+        with SQLiteStore(path) as store:
+            assert (True, False) == (store.upgrade(), store.upgrade())
+            assert 1 == len(store.to_frame())
+
+
+class TestWrites:
+    def test_a_refused_batch_leaves_no_projection(self, tmp_path: Path) -> None:
+        path = tmp_path / "deals.sqlite"
+        with SQLiteStore(path) as store:
+            store.append([event("a", 1)])
+            with pytest.raises(Exception, match="a"):
+                store.append([event("a", 1)])  # seq 1 exists: a conflict
+            assert 1 == len(store.to_frame())
+
+    def test_a_staged_import_copies_its_projection(self, tmp_path: Path) -> None:
+        staging = tmp_path / "staging.sqlite"
+        target = tmp_path / "deals.sqlite"
+        with SQLiteStore(staging) as staged:
+            staged._stage([event("b", 1), event("b", 2, kind=EventKind.STAGE_CHANGED,
+                                                 stage="won", from_stage="lead_generation",
+                                                 move=MoveKind.WIN)])  # fmt: skip
+        with SQLiteStore(target) as store:
+            store.append([event("a", 1)])
+            store.write_import_from(staging)
+            frame = store.to_frame(columns=["opportunity_id", "seq", "stage"])
+        assert [("a", 1, "lead_generation"), ("b", 1, "lead_generation"), ("b", 2, "won")] == (
+            frame.rows()
+        )
+
+    def test_a_staging_file_without_a_projection_is_projected_when_copied(
+        self, tmp_path: Path
+    ) -> None:
+        staging = tmp_path / "staging.sqlite"
+        target = tmp_path / "deals.sqlite"
+        with SQLiteStore(staging) as staged:
+            staged._stage([event("b", 1)])
+        raw(staging, "DROP TABLE projection")
+        with SQLiteStore(target) as store:
+            store.write_import_from(staging)
+            assert [("b", 1)] == store.to_frame(columns=["opportunity_id", "seq"]).rows()
+
+    def test_single_event_appends_are_merged_into_few_chunks(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sqlite_module, "MERGE_EVERY", 4)
+        monkeypatch.setattr(sqlite_module, "PROJECTION_CHUNK", 10)
+        events = [event(oid, seq) for seq in range(1, 8) for oid in ("b", "a", "c")]
+        memory = MemoryStore()
+        memory.append(events)
+        path = tmp_path / "deals.sqlite"
+        with SQLiteStore(path) as store:
+            for one in events:
+                store.append([one])
+            frame = store.to_frame()
+        assert memory.to_frame().equals(frame)
+        chunks = raw(path, "SELECT events FROM projection ORDER BY id")
+        assert 21 == sum(n for (n,) in chunks)
+        assert len(chunks) <= 6, chunks  # 21 one-event chunks merged 4 at a time, then 16
+
+    def test_merged_chunks_keep_every_value(self) -> None:
+        rows = [
+            stored_row("a", 1, "opened", T0, amount="1.5", close_date="2026-02-01"),
+            stored_row("a", 2, "reassigned", T0, subject="ana"),
+            stored_row("b", 1, "opened", T0, reason="why"),
+        ]
+        single = frame_of([encode_chunk(rows)], columns=FRAME_COLUMNS)
+        merged = frame_of([merge_chunks([encode_chunk(rows[:1]), encode_chunk(rows[1:])])],
+                          columns=FRAME_COLUMNS)  # fmt: skip
+        assert single.equals(merged)
+        assert ["ana", "ana", None] == merged["owner"].to_list()
+
+    def test_progress_counts_the_events_read(self, tmp_path: Path) -> None:
+        seen: list[Any] = []
+
+        class Recorder:
+            def phase(self, name: str, total: int | None = None) -> Any:
+                seen.append((name, total))
+                return seen.append
+
+        with SQLiteStore(tmp_path / "deals.sqlite") as store:
+            store.append([event("a", 1), event("a", 2)])
+            store.to_frame(phases=Recorder())
+        assert [("reading", 2), 2] == seen
+
+
+def test_the_frame_is_documented_with_every_column() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "store.md").read_text()
+    assert all(f"`{name}`" in text for name in FRAME_COLUMNS), json.dumps(FRAME_COLUMNS)
