@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stagegate.errors import InvalidCommandError
+from stagegate.events import thaw
 from stagegate.io import (
     ImportProblemError,
     import_hubspot_history,
@@ -179,6 +180,10 @@ class TestFramesIn:
         ]
 
 
+SEGMENT_KINDS = ["reassigned", "attribute_set"]
+"""The events an importer records for owner and segment changes."""
+
+
 class TestFramesOut:
     def test_the_table_has_one_row_per_event_with_values_in_force(self) -> None:
         result = import_log(LOG_ROWS, as_of=AS_OF, order=["Lead", "Demo"])
@@ -186,13 +191,16 @@ class TestFramesOut:
         columns = ["opportunity_id", "seq", "stage", "amount", "close_date", "kind", "owner"]
         assert [
             ("A", 1, "lead", 100.0, date(2024, 3, 31), "opened", "ana"),
-            ("A", 2, "demo", 100.0, date(2024, 3, 31), "stage_changed", "ben"),
-            ("A", 3, "demo", 150.0, date(2024, 3, 31), "amount_changed", "ben"),
-            ("A", 4, "demo", 150.0, date(2024, 3, 1), "rescheduled", "ben"),
-            ("A", 5, "won", 150.0, date(2024, 3, 1), "stage_changed", "ben"),
-        ] == table.select(columns).rows()[:5]
+            ("A", 2, "lead", 100.0, date(2024, 3, 31), "reassigned", "ana"),
+            ("A", 3, "lead", 100.0, date(2024, 3, 31), "reassigned", "ben"),
+            ("A", 4, "demo", 100.0, date(2024, 3, 31), "stage_changed", "ben"),
+            ("A", 5, "demo", 150.0, date(2024, 3, 31), "amount_changed", "ben"),
+            ("A", 6, "demo", 150.0, date(2024, 3, 1), "rescheduled", "ben"),
+            ("A", 7, "won", 150.0, date(2024, 3, 1), "stage_changed", "ben"),
+        ] == table.select(columns).rows()[:7]
         assert len(result.events) == table.height
-        assert ["ana", "ben", "ben", "ben", "ben", None, "cy", "cy"] == table["owner"].to_list()
+        owners = ["ana", "ana", "ben", "ben", "ben", "ben", "ben", None, "cy", "cy", "cy"]
+        assert owners == table["owner"].to_list()
 
     @pytest.mark.parametrize("backend", ["polars", "pandas", "pyarrow"])
     def test_every_backend_holds_the_same_table(self, backend: str) -> None:
@@ -240,8 +248,12 @@ class TestSegments:
         ]
         result = import_log(rows, as_of=AS_OF, order=["Lead", "Demo"], segments=["Sales Team"])
         assert ("owner", "sales_team") == result.segment_names
-        table = result.to_frame()
+        table = result.to_frame().filter(~pl.col("kind").is_in(SEGMENT_KINDS))
         assert ["emea"] * 5 + [None] * 3 == table["sales_team"].to_list()
+        recorded = [
+            (e.subject, thaw(e.details)) for e in result.events if e.kind == "attribute_set"
+        ]
+        assert [("sales_team", {"value": "emea"})] == recorded
 
     def test_a_segment_may_not_take_a_table_column_name(self) -> None:
         rows = [dict(r, Amount="1") for r in LOG_ROWS]
@@ -256,7 +268,7 @@ class TestSegments:
     def test_owners_table_adds_the_segments_of_each_owner(self) -> None:
         owners = [{"name": "ana", "team": "north"}, {"name": "ben", "team": "south"}]
         result = import_log(LOG_ROWS, as_of=AS_OF, order=["Lead", "Demo"], owners=owners)
-        table = result.to_frame()
+        table = result.to_frame().filter(~pl.col("kind").is_in(SEGMENT_KINDS))
         assert ["north", "south", "south", "south", "south", None, None, None] == table[
             "team"
         ].to_list()
@@ -269,7 +281,9 @@ class TestSegments:
              "StageName": "Closed Won", "OwnerId": "005Y"},
         ]  # fmt: skip
         result = import_salesforce_history(rows, as_of=AS_OF)
-        assert ["005X", "005Y"] == result.to_frame()["owner"].to_list()
+        table = result.to_frame().filter(~pl.col("kind").is_in(SEGMENT_KINDS))
+        assert ["005X", "005Y"] == table["owner"].to_list()
+        assert ["005X", "005Y"] == [e.subject for e in result.events if e.kind == "reassigned"]
 
     def test_salesforce_owner_field_changes_set_the_owner(self) -> None:
         rows = [
@@ -296,7 +310,7 @@ class TestSegments:
         ]  # fmt: skip
         result = import_hubspot_history(rows, as_of=AS_OF)
         table = result.to_frame()
-        stages = table.filter(pl.col("kind") != "field_set")
+        stages = table.filter(~pl.col("kind").is_in(["field_set", *SEGMENT_KINDS]))
         assert [("appointmentscheduled", "77"), ("closedwon", "78")] == stages.select(
             "stage", "owner"
         ).rows()

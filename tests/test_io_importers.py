@@ -322,6 +322,7 @@ class TestPipedrive:
         )
         assert [
             (EventKind.OPENED, "lead_generation", None),
+            (EventKind.REASSIGNED, "lead_generation", None),
             (EventKind.FIELD_SET, "lead_generation", None),
             (EventKind.STAGE_CHANGED, "needs_analysis", None),
             (EventKind.STAGE_CHANGED, "lost", "2"),
@@ -490,6 +491,7 @@ class TestHubSpot:
         assert [
             (EventKind.OPENED, "lead_generation"),
             (EventKind.AMOUNT_CHANGED, "lead_generation"),
+            (EventKind.REASSIGNED, "lead_generation"),
             (EventKind.FIELD_SET, "lead_generation"),
             (EventKind.STAGE_CHANGED, "qualification"),
         ] == [(e.kind, e.stage) for e in result.events]

@@ -20,7 +20,7 @@ from dateutil import tz as _dateutil_tz
 
 from stagegate._progress import Phases, phase_of
 from stagegate._time import UTC, from_epoch_us, resolve_zone, to_utc
-from stagegate.errors import InvalidTimestampError
+from stagegate.errors import InvalidCommandError, InvalidTimestampError
 from stagegate.events import Event, EventKind, MoveKind, freeze
 from stagegate.io._frame import SegmentChange
 from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
@@ -525,6 +525,8 @@ def build(  # noqa: PLR0915 - one pass, many rules, kept together
                             used=False,
                         )
                     )
+            if new_oid in segments and opp_events:
+                opp_events = _with_segment_events(opp_events, part, found, used_rows)
             events.extend(opp_events)
             emitted.add(new_oid)
     tick(checked)
@@ -558,6 +560,84 @@ def _collect_segments(
 
 
 _UNSET = object()
+
+
+def _with_segment_events(
+    opp_events: list[Event], part: Sequence[Record], found: list[Finding], used: set[int]
+) -> list[Event]:
+    """The deal's events with a ``reassigned`` / ``attribute_set`` event per segment change.
+
+    Each change is recorded before the deal's first later or simultaneous event (never before
+    the opening), carrying the stage, amount and close date in force there, so every event
+    sees the values the row set; the log is then numbered again. A name or value a deal
+    attribute cannot take is a ``bad_value`` finding, and a row whose only news was a segment
+    value is used, not ``no_change``.
+    """
+    from stagegate.segments import attribute_name, attribute_value, owner_name  # noqa: PLC0415
+
+    oid = opp_events[0].opportunity_id
+    in_force: dict[str, str | None] = {}
+    changes: list[tuple[datetime, int, str, str | None]] = []
+    refused: set[str] = set()
+    for record in part:
+        for name, value in record.segments:
+            if in_force.get(name, _UNSET) == value or (value is None and name not in in_force):
+                continue
+            try:
+                if name == "owner":
+                    if value is None:
+                        continue  # an owner is never cleared by an export's blank
+                    owner_name(value)
+                else:
+                    attribute_value(value, attribute_name(name))
+            except InvalidCommandError as exc:
+                if name not in refused:
+                    refused.add(name)
+                    found.append(
+                        Finding(
+                            "bad_value",
+                            Severity.WARNING,
+                            f"segment {name!r} is not recorded: {exc}",
+                            [record.row],
+                            oid,
+                        )
+                    )
+                continue
+            in_force[name] = value
+            changes.append((record.at, record.row, name, value))
+    if not changes:
+        return opp_events
+    rows = {row for _, row, _, _ in changes}
+    used.update(rows)
+    found[:] = [
+        f
+        for f in found
+        if not (f.code == "no_change" and f.opportunity_id == oid and set(f.rows) <= rows)
+    ]
+    merged: list[Event] = [opp_events[0]]
+    pending = iter(changes)
+    change = next(pending, None)
+    for event in [*opp_events[1:], None]:
+        while change is not None and (event is None or change[0] <= event.at):
+            at, _, name, value = change
+            before = merged[-1]
+            merged.append(
+                attrs.evolve(
+                    before,
+                    kind=EventKind.REASSIGNED if name == "owner" else EventKind.ATTRIBUTE_SET,
+                    at=max(at, before.at),
+                    from_stage=None,
+                    move=None,
+                    reason=None,
+                    gate=None,
+                    subject=value if name == "owner" else name,
+                    details=None if name == "owner" else freeze({"value": value}),
+                )
+            )
+            change = next(pending, None)
+        if event is not None:
+            merged.append(event)
+    return [e if e.seq == n else attrs.evolve(e, seq=n) for n, e in enumerate(merged, start=1)]
 
 
 def finish(
