@@ -13,11 +13,18 @@ import attrs
 import jsonschema
 import pytest
 
+from postgresql_server import cluster, missing_reason
 from stagegate import Opportunity, evolution, process_to_dict
 from stagegate.decision import MoveRequest, ProposedFacts, decide, decide_json, response_schema
 from stagegate.errors import DefinitionError, EventLogError, InvalidCommandError
 from stagegate.process import Process
-from stagegate.store import ImportRefusedError, SQLiteStore, stream_import, write_import
+from stagegate.store import (
+    ImportRefusedError,
+    SQLiteStore,
+    open_store,
+    stream_import,
+    write_import,
+)
 from stagegate.templates import b2b
 from strategies import T0
 
@@ -274,6 +281,25 @@ class TestImportOntoAMigratedStore:
         assert 4 == outcome.record.events
         with SQLiteStore(path) as store:
             assert "qualify" == store.load_opportunity(V2, "deal-new").stage
+
+
+@pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
+def test_an_import_onto_a_migrated_postgresql_store_replays_with_its_versions() -> None:
+    """The PostgreSQL import path finds the earlier versions in that store too."""
+    pytest.importorskip("psycopg", reason="needs the postgresql extra (psycopg)")
+    with cluster() as server:
+        target = server.url()
+        with open_store(target) as store:
+            store.save_process(V1)
+            deal = migrated_deal("deal-pg")
+            store.save(Opportunity.replay(V1, deal.events[:-1]))
+            evolution.migrate(store, V2, actor="ops", at=T0 + timedelta(days=2))
+            deal = store.load_opportunity(V2, "deal-pg")
+        outcome = write_import(target, continued(deal), process=V2, source="events")
+        assert 3 == outcome.record.events
+        with open_store(target) as store:
+            assert "needs_analysis" == store.load_opportunity(V2, "deal-pg").stage
+            assert [True] == [v.ok for v in store.verify()]
 
 
 def test_definition_errors_of_versions_are_definition_errors() -> None:
