@@ -284,7 +284,9 @@ class TestImportOntoAMigratedStore:
 
 
 @pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or "")
-def test_an_import_onto_a_migrated_postgresql_store_replays_with_its_versions() -> None:
+def test_an_import_onto_a_migrated_postgresql_store_replays_with_its_versions(
+    tmp_path: Path,
+) -> None:
     """The PostgreSQL import path finds the earlier versions in that store too."""
     pytest.importorskip("psycopg", reason="needs the postgresql extra (psycopg)")
     with cluster() as server:
@@ -297,9 +299,14 @@ def test_an_import_onto_a_migrated_postgresql_store_replays_with_its_versions() 
             deal = store.load_opportunity(V2, "deal-pg")
         outcome = write_import(target, continued(deal), process=V2, source="events")
         assert 3 == outcome.record.events
+        log = tmp_path / "new.jsonl"  # a deal new to the store, streamed in
+        lines = [json.dumps(attrs.evolve(e, digest=None).to_dict()) for e in migrated_deal().events]
+        log.write_text("\n".join(lines) + "\n", "utf-8")
+        assert 4 == stream_import(target, log, process=V2).record.events
         with open_store(target) as store:
             assert "needs_analysis" == store.load_opportunity(V2, "deal-pg").stage
-            assert [True] == [v.ok for v in store.verify()]
+            assert "qualify" == store.load_opportunity(V2, "acme-1").stage
+            assert [True, True] == [v.ok for v in store.verify()]
 
 
 def test_definition_errors_of_versions_are_definition_errors() -> None:

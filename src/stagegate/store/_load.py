@@ -48,6 +48,7 @@ from stagegate._progress import Phases, Tick, phase_of
 from stagegate.errors import ConcurrencyError, StagegateError
 from stagegate.events import Event
 from stagegate.store.base import (
+    EventStore,
     ImportRecord,
     Progress,
     StoreError,
@@ -353,7 +354,7 @@ class _Comparison:
         self.problems: list[str] = []
         self.definitions: dict[str, Process | None] = {}  # stored versions by version text
 
-    def earlier(self, store: SQLiteStore, log: Iterable[Event], process: Process) -> list[Process]:
+    def earlier(self, store: EventStore, log: Iterable[Event], process: Process) -> list[Process]:
         """The stored definitions of the other versions of ``process`` that ``log`` names."""
         name, definitions = process.name, self.definitions
         wanted = {
