@@ -53,7 +53,7 @@ from stagegate.errors import (
     StagegateError,
     UnknownStageError,
 )
-from stagegate.events import Event
+from stagegate.events import Event, EventKind
 from stagegate.gates import AllOf, AnyOf, Criterion, Facts, GateReport
 from stagegate.opportunity import MoveOption, Opportunity
 from stagegate.process import Process
@@ -352,17 +352,29 @@ def error_document(error: BaseException) -> dict[str, Any]:
 # -- deciding --------------------------------------------------------------------------------
 
 
-def decide(process: Process, events: Iterable[Event], request: MoveRequest) -> Decision:
+def decide(
+    process: Process,
+    events: Iterable[Event],
+    request: MoveRequest,
+    *,
+    versions: Iterable[Process] = (),
+) -> Decision:
     """Decide whether the deal whose log is ``events`` may make the move ``request`` asks for.
 
     The events are replayed into a private opportunity, the request's facts recorded there, and
     the move tried there: the inputs never change. A bad request is answered with an
     :attr:`Verdict.INVALID` decision rather than raised.
 
+    A deal migrated between versions of its process (its log holds ``migrated`` events) is
+    replayed as :meth:`Opportunity.replay` does: ``process`` is the version the log ends in and
+    ``versions`` the earlier ones it passed through. A log that names a version neither gives is
+    invalid (rule ``version_unknown``, naming the version and its first event).
+
     Args:
-        process: the process the deal moves through.
+        process: the process the deal moves through (the version its log ends in).
         events: the deal's log, oldest first (as :meth:`Opportunity.replay` takes it).
         request: the requested move.
+        versions: the earlier versions of ``process`` a migrated log passed through.
 
     Returns:
         The decision: allowed (with the events the move would append), blocked (with the gate
@@ -380,7 +392,15 @@ def decide(process: Process, events: Iterable[Event], request: MoveRequest) -> D
         error = EventLogError(f"events must be an iterable of Event, got {_echo(events)}")
         return Decision(Verdict.INVALID, request, error=error)
     try:
-        deal = Opportunity.replay(process, log)
+        earlier = tuple(versions)
+    except TypeError:
+        refused = InvalidCommandError(
+            f"versions must be an iterable of Process, got {_echo(versions)}"
+        )
+        return Decision(Verdict.INVALID, request, error=refused)
+    try:
+        _check_versions(process, earlier, log)
+        deal = Opportunity.replay(process, log, versions=earlier)
     except StagegateError as error:
         return Decision(Verdict.INVALID, request, error=error)
     oid, source = deal.id, deal.stage
@@ -422,6 +442,29 @@ def decide(process: Process, events: Iterable[Event], request: MoveRequest) -> D
         available_moves=moves,
         events=deal.events[before:],
     )
+
+
+def _check_versions(process: Process, versions: tuple[Any, ...], log: list[Event]) -> None:
+    """Refuse a migrated log that names a version of ``process`` the request does not give."""
+    if not any(type(e) is Event and e.kind is EventKind.MIGRATED for e in log):
+        return  # a log in one version: replay says when it is not the process's
+    known = {process.version} | {v.version for v in versions if isinstance(v, Process)}
+    for event in log:
+        if (
+            type(event) is Event
+            and event.process == process.name
+            and event.process_version not in known
+        ):
+            raise EventLogError(
+                f"event {event.seq} of {event.opportunity_id!r} was recorded in version "
+                f"{_echo(event.process_version)} of process {process.name!r}, which the "
+                f"request does not give (given: {', '.join(map(repr, sorted(known)))}); "
+                "give the version the deal's log ends in as the process and every earlier "
+                "version it was migrated from in versions [rule: version_unknown]",
+                seq=event.seq,
+                rule="version_unknown",
+                opportunity_id=event.opportunity_id,
+            )
 
 
 def _check_request(deal: Opportunity, request: MoveRequest) -> datetime:
@@ -756,10 +799,22 @@ def _decide_document(document: Any, processes: ProcessResolver) -> dict[str, Any
         return _invalid(error)
     try:
         process = _process_of(document["process"], processes)
+        versions = [_version_of(spec, n) for n, spec in enumerate(document.get("versions", ()))]
         events = events_from_dicts(document["events"])
     except StagegateError as error:
         return Decision(Verdict.INVALID, request, error=error).to_dict()
-    return decide(process, events, request).to_dict()
+    return decide(process, events, request, versions=versions).to_dict()
+
+
+def _version_of(spec: Mapping[str, Any], position: int) -> Process:
+    """An earlier version given inline in the request's ``versions`` list."""
+    from stagegate.definition import process_from_dict  # noqa: PLC0415 - avoid a cycle
+
+    try:
+        return process_from_dict(spec)
+    except DefinitionError as error:
+        source = f"process definition at versions[{position}] of the request"
+        raise DefinitionError(error.problems, source=source) from None
 
 
 class EvidenceSources(Protocol):

@@ -48,6 +48,7 @@ from stagegate._progress import Phases, Tick, phase_of
 from stagegate.errors import ConcurrencyError, StagegateError
 from stagegate.events import Event
 from stagegate.store.base import (
+    EventStore,
     ImportRecord,
     Progress,
     StoreError,
@@ -298,7 +299,10 @@ def _runs(events: Sequence[Event]) -> list[list[Event]]:
 
 
 def _replay_problems(
-    process: Process, run: Sequence[Event], stored: Sequence[Event] = ()
+    process: Process,
+    run: Sequence[Event],
+    stored: Sequence[Event] = (),
+    versions: Sequence[Process] = (),
 ) -> list[str]:
     from stagegate.opportunity import Opportunity  # noqa: PLC0415 - the domain loads lazily
 
@@ -312,7 +316,7 @@ def _replay_problems(
             )
         ]
     try:
-        Opportunity.replay(process, (*stored, *run))
+        Opportunity.replay(process, (*stored, *run), versions=versions)
     except (StagegateError, ValueError, TypeError, LookupError) as exc:
         return [f"opportunity {oid!r}: {exc}"]
     return []
@@ -338,19 +342,41 @@ def _check_against(
 
 
 class _Comparison:
-    """What the store already holds of the imported opportunities, one run at a time."""
+    """What the store already holds of the imported opportunities, one run at a time.
+
+    A log migrated between versions of the process (``migrated`` events) is replayed with the
+    definitions of its earlier versions that the store holds.
+    """
 
     def __init__(self) -> None:
         self.same: list[str] = []
         self.other: list[str] = []
         self.problems: list[str] = []
+        self.definitions: dict[str, Process | None] = {}  # stored versions by version text
+
+    def earlier(self, store: EventStore, log: Iterable[Event], process: Process) -> list[Process]:
+        """The stored definitions of the other versions of ``process`` that ``log`` names."""
+        name, definitions = process.name, self.definitions
+        wanted = {
+            e.process_version
+            for e in log
+            if e.process == name and e.process_version != process.version
+        }
+        missing = sorted(wanted - definitions.keys())
+        if missing:
+            stored = set(store.processes())
+            for version in missing:
+                known = (name, version) in stored
+                definitions[version] = store.load_process(name, version) if known else None
+        return [p for v in sorted(wanted) if (p := definitions[v]) is not None]
 
     def add(self, store: SQLiteStore, run: Sequence[Event], process: Process | None) -> None:
         oid, first = run[0].opportunity_id, run[0].seq
         last = store.last_seq(oid)
         if last == 0:
             if process is not None:
-                self.problems.extend(_replay_problems(process, run))
+                versions = self.earlier(store, run, process)
+                self.problems.extend(_replay_problems(process, run, versions=versions))
             return
         if first == 1:
             held = store.load(oid)
@@ -364,7 +390,9 @@ class _Comparison:
                 f"holds events up to seq {last}"
             )
         elif process is not None:
-            self.problems.extend(_replay_problems(process, run, store.load(oid)))
+            held = store.load(oid)
+            versions = self.earlier(store, (*held, *run), process)
+            self.problems.extend(_replay_problems(process, run, held, versions))
 
     def verdict(self) -> None:
         """Raise the refusal the comparison calls for, if any."""

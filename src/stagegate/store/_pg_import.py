@@ -137,8 +137,11 @@ def _verify(staged: SQLiteStore, process: Process, store: PostgreSQLStore | None
     held: set[str] = set()
 
     def check(run: list[Event]) -> None:
-        if store is None or run[0].opportunity_id not in held:
+        if store is None:
             problems.extend(_replay_problems(process, run))
+        elif run[0].opportunity_id not in held:  # new to the store, maybe not to its versions
+            versions = comparison.earlier(store, run, process)
+            problems.extend(_replay_problems(process, run, versions=versions))
         else:
             comparison.add(store, run, process)  # type: ignore[arg-type]  # it reads any EventStore
 
