@@ -104,7 +104,7 @@ instants = st.datetimes(
 )
 amounts = st.decimals(allow_nan=False, allow_infinity=False)
 TEXTS = texts
-NUL_FREE_TEXTS = st.text(st.characters(blacklist_characters="\x00"), max_size=8)
+NUL_FREE_TEXTS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8)
 
 
 @st.composite

@@ -553,6 +553,8 @@ def _collect_segments(
         for name, value in record.segments:
             if in_force.get(name, _UNSET) == value or (value is None and name not in in_force):
                 continue
+            if value is None and name == "owner":
+                continue  # a deal always has an owner once it has one: a blank is no change
             in_force[name] = value
             changes.append((record.at, name, value))
     if changes:
