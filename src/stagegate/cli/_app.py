@@ -244,6 +244,13 @@ _EXIT_OF = {"allowed": EXIT_OK, "blocked": EXIT_NEGATIVE, "invalid": EXIT_BAD_IN
 @click.option("--actor", default="cli", show_default=True, help="Who asks for the move.")
 @click.option("--reason", default=None, help="Reason, where the move needs one.")
 @click.option("--override", is_flag=True, help="Override an unmet gate (needs --reason).")
+@click.option(
+    "--earlier",
+    "earlier_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An earlier version of the process the deal was migrated from (repeatable).",
+)
 def check(
     events_path: str,
     move: str,
@@ -253,14 +260,17 @@ def check(
     actor: str,
     reason: str | None,
     override: bool,
+    earlier_paths: tuple[Path, ...],
 ) -> int:
     """Decide MOVE for the opportunity whose events are in EVENTS; print the decision as JSON.
 
     EVENTS is a JSON array or JSON Lines file of events (as written by Event.to_dict), or - for
     standard input. MOVE is advance, win, lose, reopen, or a target stage id. The decision is a
-    decision-response document (docs/service.md). Exit 0 when the move is allowed, 1 when the
-    process blocks it, 2 for bad input (a malformed or broken log, an unknown stage, an instant
-    before the last event, an empty actor), 3 for an internal error.
+    decision-response document (docs/service.md). A log that was migrated between versions of
+    its process needs the earlier versions (--earlier FILE each) beside the current one.
+    Exit 0 when the move is allowed, 1 when the process blocks it, 2 for bad input (a malformed
+    or broken log, an unknown stage, an instant before the last event, an empty actor), 3 for
+    an internal error.
     """
     from stagegate.decision import (  # noqa: PLC0415 - keeps --help fast
         Decision,
@@ -274,6 +284,7 @@ def check(
     try:
         try:
             process = resolve_process(process_path, template_name)
+            versions = [load_process(path) for path in earlier_paths]
             events = read_events(events_path)
             instant = None if at is None else parse_at(at)
             request = MoveRequest.from_words(
@@ -282,7 +293,7 @@ def check(
         except StagegateError as error:
             document = Decision(Verdict.INVALID, error=error).to_dict()
         else:
-            document = decide(process, events, request).to_dict()
+            document = decide(process, events, request, versions=versions).to_dict()
         print_document(document)
     except Exception as exc:  # noqa: BLE001 - a bug gets its own code, never a traceback
         sys.stderr.write(internal_error_line(exc))
