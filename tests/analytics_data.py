@@ -94,13 +94,23 @@ def sim_rows(deals: int = 400, seed: int = 3) -> tuple[list[dict[str, Any]], dic
 def normalize(value: Any) -> Any:
     """Make a result comparable: records and frames become sorted lists of plain dicts."""
     if isinstance(value, list):
-        return [_plain(attrs.asdict(r)) if attrs.has(type(r)) else _plain(r) for r in value]
+        return [
+            _plain(_unsegmented(attrs.asdict(r))) if attrs.has(type(r)) else _plain(r)
+            for r in value
+        ]
     import narwhals as nw
 
     frame = nw.from_native(value)
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
     return [_plain(r) for r in frame.rows(named=True)]
+
+
+def _unsegmented(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without the ``by=`` fields when it is not per segment (frames lack them)."""
+    if record.get("segment") != ():
+        return record
+    return {k: v for k, v in record.items() if k not in ("segment", "deals", "small")}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
