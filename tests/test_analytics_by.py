@@ -168,3 +168,30 @@ def test_by_must_name_columns_that_are_not_result_columns() -> None:
         an.time_in_stage(rows, KINDS, as_of=AS_OF, by=())
     with pytest.raises(AnalyticsError, match="rename"):
         an.time_in_stage(rows, KINDS, as_of=AS_OF, by="outcome")
+
+
+@pytest.mark.parametrize("backend", ["python", "polars", "pandas", "duckdb"])
+def test_a_table_row_that_changes_the_owner_moves_the_later_stages(backend: str) -> None:
+    pl = pytest.importorskip("polars")
+    rows = rows_of(
+        [("ann", ("lead", "demo", "won"), 0, "east"), ("bob", ("lead", "lost"), 1, "east")]
+    )
+    # deal d0 passes to bob on day 2, in lead (a row that changes no stage): demo is bob's
+    rows.append({**rows[0], "at": at(2), "seq": 9, "owner": "bob"})
+    for r in rows:
+        if r["opportunity_id"] == "d0" and r["stage"] != "lead":
+            r["owner"] = "bob"  # a row carries the owner in force from its instant on
+    data: Any = rows
+    if backend != "python":
+        data = pl.DataFrame(rows)
+        if backend == "pandas":
+            data = data.to_pandas()
+        elif backend == "duckdb":
+            duckdb = pytest.importorskip("duckdb")
+            data = duckdb.from_arrow(data.to_arrow())
+    got = normalize(an.stage_probabilities(data, KINDS, as_of=AS_OF, by="owner", draws=0))
+    table = {(r.get("owner") or r["segment"][0], r["stage"]): r for r in got}
+    assert sorted(table) == [("ann", "lead"), ("bob", "demo"), ("bob", "lead")]
+    assert (table["ann", "lead"]["reached"], table["ann", "lead"]["won"]) == (1, 1)
+    assert (table["bob", "lead"]["reached"], table["bob", "lead"]["won"]) == (1, 0)
+    assert (table["bob", "demo"]["deals"], table["bob", "demo"]["won"]) == (1, 1)
