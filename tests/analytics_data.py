@@ -94,10 +94,7 @@ def sim_rows(deals: int = 400, seed: int = 3) -> tuple[list[dict[str, Any]], dic
 def normalize(value: Any) -> Any:
     """Make a result comparable: records and frames become sorted lists of plain dicts."""
     if isinstance(value, list):
-        return [
-            _plain(_unsegmented(attrs.asdict(r))) if attrs.has(type(r)) else _plain(r)
-            for r in value
-        ]
+        return [_plain(_unsegmented(r)) if attrs.has(type(r)) else _plain(r) for r in value]
     import narwhals as nw
 
     frame = nw.from_native(value)
@@ -106,11 +103,13 @@ def normalize(value: Any) -> Any:
     return [_plain(r) for r in frame.rows(named=True)]
 
 
-def _unsegmented(record: dict[str, Any]) -> dict[str, Any]:
-    """A record without the ``by=`` fields when it is not per segment (frames lack them)."""
-    if record.get("segment") != ():
-        return record
-    return {k: v for k, v in record.items() if k not in ("segment", "deals", "small")}
+def _unsegmented(record: Any) -> dict[str, Any]:
+    """A record without its ``by=`` fields when it is not per segment (frames lack them)."""
+    values = attrs.asdict(record)
+    if values.get("segment") != ():
+        return values
+    by_only = {f.name for f in attrs.fields(type(record)) if f.metadata.get("by")}
+    return {k: v for k, v in values.items() if k not in by_only}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -195,3 +195,52 @@ def test_a_table_row_that_changes_the_owner_moves_the_later_stages(backend: str)
     assert (table["ann", "lead"]["reached"], table["ann", "lead"]["won"]) == (1, 1)
     assert (table["bob", "lead"]["reached"], table["bob", "lead"]["won"]) == (1, 0)
     assert (table["bob", "demo"]["deals"], table["bob", "demo"]["won"]) == (1, 1)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEALS)
+def test_cycle_times_per_segment_equal_those_of_its_own_deals(
+    deals: list[tuple[str, tuple[str, ...], int, str | None]],
+) -> None:
+    rows = rows_of(deals)
+    result = an.cycle_times(rows, KINDS, as_of=AS_OF, by="owner")
+    closed = {d[0] for d in deals if d[1][-1] in ("won", "lost")}
+    assert list(dict.fromkeys(r.segment for r in result.summary)) == [(o,) for o in sorted(closed)]
+    for owner in sorted(closed):
+        expected = an.cycle_times([r for r in rows if r["owner"] == owner], KINDS, as_of=AS_OF)
+        assert [attrs.evolve(d, segment=(owner,)) for d in expected.deals] == [
+            d for d in result.deals if d.segment == (owner,)
+        ]
+        summary = [s for s in result.summary if s.segment == (owner,)]
+        assert [
+            attrs.evolve(s, segment=(owner,), small=s.deals < SMALL_SAMPLE)
+            for s in expected.summary
+        ] == summary
+
+
+@pytest.mark.parametrize("backend", ["python", "polars", "pandas", "duckdb"])
+def test_a_deal_reassigned_before_its_close_counts_for_the_new_owner(backend: str) -> None:
+    pl = pytest.importorskip("polars")
+    rows = rows_of(
+        [("ann", ("lead", "demo", "won"), 0, "east"), ("ann", ("lead", "lost"), 1, "east")]
+    )
+    for r in rows:
+        if r["opportunity_id"] == "d0" and r["stage"] == "won":
+            r["owner"] = "bob"  # d0 passed to bob when it was won, on day 6
+    data: Any = rows
+    if backend != "python":
+        data = pl.DataFrame(rows)
+        if backend == "pandas":
+            data = data.to_pandas()
+        elif backend == "duckdb":
+            duckdb = pytest.importorskip("duckdb")
+            data = duckdb.from_arrow(data.to_arrow())
+    result = an.cycle_times(data, KINDS, as_of=AS_OF, by="owner")
+    summary = normalize(result.summary)
+    table = {(r.get("owner") or r["segment"][0], r["outcome"]): r for r in summary}
+    assert (table["bob", "won"]["deals"], table["bob", "won"]["mean_days"]) == (1, 6.0)
+    assert (table["ann", "lost"]["deals"], table["ann", "won"]["deals"]) == (1, 0)
+    assert table["ann", "closed"]["small"]
+    if backend != "python":
+        assert list(summary[0])[:2] == ["owner", "small"]
+        assert sorted(r["owner"] for r in normalize(result.deals)) == ["ann", "bob"]

@@ -17,12 +17,13 @@ from typing import Any
 
 import attrs
 
+from stagegate._time import epoch_us, to_utc
 from stagegate.analytics._segments import SMALL_SAMPLE, read_inputs, segment_columns
 from stagegate.analytics._table import backend_of, is_frame
 from stagegate.analytics.intervals import prepare, stage_intervals
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 
-__all__ = ["SEGMENT_FIELDS", "by_segment"]
+__all__ = ["SEGMENT_FIELDS", "by_segment", "cycles_by_segment"]
 
 SEGMENT_FIELDS = ("segment", "deals", "small")
 """Record fields a ``by=`` result fills; a frame shows the segment columns in their place."""
@@ -74,7 +75,7 @@ def _records(result: Any, cls: type[Any]) -> list[Any]:
     frame = nw.from_native(result)
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
-    names = {f.name for f in attrs.fields(cls)} - set(SEGMENT_FIELDS)
+    names = {f.name for f in attrs.fields(cls) if not f.metadata.get("by")}
     return [
         cls(**{k: _clean(v) for k, v in row.items() if k in names})
         for row in frame.rows(named=True)
@@ -168,9 +169,65 @@ def by_segment(
     ]
     if not is_frame(data):
         return result
-    names = [f.name for f in attrs.fields(cls) if f.name not in SEGMENT_FIELDS]
-    table: dict[str, list[Any]] = {c: [r.segment[i] for r in result] for i, c in enumerate(columns)}
-    table["deals"] = [r.deals for r in result]
-    table["small"] = [r.small for r in result]
-    table.update({name: [getattr(r, name) for r in result] for name in names})
+    return _frame(data, columns, result, cls, ("deals", "small"))
+
+
+def cycles_by_segment(
+    run: Callable[[Any], Any],
+    data: Any,
+    by: str | Sequence[str],
+    *,
+    assume_zone: str | tzinfo | None,
+) -> Any:
+    """``run`` (:func:`~stagegate.analytics.cycle_times`, bound) per segment in force at close.
+
+    Returns:
+        ``CycleTimes`` whose ``deals`` carry their ``segment`` and whose ``summary`` has rows
+        per segment and outcome with ``segment`` and ``small`` (fewer than
+        :data:`SMALL_SAMPLE` deals); frames get the segment columns first.
+
+    Raises:
+        AnalyticsError: ``by`` is not a column name or names, or names a result column.
+    """
+    from stagegate.analytics.durations import CycleSummary, CycleTime, CycleTimes  # noqa: PLC0415
+
+    columns = segment_columns(by)
+    names = {f.name for f in attrs.fields(CycleTime)} | {f.name for f in attrs.fields(CycleSummary)}
+    clash = set(columns) & (names | set(SEGMENT_FIELDS))
+    if clash:
+        raise AnalyticsError(
+            f"by names result column(s) {', '.join(sorted(clash))}; rename the segment "
+            "column(s) in the data first"
+        )
+    inputs = read_inputs(data, columns, assume_zone=assume_zone)
+    members: dict[Segment, set[str]] = defaultdict(set)
+    for deal in _records(run(data).deals, CycleTime):
+        closed = epoch_us(to_utc(deal.closed_at, what="closed_at"))
+        members[inputs.at(str(deal.opportunity_id), closed, columns)].add(str(deal.opportunity_id))
+    deals: list[Any] = []
+    summary: list[Any] = []
+    for key in sorted(members, key=_order):
+        part = run(_subset(data, inputs.data, members[key]))
+        deals += [attrs.evolve(d, segment=key) for d in _records(part.deals, CycleTime)]
+        summary += [
+            attrs.evolve(s, segment=key, small=s.deals < SMALL_SAMPLE)
+            for s in _records(part.summary, CycleSummary)
+        ]
+    if not is_frame(data):
+        return CycleTimes(deals, summary)
+    return CycleTimes(
+        _frame(data, columns, deals, CycleTime, ()),
+        _frame(data, columns, summary, CycleSummary, ("small",)),
+    )
+
+
+def _frame(
+    data: Any, columns: Sequence[str], records: list[Any], cls: type[Any], extra: Sequence[str]
+) -> Any:
+    table: dict[str, list[Any]] = {
+        c: [r.segment[i] for r in records] for i, c in enumerate(columns)
+    }
+    table.update({name: [getattr(r, name) for r in records] for name in extra})
+    fields = [f.name for f in attrs.fields(cls) if not f.metadata.get("by")]
+    table.update({name: [getattr(r, name) for r in records] for name in fields})
     return backend_of(data)(table)

@@ -280,6 +280,7 @@ class CycleTime:
     closed_at: datetime
     cycle_days: float
     stages: int
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -295,6 +296,8 @@ class CycleSummary:
     stage_sum_days: float | None
     weighted_sum_days: float | None
     difference_days: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -384,6 +387,7 @@ def cycle_times(
     *,
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> CycleTimes:
     """Cycle time of every closed opportunity, and summarized by outcome.
 
@@ -393,6 +397,10 @@ def cycle_times(
         outcomes: a ``Process`` or a mapping ``{stage_id: "open" | "won" | "lost"}``.
         as_of: the instant the analysis stands at; deals open then are left out.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): each closed deal counts for the segment in force
+            at its close; ``deals`` rows carry their ``segment``, ``summary`` has rows per
+            segment and outcome with ``segment`` and ``small`` (a frame gets the segment
+            columns first).
 
     Returns:
         :class:`CycleTimes`: ``deals`` (per closed opportunity; frames in no
@@ -401,6 +409,13 @@ def cycle_times(
     Raises:
         AnalyticsError: the input has the wrong shape or backend.
     """
+    if by is not None:
+        from stagegate.analytics._by import cycles_by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Any:
+            return cycle_times(part, outcomes, as_of=as_of, assume_zone=assume_zone)
+
+        return cycles_by_segment(run, data, by, assume_zone=assume_zone)  # type: ignore[no-any-return]
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.python is not None:
         deals, stage_stats = _cycle_python(prepared.python)
