@@ -168,6 +168,8 @@ def test_by_must_name_columns_that_are_not_result_columns() -> None:
         an.time_in_stage(rows, KINDS, as_of=AS_OF, by=())
     with pytest.raises(AnalyticsError, match="rename"):
         an.time_in_stage(rows, KINDS, as_of=AS_OF, by="outcome")
+    with pytest.raises(AnalyticsError, match="rename"):
+        an.cycle_times(rows, KINDS, as_of=AS_OF, by="stages")
 
 
 @pytest.mark.parametrize("backend", ["python", "polars", "pandas", "duckdb"])
