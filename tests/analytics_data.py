@@ -94,13 +94,22 @@ def sim_rows(deals: int = 400, seed: int = 3) -> tuple[list[dict[str, Any]], dic
 def normalize(value: Any) -> Any:
     """Make a result comparable: records and frames become sorted lists of plain dicts."""
     if isinstance(value, list):
-        return [_plain(attrs.asdict(r)) if attrs.has(type(r)) else _plain(r) for r in value]
+        return [_plain(_unsegmented(r)) if attrs.has(type(r)) else _plain(r) for r in value]
     import narwhals as nw
 
     frame = nw.from_native(value)
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
     return [_plain(r) for r in frame.rows(named=True)]
+
+
+def _unsegmented(record: Any) -> dict[str, Any]:
+    """A record without its ``by=`` fields when it is not per segment (frames lack them)."""
+    values = attrs.asdict(record)
+    if values.get("segment") != ():
+        return values
+    by_only = {f.name for f in attrs.fields(type(record)) if f.metadata.get("by")}
+    return {k: v for k, v in values.items() if k not in by_only}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

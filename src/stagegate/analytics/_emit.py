@@ -9,7 +9,10 @@ import attrs
 
 from stagegate.analytics.intervals import Prepared
 
-__all__ = ["collect_rows", "emit"]
+__all__ = ["BY_ONLY", "collect_rows", "emit"]
+
+BY_ONLY = {"by": True}
+"""Metadata of the record fields only a ``by=`` result fills (a plain frame leaves them out)."""
 
 T = TypeVar("T")
 
@@ -18,7 +21,11 @@ def emit(prepared: Prepared, records: Sequence[T], cls: type[T]) -> Any:
     """Return ``records`` as a list (pure-Python input) or a frame in the caller's backend."""
     if not prepared.is_frame:
         return list(records)
-    names = [f.name for f in attrs.fields(cls)]  # type: ignore[arg-type]
+    names = [
+        f.name
+        for f in attrs.fields(cls)  # type: ignore[arg-type]
+        if not f.metadata.get("by")  # filled by by= only (see _by.py)
+    ]
     columns = {name: [getattr(r, name) for r in records] for name in names}
     return prepared.build(columns)
 

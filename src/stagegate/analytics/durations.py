@@ -52,7 +52,7 @@ from typing import Any
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import kernel_of
 from stagegate.analytics._stats import mean, quantile
 from stagegate.analytics._table import DAY_US
@@ -93,6 +93,9 @@ class StageTime:
     lost_won_ratio: float | None
     open_share: float | None = None
     deal_clock_median_days: float | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    deals: int | None = attrs.field(default=None, metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 def _summary(values: list[float]) -> tuple[float | None, ...]:
@@ -190,6 +193,7 @@ def time_in_stage(
     *,
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Dwell time per open stage and final outcome: count, mean, median, p75, p90 (days).
 
@@ -199,6 +203,9 @@ def time_in_stage(
         outcomes: a ``Process`` or a mapping ``{stage_id: "open" | "won" | "lost"}``.
         as_of: the instant the analysis stands at; open visits are censored here.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): rows per segment, stage and outcome, each visit
+            counted for the segment in force when the deal first entered the stage, with
+            ``segment``, ``deals`` and ``small`` set (a frame gets the segment columns first).
 
     Returns:
         :class:`StageTime` rows (or a frame with those columns) in process order, outcomes in
@@ -208,6 +215,13 @@ def time_in_stage(
         AnalyticsError: the input has the wrong shape or backend.
         UnknownStageError: a stage is not one of ``outcomes``.
     """
+    if by is not None:
+        from stagegate.analytics._by import by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Any:
+            return time_in_stage(part, outcomes, as_of=as_of, assume_zone=assume_zone)
+
+        return by_segment(run, data, outcomes, by, StageTime, as_of=as_of, assume_zone=assume_zone)
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.python is not None:
         stats = _python_stats(prepared.python, prepared.as_of_us)
@@ -266,6 +280,7 @@ class CycleTime:
     closed_at: datetime
     cycle_days: float
     stages: int
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -281,6 +296,8 @@ class CycleSummary:
     stage_sum_days: float | None
     weighted_sum_days: float | None
     difference_days: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -370,6 +387,7 @@ def cycle_times(
     *,
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> CycleTimes:
     """Cycle time of every closed opportunity, and summarized by outcome.
 
@@ -379,6 +397,10 @@ def cycle_times(
         outcomes: a ``Process`` or a mapping ``{stage_id: "open" | "won" | "lost"}``.
         as_of: the instant the analysis stands at; deals open then are left out.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): each closed deal counts for the segment in force
+            at its close; ``deals`` rows carry their ``segment``, ``summary`` has rows per
+            segment and outcome with ``segment`` and ``small`` (a frame gets the segment
+            columns first).
 
     Returns:
         :class:`CycleTimes`: ``deals`` (per closed opportunity; frames in no
@@ -387,6 +409,13 @@ def cycle_times(
     Raises:
         AnalyticsError: the input has the wrong shape or backend.
     """
+    if by is not None:
+        from stagegate.analytics._by import cycles_by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Any:
+            return cycle_times(part, outcomes, as_of=as_of, assume_zone=assume_zone)
+
+        return cycles_by_segment(run, data, by, assume_zone=assume_zone)  # type: ignore[no-any-return]
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     if prepared.python is not None:
         deals, stage_stats = _cycle_python(prepared.python)

@@ -61,7 +61,7 @@ from typing import Any
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import kernel_of
 from stagegate.analytics._stats import beta_interval, quantile, weighted_share, wilson
 from stagegate.analytics._table import DAY_US
@@ -114,6 +114,9 @@ class StageProbability:
     deal_clock_low: float | None = None
     deal_clock_high: float | None = None
     deal_clock_effective: float | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    deals: int | None = attrs.field(default=None, metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -523,6 +526,7 @@ def stage_probabilities(
     draws: int = 400,
     seed: int = 0,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Probability of winning from each open stage, by every estimator, side by side.
 
@@ -536,6 +540,9 @@ def stage_probabilities(
         draws: posterior samples for the Markov interval (0: no interval).
         seed: seed of those samples.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): one row per segment and stage, each deal counted
+            for the segment in force when it entered the stage, with ``segment``, ``deals``
+            and ``small`` set (a frame gets the segment columns first).
 
     Returns:
         :class:`StageProbability` rows (or a frame with those columns), in process order.
@@ -544,6 +551,24 @@ def stage_probabilities(
         AnalyticsError: an argument is out of range, or the input is unusable.
     """
     _check(confidence, prior_strength, draws)
+    if by is not None:
+        from stagegate.analytics._by import by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Any:
+            return stage_probabilities(
+                part,
+                outcomes,
+                as_of=as_of,
+                confidence=confidence,
+                prior_strength=prior_strength,
+                draws=draws,
+                seed=seed,
+                assume_zone=assume_zone,
+            )
+
+        return by_segment(
+            run, data, outcomes, by, StageProbability, as_of=as_of, assume_zone=assume_zone
+        )
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, DEFAULT_BINS, dwell=False)
     rows = estimate(
