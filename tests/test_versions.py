@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -313,3 +315,47 @@ def test_definition_errors_of_versions_are_definition_errors() -> None:
     """An invalid earlier version is refused as an invalid inline process is."""
     answer = decide_json(document(versions=[{"name": "b2b"}]))
     assert DefinitionError.__name__ == answer["error"]["type"]
+
+
+class TestCheckCommand:
+    """``stagegate check --earlier FILE``: the rules engine from the shell on a migrated deal."""
+
+    @staticmethod
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stagegate", "check", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @pytest.fixture
+    def files(self, tmp_path: Path) -> tuple[Path, Path, Path]:
+        events = tmp_path / "events.json"
+        events.write_text(json.dumps([e.to_dict() for e in migrated_deal().events]), "utf-8")
+        current, earlier = tmp_path / "v2.json", tmp_path / "v1.json"
+        current.write_text(json.dumps(process_to_dict(V2)), "utf-8")
+        earlier.write_text(json.dumps(process_to_dict(V1)), "utf-8")
+        return events, current, earlier
+
+    def test_with_the_earlier_version_the_move_is_decided(
+        self, files: tuple[Path, Path, Path]
+    ) -> None:
+        events, current, earlier = files
+        result = self.run(
+            str(events), "advance", "--process", str(current), "--earlier", str(earlier)
+        )
+        document = json.loads(result.stdout)
+        RESPONSE.validate(document)
+        # the v2 gate of 'qualify' needs its checklist: blocked (exit 1), not invalid
+        assert (1, "blocked") == (result.returncode, document["status"])
+
+    def test_without_it_the_log_is_bad_input_naming_the_version(
+        self, files: tuple[Path, Path, Path]
+    ) -> None:
+        events, current, _ = files
+        result = self.run(str(events), "advance", "--process", str(current))
+        document = json.loads(result.stdout)
+        assert (2, "invalid") == (result.returncode, document["status"])
+        assert "'1'" in json.dumps(document["error"])
