@@ -40,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US
@@ -322,6 +323,7 @@ def forecast(
     Raises:
         AnalyticsError: an argument is unknown or out of range, or the input is unusable.
     """
+    check_one_currency(data)
     if estimator not in ESTIMATORS or period not in ("month", "quarter") or simulations < 0:
         raise AnalyticsError(
             f"estimator must be one of {', '.join(ESTIMATORS)}, period 'month' or 'quarter', "

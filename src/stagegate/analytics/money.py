@@ -1,11 +1,11 @@
 """Any analysis in one currency: convert a pipeline's amounts before the figures add them up.
 
-The analytics add amounts (open pipeline, weighted pipeline, forecast, waterfall) without
-looking at currencies. :func:`in_currency` turns the input into the stage-history table with
-every amount converted into the rate table's reporting currency (at the rates of one day), so
-every function gives its figures in that currency; :func:`require_one_currency` is the check to
-run before adding amounts of unconverted input: it raises
-:class:`~stagegate.currency.MixedCurrencyError` when the deals are in several currencies.
+The functions that add amounts (`open_pipeline`, `waterfall`, `forecast`, the report) refuse
+input in several currencies with :class:`~stagegate.currency.MixedCurrencyError`, never a
+silent sum. :func:`in_currency` turns the input into the stage-history table with every amount
+converted into the rate table's reporting currency (at the rates of one day), so every
+function gives its figures in that currency; :func:`require_one_currency` is the same check
+for your own sums.
 
 >>> from datetime import date, datetime, timezone
 >>> from stagegate import analytics as an

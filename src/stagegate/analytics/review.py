@@ -75,7 +75,7 @@ from stagegate.analytics.deals import stalled
 from stagegate.analytics.durations import cycle_times
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.quota import QuotaTable, coverage
-from stagegate.analytics.snapshot import waterfall
+from stagegate.analytics.snapshot import waterfall_in_any_currency
 from stagegate.currency import CURRENCY, UNKNOWN, MixedCurrencyError, RateTable
 from stagegate.errors import StagegateError
 from stagegate.events import EventKind
@@ -326,7 +326,9 @@ def _deal_changes(  # noqa: PLR0917 - a private helper of two public functions
 ) -> list[Change]:
     as_of_us = instant_us(as_of, "as_of")
     _, first, last = period_bounds(to_utc(as_of).date(), period)
-    moved = waterfall(inputs.data, outcomes, start=since, end=as_of, assume_zone=assume_zone)
+    moved = waterfall_in_any_currency(
+        inputs.data, outcomes, start=since, end=as_of, assume_zone=assume_zone
+    )
     before = {s.opportunity_id: s for s in inputs.snapshot(outcomes, since, assume_zone)}
     after = {s.opportunity_id: s for s in inputs.snapshot(outcomes, as_of, assume_zone)}
     result = []

@@ -55,6 +55,7 @@ from typing import Any
 import attrs
 
 from stagegate._time import from_epoch_us
+from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics._emit import collect_rows, emit
 from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._table import as_of_us
@@ -310,7 +311,10 @@ def open_pipeline(
 
     Raises:
         AnalyticsError: the input is unusable.
+        MixedCurrencyError: the amounts are in several currencies (convert them first with
+            :func:`~stagegate.analytics.in_currency`).
     """
+    check_one_currency(data)
     return snapshot(data, outcomes, at=at, state="open", assume_zone=assume_zone)
 
 
@@ -416,7 +420,22 @@ def waterfall(
 
     Raises:
         AnalyticsError: ``end`` is before ``start``, or the input is unusable.
+        MixedCurrencyError: the amounts are in several currencies (convert them first with
+            :func:`~stagegate.analytics.in_currency`).
     """
+    check_one_currency(data)
+    return waterfall_in_any_currency(data, outcomes, start=start, end=end, assume_zone=assume_zone)
+
+
+def waterfall_in_any_currency(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    start: datetime,
+    end: datetime,
+    assume_zone: str | tzinfo | None = None,
+) -> Waterfall:
+    """:func:`waterfall` without the currency guard, for callers that convert per deal."""
     if end < start:
         raise AnalyticsError(f"end={end!r} is before start={start!r}; pass start <= end")
     first = prepare(data, outcomes, as_of=start, assume_zone=assume_zone, keep_rows=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from stagegate._progress import Phases, phase_of
 from stagegate._time import to_utc
+from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics.intervals import prepare, to_native
 from stagegate.analytics.probability import DEFAULT_ESTIMATOR
 from stagegate.events import Event, EventKind, MoveKind
@@ -139,6 +140,7 @@ def build_document(  # noqa: PLR0915 - one section after another
     # The log is prepared once: its visits feed every analysis that works on visits, and the
     # prepared rows (amounts and close dates between stage changes) the snapshot, forecast and
     # slippage.
+    check_one_currency(log)  # never a silent sum of several currencies
     prepared = prepare(log, process, as_of=instant, keep_rows=True)
     if frame is None:
         visits: Any = list(prepared.python or ())
