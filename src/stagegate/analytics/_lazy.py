@@ -20,7 +20,14 @@ from typing import Any
 import narwhals as nw
 
 from stagegate.analytics._emit import collect_rows
-from stagegate.analytics._table import DAY_US, KIND_CODE, ORDER, by_stage, check_known
+from stagegate.analytics._table import (
+    DAY_US,
+    KIND_CODE,
+    ORDER,
+    by_stage,
+    check_known,
+    with_stage_codes,
+)
 from stagegate.analytics.outcomes import KINDS, Outcomes
 from stagegate.analytics.survival import (
     HALF_WEIGHT,
@@ -112,6 +119,9 @@ class LazyKernel:
     ) -> nw.LazyFrame[Any]:
         """A ``when/then`` chain; unknown stages are looked for first (they would read null)."""
         check_known(frame, codes, outcomes)
+        if frame.implementation.is_pandas_like():
+            # visits in memory handed on by the eager kernel: pandas 2 warns on when/then chains
+            return with_stage_codes(frame.collect(), codes, outcomes.stages).lazy()
         ranks = {s: i for i, s in enumerate(outcomes.stages)}
         return frame.with_columns(
             by_stage(column, ranks).cast(nw.Int64).alias(name) for name, column in codes.items()
