@@ -713,6 +713,30 @@ class LogVerdict:
         }
 
 
+def logs_of_rows(
+    rows: Iterable[tuple[Any, ...]], decode: Callable[[tuple[Any, ...]], Event]
+) -> Iterator[tuple[str, list[Event] | EventLogError]]:
+    """Each log of stored rows ordered by ``(opportunity_id, seq)``, decoded by ``decode``.
+
+    A row that cannot be decoded spoils only its own opportunity's log (the error stands in
+    for it), so :meth:`EventStore.verify` reports it and goes on.
+    """
+    oid: Any = None
+    log: list[Event] | EventLogError = []
+    for row in rows:
+        if row[0] != oid:
+            if oid is not None:
+                yield str(oid), log
+            oid, log = row[0], []
+        if isinstance(log, list):
+            try:
+                log.append(decode(row))
+            except EventLogError as error:
+                log = error
+    if oid is not None:
+        yield str(oid), log
+
+
 def verify_log(
     log: Sequence[Event],
     process: Process | None,

@@ -55,6 +55,7 @@ from stagegate.store.base import (
     batch_size_of,
     check_batch,
     conflicts,
+    logs_of_rows,
 )
 from stagegate.store.sqlite import (
     SQLiteStore,
@@ -787,20 +788,7 @@ class PostgreSQLStore(EventStore):
 
     def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
         """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
-        oid: Any = None
-        log: list[Event] | EventLogError = []
-        for row in self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE):
-            if row[0] != oid:
-                if oid is not None:
-                    yield str(oid), log
-                oid, log = row[0], []
-            if isinstance(log, list):
-                try:
-                    log.append(_event(row))
-                except EventLogError as error:
-                    log = error
-        if oid is not None:
-            yield str(oid), log
+        return logs_of_rows(self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE), _event)
 
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""

@@ -88,6 +88,7 @@ from stagegate.store.base import (
     check_batch,
     conflicts,
     digest_refused,
+    logs_of_rows,
 )
 
 if TYPE_CHECKING:
@@ -1310,20 +1311,7 @@ class SQLiteStore(EventStore):
     def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
         """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
         sql = _SCAN if self._version > 1 else _SCAN_V1
-        oid: Any = None
-        log: list[Event] | EventLogError = []
-        for row in self._stream(sql, tuple, DEFAULT_BATCH_SIZE):
-            if row[0] != oid:
-                if oid is not None:
-                    yield str(oid), log
-                oid, log = row[0], []
-            if isinstance(log, list):
-                try:
-                    log.append(_event(row))
-                except EventLogError as error:
-                    log = error
-        if oid is not None:
-            yield str(oid), log
+        return logs_of_rows(self._stream(sql, tuple, DEFAULT_BATCH_SIZE), _event)
 
     def last_events(self, *, light: bool = False) -> Iterator[Event]:
         """Yield the last event of every opportunity in id order, found through the index.
