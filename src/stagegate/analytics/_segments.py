@@ -25,7 +25,7 @@ from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import stage_probabilities
 from stagegate.analytics.snapshot import snapshot
 from stagegate.currency import RateTable, total
-from stagegate.events import Event
+from stagegate.events import Event, EventKind
 from stagegate.segments import values_at
 
 __all__ = ["Inputs", "read_inputs", "segment_columns"]
@@ -71,6 +71,9 @@ class Inputs:
     Attributes:
         data: what to pass to the analytics functions (events, or row mappings).
         events: each deal's events, in ``seq`` order (empty for tables, which carry none).
+        activities: for a table with a ``kind`` column (a store's frame), each deal's
+            ``activity_logged`` instants in epoch microseconds, in order; ``None`` for a table
+            without one (activities unknown) and for events (read them from ``events``).
     """
 
     def __init__(
@@ -79,10 +82,12 @@ class Inputs:
         events: dict[str, list[Event]],
         history: dict[str, tuple[list[int], list[Segment]]],
         columns: tuple[str, ...],
+        activities: dict[str, list[int]] | None = None,
     ) -> None:
         self.data = data
         self.events = events
         self.columns = columns
+        self.activities = activities
         self._history = history
         self._index = {name: i for i, name in enumerate(columns)}
         self._cache: dict[tuple[Any, ...], Any] = {}
@@ -110,6 +115,17 @@ class Inputs:
         """Whether the input was stagegate events (activities and fields are known)."""
         return bool(self.events)
 
+    def last_activity(self, opportunity_id: str, at_us: int) -> tuple[int | None, int | None]:
+        """(last ``activity_logged`` instant, first row instant) of a deal up to ``at_us``.
+
+        For tables with a ``kind`` column; instants in epoch microseconds, ``None`` if none.
+        """
+        instants, _ = self._history.get(opportunity_id, ([], []))
+        first = instants[0] if instants and instants[0] <= at_us else None
+        logged = (self.activities or {}).get(opportunity_id, [])
+        i = bisect.bisect_right(logged, at_us)
+        return (logged[i - 1] if i else None), first
+
     def at(self, opportunity_id: str, at_us: int, columns: Sequence[str]) -> Segment:
         """The values of ``columns`` in force for a deal at an instant (``None``: none)."""
         instants, values = self._history.get(opportunity_id, ([], []))
@@ -127,6 +143,9 @@ def _flatten(data: Any) -> list[Any]:
         frame = nw.from_native(data)
         if isinstance(frame, nw.LazyFrame):
             frame = frame.collect()
+        if "close_date" in frame.columns and frame.schema["close_date"] == nw.Datetime:
+            # pandas has no date dtype: a Polars or Arrow date column arrives as midnights
+            frame = frame.with_columns(nw.col("close_date").cast(nw.Date))
         return list(frame.rows(named=True))
     if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
         raise AnalyticsError(
@@ -155,6 +174,7 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
     items = _flatten(data)
     events: dict[str, list[Event]] = defaultdict(list)
     rows: dict[str, list[tuple[int, int, Segment]]] = defaultdict(list)
+    activities: dict[str, list[int]] | None = None
     for index, item in enumerate(items):
         if isinstance(item, Event):
             events[item.opportunity_id].append(item)
@@ -168,13 +188,19 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
         if oid is None or at is None:
             raise AnalyticsError(f"row {index} lacks opportunity_id or at")
         seq = item.get("seq")
+        instant = _instant(at, assume_zone)
         rows[str(oid)].append(
             (
-                _instant(at, assume_zone),
+                instant,
                 0 if seq is None or _text(seq) is None else int(seq),
                 tuple(_text(item.get(name)) for name in names),
             )
         )
+        if "kind" in item:
+            if activities is None:
+                activities = defaultdict(list)
+            if _text(item["kind"]) == EventKind.ACTIVITY_LOGGED.value:
+                activities[str(oid)].append(instant)
     history: dict[str, tuple[list[int], list[Segment]]] = {}
     for oid, log in events.items():
         log.sort(key=lambda e: e.seq)
@@ -186,7 +212,9 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
     for oid, table in rows.items():
         table.sort(key=lambda r: (r[0], r[1]))
         history[oid] = ([r[0] for r in table], [r[2] for r in table])
-    return Inputs(items, dict(events), history, names)
+    if activities is not None:
+        activities = {oid: sorted(instants) for oid, instants in activities.items()}
+    return Inputs(items, dict(events), history, names, activities)
 
 
 def instant_us(at: datetime, what: str) -> int:

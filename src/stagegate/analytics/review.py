@@ -58,7 +58,7 @@ from typing import Any
 
 import attrs
 
-from stagegate._time import epoch_us, parse_date, to_utc
+from stagegate._time import epoch_us, from_epoch_us, parse_date, to_utc
 from stagegate.analytics._segments import (
     SMALL_SAMPLE,
     Inputs,
@@ -202,7 +202,9 @@ def staleness(
     Sorted by segment, then most days since activity first (then longest dwell).
 
     Args:
-        data: events or opportunities (activities known), or a table (dwell only).
+        data: events or opportunities (activities and next steps known), a table with a
+            ``kind`` column such as a store's frame (activities known, next steps not), or
+            another table (dwell only).
         outcomes: a ``Process`` or a mapping ``{stage_id: kind}``.
         as_of: the instant the review stands at.
         by: the segment column(s).
@@ -236,6 +238,13 @@ def staleness(
             days = (as_of_us - reference) / DAY_US
             stale: bool | None = days > activity_days
             overdue: bool | None = due is not None and due < today
+        elif inputs.activities is not None:  # a store's frame: activities by kind, no fields
+            logged, first = inputs.last_activity(oid, as_of_us)
+            reference = logged if logged is not None else first
+            last = None if logged is None else from_epoch_us(logged)
+            days = None if reference is None else (as_of_us - reference) / DAY_US
+            stale = None if days is None else days > activity_days
+            due, overdue = None, None
         else:
             last, days, stale, due, overdue = None, None, None, None, None
         result.append(
