@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagegate._time import epoch_us, to_utc
-from stagegate.analytics._by import SEGMENT_FIELDS, _order, _records, _subset
+from stagegate._time import epoch_us, from_epoch_us, to_utc
+from stagegate.analytics._by import SEGMENT_FIELDS, _clean, _order, _records, _subset
 from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics._segments import SMALL_SAMPLE, Inputs, read_inputs, segment_columns
 from stagegate.analytics._stats import quantile
@@ -90,18 +90,82 @@ def _us(at: datetime, what: str) -> int:
     return epoch_us(to_utc(at, what=what))
 
 
-def _with_segments(
-    records: list[Any], inputs: Inputs, columns: Sequence[str], at_us: Callable[[Any], int]
-) -> list[Any]:
-    """``records`` with their ``segment`` (at ``at_us(record)``), grouped by segment in order.
+def _with_segments(records: list[Any], segment_of: Callable[[str], Segment]) -> list[Any]:
+    """``records`` with their ``segment`` (``segment_of`` their deal), grouped by segment.
 
     Within a segment the records keep the order the function gave them.
     """
-    tagged = [
-        attrs.evolve(r, segment=inputs.at(str(r.opportunity_id), at_us(r), columns))
-        for r in records
-    ]
+    tagged = [attrs.evolve(r, segment=segment_of(str(r.opportunity_id))) for r in records]
     return sorted(tagged, key=lambda r: _order(r.segment))
+
+
+class SegmentsAt:
+    """Every deal's segment at one instant, read from events, row mappings or a frame.
+
+    A frame whose ``at`` is an aware datetime column is read by its own engine (the last row
+    of each deal at or before the instant, by ``(at, seq)``); anything else, and a frame with
+    two such last rows of one deal, through :func:`~stagegate.analytics._segments.read_inputs`.
+
+    Attributes:
+        items: the events or rows read, for :func:`~stagegate.analytics._by._subset` (empty
+            for a frame, which is filtered in its engine).
+    """
+
+    def __init__(
+        self, data: Any, columns: tuple[str, ...], instant_us: int, assume_zone: Any
+    ) -> None:
+        self.columns = columns
+        self.items: list[Any] = []
+        self._found = _frame_segments(data, columns, instant_us) if is_frame(data) else None
+        if self._found is None:
+            inputs = read_inputs(data, columns, assume_zone=assume_zone)
+            self.items = inputs.data
+            self._inputs: Inputs | None = inputs
+            self._instant = instant_us
+        else:
+            self._inputs = None
+
+    def __call__(self, opportunity_id: str) -> Segment:
+        """The segment of a deal at the instant (all ``None``: no value, or no row by then)."""
+        if self._inputs is not None:
+            return self._inputs.at(opportunity_id, self._instant, self.columns)
+        assert self._found is not None  # noqa: S101 - set when there is no Inputs
+        return self._found.get(opportunity_id, (None,) * len(self.columns))
+
+
+def _frame_segments(
+    data: Any, columns: tuple[str, ...], instant_us: int
+) -> dict[str, Segment] | None:
+    """Per deal, the segment columns of its last row at or before the instant.
+
+    ``None`` when the frame's instants are not aware datetimes, or a deal has two last rows.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = nw.from_native(data)
+    lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+    schema = lazy.collect_schema()
+    at = schema.get("at")
+    if not isinstance(at, nw.Datetime) or at.time_zone is None:
+        return None
+    oid = "opportunity_id"
+    seq = nw.col("seq").fill_null(0) if "seq" in schema else nw.lit(0)
+    values = [
+        (nw.col(c).cast(nw.String) if c in schema else nw.lit(None, nw.String)).alias(f"_s{i}")
+        for i, c in enumerate(columns)
+    ]
+    instant = from_epoch_us(instant_us)
+    rows = lazy.filter(nw.col("at") <= nw.lit(instant)).select(
+        nw.col(oid).cast(nw.String).alias("_oid"),
+        nw.col("at").alias("_at"),
+        seq.cast(nw.Int64).alias("_seq"),
+        *values,
+    )
+    for key in ("_at", "_seq"):
+        rows = rows.filter(nw.col(key) == nw.col(key).max().over("_oid"))
+    found = rows.collect().rows()
+    result = {str(r[0]): tuple(_clean(v) for v in r[3:]) for r in found}
+    return result if len(result) == len(found) else None
 
 
 def _table(columns: Sequence[str], records: list[Any], cls: type[Any], extra: Sequence[str]) -> Any:
@@ -160,9 +224,8 @@ def per_deal_by(
     """
     columns = check_columns(by, cls)
     data = materialized(data)
-    instant = _us(at, "at")
-    inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    records = _with_segments(_records(run(data), cls), inputs, columns, lambda _: instant)
+    segment_of = SegmentsAt(data, columns, _us(at, "at"), assume_zone)
+    records = _with_segments(_records(run(data), cls), segment_of)
     return _out(data, columns, records, cls, ())
 
 
@@ -245,9 +308,8 @@ def waterfall_by(
     columns = check_columns(by, WaterfallDeal, WaterfallRow, WaterfallSegment)
     data = materialized(data)
     whole = waterfall(data)
-    instant = _us(end, "end")
-    inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    deals = _with_segments(_records(whole.deals, WaterfallDeal), inputs, columns, lambda _: instant)
+    segment_of = SegmentsAt(data, columns, _us(end, "end"), assume_zone)
+    deals = _with_segments(_records(whole.deals, WaterfallDeal), segment_of)
     sizes: dict[Segment, int] = defaultdict(int)
     totals: dict[tuple[Segment, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])
     pipeline: dict[Segment, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -317,9 +379,8 @@ def slippage_by(
     columns = check_columns(by, SlippingDeal, PushCount, PushAgeCount)
     data = materialized(data)
     whole = slippage(data)
-    instant = _us(as_of, "as_of")
-    inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    deals = _with_segments(_records(whole.deals, SlippingDeal), inputs, columns, lambda _: instant)
+    segment_of = SegmentsAt(data, columns, _us(as_of, "as_of"), assume_zone)
+    deals = _with_segments(_records(whole.deals, SlippingDeal), segment_of)
     bands = tuple(float(b) for b in age_bands)
     sizes: dict[Segment, int] = defaultdict(int)
     by_push: dict[tuple[Segment, int], list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -539,7 +600,7 @@ def forecast_by(
         prepared, outcomes, as_of=as_of, estimator=estimator, period=period, simulations=0,
         seed=seed, slip=slip, prior_strength=prior_strength, assume_zone=assume_zone,
     )  # fmt: skip
-    inputs = read_inputs(data, columns, assume_zone=assume_zone)
+    segment_of = SegmentsAt(data, columns, prepared.as_of_us, assume_zone)
     table = predictors(
         fit_counts(prepared, DEFAULT_BINS), prepared.outcomes, DEFAULT_BINS,
         prior_strength=prior_strength,
@@ -551,7 +612,7 @@ def forecast_by(
     for oid, stage, dwell, amount, close in open_deals_by_id(prepared):
         if amount is None or close is None:
             continue
-        leaf = inputs.at(oid, prepared.as_of_us, columns)
+        leaf = segment_of(oid)
         deals.append((float(amount), int(close), table[stage, bin_of(dwell, DEFAULT_BINS)]))
         groups.append(leaves.setdefault(leaf, len(leaves)))
     history = _slip_history(prepared) if slip else {}
@@ -627,16 +688,15 @@ def backtest_by(
 
     columns = check_columns(by, BacktestScore, Reliability)
     data = materialized(data)
-    inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    instant = _us(cutoff, "cutoff")
+    segment_of = SegmentsAt(data, columns, _us(cutoff, "cutoff"), assume_zone)
     at_cutoff = snapshot(data, outcomes, at=cutoff, assume_zone=assume_zone)
     existing = {str(s.opportunity_id) for s in _records(at_cutoff, Snapshot)}
     members: dict[Segment, set[str]] = defaultdict(set)
     for oid in existing:
-        members[inputs.at(oid, instant, columns)].add(oid)
+        members[segment_of(oid)].add(oid)
     result = []
     for key in sorted(members, key=_order):
-        part = backtest(_subset(data, inputs.data, members[key]))
+        part = backtest(_subset(data, segment_of.items, members[key]))
         scored = max((s.deals for s in _records(part.scores, BacktestScore)), default=0)
         small = scored < SMALL_SAMPLE
         scores = [
