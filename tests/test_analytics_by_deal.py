@@ -467,3 +467,24 @@ def test_a_one_shot_iterator_is_read_once() -> None:
     assert [(r.segment, r.opportunity_id) for r in got] == [(("ann",), "d00")]
     f = an.forecast(iter(rows), KINDS, as_of=AT, by="owner", simulations=10)
     assert [p.segment for p in f.periods] == [("ann",)]
+
+
+@pytest.mark.parametrize("backend", ["polars", "pandas", "duckdb"])
+def test_segment_totals_of_a_frame_equal_those_of_the_rows(backend: str) -> None:
+    deals: list[Deal] = [
+        (["ann", "bob"][i % 2], PATHS[i % len(PATHS)], i % 20, ["east", None][i % 2], 100 * i,
+         0, None)
+        for i in range(12)
+    ]  # fmt: skip
+    rows = rows_of(deals)
+    rows[0]["amount"] = None  # an unknown amount counts as 0
+    frame = frame_of(rows, backend)
+    expected = an.segment_totals(an.open_pipeline(rows, KINDS, at=AT, by=("owner", "region")))
+    got = an.segment_totals(
+        an.open_pipeline(frame, KINDS, at=AT, by=("owner", "region")), by=("owner", "region")
+    )
+    assert got == expected
+    with pytest.raises(AnalyticsError, match="by="):
+        an.segment_totals(an.open_pipeline(frame, KINDS, at=AT, by="owner"))
+    with pytest.raises(AnalyticsError, match="by="):
+        an.segment_totals(an.open_pipeline(rows, KINDS, at=AT))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -258,7 +259,8 @@ def segment_totals(result: Any, by: str | Sequence[str] | None = None) -> Any:
             frame = frame.collect()
         columns = segment_columns(by)
         pairs = [
-            (tuple(row[c] for c in columns), row.get("amount")) for row in frame.rows(named=True)
+            (tuple(_clean(row[c]) for c in columns), row.get("amount"))
+            for row in frame.rows(named=True)
         ]
     else:
         pairs = [(r.segment, r.amount) for r in result]
@@ -270,7 +272,8 @@ def segment_totals(result: Any, by: str | Sequence[str] | None = None) -> Any:
     for segment, amount in pairs:
         t = totals.setdefault(segment, [0, 0.0])
         t[0] += 1
-        t[1] += 0.0 if amount is None or amount != amount else float(amount)  # noqa: PLR0124
+        value = _clean(amount)  # NaN and pandas NA are unknown amounts
+        t[1] += 0.0 if value is None else float(value)
     return [
         SegmentTotal(key, int(n), amount, n < SMALL_SAMPLE)
         for key, (n, amount) in sorted(totals.items(), key=lambda kv: _order(kv[0]))
@@ -634,15 +637,15 @@ def forecast_by(
     rows = []
     for level, key, members in levels_of(columns, leaves, rollup=rollup):
         ids = [leaves[m] for m in members]
+        wanted = set(ids)
         n = sum(sizes[g] for g in ids)
-        labels = sorted({lb for (g, lb) in itertools.chain(expected, runs) if g in ids})
+        labels = sorted({lb for (g, lb) in itertools.chain(expected, runs) if g in wanted})
         for label in labels:
             parts = [expected.get((g, label), [0, 0.0, 0.0, 0]) for g in ids]
             e = [sum(x) for x in zip(*parts, strict=True)]
-            values = [0.0] * simulations
-            for g in ids:
-                for i, v in enumerate(runs.get((g, label), ())):
-                    values[i] += v
+            found = [runs[g, label] for g in ids if (g, label) in runs]
+            values = [math.fsum(v) for v in zip(*found, strict=True)] if found else []
+            values += [0.0] * (simulations - len(values))
             values.sort()
             rows.append(
                 ForecastPeriod(
