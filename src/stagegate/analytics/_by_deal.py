@@ -32,6 +32,7 @@ from stagegate.analytics._table import DAY_US, backend_of, is_frame
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 
 if TYPE_CHECKING:
+    from stagegate.analytics.backtest import Backtest
     from stagegate.analytics.deals import Slippage
     from stagegate.analytics.forecast import Forecast
     from stagegate.analytics.snapshot import Waterfall
@@ -671,14 +672,14 @@ def forecast_by(
 
 
 def backtest_by(
-    backtest: Callable[[Any], Any],
+    backtest: Callable[[Any], Backtest],
     data: Any,
     outcomes: OutcomesLike,
     by: str | Sequence[str],
     *,
     cutoff: datetime,
     assume_zone: str | tzinfo | None,
-) -> list[Any]:
+) -> list[Backtest]:
     """``backtest`` (bound) per segment in force at ``cutoff``, on that segment's deals.
 
     Returns:

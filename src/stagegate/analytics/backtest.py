@@ -39,7 +39,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, overload
 
 import attrs
 
@@ -152,6 +152,32 @@ def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
     return {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in rows}
 
 
+@overload
+def backtest(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    cutoff: datetime,
+    as_of: datetime,
+    prior_strength: float = ...,
+    assume_zone: str | tzinfo | None = ...,
+    by: None = ...,
+) -> Backtest: ...
+
+
+@overload
+def backtest(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    cutoff: datetime,
+    as_of: datetime,
+    prior_strength: float = ...,
+    assume_zone: str | tzinfo | None = ...,
+    by: str | Sequence[str],
+) -> list[Backtest]: ...
+
+
 def backtest(
     data: Any,
     outcomes: OutcomesLike,
@@ -161,7 +187,7 @@ def backtest(
     prior_strength: float = 10.0,
     assume_zone: str | tzinfo | None = None,
     by: str | Sequence[str] | None = None,
-) -> Any:
+) -> Backtest | list[Backtest]:
     """Fit every estimator at ``cutoff``, score it on what happened by ``as_of``.
 
     With ``by=`` (a segment column or several), a list of :class:`Backtest`, one per segment
@@ -183,7 +209,7 @@ def backtest(
         from stagegate.analytics._by_deal import backtest_by  # noqa: PLC0415 - a cycle
 
         def run(part: Any) -> Backtest:
-            return backtest(part, outcomes, cutoff=cutoff, as_of=as_of,  # type: ignore[no-any-return]
+            return backtest(part, outcomes, cutoff=cutoff, as_of=as_of,
                             prior_strength=prior_strength, assume_zone=assume_zone)  # fmt: skip
 
         return backtest_by(run, data, outcomes, by, cutoff=cutoff, assume_zone=assume_zone)
