@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SegmentTotal",
+    "SegmentsAt",
     "backtest_by",
     "forecast_by",
     "per_deal_by",
@@ -49,7 +50,7 @@ __all__ = [
 
 Segment = tuple[str | None, ...]
 LEVEL = "level"
-"""The column naming a rollup level in a frame (``None`` for the total)."""
+"""The column naming a rollup level in a frame: a ``by`` column, or ``all`` for the total."""
 
 
 @attrs.frozen(slots=True)
