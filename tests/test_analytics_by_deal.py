@@ -333,6 +333,39 @@ def _drop_none(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if v is not None} for r in rows]
 
 
+def matches(expected: Any, got: Any, by: tuple[str, ...], extra: tuple[str, ...] = ()) -> None:
+    """A ``by=`` frame holds the records' numbers, its segment columns (and ``extra``) first."""
+    result = normalize(got)
+    columns = ("level", *by) if any(getattr(r, "level", None) for r in expected) else by
+    if result:
+        assert tuple(result[0])[: len(columns) + len(extra)] == (*columns, *extra)
+    same(
+        sorted(_drop_none(reference(expected, by, extra)), key=str),
+        sorted(_drop_none(result), key=str),
+    )
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEALS)
+def test_a_polars_frame_gives_the_pure_python_numbers(deals: list[Deal]) -> None:
+    rows = rows_of(deals)
+    frame = frame_of(rows, "polars")
+    by = ("owner",)
+    for function in (
+        lambda d: an.snapshot(d, KINDS, at=AT, by=by),
+        lambda d: an.stalled(d, KINDS, as_of=AS_OF, max_days={"lead": 3.0}, by=by),
+        lambda d: an.slippage(d, KINDS, as_of=AS_OF, by=by).deals,
+        lambda d: an.waterfall(d, KINDS, start=START, end=END, by=by).deals,
+    ):
+        matches(function(rows), function(frame), by)
+    w_rows = an.waterfall(rows, KINDS, start=START, end=END, by=by)
+    matches(w_rows.summary, an.waterfall(frame, KINDS, start=START, end=END, by=by).summary,
+            by, ("small",))  # fmt: skip
+    f_rows = an.forecast(rows, KINDS, as_of=AT, by=by, rollup=True, simulations=50)
+    f_frame = an.forecast(frame, KINDS, as_of=AT, by=by, rollup=True, simulations=50)
+    matches(f_rows.periods, f_frame.periods, by, ("small",))
+
+
 @pytest.mark.parametrize("backend", ["polars", "pandas", "duckdb"])
 def test_frames_give_the_pure_python_numbers_with_the_segment_columns_first(
     backend: str,
@@ -345,19 +378,11 @@ def test_frames_give_the_pure_python_numbers_with_the_segment_columns_first(
     rows = rows_of(deals)
     frame = frame_of(rows, backend)
     by = ("owner", "region")
-    key = str
 
     def check(
         expected: Any, got: Any, extra: tuple[str, ...] = (), by: tuple[str, ...] = by
     ) -> None:
-        result = normalize(got)
-        columns = ("level", *by) if any(getattr(r, "level", None) for r in expected) else by
-        if result:
-            assert tuple(result[0])[: len(columns) + len(extra)] == (*columns, *extra)
-        same(
-            sorted(_drop_none(reference(expected, by, extra)), key=key),
-            sorted(_drop_none(result), key=key),
-        )
+        matches(expected, got, by, extra)
 
     check(an.snapshot(rows, KINDS, at=AT, by=by), an.snapshot(frame, KINDS, at=AT, by=by))
     check(an.open_pipeline(rows, KINDS, at=AT, by=by), an.open_pipeline(frame, KINDS, at=AT, by=by))
