@@ -6,6 +6,7 @@ extra), the stage kinds (a ``Process`` or a mapping), and an explicit ``as_of`` 
 returns records (pure Python) or tables in the caller's own backend. See ``docs/analytics.md``.
 """
 
+from stagegate.analytics._by_deal import SegmentTotal, segment_totals
 from stagegate.analytics.backtest import Backtest, BacktestScore, Reliability, backtest
 from stagegate.analytics.deals import (
     DEFAULT_AGE_BANDS,
@@ -64,6 +65,7 @@ from stagegate.analytics.snapshot import (
     Waterfall,
     WaterfallDeal,
     WaterfallRow,
+    WaterfallSegment,
     open_pipeline,
     snapshot,
     waterfall,
@@ -105,6 +107,7 @@ __all__ = [
     "ReviewRow",
     "RollupRow",
     "ScorecardRow",
+    "SegmentTotal",
     "Slippage",
     "SlippingDeal",
     "Snapshot",
@@ -117,6 +120,7 @@ __all__ = [
     "Waterfall",
     "WaterfallDeal",
     "WaterfallRow",
+    "WaterfallSegment",
     "backtest",
     "changes",
     "configured_known",
@@ -135,6 +139,7 @@ __all__ = [
     "require_one_currency",
     "rollup",
     "scorecard",
+    "segment_totals",
     "slippage",
     "snapshot",
     "stage_intervals",

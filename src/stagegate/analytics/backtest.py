@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, overload
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics.intervals import prepare
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import (
@@ -76,6 +77,8 @@ class BacktestScore:
     observed_rate: float | None
     lift_over_configured: float | None = None
     lift_over_static: float | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -87,6 +90,8 @@ class Reliability:
     deals: int
     mean_predicted: float
     observed_rate: float
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -101,6 +106,8 @@ class Backtest:
         baselines: the baselines the lifts are measured against: :data:`STATIC`, and
             ``configured`` when the process configures probabilities.
         static: the score of the static fitted baseline (a :class:`BacktestScore`).
+        segment: with ``by=``, the segment (at the cut-off) this back-test is of.
+        small: with ``by=``, whether fewer than 30 of its deals were scored.
     """
 
     scores: Any
@@ -109,6 +116,8 @@ class Backtest:
     reason: str | None = None
     baselines: tuple[str, ...] = (STATIC,)
     static: BacktestScore | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
     def _repr_html_(self) -> str:
         from stagegate.display import html  # noqa: PLC0415 - display draws on this module
@@ -143,6 +152,32 @@ def _evaluation(first: Any, last: Any) -> dict[tuple[str, int, str], int]:
     return {(r["stage"], int(r["bin"]), r["outcome"]): int(r["n"]) for r in rows}
 
 
+@overload
+def backtest(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    cutoff: datetime,
+    as_of: datetime,
+    prior_strength: float = ...,
+    assume_zone: str | tzinfo | None = ...,
+    by: None = ...,
+) -> Backtest: ...
+
+
+@overload
+def backtest(
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    cutoff: datetime,
+    as_of: datetime,
+    prior_strength: float = ...,
+    assume_zone: str | tzinfo | None = ...,
+    by: str | Sequence[str],
+) -> list[Backtest]: ...
+
+
 def backtest(
     data: Any,
     outcomes: OutcomesLike,
@@ -151,14 +186,33 @@ def backtest(
     as_of: datetime,
     prior_strength: float = 10.0,
     assume_zone: str | tzinfo | None = None,
-) -> Backtest:
+    by: str | Sequence[str] | None = None,
+) -> Backtest | list[Backtest]:
     """Fit every estimator at ``cutoff``, score it on what happened by ``as_of``.
 
+    With ``by=`` (a segment column or several), a list of :class:`Backtest`, one per segment
+    in force at ``cutoff`` (deals that existed then; segments in order, no value last): each
+    fitted and scored on that segment's deals alone, so it says how well the estimators
+    calibrate on them, with ``segment`` and ``small`` (fewer than 30 deals scored) set on it
+    and on its rows (frames get the segment columns first).
+
+    Returns:
+        :class:`Backtest` (a list of them with ``by=``).
+
     Raises:
-        AnalyticsError: ``as_of`` is not after ``cutoff``, or the input is unusable.
+        AnalyticsError: ``as_of`` is not after ``cutoff``, ``by`` names no column or a
+            result column, or the input is unusable.
     """
     if as_of <= cutoff:
         raise AnalyticsError(f"as_of={as_of!r} must be after cutoff={cutoff!r}")
+    if by is not None:
+        from stagegate.analytics._by_deal import backtest_by  # noqa: PLC0415 - a cycle
+
+        def run(part: Any) -> Backtest:
+            return backtest(part, outcomes, cutoff=cutoff, as_of=as_of,
+                            prior_strength=prior_strength, assume_zone=assume_zone)  # fmt: skip
+
+        return backtest_by(run, data, outcomes, by, cutoff=cutoff, assume_zone=assume_zone)
     first = prepare(data, outcomes, as_of=cutoff, assume_zone=assume_zone)
     last = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     table = predictors(fit_counts(first, DEFAULT_BINS), first.outcomes, DEFAULT_BINS,

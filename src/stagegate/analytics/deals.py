@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, by_stage
@@ -81,6 +81,7 @@ class StalledDeal:
     won_median_days: float | None
     times_won_median: float | None
     amount: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 def stalled(
@@ -92,6 +93,7 @@ def stalled(
     rule: str = "strictest",
     max_days: Mapping[str, float] | None = None,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Open deals whose current dwell exceeds the stage's limit, riskiest first.
 
@@ -105,13 +107,26 @@ def stalled(
             ``learned``.
         max_days: configured limits that override the process's, by stage.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): each row gets the ``segment`` in force at
+            ``as_of``, rows grouped by segment (no value last), riskiest first within one; a
+            frame gets the segment columns first. The learned limits stay those of the whole
+            process (every deal's history), not the segment's.
 
     Returns:
         :class:`StalledDeal` rows (or a frame with those columns).
 
     Raises:
-        AnalyticsError: ``learned`` or ``rule`` is unknown, or the input is unusable.
+        AnalyticsError: ``learned`` or ``rule`` is unknown, ``by`` names no column or a
+            result column, or the input is unusable.
     """
+    if by is not None:
+        from stagegate.analytics._by_deal import per_deal_by  # noqa: PLC0415 - a cycle
+
+        def run(part: Any) -> Any:
+            return stalled(part, outcomes, as_of=as_of, learned=learned, rule=rule,
+                           max_days=max_days, assume_zone=assume_zone)  # fmt: skip
+
+        return per_deal_by(run, data, by, StalledDeal, at=as_of, assume_zone=assume_zone)
     if learned not in _LEARNED or rule not in _RULES:
         raise AnalyticsError(
             f"learned must be one of {', '.join(_LEARNED)} and rule one of {', '.join(_RULES)}; "
@@ -267,6 +282,7 @@ class SlippingDeal:
     months_crossed: int
     quarters_crossed: int
     age_days: float
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -278,6 +294,8 @@ class PushCount:
     closed: int
     won: int
     win_rate: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -295,6 +313,8 @@ class PushAgeCount:
     closed: int
     won: int
     win_rate: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -628,6 +648,7 @@ def slippage(
     fiscal_year_start: int = 1,
     age_bands: Sequence[float] = DEFAULT_AGE_BANDS,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Slippage:
     """Close-date pushes per deal and for the portfolio.
 
@@ -646,14 +667,29 @@ def slippage(
         age_bands: increasing lower bounds, in days, of the deal-age bands of
             ``by_pushes_and_age``; the first must be 0.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): each deal gets the ``segment`` in force at
+            ``as_of`` (deals grouped by segment), and ``by_pushes`` and ``by_pushes_and_age``
+            have rows per segment with ``segment`` and ``small`` (fewer than 30 deals with a
+            close date in the segment); ``slip_rate`` and ``flagged`` stay the whole's.
 
     Returns:
         :class:`Slippage`; ``deals`` lists the deals that ever had a close date, by id.
 
     Raises:
         AnalyticsError: ``flag_pushes`` is below 1, ``fiscal_year_start`` is not a month,
-            ``age_bands`` is not increasing from 0, or the input is unusable.
+            ``age_bands`` is not increasing from 0, ``by`` names no column or a result
+            column, or the input is unusable.
     """
+    if by is not None:
+        from stagegate.analytics._by_deal import slippage_by  # noqa: PLC0415 - a cycle
+
+        def run(part: Any) -> Slippage:
+            return slippage(part, outcomes, as_of=as_of, flag_pushes=flag_pushes,
+                            fiscal_year_start=fiscal_year_start, age_bands=age_bands,
+                            assume_zone=assume_zone)  # fmt: skip
+
+        return slippage_by(run, data, by, as_of=as_of, flag_pushes=flag_pushes,
+                           age_bands=age_bands, assume_zone=assume_zone)  # fmt: skip
     if flag_pushes < 1:
         raise AnalyticsError(f"flag_pushes must be at least 1, got {flag_pushes!r}")
     if not isinstance(fiscal_year_start, int) or not 1 <= fiscal_year_start <= 12:  # noqa: PLR2004
@@ -678,7 +714,7 @@ def slippage(
     ages = _ages(prepared)
     names = {v: k for k, v in KIND_CODE.items()}
     deals = []
-    by: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    pushed: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     by_age: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for r in raw:
         current = None if r["current"] is None else int(r["current"])
@@ -706,11 +742,11 @@ def slippage(
             )
         )
         key = min(pushes, flag_pushes)
-        for bucket in (by[key], by_age[key, _band(age, bands)]):
+        for bucket in (pushed[key], by_age[key, _band(age, bands)]):
             bucket[0] += 1
             bucket[1] += outcome != "open"
             bucket[2] += outcome == "won"
-    table = [PushCount(k, n, c, w, w / c if c else None) for k, (n, c, w) in sorted(by.items())]
+    table = [PushCount(k, n, c, w, w / c if c else None) for k, (n, c, w) in sorted(pushed.items())]
     aged = [
         PushAgeCount(
             k,

@@ -35,13 +35,14 @@ import bisect
 import itertools
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 import attrs
 
 from stagegate.analytics._currency_guard import check_one_currency
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
@@ -72,7 +73,11 @@ def period_of(day: date, period: str) -> str:
 
 @attrs.frozen(slots=True)
 class ForecastPeriod:
-    """Forecast of one close period."""
+    """Forecast of one close period.
+
+    With ``by=``, also of one segment (``segment``; ``small``: fewer than 30 scheduled open
+    deals in it) and, with ``rollup=True``, of one ``level`` (a ``by`` column, or ``all``).
+    """
 
     period: str
     deals: int
@@ -83,6 +88,9 @@ class ForecastPeriod:
     p50: float
     p90: float
     overdue: int
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
+    level: str | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -302,6 +310,8 @@ def forecast(
     slip: bool = True,
     prior_strength: float = 10.0,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
+    rollup: bool = False,
 ) -> Forecast:
     """Weighted pipeline and Monte Carlo won amount (P10 / P50 / P90) per close period.
 
@@ -316,13 +326,31 @@ def forecast(
         slip: also draw close-date slippage from history.
         prior_strength: pseudo-deals of the ``smoothed`` estimator.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): ``periods`` has rows per segment in force at
+            ``as_of`` and period, with ``segment`` and ``small``. The probabilities by stage
+            and the slip history stay fitted on every deal; one joint simulation draws every
+            deal once per run, and each segment's percentiles are those of its own runs.
+        rollup: with ``by=("owner", "team", "region")``, rows per level: each owner (its
+            segment ``(owner, team, region)``), each team (``(team, region)``), each region,
+            then ``all`` (``()``), with ``level`` set. A level's runs are the sums of its
+            members' runs: means and weighted amounts add up, percentiles do not.
 
     Returns:
-        :class:`Forecast`, periods in time order.
+        :class:`Forecast`, periods in time order (by segment, then period, with ``by=``;
+        the scalar totals stay those of every deal).
 
     Raises:
-        AnalyticsError: an argument is unknown or out of range, or the input is unusable.
+        AnalyticsError: an argument is unknown or out of range, ``by`` names no column or a
+            result column, ``rollup`` is set without ``by``, or the input is unusable.
     """
+    if by is not None:
+        from stagegate.analytics._by_deal import forecast_by  # noqa: PLC0415 - a cycle
+
+        return forecast_by(data, outcomes, by, rollup=rollup, as_of=as_of, estimator=estimator,
+                           period=period, simulations=simulations, seed=seed, slip=slip,
+                           prior_strength=prior_strength, assume_zone=assume_zone)  # fmt: skip
+    if rollup:
+        raise AnalyticsError("rollup=True needs by=, the levels (e.g. ('owner', 'team'))")
     check_one_currency(data)
     if estimator not in ESTIMATORS or period not in ("month", "quarter") or simulations < 0:
         raise AnalyticsError(

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import weakref
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -56,7 +57,7 @@ import attrs
 
 from stagegate._time import from_epoch_us
 from stagegate.analytics._currency_guard import check_one_currency
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._table import as_of_us
 from stagegate.analytics.intervals import ORDER, Prepared, prepare, to_native
@@ -69,6 +70,7 @@ __all__ = [
     "Waterfall",
     "WaterfallDeal",
     "WaterfallRow",
+    "WaterfallSegment",
     "open_pipeline",
     "snapshot",
     "waterfall",
@@ -104,6 +106,7 @@ class Snapshot:
     dwell_days: float | None
     amount: float | None
     close_date: date | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 def current_state(prepared: Prepared) -> list[dict[str, Any]]:
@@ -233,6 +236,31 @@ def open_deals(prepared: Prepared) -> list[tuple[str, float, float | None, int |
     return list(zip(*(frame.column(name).to_pylist() for name in names), strict=True))
 
 
+def open_deals_by_id(
+    prepared: Prepared,
+) -> list[tuple[str, str, float, float | None, int | None]]:
+    """:func:`open_deals` with each deal's id first, in the same order."""
+    if not prepared.is_frame:
+        return [
+            (r["opportunity_id"], r["stage"], r["dwell_days"], r["amount"], r["close_day"])
+            for r in current_state(prepared)
+            if r["kind"] == "open"
+        ]
+    import narwhals as nw  # noqa: PLC0415
+
+    frame = (
+        current_frame(prepared)
+        .filter(nw.col("kind") == "open")
+        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
+        .sort("opportunity_id")
+        .collect(backend="pyarrow")
+        .to_native()
+    )
+    names = ("opportunity_id", "stage", "dwell_days", "amount", "close_day")
+    rows = zip(*(frame.column(name).to_pylist() for name in names), strict=True)
+    return [(str(oid), *rest) for oid, *rest in rows]
+
+
 def _date(day: int | None) -> date | None:
     return None if day is None else _EPOCH + timedelta(days=int(day))
 
@@ -244,6 +272,7 @@ def snapshot(
     at: datetime,
     state: str = "all",
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """The pipeline as it stood at ``at``: one row per opportunity that existed then.
 
@@ -257,16 +286,27 @@ def snapshot(
         state: one of :data:`STATES`: ``all`` (the default), ``open``, ``closed`` (won or
             lost), ``won`` or ``lost``.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): each row gets the ``segment`` in force at ``at``,
+            rows grouped by segment (no value last), by id within one; a frame gets the
+            segment columns first. :func:`~stagegate.analytics.segment_totals` adds them up.
 
     Returns:
         :class:`Snapshot` rows (or a frame with those columns), by opportunity id; the
         dwell of closed deals is ``None``.
 
     Raises:
-        AnalyticsError: ``state`` is unknown, or the input is unusable.
+        AnalyticsError: ``state`` is unknown, ``by`` names no column or a result column, or
+            the input is unusable.
     """
     if state not in STATES:
         raise AnalyticsError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+    if by is not None:
+        from stagegate.analytics._by_deal import per_deal_by  # noqa: PLC0415 - a cycle
+
+        def run(part: Any) -> Any:
+            return snapshot(part, outcomes, at=at, state=state, assume_zone=assume_zone)
+
+        return per_deal_by(run, data, by, Snapshot, at=at, assume_zone=assume_zone)
     prepared = prepared_of(data, outcomes, as_of=at, assume_zone=assume_zone)
     if prepared.is_frame:
         import narwhals as nw  # noqa: PLC0415
@@ -303,19 +343,29 @@ def snapshot(
 
 
 def open_pipeline(
-    data: Any, outcomes: OutcomesLike, *, at: datetime, assume_zone: str | tzinfo | None = None
+    data: Any,
+    outcomes: OutcomesLike,
+    *,
+    at: datetime,
+    assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """The open pipeline at ``at``: :func:`snapshot` with ``state="open"``.
 
-    Summing its ``amount`` gives the open pipeline amount (unknown amounts left out).
+    Summing its ``amount`` gives the open pipeline amount (unknown amounts left out). With
+    ``by=``, each deal counts for the segment in force at ``at`` (see :func:`snapshot`).
 
     Raises:
-        AnalyticsError: the input is unusable.
+        AnalyticsError: the input is unusable, or ``by`` names no column or a result column.
         MixedCurrencyError: the amounts are in several currencies (convert them first with
             :func:`~stagegate.analytics.in_currency`).
     """
+    if by is not None:
+        from stagegate.analytics._by_deal import materialized  # noqa: PLC0415 - a cycle
+
+        data = materialized(data)  # read by the guard, the snapshot and the segments
     check_one_currency(data)
-    return snapshot(data, outcomes, at=at, state="open", assume_zone=assume_zone)
+    return snapshot(data, outcomes, at=at, state="open", assume_zone=assume_zone, by=by)
 
 
 @attrs.frozen(slots=True)
@@ -334,6 +384,7 @@ class WaterfallDeal:
     amount_start: float | None
     amount_end: float | None
     pipeline_change: float = 0.0
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -350,6 +401,23 @@ class WaterfallRow:
     amount_end: float
     created: int = 0
     pipeline_change: float = 0.0
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
+
+
+@attrs.frozen(slots=True)
+class WaterfallSegment:
+    """One segment's open pipeline at both instants of a ``by=`` waterfall.
+
+    ``open_start`` plus the segment's ``pipeline_change`` in the summary is ``open_end``;
+    ``deals`` counts the segment's deals in the waterfall, ``small`` fewer than 30 of them.
+    """
+
+    segment: tuple[str | None, ...] = attrs.field(metadata=BY_ONLY)
+    deals: int
+    open_start: float
+    open_end: float
+    small: bool
 
 
 @attrs.frozen
@@ -363,12 +431,15 @@ class Waterfall:
         open_start: open pipeline amount at ``start``.
         open_end: open pipeline amount at ``end``; equals ``open_start`` plus the summary's
             ``pipeline_change``.
+        segments: with ``by=``, each segment's open pipeline at both instants
+            (:class:`WaterfallSegment` columns); empty otherwise.
     """
 
     deals: Any
     summary: Any
     open_start: float
     open_end: float
+    segments: Any = ()
 
     def _repr_html_(self) -> str:
         from stagegate.display import html  # noqa: PLC0415 - display draws on this module
@@ -412,17 +483,31 @@ def waterfall(
     start: datetime,
     end: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Waterfall:
     """How the pipeline moved between ``start`` and ``end`` (the window ``(start, end]``).
 
+    With ``by=`` (a segment column or several), each deal counts for the segment in force at
+    ``end``: ``deals`` carry their ``segment``, ``summary`` has the categories of each segment
+    (with ``segment`` and ``small``), ``segments`` each segment's open pipeline at both
+    instants; frames get the segment columns first.
+
     Returns:
-        :class:`Waterfall`; ``deals`` by opportunity id.
+        :class:`Waterfall`; ``deals`` by opportunity id (grouped by segment with ``by=``).
 
     Raises:
-        AnalyticsError: ``end`` is before ``start``, or the input is unusable.
+        AnalyticsError: ``end`` is before ``start``, ``by`` names no column or a result
+            column, or the input is unusable.
         MixedCurrencyError: the amounts are in several currencies (convert them first with
             :func:`~stagegate.analytics.in_currency`).
     """
+    if by is not None:
+        from stagegate.analytics._by_deal import waterfall_by  # noqa: PLC0415 - a cycle
+
+        def run(part: Any) -> Waterfall:
+            return waterfall(part, outcomes, start=start, end=end, assume_zone=assume_zone)
+
+        return waterfall_by(run, data, by, end=end, assume_zone=assume_zone)
     check_one_currency(data)
     return waterfall_in_any_currency(data, outcomes, start=start, end=end, assume_zone=assume_zone)
 
