@@ -75,7 +75,7 @@ svg .c-primary { fill: var(--primary); }
 svg .c-won { fill: var(--won); }
 svg .r-healthy { fill: var(--won); }
 svg .r-stalled { fill: var(--lost); }
-svg .r-stale { fill: var(--warn); }
+svg .r-stale { fill: #e6c229; }
 svg .r-slipping { fill: var(--accent); }
 svg .r-overdue { fill: var(--bad); }
 svg .hatched { stroke: var(--lost); stroke-width: 1; }
