@@ -7,6 +7,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stagegate import analytics as an
 from stagegate.report import UnknownSegmentColumnError, build_document, render_html
@@ -163,3 +165,30 @@ class TestPage:
         process, events, as_of = pipeline
         page = render_html(build_document(events, process, as_of=as_of))
         assert 'id="segments-h"' not in page
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    deals=st.integers(5, 60),
+    at=st.floats(0.3, 1.0),
+    by=st.sampled_from(["owner", "team", "region,team"]),
+)
+def test_any_pipeline_splits_into_segments_that_add_up(seed, deals, at, by) -> None:
+    """Every open deal is in exactly one row; the parts of each forecast add up to it."""
+    process = b2b()
+    sim = simulate(deals, seed=seed, process=process, segments=True)
+    first = min(e.at for e in sim.events)
+    as_of = first + (sim.as_of - first) * at
+    events = [e for e in sim.events if e.at <= as_of]
+    document = build_document(events, process, as_of=as_of, by=by)
+    rows = document["segments"]["rows"]
+    assert sum(r["open_deals"] for r in rows) == document["summary"]["open"]
+    assert close(sum(r["pipeline"] for r in rows), document["summary"]["open_amount"])
+    for r in rows:
+        assert close(sum(r["forecast_parts"].values()), r["forecast"])
+        assert 0.0 <= r["soft_forecast"] <= r["forecast"] + 0.02
+        assert r["at_risk_deals"] <= r["open_deals"]
+        assert r["won"] + r["lost"] == r["closed"]
+    keys = [(-r["soft_forecast"], -r["at_risk_amount"]) for r in rows]
+    assert keys == sorted(keys)
