@@ -1,8 +1,10 @@
 """The report's segment section: whose deals are stalled and slipping, whose forecast is soft.
 
-One row per segment (``by="owner"``, or several columns such as ``("region", "team")``), built
-from the review functions of :mod:`stagegate.analytics` and nothing else, so every number can
-be recomputed from the public API (``tests/test_report_consistency.py`` does):
+One row per segment (``by="owner"``, or several columns such as ``("region", "team")``): the
+figures of the review functions of :mod:`stagegate.analytics`, computed from one preparation of
+the log (as the report's other sections are) and attributed to segments as those functions do,
+so every number can be recomputed from the public API (``tests/test_report_segments.py`` does
+it with the calls named here):
 
 - open deals, pipeline, weighted pipeline and the current period's weighted forecast:
   :func:`~stagegate.analytics.rollup` (each deal at its segment at ``as_of``);
@@ -25,12 +27,15 @@ forecast, then the largest amount at risk. The section is computed only when ask
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
+from stagegate._time import epoch_us, to_utc
 from stagegate.errors import StagegateError
 from stagegate.segments import OWNER, RESERVED_NAMES, names_of
 
@@ -154,58 +159,93 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         AnalyticsError: ``by`` is empty.
     """
     from stagegate import analytics as an  # noqa: PLC0415
-    from stagegate.analytics._segments import STAGE_ESTIMATORS, read_inputs  # noqa: PLC0415
-    from stagegate.currency import CURRENCY  # noqa: PLC0415
+    from stagegate.analytics._segments import (  # noqa: PLC0415
+        SMALL_SAMPLE,
+        STAGE_ESTIMATORS,
+        decimal_of,
+        read_inputs,
+    )
+    from stagegate.analytics.intervals import prepare, to_native  # noqa: PLC0415
 
     columns = check_columns(log, by)
     weighed_by = estimator if estimator in STAGE_ESTIMATORS else "deal_clock"
-    inputs = read_inputs(log, (*columns, CURRENCY))  # read once for every figure below
-    totals = {
-        r.segment: r
-        for r in an.rollup(
-            inputs, process, as_of=as_of, levels=columns, period=PERIOD, estimator=weighed_by
-        )
-        if r.level == columns[0]
-    }
-    deals = an.staleness(inputs, process, as_of=as_of, by=columns, activity_days=activity_days)
-    activities = any(d.stale is not None for d in deals)
-    segment_of = {d.opportunity_id: d.segment for d in deals}
-    slow = {
+    as_of_us = epoch_us(as_of)
+    # The log is prepared once for every analysis below (as the report's own sections are);
+    # read_inputs gives each deal's segment history, to attribute each figure at its instant.
+    inputs = read_inputs(log, columns)
+    prepared = prepare(log, process, as_of=as_of, keep_rows=True)
+    visits = (
+        list(prepared.python or ())
+        if prepared.frame is None
+        else to_native(prepared, prepared.frame)
+    )
+    now = {
         s.opportunity_id: s
-        for s in an.stalled(inputs.data, process, as_of=as_of, rule=stalled_rule)
+        for s in _records(an.snapshot(prepared, process, at=as_of))
+        if s.kind == "open"
+    }
+    segment_of = {oid: inputs.at(oid, as_of_us, columns) for oid in now}
+    slow = {
+        s.opportunity_id
+        for s in _records(an.stalled(visits, process, as_of=as_of, rule=stalled_rule))
     }
     pushes = {
         d.opportunity_id: d
-        for d in an.slippage(inputs.data, process, as_of=as_of, flag_pushes=flag_pushes).deals
-        if d.opportunity_id in segment_of
+        for d in _records(
+            an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes).deals
+        )
+        if d.opportunity_id in now
     }
+    p = {
+        r.stage: 0.0 if getattr(r, weighed_by) is None else float(getattr(r, weighed_by))
+        for r in _records(an.stage_probabilities(visits, process, as_of=as_of, draws=0))
+    }
+    closed: dict[Any, list[Any]] = defaultdict(list)
+    for c in _records(an.cycle_times(visits, process, as_of=as_of).deals):
+        closed[inputs.at(c.opportunity_id, epoch_us(to_utc(c.closed_at)), columns)].append(c)
+    activity = {}
+    if inputs.has_events:  # activities are known: staleness of the open deals' own events
+        mine_only = [e for e in log if e.opportunity_id in now]
+        activity = {
+            d.opportunity_id: d
+            for d in an.staleness(
+                mine_only, process, as_of=as_of, by=columns, activity_days=activity_days
+            )
+        }
+    activities = inputs.has_events
     day = as_of.date()
     period, first, last = _period(day)
-    now = {s.opportunity_id: s for s in inputs.snapshot(process, as_of, None)}
-    p = inputs.probabilities(process, as_of, weighed_by)
-    cards = {r.segment: r for r in an.scorecard(inputs, process, as_of=as_of, by=columns)}
     at_risk: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     parts: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(float))
-    for deal in deals:
-        oid = deal.opportunity_id
-        snap = now[oid]
-        amount = _float(deal.amount)
-        weight = deal.amount * Decimal(repr(p.get(deal.stage, 0.0))) if deal.amount else 0
-        weighted = float(weight)
+    totals: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(Decimal))
+    for oid, snap in now.items():
+        segment = segment_of[oid]
+        exact = decimal_of(snap.amount)
+        amount = _float(exact)
+        weight = exact * Decimal(repr(p.get(snap.stage, 0.0))) if exact is not None else None
+        weighted = _float(weight)
         close = snap.close_date
         due = close is not None and first <= close <= last
         slip = pushes.get(oid)
+        stale = activity.get(oid)
+        total = totals[segment]
+        total["deals"] += 1
+        total["pipeline"] += exact or 0
+        total["weighted"] += weight or 0
+        if due:
+            total["period_deals"] += 1
+            total["forecast"] += weight or 0
         reasons = [
             reason
             for reason, holds in (
                 ("stalled", oid in slow),
-                ("stale", bool(deal.stale)),
+                ("stale", stale is not None and bool(stale.stale)),
                 ("slipping", slip is not None and slip.flagged),
                 ("overdue", close is not None and close < day),
             )
             if holds
         ]
-        mine = parts[deal.segment]
+        mine = parts[segment]
         mine["pushes"] += 0 if slip is None else slip.pushes
         for reason in reasons:
             mine[f"{reason}_deals"] += 1
@@ -216,24 +256,26 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         if due:
             mine[f"forecast_{reasons[0] if reasons else 'healthy'}"] += weighted
         if reasons:
-            at_risk[deal.segment].append(
+            at_risk[segment].append(
                 {
                     "opportunity_id": oid,
-                    "stage": deal.stage,
-                    "amount": None if deal.amount is None else amount,
+                    "stage": snap.stage,
+                    "amount": None if exact is None else amount,
                     "weighted": weighted,
                     "close_date": None if close is None else close.isoformat(),
                     "in_period": due,
-                    "days_in_stage": deal.dwell_days,
-                    "days_since_activity": deal.days_since_activity,
+                    "days_in_stage": snap.dwell_days,
+                    "days_since_activity": None if stale is None else stale.days_since_activity,
                     "pushes": 0 if slip is None else slip.pushes,
                     "reasons": reasons,
                 }
             )
     rows = []
-    for key in set(totals) | set(cards):
-        total, card, mine = totals.get(key), cards.get(key), parts.get(key, {})
-        forecast = _float(None if total is None else total.period_weighted)
+    for key in set(totals) | set(closed):
+        total, mine = totals.get(key, {}), parts.get(key, {})
+        cycles = closed.get(key, [])
+        won_days = [c.cycle_days for c in cycles if c.outcome == "won"]
+        forecast = round(float(total.get("forecast", 0)), 2)
         soft = round(sum(mine.get(f"forecast_{r}", 0.0) for r in RISKS), 2)
         listed = sorted(
             at_risk.get(key, []),
@@ -242,22 +284,22 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         row: dict[str, Any] = {
             "segment": list(key),
             "label": _label(key),
-            "open_deals": 0 if total is None else total.deals,
-            "pipeline": _float(None if total is None else total.pipeline),
-            "weighted": _float(None if total is None else total.weighted),
-            "period_deals": 0 if total is None else total.period_deals,
+            "open_deals": int(total.get("deals", 0)),
+            "pipeline": float(total.get("pipeline", 0)),
+            "weighted": round(float(total.get("weighted", 0)), 2),
+            "period_deals": int(total.get("period_deals", 0)),
             "forecast": forecast,
             "soft_forecast": soft,
             "soft_share": min(1.0, soft / forecast) if forecast > 0 else None,
             "pushes": int(mine.get("pushes", 0)),
             "at_risk_deals": int(mine.get("at_risk_deals", 0)),
             "at_risk_amount": float(mine.get("at_risk_amount", 0.0)),
-            "closed": 0 if card is None else card.closed,
-            "won": 0 if card is None else card.won,
-            "lost": 0 if card is None else card.lost,
-            "win_rate": None if card is None else card.win_rate,
-            "median_cycle_days": None if card is None else card.won_cycle_median_days,
-            "small": card is None or card.small,
+            "closed": len(cycles),
+            "won": len(won_days),
+            "lost": len(cycles) - len(won_days),
+            "win_rate": len(won_days) / len(cycles) if cycles else None,
+            "median_cycle_days": statistics.median(won_days) if won_days else None,
+            "small": len(cycles) < SMALL_SAMPLE,
             "deals_count": _count(len(listed), top),
             "deals": listed[:top],
         }
@@ -283,6 +325,15 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         ),
         "rows": rows,
     }
+
+
+def _records(result: Any) -> list[Any]:
+    """Records from either analytics path: a list of records, or a frame of them."""
+    if hasattr(result, "to_dicts"):
+        return [SimpleNamespace(**row) for row in result.to_dicts()]
+    if hasattr(result, "collect") and hasattr(result, "columns"):  # a lazy frame
+        return _records(result.collect())
+    return list(result)
 
 
 def _riskiest(row: Mapping[str, Any]) -> tuple[Any, ...]:
