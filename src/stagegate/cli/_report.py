@@ -687,9 +687,8 @@ def _print_segments(
         ),
         tx,
     )
-    for r in rows[:top]:
-        small = " *" if r["small"] else ""
-        table.add_row(
+    cells = [
+        (
             escape(r["label"]),
             str(r["open_deals"]),
             _fmt(r["pipeline"], "$"),
@@ -699,9 +698,17 @@ def _print_segments(
             "-" if r["stale_deals"] is None else str(r["stale_deals"]),
             f"{r['slipping_deals']} / {r['pushes']}",
             str(r["overdue_deals"]),
-            _fmt(r["win_rate"], "%") + small,
+            _fmt(r["win_rate"], "%") + (" *" if r["small"] else ""),
             _fmt(r["median_cycle_days"], "d"),
         )
+        for r in rows[:top]
+    ]
+    for index, column in enumerate(table.columns[1:], start=1):
+        # an amount is never cut: its column is at least as wide as its widest word
+        words = [w for row in cells for w in row[index].split()]
+        column.min_width = max(column.min_width or 0, *(cell_len(w) for w in words), 1)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
     console.print(escape(_definition(section, tx)))
     console.print(tx("* fewer than 30 closed deals: the win rate and cycle say little"))
