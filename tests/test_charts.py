@@ -143,3 +143,61 @@ class TestInputs:
         for chart in (funnel, durations):
             assert "<script>" not in chart.svg
             ET.fromstring(chart.svg)  # noqa: S314
+
+
+@pytest.fixture(scope="module")
+def segmented():
+    process = b2b()
+    sim = simulate(300, seed=7, process=process, segments=True)
+    events = [e for e in sim.events if e.at <= sim.as_of]
+    return process, events, sim.as_of
+
+
+def segment_titles(chart: charts.Chart) -> list[str]:
+    root = ET.fromstring(chart.svg)  # noqa: S314 - our own output
+    return [e.text or "" for e in root.iter() if e.get("data-mark") == "segment"]
+
+
+class TestBySegment:
+    def test_probabilities_by_owner_draw_one_small_chart_per_segment_most_deals_first(
+        self, segmented
+    ):
+        process, events, as_of = segmented
+        result = an.stage_probabilities(events, process, as_of=as_of, by="owner", draws=0)
+        chart = charts.probabilities(result, process)
+        titles = segment_titles(chart)
+        assert len(titles) == charts.MAX_MULTIPLES
+        deals = [int(t.split(" · ")[1].split()[0]) for t in titles]
+        assert deals == sorted(deals, reverse=True)
+        assert "more segments" in chart.svg
+        assert marks(chart, "empirical") > 0
+        assert any(t.endswith("*") for t in titles)  # small segments are marked
+
+    def test_time_in_stage_by_region_names_every_region(self, segmented):
+        process, events, as_of = segmented
+        result = an.time_in_stage(events, process, as_of=as_of, by="region")
+        titles = segment_titles(charts.time_in_stage(result, process))
+        assert {"central", "east", "west"} == {t.split(" · ")[0] for t in titles}
+
+    def test_a_result_without_by_keeps_the_whole_pipeline_chart(self, segmented):
+        process, events, as_of = segmented
+        chart = charts.time_in_stage(an.time_in_stage(events, process, as_of=as_of), process)
+        assert "stage-durations" == chart.name
+        assert [] == segment_titles(chart)
+
+    def test_the_segment_section_chart_folds_the_rest_into_other(self, segmented):
+        from stagegate.report import build_document
+
+        process, events, as_of = segmented
+        document = build_document(events, process, as_of=as_of, by="owner")
+        chart = charts.segments(document)
+        root = ET.fromstring(chart.svg)  # noqa: S314 - our own output
+        labels = [e.text for e in root.iter() if e.get("class") == "row-label"]
+        rows = document["segments"]["rows"]
+        assert len(labels) == min(len(rows), 13)
+        assert labels[-1].startswith("other (") if len(rows) > 12 else True
+        assert labels[0].removesuffix(" *") == rows[0]["label"]
+
+    def test_a_document_without_the_section_is_refused(self):
+        with pytest.raises(charts.ChartInputError, match="by="):
+            charts.segments({"title": "x"})

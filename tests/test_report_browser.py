@@ -249,3 +249,45 @@ def test_a_screenshot_of_the_korean_report_is_drawn(tmp_path: Path) -> None:
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert shot.read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.fixture(scope="module")
+def by_owner_document() -> dict:
+    from stagegate.report import build_document
+    from stagegate.simulate import simulate
+    from stagegate.templates import b2b
+
+    process = b2b()
+    sim = simulate(300, seed=4, process=process, segments=True)
+    events = [e for e in sim.events if e.at <= sim.as_of]
+    return build_document(events, process, as_of=sim.as_of, by="owner")
+
+
+@pytest.mark.parametrize(("language", "heading"), [("en", "By segment"), ("ko", "세그먼트별")])
+def test_the_segment_section_renders_in_the_browser(
+    tmp_path: Path, by_owner_document: dict, language: str, heading: str
+) -> None:
+    """The --by section in chromium: its heading, chart bars and sortable tables, no errors."""
+    page = write_html(by_owner_document, tmp_path / "by.html", language=language)
+
+    shown = chromium(page, tmp_path / "p", "--enable-logging=stderr", "--v=0", "--dump-dom")
+
+    assert re.search(r'<body[^>]*data-ready="1"', shown.stdout), shown.stderr[-2000:]
+    assert f'<h2 id="segments-h">{heading}</h2>' in shown.stdout
+    assert 'data-chart="segments"' in shown.stdout
+    assert shown.stdout.count('data-part="') > 0
+    section = shown.stdout.split('id="segments"', 1)[1].split("</section>", 1)[0]
+    assert section.count("<details") == sum(
+        1 for r in by_owner_document["segments"]["rows"] if r["deals"]
+    )
+    assert "<button" in section  # the page script made its tables sortable
+    assert console_errors(shown.stderr) == []
+
+
+def test_a_screenshot_of_the_segment_section_is_drawn(tmp_path: Path, by_owner_document: dict):
+    page = write_html(by_owner_document, tmp_path / "by.html", language="ko")
+    shot = tmp_path / "by.png"
+    run = chromium(page.with_name("by.html"), tmp_path / "p", "--hide-scrollbars",
+                   f"--screenshot={shot}", "--window-size=1280,5000")  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert shot.read_bytes().startswith(PNG_SIGNATURE)

@@ -5,7 +5,10 @@ path, or a Polars or pandas frame of the same columns) and returns a :class:`Cha
 Jupyter draws by itself (``_repr_html_`` and ``_repr_svg_``) and :meth:`Chart.save` writes as a
 self-contained ``.svg`` file. The charts are the ones of the HTML report (``stagegate report
 --html``): the same marks, the numbers written beside them, readable without colour; no
-plotting library is needed. Pass results computed without ``by=`` (one row per stage).
+plotting library is needed. :func:`time_in_stage` and :func:`probabilities` also draw ``by=``
+results: one small chart per segment (the largest first, at most :data:`MAX_MULTIPLES`; the
+rest are named in a note, as a median or a probability cannot be added up), ``small`` segments
+marked ``*``. :func:`segments` draws the report's segment section.
 
 >>> from stagegate.analytics import FunnelStage
 >>> rows = [FunnelStage("lead", 10, 1.0, 0.4, 10, 0.4, 6, 0, 6),
@@ -20,6 +23,7 @@ plotting library is needed. Pass results computed without ``by=`` (one row per s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +35,30 @@ from stagegate.process import Process
 from stagegate.report._assets import CHART_CSS
 from stagegate.report._i18n import catalogue
 from stagegate.report._svg import (
+    MAX_SEGMENTS,
     durations_chart,
     forecast_chart,
     funnel_chart,
     probabilities_chart,
+    segments_chart,
     slippage_chart,
 )
 
 __all__ = [
+    "MAX_MULTIPLES",
+    "MAX_SEGMENTS",
     "Chart",
     "ChartInputError",
     "forecast",
     "funnel",
     "probabilities",
+    "segments",
     "slippage",
     "time_in_stage",
 ]
+
+MAX_MULTIPLES = 6
+"""Most segments a ``by=`` chart draws, one small chart each (the ones with most deals)."""
 
 Row = dict[str, Any]
 
@@ -179,6 +191,11 @@ def time_in_stage(
         ChartInputError: ``result`` is not a time-in-stage table.
     """
     rows = _rows("time_in_stage", result, "the result of analytics.time_in_stage()")
+    groups = _segments_of(rows, _TIME_FIELDS)
+    if groups is not None:
+        return _multiples(
+            "stage-durations", groups, lambda part: time_in_stage(part, process, language=language)
+        )
     by_stage: dict[str, Row] = {}
     for r in rows:
         if "outcome" not in r or "stage" not in r:
@@ -217,6 +234,11 @@ def probabilities(
         ChartInputError: ``result`` is not a table of stage probabilities.
     """
     rows = _rows("probabilities", result, "the result of analytics.stage_probabilities()")
+    groups = _segments_of(rows, _PROBABILITY_FIELDS)
+    if groups is not None:
+        return _multiples(
+            "probabilities", groups, lambda part: probabilities(part, process, language=language)
+        )
     drawn = [
         {
             "stage": r["stage"],
@@ -280,3 +302,103 @@ def slippage(result: Any, *, language: str = "en") -> Chart:
     deals = [r for r in _rows("slippage", result.deals, "deals") if r.get("flagged")]
     t = catalogue(language)
     return _standalone("slippage", slippage_chart(pushes, deals, t=t))
+
+
+def segments(document: Any, *, language: str = "en") -> Chart:
+    """The segment section of a report: each segment's forecast, healthy and at risk.
+
+    Args:
+        document: a report document built with ``by=`` (``build_document(..., by="owner")``,
+            ``stagegate report --by owner --json``), or its ``segments`` section.
+        language: the language of the chart's text.
+
+    Raises:
+        ChartInputError: ``document`` has no segment section.
+    """
+    section = document.get("segments", document) if isinstance(document, Mapping) else None
+    if not isinstance(section, Mapping) or "rows" not in section:
+        raise ChartInputError(
+            "segments", document, "a report document built with by= (or its segments section)"
+        )
+    rows = list(section["rows"])
+    t = catalogue(language)
+    return _standalone("segments", segments_chart(rows, t=t) if rows else None)
+
+
+def _fields(cls: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in attrs.fields(cls))
+
+
+def _known() -> tuple[frozenset[str], frozenset[str]]:
+    from stagegate.analytics import StageProbability, StageTime  # noqa: PLC0415
+
+    return _fields(StageProbability), _fields(StageTime)
+
+
+_PROBABILITY_FIELDS, _TIME_FIELDS = _known()
+
+
+def _segments_of(rows: list[Row], fields: frozenset[str]) -> list[tuple[str, list[Row]]] | None:
+    """Rows of a ``by=`` result grouped by segment, most deals first (``None``: no ``by=``).
+
+    Records carry ``segment``; a frame carries the segment columns (every column the record
+    type does not have) beside ``deals`` and ``small``.
+    """
+    if not rows:
+        return None
+    first = rows[0]
+    if not first.get("segment") if "segment" in first else "small" not in first:
+        return None  # computed without by= (records carry an empty segment)
+    extra = [k for k in rows[0] if k not in fields and k not in ("segment", "deals", "small")]
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for r in rows:
+        key = tuple(r["segment"]) if r.get("segment") else tuple(r.get(k) for k in extra)
+        groups.setdefault(key, []).append(r)
+
+    def deals(items: list[Row]) -> int:
+        return max(int(r.get("deals") or 0) for r in items)
+
+    ordered = sorted(groups.items(), key=lambda kv: (-deals(kv[1]), [str(v) for v in kv[0]]))
+    named = []
+    for key, items in ordered:
+        label = " / ".join("(none)" if v is None else str(v) for v in key)
+        small = " *" if any(r.get("small") for r in items) else ""
+        named.append((f"{label} · {deals(items)} deals{small}", items))
+    return named
+
+
+def _multiples(name: str, groups: list[tuple[str, list[Row]]], draw: Any) -> Chart:
+    """One small chart per segment, stacked, each under its segment's name."""
+    shown, rest = groups[:MAX_MULTIPLES], groups[MAX_MULTIPLES:]
+    y, width = 0.0, 880.0
+    body = []
+    for index, (label, items) in enumerate(shown):
+        plain = [{k: v for k, v in r.items() if k not in ("segment", "small")} for r in items]
+        inner = draw(plain).svg
+        inner = inner.split("><style>", 1)[0] + ">" + inner.split("</style>", 1)[1]
+        height = float(inner.split('viewBox="0 0 ', 1)[1].split('"', 1)[0].split()[1])
+        inner = (
+            inner.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
+            .replace(f'id="{name}-', f'id="{name}-{index}-')
+            .replace(f"url(#{name}-", f"url(#{name}-{index}-")
+            .replace(f'"{name}-title {name}-desc"', f'"{name}-{index}-title {name}-{index}-desc"')
+            .replace("<svg ", f'<svg x="0" y="{y + 24:g}" height="{height:g}" ', 1)
+        )
+        body.append(
+            f'<text x="8" y="{y + 18:g}" class="axis-title" data-mark="segment">'
+            f"{escape(label)}</text>"
+        )
+        body.append(inner)
+        y += height + 32
+    if rest:
+        deals = sum(int(label.rsplit(" · ", 1)[1].split()[0]) for label, _ in rest)
+        body.append(
+            f'<text x="8" y="{y + 18:g}" class="muted">{len(rest)} more segments '
+            f"({deals} deals) not drawn: pass a subset of the result</text>"
+        )
+        y += 30
+    svg = (
+        f'<svg data-chart="{name}-by-segment" class="chart" viewBox="0 0 {width:g} {y:g}" '
+        f'role="img">{"".join(body)}</svg>'
+    )
+    return _standalone(f"{name}-by-segment", svg)

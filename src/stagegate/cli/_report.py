@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 from rich.cells import cell_len
 from rich.console import Console
@@ -213,57 +214,52 @@ def _store_process(store: EventStore) -> Process:
     help="Where the analytics run; auto uses Polars (if installed) from 200,000 events on.",
 )
 @click.option(
+    "--by",
+    "by",
+    multiple=True,
+    metavar="COLUMN",
+    help="Add the segment section, one row per value of this segment column (owner, team, "
+    "region, ...): repeat it or separate columns by commas for several (--by region,team).",
+)
+@click.option(
+    "--flag-pushes",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Deals whose close date was pushed at least this many times are slipping.",
+)
+@click.option(
+    "--top",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longest lists kept: stalled and slipping deals, and deals at risk per segment.",
+)
+@click.option(
     "--quiet",
     is_flag=True,
     help="Draw no progress bars (they are drawn on standard error only when it is a terminal).",
 )
 @json_option
-def report(
-    store_path: Path,
-    process_path: Path | None,
-    template_name: str | None,
-    as_of: str | None,
-    cutoff: str | None,
-    estimator: str | None,
-    findings_path: Path | None,
-    seed: int,
-    html_path: Path | None,
-    title: str | None,
-    language: str,
-    engine: str,
-    quiet: bool,
-    as_json: bool,
-) -> int:
+def report(**values: Any) -> int:
     """Report pipeline health from an event store: tables, --json, or an --html file.
 
     On Polars the store is read column-wise (no Python object per event) and every section is
-    computed on frames; progress bars show reading, computing and rendering.
+    computed on frames; progress bars show reading, computing and rendering. --by owner adds
+    the segment section: whose deals are stalled and slipping, and whose forecast is soft.
     """
     from stagegate.analytics import ESTIMATORS  # noqa: PLC0415
 
-    if estimator is not None and estimator not in ESTIMATORS:
+    options = ReportOptions(**values)
+    as_json = options.as_json
+    if options.estimator is not None and options.estimator not in ESTIMATORS:
         return fail(
-            f"--estimator {estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}",
+            f"--estimator {options.estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}",
             as_json=as_json,
         )
     try:
-        with bars(quiet=quiet or as_json) as phases:
-            document = _report(
-                store_path,
-                process_path,
-                template_name,
-                as_of,
-                cutoff,
-                estimator,
-                findings_path,
-                seed,
-                html_path,
-                title,
-                language,
-                engine,
-                as_json,
-                phases,
-            )
+        with bars(quiet=options.quiet or as_json) as phases:
+            document = _report(options, phases)
     except UnknownProcessError as error:
         return fail(f"{error}; pass --process FILE", as_json=as_json)
     except DefinitionError as error:
@@ -279,8 +275,37 @@ def report(
     if as_json:
         print_json(document)
     else:
-        _print(out_console(), document, html_path)
+        _print(out_console(), document, options.html_path, top=options.top)
     return EXIT_OK
+
+
+@attrs.frozen
+class ReportOptions:
+    """The options of ``stagegate report``, declared once (the click options above)."""
+
+    store_path: Path
+    process_path: Path | None
+    template_name: str | None
+    as_of: str | None
+    cutoff: str | None
+    estimator: str | None
+    findings_path: Path | None
+    seed: int
+    html_path: Path | None
+    title: str | None
+    language: str
+    engine: str
+    by: tuple[str, ...]
+    flag_pushes: int
+    top: int
+    quiet: bool
+    as_json: bool
+
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        """The segment columns of ``--by`` (repeated or comma-separated), or ``None``."""
+        found = tuple(dict.fromkeys(c.strip() for v in self.by for c in v.split(",") if c.strip()))
+        return found or None
 
 
 FRAME_COLUMNS = (
@@ -299,24 +324,22 @@ FRAME_COLUMNS = (
 """The columns of the store the report reads (segment columns follow when there are any)."""
 
 
-def _report(
-    store_path: Path,
-    process_path: Path | None,
-    template_name: str | None,
-    as_of: str | None,
-    cutoff: str | None,
-    estimator: str | None,
-    findings_path: Path | None,
-    seed: int,
-    html_path: Path | None,
-    title: str | None,
-    language: str,
-    engine: str,
-    as_json: bool,
-    phases: Phases | None,
-) -> dict[str, Any] | int:
+def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | int:
     """The report document (or the exit code of a failure, already reported)."""
     from stagegate.report import build_document, write_html  # noqa: PLC0415
+
+    store_path, process_path, findings_path = (
+        options.store_path,
+        options.process_path,
+        options.findings_path,
+    )
+    template_name, as_of, cutoff = options.template_name, options.as_of, options.cutoff
+    language, title, html_path, as_json = (
+        options.language,
+        options.title,
+        options.html_path,
+        options.as_json,
+    )
 
     findings = () if findings_path is None else _read_findings(findings_path)
     with open_store(store_path) as store:
@@ -331,7 +354,7 @@ def _report(
         else:
             process = _store_process(store)
         data: Any
-        if _use_frames(engine, total):
+        if _use_frames(options.engine, total):
             import polars as pl  # noqa: PLC0415 - optional, present by _use_frames
 
             data = store.to_frame(columns=FRAME_COLUMNS, categorical=True, phases=phases)
@@ -361,10 +384,13 @@ def _report(
         as_of=instant,
         title=title,
         cutoff=split,
-        estimator=estimator,
-        seed=seed,
+        estimator=options.estimator,
+        seed=options.seed,
         findings=findings,
         phases=phases,
+        by=options.columns,
+        flag_pushes=options.flag_pushes,
+        top=options.top,
     )
     document["language"] = language
     if html_path is not None:
@@ -428,9 +454,9 @@ def _used(estimator: str, used: str | None, t: Catalogue = ENGLISH) -> str:
 def _table(title: str, columns: Iterable[str], t: Catalogue = ENGLISH) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        if column in (t("stage"), t("deal")):
+        if column in (t("stage"), t("deal"), t("segment")):
             # names wrap at spaces and are never cut; a single long word folds only past 14
-            width = 14 if column == t("stage") else 8
+            width = 8 if column == t("deal") else 14
             table.add_column(column, justify="left", overflow="fold", min_width=width)
         else:
             # headings wrap at spaces, never inside a word
@@ -439,7 +465,9 @@ def _table(title: str, columns: Iterable[str], t: Catalogue = ENGLISH) -> Table:
     return table
 
 
-def _print(console: Console, document: dict[str, Any], html_path: Path | None) -> None:
+def _print(
+    console: Console, document: dict[str, Any], html_path: Path | None, *, top: int = 25
+) -> None:
     tx = catalogue(document.get("language"))
     s = document["summary"]
     console.print(
@@ -597,6 +625,8 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
             _fmt(f["p90"], "$"),
         )
     console.print(table)
+    if document.get("segments"):
+        _print_segments(console, document["segments"], tx, labels, top)
     for q in document.get("data_quality", []):
         console.print(
             f"[yellow]{escape(tx(q['severity']))}[/] {escape(q['code'])}: {q['count']} "
@@ -604,3 +634,109 @@ def _print(console: Console, document: dict[str, Any], html_path: Path | None) -
         )
     if html_path is not None:
         console.print(tx("HTML report written to {path}", path=html_path))
+
+
+SEGMENTS_SHOWN_WITH_DEALS = 5
+"""The riskiest segments whose deals at risk the terminal lists (all are in --json, HTML)."""
+DEALS_SHOWN = 3
+"""Deals at risk the terminal lists per segment."""
+
+
+def _reasons(deal: dict[str, Any], tx: Catalogue) -> str:
+    names = {
+        "stalled": tx("stalled"),
+        "stale": tx("no activity"),
+        "slipping": tx("slipping"),
+        "overdue": tx("overdue"),
+    }
+    return ", ".join(names.get(r, r) for r in deal["reasons"])
+
+
+def _print_segments(
+    console: Console,
+    section: dict[str, Any],
+    tx: Catalogue,
+    labels: dict[str, str],
+    top: int,
+) -> None:
+    """The segment section: one row per segment, riskiest first, then their deals at risk."""
+    rows = section["rows"]
+    by = ", ".join(section["by"])
+    table = _table(
+        tx(
+            "by {by}: forecast {period} (weighted by {estimator}), riskiest first ({shown} of "
+            "{total})",
+            by=by,
+            period=section["period"],
+            estimator=section["estimator"],
+            shown=min(top, len(rows)),
+            total=len(rows),
+        ),
+        (
+            tx("segment"),
+            tx("open"),
+            tx("pipeline"),
+            tx("forecast"),
+            tx("soft (share)"),
+            tx("stalled"),
+            tx("no activity"),
+            tx("slipping / pushes"),
+            tx("overdue"),
+            tx("win rate"),
+            tx("won cycle"),
+        ),
+        tx,
+    )
+    cells = [
+        (
+            escape(r["label"]),
+            str(r["open_deals"]),
+            _fmt(r["pipeline"], "$"),
+            _fmt(r["forecast"], "$"),
+            f"{_fmt(r['soft_forecast'], '$')} ({_fmt(r['soft_share'], '%')})",
+            str(r["stalled_deals"]),
+            "-" if r["stale_deals"] is None else str(r["stale_deals"]),
+            f"{r['slipping_deals']} / {r['pushes']}",
+            str(r["overdue_deals"]),
+            _fmt(r["win_rate"], "%") + (" *" if r["small"] else ""),
+            _fmt(r["median_cycle_days"], "d"),
+        )
+        for r in rows[:top]
+    ]
+    for index, column in enumerate(table.columns[1:], start=1):
+        # an amount is never cut: its column is at least as wide as its widest word
+        words = [w for row in cells for w in row[index].split()]
+        column.min_width = max(column.min_width or 0, *(cell_len(w) for w in words), 1)
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    console.print(escape(_definition(section, tx)))
+    console.print(tx("* fewer than 30 closed deals: the win rate and cycle say little"))
+    table = _table(
+        tx("deals at risk in the riskiest segments"),
+        (tx("segment"), tx("deal"), tx("stage"), tx("weighted"), tx("close date"), tx("why")),
+        tx,
+    )
+    for r in rows[:SEGMENTS_SHOWN_WITH_DEALS]:
+        for d in r["deals"][:DEALS_SHOWN]:
+            table.add_row(
+                escape(r["label"]),
+                escape(d["opportunity_id"]),
+                escape(labels.get(d["stage"], d["stage"])),
+                _fmt(d["weighted"], "$"),
+                d["close_date"] or "-",
+                _reasons(d, tx),
+            )
+    console.print(table)
+
+
+def _definition(section: dict[str, Any], tx: Catalogue) -> str:
+    """The soft forecast's definition in the catalogue's language."""
+    return tx(
+        "Soft forecast: the share of a segment's weighted forecast for the current period that "
+        "rests on deals at risk (stalled in their stage, without activity for {activity_days} "
+        "days, pushed at least {flag_pushes} times, or past their expected close date). Firm up "
+        "or take out those deals first.",
+        activity_days=f"{section['activity_days']:g}",
+        flag_pushes=section["flag_pushes"],
+    )

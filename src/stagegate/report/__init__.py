@@ -17,12 +17,14 @@ from stagegate.report._document import ReportError, document_schema, validate_do
 from stagegate.report._html import TemplateEngineMissingError, render_html, write_html
 from stagegate.report._i18n import LANGUAGES, UnknownLanguageError
 from stagegate.report._sample import sample_document
+from stagegate.report._segments import UnknownSegmentColumnError
 
 __all__ = [
     "LANGUAGES",
     "ReportError",
     "TemplateEngineMissingError",
     "UnknownLanguageError",
+    "UnknownSegmentColumnError",
     "build_document",
     "document_schema",
     "render_html",

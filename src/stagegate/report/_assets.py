@@ -73,6 +73,11 @@ svg .muted { fill: var(--muted); }
 svg .legend-label { fill: var(--ink); font-size: 12.5px; }
 svg .c-primary { fill: var(--primary); }
 svg .c-won { fill: var(--won); }
+svg .r-healthy { fill: var(--won); }
+svg .r-stalled { fill: var(--lost); }
+svg .r-stale { fill: #e6c229; }
+svg .r-slipping { fill: var(--accent); }
+svg .r-overdue { fill: var(--bad); }
 svg .hatched { stroke: var(--lost); stroke-width: 1; }
 svg .hatch-bg { fill: #fbe3d3; }
 svg .hatch-line { stroke: var(--lost); stroke-width: 3; }

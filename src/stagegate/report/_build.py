@@ -62,6 +62,7 @@ def build_document(  # noqa: PLR0915 - one section after another
     top: int = 25,
     findings: Sequence[Any] = (),
     phases: Phases | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Compute every section of the pipeline health report from the events of a pipeline.
 
@@ -89,6 +90,8 @@ def build_document(  # noqa: PLR0915 - one section after another
             objects, or mappings with ``code``, ``severity`` and ``message``); they join the
             data-quality section, grouped by code.
         phases: receives the ``computing`` phase, counted in sections.
+        by: the segment column(s) of the segment section (``"owner"``, ``"region,team"`` or
+            ``("region", "team")``); default ``None``: no segment section, and no cost.
 
     Returns:
         A document for :func:`stagegate.report.render_html` (see ``docs/report.md``), valid
@@ -96,6 +99,7 @@ def build_document(  # noqa: PLR0915 - one section after another
 
     Raises:
         AnalyticsError: ``estimator`` is not one of ``stagegate.analytics.ESTIMATORS``.
+        UnknownSegmentColumnError: ``by`` names a column the events do not carry.
     """
     from stagegate import analytics as an  # noqa: PLC0415 - analytics builds on the core
 
@@ -110,6 +114,10 @@ def build_document(  # noqa: PLR0915 - one section after another
         log: Any = frame.filter(frame["at"] <= instant)
     else:
         log = [event for event in events if event.at <= instant]
+    if by is not None:  # a bad --by fails before anything is computed
+        from stagegate.report._segments import check_columns  # noqa: PLC0415
+
+        check_columns(log, by)
     stages = process.stages
     document: dict[str, Any] = {
         "title": title or f"Pipeline health: {process.name}",
@@ -253,6 +261,19 @@ def build_document(  # noqa: PLR0915 - one section after another
         log, current, process, instant, fc.unscheduled, known=known
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
+    if by is not None:
+        from stagegate.report._segments import segment_section  # noqa: PLC0415
+
+        document["segments"] = segment_section(
+            log,
+            process,
+            as_of=instant,
+            by=by,
+            estimator=name,
+            stalled_rule=stalled_rule,
+            flag_pushes=flag_pushes,
+            top=top,
+        )
     tick(_SECTIONS)
     validate_document(document)  # what --json prints always matches the published schema
     return document

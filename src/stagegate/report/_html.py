@@ -36,6 +36,7 @@ from stagegate.report._svg import (
     funnel_chart,
     probabilities_chart,
     reliability_chart,
+    segments_chart,
     slippage_chart,
 )
 
@@ -243,6 +244,8 @@ class _Page:
             ("backtest", "Backtest", "backtest.html.j2"),
             ("data-quality", "Data quality", "data_quality.html.j2"),
         ]
+        if self.doc.get("segments"):
+            sections.insert(3, ("segments", "By segment", "segments.html.j2"))
         return {
             "language": self.language,
             "csp": _CSP,
@@ -276,6 +279,7 @@ class _Page:
             "probabilities": self.probabilities(),
             "backtest": self.backtest(),
             "quality": self.data_quality(),
+            "segments": self.segments(),
         }
 
     def tiles(self) -> list[dict[str, str]]:
@@ -570,6 +574,99 @@ class _Page:
             "notes": notes,
             "table": _table(columns, scores, caption=t("Backtest scores"), cells=score_cell),
             "chart": _markup(reliability_chart(reliability, t=t)) if reliability else None,
+        }
+
+    def segments(self) -> dict[str, Any] | None:
+        """The segment section: its chart, one row per segment, each one's deals at risk."""
+        section = self.doc.get("segments")
+        if not section:
+            return None
+        t = self.t
+        rows = _rows(section, "rows")
+        money = self.money
+        activities = bool(section.get("activities"))
+
+        def cell(column: _Column, row: Row) -> Cell:
+            if column.key == "label":
+                return {"kind": "text", "text": str(row.get("label"))}
+            if column.key == "small":
+                return {"kind": "text", "text": t("few closed deals") if row.get("small") else ""}
+            return _cell(column, row)
+
+        columns = [
+            _Column(t("Segment"), "label"),
+            _Column(t("Open"), "open_deals", count),
+            _Column(t("Open pipeline"), "pipeline", money),
+            _Column(t("Forecast"), "forecast", money),
+            _Column(t("Soft forecast"), "soft_forecast", money),
+            _Column(t("Soft share"), "soft_share", percent),
+            _Column(t("Stalled"), "stalled_deals", count),
+            _Column(t("Stalled amount"), "stalled_amount", money),
+            _Column(t("No activity"), "stale_deals", count),
+            _Column(t("Slipping"), "slipping_deals", count),
+            _Column(t("Pushes"), "pushes", count),
+            _Column(t("Past close date"), "overdue_deals", count),
+            _Column(t("Win rate"), "win_rate", percent),
+            _Column(t("Closed"), "closed", count),
+            _Column(t("Median cycle"), "median_cycle_days", self.days),
+            _Column(t("Sample"), "small"),
+        ]
+        if not activities:
+            columns = [c for c in columns if c.key != "stale_deals"]
+        reasons = {
+            "stalled": t("Stalled"),
+            "stale": t("No activity"),
+            "slipping": t("Slipping"),
+            "overdue": t("Past close date"),
+        }
+        deal_columns = [
+            _Column(t("Opportunity"), "opportunity_id"),
+            _Column(t("Stage"), "stage"),
+            _Column(t("Amount"), "amount", money),
+            _Column(t("Weighted"), "weighted", money),
+            _Column(t("Close date"), "close_date"),
+            _Column(t("Days in stage"), "days_in_stage", self.days),
+            _Column(t("Pushes"), "pushes", count),
+            _Column(t("Why"), "why"),
+        ]
+        lists = []
+        for row in rows:
+            deals = [
+                {**d, "why": ", ".join(reasons.get(r, r) for r in d.get("reasons") or ())}
+                for d in _rows(row, "deals")
+            ]
+            if not deals:
+                continue
+            lists.append(
+                {
+                    "label": str(row.get("label")),
+                    "heading": self.heading(deals, row.get("deals_count"), t),
+                    "table": _table(
+                        deal_columns,
+                        deals,
+                        caption=t("Deals at risk"),
+                        cells=self.stage_cell,
+                        stage_rows=True,
+                    ),
+                }
+            )
+        definition = t(
+            "Soft forecast: the share of a segment's weighted forecast for the current period "
+            "that rests on deals at risk (stalled in their stage, without activity for "
+            "{activity_days} days, pushed at least {flag_pushes} times, or past their expected "
+            "close date). Firm up or take out those deals first.",
+            activity_days=f"{finite(section.get('activity_days')) or 0:g}",
+            flag_pushes=section.get("flag_pushes"),
+        )
+        return {
+            "by": ", ".join(str(c) for c in section.get("by") or ()),
+            "period": str(section.get("period", "")),
+            "estimator": str(section.get("estimator", "")),
+            "definition": definition,
+            "activities": activities,
+            "chart": _markup(segments_chart(rows, t=t)) if rows else None,
+            "table": _table(columns, rows, caption=t("By segment"), cells=cell),
+            "lists": lists,
         }
 
     def data_quality(self) -> dict[str, Any]:

@@ -398,4 +398,81 @@ KOREAN: dict[str, str] = {
         "확률이 설정되지 않은 진행 단계입니다(데이터에서 추론한 프로세스처럼 모두 0%): 설정값 "
         "추정 방식은 기준이 되지 못하며 백테스트에서 제외됩니다"
     ),
+    # the segment section (report._segments, _html.segments, _svg.segments_chart, the CLI)
+    "By segment": "세그먼트별",
+    "Segment": "세그먼트",
+    "Closed": "종료",
+    "Sample": "표본",
+    "few closed deals": "종료 거래 적음",
+    "Soft forecast": "불확실한 예측",
+    "Soft share": "불확실 비율",
+    "Stalled": "정체",
+    "Stalled amount": "정체 금액",
+    "No activity": "활동 없음",
+    "Slipping": "마감 지연",
+    "Past close date": "마감일 경과",
+    "Healthy": "건전",
+    "Why": "사유",
+    "Deals at risk": "위험 거래",
+    "Deals at risk by segment": "세그먼트별 위험 거래",
+    "No deal is at risk.": "위험한 거래가 없습니다.",
+    "{segment}: {count} deals at risk": "{segment}: 위험 거래 {count}건",
+    "{share} soft": "불확실 {share}",
+    "other ({count})": "기타 ({count})",
+    "Weighted forecast of the period": "기간의 가중 예측",
+    "Forecast of the period by segment: healthy and at risk": (
+        "세그먼트별 기간 예측: 건전한 거래와 위험 거래"
+    ),
+    "One horizontal bar per segment, riskiest first: its weighted forecast for the period, "
+    "split into deals that are healthy, stalled, without activity, slipping or past their "
+    "close date (a deal counts in its first reason); the soft share is written beside each "
+    "bar.": (
+        "세그먼트마다 가로 막대 하나이며 위험이 큰 순서입니다: 기간의 가중 예측을 건전, 정체, "
+        "활동 없음, 마감 지연, 마감일 경과 거래로 나눕니다(거래는 첫 번째 사유에 셉니다). "
+        "막대 옆에 불확실 비율을 적습니다."
+    ),
+    "Soft forecast: the share of a segment's weighted forecast for the current period that "
+    "rests on deals at risk (stalled in their stage, without activity for {activity_days} "
+    "days, pushed at least {flag_pushes} times, or past their expected close date). Firm up "
+    "or take out those deals first.": (
+        "불확실한 예측: 세그먼트의 이번 기간 가중 예측 가운데 위험 거래(단계에 정체, "
+        "{activity_days}일 동안 활동 없음, 마감일이 {flag_pushes}번 이상 미뤄짐, 또는 예상 "
+        "마감일 경과)에 기대는 비율입니다. 이 거래들을 먼저 확정하거나 예측에서 빼세요."
+    ),
+    "The data carries no logged activities (a frame of stage history), so deals without "
+    "activity are not counted.": (
+        "데이터에 기록된 활동이 없어(단계 이력 프레임) 활동 없는 거래는 세지 않습니다."
+    ),
+    "Whose deals are stalled and slipping, and whose forecast is soft: one row per "
+    "<b>{by}</b>, the riskiest first (the largest soft forecast). The forecast is the "
+    "weighted amount of the open deals expected to close in <b>{period}</b> (estimator "
+    "<b>{estimator}</b>); open deals count where they stand at as_of, the win rate and cycle "
+    "count closed deals where they stood at the close.": (
+        "누구의 거래가 정체되고 미뤄지는지, 누구의 예측이 불확실한지: <b>{by}</b>마다 한 행이며 "
+        "위험이 큰 순서(불확실한 예측이 큰 순서)입니다. 예측은 <b>{period}</b>에 마감될 것으로 "
+        "예상되는 진행 중 거래의 가중 금액입니다(추정 방식 <b>{estimator}</b>). 진행 중 거래는 "
+        "기준 시점의 세그먼트에, 수주율과 주기는 종료 시점의 세그먼트에 셉니다."
+    ),
+    "* and “few closed deals”: fewer than 30 closed deals, so the win rate and cycle say little.": (
+        "* 와 “종료 거래 적음”: 종료 거래가 30건 미만이라 수주율과 주기는 참고만 하세요."
+    ),
+    "* fewer than 30 closed deals: the win rate and cycle say little": (
+        "* 종료 거래 30건 미만: 수주율과 주기는 참고만 하세요"
+    ),
+    "by {by}: forecast {period} (weighted by {estimator}), riskiest first ({shown} of "
+    "{total})": "{by}별: {period} 예측({estimator} 가중), 위험이 큰 순서({total}개 중 {shown}개)",
+    "deals at risk in the riskiest segments": "위험이 가장 큰 세그먼트의 위험 거래",
+    "segment": "세그먼트",
+    "open": "진행 중",
+    "pipeline": "파이프라인",
+    "forecast": "예측",
+    "soft (share)": "불확실 (비율)",
+    "stalled": "정체",
+    "no activity": "활동 없음",
+    "slipping": "마감 지연",
+    "slipping / pushes": "마감 지연 / 연기",
+    "overdue": "마감일 경과",
+    "win rate": "수주율",
+    "won cycle": "수주 주기",
+    "why": "사유",
 }

@@ -24,11 +24,13 @@ from stagegate.report._i18n import ENGLISH, Catalogue
 
 __all__ = [
     "durations_chart",
+    "fold_segments",
     "forecast_chart",
     "funnel_chart",
     "nice_ticks",
     "probabilities_chart",
     "reliability_chart",
+    "segments_chart",
     "slippage_chart",
     "truncate",
 ]
@@ -766,5 +768,121 @@ def reliability_chart(rows: Sequence[Row], *, t: Catalogue = ENGLISH) -> str:
         parts.append(_text(14, 4, truncate(estimator, 20), cls="legend-label"))
         parts.append("</g></g>")
         legend_y += 24
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+# --- segments ----------------------------------------------------------------------------
+
+SEGMENT_PARTS = ("healthy", "stalled", "stale", "slipping", "overdue")
+"""The parts of a segment's forecast, in the order the bars stack them."""
+MAX_SEGMENTS = 12
+"""Most segments a chart draws; the rest are folded into one "other" row."""
+
+
+def fold_segments(rows: Sequence[Row], limit: int = MAX_SEGMENTS) -> list[dict[str, Any]]:
+    """The first ``limit`` segment rows, and the rest added up into one ``other`` row.
+
+    >>> rows = [{"label": str(i), "forecast_parts": {"healthy": 1.0}} for i in range(3)]
+    >>> [(r["label"], r["forecast_parts"]["healthy"]) for r in fold_segments(rows, 2)]
+    [('0', 1.0), ('1', 1.0), ('other (1)', 1.0)]
+    """
+    kept = [dict(r) for r in rows[:limit]]
+    rest = rows[limit:]
+    if rest:
+        parts = {
+            p: sum(finite((r.get("forecast_parts") or {}).get(p)) or 0.0 for r in rest)
+            for p in SEGMENT_PARTS
+        }
+        forecast = sum(parts.values())
+        soft = forecast - parts["healthy"]
+        kept.append(
+            {
+                "label": f"other ({len(rest)})",
+                "other": len(rest),
+                "forecast_parts": parts,
+                "soft_share": soft / forecast if forecast > 0 else None,
+                "small": False,
+            }
+        )
+    return kept
+
+
+def segments_chart(rows: Sequence[Row], *, t: Catalogue = ENGLISH) -> str:
+    """Draw each segment's forecast for the period as one bar: healthy, then each risk.
+
+    A deal counts in the part of its first reason (stalled, no activity, slipping, overdue);
+    beside the bar: the soft share (the part at risk). At most :data:`MAX_SEGMENTS` rows,
+    the rest folded into "other"; a segment with few closed deals is marked ``*``.
+    """
+    drawn = fold_segments(rows)
+    row_h, top = 30.0, 56.0
+    left, right = 210.0, 760.0
+    height = top + row_h * len(drawn) + 56
+    totals = [
+        sum(_value(r.get("forecast_parts") or {}, p) or 0.0 for p in SEGMENT_PARTS) for r in drawn
+    ]
+    ticks = nice_ticks(0.0, max(totals, default=0.0))
+    scale = _Scale((ticks[0], ticks[-1]), (left, right))
+    names = {
+        "healthy": t("Healthy"),
+        "stalled": t("Stalled"),
+        "stale": t("No activity"),
+        "slipping": t("Slipping"),
+        "overdue": t("Past close date"),
+    }
+    parts = _open(
+        "segments",
+        height,
+        t("Forecast of the period by segment: healthy and at risk"),
+        t(
+            "One horizontal bar per segment, riskiest first: its weighted forecast for the "
+            "period, split into deals that are healthy, stalled, without activity, slipping or "
+            "past their close date (a deal counts in its first reason); the soft share is "
+            "written beside each bar."
+        ),
+    )
+    parts += _legend(
+        [
+            (f'<rect x="0" y="-6" width="12" height="12" class="r-{p}"/>', names[p])
+            for p in SEGMENT_PARTS
+        ],
+        y=20,
+        x=left,
+    )
+    for index, (row, total) in enumerate(zip(drawn, totals, strict=True)):
+        y = top + row_h * index
+        label = str(row.get("label", ""))
+        if label.startswith("other (") and row.get("other"):
+            label = t("other ({count})", count=row["other"])
+        if row.get("small"):
+            label += " *"
+        parts.append('<g class="row">')
+        parts.append(_row_label(left - 10, y + row_h / 2 + 4, label))
+        x = scale(0.0)
+        for part in SEGMENT_PARTS:
+            value = _value(row.get("forecast_parts") or {}, part) or 0.0
+            if value <= 0:
+                continue
+            width = scale(value) - scale(0.0)
+            parts.append(
+                f'<rect data-mark="bar" data-part="{part}" class="bar r-{part}" x="{_c(x)}" '
+                f'y="{_c(y + 5)}" width="{_c(max(width, 1.0))}" height="{_c(row_h - 10)}">'
+                f"<title>{_e(label)}: {_e(names[part])} {_e(compact(value))}</title></rect>"
+            )
+            x += width
+        share = row.get("soft_share")
+        note = t("{share} soft", share=percent(share)) if share is not None else "—"
+        parts.append(_text(x + 8, y + row_h / 2 + 4, f"{compact(total)} · {note}", cls="value"))
+        parts.append("</g>")
+    bottom = top + row_h * len(drawn)
+    parts += _x_axis(
+        scale,
+        ticks,
+        top=top,
+        bottom=bottom,
+        label=t("Weighted forecast of the period"),
+        fmt=_tick_format(ticks, compact),
+    )
     parts.append("</svg>")
     return "\n".join(parts)

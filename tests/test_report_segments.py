@@ -1,0 +1,194 @@
+"""The report's segment section (``build_document(by=...)``, ``stagegate report --by``)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stagegate import analytics as an
+from stagegate.report import UnknownSegmentColumnError, build_document, render_html
+from stagegate.report._i18n import catalogue
+from stagegate.simulate import simulate
+from stagegate.templates import b2b
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    process = b2b()
+    sim = simulate(300, seed=11, process=process, segments=True)
+    events = [e for e in sim.events if e.at <= sim.as_of]
+    return process, events, sim.as_of
+
+
+@pytest.fixture(scope="module")
+def by_owner(pipeline):
+    process, events, as_of = pipeline
+    return build_document(events, process, as_of=as_of, by="owner", flag_pushes=2, top=5)
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=0.02)
+
+
+class TestSection:
+    def test_without_by_the_document_has_no_segment_section(self, pipeline):
+        process, events, as_of = pipeline
+        assert "segments" not in build_document(events, process, as_of=as_of)
+
+    def test_one_row_per_owner_riskiest_first(self, by_owner):
+        rows = by_owner["segments"]["rows"]
+        assert len({tuple(r["segment"]) for r in rows}) == len(rows) > 3
+        keys = [(-r["soft_forecast"], -r["at_risk_amount"]) for r in rows]
+        assert keys == sorted(keys)
+
+    def test_the_forecast_parts_add_up_and_the_soft_part_is_the_risky_ones(self, by_owner):
+        for r in by_owner["segments"]["rows"]:
+            parts = r["forecast_parts"]
+            assert close(r["forecast"], sum(parts.values()))
+            assert close(r["soft_forecast"], r["forecast"] - parts["healthy"])
+            assert r["soft_share"] is None or 0.0 <= r["soft_share"] <= 1.0
+
+    def test_deals_at_risk_are_bounded_by_top_and_say_why(self, by_owner):
+        for r in by_owner["segments"]["rows"]:
+            assert len(r["deals"]) == r["deals_count"]["shown"] <= 5
+            assert r["deals_count"]["total"] == r["at_risk_deals"]
+            assert all(d["reasons"] for d in r["deals"])
+            weights = [d["weighted"] for d in r["deals"]]
+            assert weights == sorted(weights, reverse=True)
+
+    def test_the_section_states_its_soft_forecast_definition(self, by_owner):
+        section = by_owner["segments"]
+        assert "pushed at least 2 times" in section["definition"]
+        assert section["by"] == ["owner"]
+        assert section["activities"] is True
+
+    def test_several_columns_comma_separated_or_as_a_sequence(self, pipeline):
+        process, events, as_of = pipeline
+        one = build_document(events, process, as_of=as_of, by="region,team")["segments"]
+        two = build_document(events, process, as_of=as_of, by=("region", "team"))["segments"]
+        assert one == two
+        assert one["by"] == ["region", "team"]
+        assert all(len(r["segment"]) == 2 for r in one["rows"])
+
+    def test_an_unknown_column_is_refused_naming_the_columns_there_are(self, pipeline):
+        process, events, as_of = pipeline
+        with pytest.raises(UnknownSegmentColumnError, match=r"'product'.*owner.*region.*team"):
+            build_document(events, process, as_of=as_of, by="product")
+
+    def test_data_without_segments_says_so(self):
+        process = b2b()
+        sim = simulate(40, seed=2, process=process)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        with pytest.raises(UnknownSegmentColumnError, match="records no owner"):
+            build_document(events, process, as_of=sim.as_of, by="owner")
+
+
+class TestRebuiltFromTheAnalytics:
+    """Every number of the section, recomputed from the public analytics functions."""
+
+    def test_every_row_is_rebuilt(self, pipeline, by_owner):
+        process, events, as_of = pipeline
+        section = by_owner["segments"]
+        estimator = section["estimator"]
+        totals = {
+            r.segment: r
+            for r in an.rollup(events, process, as_of=as_of, levels=("owner",), estimator=estimator)
+            if r.level == "owner"
+        }
+        cards = {r.segment: r for r in an.scorecard(events, process, as_of=as_of, by="owner")}
+        deals = an.staleness(events, process, as_of=as_of, by="owner")
+        slow = {s.opportunity_id for s in an.stalled(events, process, as_of=as_of)}
+        slips = {
+            d.opportunity_id: d
+            for d in an.slippage(events, process, as_of=as_of, flag_pushes=2).deals
+        }
+        now = {s.opportunity_id: s for s in an.snapshot(events, process, at=as_of)}
+        figures: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for d in deals:
+            mine = figures[d.segment]
+            close_date = now[d.opportunity_id].close_date
+            slip = slips.get(d.opportunity_id)
+            flags = {
+                "stalled": d.opportunity_id in slow,
+                "stale": bool(d.stale),
+                "slipping": slip is not None and slip.flagged,
+                "overdue": close_date is not None and close_date < as_of.date(),
+            }
+            mine["pushes"] += 0 if slip is None else slip.pushes
+            for name, holds in flags.items():
+                mine[name] += holds
+                mine[f"{name}_amount"] += float(d.amount or 0) if holds else 0.0
+            mine["at_risk"] += any(flags.values())
+        assert {tuple(r["segment"]) for r in section["rows"]} == set(totals) | set(cards)
+        for row in section["rows"]:
+            key = tuple(row["segment"])
+            total, card, mine = totals.get(key), cards.get(key), figures[key]
+            assert row["open_deals"] == (0 if total is None else total.deals)
+            assert close(row["pipeline"], float(total.pipeline if total else Decimal(0)))
+            assert close(row["forecast"], float(total.period_weighted if total else Decimal(0)))
+            assert row["won"] == (0 if card is None else card.won)
+            assert close(row["win_rate"], None if card is None else card.win_rate)
+            assert close(
+                row["median_cycle_days"], None if card is None else card.won_cycle_median_days
+            )
+            assert row["small"] == (card is None or card.small)
+            for name in ("stalled", "stale", "slipping", "overdue"):
+                assert row[f"{name}_deals"] == mine[name], (key, name)
+                assert close(row[f"{name}_amount"], mine[f"{name}_amount"])
+            assert row["pushes"] == mine["pushes"]
+            assert row["at_risk_deals"] == mine["at_risk"]
+
+
+class TestPage:
+    def test_the_page_has_the_section_its_chart_and_the_deals(self, by_owner):
+        page = render_html(by_owner)
+        assert 'id="segments-h">By segment<' in page
+        assert 'data-chart="segments"' in page
+        assert "segment-deals" in page
+        assert "Soft forecast: the share" in page
+
+    def test_the_korean_page_needs_no_text_the_catalogue_lacks(self, by_owner):
+        ko = catalogue("ko")
+        ko.missing.clear()
+        page = render_html(by_owner, language="ko")
+        assert set() == ko.missing
+        assert 'id="segments-h">세그먼트별<' in page
+
+    def test_a_page_without_the_section_has_no_segment_heading(self, pipeline):
+        process, events, as_of = pipeline
+        page = render_html(build_document(events, process, as_of=as_of))
+        assert 'id="segments-h"' not in page
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    deals=st.integers(5, 60),
+    at=st.floats(0.3, 1.0),
+    by=st.sampled_from(["owner", "team", "region,team"]),
+)
+def test_any_pipeline_splits_into_segments_that_add_up(seed, deals, at, by) -> None:
+    """Every open deal is in exactly one row; the parts of each forecast add up to it."""
+    process = b2b()
+    sim = simulate(deals, seed=seed, process=process, segments=True)
+    first = min(e.at for e in sim.events)
+    as_of = first + (sim.as_of - first) * at
+    events = [e for e in sim.events if e.at <= as_of]
+    document = build_document(events, process, as_of=as_of, by=by)
+    rows = document["segments"]["rows"]
+    assert sum(r["open_deals"] for r in rows) == document["summary"]["open"]
+    assert close(sum(r["pipeline"] for r in rows), document["summary"]["open_amount"])
+    for r in rows:
+        assert close(sum(r["forecast_parts"].values()), r["forecast"])
+        assert 0.0 <= r["soft_forecast"] <= r["forecast"] + 0.02
+        assert r["at_risk_deals"] <= r["open_deals"]
+        assert r["won"] + r["lost"] == r["closed"]
+    keys = [(-r["soft_forecast"], -r["at_risk_amount"]) for r in rows]
+    assert keys == sorted(keys)
