@@ -169,6 +169,13 @@ def test_odd_values_are_encoded_as_event_by_event(event: Event) -> None:
     assert _seal_rows([event], encoded, {}) == expected
 
 
+def cyclic() -> dict[str, Any]:
+    """Details that hold themselves (no stagegate code makes them: ``freeze`` refuses them)."""
+    details: dict[str, Any] = {"a": 1}
+    details["self"] = [details]
+    return details
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -176,8 +183,9 @@ def test_odd_values_are_encoded_as_event_by_event(event: Event) -> None:
         {"details": FrozenMapping({"x": object()})},
         {"kind": "opened"},
         {"close_date": "2026-01-01"},
+        {"details": cyclic()},
     ],
-    ids=["surrogate", "object in details", "text kind", "text date"],
+    ids=["surrogate", "object in details", "text kind", "text date", "cyclic details"],
 )
 def test_what_cannot_be_stored_is_refused_and_nothing_is_written(
     tmp_path: Path, changes: dict[str, Any]

@@ -75,8 +75,8 @@ _encode_sorted = _SORTED.encode
 def _direct_encoder() -> Any:
     """The C encoder ``_encode_sorted`` builds on every call, built once (``None``: not here).
 
-    Made without circular-reference markers: frozen details cannot hold themselves, and a value
-    that recurses anyway fails the fast path, whose fallback reports it.
+    Made without circular-reference markers (frozen details cannot hold themselves): a value
+    that recurses anyway is encoded again by ``_encode_sorted``, which names the cycle.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - CPython ships the C accelerator
@@ -99,8 +99,11 @@ def details_json(details: Mapping[str, Any]) -> str:
     """Details as compact JSON with sorted keys (tuples become lists), as they are stored."""
     if isinstance(details, dict):  # FrozenMapping: JSON-ready as it is
         if _DIRECT is not None:
-            return _join(_DIRECT(details, 0))
-        return _encode_sorted(details)  # pragma: no cover - no C accelerator
+            try:
+                return _join(_DIRECT(details, 0))
+            except RecursionError:  # a value holding itself: the checked encoder says so
+                pass
+        return _encode_sorted(details)
     return _encode_sorted(thaw(details))
 
 
