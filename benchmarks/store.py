@@ -25,6 +25,7 @@ Then, on fresh files in a temporary folder:
 
 Usage: python benchmarks/store.py [--deals 1000000] [--chunk 10000] [--single-events 20000]
        python benchmarks/store.py --store FILE   (only frame_s and the report, on that store)
+       python benchmarks/store.py --append-only  (only the batched import, on each backend)
 The last line printed is one JSON object with the figures.
 """
 
@@ -274,10 +275,18 @@ def main() -> None:
     parser.add_argument(
         "--store", default=None, help="only time to_frame and the report on this existing store"
     )
+    parser.add_argument(
+        "--append-only",
+        action="store_true",
+        help="measure only the batched import (events/s, wall and CPU) on each backend",
+    )
     args = parser.parse_args()
     backends = [name.strip() for name in args.backend.split(",") if name.strip()]
     if not set(backends) <= {"sqlite", "postgresql"}:
         parser.error(f"--backend: choose from sqlite, postgresql, got {args.backend!r}")
+    if args.append_only:
+        print(json.dumps(append_figures(args, backends)))
+        return
     if "sqlite" not in backends:
         print(json.dumps({"deals": args.deals, "postgresql": postgresql_figures(args)}))
         return
@@ -437,6 +446,52 @@ def main() -> None:
             file=sys.stderr,
         )
     print(json.dumps(figures))
+
+
+def timed_appends(store: object, args: argparse.Namespace) -> tuple[int, float, float]:
+    """Append every chunk to ``store``: events, wall seconds and CPU seconds of the appends."""
+    events, write_s, write_cpu_s = 0, 0.0, 0.0
+    for batch in chunks(args.deals, args.chunk, args.seed):
+        gc.disable()
+        started, cpu = time.perf_counter(), time.process_time()
+        store.append(batch)  # type: ignore[attr-defined]
+        write_s += time.perf_counter() - started
+        write_cpu_s += time.process_time() - cpu
+        gc.enable()
+        events += len(batch)
+    return events, write_s, write_cpu_s
+
+
+def append_figures(args: argparse.Namespace, backends: list[str]) -> dict[str, object]:
+    """Only the batched import, on a fresh store of each backend (``--append-only``)."""
+    import contextlib
+
+    figures: dict[str, object] = {"deals": args.deals, "chunk": args.chunk}
+    with contextlib.ExitStack() as stack:
+        for backend in backends:
+            if backend == "sqlite":
+                folder = stack.enter_context(tempfile.TemporaryDirectory(dir=args.folder))
+                store: object = stack.enter_context(SQLiteStore(Path(folder) / "batched.sqlite"))
+            else:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+                from postgresql_server import BENCHMARK_SETTINGS, cluster
+                from stagegate.store import PostgreSQLStore
+
+                url = args.postgresql_url or stack.enter_context(cluster(BENCHMARK_SETTINGS)).url()
+                store = stack.enter_context(PostgreSQLStore(url, schema=f"bench_{os.getpid()}"))
+            events, write_s, write_cpu_s = timed_appends(store, args)
+            figures[backend] = {
+                "events": events,
+                "events_per_s_batched": round(events / write_s),
+                "cpu_events_per_s_batched": round(events / write_cpu_s),
+            }
+            print(
+                f"{backend}: {events:,} events in {write_s:.1f} s ({events / write_s:,.0f} "
+                f"events/s; {events / write_cpu_s:,.0f} per CPU second)",
+                file=sys.stderr,
+            )
+    figures["load_average"] = [round(load, 2) for load in os.getloadavg()]
+    return figures
 
 
 def postgresql_figures(args: argparse.Namespace) -> dict[str, object]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -48,6 +48,7 @@ __all__ = [
     "Verification",
     "canonical_bytes",
     "chain_digest",
+    "chain_digests",
     "check_chain",
     "event_digest",
     "seal",
@@ -98,6 +99,32 @@ def chain_digest(canonical: bytes, previous: str | None) -> str:
     """
     link = _GENESIS if previous is None else previous.encode("ascii", "replace")
     return hashlib.sha256(_PREFIX + link + b"\n" + canonical).hexdigest()
+
+
+def chain_digests(
+    opportunity_ids: Sequence[str], contents: Sequence[bytes], links: dict[str, str | None]
+) -> list[str]:
+    """:func:`chain_digest` of each content after the digest before it in its opportunity.
+
+    ``links`` holds each opportunity's last digest before the batch (absent or ``None``: the
+    log starts here) and is updated to the last digest of each. One loop for a whole batch:
+    what a store runs inside its write transaction.
+    """
+    sha256 = hashlib.sha256
+    heads = {
+        oid: _GENESIS if link is None else link.encode("ascii", "replace")
+        for oid, link in links.items()
+    }
+    get = heads.get
+    digests: list[str] = []
+    add = digests.append
+    for oid, content in zip(opportunity_ids, contents, strict=True):
+        digest = sha256(_PREFIX + get(oid, _GENESIS) + b"\n" + content).hexdigest()
+        heads[oid] = digest.encode("ascii")
+        add(digest)
+    for oid in dict.fromkeys(opportunity_ids):
+        links[oid] = heads[oid].decode("ascii")
+    return digests
 
 
 def check_chain(

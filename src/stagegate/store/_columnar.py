@@ -36,6 +36,7 @@ __all__ = [
     "SEGMENT_KINDS",
     "ChunkWriter",
     "encode_chunk",
+    "encode_columns",
     "frame_of",
 ]
 
@@ -141,14 +142,25 @@ def encode_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
     ``kind`` and ``move`` may be text or the enums; ``amount`` decimal text or a number;
     ``close_date`` ISO text or a date; ``details`` JSON text or a mapping.
     """
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (DETAILS + 1)
+    return encode_columns(list(zip(*rows, strict=True)) if rows else [()] * (DETAILS + 1))
+
+
+def encode_columns(columns: Sequence[Sequence[Any]]) -> bytes:
+    """:func:`encode_chunk` of rows given as their columns.
+
+    ``columns[i]`` holds the ``i``-th value of every row: what a store that encodes a batch
+    column by column hands over, with no rows to transpose.
+    """
     kinds = columns[KIND]
     if any(kind in SEGMENT_KINDS for kind in dict.fromkeys(kinds)):
-        segments = [_segment(row) if row[KIND] in SEGMENT_KINDS else (None, None) for row in rows]
+        segments = [
+            _segment([column[i] for column in columns]) if kind in SEGMENT_KINDS else (None, None)
+            for i, kind in enumerate(kinds)
+        ]
         segment_names: Sequence[Any] = [s for s, _ in segments]
         segment_values: Sequence[Any] = [v for _, v in segments]
     else:
-        segment_names = segment_values = (None,) * len(rows)
+        segment_names = segment_values = (None,) * len(kinds)
     arrays: dict[str, array.array[Any]] = {
         "at_us": array.array("q", columns[AT_US]),
         "seq": array.array("q", columns[SEQ]),
@@ -181,7 +193,7 @@ def encode_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
         parts.append(data)
         offset += len(data)
     header = json.dumps(
-        {"n": len(rows), "arrays": layout, "dictionaries": dictionaries},
+        {"n": len(kinds), "arrays": layout, "dictionaries": dictionaries},
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")

@@ -42,6 +42,7 @@ import attrs
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event, freeze
+from stagegate.store._rows import EncodedBatch
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -481,9 +482,8 @@ class PostgreSQLStore(EventStore):
             if others or known is None or known[0] != first - 1:
                 return False
             link = known[1]
-        rows, canonical = _sealables_of(events)
         links = {oid: link} if first > 1 else {}
-        sealed = _seal_rows(events, rows, canonical, links)
+        sealed = _seal_rows(events, _sealables_of(events), links)
         values = [value for row in sealed for value in row]
         try:
             if first == 1:
@@ -641,7 +641,7 @@ class PostgreSQLStore(EventStore):
         conn: psycopg.Connection[Any],
         runs: dict[str, tuple[int, int]],
         events: Sequence[Event],
-        encoded: tuple[list[tuple[Any, ...]], list[bytes]],
+        encoded: EncodedBatch,
         progress: Progress | None,
     ) -> list[tuple[Any, ...]]:
         """Inside the transaction: check each run continues its log, seal, and copy."""
@@ -654,7 +654,7 @@ class PostgreSQLStore(EventStore):
         if error is not None:
             raise error
         links = {oid: digest for oid, (_, digest) in tails.items()}
-        sealed = _seal_rows(events, *encoded, links)
+        sealed = _seal_rows(events, encoded, links)
         self._copy(conn, sealed, progress)
         return sealed
 

@@ -68,10 +68,18 @@ import attrs
 from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
-from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze, thaw
+from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze
 from stagegate.gates import GateReport
-from stagegate.integrity import chain_digest, event_digest
-from stagegate.store._columnar import encode_chunk, frame_of, merge_chunks
+from stagegate.integrity import event_digest
+from stagegate.store._columnar import encode_chunk, encode_columns, frame_of, merge_chunks
+from stagegate.store._rows import (
+    EncodedBatch,
+    details_json,
+    encode_batch,
+    gate_json,
+    rows_of,
+    seal,
+)
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -217,12 +225,6 @@ def _has_processes(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def _details_json(details: Mapping[str, Any]) -> str:
-    if isinstance(details, dict):  # FrozenMapping: JSON-ready as it is (tuples become lists)
-        return _encode_sorted(details)
-    return _encode_sorted(thaw(details))
-
-
 def _details(text: str) -> Mapping[str, Any]:
     """Decode details JSON into the read-only values :func:`~stagegate.events.freeze` makes."""
     if "[" not in text:  # no lists (the common case): objects become FrozenMappings directly
@@ -235,25 +237,6 @@ def _row(e: Event) -> tuple[Any, ...]:
     return _sealable(e)[0]
 
 
-_GATE_TEXTS: dict[GateReport, str] = {}
-_GATE_TEXTS_KEPT = 4096
-
-
-def _gate_json(gate: GateReport) -> str:
-    """A gate report as sorted JSON text, remembered: the same reports recur across deals.
-
-    Reports are tuples of text, booleans and integers (``GateReport.from_dict`` and the gates
-    make no others), so equal reports have equal text.
-    """
-    text = _GATE_TEXTS.get(gate)
-    if text is None:
-        text = _encode_sorted(gate.to_dict())
-        if len(_GATE_TEXTS) >= _GATE_TEXTS_KEPT:
-            _GATE_TEXTS.clear()
-        _GATE_TEXTS[gate] = text
-    return text
-
-
 def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     """The column values of one event (no digest) and the canonical content its digest covers.
 
@@ -263,8 +246,8 @@ def _sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
     details, gate, amount, close_date, move = e.details, e.gate, e.amount, e.close_date, e.move
     amount_text = None if amount is None else str(amount)
     date_text = None if close_date is None else close_date.isoformat()
-    details_text = None if details is None else _details_json(details)
-    gate_text = None if gate is None else _gate_json(gate)
+    details_text = None if details is None else details_json(details)
+    gate_text = None if gate is None else gate_json(gate)
     row = (
         e.opportunity_id,
         e.seq,
@@ -356,15 +339,24 @@ def _event_row(row: tuple[Any, ...]) -> EventRow:
         ) from None
 
 
-def _sealables_of(events: Sequence[Event]) -> tuple[list[tuple[Any, ...]], list[bytes]]:
-    """Encode a batch and the canonical content of each event, or say which cannot be stored."""
+def _sealables_of(events: Sequence[Event]) -> EncodedBatch:
+    """Encode a batch and the canonical content of each event, or say which cannot be stored.
+
+    Column by column (:func:`~stagegate.store._rows.encode_batch`) when it can, else event by
+    event (:func:`_sealable`, which also names the event that cannot be stored).
+    """
+    batch = encode_batch(events)
+    if batch is not None:
+        return batch
     try:
         pairs = [_sealable(event) for event in events]
     except UnicodeEncodeError as exc:
         raise EventLogError(f"cannot store the batch: {exc}; events hold text and ints") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise _unstorable(events, exc) from None
-    return [row for row, _ in pairs], [content for _, content in pairs]
+    return EncodedBatch.of_rows(
+        [row for row, _ in pairs], [content for _, content in pairs], [e.digest for e in events]
+    )
 
 
 def _unstorable(events: Sequence[Event], exc: Exception) -> EventLogError:
@@ -386,8 +378,7 @@ def _encodes(event: Event) -> bool:
 
 def _seal_rows(
     events: Sequence[Event],
-    rows: list[tuple[Any, ...]],
-    canonical: list[bytes],
+    batch: EncodedBatch,
     links: dict[str, str | None],
     unsealed: frozenset[str] = frozenset(),
 ) -> list[tuple[Any, ...]]:
@@ -398,18 +389,7 @@ def _seal_rows(
     Raises:
         EventLogError: an event already carries a digest that is not its place in the chain.
     """
-    sealed: list[tuple[Any, ...]] = []
-    for event, row, content in zip(events, rows, canonical, strict=True):
-        oid = row[0]
-        if oid in unsealed:
-            sealed.append((*row, event.digest))
-            continue
-        digest = chain_digest(content, links.get(oid))
-        if event.digest is not None and event.digest != digest:
-            raise digest_refused(event)
-        links[oid] = digest
-        sealed.append((*row, digest))
-    return sealed
+    return rows_of(batch, seal(events, batch, links, unsealed))
 
 
 def _seal_copied(conn: sqlite3.Connection, runs: list[tuple[str, int, int | None]]) -> None:
@@ -469,16 +449,17 @@ def _projected(conn: sqlite3.Connection, phases: Phases | None) -> list[bytes]:
     return chunks
 
 
-def _project(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """Inside a write transaction: add the projection of rows just inserted into ``events``.
+def _project(conn: sqlite3.Connection, columns: Sequence[Sequence[Any]]) -> None:
+    """Inside a write transaction: add the projection of columns just inserted into ``events``.
 
     Small batches leave small chunks; every :data:`MERGE_EVERY` chunks the small ones just
     written are merged (and every ``MERGE_EVERY ** 2`` the merged ones, and so on), so a log
     appended one event at a time still reads as a few large chunks.
     """
-    for start in range(0, len(rows), PROJECTION_CHUNK):
-        part = rows[start : start + PROJECTION_CHUNK]
-        last = conn.execute(_PROJECT, (len(part), encode_chunk(part))).lastrowid or 0
+    total = len(columns[0]) if columns else 0
+    for start in range(0, total, PROJECTION_CHUNK):
+        part = [column[start : start + PROJECTION_CHUNK] for column in columns]
+        last = conn.execute(_PROJECT, (len(part[0]), encode_columns(part))).lastrowid or 0
         span = MERGE_EVERY
         while last % span == 0:
             _merge_small(conn, last - span, last)
@@ -1000,9 +981,9 @@ class SQLiteStore(EventStore):
         conn = self._read(lambda conn: conn)
         if not events:
             return
-        rows, canonical = _sealables_of(events)
+        batch = _sealables_of(events)
         with self._transaction(conn):
-            self._write(conn, runs, events, rows, canonical, progress)
+            self._write(conn, runs, events, batch, progress)
 
     def write_import(
         self,
@@ -1031,7 +1012,7 @@ class SQLiteStore(EventStore):
 
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
-        rows, canonical = _sealables_of(events)
+        batch = _sealables_of(events)
         stored: ImportRecord | None = None
         definition = None
         if process is not None and process.serializable:
@@ -1041,13 +1022,13 @@ class SQLiteStore(EventStore):
                 _put_definition(conn, self._path, *definition)
             if record is not None:
                 stored = _put_record(conn, record)
-            self._write(conn, runs, events, rows, canonical, progress)
+            self._write(conn, runs, events, batch, progress)
         return stored
 
     def _stage(self, events: Sequence[Event]) -> None:
         """Append a batch to a staging store: a new opportunity's run may start at any seq."""
         runs = check_batch(events)
-        rows, canonical = _sealables_of(events)
+        batch = _sealables_of(events)
         conn = self._read(lambda conn: conn)
         with self._transaction(conn, migrate=False):
             # A run that opens its deal, or continues a sealed staged run, is sealed now, so
@@ -1063,9 +1044,8 @@ class SQLiteStore(EventStore):
                     links[oid] = digest
                 else:
                     unsealed.add(oid)
-            rows = _seal_rows(events, rows, canonical, links, frozenset(unsealed))
-            conn.executemany(_INSERT, rows)
-            _project(conn, rows)
+            conn.executemany(_INSERT, _seal_rows(events, batch, links, frozenset(unsealed)))
+            _project(conn, batch.columns)
 
     def write_import_from(
         self,
@@ -1203,12 +1183,11 @@ class SQLiteStore(EventStore):
         return int(count)
 
     @staticmethod
-    def _write(  # noqa: PLR0917 - private, the parts of one batch
+    def _write(
         conn: sqlite3.Connection,
         runs: dict[str, tuple[int, int]],
         events: Sequence[Event],
-        rows: list[tuple[Any, ...]],
-        canonical: list[bytes],
+        batch: EncodedBatch,
         progress: Progress | None = None,
     ) -> None:
         """Check, seal and insert inside the open transaction, then commit."""
@@ -1222,7 +1201,7 @@ class SQLiteStore(EventStore):
         error = conflicts(runs, ((oid, seq) for oid, (seq, _) in tails.items()))
         if error is None:
             links = {oid: digest for oid, (_, digest) in tails.items()}
-            rows = _seal_rows(events, rows, canonical, links)
+            rows = _seal_rows(events, batch, links)
             conn.execute("SAVEPOINT batch")
             try:
                 if progress is None:
@@ -1231,7 +1210,7 @@ class SQLiteStore(EventStore):
                     for start in range(0, len(rows), _PROGRESS_STEP):
                         conn.executemany(_INSERT, rows[start : start + _PROGRESS_STEP])
                         progress(min(start + _PROGRESS_STEP, len(rows)))
-                _project(conn, rows)
+                _project(conn, batch.columns)
             except sqlite3.IntegrityError:
                 # Undo this batch's rows but keep the write lock: the last seqs read next are
                 # the ones the batch collided with.
