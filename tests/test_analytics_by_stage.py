@@ -152,7 +152,8 @@ def test_each_stage_row_is_the_function_on_the_deals_attributed_there(deals: lis
         if KINDS[r["stage"]] != "open":
             closers[r["owner"]].add(oid)
     overall = {r.segment: r for r in speed if r.stage == "overall"}
-    assert list(overall) == order({k[0] for k in keys} | set(closers))
+    opened = {owner for (owner, stage) in entered if KINDS[stage] == "open"}
+    assert list(overall) == order(opened | set(closers))
     for (owner,), row in overall.items():
         stages = [r for r in speed if r.segment == (owner,) and r.stage != "overall"]
         assert row.deals == sum(r.deals for r in stages)
@@ -349,3 +350,33 @@ def test_segments_come_in_order_with_no_value_last() -> None:
     assert [r.segment for r in an.velocity(rows, KINDS, as_of=AS_OF, by="owner")][-1] == (None,)
     later = an.funnel(rows, KINDS, as_of=AS_OF + timedelta(days=1), by=["owner"])
     assert plain(later.stages) == plain(got.stages)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEALS, st.sampled_from([(0,), (0, 2, 5), an.DEFAULT_BINS]))
+def test_the_one_pass_dwell_table_equals_the_function_run_per_segment(
+    deals: list[Deal], bins: tuple[float, ...]
+) -> None:
+    from stagegate.analytics._by import by_segment
+
+    rows = rows_of(deals)
+
+    def run(part: Any) -> Any:
+        return an.dwell_probabilities(part, KINDS, as_of=AS_OF, bins=bins)
+
+    reference = by_segment(
+        run, rows, KINDS, "owner", an.DwellProbability, as_of=AS_OF, assume_zone=None
+    )
+    assert an.dwell_probabilities(rows, KINDS, as_of=AS_OF, by="owner", bins=bins) == reference
+    frame = frames_of(rows, "polars")
+    got = an.dwell_probabilities(frame, KINDS, as_of=AS_OF, by="owner", bins=bins)
+    assert normalize(got) == reference_rows(reference)
+
+
+def reference_rows(records: list[Any]) -> list[dict[str, Any]]:
+    return normalize(
+        [
+            {"owner": r.segment[0], "deals": r.deals, "small": r.small, **plain([r])[0]}
+            for r in records
+        ]
+    )

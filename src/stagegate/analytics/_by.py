@@ -19,7 +19,7 @@ import attrs
 
 from stagegate._time import epoch_us, to_utc
 from stagegate.analytics._segments import SMALL_SAMPLE, read_inputs, segment_columns
-from stagegate.analytics._table import backend_of, is_frame
+from stagegate.analytics._table import DAY_US, backend_of, is_frame
 from stagegate.analytics.intervals import prepare, stage_intervals
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 
@@ -89,8 +89,8 @@ def _records(result: Any, cls: type[Any]) -> list[Any]:
     ]
 
 
-Visit = tuple[str, str, str, int, int, int | None]
-"""``(deal, stage, kind, visit, entered us, exited us)`` of one stage visit."""
+Visit = tuple[str, str, str, int, int, int | None, str]
+"""``(deal, stage, kind, visit, entered us, exited us, outcome)`` of one stage visit."""
 
 
 def _visits(
@@ -100,17 +100,18 @@ def _visits(
     if not is_frame(data):
         visits = prepare(items, out, as_of=as_of, assume_zone=assume_zone).python or []
         return [
-            (v.opportunity_id, v.stage, v.kind, v.visit, v.entered_us, v.exited_us) for v in visits
+            (v.opportunity_id, v.stage, v.kind, v.visit, v.entered_us, v.exited_us, v.outcome)
+            for v in visits
         ]
     import narwhals as nw  # noqa: PLC0415
 
     frame = nw.from_native(stage_intervals(data, out, as_of=as_of, assume_zone=assume_zone))
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
-    names = ("opportunity_id", "stage", "kind", "visit", "entered_us", "exited_us")
+    names = ("opportunity_id", "stage", "kind", "visit", "entered_us", "exited_us", "outcome")
     return [
-        (str(oid), str(stage), str(kind), int(visit), int(entered), _us(exited))
-        for oid, stage, kind, visit, entered, exited in frame.select(*names).rows()
+        (str(oid), str(stage), str(kind), int(visit), int(entered), _us(exited), str(outcome))
+        for oid, stage, kind, visit, entered, exited, outcome in frame.select(*names).rows()
     ]
 
 
@@ -205,7 +206,7 @@ def attribute(
     visits = _visits(data, inputs.data, out, as_of, assume_zone)
     entered: dict[tuple[Segment, str], set[str]] = defaultdict(set)
     key_of: dict[tuple[str, str], Segment] = {}
-    for oid, stage, kind, visit, entered_us, _ in visits:
+    for oid, stage, kind, visit, entered_us, _, _ in visits:
         if visit == 1 and kind in kinds:
             key = inputs.at(oid, entered_us, columns)
             entered[key, stage].add(oid)
@@ -469,7 +470,7 @@ def velocity_by_segment(
                     )
     opened = {oid for oid, _, kind, *_ in seen.visits if kind == "open"}
     closers: dict[Segment, set[str]] = defaultdict(set)
-    for oid, _, kind, _, entered_us, exited_us in seen.visits:
+    for oid, _, kind, _, entered_us, exited_us, _ in seen.visits:
         if exited_us is None and kind != "open" and oid in opened:
             closers[seen.inputs.at(oid, entered_us, columns)].add(oid)
     result = []
@@ -494,3 +495,54 @@ def velocity_by_segment(
     if not is_frame(data):
         return result
     return _frame(data, columns, result, Velocity, ("reached", "small"))
+
+
+def dwell_by_segment(
+    data: Any,
+    outcomes: OutcomesLike,
+    by: str | Sequence[str],
+    *,
+    bins: Sequence[float],
+    confidence: float,
+    as_of: datetime,
+    assume_zone: str | tzinfo | None,
+) -> Any:
+    """:func:`~stagegate.analytics.dwell_probabilities` per segment, in one grouped pass.
+
+    The visits are computed once (by the frame's kernel for a frame); each visit of a closed
+    deal to an open stage is counted for the segment the deal had at its first entry into the
+    stage, by dwell bin and outcome, and each segment's table is read off its counts. The
+    same rows as :func:`by_segment` running the function once per segment (the reference,
+    which the tests compare this with).
+
+    Returns:
+        ``DwellProbability`` records (or a frame) as :func:`by_segment` gives them.
+
+    Raises:
+        AnalyticsError: ``by`` is not a column name or names, or names a result column.
+    """
+    from stagegate.analytics.probability import (  # noqa: PLC0415
+        Counts,
+        DwellProbability,
+        bin_of,
+        dwell_table,
+    )
+
+    columns = check_by(by, DwellProbability)
+    out = Outcomes.of(outcomes)
+    seen = attribute(data, out, columns, as_of=as_of, assume_zone=assume_zone)
+    dwell: dict[Segment, dict[tuple[str, int, str], int]] = defaultdict(lambda: defaultdict(int))
+    for oid, stage, kind, _, entered_us, exited_us, outcome in seen.visits:
+        if kind == "open" and outcome != "open" and exited_us is not None:
+            days = (exited_us - entered_us) / DAY_US
+            dwell[seen.key_of[oid, stage]][stage, bin_of(days, bins), outcome] += 1
+    result = []
+    for key in seen.segments():
+        table = dwell_table(Counts({}, {}, dict(dwell.get(key, {}))), out, bins, confidence)
+        for record in table:
+            n = seen.deals(key, record.stage)
+            if n:
+                result.append(attrs.evolve(record, segment=key, deals=n, small=n < SMALL_SAMPLE))
+    if not is_frame(data):
+        return result
+    return _frame(data, columns, result, DwellProbability, ("deals", "small"))

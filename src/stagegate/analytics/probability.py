@@ -657,17 +657,12 @@ def dwell_probabilities(
     _check(confidence)
     edges = check_bins(bins)
     if by is not None:
-        from stagegate.analytics._by import by_segment  # noqa: PLC0415
+        from stagegate.analytics._by import dwell_by_segment  # noqa: PLC0415
 
-        def run(part: Any) -> Any:
-            return dwell_probabilities(
-                part, outcomes, as_of=as_of, bins=edges, confidence=confidence,
-                assume_zone=assume_zone,
-            )  # fmt: skip
-
-        return by_segment(
-            run, data, outcomes, by, DwellProbability, as_of=as_of, assume_zone=assume_zone
-        )
+        return dwell_by_segment(
+            data, outcomes, by, bins=edges, confidence=confidence, as_of=as_of,
+            assume_zone=assume_zone,
+        )  # fmt: skip
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, edges)
     return emit(
