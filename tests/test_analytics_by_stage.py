@@ -380,3 +380,55 @@ def reference_rows(records: list[Any]) -> list[dict[str, Any]]:
             for r in records
         ]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_spark_gives_the_pure_python_numbers() -> None:
+    import shutil
+
+    sql = pytest.importorskip("pyspark.sql")
+    if shutil.which("java") is None:
+        pytest.skip("PySpark needs Java")
+    from pyspark.sql import types as T  # noqa: N812 - the PySpark convention
+
+    spark = (
+        sql.SparkSession.builder.master("local[1]")
+        .appName("stagegate-by-stage")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .getOrCreate()
+    )
+    try:
+        rows = rows_of(PARITY_DEALS[:8])
+        schema = T.StructType(
+            [
+                T.StructField("opportunity_id", T.StringType()),
+                T.StructField("at", T.TimestampType()),
+                T.StructField("seq", T.LongType()),
+                T.StructField("stage", T.StringType()),
+                T.StructField("amount", T.DoubleType()),
+                T.StructField("reason", T.StringType()),
+                T.StructField("owner", T.StringType()),
+            ]
+        )
+        names = [f.name for f in schema.fields]
+        frame = spark.createDataFrame([tuple(r[n] for n in names) for r in rows], schema)
+        f = an.funnel(rows, KINDS, as_of=AS_OF, by="owner")
+        g = an.funnel(frame, KINDS, as_of=AS_OF, by="owner")
+        assert isinstance(g.stages, sql.DataFrame)
+        checked(reference(f.stages, ("deals", "small")), g.stages, ["owner", "deals", "small"])
+        expected = an.dwell_probabilities(rows, KINDS, as_of=AS_OF, by="owner")
+        actual = an.dwell_probabilities(frame, KINDS, as_of=AS_OF, by="owner")
+        checked(reference(expected, ("deals", "small")), actual, ["owner", "deals", "small"])
+        visits = normalize(an.stage_intervals(frame, KINDS, as_of=AS_OF, by="owner"))
+        want = {
+            (v.opportunity_id, v.step): v.segment[0]
+            for v in an.stage_intervals(rows, KINDS, as_of=AS_OF, by="owner")
+        }
+        assert {(r["opportunity_id"], r["step"]): r["owner"] for r in visits} == want
+    finally:
+        spark.stop()
