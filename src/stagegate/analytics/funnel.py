@@ -40,12 +40,13 @@ by stage and recorded reason, in deals and in losses.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics.intervals import StageInterval, prepare
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
@@ -54,7 +55,7 @@ __all__ = ["Funnel", "FunnelStage", "LossReason", "funnel"]
 
 @attrs.frozen(slots=True)
 class FunnelStage:
-    """One funnel row."""
+    """One funnel row (with ``by=``: its ``segment``, ``deals`` entered under it, ``small``)."""
 
     stage: str
     reached: int
@@ -65,6 +66,9 @@ class FunnelStage:
     lost_here: int
     open_here: int
     losses_here: int
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    deals: int | None = attrs.field(default=None, metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen(slots=True)
@@ -72,13 +76,16 @@ class LossReason:
     """Deals lost from ``stage`` with a given ``reason`` (``None``: no reason recorded).
 
     ``deals`` counts each deal once; ``losses`` counts each loss (a deal lost, reopened and
-    lost again from the same stage with the same reason counts twice there).
+    lost again from the same stage with the same reason counts twice there). With ``by=``,
+    ``segment`` and ``small`` (fewer than 30 deals of the segment entered ``stage``).
     """
 
     stage: str
     reason: str | None
     deals: int
     losses: int
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -225,6 +232,7 @@ def funnel(
     *,
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Funnel:
     """Reach and stage-to-stage conversion, any path and strictly in order, with losses.
 
@@ -234,6 +242,10 @@ def funnel(
         outcomes: a ``Process`` or a mapping ``{stage_id: kind}``.
         as_of: the instant the analysis stands at.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): per segment, each deal counted at a stage for the
+            segment in force when it first entered that stage (``stages`` rows gain
+            ``segment``, ``deals``, ``small``; ``losses`` rows ``segment`` and ``small``; a
+            frame gets the segment columns first). See ``docs/analytics.md``.
 
     Returns:
         :class:`Funnel` with tables in the caller's representation.
@@ -241,6 +253,15 @@ def funnel(
     Raises:
         AnalyticsError: the input is unusable.
     """
+    if by is not None:
+        from stagegate.analytics._by import funnel_by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Funnel:
+            return funnel(part, outcomes, as_of=as_of, assume_zone=assume_zone)
+
+        return funnel_by_segment(  # type: ignore[no-any-return]
+            run, data, outcomes, by, as_of=as_of, assume_zone=assume_zone
+        )
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     out = prepared.outcomes
     if prepared.python is not None:

@@ -32,7 +32,7 @@ b lead 9.0 None True open
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,7 @@ class StageInterval:
         reason: the reason recorded on entering the stage (why a deal was lost), if any.
         amount: the amount in force when the stage was entered, if known.
         close_day: the expected close date in force on entry, as days since 1970-01-01.
+        segment: with ``by=``, the segment values in force when the visit began.
     """
 
     opportunity_id: str
@@ -133,6 +134,7 @@ class StageInterval:
     reason: str | None = None
     amount: float | None = None
     close_day: int | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata={"by": True})
 
 
 def python_intervals(
@@ -302,6 +304,7 @@ def stage_intervals(
     *,
     as_of: datetime,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Every visit of every opportunity to every stage, as known at ``as_of``.
 
@@ -312,6 +315,9 @@ def stage_intervals(
         as_of: the instant the analysis stands at (aware); later rows are ignored and open
             visits are censored here.
         assume_zone: the zone of naive instants in ``data``, if any (never guessed).
+        by: a segment column (or several): each visit gains the values in force when it
+            began (``segment`` on a record; on a frame, the columns right after
+            ``opportunity_id``).
 
     Returns:
         A list of :class:`StageInterval` ordered by opportunity and step (pure Python), or a
@@ -326,6 +332,10 @@ def stage_intervals(
         UnknownStageError: a stage is not one of ``outcomes``.
         InvalidTimestampError: an instant is naive and no zone was named.
     """
+    if by is not None:
+        from stagegate.analytics._by import intervals_by_segment  # noqa: PLC0415
+
+        return intervals_by_segment(data, outcomes, by, as_of=as_of, assume_zone=assume_zone)
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, materialize=False)
     if prepared.python is not None:
         return prepared.python

@@ -131,6 +131,9 @@ class DwellProbability:
     probability: float | None
     low: float | None
     high: float | None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    deals: int | None = attrs.field(default=None, metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 @attrs.frozen
@@ -631,6 +634,7 @@ def dwell_probabilities(
     bins: Sequence[float] = DEFAULT_BINS,
     confidence: float = 0.95,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Probability of winning given the stage and the time already spent in it.
 
@@ -638,6 +642,11 @@ def dwell_probabilities(
     stage that lasted at least ``b`` days, the share whose deal was won, with a Wilson
     interval. A deal in the stage for ``a`` days is read off the last row with
     ``dwell_from_days <= a``.
+
+    With ``by=`` (a segment column or several), the rows are per segment: every visit of a
+    deal to a stage counts for the segment in force when the deal first entered the stage;
+    rows gain ``segment``, ``deals`` (deals that entered the stage under it) and ``small``
+    (a frame gets the segment columns first).
 
     Returns:
         :class:`DwellProbability` rows (or a frame), by stage in process order, then bin.
@@ -647,6 +656,13 @@ def dwell_probabilities(
     """
     _check(confidence)
     edges = check_bins(bins)
+    if by is not None:
+        from stagegate.analytics._by import dwell_by_segment  # noqa: PLC0415
+
+        return dwell_by_segment(
+            data, outcomes, by, bins=edges, confidence=confidence, as_of=as_of,
+            assume_zone=assume_zone,
+        )  # fmt: skip
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone)
     counts = fit_counts(prepared, edges)
     return emit(

@@ -35,12 +35,13 @@ per day.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
 import attrs
 
-from stagegate.analytics._emit import collect_rows, emit
+from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import prepare
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
@@ -62,7 +63,11 @@ VELOCITY_ESTIMATOR = DEFAULT_ESTIMATOR
 
 @attrs.frozen(slots=True)
 class Velocity:
-    """Sales velocity of one stage (or ``overall``); see the module for each figure."""
+    """Sales velocity of one stage (or ``overall``); see the module for each figure.
+
+    With ``by=``: ``segment``, ``reached`` (the sample: deals that entered the stage under the
+    segment; for ``overall`` its open deals plus those closed under it) and ``small``.
+    """
 
     stage: str
     deals: int
@@ -72,6 +77,9 @@ class Velocity:
     velocity: float | None
     expected_wins: float = 0.0
     closed_win_rate: float | None = None
+    segment: tuple[str | None, ...] = attrs.field(default=(), metadata=BY_ONLY)
+    reached: int | None = attrs.field(default=None, metadata=BY_ONLY)
+    small: bool | None = attrs.field(default=None, metadata=BY_ONLY)
 
 
 def _per_deal(prepared: Any) -> list[dict[str, Any]]:
@@ -121,6 +129,7 @@ def velocity(
     estimator: str = VELOCITY_ESTIMATOR,
     prior_strength: float = 10.0,
     assume_zone: str | tzinfo | None = None,
+    by: str | Sequence[str] | None = None,
 ) -> Any:
     """Sales velocity per open stage and overall.
 
@@ -132,6 +141,11 @@ def velocity(
             :data:`~stagegate.analytics.ESTIMATORS`.
         prior_strength: pseudo-deals of the ``smoothed`` estimator.
         assume_zone: the zone of naive instants in ``data``, if any.
+        by: a segment column (or several): per segment, its open stages then its
+            ``overall``; a stage row counts each deal for the segment in force when it first
+            entered the stage, ``overall`` takes deal size and cycle from the deals closed
+            under the segment. Rows gain ``segment``, ``reached`` (the sample) and ``small``
+            (a frame gets the segment columns first).
 
     Returns:
         :class:`Velocity` rows (or a frame): open stages in process order, then ``overall``.
@@ -145,6 +159,16 @@ def velocity(
             f"estimator must be one of {', '.join(ESTIMATORS)} and prior_strength at least 0; "
             f"got {estimator!r}, {prior_strength!r}"
         )
+    if by is not None:
+        from stagegate.analytics._by import velocity_by_segment  # noqa: PLC0415
+
+        def run(part: Any) -> Any:
+            return velocity(
+                part, outcomes, as_of=as_of, estimator=estimator,
+                prior_strength=prior_strength, assume_zone=assume_zone,
+            )  # fmt: skip
+
+        return velocity_by_segment(run, data, outcomes, by, as_of=as_of, assume_zone=assume_zone)
     prepared = prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
     out = prepared.outcomes
     table = predictors(

@@ -111,8 +111,18 @@ def _record_dict(value: object) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return {str(k): v for k, v in value.items()}
     if attrs.has(type(value)):
-        return {f.name: getattr(value, f.name) for f in attrs.fields(type(value))}  # type: ignore[arg-type]
+        return {f.name: getattr(value, f.name) for f in _shown(value)}
     return dict(value._asdict())  # type: ignore[attr-defined]
+
+
+def _shown(record: object) -> list[Any]:
+    """The fields of an attrs record, less those only ``by=`` fills when it is not per segment."""
+    unsegmented = getattr(record, "segment", None) == ()
+    return [
+        f
+        for f in attrs.fields(type(record))  # type: ignore[arg-type]
+        if not (unsegmented and f.metadata.get("by"))
+    ]
 
 
 def rows_of(value: Any) -> list[dict[str, Any]] | None:
@@ -465,7 +475,7 @@ def html(value: Any, *, language: str = "en") -> str:
         return gate_report_html(value)
     if attrs.has(type(value)) and any(
         rows_of(getattr(value, f.name)) is not None
-        for f in attrs.fields(type(value))
+        for f in _shown(value)
         if not _is_record(getattr(value, f.name))
     ):
         return _result_html(value)
