@@ -96,6 +96,11 @@ class TestSegments:
             (None, None),
         ] == frame.select("owner", "team").rows()
 
+    def test_segments_are_derived_when_the_columns_asked_for_leave_out_at(self) -> None:
+        rows = [stored_row("a", 1, "opened", T0), stored_row("a", 2, "reassigned", T0, subject="x")]
+        frame = frame_of([encode_chunk(rows)], columns=["seq"])
+        assert [(1, "x"), (2, "x")] == frame.rows()
+
     def test_a_log_without_segment_events_has_no_segment_columns(self) -> None:
         frame = frame_of([encode_chunk([stored_row("a", 1, "opened", T0)])])
         assert ("owner" not in frame.columns, "team" not in frame.columns) == (True, True)

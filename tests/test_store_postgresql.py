@@ -16,16 +16,21 @@ import pickle
 import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import store_conformance as conformance
 from postgresql_server import Cluster, cluster, missing_reason
 from stagegate.errors import ConcurrencyError, EventLogError
+from stagegate.events import Event, EventKind, MoveKind
 from stagegate.store import (
+    FRAME_COLUMNS,
     EventStore,
     MemoryStore,
     PostgreSQLStore,
@@ -35,7 +40,7 @@ from stagegate.store import (
     is_postgresql_url,
     open_store,
 )
-from store_conformance import make_event, make_log
+from store_conformance import T0, make_event, make_log
 
 psycopg = pytest.importorskip("psycopg", reason="needs the postgresql extra (psycopg)")
 _missing = missing_reason()
@@ -372,6 +377,174 @@ class TestColumnWiseFrames:
         with store_in(url) as store:
             frame = store.to_frame()
         assert (0, MemoryStore().to_frame().schema) == (frame.height, frame.schema)
+
+
+# -- the column-wise frame against SQLite's, on random logs with owners and segments ---------
+
+_FRAME_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5)
+_AWKWARD = st.sampled_from(  # half of them escaped in JSON (those first: drawn most often)
+    ["back\\slash", 'q"x', "two\nlines", "tab\t", "bell\x07", "", "NULL", "a,b", "é 한", "\x7f"]
+)
+_TEXTS = _AWKWARD | _FRAME_TEXT
+_SEGMENT_NAMES = st.sampled_from(["team", "region", "owner", "a,b", "é"]) | _FRAME_TEXT
+# weighted to text values, the awkward ones first: the server splits those it can
+_SEGMENT_VALUES = st.one_of(
+    _AWKWARD,
+    _FRAME_TEXT,
+    st.none(),
+    st.integers(-(10**20), 10**20) | st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False) | st.lists(st.integers(0, 9), max_size=2),
+)
+_FRAME_KINDS = [EventKind.ATTRIBUTE_SET, EventKind.REASSIGNED, EventKind.ACTIVITY_LOGGED,
+                EventKind.STAGE_CHANGED]  # fmt: skip
+
+
+@st.composite
+def segment_logs(draw: st.DrawFn) -> list[Event]:
+    """Events of a few deals, interleaved, with reassignments, attributes set and cleared,
+    ties of instants, and text the CSV must quote."""
+    from stagegate.events import freeze
+
+    seqs: dict[str, int] = {}
+    events = []
+    deals = st.sampled_from(["d1", "d,2", 'd"3', "d\n4", "é5"])
+    for oid in draw(st.lists(deals, min_size=4, max_size=40)):
+        seq = seqs[oid] = seqs.get(oid, 0) + 1
+        kind = EventKind.OPENED if seq == 1 else draw(st.sampled_from(_FRAME_KINDS))
+        subject: str | None = draw(st.none() | _TEXTS)
+        details = None
+        if kind is EventKind.ATTRIBUTE_SET:
+            subject = draw(_SEGMENT_NAMES | st.none())
+            value = draw(_SEGMENT_VALUES)
+            shape = draw(st.sampled_from(["plain", "none", "more"]))  # the first most often
+            details = {"plain": {"value": value}, "more": {"value": value, "by": "x"}}.get(shape)
+        elif kind is EventKind.REASSIGNED:
+            subject = draw(st.none() | _SEGMENT_NAMES | _TEXTS)
+        events.append(
+            Event(
+                opportunity_id=oid,
+                seq=seq,
+                kind=kind,
+                at=T0 + timedelta(minutes=draw(st.integers(0, 3))),  # ties, and back in time
+                actor="ana",
+                stage=draw(_TEXTS),
+                process="b2b",
+                process_version="1",
+                from_stage=draw(st.none() | _TEXTS),
+                move=draw(st.none() | st.sampled_from(MoveKind)),
+                reason=draw(st.none() | _TEXTS),
+                amount=draw(st.none() | st.decimals(allow_nan=False, allow_infinity=False)),
+                close_date=draw(st.none() | st.dates()),
+                subject=subject,
+                details=None if details is None else freeze(details),
+            )
+        )
+    return events
+
+
+def _same_frames(expected: Any, actual: Any, backend: str) -> None:
+    if backend == "pandas":
+        assert list(expected.dtypes) == list(actual.dtypes)
+    else:
+        assert expected.schema == actual.schema
+    assert expected.equals(actual)
+
+
+class TestColumnWiseFramesEqualSQLites:
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        segment_logs(),
+        st.none() | st.lists(st.sampled_from(FRAME_COLUMNS), min_size=1, unique=True),
+    )
+    def test_random_logs_with_segments_give_sqlites_frame(
+        self,
+        url: str,
+        tmp_path_factory: pytest.TempPathFactory,
+        events: list[Event],
+        columns: list[str] | None,
+    ) -> None:
+        pytest.importorskip("polars")
+        pytest.importorskip("pandas")
+        path = tmp_path_factory.mktemp("frames") / "s.sqlite"
+        with store_in(url) as store, SQLiteStore(path) as sqlite:
+            for start in range(0, len(events), 7):  # several batches: several chunks in SQLite
+                store.append(events[start : start + 7])
+                sqlite.append(events[start : start + 7])
+            for backend, categorical in [("polars", False), ("polars", True),
+                                         ("pyarrow", True), ("pandas", False)]:  # fmt: skip
+                options = {"backend": backend, "columns": columns, "categorical": categorical}
+                try:
+                    expected = sqlite.to_frame(**options)
+                except StoreError as error:  # an attribute named like a column: refused alike
+                    refusal = str(error)
+                    with pytest.raises(type(error)) as refused:
+                        store.to_frame(**options)
+                    assert refusal == str(refused.value)
+                    continue
+                _same_frames(expected, store.to_frame(**options), backend)
+
+    def test_details_the_server_cannot_split_are_decoded_here(self, url: str) -> None:
+        pytest.importorskip("polars")
+        from stagegate.events import freeze
+
+        values = ['say "hi"', "tab\there", True, 2.5, None, [1, 2], "plain"]
+        events = [make_event("a", 1)] + [
+            make_event(
+                "a",
+                seq,
+                kind=EventKind.ATTRIBUTE_SET,
+                subject="team",
+                details=freeze({"value": value}),
+                at=T0 + timedelta(hours=seq),
+            )
+            for seq, value in enumerate(values, start=2)
+        ]
+        with store_in(url) as store:
+            store.append(events)
+            frame = store.to_frame(columns=["seq"])
+        expected = [None, 'say "hi"', "tab\there", "True", "2.5", None, "[1, 2]", "plain"]
+        assert expected == frame["team"].to_list()
+
+    def test_details_changed_into_text_that_is_not_json_are_a_store_error(self, url: str) -> None:
+        pytest.importorskip("polars")
+        from stagegate.events import freeze
+
+        events = [
+            make_event("a", 1),
+            make_event(
+                "a", 2, kind=EventKind.ATTRIBUTE_SET, subject="team", details=freeze({"value": "x"})
+            ),
+        ]
+        with store_in(url) as store:
+            store.append(events)
+            raw(url, store.schema, "UPDATE events SET details = '{\"value\":' WHERE seq = 2")
+            with pytest.raises(StoreError, match="event 2 of 'a' holds details that are not JSON"):
+                store.to_frame()
+
+    def test_progress_counts_the_events_read(self, url: str) -> None:
+        pytest.importorskip("polars")
+        from stagegate._progress import Phases
+
+        seen: list[tuple[str, int, int | None]] = []
+
+        class Recorder(Phases):
+            def phase(self, name: str, total: int | None = None) -> Any:
+                return lambda done: seen.append((name, done, total))
+
+        with store_in(url) as store:
+            store.append([e for i in range(30) for e in make_log(f"p{i}", 3)])
+            store.to_frame(phases=Recorder())
+        assert ("reading", 90, 90) == seen[-1]
+
+    def test_a_closed_store_refuses_a_frame(self, url: str) -> None:
+        store = store_in(url)
+        store.close()
+        with pytest.raises(StoreClosedError):
+            store.to_frame()
 
 
 class TestImports:

@@ -38,6 +38,8 @@ __all__ = [
     "encode_chunk",
     "encode_columns",
     "frame_of",
+    "frame_of_columns",
+    "requested",
 ]
 
 MAGIC = b"SGC1"
@@ -426,7 +428,7 @@ def frame_of(
         "close_date": "close_day",
     }
     packed.update((name, name) for name in _CODED[2:])
-    extra = ("segment", "segment_value") if segments else ()
+    extra = ("at", "segment", "segment_value") if segments else ()  # segments read "at"
     need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, *extra)))
     series = []
     coded = frozenset(_CODED[1:8]) if categorical else frozenset()
@@ -443,6 +445,58 @@ def frame_of(
         frame, named = _with_segments(frame, pl)
     frame = frame.select(*wanted, *named)
     return _convert(frame, backend)
+
+
+def requested(backend: str, columns: Sequence[str] | None) -> tuple[str, ...]:
+    """The columns a frame request asks for, checked as :func:`frame_of` checks them.
+
+    Raises:
+        ColumnarError: the backend or a column is unknown.
+    """
+    if backend not in BACKENDS:
+        raise ColumnarError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    wanted = tuple(DEFAULT_COLUMNS if columns is None else columns)
+    unknown = [c for c in wanted if c not in COLUMNS]
+    if unknown:
+        raise ColumnarError(
+            f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
+        )
+    return wanted
+
+
+def frame_of_columns(
+    frame: Any,
+    *,
+    backend: str = "polars",
+    columns: Sequence[str] | None = None,
+    categorical: bool = False,
+) -> Any:
+    """The frame :func:`frame_of` gives, from the stored columns already in a Polars frame.
+
+    For a store that reads its columns itself (PostgreSQL's ``COPY``) rather than from chunks.
+    ``frame`` holds ``opportunity_id``, ``seq`` and every requested column in its frame type
+    (text as ``String``, ``at`` an aware UTC instant, ``amount`` a float, ``close_date`` a
+    date), plus ``segment`` and ``segment_value`` (the segment each event sets and its new
+    value, as :func:`encode_chunk` derives them; null where it sets none) and, when a segment
+    is set, ``at``. Rows may come in any order.
+
+    Raises:
+        ColumnarError: the backend or a column is unknown, or a segment is named like a column.
+    """
+    wanted = requested(backend, columns)
+    _, _, pl = _libraries()
+    if not frame.height:
+        return frame_of([], backend=backend, columns=wanted)
+    segments = frame.get_column("segment").null_count() < frame.height
+    if categorical:
+        coded = [name for name in _CODED[1:8] if name in frame.columns]
+        frame = frame.with_columns(pl.col(coded).cast(pl.Categorical))
+    if not _in_order(frame, pl):
+        frame = frame.sort("opportunity_id", "seq")
+    named: list[str] = []
+    if segments:
+        frame, named = _with_segments(frame, pl)
+    return _convert(frame.select(*wanted, *named), backend)
 
 
 def _schema(pl: Any) -> dict[str, Any]:

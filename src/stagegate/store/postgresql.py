@@ -39,9 +39,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event, freeze
+from stagegate.store._columnar import _libraries, requested
+from stagegate.store._pg_frame import (
+    copy_statement,
+    frame_of_tables,
+    parsed_pieces,
+    pieces,
+    stored_columns,
+)
 from stagegate.store._rows import EncodedBatch
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
@@ -793,6 +802,47 @@ class PostgreSQLStore(EventStore):
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""
         return self._stream(_SCAN_ROWS, _event_row, batch_size_of(batch_size))
+
+    def to_frame(
+        self,
+        *,
+        backend: str = "polars",
+        columns: Sequence[str] | None = None,
+        categorical: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        phases: Phases | None = None,
+    ) -> Any:
+        """The whole log as one frame, read column-wise with ``COPY``; see the protocol.
+
+        The server sends only the columns asked for (and the segment columns), as CSV from
+        one snapshot (``REPEATABLE READ``), and Arrow parses it with no Python object per
+        value (see :mod:`stagegate.store._pg_frame`); ``owner`` and the segment columns are
+        derived as :class:`~stagegate.store.SQLiteStore` derives them, so the two stores give
+        equal frames for equal events. ``batch_size`` is accepted for the protocol: the CSV is
+        parsed :data:`~stagegate.store._pg_frame.PIECE_BYTES` at a time.
+        """
+        batch_size_of(batch_size)
+        wanted = requested(backend, columns)
+        _libraries()  # a missing library fails before the server is asked for anything
+        if self._closed:
+            raise StoreClosedError(f"the event store {self.where}")
+        names = stored_columns(wanted)
+        pg = _psycopg()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            total = None
+            if phases is not None:
+                (total,) = conn.execute("SELECT count(*) FROM events").fetchone() or (0,)
+            tick = phase_of(phases, "reading", total)
+            with conn.cursor() as cursor, cursor.copy(copy_statement(names)) as copy:
+                tables = parsed_pieces(pieces(copy), names, tick)
+            conn.execute("COMMIT")
+        except pg.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            self._forget(conn)
+        return frame_of_tables(tables, backend=backend, columns=wanted, categorical=categorical)
 
     def _stream(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
