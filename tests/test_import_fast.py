@@ -272,3 +272,45 @@ class TestNotPlainError:
         assert bulk_import(store, log, process=PROCESS, replace=True) is not None
         with SQLiteStore(store) as replaced:
             assert replaced.count() > 0
+
+
+class TestInstants:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2024-01-05T09:00:00.5+00:00",
+            "2024-01-05T09:00:00.5Z",
+            "2024-01-05T09:00:00.123-05:30",
+            "2024-01-05T23:59:59.999999-23:59",
+            "2024-02-29T00:00:00+14:00",
+            "2024-03-31T02:30:00+02:00",
+            "9999-12-29T12:00:00Z",
+        ],
+    )
+    def test_instants_are_read_as_datetime_reads_them(self, text: str) -> None:
+        import pyarrow.compute as pc
+
+        from stagegate._time import UTC, epoch_us
+        from stagegate.io._arrow import _Checker
+
+        expected = datetime.fromisoformat(text).astimezone(UTC)
+        at_us, shown = _Checker(PROCESS, "csv", pa, pc)._instants(pa.array([text]))
+        assert [epoch_us(expected)] == at_us.to_pylist()
+        assert [expected.isoformat()] == shown.to_pylist()
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2024-01-05 09:00:00Z",
+            "2024-01-05T09:00:00",
+            "2024-02-30T00:00:00Z",
+            "1969-12-31T23:00Z",
+        ],
+    )
+    def test_other_instants_are_not_plain(self, text: str) -> None:
+        import pyarrow.compute as pc
+
+        from stagegate.io._arrow import _Checker
+
+        with pytest.raises((NotPlainError, pa.ArrowException)):
+            _Checker(PROCESS, "csv", pa, pc)._instants(pa.array([text]))
