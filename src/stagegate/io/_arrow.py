@@ -46,12 +46,12 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "pa
 FORMATS[".pq"] = "parquet"
 """File suffixes the plain reader takes (no compressed files: those go the ordinary way)."""
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 """Bytes of text parsed per batch (CSV and JSON Lines); Parquet batches are row groups cut
 at :data:`PARQUET_ROWS` rows."""
 
 PARQUET_ROWS = 65_536
-SCAN_BYTES = 16 << 20
+SCAN_BYTES = 4 << 20
 """Bytes read at a time by the pre-scan of a text file."""
 
 _CONTENT = (
