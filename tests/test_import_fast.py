@@ -314,3 +314,42 @@ class TestInstants:
 
         with pytest.raises((NotPlainError, pa.ArrowException)):
             _Checker(PROCESS, "csv", pa, pc)._instants(pa.array([text]))
+
+
+class TestCommandLine:
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_stagegate_import_says_what_the_ordinary_path_says(
+        self, tmp_path: Path, fmt: str
+    ) -> None:
+        import subprocess
+        import sys
+
+        sim = simulate(40, seed=6, process=PROCESS)
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        ordinary = tmp_path / "ordinary.sqlite"
+        SQLiteStore(ordinary).close()  # an existing store: the bulk path declines it
+        summaries = []
+        for store in (tmp_path / "bulk.sqlite", ordinary):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "stagegate",
+                    "import",
+                    str(log),
+                    "--store",
+                    str(store),
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert 0 == done.returncode, done.stderr
+            summary = json.loads(done.stdout)
+            summary.pop("store")
+            summaries.append(summary)
+        assert summaries[1] == summaries[0]
+        assert _tables(ordinary)["events"] == _tables(tmp_path / "bulk.sqlite")["events"]
