@@ -353,3 +353,24 @@ class TestCommandLine:
             summaries.append(summary)
         assert summaries[1] == summaries[0]
         assert _tables(ordinary)["events"] == _tables(tmp_path / "bulk.sqlite")["events"]
+
+
+class TestProgress:
+    def test_reading_checking_and_writing_are_reported_to_the_last_event(
+        self, tmp_path: Path
+    ) -> None:
+        seen: dict[str, list[int]] = {}
+
+        class Recorder:
+            def phase(self, name: str, total: int | None = None) -> Any:
+                del total
+                seen[name] = []
+                return seen[name].append
+
+        sim = simulate(30, seed=8, process=PROCESS)
+        log = tmp_path / "log.parquet"
+        count = write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        outcome = bulk_import(tmp_path / "s.sqlite", log, process=PROCESS, phases=Recorder())
+        assert outcome is not None
+        assert ["reading", "checking", "writing"] == list(seen)
+        assert all(ticks[-1] == count for ticks in seen.values())

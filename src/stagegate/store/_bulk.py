@@ -40,7 +40,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagegate._progress import Phases, phase_of
@@ -137,22 +136,21 @@ def _write(
 ) -> ImportRecord:
     counts: list[int] = []
     totals = {"events": 0, "opportunities": 0}
-    size = Path(source).stat().st_size
-    reading = phase_of(phases, "reading", size)
+    # the phases run together, batch by batch: each batch is read, checked, then written
+    reading = phase_of(phases, "reading")
     checking = phase_of(phases, "checking")
     writing = phase_of(phases, "writing")
-
     chain = _Chain()
 
     def sealed() -> Iterator[list[tuple[Any, ...]]]:
         for batch in plain_batches(source, process, counts=counts):
             totals["events"] += batch.count
             totals["opportunities"] += batch.opportunities
+            reading(totals["events"])
             checking(totals["events"])
             yield chain.seal(batch)
 
     def record() -> ImportRecord:
-        reading(size)
         return ImportRecord(
             id=0,
             at=datetime(1970, 1, 1, tzinfo=timezone.utc),
