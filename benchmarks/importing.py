@@ -8,13 +8,17 @@ its own so that its peak memory is its own:
 * ``jsonl``: :func:`stagegate.store.stream_import` (read line by line into a staging store,
   every deal replayed, then linked into place);
 * ``csv`` and ``parquet``: :func:`stagegate.io.read_events` then
-  :func:`stagegate.store.write_import` (every deal replayed, then one transaction).
+  :func:`stagegate.store.write_import` (every deal replayed, then one transaction);
+* ``<format>_fast``: the bulk path ``stagegate import`` takes first for a plain log
+  (``stagegate.store._bulk.bulk_import``: Arrow batches checked column-wise, rows sealed without
+  Event objects); it stores the same rows, digests and projection.
 
 Each figure includes reading, checking (replay) and the sealed store write. Reported per
 format: seconds (wall and CPU), events per second (wall and CPU; on a shared machine the CPU
 rate is the steadier one) and the child's peak resident memory.
 
 Usage: python benchmarks/importing.py [--deals 20000] [--formats jsonl,csv,parquet]
+[--paths present,fast]
 The last line printed is one JSON object with the figures.
 """
 
@@ -32,17 +36,24 @@ import time
 from pathlib import Path
 
 FORMATS = ("jsonl", "csv", "parquet")
+PATHS = ("present", "fast")
 
 
-def child(store: str, log: str) -> dict[str, float]:
+def child(store: str, log: str, path: str = "present") -> dict[str, float]:
     """Import ``log`` into ``store``; return the timings (run in a child process)."""
     from stagegate.io import read_events
     from stagegate.store import stream_import, write_import
+    from stagegate.store._bulk import bulk_import
     from stagegate.templates import b2b
 
     process = b2b()
     started, cpu = time.perf_counter(), time.process_time()
-    if log.endswith(".jsonl"):
+    if path == "fast":
+        outcome = bulk_import(store, log, process=process)
+        if outcome is None:
+            raise SystemExit(f"the fast path did not take {log}")
+        events = outcome.record.events
+    elif log.endswith(".jsonl"):
         events = stream_import(store, log, process=process).record.events
     else:
         read = read_events(log)
@@ -57,8 +68,11 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--paths", default=",".join(PATHS), help="present and/or fast")
     parser.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
-    parser.add_argument("--child", nargs=2, metavar=("STORE", "LOG"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("STORE", "LOG", "PATH"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child)))
@@ -76,31 +90,36 @@ def main() -> None:
         "events": len(events),
         "python": platform.python_version(),
     }
+    paths = [name.strip() for name in args.paths.split(",") if name.strip()]
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         for name in formats:
             log = Path(folder) / f"log.{name}"
             write_events(log, events)
-            store = Path(folder) / f"{name}.sqlite"
-            result = subprocess.run(
-                [sys.executable, __file__, "--child", str(store), str(log)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},
-            )
-            run = json.loads(result.stdout.strip().splitlines()[-1])
-            figures[f"{name}_s"] = round(run["wall_s"], 2)
-            figures[f"{name}_cpu_s"] = round(run["cpu_s"], 2)
-            figures[f"{name}_events_per_s"] = round(run["events"] / run["wall_s"])
-            figures[f"{name}_events_per_cpu_s"] = round(run["events"] / run["cpu_s"])
-            figures[f"{name}_peak_mb"] = round(run["peak_mb"], 1)
-            figures[f"{name}_file_mb"] = round(log.stat().st_size / 1e6, 2)
-            print(
-                f"{name}: {run['events']:,} events in {run['wall_s']:.2f} s "
-                f"({run['events'] / run['wall_s']:,.0f} events/s; CPU "
-                f"{run['events'] / run['cpu_s']:,.0f} events/s), peak {run['peak_mb']:.0f} MB",
-                file=sys.stderr,
-            )
+            for way in paths:
+                key = name if way == "present" else f"{name}_fast"
+                store = Path(folder) / f"{key}.sqlite"
+                result = subprocess.run(
+                    [sys.executable, __file__, "--child", str(store), str(log), way],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "PYTHONHASHSEED": "0"},
+                )
+                run = json.loads(result.stdout.strip().splitlines()[-1])
+                figures[f"{key}_s"] = round(run["wall_s"], 2)
+                figures[f"{key}_cpu_s"] = round(run["cpu_s"], 2)
+                figures[f"{key}_events_per_s"] = round(run["events"] / run["wall_s"])
+                figures[f"{key}_events_per_cpu_s"] = round(run["events"] / run["cpu_s"])
+                figures[f"{key}_peak_mb"] = round(run["peak_mb"], 1)
+                figures[f"{name}_file_mb"] = round(log.stat().st_size / 1e6, 2)
+                print(
+                    f"{key}: {run['events']:,} events in {run['wall_s']:.2f} s "
+                    f"({run['events'] / run['wall_s']:,.0f} events/s; CPU "
+                    f"{run['events'] / run['cpu_s']:,.0f} events/s), peak {run['peak_mb']:.0f} MB",
+                    file=sys.stderr,
+                )
+                store.unlink()
+        figures["load"] = os.getloadavg()[0]
     print(json.dumps(figures))
 
 

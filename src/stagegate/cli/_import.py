@@ -49,7 +49,14 @@ from stagegate.io import (
 )
 from stagegate.io._result import cli_text
 from stagegate.process import Process
-from stagegate.store import ImportOutcome, ImportRefusedError, stream_import, write_import
+from stagegate.store import (
+    ImportOutcome,
+    ImportRecord,
+    ImportRefusedError,
+    stream_import,
+    write_import,
+)
+from stagegate.store._bulk import bulk_import
 from stagegate.store._load import SHOWN
 from stagegate.templates import TEMPLATES, template
 
@@ -654,6 +661,10 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
             None if given_process is None else Path(given_process), chosen.get("template")
         )
         silent = quiet or as_json
+        if fmt == "events":
+            fast = _fast(path, store_path, process or template("b2b"), replace, as_json, silent)
+            if fast is not None:
+                return fast
         if fmt == "events" and _streams(path):
             return _stream(path, store_path, process or template("b2b"), replace, as_json, silent)
         with bars(quiet=silent) as phases:
@@ -774,7 +785,20 @@ def _stream(
         return _refuse(path, error.findings, as_json=as_json)
     except StagegateError as error:
         return fail(f"nothing was written: {escape(cli_text(str(error)))}", as_json=as_json)
-    record = outcome.record
+    return _streamed(
+        outcome.record, store_path, process, as_json=as_json, findings=outcome.findings
+    )
+
+
+def _streamed(
+    record: ImportRecord,
+    store_path: Path,
+    process: Process,
+    *,
+    as_json: bool,
+    findings: tuple[Finding, ...],
+) -> int:
+    """Print the summary of a streamed import."""
     if as_json:
         print_json(
             {
@@ -797,8 +821,54 @@ def _stream(
         f"imported [bold]{record.opportunities}[/] opportunities ({record.events} events) from "
         f"{record.rows_used} of {record.rows_read} rows into {escape(str(store_path))}"
     )
-    if outcome.findings:
-        console.print(_findings_table(outcome.findings))
+    if findings:
+        console.print(_findings_table(findings))
+    return EXIT_OK
+
+
+def _fast(
+    path: Path, store_path: Path, process: Process, replace: bool, as_json: bool, quiet: bool
+) -> int | None:
+    """Import a plain stagegate log with the bulk path; ``None`` when it takes the ordinary way.
+
+    What it prints is what the ordinary path prints for the same file (``_stream``'s summary for
+    JSON Lines, the import summary for CSV and Parquet).
+    """
+    try:
+        with bars(quiet=quiet) as phases:
+            outcome = bulk_import(store_path, path, process=process, replace=replace, phases=phases)
+    except StagegateError as error:
+        return fail(f"nothing was written: {escape(cli_text(str(error)))}", as_json=as_json)
+    if outcome is None:
+        return None
+    record = outcome.record
+    if _streams(path):
+        return _streamed(record, store_path, process, as_json=as_json, findings=outcome.findings)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "source": record.source,
+                "store": str(store_path),
+                "process": process.name,
+                "process_version": process.version,
+                "process_stored": True,
+                "process_inferred": False,
+                "stages": [_stage_dict(s, inferred=False) for s in process.stages],
+                "rows_read": record.rows_read,
+                "rows_used": record.rows_used,
+                "rows_skipped": 0,
+                "opportunities": record.opportunities,
+                "events": record.events,
+                "segments": [],
+                "findings": [],
+            }
+        )
+        return EXIT_OK
+    out_console().print(
+        f"imported [bold]{record.opportunities}[/] opportunities ({record.events} events) from "
+        f"{record.rows_used} of {record.rows_read} rows into {escape(str(store_path))}"
+    )
     return EXIT_OK
 
 

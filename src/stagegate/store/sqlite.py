@@ -57,7 +57,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -1450,3 +1450,50 @@ def _first(row: tuple[Any, ...]) -> Any:
 
 def _reopen(path: str, timeout: float, durable: bool) -> SQLiteStore:
     return SQLiteStore(path, timeout=timeout, durable=durable)
+
+
+def write_sealed_rows(
+    store: SQLiteStore,
+    batches: Iterable[Sequence[tuple[Any, ...]]],
+    *,
+    process: Process | None,
+    record: Callable[[], ImportRecord],
+    piece: int = PROJECTION_CHUNK,
+    progress: Progress | None = None,
+) -> ImportRecord:
+    """Write rows already checked and sealed into a store that holds no events, all at once.
+
+    The bulk import (``stagegate.store._bulk``) builds the stored rows (the ``events`` columns
+    with their digests) without Event objects; this inserts them batch by batch inside one
+    transaction, with the projection packed every ``piece`` rows (as a batch of that many
+    events would pack it), the process definition, and ``record()`` (called once every batch
+    is written, when its counts are known). Anything raised, by the batches or by SQLite,
+    rolls the whole write back.
+
+    Raises:
+        StoreError: the store cannot be written, holds a different definition of the process,
+            or already holds one of the rows (an opportunity whose events appear twice).
+    """
+    from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+    definition = None
+    if process is not None and process.serializable:
+        definition = (process.name, process.version, process_to_json(process, indent=None))
+    conn = store._read(lambda conn: conn)  # noqa: SLF001 - this module's own store
+    pending: list[tuple[Any, ...]] = []
+    done = 0
+    with store._transaction(conn):  # noqa: SLF001
+        if definition is not None:
+            _put_definition(conn, store.path, *definition)
+        for rows in batches:
+            conn.executemany(_INSERT, rows)
+            pending.extend(rows)
+            while len(pending) >= piece:
+                _project(conn, pending[:piece])
+                del pending[:piece]
+            done += len(rows)
+            if progress is not None:
+                progress(done)
+        if pending:
+            _project(conn, pending)
+        return _put_record(conn, record())

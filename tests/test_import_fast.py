@@ -1,0 +1,376 @@
+"""The fast path of the import: what it stores is byte for byte what the ordinary path stores."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from stagegate.errors import StagegateError
+from stagegate.io import read_events, write_events
+from stagegate.io._arrow import NotPlainError, plain_batches
+from stagegate.io.canonical import EVENT_COLUMNS
+from stagegate.simulate import simulate
+from stagegate.store import SQLiteStore, stream_import, write_import
+from stagegate.store._bulk import bulk_import
+from stagegate.templates import b2b
+
+PROCESS = b2b()
+STAGES = [stage.id for stage in PROCESS.stages]
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+def _dump(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows the way write_events lays out each format (values given as text)."""
+    fmt = path.suffix[1:]
+    if fmt == "jsonl":
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=EVENT_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    else:
+        columns = {name: [row[name] for row in rows] for name in EVENT_COLUMNS}
+        schema = pa.schema(
+            [(name, pa.int64() if name == "seq" else pa.string()) for name in EVENT_COLUMNS]
+        )
+        pq.write_table(pa.table(columns, schema=schema), path)
+    return path
+
+
+@st.composite
+def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Rows of a stage-history log: mostly plain, sometimes not (a bad cell, an odd value)."""
+    rows: list[dict[str, Any]] = []
+    base = datetime(2024, 3, 30, 23, tzinfo=timezone.utc)  # DST changes nearby
+    plain_ids = st.from_regex(r"[a-z]{1,3}-[0-9]{1,3}", fullmatch=True)
+    ids = st.one_of(
+        plain_ids,
+        plain_ids,
+        plain_ids,
+        st.sampled_from(["ü-1", "deal 7", " x", 'a"b', "日本-2"]),
+    )
+    amounts = st.one_of(
+        st.none(),
+        st.sampled_from(["0", "5068", "5068.50", "5068.5", "0.000001", "0.0000001", "1E+3"]),
+        st.decimals(min_value=0, max_value=10**9, places=2).map(str),
+    )
+    days = st.one_of(st.none(), st.dates(min_value=datetime(2024, 1, 1).date()).map(str))
+    for oid in draw(st.lists(ids, min_size=1, max_size=4, unique=True)):
+        zone = ZoneInfo(draw(st.sampled_from(ZONES)))
+        at = base + timedelta(minutes=draw(st.integers(0, 600)))
+        stage = draw(st.sampled_from(STAGES[:3]))
+        amount, day = draw(amounts), draw(days)
+        for seq in range(1, draw(st.integers(1, 6)) + 1):
+            kind = (
+                "opened"
+                if seq == 1
+                else draw(st.sampled_from(["stage_changed", "rescheduled", "amount_changed"]))
+            )
+            from_stage = move = None
+            if kind == "stage_changed":
+                from_stage, move = stage, "imported"
+                stage = draw(st.sampled_from([s for s in STAGES if s != stage]))
+            elif kind == "rescheduled":
+                day = draw(days.filter(lambda d, old=day: d is not None and d != old))
+            elif kind == "amount_changed":
+                amount = draw(amounts.filter(lambda a, old=amount: a is not None and a != old))
+            at += timedelta(microseconds=draw(st.sampled_from([0, 0, 1, 250_000, 3_600_000_000])))
+            rows.append(
+                {
+                    "opportunity_id": oid,
+                    "seq": seq,
+                    "kind": kind,
+                    "at": at.astimezone(zone).isoformat(),
+                    "actor": draw(st.sampled_from(["simulator", "ana", "ana b"])),
+                    "stage": stage,
+                    "process": PROCESS.name,
+                    "process_version": PROCESS.version,
+                    "from_stage": from_stage,
+                    "move": move,
+                    "reason": draw(st.sampled_from([None] * 6 + ["price", "lost, to rival"])),
+                    "gate": None,
+                    "amount": amount,
+                    "close_date": day,
+                    "subject": None,
+                    "details": None,
+                }
+            )
+    if draw(st.booleans()):  # one cell changed to anything a file might hold
+        row = draw(st.sampled_from(rows))
+        column = draw(st.sampled_from(EVENT_COLUMNS))
+        row[column] = draw(
+            st.sampled_from([None, "", "lead_generation", "2024-02-30", "-1", "x", " ", "2"])
+        )
+        if column == "seq" and row[column] is not None:
+            row[column] = int(row[column]) if str(row[column]).isdigit() else 1
+    return rows
+
+
+def _slow(store: Path, log: Path) -> str | None:
+    """Import the ordinary way (as stagegate import does); the refusal's text, if refused."""
+    try:
+        if log.suffix == ".jsonl":
+            stream_import(store, log, process=PROCESS)
+        else:
+            events = read_events(log)
+            write_import(
+                store,
+                events,
+                process=PROCESS,
+                source="events",
+                input_path=log,
+                rows_read=len(events),
+                rows_used=len(events),
+            )
+    except StagegateError as error:
+        return str(error)
+    return None
+
+
+def _tables(store: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(store)
+    try:
+        return {
+            "events": conn.execute("SELECT * FROM events ORDER BY opportunity_id, seq").fetchall(),
+            "projection": conn.execute("SELECT * FROM projection ORDER BY id").fetchall(),
+            "processes": conn.execute("SELECT * FROM processes").fetchall(),
+            "imports": conn.execute(
+                "SELECT id, source, input_name, rows_read, rows_used, opportunities, events, "
+                "findings FROM imports"
+            ).fetchall(),
+            "meta": conn.execute("SELECT * FROM meta ORDER BY key").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+def _both(folder: Path, log: Path) -> tuple[bool, str | None]:
+    """Import ``log`` both ways; check they agree. Whether the fast path took it, and why not."""
+    fast_store, slow_store = folder / f"fast-{log.name}.sqlite", folder / f"slow-{log.name}.sqlite"
+    outcome = bulk_import(fast_store, log, process=PROCESS)
+    refused = _slow(slow_store, log)
+    if outcome is None:
+        assert not fast_store.exists()
+        return False, refused
+    assert refused is None, f"the fast path took a log the ordinary path refuses: {refused}"
+    assert _tables(slow_store) == _tables(fast_store)
+    with SQLiteStore(fast_store) as fast, SQLiteStore(slow_store) as slow:
+        verdicts = fast.verify(require_digests=True)
+        assert slow.verify(require_digests=True) == verdicts
+        assert all(verdict.error is None for verdict in verdicts)
+        assert list(slow.scan()) == list(fast.scan())
+    return True, None
+
+
+class TestSameStore:
+    @settings(
+        max_examples=40,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking a store pair is slow
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(rows=_logs(), fmt=st.sampled_from(FORMATS))
+    def test_random_logs_store_the_same_rows_digests_and_projection(
+        self, tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]], fmt: str
+    ) -> None:
+        folder = tmp_path_factory.mktemp("logs")
+        took, refused = _both(folder, _dump(folder / f"log.{fmt}", rows))
+        event("fast path" if took else "refused" if refused else "ordinary path")
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_a_simulated_log_takes_the_fast_path(self, tmp_path: Path, fmt: str) -> None:
+        sim = simulate(300, seed=3, process=PROCESS)
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        assert (True, None) == _both(tmp_path, log)
+
+    def test_a_log_across_several_batches_chains_each_deal_on(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from stagegate.io import _arrow
+
+        monkeypatch.setattr(_arrow, "BLOCK_BYTES", 1 << 12)
+        monkeypatch.setattr(_arrow, "PARQUET_ROWS", 7)
+        sim = simulate(120, seed=5, process=PROCESS)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        for fmt in FORMATS:
+            log = tmp_path / f"log.{fmt}"
+            write_events(log, events)
+            assert (True, None) == _both(tmp_path, log)
+
+    def test_a_deal_split_across_the_file_goes_the_ordinary_way(self, tmp_path: Path) -> None:
+        sim = simulate(5, seed=2, process=PROCESS)
+        events = sorted((e for e in sim.events if e.at <= sim.as_of), key=lambda e: e.seq)
+        log = tmp_path / "log.csv"
+        write_events(log, events)
+        assert (False, None) == _both(tmp_path, log)
+
+    def test_sealed_json_lines_are_checked_against_their_digests(self, tmp_path: Path) -> None:
+        sim = simulate(20, seed=4, process=PROCESS)
+        store = tmp_path / "sealed.sqlite"
+        write_import(
+            store, [e for e in sim.events if e.at <= sim.as_of], process=PROCESS, source="x"
+        )
+        with SQLiteStore(store) as sealed:
+            log = tmp_path / "log.jsonl"
+            write_events(log, sealed.scan())
+        assert (True, None) == _both(tmp_path, log)
+        lines = log.read_text(encoding="utf-8").splitlines()
+        first = json.loads(lines[0])
+        first["digest"] = "0" * 64
+        tampered = tmp_path / "tampered"
+        tampered.mkdir()
+        log = tampered / "log.jsonl"
+        log.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n", encoding="utf-8")
+        fast, refused = _both(tampered, log)
+        assert not fast
+        assert refused is not None
+
+
+class TestNotPlainError:
+    @pytest.mark.parametrize(
+        "content",
+        [
+            "",
+            "\n",
+            '{"opportunity_id": "a"} {"opportunity_id": "b"}\n',
+            '{"opportunity_id": "a"}\n\n',
+            '{"opportunity_id": "a"}\r{"opportunity_id": "b"}\n',
+        ],
+    )
+    def test_json_lines_the_ordinary_reader_reads_otherwise_are_not_plain(
+        self, tmp_path: Path, content: str
+    ) -> None:
+        log = tmp_path / "log.jsonl"
+        log.write_text(content, encoding="utf-8")
+        with pytest.raises(NotPlainError):
+            list(plain_batches(log, PROCESS))
+
+    def test_an_existing_store_is_left_to_the_ordinary_way(self, tmp_path: Path) -> None:
+        sim = simulate(5, seed=2, process=PROCESS)
+        log = tmp_path / "log.csv"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        store = tmp_path / "s.sqlite"
+        SQLiteStore(store).close()
+        assert bulk_import(store, log, process=PROCESS) is None
+        assert bulk_import(store, log, process=PROCESS, replace=True) is not None
+        with SQLiteStore(store) as replaced:
+            assert replaced.count() > 0
+
+
+class TestInstants:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2024-01-05T09:00:00.5+00:00",
+            "2024-01-05T09:00:00.5Z",
+            "2024-01-05T09:00:00.123-05:30",
+            "2024-01-05T23:59:59.999999-23:59",
+            "2024-02-29T00:00:00+14:00",
+            "2024-03-31T02:30:00+02:00",
+            "9999-12-29T12:00:00Z",
+        ],
+    )
+    def test_instants_are_read_as_datetime_reads_them(self, text: str) -> None:
+        import pyarrow.compute as pc
+
+        from stagegate._time import UTC, epoch_us
+        from stagegate.io._arrow import _Checker
+
+        expected = datetime.fromisoformat(text).astimezone(UTC)
+        at_us, shown = _Checker(PROCESS, "csv", pa, pc)._instants(pa.array([text]))
+        assert [epoch_us(expected)] == at_us.to_pylist()
+        assert [expected.isoformat()] == shown.to_pylist()
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "2024-01-05 09:00:00Z",
+            "2024-01-05T09:00:00",
+            "2024-02-30T00:00:00Z",
+            "1969-12-31T23:00Z",
+        ],
+    )
+    def test_other_instants_are_not_plain(self, text: str) -> None:
+        import pyarrow.compute as pc
+
+        from stagegate.io._arrow import _Checker
+
+        with pytest.raises((NotPlainError, pa.ArrowException)):
+            _Checker(PROCESS, "csv", pa, pc)._instants(pa.array([text]))
+
+
+class TestCommandLine:
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_stagegate_import_says_what_the_ordinary_path_says(
+        self, tmp_path: Path, fmt: str
+    ) -> None:
+        import subprocess
+        import sys
+
+        sim = simulate(40, seed=6, process=PROCESS)
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        ordinary = tmp_path / "ordinary.sqlite"
+        SQLiteStore(ordinary).close()  # an existing store: the bulk path declines it
+        summaries = []
+        for store in (tmp_path / "bulk.sqlite", ordinary):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "stagegate",
+                    "import",
+                    str(log),
+                    "--store",
+                    str(store),
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert 0 == done.returncode, done.stderr
+            summary = json.loads(done.stdout)
+            summary.pop("store")
+            summaries.append(summary)
+        assert summaries[1] == summaries[0]
+        assert _tables(ordinary)["events"] == _tables(tmp_path / "bulk.sqlite")["events"]
+
+
+class TestProgress:
+    def test_reading_checking_and_writing_are_reported_to_the_last_event(
+        self, tmp_path: Path
+    ) -> None:
+        seen: dict[str, list[int]] = {}
+
+        class Recorder:
+            def phase(self, name: str, total: int | None = None) -> Any:
+                del total
+                seen[name] = []
+                return seen[name].append
+
+        sim = simulate(30, seed=8, process=PROCESS)
+        log = tmp_path / "log.parquet"
+        count = write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        outcome = bulk_import(tmp_path / "s.sqlite", log, process=PROCESS, phases=Recorder())
+        assert outcome is not None
+        assert ["reading", "checking", "writing"] == list(seen)
+        assert all(ticks[-1] == count for ticks in seen.values())
