@@ -92,7 +92,7 @@ def test_a_report_store_repeats_generated_deals_under_new_ids(tmp_path: Path) ->
         rows = list(store.scan_rows())
     ids = frame["opportunity_id"].unique().sort().to_list()
     assert ids == [f"opp-{i:07d}" for i in range(120)]
-    assert len(frame) == len(rows) == 3 * sum(1 for r in rows if r.opportunity_id < 'opp-0000040')
+    assert len(frame) == len(rows) == 3 * sum(1 for r in rows if r.opportunity_id < "opp-0000040")
     first = frame.filter(frame["opportunity_id"] == "opp-0000003").drop("opportunity_id")
     copy = frame.filter(frame["opportunity_id"] == "opp-0000083").drop("opportunity_id")
     assert first.equals(copy)  # the projection of a copy is the original's
