@@ -526,7 +526,8 @@ class EagerKernel:
         if found is not None and found[0]() is visits and found[1] == outcomes:
             return found[2]  # type: ignore[no-any-return]
         done = self._weighted(visits, as_of, outcomes)
-        _WEIGHTED[key] = (weakref.ref(visits, lambda _: _WEIGHTED.pop(key, None)), outcomes, done)
+        forget = _WEIGHTED.pop  # bound now: at exit the module's names may be gone
+        _WEIGHTED[key] = (weakref.ref(visits, lambda _: forget(key, None)), outcomes, done)
         return done
 
     def _weighted(

@@ -334,7 +334,8 @@ def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
     if frame is prepared.frame:
         key = id(native)
         try:
-            ref = weakref.ref(native, lambda _: _SHARED.pop(key, None))
+            forget = _SHARED.pop  # bound now: at exit the module's names may be gone
+            ref = weakref.ref(native, lambda _: forget(key, None))
         except TypeError:  # pragma: no cover - a backend without weak references
             return native
         _SHARED[key] = (ref, frame)

@@ -358,8 +358,9 @@ def fit_counts(
         frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell, clock=clock
     )
     if not prepared.lazy_input:  # in memory: kept while the frame lives
+        forget = _FITTED.pop  # bound now: at exit the module's names may be gone
         _FITTED[key] = (
-            weakref.ref(frame, lambda _: _FITTED.pop(key, None)),
+            weakref.ref(frame, lambda _: forget(key, None)),
             prepared.outcomes,
             (counts, dwell, clock),
         )
