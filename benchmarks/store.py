@@ -21,7 +21,9 @@ Then, on fresh files in a temporary folder:
 * ``report_s`` and ``report_peak_mb``: the real command, ``stagegate report --store FILE --html
   FILE --quiet``, run in a subprocess: its wall-clock seconds and its peak resident memory
   (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``; the report is the first child process
-  that reads the whole store, so the peak is its own).
+  that reads the whole store, so the peak is its own); ``report_phases``: per progress phase
+  (``reading``, ``computing`` with one step per document section, ``rendering``) when it
+  began, its CPU seconds and the peak resident MB at its end, recorded inside that process.
 
 Usage: python benchmarks/store.py [--deals 1000000] [--chunk 10000] [--single-events 20000]
        python benchmarks/store.py --store FILE   (only frame_s and the report, on that store)
@@ -49,6 +51,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind
 from stagegate.gates import CriterionResult, GateReport
@@ -202,15 +205,59 @@ def file_size(path: Path) -> int:
     return sum(file.stat().st_size for file in files if file.exists())
 
 
-def measure_report(path: Path, html: Path) -> dict[str, float]:
-    """``stagegate report`` on ``path`` in a subprocess: seconds, peak resident MB, CPU seconds."""
+REPORT_DRIVER = """
+import contextlib, json, resource, sys, time
+import stagegate.cli._report as report
+
+def peak_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+started, cpu, phases = time.perf_counter(), time.process_time(), []
+
+class Recorder:
+    def phase(self, name, total=None):
+        now = time.perf_counter()
+        phases.append({"phase": name, "from_s": round(now - started, 2), "cpu_s": None,
+                       "peak_mb": None, "begun_cpu": time.process_time(), "steps": []})
+        def tick(done):
+            record = phases[-1]
+            if name == "computing":  # one step per section of the document
+                record["steps"].append({"step": done, "at_s": round(time.perf_counter() - started, 2),
+                                        "cpu_s": round(time.process_time() - cpu, 2),
+                                        "peak_mb": peak_mb()})
+            record["cpu_s"] = round(time.process_time() - record["begun_cpu"], 2)
+            record["peak_mb"] = peak_mb()
+        return tick
+
+@contextlib.contextmanager
+def recorded(*, quiet=False):
+    yield Recorder()
+
+report.bars = recorded  # the command's progress goes to the recorder, nothing is drawn
+from stagegate.cli._app import app
+code = app.main(sys.argv[2:], standalone_mode=False)
+for record in phases:
+    del record["begun_cpu"]
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    json.dump(phases, out)
+sys.exit(code or 0)
+"""
+"""Runs ``stagegate report`` with its progress phases recorded: wall and CPU seconds and the
+peak resident memory at the end of each phase (and of each computed section)."""
+
+
+def measure_report(path: Path, html: Path) -> dict[str, Any]:
+    """``stagegate report`` on ``path`` in a subprocess: seconds, peak resident MB, CPU seconds,
+    and the same per phase (``report_phases``: reading, computing by section, rendering)."""
+    phases_path = html.with_suffix(".phases.json")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [
             sys.executable,
-            "-m",
-            "stagegate",
+            "-c",
+            REPORT_DRIVER,
+            str(phases_path),
             "report",
             "--store",
             str(path),
@@ -228,6 +275,7 @@ def measure_report(path: Path, html: Path) -> dict[str, float]:
         "report_s": round(seconds, 2),
         "report_peak_mb": round(after.ru_maxrss / 1024, 1),  # KiB on Linux
         "report_cpu_s": round(cpu, 2),
+        "report_phases": json.loads(phases_path.read_text(encoding="utf-8")),
     }
 
 
@@ -419,6 +467,7 @@ def main() -> None:
         "frame_s": round(frame_s, 2),
         "report_s": report["report_s"],
         "report_peak_mb": report["report_peak_mb"],
+        "report_phases": report["report_phases"],
         "report_note": "stagegate report --store FILE --html FILE --quiet, in a subprocess",
         "sql_summary_s": round(sql_summary_s, 2),
         "cpu_time": {

@@ -67,3 +67,32 @@ def test_store_benchmark_times_the_report_command(tmp_path: Path) -> None:
     for key in ("events_per_s_batched", "report_s", "report_peak_mb", "frame_s"):
         assert figures[key] > 0, key
     assert figures["deals"] == 150
+    phases = {p["phase"]: p for p in figures["report_phases"]}
+    assert list(phases)[-2:] == ["computing", "rendering"]
+    steps = phases["computing"]["steps"]
+    assert [s["step"] for s in steps] == list(range(1, 10))  # one per section
+    assert all(s["peak_mb"] <= figures["report_peak_mb"] for s in steps)
+
+
+@pytest.mark.slow
+def test_a_report_store_repeats_generated_deals_under_new_ids(tmp_path: Path) -> None:
+    from stagegate.store import SQLiteStore
+
+    out = tmp_path / "large.sqlite"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "report_store.py"), "--deals", "40",
+         "--copies", "3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )  # fmt: skip
+    with SQLiteStore(out) as store:
+        frame = store.to_frame()
+        rows = list(store.scan_rows())
+    ids = frame["opportunity_id"].unique().sort().to_list()
+    assert ids == [f"opp-{i:07d}" for i in range(120)]
+    assert len(frame) == len(rows) == 3 * sum(1 for r in rows if r.opportunity_id < "opp-0000040")
+    first = frame.filter(frame["opportunity_id"] == "opp-0000003").drop("opportunity_id")
+    copy = frame.filter(frame["opportunity_id"] == "opp-0000083").drop("opportunity_id")
+    assert first.equals(copy)  # the projection of a copy is the original's

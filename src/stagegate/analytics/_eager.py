@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -520,6 +521,18 @@ class EagerKernel:
         should they still not fit (a deal with two running visits) the lazy kernel's joins
         do the work.
         """
+        key = (id(visits), as_of)
+        found = _WEIGHTED.get(key)
+        if found is not None and found[0]() is visits and found[1] == outcomes:
+            return found[2]  # type: ignore[no-any-return]
+        done = self._weighted(visits, as_of, outcomes)
+        forget = _WEIGHTED.pop  # bound now: at exit the module's names may be gone
+        _WEIGHTED[key] = (weakref.ref(visits, lambda _: forget(key, None)), outcomes, done)
+        return done
+
+    def _weighted(
+        self, visits: nw.LazyFrame[Any], as_of: int, outcomes: Outcomes
+    ) -> nw.LazyFrame[Any]:
         needed = ["opportunity_id", "step", "visit", "stage", "entered_us", "exited_us"]
         try:  # pandas refuses an unknown stage here, Polars when collecting
             coded = self.stage_groups(visits.select(needed), {"group": "stage"}, outcomes)
@@ -548,5 +561,8 @@ class EagerKernel:
         """One sort of one integer key, then each run on its own."""
         return _sorted_clock_medians(weighted.collect(), outcomes)
 
+
+_WEIGHTED: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+"""The deal clock's table, computed once per in-memory frame of visits (by ``id``)."""
 
 EAGER = EagerKernel()

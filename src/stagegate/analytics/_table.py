@@ -45,6 +45,7 @@ __all__ = [
     "group_rows",
     "is_frame",
     "python_rows",
+    "sorted_rows",
 ]
 
 DAY_US = 86_400_000_000
@@ -623,3 +624,25 @@ def check_known(frame: nw.LazyFrame[Any], codes: Mapping[str, str], outcomes: Ou
         values = frame.select(column).unique().collect().get_column(column)
         seen.update(v for v in values.to_list() if isinstance(v, str))
     outcomes.check(sorted(seen))
+
+
+def sorted_rows(rows: Any) -> Any:
+    """In-memory rows as an eager frame ordered by ``(opportunity_id, *ORDER)``.
+
+    Rows already in that order (as ``EventStore.to_frame`` gives them) are checked in one pass
+    and kept as they are.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    eager = rows.collect()
+    keys = ["opportunity_id", *ORDER]
+    if not any(eager.select(nw.col(k).null_count() for k in keys).row(0)):
+        key, previous = nw.col("opportunity_id"), nw.col("opportunity_id").shift(1)
+        after = nw.lit(value=True)
+        for name in reversed(ORDER):
+            here, before = nw.col(name), nw.col(name).shift(1)
+            after = (here > before) | ((here == before) & after)
+        wrong = (key < previous) | ((key == previous) & ~after)
+        if not eager.select(wrong.fill_null(value=False).any()).item():
+            return eager
+    return eager.sort(*keys)

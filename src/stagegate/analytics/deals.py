@@ -46,6 +46,7 @@ from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, by_stage
+from stagegate.analytics._table import sorted_rows as _sorted_rows
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
 from stagegate.analytics.snapshot import prepared_of
@@ -415,7 +416,13 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
     rows = rows.select(opp, *ORDER, "stage", "close_day", "close_date")
     if in_memory:  # sorted once (unless it is already), then plain shifts within each deal
         rows = _sorted_rows(rows)
-    known = rows.filter(~nw.col("close_day").is_null()).with_columns(month=month)
+    known = rows.filter(~nw.col("close_day").is_null())
+    if in_memory:  # a row repeating the deal's close date before it adds nothing below
+        repeat = (nw.col(opp) == nw.col(opp).shift(1)) & (
+            nw.col("close_day") == nw.col("close_day").shift(1)
+        )
+        known = known.filter(~repeat.fill_null(value=False))
+    known = known.with_columns(month=month)
     known = known.with_columns(
         quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
     )
@@ -486,28 +493,6 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
         )
     )
     return per_deal.join(last, on=opp, how="left").lazy()
-
-
-def _sorted_rows(rows: Any) -> Any:
-    """In-memory rows as an eager frame ordered by ``(opportunity_id, *ORDER)``.
-
-    Rows already in that order (as ``EventStore.to_frame`` gives them) are checked in one pass
-    and kept as they are.
-    """
-    import narwhals as nw  # noqa: PLC0415
-
-    eager = rows.collect()
-    keys = ["opportunity_id", *ORDER]
-    if not any(eager.select(nw.col(k).null_count() for k in keys).row(0)):
-        key, previous = nw.col("opportunity_id"), nw.col("opportunity_id").shift(1)
-        after = nw.lit(value=True)
-        for name in reversed(ORDER):
-            here, before = nw.col(name), nw.col(name).shift(1)
-            after = (here > before) | ((here == before) & after)
-        wrong = (key < previous) | ((key == previous) & ~after)
-        if not eager.select(wrong.fill_null(value=False).any()).item():
-            return eager
-    return eager.sort(*keys)
 
 
 def _ages_frame(prepared: Any) -> Any:

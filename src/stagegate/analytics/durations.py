@@ -452,10 +452,16 @@ def cycle_times(
         )
     )
     stage_stats = {(r["stage"], r["outcome"]): (r["n"], r["m"]) for r in stage_rows}
-    values = collect_rows(per_deal.select("outcome", "cycle_days"))
+    # the cycle days of each outcome as one column each (no Python object per deal but the
+    # floats themselves); _summarize sorts them, so their order here does not matter
+    values = per_deal.select("outcome", "cycle_days").collect()
     cycles = defaultdict(list)
-    for r in values:
-        cycles[r["outcome"]].append(r["cycle_days"])
-        cycles["closed"].append(r["cycle_days"])
+    for outcome in ("won", "lost"):
+        days = values.filter(nw.col("outcome") == outcome).get_column("cycle_days").to_list()
+        if days:
+            cycles[outcome] = days
+    closed_days = cycles.get("won", []) + cycles.get("lost", [])
+    if closed_days:
+        cycles["closed"] = closed_days
     summary = emit(prepared, _summarize(cycles, stage_stats), CycleSummary)
     return CycleTimes(to_native(prepared, per_deal), summary)

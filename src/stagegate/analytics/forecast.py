@@ -379,8 +379,13 @@ def forecast(
     slips = sorted(history)
     totals = list(itertools.accumulate(history[s] for s in slips))
 
+    labels: dict[int, str] = {}  # one label per distinct day (deals share few close days)
+
     def label(day: int) -> str:
-        return period_of(_EPOCH + timedelta(days=max(day, today)), period)
+        found = labels.get(day)
+        if found is None:
+            found = labels[day] = period_of(_EPOCH + timedelta(days=max(day, today)), period)
+        return found
 
     expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
     for amount, close, p in deals:

@@ -205,7 +205,11 @@ def _frame_in_order(frame: Any, outcomes: Outcomes) -> dict[str, int]:
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    entries = frame.select(opp, "stage", "step")
+    entries = _deal_coded(frame.select(opp, "stage", "step"))
+    if entries is not None:  # the joins below match small integers, not the deal ids' text
+        opp = "deal"
+    else:
+        entries = frame.select(opp, "stage", "step")
     chain = None
     pieces = []
     for stage in [*outcomes.open, None]:
@@ -224,6 +228,27 @@ def _frame_in_order(frame: Any, outcomes: Outcomes) -> dict[str, int]:
             pieces.append(first.group_by("stage").agg(nw.len().alias("n")))
     counts = nw.concat([p.select("stage", nw.col("n").cast(nw.Int64)) for p in pieces])
     return {r["stage"]: int(r["n"]) for r in collect_rows(counts) if r["n"]}
+
+
+def _deal_coded(entries: Any) -> Any:
+    """In-memory visits with ``deal`` (a number per opportunity) for the opportunity id.
+
+    Visits of the in-memory kernel come ordered by opportunity: each deal is then one run and
+    numbered by counting where the id changes. ``None`` for a lazy frame, or visits out of
+    that order (their ids are matched as they are).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    from stagegate.analytics._kernel import is_eager  # noqa: PLC0415
+
+    if not is_eager(entries):
+        return None
+    eager = entries.collect()
+    opp = nw.col("opportunity_id")
+    if eager.select(opp.null_count()).item() or eager.select((opp < opp.shift(1)).any()).item():
+        return None
+    changed = (opp != opp.shift(1)).fill_null(value=True).cast(nw.Int64)
+    return eager.select(deal=changed.cum_sum(), stage=nw.col("stage"), step=nw.col("step")).lazy()
 
 
 def funnel(

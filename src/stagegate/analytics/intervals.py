@@ -32,6 +32,7 @@ b lead 9.0 None True open
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ __all__ = [
     "Prepared",
     "StageInterval",
     "prepare",
+    "prepared_at",
     "stage_intervals",
 ]
 
@@ -231,7 +233,9 @@ def prepare(
         is_lazy = isinstance(frame, nw.LazyFrame)
         build = backend_of(data)
         if "entered_us" in frame.columns:
-            lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+            lazy = _shared(data)
+            if lazy is None:
+                lazy = frame.lazy() if isinstance(frame, nw.DataFrame) else frame
             if is_lazy and materialize:
                 lazy = kernel_of(lazy).keep(lazy)
             return Prepared(out, cutoff, frame=lazy, build=build, lazy_input=is_lazy)
@@ -263,6 +267,33 @@ def prepare(
     )
 
 
+def prepared_at(prepared: Prepared, as_of: datetime) -> Prepared:
+    """The same log prepared at an earlier ``as_of``, from the rows ``prepared`` kept.
+
+    ``prepared`` must come from :func:`prepare` with ``keep_rows=True``; its rows are
+    normalized once, and only the visits are computed again (rows after ``as_of`` are left
+    out, open visits censored there).
+
+    Raises:
+        AnalyticsError: ``prepared`` kept no rows.
+    """
+    from stagegate.analytics.outcomes import AnalyticsError  # noqa: PLC0415
+
+    if prepared.rows is None:
+        raise AnalyticsError("prepared_at needs a log prepared with keep_rows=True")
+    cutoff = as_of_us(as_of)
+    out = prepared.outcomes
+    if prepared.python is not None:
+        groups = {
+            opp: [r for r in rows if r.at_us <= cutoff] for opp, rows in prepared.rows.items()
+        }
+        groups = {opp: rows for opp, rows in groups.items() if rows}
+        return Prepared(out, cutoff, python=python_intervals(groups, out, cutoff))
+    kernel = kernel_of(prepared.rows)
+    visits = kernel.keep(kernel.intervals(prepared.rows, out, cutoff))
+    return Prepared(out, cutoff, frame=visits, build=prepared.build, lazy_input=prepared.lazy_input)
+
+
 def coded_visits(
     frame: nw.LazyFrame[Any],
     outcomes: Outcomes,
@@ -292,10 +323,35 @@ def coded_visits(
 
 
 def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
-    """Return a lazy narwhals frame in the caller's backend and eagerness."""
+    """Return a lazy narwhals frame in the caller's backend and eagerness.
+
+    The visits of ``prepared`` handed out in memory are remembered: :func:`prepare` of that
+    very frame gives back the same visits object, so what is computed once per visits (the
+    counts of :func:`~stagegate.analytics.probability.fit_counts`, the deal clock's
+    weights) is shared by every analysis of them.
+    """
     if prepared.lazy_input:
         return frame.to_native()
-    return frame.collect().to_native()
+    native = frame.collect().to_native()
+    if frame is prepared.frame:
+        key = id(native)
+        try:
+            forget = _SHARED.pop  # bound now: at exit the module's names may be gone
+            ref = weakref.ref(native, lambda _: forget(key, None))
+        except TypeError:  # pragma: no cover - a backend without weak references
+            return native
+        _SHARED[key] = (ref, frame)
+    return native
+
+
+_SHARED: dict[int, tuple[weakref.ref[Any], Any]] = {}
+"""Native frames of visits handed out by :func:`to_native`, with the visits they came from."""
+
+
+def _shared(native: Any) -> Any:
+    """The visits a native frame of :func:`to_native` came from (``None``: another frame)."""
+    found = _SHARED.get(id(native))
+    return found[1] if found is not None and found[0]() is native else None
 
 
 def stage_intervals(

@@ -51,9 +51,11 @@ visit to the stage lasted at least ``dwell_from_days``.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
@@ -155,6 +157,8 @@ class Counts:
 
 def bin_of(duration: float, bins: Sequence[float]) -> int:
     """Index of the last bin whose lower bound is at most ``duration`` (0 below the first)."""
+    if bins is DEFAULT_BINS and not math.isnan(duration):  # sorted bounds: bisect
+        return max(bisect.bisect_right(bins, duration) - 1, 0)
     index = 0
     for i, low in enumerate(bins):
         if duration >= low:
@@ -335,12 +339,39 @@ def counts_frame(
 def fit_counts(
     prepared: Prepared, bins: Sequence[float], *, dwell: bool = True, clock: bool = True
 ) -> Counts:
-    """Counts of a prepared input, on whichever path it is."""
+    """Counts of a prepared input, on whichever path it is.
+
+    On the frame path the counts of one frame of visits are computed once (see
+    :data:`_FITTED`): the report's forecast and probability table read the same ones.
+    """
     if prepared.python is not None:
         return counts_python(prepared.python, bins, prepared.as_of_us)
-    return counts_frame(
-        prepared.frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell, clock=clock
+    frame = prepared.frame
+    key = (id(frame), prepared.as_of_us, tuple(bins))
+    found = _FITTED.get(key)
+    if found is not None and found[0]() is frame and found[1] == prepared.outcomes:
+        done, had_dwell, had_clock = found[2]
+        if (had_dwell or not dwell) and (had_clock or not clock):
+            return attrs.evolve(
+                done,
+                dwell=done.dwell if dwell else {},
+                clock=done.clock if clock else {},
+            )
+    counts = counts_frame(
+        frame, prepared.outcomes, bins, prepared.as_of_us, dwell=dwell, clock=clock
     )
+    if not prepared.lazy_input:  # in memory: kept while the frame lives
+        forget = _FITTED.pop  # bound now: at exit the module's names may be gone
+        _FITTED[key] = (
+            weakref.ref(frame, lambda _: forget(key, None)),
+            prepared.outcomes,
+            (counts, dwell, clock),
+        )
+    return counts
+
+
+_FITTED: dict[tuple[int, int, tuple[float, ...]], tuple[Any, Any, tuple[Counts, bool, bool]]] = {}
+"""Counts computed once per in-memory frame of visits (by ``id``; dropped with it)."""
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float] | None:

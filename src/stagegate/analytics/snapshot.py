@@ -59,7 +59,7 @@ from stagegate._time import from_epoch_us
 from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
-from stagegate.analytics._table import as_of_us
+from stagegate.analytics._table import as_of_us, sorted_rows
 from stagegate.analytics.intervals import ORDER, Prepared, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 
@@ -170,11 +170,12 @@ def _current_frame(prepared: Prepared) -> Any:
     opp = "opportunity_id"
     rows = prepared.rows
     if is_eager(rows):
-        # a deal's last row by (at_us, seq, rank): narrowed by one key at a time, no sort
-        last_rows = rows
-        for key in ORDER:
-            last_rows = last_rows.filter(nw.col(key) == nw.col(key).max().over(opp))
-        last_rows = last_rows.unique(opp, keep="any")
+        # a deal's last row by (at_us, seq, rank): rows in that order (checked in one pass,
+        # sorted only if they are not) end each deal with it; no window per deal
+        ordered = sorted_rows(rows.select(opp, *ORDER, "amount", "close_day", "close_date"))
+        last_rows = ordered.filter(
+            (nw.col(opp) != nw.col(opp).shift(-1)).fill_null(value=True)
+        ).lazy()
     else:
         last_rows = rows.with_columns(
             last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()

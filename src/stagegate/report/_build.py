@@ -111,7 +111,11 @@ def build_document(  # noqa: PLR0915 - one section after another
     known = configured_known(process)
     frame: Any = events if hasattr(events, "lazy") and hasattr(events, "columns") else None
     if frame is not None:
-        log: Any = frame.filter(frame["at"] <= instant)
+        late = frame["at"].max()
+        # no copy of a log that ends by as_of (the usual case: as_of is its last instant)
+        log: Any = (
+            frame if late is None or late <= instant else frame.filter(frame["at"] <= instant)
+        )
     else:
         log = [event for event in events if event.at <= instant]
     if by is not None:  # a bad --by fails before anything is computed
@@ -158,7 +162,9 @@ def build_document(  # noqa: PLR0915 - one section after another
     current = _Current(an.snapshot(prepared, process, at=instant))
     cycles = an.cycle_times(visits, process, as_of=instant)
     tick(2)
-    document["backtest"] = _backtest(an, log, process, instant, cutoff, known=known)
+    document["backtest"] = _backtest(
+        an, log, process, instant, cutoff, known=known, prepared=prepared
+    )
     tick(3)
     choice = choose_estimator(estimator, document["backtest"], known=known)
     document["estimator"] = choice
@@ -587,12 +593,18 @@ def _backtest(
     cutoff: datetime | None,
     *,
     known: bool,
+    prepared: Any = None,
 ) -> dict[str, Any] | None:
     first = to_utc(log["at"].min()) if hasattr(log, "columns") else min(e.at for e in log)
     split = to_utc(cutoff, what="cutoff") if cutoff is not None else first + (as_of - first) * 2 / 3
     if not first < split < as_of:
         return None
-    result = an.backtest(log, process, cutoff=split, as_of=as_of)
+    if prepared is not None:  # the log prepared once: only the visits at the cut-off are new
+        from stagegate.analytics.backtest import backtest_prepared  # noqa: PLC0415
+
+        result = backtest_prepared(prepared, split)
+    else:
+        result = an.backtest(log, process, cutoff=split, as_of=as_of)
     excluded = [] if known else ["configured"]
     rank = {e: i for i, e in enumerate(an.ESTIMATORS)}
     scores = sorted(
