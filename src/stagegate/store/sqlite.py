@@ -1489,11 +1489,11 @@ def write_sealed_rows(
             conn.executemany(_INSERT, rows)
             pending.extend(rows)
             while len(pending) >= piece:
-                _project(conn, pending[:piece])
+                _project(conn, list(zip(*pending[:piece], strict=True)))
                 del pending[:piece]
             done += len(rows)
             if progress is not None:
                 progress(done)
         if pending:
-            _project(conn, pending)
+            _project(conn, list(zip(*pending, strict=True)))
         return _put_record(conn, record())
