@@ -9,8 +9,9 @@ it with the calls named here):
 - open deals, pipeline, weighted pipeline and the current period's weighted forecast:
   :func:`~stagegate.analytics.rollup` (each deal at its segment at ``as_of``);
 - stalled by dwell: :func:`~stagegate.analytics.stalled` with the report's rule; stale by
-  activity: :func:`~stagegate.analytics.staleness` (stagegate events only: a frame carries no
-  activities, and its ``stale`` figures are ``None``);
+  activity: :func:`~stagegate.analytics.staleness` (on events, or on a store's frame, whose
+  ``kind`` column carries the ``activity_logged`` rows; on a table without one the ``stale``
+  figures are ``None``);
 - slipping: :func:`~stagegate.analytics.slippage` (open deals pushed at least ``flag_pushes``
   times), and every push of the segment's open deals;
 - overdue: open deals whose expected close date is before ``as_of``'s date
@@ -212,7 +213,15 @@ def segment_section(  # noqa: PLR0915 - one figure after another
                 mine_only, process, as_of=as_of, by=columns, activity_days=activity_days
             )
         }
-    activities = inputs.has_events
+    elif inputs.activities is not None:  # a store's frame: its activity_logged rows (kind)
+        activity = {
+            d.opportunity_id: d
+            for d in an.staleness(
+                inputs, process, as_of=as_of, by=columns, activity_days=activity_days
+            )
+            if d.opportunity_id in now
+        }
+    activities = inputs.has_events or inputs.activities is not None
     day = as_of.date()
     period, first, last = _period(day)
     at_risk: dict[Any, list[dict[str, Any]]] = defaultdict(list)
