@@ -3,7 +3,7 @@
 The issue's goal, checked as a whole rather than function by function: every function of
 ``stagegate.analytics`` that takes data accepts ``by=`` (or is a segment-native review function
 or a helper on plain values, listed below), and its answer on Polars, pandas and DuckDB frames
-of a store equals its answer on the events.
+of a store (and on PySpark, for the deal-level functions) equals its answer on the events.
 """
 
 from __future__ import annotations
@@ -206,3 +206,47 @@ def test_by_on_a_frame_gives_the_numbers_of_the_events(
     if unknown:
         expected = [{k: v for k, v in r.items() if k not in unknown} for r in expected]
     assert got == expected
+
+
+DEAL_LEVEL = ("open_pipeline", "snapshot", "stalled", "slippage", "waterfall", "forecast")
+DEAL_LEVEL += ("backtest",)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_by_on_spark_gives_the_numbers_of_the_events() -> None:
+    """The deal-level functions on PySpark (the stage-level ones: test_analytics_by_stage)."""
+    import shutil
+
+    sql = pytest.importorskip("pyspark.sql")
+    if shutil.which("java") is None:
+        pytest.skip("PySpark needs Java")
+    sim = simulate(30, seed=5, span_days=150, segments=True)
+    store = MemoryStore()
+    store.append(sim.events)
+    spark = (
+        sql.SparkSession.builder.master("local[1]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .getOrCreate()
+    )
+    try:
+        spark.sparkContext.setLogLevel("ERROR")
+        frame = spark.createDataFrame(store.to_frame(backend="pyarrow"))
+        outcomes = sim.model.outcomes()
+        earlier = sim.as_of - timedelta(days=45)
+        for name in DEAL_LEVEL:
+            kwargs = {
+                k: (sim.as_of if k in ("as_of", "at", "end") else earlier)
+                if isinstance(v, datetime)
+                else v
+                for k, v in KWARGS[name].items()
+            }
+            function = getattr(an, name)
+            expected = _rows(function(sim.events, outcomes, by="region", **kwargs), ("region",))
+            got = _rows(function(frame, outcomes, by="region", **kwargs), ("region",))
+            assert got == expected, name
+    finally:
+        spark.stop()
