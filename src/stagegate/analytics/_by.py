@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from stagegate._time import epoch_us, to_utc
-from stagegate.analytics._segments import SMALL_SAMPLE, read_inputs, segment_columns
+from stagegate.analytics._segments import SMALL_SAMPLE, read_inputs, segment_columns, segment_order
 from stagegate.analytics._table import DAY_US, backend_of, is_frame
 from stagegate.analytics.intervals import prepare, stage_intervals
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
@@ -38,11 +38,7 @@ SEGMENT_FIELDS = ("segment", "deals", "small")
 Segment = tuple[str | None, ...]
 
 
-def _order(key: Segment) -> tuple[tuple[bool, str], ...]:
-    return tuple((value is None, value or "") for value in key)
-
-
-def _subset(data: Any, items: list[Any], ids: set[str]) -> Any:
+def deals_subset(data: Any, items: list[Any], ids: set[str]) -> Any:
     """The input restricted to the deals ``ids``: a native frame for a frame, else a list."""
     if is_frame(data):
         import narwhals as nw  # noqa: PLC0415
@@ -62,7 +58,7 @@ def _subset(data: Any, items: list[Any], ids: set[str]) -> Any:
     ]
 
 
-def _clean(value: Any) -> Any:
+def clean_value(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN from a pandas column  # noqa: PLR0124
         return None
     try:
@@ -73,7 +69,7 @@ def _clean(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _records(result: Any, cls: type[Any]) -> list[Any]:
+def records_of(result: Any, cls: type[Any]) -> list[Any]:
     """The records of one run: a list already, or read back from the frame it returned."""
     if isinstance(result, list):
         return result
@@ -84,7 +80,7 @@ def _records(result: Any, cls: type[Any]) -> list[Any]:
         frame = frame.collect()
     names = {f.name for f in attrs.fields(cls) if not f.metadata.get("by")}
     return [
-        cls(**{k: _clean(v) for k, v in row.items() if k in names})
+        cls(**{k: clean_value(v) for k, v in row.items() if k in names})
         for row in frame.rows(named=True)
     ]
 
@@ -116,7 +112,7 @@ def _visits(
 
 
 def _us(value: Any) -> int | None:
-    value = _clean(value)
+    value = clean_value(value)
     return None if value is None else int(value)
 
 
@@ -163,7 +159,7 @@ class Attribution:
 
     def segments(self) -> list[Segment]:
         """The segments in order, those without a value last."""
-        return sorted(self.members, key=_order)
+        return sorted(self.members, key=segment_order)
 
     def runs(
         self, key: Segment, stages: Sequence[str], *, keep_others: bool = False
@@ -189,7 +185,7 @@ class Attribution:
 
     def subset(self, data: Any, ids: set[str]) -> Any:
         """The input restricted to the deals ``ids`` (a frame in its backend, or a list)."""
-        return _subset(data, self.inputs.data, ids)
+        return deals_subset(data, self.inputs.data, ids)
 
 
 def attribute(
@@ -245,7 +241,7 @@ def by_segment(
     found: dict[tuple[Segment, str], list[Any]] = defaultdict(list)
     for key in seen.segments():
         for subset, stages in seen.runs(key, out.open):
-            for record in _records(run(seen.subset(data, subset)), cls):
+            for record in records_of(run(seen.subset(data, subset)), cls):
                 n = seen.deals(key, record.stage)
                 if record.stage in stages and n:
                     found[key, record.stage].append(
@@ -284,17 +280,17 @@ def cycles_by_segment(
     columns = check_by(by, CycleTime, CycleSummary)
     inputs = read_inputs(data, columns, assume_zone=assume_zone)
     members: dict[Segment, set[str]] = defaultdict(set)
-    for deal in _records(run(data).deals, CycleTime):
+    for deal in records_of(run(data).deals, CycleTime):
         closed = epoch_us(to_utc(deal.closed_at, what="closed_at"))
         members[inputs.at(str(deal.opportunity_id), closed, columns)].add(str(deal.opportunity_id))
     deals: list[Any] = []
     summary: list[Any] = []
-    for key in sorted(members, key=_order):
-        part = run(_subset(data, inputs.data, members[key]))
-        deals += [attrs.evolve(d, segment=key) for d in _records(part.deals, CycleTime)]
+    for key in sorted(members, key=segment_order):
+        part = run(deals_subset(data, inputs.data, members[key]))
+        deals += [attrs.evolve(d, segment=key) for d in records_of(part.deals, CycleTime)]
         summary += [
             attrs.evolve(s, segment=key, small=s.deals < SMALL_SAMPLE)
-            for s in _records(part.summary, CycleSummary)
+            for s in records_of(part.summary, CycleSummary)
         ]
     if not is_frame(data):
         return CycleTimes(deals, summary)
@@ -353,14 +349,14 @@ def funnel_by_segment(
     for key in seen.segments():
         for subset, stages in seen.runs(key, out.stages, keep_others=True):
             part = run(seen.subset(data, subset))
-            for record in _records(part.stages, FunnelStage):
+            for record in records_of(part.stages, FunnelStage):
                 n = seen.deals(key, record.stage)
                 if record.stage in stages and n:
                     small = n < SMALL_SAMPLE
                     rows[key, record.stage].append(
                         attrs.evolve(record, segment=key, deals=n, small=small)
                     )
-            for loss in _records(part.losses, LossReason):
+            for loss in records_of(part.losses, LossReason):
                 n = seen.deals(key, loss.stage)
                 if loss.stage in stages and n:
                     losses[key, loss.stage].append(
@@ -462,7 +458,7 @@ def velocity_by_segment(
     found: dict[tuple[Segment, str], Any] = {}
     for key in seen.segments():
         for subset, stages in seen.runs(key, out.open):
-            for record in _records(run(seen.subset(data, subset)), Velocity):
+            for record in records_of(run(seen.subset(data, subset)), Velocity):
                 n = seen.deals(key, record.stage)
                 if record.stage in stages and n:
                     found[key, record.stage] = attrs.evolve(
@@ -474,12 +470,12 @@ def velocity_by_segment(
         if exited_us is None and kind != "open" and oid in opened:
             closers[seen.inputs.at(oid, entered_us, columns)].add(oid)
     result = []
-    for key in sorted(set(seen.members) | set(closers), key=_order):
+    for key in sorted(set(seen.members) | set(closers), key=segment_order):
         rows = [found[key, s] for s in out.open if (key, s) in found]
         closed = closers.get(key, set())
         whole = None
         if closed:
-            whole = _records(run(seen.subset(data, closed)), Velocity)[-1]
+            whole = records_of(run(seen.subset(data, closed)), Velocity)[-1]
         n = sum(r.deals for r in rows)
         wins = sum(r.expected_wins for r in rows)
         rate = wins / n if n else None

@@ -24,9 +24,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stagegate._time import epoch_us, from_epoch_us, to_utc
-from stagegate.analytics._by import SEGMENT_FIELDS, _clean, _order, _records, _subset
+from stagegate.analytics._by import SEGMENT_FIELDS, clean_value, deals_subset, records_of
 from stagegate.analytics._currency_guard import check_one_currency
-from stagegate.analytics._segments import SMALL_SAMPLE, Inputs, read_inputs, segment_columns
+from stagegate.analytics._segments import (
+    SMALL_SAMPLE,
+    Inputs,
+    read_inputs,
+    segment_columns,
+    segment_order,
+)
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, backend_of, is_frame
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
@@ -99,7 +105,7 @@ def _with_segments(records: list[Any], segment_of: Callable[[str], Segment]) -> 
     Within a segment the records keep the order the function gave them.
     """
     tagged = [attrs.evolve(r, segment=segment_of(str(r.opportunity_id))) for r in records]
-    return sorted(tagged, key=lambda r: _order(r.segment))
+    return sorted(tagged, key=lambda r: segment_order(r.segment))
 
 
 class SegmentsAt:
@@ -167,7 +173,7 @@ def _frame_segments(
     for key in ("_at", "_seq"):
         rows = rows.filter(nw.col(key) == nw.col(key).max().over("_oid"))
     found = rows.collect().rows()
-    result = {str(r[0]): tuple(_clean(v) for v in r[3:]) for r in found}
+    result = {str(r[0]): tuple(clean_value(v) for v in r[3:]) for r in found}
     return result if len(result) == len(found) else None
 
 
@@ -228,7 +234,7 @@ def per_deal_by(
     columns = check_columns(by, cls)
     data = materialized(data)
     segment_of = SegmentsAt(data, columns, _us(at, "at"), assume_zone)
-    records = _with_segments(_records(run(data), cls), segment_of)
+    records = _with_segments(records_of(run(data), cls), segment_of)
     return _out(data, columns, records, cls, ())
 
 
@@ -261,7 +267,7 @@ def segment_totals(result: Any, by: str | Sequence[str] | None = None) -> Any:
             frame = frame.collect()
         columns = segment_columns(by)
         pairs = [
-            (tuple(_clean(row[c]) for c in columns), row.get("amount"))
+            (tuple(clean_value(row[c]) for c in columns), row.get("amount"))
             for row in frame.rows(named=True)
         ]
     else:
@@ -274,11 +280,11 @@ def segment_totals(result: Any, by: str | Sequence[str] | None = None) -> Any:
     for segment, amount in pairs:
         t = totals.setdefault(segment, [0, 0.0])
         t[0] += 1
-        value = _clean(amount)  # NaN and pandas NA are unknown amounts
+        value = clean_value(amount)  # NaN and pandas NA are unknown amounts
         t[1] += 0.0 if value is None else float(value)
     return [
         SegmentTotal(key, int(n), amount, n < SMALL_SAMPLE)
-        for key, (n, amount) in sorted(totals.items(), key=lambda kv: _order(kv[0]))
+        for key, (n, amount) in sorted(totals.items(), key=lambda kv: segment_order(kv[0]))
     ]
 
 
@@ -314,7 +320,7 @@ def waterfall_by(
     data = materialized(data)
     whole = waterfall(data)
     segment_of = SegmentsAt(data, columns, _us(end, "end"), assume_zone)
-    deals = _with_segments(_records(whole.deals, WaterfallDeal), segment_of)
+    deals = _with_segments(records_of(whole.deals, WaterfallDeal), segment_of)
     sizes: dict[Segment, int] = defaultdict(int)
     totals: dict[tuple[Segment, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])
     pipeline: dict[Segment, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -329,7 +335,7 @@ def waterfall_by(
         open_end = 0.0 if d.category in ("won", "lost") else float(d.amount_end or 0.0)
         pipeline[d.segment][0] += open_end - d.pipeline_change
         pipeline[d.segment][1] += open_end
-    keys = sorted(sizes, key=_order)
+    keys = sorted(sizes, key=segment_order)
     summary = [
         WaterfallRow(
             c, int(n[0]), n[1], n[2], int(n[3]), n[4], segment=key, small=sizes[key] < SMALL_SAMPLE
@@ -385,7 +391,7 @@ def slippage_by(
     data = materialized(data)
     whole = slippage(data)
     segment_of = SegmentsAt(data, columns, _us(as_of, "as_of"), assume_zone)
-    deals = _with_segments(_records(whole.deals, SlippingDeal), segment_of)
+    deals = _with_segments(records_of(whole.deals, SlippingDeal), segment_of)
     bands = tuple(float(b) for b in age_bands)
     sizes: dict[Segment, int] = defaultdict(int)
     by_push: dict[tuple[Segment, int], list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -404,7 +410,9 @@ def slippage_by(
 
     pushes = [
         PushCount(k, n, c, w, w / c if c else None, segment=s, small=small(s))
-        for (s, k), (n, c, w) in sorted(by_push.items(), key=lambda i: (_order(i[0][0]), i[0][1]))
+        for (s, k), (n, c, w) in sorted(
+            by_push.items(), key=lambda i: (segment_order(i[0][0]), i[0][1])
+        )
     ]
     aged = [
         PushAgeCount(
@@ -419,7 +427,7 @@ def slippage_by(
             small=small(s),
         )
         for (s, k, b), (n, c, w) in sorted(
-            by_age.items(), key=lambda i: (_order(i[0][0]), i[0][1], i[0][2])
+            by_age.items(), key=lambda i: (segment_order(i[0][0]), i[0][1], i[0][2])
         )
     ]
     return Slippage(
@@ -441,7 +449,7 @@ def levels_of(columns: Sequence[str], leaves: Iterable[Segment], *, rollup: bool
     (each of ``columns`` in turn) groups the leaves by their values from ``c`` on, then the
     total (level ``"all"``, key ``()``) holds every leaf.
     """
-    ordered = sorted(set(leaves), key=_order)
+    ordered = sorted(set(leaves), key=segment_order)
     if not rollup:
         return [(None, leaf, [leaf]) for leaf in ordered]
     result: list[Any] = []
@@ -449,7 +457,7 @@ def levels_of(columns: Sequence[str], leaves: Iterable[Segment], *, rollup: bool
         groups: dict[Segment, list[Segment]] = defaultdict(list)
         for leaf in ordered:
             groups[leaf[i:]].append(leaf)
-        result += [(column, key, groups[key]) for key in sorted(groups, key=_order)]
+        result += [(column, key, groups[key]) for key in sorted(groups, key=segment_order)]
     result.append(("all", (), ordered))
     return result
 
@@ -471,10 +479,15 @@ def simulate_by_segment(
     draws for ``deals`` (same seed, same order), so every deal is won or lost, and lands, alike
     in each group's sum and in the whole's: the groups' runs add up to the whole's runs.
     """
-    from stagegate.analytics.forecast import VECTOR_FROM, _draw, _numpy, period_of  # noqa: PLC0415
+    from stagegate.analytics.forecast import VECTOR_FROM, draw_close, numpy_or_none, period_of  # noqa: PLC0415
 
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
-    if deals and simulations and simulations * len(deals) >= VECTOR_FROM and _numpy() is not None:
+    if (
+        deals
+        and simulations
+        and simulations * len(deals) >= VECTOR_FROM
+        and numpy_or_none() is not None
+    ):
         return _vector_by_segment(rng, deals, groups, slips, totals, today, period, simulations)
     epoch = date(1970, 1, 1)
     labels: dict[int, str] = {}
@@ -485,7 +498,7 @@ def simulate_by_segment(
             won = uniform() < p
             u = uniform()
             if won:
-                day = _draw(slips, totals, close, u, today)
+                day = draw_close(slips, totals, close, u, today)
                 label = labels.get(day)
                 if label is None:
                     label = labels[day] = period_of(epoch + timedelta(days=max(day, today)), period)
@@ -494,6 +507,7 @@ def simulate_by_segment(
 
 
 _GROUP_SPAN = 1 << 24
+_EPOCH = date(1970, 1, 1)
 """Period keys (months or quarters since 1970) stay below this: a group's keys start at it."""
 
 
@@ -510,12 +524,12 @@ def _vector_by_segment(  # noqa: PLR0917 - private, the parts of one simulation
     """:func:`simulate_by_segment` on numpy: the twister state of ``rng``, chunks of runs."""
     from stagegate.analytics.forecast import (  # noqa: PLC0415
         MONTE_CARLO_CHUNK,
-        _numpy,
-        _period_keys,
-        _period_label,
+        numpy_or_none,
+        period_keys,
+        period_label,
     )
 
-    np = _numpy()
+    np = numpy_or_none()
     state = rng.getstate()[1]
     twister = np.random.RandomState()
     twister.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
@@ -541,7 +555,7 @@ def _vector_by_segment(  # noqa: PLR0917 - private, the parts of one simulation
         pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
         day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
         day = np.broadcast_to(day, (runs, n))
-        key = _period_keys(np, np.maximum(day, today), period) + group
+        key = period_keys(np, np.maximum(day, today), period) + group
         for offset in range(runs):
             mask = won[offset]
             landed = key[offset][mask]
@@ -554,7 +568,7 @@ def _vector_by_segment(  # noqa: PLR0917 - private, the parts of one simulation
                     sums[k] = np.zeros(simulations)
                 sums[k][start + offset] = w
     return {
-        (k // _GROUP_SPAN, _period_label(k % _GROUP_SPAN, period)): sums[k].tolist()
+        (k // _GROUP_SPAN, period_label(k % _GROUP_SPAN, period)): sums[k].tolist()
         for k in sorted(sums)
     }
 
@@ -582,11 +596,10 @@ def forecast_by(
     are those of each level's own distribution.
     """
     from stagegate.analytics.forecast import (  # noqa: PLC0415 - forecast calls this module
-        _EPOCH,
         ForecastPeriod,
-        _slip_history,
         forecast,
         period_of,
+        slip_history,
     )
     from stagegate.analytics.probability import (  # noqa: PLC0415
         DEFAULT_BINS,
@@ -620,7 +633,7 @@ def forecast_by(
         leaf = segment_of(oid)
         deals.append((float(amount), int(close), table[stage, bin_of(dwell, DEFAULT_BINS)]))
         groups.append(leaves.setdefault(leaf, len(leaves)))
-    history = _slip_history(prepared) if slip else {}
+    history = slip_history(prepared) if slip else {}
     slips = sorted(history)
     totals = list(itertools.accumulate(history[s] for s in slips))
     runs = simulate_by_segment(
@@ -695,21 +708,22 @@ def backtest_by(
     data = materialized(data)
     segment_of = SegmentsAt(data, columns, _us(cutoff, "cutoff"), assume_zone)
     at_cutoff = snapshot(data, outcomes, at=cutoff, assume_zone=assume_zone)
-    existing = {str(s.opportunity_id) for s in _records(at_cutoff, Snapshot)}
+    existing = {str(s.opportunity_id) for s in records_of(at_cutoff, Snapshot)}
     members: dict[Segment, set[str]] = defaultdict(set)
     for oid in existing:
         members[segment_of(oid)].add(oid)
     result = []
-    for key in sorted(members, key=_order):
-        part = backtest(_subset(data, segment_of.items, members[key]))
-        scored = max((s.deals for s in _records(part.scores, BacktestScore)), default=0)
+    for key in sorted(members, key=segment_order):
+        part = backtest(deals_subset(data, segment_of.items, members[key]))
+        scored = max((s.deals for s in records_of(part.scores, BacktestScore)), default=0)
         small = scored < SMALL_SAMPLE
         scores = [
-            attrs.evolve(s, segment=key, small=small) for s in _records(part.scores, BacktestScore)
+            attrs.evolve(s, segment=key, small=small)
+            for s in records_of(part.scores, BacktestScore)
         ]
         reliability = [
             attrs.evolve(r, segment=key, small=small)
-            for r in _records(part.reliability, Reliability)
+            for r in records_of(part.reliability, Reliability)
         ]
         result.append(
             attrs.evolve(

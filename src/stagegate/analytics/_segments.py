@@ -33,6 +33,11 @@ __all__ = ["Inputs", "read_inputs", "segment_columns"]
 Segment = tuple[str | None, ...]
 
 
+def segment_order(key: Segment) -> tuple[tuple[bool, str], ...]:
+    """The sort key of a segment: its values in order, a missing value after every other."""
+    return tuple((value is None, value or "") for value in key)
+
+
 def segment_columns(by: str | Sequence[str]) -> tuple[str, ...]:
     """``by`` as a tuple of column names (one name, or a non-empty sequence of them).
 

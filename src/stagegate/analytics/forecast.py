@@ -123,7 +123,7 @@ class Forecast:
         return html(self)
 
 
-def _slip_history(prepared: Any) -> dict[int, int]:
+def slip_history(prepared: Any) -> dict[int, int]:
     """Days from expected to actual close of won deals, with counts.
 
     The expected close is the one in force when the deal entered its last open stage. Only won
@@ -160,7 +160,7 @@ VECTOR_FROM = 50_000
 """The Monte Carlo runs on numpy (when installed) from this many (run, deal) draws on."""
 
 
-def _draw(slips: list[int], totals: list[int], close: int, u: float, today: int) -> int:
+def draw_close(slips: list[int], totals: list[int], close: int, u: float, today: int) -> int:
     """Close day of a won deal: its slip drawn among those landing on or after as_of."""
     first = bisect.bisect_left(slips, today - close)
     if first == len(slips):
@@ -191,7 +191,7 @@ def simulate_runs(
     """
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
     if vector is None:
-        vector = simulations * len(deals) >= VECTOR_FROM and _numpy() is not None
+        vector = simulations * len(deals) >= VECTOR_FROM and numpy_or_none() is not None
     if vector and deals and simulations:
         return _vector_runs(rng, deals, slips, totals, today, period, simulations)
     labels: dict[int, str] = {}
@@ -209,11 +209,11 @@ def simulate_runs(
             won = uniform() < p
             u = uniform()
             if won:
-                runs[label(_draw(slips, totals, close, u, today))][run] += amount
+                runs[label(draw_close(slips, totals, close, u, today))][run] += amount
     return dict(runs)
 
 
-def _numpy() -> Any:
+def numpy_or_none() -> Any:
     try:
         import numpy as np  # noqa: PLC0415 - optional
     except ImportError:  # pragma: no cover - depends on the environment
@@ -231,7 +231,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     simulations: int,
 ) -> dict[str, list[float]]:
     """:func:`simulate_runs` on numpy, a chunk of runs at a time."""
-    np = _numpy()
+    np = numpy_or_none()
     state = rng.getstate()[1]
     twister = np.random.RandomState()
     twister.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
@@ -259,7 +259,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
         pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
         day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
         day = np.broadcast_to(day, (runs, n))  # without slips every run lands alike
-        key = _period_keys(np, np.maximum(day, today), period)
+        key = period_keys(np, np.maximum(day, today), period)
         for offset in range(runs):
             mask = won[offset]
             landed = key[offset][mask]
@@ -275,10 +275,10 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
                     seen[k] = True
                     keys.append(k)
                 sums[k][start + offset] = weights[index]
-    return {_period_label(k, period): sums[k].tolist() for k in sorted(keys)}
+    return {period_label(k, period): sums[k].tolist() for k in sorted(keys)}
 
 
-def _period_keys(np: Any, days: Any, period: str) -> Any:
+def period_keys(np: Any, days: Any, period: str) -> Any:
     """Months since 1970-01 (``month``) or quarters since 1970-Q1 of day numbers.
 
     The calendar is computed once for the days between the first and the last, then looked up.
@@ -290,7 +290,7 @@ def _period_keys(np: Any, days: Any, period: str) -> Any:
     return table[days - low]
 
 
-def _period_label(key: int, period: str) -> str:
+def period_label(key: int, period: str) -> str:
     if period == "month":
         year, month = divmod(key, 12)
         return f"{1970 + year:04d}-{month + 1:02d}"
@@ -375,7 +375,7 @@ def forecast(
             unscheduled += 1
             continue
         deals.append((float(amount), int(close), p))
-    history = _slip_history(prepared) if slip else {}
+    history = slip_history(prepared) if slip else {}
     slips = sorted(history)
     totals = list(itertools.accumulate(history[s] for s in slips))
 

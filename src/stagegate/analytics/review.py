@@ -69,6 +69,7 @@ from stagegate.analytics._segments import (
     period_bounds,
     read_inputs,
     segment_columns,
+    segment_order,
 )
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.deals import stalled
@@ -113,10 +114,6 @@ CHANGES = (
 """What changed on a deal since a past instant, in the order the review shows them."""
 NEXT_STEP_FIELD = "next_step_due"
 """The custom field that holds a deal's next-step due date (ISO ``YYYY-MM-DD``)."""
-
-
-def _order(key: Segment) -> tuple[tuple[bool, str], ...]:
-    return tuple((value is None, value or "") for value in key)
 
 
 # -- staleness by activity ---------------------------------------------------------------------
@@ -264,7 +261,7 @@ def staleness(
         )
     result.sort(
         key=lambda d: (
-            _order(d.segment),
+            segment_order(d.segment),
             -(d.days_since_activity or 0.0),
             -(d.dwell_days or 0.0),
             d.opportunity_id,
@@ -363,7 +360,7 @@ def _deal_changes(  # noqa: PLR0917 - a private helper of two public functions
                     e.close_date,
                 )
             )
-    result.sort(key=lambda c: (_order(c.segment), CHANGES.index(c.change), c.opportunity_id))
+    result.sort(key=lambda c: (segment_order(c.segment), CHANGES.index(c.change), c.opportunity_id))
     return result
 
 
@@ -439,7 +436,7 @@ def changes(
             default_currency,
         )
         rows.append(ChangeRow(segment, kind, len(items), amount, delta))
-    rows.sort(key=lambda r: (_order(r.segment), CHANGES.index(r.change)))
+    rows.sort(key=lambda r: (segment_order(r.segment), CHANGES.index(r.change)))
     return rows
 
 
@@ -519,7 +516,7 @@ def rollup(
             groups[()] = []  # the total, even of nothing
         for deal in deals:
             groups[deal[0][depth:]].append(deal)
-        for key in sorted(groups, key=_order):
+        for key in sorted(groups, key=segment_order):
             items = groups[key]
             due = [d for d in items if d[4]]
             rows.append(
@@ -598,7 +595,7 @@ def scorecard(
         )
     )
     rows = []
-    for key in sorted(set(cycles) | set(open_deals), key=_order):
+    for key in sorted(set(cycles) | set(open_deals), key=segment_order):
         closed = cycles.get(key, [])
         days = [c.cycle_days for c in closed]
         won_days = [c.cycle_days for c in closed if c.outcome == "won"]
@@ -795,7 +792,7 @@ def weekly_review(
     keys = set(totals) | set(counts) | {k[: len(columns)] for k in quota_rows if len(k) == 1}
     zero = Decimal(0)
     rows = []
-    for key in sorted(keys, key=_order):
+    for key in sorted(keys, key=segment_order):
         total = totals.get(key)
         quota = quota_rows.get(key[:1]) if len(columns) == 1 else None
         mine = health.get(key, [])
