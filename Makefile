@@ -29,8 +29,9 @@ $(REF_STAMP): pyproject.toml
 
 # The main job on the bundled sample: a seeded simulated pipeline on the built-in b2b process,
 # imported into the embedded SQLite store, then the pipeline health report (terminal + HTML),
-# in English and in Korean. The demo has a light environment of its own with only the extra it
-# uses (`cli`: click, rich, jinja2), not the development tools of `dev`.
+# in English with its section per owner (--by owner), and in Korean. The demo has a light
+# environment of its own with only the extra it uses (`cli`: click, rich, jinja2), not the
+# development tools of `dev`.
 DEMO_DIR ?= demo-output
 DEMO_VENV ?= .venv-demo
 DEMO_BIN := $(DEMO_VENV)/bin
@@ -47,7 +48,8 @@ demo: $(DEMO_STAMP)
 	$(DEMO_BIN)/python -m stagegate.demo
 	$(DEMO_BIN)/stagegate simulate --deals 2000 --seed 7 --out $(DEMO_DIR)/sample.jsonl
 	$(DEMO_BIN)/stagegate import $(DEMO_DIR)/sample.jsonl --store $(DEMO_DIR)/pipeline.sqlite --replace
-	$(DEMO_BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --html $(DEMO_DIR)/report.html
+	$(DEMO_BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --by owner \
+		--html $(DEMO_DIR)/report.html
 	$(DEMO_BIN)/stagegate report --store $(DEMO_DIR)/pipeline.sqlite --language ko \
 		--html $(DEMO_DIR)/report-ko.html
 

@@ -147,3 +147,25 @@ def same(expected: list[dict[str, Any]], actual: list[dict[str, Any]], key: Any 
                 assert math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9), (k, e, a)
             else:
                 assert x == y, (k, e, a)
+
+
+def with_activities(process: Any, events: list[Any], as_of: datetime, every: int = 2) -> list[Any]:
+    """``events`` with a logged call on every ``every``-th deal, a day after its last event.
+
+    The simulator logs no activities; staleness by activity needs some deals that have them.
+    """
+    from stagegate import Opportunity
+
+    logs: dict[str, list[Any]] = {}
+    for event in events:
+        logs.setdefault(event.opportunity_id, []).append(event)
+    out: list[Any] = []
+    for n, (_, log) in enumerate(sorted(logs.items())):
+        later = log[-1].at + timedelta(days=1)
+        if n % every == 0 and later <= as_of:
+            deal = Opportunity.replay(process, log)
+            deal.log_activity("call", at=later, actor="calendar")
+            out.extend(deal.events)
+        else:
+            out.extend(log)
+    return out

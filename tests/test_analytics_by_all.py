@@ -17,7 +17,9 @@ from typing import Any
 import attrs
 import pytest
 
+from analytics_data import with_activities
 from stagegate import analytics as an
+from stagegate import b2b
 from stagegate.simulate import simulate
 from stagegate.store import MemoryStore
 
@@ -31,8 +33,9 @@ SEGMENT_NATIVE = {
 NOT_ON_DATA = {"km_curve", "km_median", "period_of", "configured_known"}
 MONEY_HELPERS = {"currencies_of", "in_currency", "require_one_currency"}
 
-SIM = simulate(100, seed=5, span_days=150, segments=True)
+SIM = simulate(100, seed=5, span_days=150, segments=True, process=b2b())
 AS_OF = SIM.as_of
+EVENTS = with_activities(b2b(), list(SIM.events), AS_OF)  # staleness by activity on frames too
 CUTOFF = AS_OF - timedelta(days=45)
 KWARGS: dict[str, dict[str, Any]] = {
     "stage_probabilities": {"as_of": AS_OF, "draws": 0},
@@ -174,7 +177,7 @@ def _is_table(value: Any) -> bool:
 
 def _frame(backend: str) -> Any:
     store = MemoryStore()
-    store.append(SIM.events)
+    store.append(EVENTS)
     frame = store.to_frame(backend="polars")
     if backend == "pandas":
         return frame.to_pandas()
@@ -200,7 +203,7 @@ def test_by_on_a_frame_gives_the_numbers_of_the_events(
     function = getattr(an, name)
     columns = (by,) if isinstance(by, str) else by
     outcomes = SIM.model.outcomes()
-    expected = _rows(function(SIM.events, outcomes, by=by, **KWARGS[name]), columns)
+    expected = _rows(function(EVENTS, outcomes, by=by, **KWARGS[name]), columns)
     got = _rows(function(_frame(backend), outcomes, by=by, **KWARGS[name]), columns)
     unknown = NOT_IN_FRAMES.get(name, set())
     if unknown:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics_data import with_activities
 from stagegate import analytics as an
 from stagegate.report import UnknownSegmentColumnError, build_document, render_html
 from stagegate.report._i18n import catalogue
@@ -22,7 +23,7 @@ def pipeline():
     process = b2b()
     sim = simulate(300, seed=11, process=process, segments=True)
     events = [e for e in sim.events if e.at <= sim.as_of]
-    return process, events, sim.as_of
+    return process, with_activities(process, events, sim.as_of), sim.as_of
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,22 @@ class TestSection:
         assert "pushed at least 2 times" in section["definition"]
         assert section["by"] == ["owner"]
         assert section["activities"] is True
+
+    def test_a_log_without_any_activity_leaves_staleness_by_activity_unknown(self):
+        process = b2b()
+        sim = simulate(120, seed=3, process=process, segments=True)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        section = build_document(events, process, as_of=sim.as_of, by="team")["segments"]
+        assert section["activities"] is False
+        for row in section["rows"]:
+            assert row["stale_deals"] is None
+            assert row["stale_amount"] is None
+            assert row["forecast_parts"]["stale"] == 0.0
+        with_calls = build_document(
+            with_activities(process, events, sim.as_of), process, as_of=sim.as_of, by="team"
+        )["segments"]
+        assert with_calls["activities"] is True
+        assert any(row["stale_deals"] for row in with_calls["rows"])
 
     def test_several_columns_comma_separated_or_as_a_sequence(self, pipeline):
         process, events, as_of = pipeline

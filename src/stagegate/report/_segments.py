@@ -10,8 +10,9 @@ it with the calls named here):
   :func:`~stagegate.analytics.rollup` (each deal at its segment at ``as_of``);
 - stalled by dwell: :func:`~stagegate.analytics.stalled` with the report's rule; stale by
   activity: :func:`~stagegate.analytics.staleness` (on events, or on a store's frame, whose
-  ``kind`` column carries the ``activity_logged`` rows; on a table without one the ``stale``
-  figures are ``None``);
+  ``kind`` column carries the ``activity_logged`` rows); when the log records no activity at
+  all (a table without ``kind``, or a CRM that feeds none), the ``stale`` figures are ``None``:
+  unknown, not every deal;
 - slipping: :func:`~stagegate.analytics.slippage` (open deals pushed at least ``flag_pushes``
   times), and every push of the segment's open deals;
 - overdue: open deals whose expected close date is before ``as_of``'s date
@@ -38,6 +39,7 @@ from typing import Any
 
 from stagegate._time import epoch_us, to_utc
 from stagegate.errors import StagegateError
+from stagegate.events import EventKind
 from stagegate.segments import OWNER, RESERVED_NAMES, names_of
 
 __all__ = [
@@ -204,8 +206,13 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     closed: dict[Any, list[Any]] = defaultdict(list)
     for c in _records(an.cycle_times(visits, process, as_of=as_of).deals):
         closed[inputs.at(c.opportunity_id, epoch_us(to_utc(c.closed_at)), columns)].append(c)
+    # A log that records no activity at all comes from a CRM that does not feed them: the
+    # staleness by activity of its deals is unknown, not "every deal stale".
+    activities = any(
+        e.kind is EventKind.ACTIVITY_LOGGED for events in inputs.events.values() for e in events
+    ) or any((inputs.activities or {}).values())
     activity = {}
-    if inputs.has_events:  # activities are known: staleness of the open deals' own events
+    if activities and inputs.has_events:  # staleness of the open deals' own events
         mine_only = [e for e in log if e.opportunity_id in now]
         activity = {
             d.opportunity_id: d
@@ -213,7 +220,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
                 mine_only, process, as_of=as_of, by=columns, activity_days=activity_days
             )
         }
-    elif inputs.activities is not None:  # a store's frame: its activity_logged rows (kind)
+    elif activities:  # a store's frame: its activity_logged rows (the kind column)
         activity = {
             d.opportunity_id: d
             for d in an.staleness(
@@ -221,7 +228,6 @@ def segment_section(  # noqa: PLR0915 - one figure after another
             )
             if d.opportunity_id in now
         }
-    activities = inputs.has_events or inputs.activities is not None
     day = as_of.date()
     period, first, last = _period(day)
     at_risk: dict[Any, list[dict[str, Any]]] = defaultdict(list)
