@@ -39,6 +39,7 @@ import attrs
 
 from stagegate.errors import StagegateError
 from stagegate.io._read import max_input_bytes
+from stagegate.io.canonical import EVENT_COLUMNS
 
 __all__ = ["FORMATS", "NotPlainError", "PlainBatch", "format_of", "plain_batches"]
 
@@ -54,25 +55,7 @@ PARQUET_ROWS = 65_536
 SCAN_BYTES = 4 << 20
 """Bytes read at a time by the pre-scan of a text file."""
 
-_CONTENT = (
-    "opportunity_id",
-    "seq",
-    "kind",
-    "at",
-    "actor",
-    "stage",
-    "process",
-    "process_version",
-    "from_stage",
-    "move",
-    "reason",
-    "gate",
-    "amount",
-    "close_date",
-    "subject",
-    "details",
-)
-_TEXT = frozenset(_CONTENT) - {"seq"}
+_TEXT = frozenset(EVENT_COLUMNS) - {"seq"}
 _PLAIN = r"^[ !#-\[\]-~]+$"  # printable ASCII without '"' or '\': JSON quotes it as it is
 _NAMED = r"^[ !#-\[\]-~]*[!#-\[\]-~][ !#-\[\]-~]*$"  # and not only spaces (ids, actors)
 _INSTANT = (
@@ -192,27 +175,27 @@ def _reader(path: str, fmt: str, pa: Any) -> tuple[Iterator[Any], int | None]:
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
             raise NotPlainError(str(exc)) from None
         names = file.schema_arrow.names
-        if len(set(names)) != len(names) or not set(_CONTENT) <= set(names):
+        if len(set(names)) != len(names) or not set(EVENT_COLUMNS) <= set(names):
             raise NotPlainError("not the columns of a log")
-        return file.iter_batches(batch_size=PARQUET_ROWS, columns=list(_CONTENT)), None
+        return file.iter_batches(batch_size=PARQUET_ROWS, columns=list(EVENT_COLUMNS)), None
     scan = _scan(path, fmt)
     if fmt == "csv":
         csv = importlib.import_module("pyarrow.csv")
         header = scan.first.split(b"\n", 1)[0].rstrip(b"\r").split(b",")
-        if sorted(header) != sorted(name.encode() for name in _CONTENT):
+        if sorted(header) != sorted(name.encode() for name in EVENT_COLUMNS):
             raise NotPlainError("not the header of a log")
         reader = csv.open_csv(
             path,
             read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
             parse_options=csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=csv.ConvertOptions(
-                column_types=dict.fromkeys(_CONTENT, pa.string()), strings_can_be_null=False
+                column_types=dict.fromkeys(EVENT_COLUMNS, pa.string()), strings_can_be_null=False
             ),
         )
         return reader, scan.lines - 1
     json = importlib.import_module("pyarrow.json")
     schema = pa.schema(
-        [(n, pa.int64() if n == "seq" else pa.string()) for n in (*_CONTENT, "digest")]
+        [(n, pa.int64() if n == "seq" else pa.string()) for n in (*EVENT_COLUMNS, "digest")]
     )
     reader = json.open_json(
         path,
