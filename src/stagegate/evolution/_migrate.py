@@ -10,11 +10,12 @@ import attrs
 
 from stagegate import _arguments as arguments
 from stagegate._progress import Phases, phase_of
+from stagegate._replay import migration_target
 from stagegate._time import now, to_utc
 from stagegate.errors import cut
 from stagegate.events import Event, EventKind, freeze, recorded_event
 from stagegate.evolution._diff import EvolutionError, stage_mapping
-from stagegate.opportunity import Opportunity, migration_target
+from stagegate.opportunity import Opportunity
 from stagegate.process import Process
 
 if TYPE_CHECKING:
