@@ -6,6 +6,7 @@ import io
 import sys
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -256,6 +257,37 @@ class TestCanonicalLog:
         path = tmp_path / f"log{suffix}"
         assert len(events) == write_events(path, events)
         assert events == read_events(path)
+
+    def test_a_parquet_log_with_typed_columns_reads_as_its_text_would(self, tmp_path):
+        # what a data tool writes: instants as timestamps (any zone), exact amounts as
+        # decimals, close dates as dates; the events are those of the text columns
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        events = _events()
+        path = tmp_path / "log.parquet"
+        write_events(path, events)
+        table = pq.read_table(path)
+        berlin = [e.at.astimezone(ZoneInfo("Europe/Berlin")) for e in events]
+        typed = {
+            "at": pa.array(berlin, pa.timestamp("us", tz="Europe/Berlin")),
+            "amount": pa.array([e.amount for e in events], pa.decimal128(12, 0)),
+            "close_date": pa.array([e.close_date for e in events], pa.date32()),
+        }
+        for name, column in typed.items():
+            table = table.set_column(table.schema.get_field_index(name), name, column)
+        pq.write_table(table, path)
+        assert events == read_events(path)
+
+    def test_a_parquet_timestamp_without_a_zone_is_refused(self, tmp_path):
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        path = tmp_path / "log.parquet"
+        write_events(path, _events())
+        table = pq.read_table(path)
+        naive = pa.array([e.at.replace(tzinfo=None) for e in _events()], pa.timestamp("us"))
+        pq.write_table(table.set_column(table.schema.get_field_index("at"), "at", naive), path)
+        with pytest.raises(EventLogError, match=r"row 1: column 'at' .* without a time zone"):
+            read_events(path)
 
     def test_a_written_log_imports_as_a_stage_history(self, tmp_path):
         path = tmp_path / "log.csv"

@@ -32,7 +32,8 @@ import importlib
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,29 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
+def _typed(value: object, name: str, number: int) -> object:
+    """A typed Parquet cell as the text ``write_events`` would have written for it.
+
+    Tables written by data tools carry instants as timestamps, amounts as decimals and close
+    dates as dates rather than text: aware timestamps and exact numbers read as their text;
+    a timestamp without a time zone is refused (it names no instant).
+
+    Raises:
+        EventLogError: the cell is a timestamp without a time zone.
+    """
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise EventLogError(
+                f"row {number}: column {name!r} holds a timestamp without a time zone "
+                f"({value.isoformat()}), which names no instant; write it as a timestamp "
+                "with a time zone (for example UTC) or as ISO 8601 text with an offset"
+            )
+        return value.isoformat()
+    if isinstance(value, (date, Decimal)):
+        return value.isoformat() if isinstance(value, date) else str(value)
+    return value
+
+
 def read_events(
     path: str | Path,
     *,
@@ -207,6 +231,8 @@ def read_events(
             for name, value in data.items():
                 if value == "":
                     data[name] = None
+                elif not isinstance(value, (str, int)):
+                    data[name] = _typed(value, name, number)
             seq = data["seq"]
             if type(seq) is str and seq.isascii() and seq.isdigit():
                 data["seq"] = int(seq)
