@@ -447,6 +447,51 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     return len({row for finding in lost for row in finding.rows}), bool(lost)
 
 
+_PAIR_FLAGS = {"columns": "--column", "map": "--map", "entered": "--entered"}
+
+
+def _settings(
+    mapping_path: Path | None, flags: Mapping[str, Any], pairs: Mapping[str, tuple[str, ...]]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The format, the settings chosen (flags over the mapping file) and the importer options.
+
+    ``pairs`` holds the repeated ``KEY=VALUE`` flags (``columns``, ``map``, ``entered``), each
+    merged key by key over the mapping file's table of the same name.
+
+    Raises:
+        click.BadParameter: the mapping file names an unknown format.
+    """
+    file = read_mapping(mapping_path) if mapping_path is not None else {}
+    chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    for name, given in pairs.items():
+        chosen[name] = {**file.get(name, {}), **_pairs(given, _PAIR_FLAGS[name])}
+    fmt = chosen.get("format") or "events"
+    if fmt not in FORMATS:
+        msg = f"format {fmt!r} is not one of {', '.join(FORMATS)}"
+        raise click.BadParameter(msg, param_hint="--mapping")
+    options: dict[str, Any] = {
+        "stage_map": chosen["map"] or None,
+        "columns": chosen["columns"] or None,
+        "entered": chosen["entered"],
+        "stage_order": chosen.get("stage_order"),
+        "won": chosen.get("won"),
+        "lost": chosen.get("lost"),
+        "undated_at": chosen.get("undated_at"),
+        "as_of": chosen.get("as_of"),
+        "assume_zone": chosen.get("assume_zone"),
+        "strict": False,  # the command applies it, after --accept
+        "encoding": chosen.get("encoding"),
+        "delimiter": chosen.get("delimiter") or ",",
+        "pipedrive_stages": chosen.get("pipedrive_stages"),
+        "pipedrive_fields": chosen.get("pipedrive_fields"),
+        "segments": tuple(chosen.get("segments") or ()),
+        "owners": chosen.get("owners"),
+    }
+    if chosen.get("max_field_size") is not None:
+        options["max_field_size"] = chosen["max_field_size"]
+    return fmt, chosen, options
+
+
 @app.command("import", epilog=EXAMPLES)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -568,7 +613,7 @@ def _skipped(findings: tuple[Finding, ...]) -> tuple[int, bool]:
     "--quiet", is_flag=True, help="Draw no progress bars (none are drawn off a terminal either)."
 )
 @json_option
-def import_command(  # noqa: PLR0915 - the flags, then one straight path through the import
+def import_command(
     path: Path,
     store_path: Path,
     fmt: str | None,
@@ -604,7 +649,6 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
     errors among them nothing is written (exit 2) unless --skip-bad-rows is given. Exit 0 when
     every row was used, 1 when rows were skipped, 2 when the file was refused.
     """
-    file = read_mapping(mapping_path) if mapping_path is not None else {}
     flags: dict[str, Any] = {
         "format": fmt,
         "process": process_path,
@@ -624,37 +668,8 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         "segments": _names(segments) or None,
         "owners": owners_path,
     }
-    chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
-    for name, given, what in (
-        ("columns", columns, "--column"),
-        ("map", stage_map, "--map"),
-        ("entered", entered, "--entered"),
-    ):
-        chosen[name] = {**file.get(name, {}), **_pairs(given, what)}
-    fmt = chosen.get("format") or "events"
-    if fmt not in FORMATS:
-        msg = f"format {fmt!r} is not one of {', '.join(FORMATS)}"
-        raise click.BadParameter(msg, param_hint="--mapping")
-    options: dict[str, Any] = {
-        "stage_map": chosen["map"] or None,
-        "columns": chosen["columns"] or None,
-        "entered": chosen["entered"],
-        "stage_order": chosen.get("stage_order"),
-        "won": chosen.get("won"),
-        "lost": chosen.get("lost"),
-        "undated_at": chosen.get("undated_at"),
-        "as_of": chosen.get("as_of"),
-        "assume_zone": chosen.get("assume_zone"),
-        "strict": False,  # applied below, after --accept
-        "encoding": chosen.get("encoding"),
-        "delimiter": chosen.get("delimiter") or ",",
-        "pipedrive_stages": chosen.get("pipedrive_stages"),
-        "pipedrive_fields": chosen.get("pipedrive_fields"),
-        "segments": tuple(chosen.get("segments") or ()),
-        "owners": chosen.get("owners"),
-    }
-    if chosen.get("max_field_size") is not None:
-        options["max_field_size"] = chosen["max_field_size"]
+    pairs = {"columns": columns, "map": stage_map, "entered": entered}
+    fmt, chosen, options = _settings(mapping_path, flags, pairs)
     given_process = chosen.get("process")
     try:
         process = _process(
@@ -693,16 +708,30 @@ def import_command(  # noqa: PLR0915 - the flags, then one straight path through
         return _refuse(path, result.findings, as_json=as_json, partial=True)
     if not result.events:
         return _refuse(path, result.findings, as_json=as_json, empty=True)
-    target = result.definition
     try:
         outcome = _write(store_path, result, path, replace=replace, quiet=silent)
     except ImportRefusedError as error:
         return fail(error.summary, as_json=as_json, problems=list(error.problems[:SHOWN]))
     except StagegateError as error:
         return fail(f"nothing was written: {escape(str(error))}", as_json=as_json)
+    return _imported(
+        result, outcome, store_path, process_given=process is not None, as_json=as_json
+    )
+
+
+def _imported(
+    result: ImportResult,
+    outcome: ImportOutcome,
+    store_path: Path,
+    *,
+    process_given: bool,
+    as_json: bool,
+) -> int:
+    """Say what an import wrote (a summary, or its JSON) and return the exit code."""
+    target = result.definition
     skipped_rows, skipped = _skipped(result.findings)
     code = EXIT_NEGATIVE if skipped else EXIT_OK
-    inferred = target is not None and process is None
+    inferred = target is not None and not process_given
     written = outcome.record.events
     result = attrs.evolve(result, findings=result.findings + outcome.findings)
     summary = {
