@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,57 @@ class TestProgress:
         assert outcome is not None
         assert ["reading", "checking", "writing"] == list(seen)
         assert all(ticks[-1] == count for ticks in seen.values())
+
+
+def _typed(store: Path) -> list[tuple[Any, ...]]:
+    """Every stored value of ``events`` with its SQLite storage class."""
+    conn = sqlite3.connect(store)
+    try:
+        names = [row[1] for row in conn.execute("PRAGMA table_info(events)")]
+        typed = ", ".join(f"typeof({name}), {name}" for name in names)
+        return conn.execute(
+            f"SELECT {typed} FROM events ORDER BY opportunity_id, seq"  # noqa: S608 - table info
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+class TestWriters:
+    """The rows go through ADBC ingest when it is there, through executemany when it is not."""
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_adbc_and_executemany_store_the_same_typed_values(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+    ) -> None:
+        from stagegate.store import sqlite as sqlite_module
+
+        assert sqlite_module.ingest_available()
+        sim = simulate(200, seed=11, process=PROCESS)
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        assert bulk_import(tmp_path / "adbc.sqlite", log, process=PROCESS) is not None
+        with monkeypatch.context() as patch:
+            patch.setitem(sys.modules, "adbc_driver_sqlite.dbapi", None)
+            assert not sqlite_module.ingest_available()
+            assert bulk_import(tmp_path / "rows.sqlite", log, process=PROCESS) is not None
+        assert (True, None) == _both(tmp_path, log)
+        slow = tmp_path / f"slow-{log.name}.sqlite"
+        assert _typed(tmp_path / "adbc.sqlite") == _typed(slow) == _typed(tmp_path / "rows.sqlite")
+        assert _tables(tmp_path / "adbc.sqlite") == _tables(tmp_path / "rows.sqlite")
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+    def test_a_failure_while_ingesting_leaves_no_store_and_no_side_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from stagegate.store import _bulk
+
+        sim = simulate(50, seed=2, process=PROCESS)
+        log = tmp_path / "log.csv"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+
+        def broken(self: Any, batch: Any) -> Any:
+            raise NotPlainError("broken on purpose")
+
+        monkeypatch.setattr(_bulk._Chain, "seal_columns", broken)
+        assert bulk_import(tmp_path / "s.sqlite", log, process=PROCESS) is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]

@@ -38,7 +38,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,13 @@ from stagegate.store._load import (
 from stagegate.store._stream import STREAM_BATCH, _link
 from stagegate.store.base import ImportRecord, StoreError
 from stagegate.store.postgresql import is_postgresql_url
-from stagegate.store.sqlite import PROJECTION_CHUNK, SQLiteStore, write_sealed_rows
+from stagegate.store.sqlite import (
+    PROJECTION_CHUNK,
+    SQLiteStore,
+    ingest_available,
+    write_sealed_columns,
+    write_sealed_rows,
+)
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -67,6 +73,7 @@ __all__ = ["bulk_import"]
 
 _PREFIX = DIGEST_SCHEME.encode("ascii") + b"\n"
 _GENESIS = _PREFIX + b"-\n"
+_SIDE = "-rows"  # the file beside the staging store the rows are ingested into (ADBC)
 
 
 def bulk_import(
@@ -116,7 +123,7 @@ def bulk_import(
     try:
         try:
             with SQLiteStore(staging, timeout=timeout) as store:
-                record = _write(store, source, fmt, process, phases)
+                record = _write(store, source, fmt, process, phases, staging + _SIDE)
             _settle(staging, timeout)
         except (NotPlainError, StoreError):
             return None
@@ -125,14 +132,19 @@ def bulk_import(
         elif not _link(staging, path):
             return None  # a store appeared meanwhile: compared with it the ordinary way
     finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", _SIDE):
             with contextlib.suppress(OSError):
                 os.unlink(staging + suffix)
     return ImportOutcome(record, (), replaced=replace)
 
 
-def _write(
-    store: SQLiteStore, source: str, fmt: str, process: Process, phases: Phases | None
+def _write(  # noqa: PLR0917 - the import's settings, passed on
+    store: SQLiteStore,
+    source: str,
+    fmt: str,
+    process: Process,
+    phases: Phases | None,
+    side: str,
 ) -> ImportRecord:
     counts: list[int] = []
     totals = {"events": 0, "opportunities": 0}
@@ -142,13 +154,13 @@ def _write(
     writing = phase_of(phases, "writing")
     chain = _Chain()
 
-    def sealed() -> Iterator[list[tuple[Any, ...]]]:
+    def sealed() -> Iterator[tuple[Sequence[Any], ...]]:
         for batch in plain_batches(source, process, counts=counts):
             totals["events"] += batch.count
             totals["opportunities"] += batch.opportunities
             reading(totals["events"])
             checking(totals["events"])
-            yield chain.seal(batch)
+            yield chain.seal_columns(batch)
 
     def record() -> ImportRecord:
         return ImportRecord(
@@ -164,9 +176,21 @@ def _write(
         )
 
     piece = STREAM_BATCH if fmt == "jsonl" else PROJECTION_CHUNK
-    stored = write_sealed_rows(
-        store, sealed(), process=process, record=record, piece=piece, progress=writing
-    )
+    if ingest_available():
+        stored = write_sealed_columns(
+            store,
+            sealed(),
+            side=side,
+            process=process,
+            record=record,
+            piece=piece,
+            progress=writing,
+        )
+    else:
+        rows = (list(zip(*columns, strict=True)) for columns in sealed())
+        stored = write_sealed_rows(
+            store, rows, process=process, record=record, piece=piece, progress=writing
+        )
     if stored.events >= CHECKPOINT_FROM:
         store.checkpoint()
     return stored
@@ -178,8 +202,8 @@ class _Chain:
     def __init__(self) -> None:
         self.head = _GENESIS  # what the next digest hashes before the content
 
-    def seal(self, batch: PlainBatch) -> list[tuple[Any, ...]]:
-        """The batch's rows with their digests (the ``events`` layout).
+    def seal_columns(self, batch: PlainBatch) -> tuple[Sequence[Any], ...]:
+        """The batch's columns with their digests last (the ``events`` layout).
 
         Raises:
             NotPlainError: the file carries a digest that is not the event's place in the chain.
@@ -199,4 +223,4 @@ class _Chain:
             for carried, digest in zip(given, digests, strict=True)
         ):
             raise NotPlainError("a carried digest is not its place in the chain")
-        return list(zip(*batch.columns, digests, strict=True))
+        return (*batch.columns, digests)

@@ -52,6 +52,7 @@ writers. Processes: do not share one object across ``fork``; open the same path 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sqlite3
@@ -1497,3 +1498,124 @@ def write_sealed_rows(
         if pending:
             _project(conn, list(zip(*pending, strict=True)))
         return _put_record(conn, record())
+
+
+_TEXT_COLUMNS = frozenset(range(17)) - {1, 3}  # every column but seq and at_us holds text
+
+
+def ingest_available() -> bool:
+    """Whether the bulk import can write its rows through ADBC (``adbc_driver_sqlite``)."""
+    try:
+        importlib.import_module("adbc_driver_sqlite.dbapi")  # optional: the ``bulk`` extra
+        importlib.import_module("pyarrow")
+    except ImportError:
+        return False
+    return True
+
+
+def write_sealed_columns(
+    store: SQLiteStore,
+    batches: Iterable[Sequence[Sequence[Any]]],
+    *,
+    side: str,
+    process: Process | None,
+    record: Callable[[], ImportRecord],
+    piece: int = PROJECTION_CHUNK,
+    progress: Progress | None = None,
+) -> ImportRecord:
+    """:func:`write_sealed_rows` through ADBC: columns ingested as Arrow tables, no row tuples.
+
+    Each batch (the 17 ``events`` columns, digest last) is ingested by ``adbc_driver_sqlite``
+    into a rowid table in the file ``side`` (file order), while its projection is packed every
+    ``piece`` rows as :func:`write_sealed_rows` packs it. Then one sqlite3 transaction on the
+    store copies the rows into ``events`` in key order (``INSERT ... SELECT ... ORDER BY``),
+    adds the projection, the process definition and ``record()``. Anything raised rolls that
+    transaction back; ``side`` is the caller's to remove.
+
+    Raises:
+        StoreError: as :func:`write_sealed_rows`.
+    """
+    adbc = importlib.import_module("adbc_driver_sqlite.dbapi")  # optional: the ``bulk`` extra
+    pa = importlib.import_module("pyarrow")
+
+    from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+    try:
+        blobs = _ingest(adbc, pa, side, batches, piece, progress)
+    except adbc.Error as exc:
+        raise StoreError(
+            f"cannot write the rows into {side!r} ({exc}); check the disk space and permissions"
+        ) from None
+    definition = None
+    if process is not None and process.serializable:
+        definition = (process.name, process.version, process_to_json(process, indent=None))
+    conn = store._read(lambda conn: conn)  # noqa: SLF001 - this module's own store
+    try:
+        conn.execute("ATTACH DATABASE ? AS ingested", (side,))
+    except sqlite3.Error as exc:
+        raise store._error(exc) from None  # noqa: SLF001
+    try:
+        with store._transaction(conn):  # noqa: SLF001
+            if definition is not None:
+                _put_definition(conn, store.path, *definition)
+            conn.execute(
+                f"INSERT INTO main.events ({_COLUMNS}) SELECT {_COLUMNS} FROM ingested.rows "  # noqa: S608
+                "ORDER BY opportunity_id, seq"
+            )
+            for count, blob in blobs:
+                _project_encoded(conn, count, blob)
+            return _put_record(conn, record())
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("DETACH DATABASE ingested")
+
+
+def _project_encoded(conn: sqlite3.Connection, count: int, chunk: bytes) -> None:
+    """:func:`_project` of one chunk already encoded (at most :data:`PROJECTION_CHUNK` events)."""
+    last = conn.execute(_PROJECT, (count, chunk)).lastrowid or 0
+    span = MERGE_EVERY
+    while last % span == 0:
+        _merge_small(conn, last - span, last)
+        span *= MERGE_EVERY
+
+
+def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
+    adbc: Any,
+    pa: Any,
+    side: str,
+    batches: Iterable[Sequence[Sequence[Any]]],
+    piece: int,
+    progress: Progress | None,
+) -> list[tuple[int, bytes]]:
+    """Ingest the batches into ``side`` (table ``rows``); the projection's chunks, encoded."""
+    names = [name.strip() for name in _COLUMNS.split(",")]
+    schema = pa.schema(
+        [(name, pa.string() if i in _TEXT_COLUMNS else pa.int64()) for i, name in enumerate(names)]
+    )
+    blobs: list[tuple[int, bytes]] = []
+    pending: list[list[Any]] = [[] for _ in names]
+    done = 0
+    with adbc.connect(side) as side_conn, side_conn.cursor() as cursor:
+        mode = "create"
+        for columns in batches:
+            arrays = [
+                pa.array(column, type=schema.field(i).type) for i, column in enumerate(columns)
+            ]
+            cursor.adbc_ingest("rows", pa.Table.from_arrays(arrays, schema=schema), mode=mode)
+            mode = "append"
+            for kept, column in zip(pending, columns, strict=True):
+                kept.extend(column)
+            while len(pending[0]) >= piece:
+                part = [kept[:piece] for kept in pending]
+                blobs.append((piece, encode_columns(part)))
+                for kept in pending:
+                    del kept[:piece]
+            done += len(columns[0])
+            if progress is not None:
+                progress(done)
+        if pending[0]:
+            blobs.append((len(pending[0]), encode_columns(pending)))
+        if mode == "create":  # no batch: an empty table to copy from
+            cursor.adbc_ingest("rows", schema.empty_table(), mode=mode)
+        side_conn.commit()
+    return blobs
