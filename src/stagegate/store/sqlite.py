@@ -1527,7 +1527,8 @@ def write_sealed_columns(
 
     Each batch (the 17 ``events`` columns, digest last) is ingested by ``adbc_driver_sqlite``
     into a rowid table in the file ``side`` (file order), while its projection is packed every
-    ``piece`` rows as :func:`write_sealed_rows` packs it. Then one sqlite3 transaction on the
+    ``piece`` rows as :func:`write_sealed_rows` packs it and kept in the same file (so memory
+    stays bounded by a batch). Then one sqlite3 transaction on the
     store copies the rows into ``events`` in key order (``INSERT ... SELECT ... ORDER BY``),
     adds the projection, the process definition and ``record()``. Anything raised rolls that
     transaction back; ``side`` is the caller's to remove.
@@ -1541,7 +1542,7 @@ def write_sealed_columns(
     from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
 
     try:
-        blobs = _ingest(adbc, pa, side, batches, piece, progress)
+        _ingest(adbc, pa, side, batches, piece, progress)
     except adbc.Error as exc:
         raise StoreError(
             f"cannot write the rows into {side!r} ({exc}); check the disk space and permissions"
@@ -1562,7 +1563,8 @@ def write_sealed_columns(
                 f"INSERT INTO main.events ({_COLUMNS}) SELECT {_COLUMNS} FROM ingested.rows "  # noqa: S608
                 "ORDER BY opportunity_id, seq"
             )
-            for count, blob in blobs:
+            chunks = conn.execute("SELECT events, chunk FROM ingested.chunks ORDER BY rowid")
+            for count, blob in chunks:  # one at a time: memory stays one chunk
                 _project_encoded(conn, count, blob)
             return _put_record(conn, record())
     finally:
@@ -1586,13 +1588,25 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     batches: Iterable[Sequence[Sequence[Any]]],
     piece: int,
     progress: Progress | None,
-) -> list[tuple[int, bytes]]:
-    """Ingest the batches into ``side`` (table ``rows``); the projection's chunks, encoded."""
+) -> None:
+    """Ingest the batches into ``side``: their rows and their projection's chunks.
+
+    Rows go to table ``rows``; the chunks, encoded every ``piece`` rows, to table ``chunks``,
+    so that memory holds one batch and one chunk whatever the size of the file.
+    """
     names = [name.strip() for name in _COLUMNS.split(",")]
     schema = pa.schema(
         [(name, pa.string() if i in _TEXT_COLUMNS else pa.int64()) for i, name in enumerate(names)]
     )
-    blobs: list[tuple[int, bytes]] = []
+    packed = pa.schema([("events", pa.int64()), ("chunk", pa.binary())])
+    chunk_mode = "create"
+
+    def keep(count: int, chunk: bytes) -> None:
+        nonlocal chunk_mode
+        table = pa.Table.from_arrays([pa.array([count]), pa.array([chunk])], schema=packed)
+        cursor.adbc_ingest("chunks", table, mode=chunk_mode)
+        chunk_mode = "append"
+
     pending: list[list[Any]] = [[] for _ in names]
     done = 0
     with adbc.connect(side) as side_conn, side_conn.cursor() as cursor:
@@ -1607,15 +1621,16 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
                 kept.extend(column)
             while len(pending[0]) >= piece:
                 part = [kept[:piece] for kept in pending]
-                blobs.append((piece, encode_columns(part)))
+                keep(piece, encode_columns(part))
                 for kept in pending:
                     del kept[:piece]
             done += len(columns[0])
             if progress is not None:
                 progress(done)
         if pending[0]:
-            blobs.append((len(pending[0]), encode_columns(pending)))
+            keep(len(pending[0]), encode_columns(pending))
         if mode == "create":  # no batch: an empty table to copy from
             cursor.adbc_ingest("rows", schema.empty_table(), mode=mode)
+        if chunk_mode == "create":
+            cursor.adbc_ingest("chunks", packed.empty_table(), mode=chunk_mode)
         side_conn.commit()
-    return blobs
