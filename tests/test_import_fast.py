@@ -429,3 +429,25 @@ class TestWriters:
         monkeypatch.setattr(_bulk._Chain, "seal_columns", broken)
         assert bulk_import(tmp_path / "s.sqlite", log, process=PROCESS) is None
         assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
+
+
+class TestManyChunks:
+    def test_a_projection_of_many_chunks_is_the_ordinary_one(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # small chunks and frequent merges: the chunks read back from the side file, in order
+        from stagegate.store import _bulk, sqlite
+
+        monkeypatch.setattr(sqlite, "PROJECTION_CHUNK", 7)
+        monkeypatch.setattr(_bulk, "PROJECTION_CHUNK", 7)
+        monkeypatch.setattr(sqlite, "MERGE_EVERY", 3)
+        sim = simulate(40, seed=8, process=PROCESS)
+        log = tmp_path / "log.csv"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        assert (True, None) == _both(tmp_path, log)
+        conn = sqlite3.connect(tmp_path / "fast-log.csv.sqlite")
+        try:
+            (chunks,) = conn.execute("SELECT count(*) FROM projection").fetchone()
+        finally:
+            conn.close()
+        assert chunks > 3
