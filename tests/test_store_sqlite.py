@@ -393,3 +393,20 @@ def test_the_store_benchmark_prints_its_figures_as_json(tmp_path: Path) -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("events_per_s_batched", "events_per_s_single", "bytes_per_event", "report_s"):
         assert figures[key] > 0, key
+
+
+def test_count_read_from_the_projection_equals_the_table(tmp_path: Path) -> None:
+    """``count()`` sums the projection's chunks: merged chunks, batches, a refused append."""
+    path = tmp_path / "counted.sqlite"
+    with SQLiteStore(path) as store:
+        for i in range(70):  # more single appends than MERGE_EVERY: small chunks get merged
+            store.append(make_log(f"s-{i:02d}", 1))
+        store.append([e for i in range(5) for e in make_log(f"b-{i}", 3)])
+        with pytest.raises(ConcurrencyError):  # refused: counts nothing
+            store.append(make_log("s-00", 1))
+        counted = store.count()
+    with sqlite3.connect(path) as conn:
+        (table,) = conn.execute("SELECT count(*) FROM events").fetchone()
+        (chunks,) = conn.execute("SELECT count(*) FROM projection").fetchone()
+    assert (counted, table) == (85, 85)
+    assert chunks < 70  # the single appends' chunks were merged, their counts summed

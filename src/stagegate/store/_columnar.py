@@ -300,14 +300,19 @@ _TYPES = {"q": "int64", "i": "int32", "d": "float64"}
 
 
 def _columns(
-    chunks: Sequence[bytes], names: Sequence[str], pa: Any, pc: Any, dictionaries: frozenset[str]
+    parsed: Sequence[tuple[dict[str, Any], memoryview]],
+    names: Sequence[str],
+    libraries: tuple[Any, Any, Any],
+    dictionaries: frozenset[str],
 ) -> Iterable[Any]:
-    """The packed columns ``names`` of every chunk, each joined into one Arrow array in turn.
+    """The packed columns ``names`` of the parsed chunks, each joined into one array in turn.
 
-    Coded columns come back as text, those in ``dictionaries`` as dictionary arrays (one code
-    per row into the distinct values). One column's intermediate arrays are alive at a time.
+    Numbers come back as Arrow arrays; coded columns as Polars text series (gathered from the
+    joined dictionaries: a view per row, no copy of the text), those in ``dictionaries`` as
+    Arrow dictionary arrays (one code per row into the distinct values). One column's
+    intermediate arrays are alive at a time.
     """
-    parsed = [_parse(chunk) for chunk in chunks]
+    pa, pc, pl = libraries
     total = sum(int(header["n"]) for header, _ in parsed)
     # the system allocator gives large arrays back as soon as they are freed: one column's
     # intermediates never pile up on the next one's
@@ -351,8 +356,8 @@ def _columns(
                     unified, pa.array(list(distinct), type=pa.string())
                 )
             else:
-                text = pa.array(dictionary, type=pa.string(), memory_pool=pool)
-                values = pc.take(text, codes, memory_pool=pool)
+                text = pl.Series(dictionary, dtype=pl.String)
+                values = text.gather(pl.from_arrow(codes))
         yield values
 
 
@@ -411,7 +416,8 @@ def frame_of(
             f"unknown column(s) {', '.join(map(repr, unknown))}; choose among {', '.join(COLUMNS)}"
         )
     pa, pc, pl = _libraries()
-    headers = [_parse(chunk)[0] for chunk in chunks]
+    parsed = [_parse(chunk) for chunk in chunks]
+    headers = [header for header, _ in parsed]
     total = sum(int(header["n"]) for header in headers)
     # a log that sets no segment (the common case) needs no segment columns at all
     segments = segments and any(header["dictionaries"]["segment"] for header in headers)
@@ -432,7 +438,7 @@ def frame_of(
     need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, *extra)))
     series = []
     coded = frozenset(_CODED[1:8]) if categorical else frozenset()
-    arrays = _columns(chunks, [packed[n] for n in need], pa, pc, coded)
+    arrays = _columns(parsed, [packed[n] for n in need], (pa, pc, pl), coded)
     for name, values in zip(need, arrays, strict=True):
         series.append(pl.Series(name, _typed(name, values, pa, pc)))
         del values
