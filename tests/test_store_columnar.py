@@ -314,3 +314,31 @@ class TestWrites:
 def test_the_frame_is_documented_with_every_column() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "store.md").read_text()
     assert all(f"`{name}`" in text for name in FRAME_COLUMNS), json.dumps(FRAME_COLUMNS)
+
+
+def _resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")  # pragma: no cover
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_memory_of_chunks_read_and_dropped_goes_back_to_the_system() -> None:
+    """Blocks of a few megabytes, freed, stay resident under glibc until given back."""
+    from stagegate.store._columnar import give_back_freed
+
+    first = b"\x01" * (8 << 20)
+    del first  # a first large block freed: glibc's mmap threshold moves up
+    before = _resident_mb()
+    blocks, kept = [], []
+    for i in range(100):  # 300 MB, like read chunks, with small objects that live on between
+        blocks.append(bytes([i % 251]) * (3 << 20))
+        kept.append(bytes([i % 251]) * 1024)
+    del blocks
+    retained = _resident_mb() - before
+    if retained < 150:  # pragma: no cover - an allocator that returned them by itself
+        pytest.skip(f"this C library returned the freed blocks by itself ({retained:.0f} MB kept)")
+    give_back_freed()
+    assert _resident_mb() - before < retained - 150
+    assert len(kept) == 100

@@ -20,6 +20,7 @@ type, offset and size, and each coded column's dictionary), then the arrays, lit
 from __future__ import annotations
 
 import array
+import ctypes
 import json
 import struct
 import sys
@@ -39,6 +40,7 @@ __all__ = [
     "encode_columns",
     "frame_of",
     "frame_of_columns",
+    "give_back_freed",
     "requested",
 ]
 
@@ -451,6 +453,23 @@ def frame_of(
         frame, named = _with_segments(frame, pl)
     frame = frame.select(*wanted, *named)
     return _convert(frame, backend)
+
+
+def give_back_freed() -> None:
+    """Hand the heap memory freed since the chunks were read back to the system.
+
+    The chunks are a few megabytes each: glibc serves such blocks from its heap once it has
+    freed a first one (its mmap threshold moves up), and keeps the freed heap for reuse. Hundreds
+    of megabytes of chunks read and dropped would then stay resident for the whole analysis.
+    Elsewhere (no glibc ``malloc_trim``) this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # pragma: no cover - a C library without malloc_trim
+        return
+    trim(0)
 
 
 def requested(backend: str, columns: Sequence[str] | None) -> tuple[str, ...]:

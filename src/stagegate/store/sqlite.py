@@ -72,7 +72,13 @@ from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze
 from stagegate.gates import GateReport
 from stagegate.integrity import event_digest
-from stagegate.store._columnar import encode_chunk, encode_columns, frame_of, merge_chunks
+from stagegate.store._columnar import (
+    encode_chunk,
+    encode_columns,
+    frame_of,
+    give_back_freed,
+    merge_chunks,
+)
 from stagegate.store._rows import (
     EncodedBatch,
     details_json,
@@ -1346,7 +1352,10 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        return frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
+        frame = frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
+        del chunks  # read once: their memory goes back to the system, not to the heap
+        give_back_freed()
+        return frame
 
     def _stream(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
