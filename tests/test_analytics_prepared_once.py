@@ -126,3 +126,48 @@ def test_the_funnel_of_visits_in_any_order_is_the_same(seed: int) -> None:
         result = an.funnel(data, KINDS, as_of=AS_OF)
         assert result.deals == expected.deals
         same(normalize(expected.stages), normalize(result.stages), key=lambda r: r["stage"])
+
+
+STAGE_NAMES = list(EDGE_KINDS)
+deal_steps = st.lists(
+    st.tuples(st.sampled_from(STAGE_NAMES), st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.5, 7.0])),
+    min_size=1,
+    max_size=20,  # beyond VISIT_SHIFTS: visits numbered by a sort
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    deals=st.lists(deal_steps, min_size=1, max_size=8),
+    cut=st.floats(min_value=-1.0, max_value=60.0),
+    backend=st.sampled_from(["polars", "pandas"]),
+)
+def test_visits_read_off_later_ones_equal_visits_computed_at_the_cutoff(
+    deals: list[list[tuple[str, float]]], cut: float, backend: str
+) -> None:
+    """Frames in memory read the earlier visits off the later ones: row for row, in order."""
+    rows = []
+    for d, steps in enumerate(deals):
+        days = 0.0
+        for seq, (stage, gap) in enumerate(steps, start=1):
+            days += gap  # ties (a gap of 0) and moves backward included
+            rows.append({"opportunity_id": f"d{d}", "at": FIRST + timedelta(days=days),
+                         "stage": stage, "seq": seq, "amount": float(seq),
+                         "close_date": None, "reason": None})  # fmt: skip
+    data = pl.DataFrame(rows, schema=SCHEMA)
+    if backend == "pandas":
+        pytest.importorskip("pandas")
+        data = data.to_pandas(use_pyarrow_extension_array=True)
+    late = FIRST + timedelta(days=200)
+    earlier = FIRST + timedelta(days=cut)
+    expected = to_native_frame(prepare(data, EDGE_KINDS, as_of=earlier))
+    actual = to_native_frame(
+        prepared_at(prepare(data, EDGE_KINDS, as_of=late, keep_rows=True), earlier)
+    )
+    assert actual.to_dict(as_series=False) == expected.to_dict(as_series=False)
+
+
+def to_native_frame(prepared: Any) -> Any:
+    """The prepared visits as a Polars frame, whatever the backend they were computed on."""
+    native = to_native(prepared, prepared.frame)
+    return native if isinstance(native, pl.DataFrame) else pl.from_pandas(native)
