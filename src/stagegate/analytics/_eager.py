@@ -217,36 +217,6 @@ def number_visits(entries: nw.DataFrame[Any], shifts: int = VISIT_SHIFTS) -> nw.
     return numbered.sort("opportunity_id", "step").lazy()  # visits stay in step order
 
 
-def visits_before(visits: nw.DataFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
-    """:meth:`EagerKernel.earlier`: the visits entered by ``as_of``, read off later visits.
-
-    ``visits`` are ordered by ``(opportunity_id, step)``, as :func:`sorted_intervals` gives
-    them: those entered by ``as_of`` are a leading run of each deal's, and only the last of
-    each run changes (it has not been left yet: no exit, no next stage; an open one is
-    censored at ``as_of``), and with it the deal's outcome (the kind of that visit).
-    """
-    opp = nw.col("opportunity_id")
-    known = visits.filter(nw.col("entered_us") <= as_of)
-    known = known.with_columns(last_known=(opp != opp.shift(-1)).fill_null(value=True))
-    last, open_visit = nw.col("last_known"), nw.col("kind") == "open"
-    return (
-        known.with_columns(
-            exited_at=nw.when(~last).then(nw.col("exited_at")),
-            exited_us=nw.when(~last).then(nw.col("exited_us")),
-            next_stage=nw.when(~last).then(nw.col("next_stage")),
-            duration_days=nw.when(~last)
-            .then(nw.col("duration_days"))
-            .when(open_visit)
-            .then((nw.lit(as_of) - nw.col("entered_us")) / DAY_US)
-            .otherwise(nw.lit(None, nw.Float64)),
-            censored=last & open_visit,
-            outcome=nw.when(last).then(nw.col("kind")).fill_null(strategy="backward"),
-        )
-        .select(visits.columns)
-        .lazy()
-    )
-
-
 def _finish_visits(entries: nw.LazyFrame[Any], as_of: int) -> nw.LazyFrame[Any]:
     last = nw.col("exited_us").is_null()
     open_visit = nw.col("kind_code") == 0
@@ -521,16 +491,6 @@ class EagerKernel:
     ) -> nw.LazyFrame[Any]:
         """Stage visits by at most one sort and plain shifts (see :func:`sorted_intervals`)."""
         return sorted_intervals(rows, outcomes, as_of)
-
-    def earlier(
-        self,
-        visits: nw.LazyFrame[Any],
-        rows: nw.LazyFrame[Any],  # noqa: ARG002 - the visits hold all it needs
-        outcomes: Outcomes,  # noqa: ARG002
-        as_of: int,
-    ) -> nw.LazyFrame[Any]:
-        """Read off the later visits: one filter and shifts (see :func:`visits_before`)."""
-        return visits_before(visits.collect(), as_of)
 
     def keep(self, frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         """Collected: the next reads start from rows in memory."""

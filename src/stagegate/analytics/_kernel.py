@@ -40,19 +40,6 @@ class Kernel(Protocol):
         ``rows`` may still hold rows after ``as_of``: they are left out.
         """
 
-    def earlier(
-        self,
-        visits: nw.LazyFrame[Any],
-        rows: nw.LazyFrame[Any],
-        outcomes: Outcomes,
-        as_of: int,
-    ) -> nw.LazyFrame[Any]:
-        """The visits known at ``as_of``, earlier than the instant ``visits`` were known at.
-
-        ``visits`` are :meth:`intervals` of ``rows``; the result equals :meth:`intervals` of
-        ``rows`` at ``as_of``, however it is computed.
-        """
-
     def keep(self, frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         """``frame`` computed once (read by several aggregations), still a lazy frame."""
 

@@ -106,16 +106,6 @@ class LazyKernel:
             nw.col("close_day"),
         )
 
-    def earlier(
-        self,
-        visits: nw.LazyFrame[Any],  # noqa: ARG002 - recomputed from the rows instead
-        rows: nw.LazyFrame[Any],
-        outcomes: Outcomes,
-        as_of: int,
-    ) -> nw.LazyFrame[Any]:
-        """The visits of the rows at ``as_of``: :meth:`intervals` again, left in the engine."""
-        return self.intervals(rows, outcomes, as_of)
-
     def keep(self, frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         """Cached on Spark (computed on first use); left to the engine elsewhere."""
         impl = frame.implementation

@@ -271,9 +271,8 @@ def prepared_at(prepared: Prepared, as_of: datetime) -> Prepared:
     """The same log prepared at an earlier ``as_of``, from the rows ``prepared`` kept.
 
     ``prepared`` must come from :func:`prepare` with ``keep_rows=True``; its rows are
-    normalized once, and only the visits are new (rows after ``as_of`` are left out, open
-    visits censored there): read off the visits ``prepared`` holds when ``as_of`` is
-    earlier (in memory, one filter and shifts), else computed again from the rows.
+    normalized once, and only the visits are computed again (rows after ``as_of`` are left
+    out, open visits censored there).
 
     Raises:
         AnalyticsError: ``prepared`` kept no rows.
@@ -291,10 +290,7 @@ def prepared_at(prepared: Prepared, as_of: datetime) -> Prepared:
         groups = {opp: rows for opp, rows in groups.items() if rows}
         return Prepared(out, cutoff, python=python_intervals(groups, out, cutoff))
     kernel = kernel_of(prepared.rows)
-    if cutoff < prepared.as_of_us:  # the visits known later hold those known at cutoff
-        visits = kernel.keep(kernel.earlier(prepared.frame, prepared.rows, out, cutoff))
-    else:
-        visits = kernel.keep(kernel.intervals(prepared.rows, out, cutoff))
+    visits = kernel.keep(kernel.intervals(prepared.rows, out, cutoff))
     return Prepared(out, cutoff, frame=visits, build=prepared.build, lazy_input=prepared.lazy_input)
 
 
