@@ -104,3 +104,41 @@ def test_the_document_is_written_quietly(stored: Any, tmp_path: Path) -> None:
     )  # fmt: skip
     assert "" == done.stderr
     assert html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_the_sections_computed_beside_the_forecast_chain_equal_those_in_one_thread(
+    stored: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames: the visit sections run in a second thread; one thread gives the same document."""
+    from stagegate.analytics import _table
+
+    path, _, as_of = stored
+    with SQLiteStore(path) as store:
+        frame = store.to_frame(columns=FRAME_COLUMNS, categorical=True).drop("process")
+    threaded = build_document(frame, b2b(), as_of=as_of, simulations=300, seed=4)
+    monkeypatch.setattr(_table, "WORKERS", 1)
+    alone = build_document(frame, b2b(), as_of=as_of, simulations=300, seed=4)
+    for document in (threaded, alone):
+        del document["generated_at"]
+    close(alone, threaded)
+
+
+@pytest.mark.parametrize("lane", ["visits", "chain"])
+def test_an_error_in_either_lane_reaches_the_caller(
+    stored: Any, monkeypatch: pytest.MonkeyPatch, lane: str
+) -> None:
+    """A failure beside the forecast chain, or in it, is raised, never a half document."""
+    from stagegate import analytics as an
+
+    class Broken(an.AnalyticsError):
+        pass
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise Broken(lane)
+
+    monkeypatch.setattr(an, "slippage" if lane == "visits" else "forecast", broken)
+    path, _, as_of = stored
+    with SQLiteStore(path) as store:
+        frame = store.to_frame(columns=FRAME_COLUMNS, categorical=True).drop("process")
+    with pytest.raises(Broken, match=lane):
+        build_document(frame, b2b(), as_of=as_of, simulations=300, seed=4)

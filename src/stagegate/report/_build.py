@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
+
 from stagegate._progress import Phases, phase_of
 from stagegate._time import to_utc
+from stagegate.analytics import _table
 from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics.intervals import prepare, to_native
 from stagegate.analytics.probability import DEFAULT_ESTIMATOR
@@ -159,20 +164,39 @@ def build_document(  # noqa: PLR0915 - one section after another
     else:
         visits = to_native(prepared, prepared.frame)
     tick(1)
-    current = _Current(an.snapshot(prepared, process, at=instant))
-    cycles = an.cycle_times(visits, process, as_of=instant)
-    tick(2)
-    document["backtest"] = _backtest(
-        an, log, process, instant, cutoff, known=known, prepared=prepared
-    )
-    tick(3)
-    choice = choose_estimator(estimator, document["backtest"], known=known)
+    # what needs neither the snapshot nor the estimator is computed beside the chain snapshot
+    # -> backtest -> forecast: in a second thread on frames (Polars, numpy release the GIL)
+    with _lane(threaded=frame is not None) as lane:
+        later = lane.submit(
+            _visit_sections,
+            an,
+            prepared,
+            visits,
+            process,
+            instant,
+            stalled_rule=stalled_rule,
+            flag_pushes=flag_pushes,
+            top=top,
+        )
+        current = _Current(an.snapshot(prepared, process, at=instant))
+        tick(2)
+        document["backtest"] = _backtest(
+            an, log, process, instant, cutoff, known=known, prepared=prepared
+        )
+        tick(3)
+        choice = choose_estimator(estimator, document["backtest"], known=known)
+        name = choice["name"]
+        open_deals = current.kinds[StageKind.OPEN.value]
+        runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
+        fc = an.forecast(
+            prepared, process, as_of=instant, estimator=name, simulations=runs, seed=seed
+        )
+        tick(4)
+        probabilities = _records(an.stage_probabilities(visits, process, as_of=instant, draws=0))
+        tick(5)
+        sections = later.result()
+    cycles = sections.cycles
     document["estimator"] = choice
-    name = choice["name"]
-    open_deals = current.kinds[StageKind.OPEN.value]
-    runs = min(simulations, max(MIN_SIMULATIONS, MAX_DRAWS // max(1, open_deals)))
-    fc = an.forecast(prepared, process, as_of=instant, estimator=name, simulations=runs, seed=seed)
-    tick(4)
     document["summary"] = _summary(current, cycles, fc)
     document["probabilities"] = [
         {
@@ -190,14 +214,11 @@ def build_document(  # noqa: PLR0915 - one section after another
                 if e not in _PROBABILITY_KEYS and hasattr(p, e)
             },
         }
-        for p in _ordered(
-            _records(an.stage_probabilities(visits, process, as_of=instant, draws=0)), process
-        )
+        for p in _ordered(probabilities, process)
     ]
-    tick(5)
-    document["time_in_stage"] = _time_in_stage(an, visits, process, instant)
+    document["time_in_stage"] = sections.time_in_stage
     document["cycle_time"] = _cycle_time(cycles)
-    rows = _ordered(_records(an.funnel(visits, process, as_of=instant).stages), process)
+    rows = sections.funnel
     document["funnel"] = [
         {
             "stage": f.stage,
@@ -211,11 +232,7 @@ def build_document(  # noqa: PLR0915 - one section after another
         for i, f in enumerate(rows)
     ]
     tick(6)
-    stalled, stalled_total = _top(
-        an.stalled(visits, process, as_of=instant, rule=stalled_rule),
-        [("times_won_median", True), ("dwell_days", True), ("opportunity_id", False)],
-        top,
-    )
+    stalled, stalled_total = sections.stalled
     document["stalled_count"] = _count(stalled_total, top)
     document["stalled"] = [
         {
@@ -230,13 +247,8 @@ def build_document(  # noqa: PLR0915 - one section after another
         for s in stalled
     ]
     tick(7)
-    slips = an.slippage(prepared, process, as_of=instant, flag_pushes=flag_pushes)
-    slipping, slipping_total = _top(
-        slips.deals,
-        [("pushes", True), ("days_pushed", True), ("opportunity_id", False)],
-        top,
-        flagged_open=True,
-    )
+    slips = sections.slips
+    slipping, slipping_total = sections.slipping
     shown = current.of([d.opportunity_id for d in slipping])
     amounts = {s.opportunity_id: s.amount for s in shown}
     stage_now = {s.opportunity_id: s.stage for s in shown}
@@ -462,6 +474,71 @@ def _empty_summary() -> dict[str, Any]:
 
 _SECTIONS = 9
 """Steps of the ``computing`` phase."""
+
+
+@attrs.frozen
+class _VisitSections:
+    """The analyses of the visits and rows that need neither the snapshot nor the estimator."""
+
+    cycles: Any
+    time_in_stage: list[Any]
+    funnel: list[Any]
+    stalled: tuple[list[Any], int]
+    slips: Any
+    slipping: tuple[list[Any], int]
+
+
+def _visit_sections(
+    an: Any,
+    prepared: Any,
+    visits: Any,
+    process: Process,
+    as_of: datetime,
+    *,
+    stalled_rule: str,
+    flag_pushes: int,
+    top: int,
+) -> _VisitSections:
+    slips = an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes)
+    return _VisitSections(
+        cycles=an.cycle_times(visits, process, as_of=as_of),
+        time_in_stage=_time_in_stage(an, visits, process, as_of),
+        funnel=_ordered(_records(an.funnel(visits, process, as_of=as_of).stages), process),
+        stalled=_top(
+            an.stalled(visits, process, as_of=as_of, rule=stalled_rule),
+            [("times_won_median", True), ("dwell_days", True), ("opportunity_id", False)],
+            top,
+        ),
+        slips=slips,
+        slipping=_top(
+            slips.deals,
+            [("pushes", True), ("days_pushed", True), ("opportunity_id", False)],
+            top,
+            flagged_open=True,
+        ),
+    )
+
+
+@contextlib.contextmanager
+def _lane(*, threaded: bool) -> Iterator[Executor]:
+    """A second lane of work: a thread (frames) or the caller's own (records: the GIL)."""
+    if threaded and _table.WORKERS > 1:
+        with ThreadPoolExecutor(1, thread_name_prefix="stagegate-report") as pool:
+            yield pool
+    else:
+        yield _Inline()
+
+
+class _Inline(Executor):
+    """An executor that runs each task at once, in the caller's thread."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever reads the result
+            done.set_exception(error)
+        return done
 
 
 class _Current:
