@@ -384,15 +384,14 @@ class _OpenColumns:
 def _open_columns(prepared: Any, table: dict[tuple[str, int], float]) -> _OpenColumns | None:
     """The open deals of a frame as numpy columns; ``None`` on the pure-Python path.
 
-    Also ``None`` without numpy, or when amounts are not plain numbers (decimals): those
-    take :func:`_scheduled_python`.
+    Also ``None`` without numpy: then :func:`_scheduled_python` takes the frame's deals.
     """
     np = numpy_or_none()
     if not prepared.is_frame or np is None:
         return None
     import narwhals as nw  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
+    import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
 
     frame = (
         current_frame(prepared)
@@ -402,10 +401,7 @@ def _open_columns(prepared: Any, table: dict[tuple[str, int], float]) -> _OpenCo
         .collect(backend="pyarrow")
         .to_native()
     )
-    amount, close = frame.column("amount"), frame.column("close_day")
-    if not all(pa.types.is_integer(c.type) or pa.types.is_floating(c.type)
-               for c in (amount, close)):  # fmt: skip
-        return None
+    amount, close = frame.column("amount"), frame.column("close_day")  # float64, integers
     stages = prepared.outcomes.stages
     code = pc.index_in(frame.column("stage").cast(pa.string()), value_set=pa.array(stages))
     # (stage position, dwell bin) -> probability; open deals are in open stages only
