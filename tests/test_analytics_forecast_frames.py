@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ pytest.importorskip("numpy")
 pytest.importorskip("narwhals")
 duckdb = pytest.importorskip("duckdb")
 
-FORECAST = __import__("stagegate.analytics.forecast", fromlist=["forecast"])
+FORECAST = importlib.import_module("stagegate.analytics.forecast")  # not an.forecast
 
 SCHEMA = {
     "opportunity_id": pl.String,

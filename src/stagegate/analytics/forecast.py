@@ -249,11 +249,14 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
 
     Only the won draws go further: each lands on a (run, period) cell, and one weighted
     ``bincount`` per chunk adds their amounts, deal after deal, as the pure-Python loop does.
+    The draws fill one buffer, chunk after chunk (no fresh pages per chunk).
     """
     np = numpy_or_none()
     state = rng.getstate()[1]
-    twister = np.random.RandomState()
-    twister.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
+    bits = np.random.MT19937()
+    key = np.array(state[:624], dtype=np.uint32)
+    bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": state[624]}}
+    twister = np.random.Generator(bits)  # its doubles are random.random()'s, 53 bits of two
     amount, close, p = book.amount, book.close, book.p
     n = len(amount)
     slip = np.array(slips, dtype=np.int64)
@@ -263,6 +266,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     base = np.where(first > 0, total[np.maximum(first - 1, 0)] if len(totals) else 0, 0)
     base = base.astype(np.float64)
     span = (float(totals[-1]) if totals else 0.0) - base
+    slip_at = _slip_table(np, slip, total)
     # every day a won deal can land on lies in [today, last]: one period key per such day
     last = max(int(close.max()) + (max(int(slip[-1]), 0) if len(slips) else 0), today)
     calendar = period_keys(np, np.arange(today, last + 1, dtype=np.int64), period)
@@ -272,22 +276,44 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     per_chunk = max(1, MONTE_CARLO_CHUNK // n)
     sums = np.zeros((simulations, width))
     landed = np.zeros(width, dtype=bool)
+    buffer = np.empty(2 * min(per_chunk, simulations) * n)
     for start in range(0, simulations, per_chunk):
         runs = min(per_chunk, simulations - start)
-        u = twister.random_sample(2 * runs * n).reshape(runs, n, 2)
-        run, deal = np.nonzero(u[:, :, 0] < p)  # the won draws, run by run, deal by deal
+        u = twister.random(out=buffer[: 2 * runs * n])  # (won?, slip) of each run and deal
+        won = np.flatnonzero((u.reshape(runs, n, 2)[:, :, 0] < p).ravel())
+        run = won // n  # the won draws, run by run, deal by deal
+        deal = won - run * n
         day = close[deal]
         if len(slips):
-            slipping = has[deal]
-            point = base[deal] + u[run, deal, 1] * span[deal]
-            pick = np.minimum(np.searchsorted(total, point, side="right"), len(slips) - 1)
-            day = np.where(slipping, day + slip[pick], day)
+            point = base[deal] + u[2 * won + 1] * span[deal]
+            if slip_at is None:
+                pick = np.minimum(np.searchsorted(total, point, side="right"), len(slips) - 1)
+                moved = slip[pick]
+            else:  # totals are integers: the totals up to the point are those up to its floor
+                moved = slip_at[point.astype(np.int64)]
+            day = np.where(has[deal], day + moved, day)
         cell = cells[np.maximum(day, today) - today]
         landed[cell] = True
         sums[start : start + runs] = np.bincount(
             run * width + cell, weights=amount[deal], minlength=runs * width
         ).reshape(runs, width)
     return {period_label(low + int(k), period): sums[:, k].tolist() for k in np.flatnonzero(landed)}
+
+
+SLIP_TABLE_UP_TO = 1 << 22
+"""Largest slip history (won deals) whose draws are looked up in a table, not searched."""
+
+
+def _slip_table(np: Any, slip: Any, total: Any) -> Any:
+    """The slip drawn at each whole point ``0 .. total[-1]`` of the cumulative counts.
+
+    ``None`` without history or with more than :data:`SLIP_TABLE_UP_TO` samples (then the
+    draws search the totals).
+    """
+    if not len(total) or int(total[-1]) > SLIP_TABLE_UP_TO:
+        return None
+    points = np.arange(int(total[-1]) + 1)
+    return slip[np.minimum(np.searchsorted(total, points, side="right"), len(slip) - 1)]
 
 
 def period_keys(np: Any, days: Any, period: str) -> Any:
