@@ -125,3 +125,14 @@ class TestMonteCarloPaths:
             assert python == vector
 
         check()
+
+    def test_a_close_date_centuries_ahead_draws_alike_on_both_paths(self) -> None:
+        pytest.importorskip("numpy")
+        from stagegate.analytics.forecast import simulate_runs
+
+        deals = [(10.0, 20_390, 0.5), (20.0, 400_000, 0.9), (5.0, 20_450, 0.3)]
+        arguments = {"today": 20_400, "period": "month", "simulations": 50, "seed": 3}
+        python = simulate_runs(deals, [-5, 0, 30], [2, 5, 6], vector=False, **arguments)
+        vector = simulate_runs(deals, [-5, 0, 30], [2, 5, 6], vector=True, **arguments)
+        assert python == vector
+        assert "3065-03" in vector

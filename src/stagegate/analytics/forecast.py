@@ -274,8 +274,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     cells = calendar - low  # a day's period, counted from the first one
     width = int(cells[-1]) + 1
     per_chunk = max(1, MONTE_CARLO_CHUNK // n)
-    sums = np.zeros((simulations, width))
-    landed = np.zeros(width, dtype=bool)
+    sums: dict[int, Any] = {}  # a period's won amount per run, once a deal landed in it
     buffer = np.empty(2 * min(per_chunk, simulations) * n)
     for start in range(0, simulations, per_chunk):
         runs = min(per_chunk, simulations - start)
@@ -293,11 +292,11 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
                 moved = slip_at[point.astype(np.int64)]
             day = np.where(has[deal], day + moved, day)
         cell = cells[np.maximum(day, today) - today]
-        landed[cell] = True
-        sums[start : start + runs] = np.bincount(
-            run * width + cell, weights=amount[deal], minlength=runs * width
-        ).reshape(runs, width)
-    return {period_label(low + int(k), period): sums[:, k].tolist() for k in np.flatnonzero(landed)}
+        chunk = np.bincount(run * width + cell, weights=amount[deal], minlength=runs * width)
+        chunk = chunk.reshape(runs, width)
+        for k in np.flatnonzero(np.bincount(cell, minlength=width)).tolist():
+            sums.setdefault(k, np.zeros(simulations))[start : start + runs] = chunk[:, k]
+    return {period_label(low + k, period): sums[k].tolist() for k in sorted(sums)}
 
 
 SLIP_TABLE_UP_TO = 1 << 22
