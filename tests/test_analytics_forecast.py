@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -89,12 +90,18 @@ class TestMonteCarloPaths:
     """The numpy Monte Carlo reads the very numbers of ``random.Random(seed)``."""
 
     @pytest.mark.parametrize("period", ["month", "quarter"])
-    def test_numpy_and_pure_python_runs_are_identical(self, period: str) -> None:
+    @pytest.mark.parametrize("table", [True, False], ids=["slip-table", "slip-search"])
+    def test_numpy_and_pure_python_runs_are_identical(
+        self, period: str, table: bool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         pytest.importorskip("numpy")
         from hypothesis import given, settings
         from hypothesis import strategies as st
 
         from stagegate.analytics.forecast import simulate_runs
+
+        module = importlib.import_module("stagegate.analytics.forecast")  # not an.forecast
+        monkeypatch.setattr(module, "SLIP_TABLE_UP_TO", module.SLIP_TABLE_UP_TO if table else -1)
 
         deal = st.tuples(
             st.floats(0, 1e6, allow_nan=False),
@@ -118,3 +125,14 @@ class TestMonteCarloPaths:
             assert python == vector
 
         check()
+
+    def test_a_close_date_centuries_ahead_draws_alike_on_both_paths(self) -> None:
+        pytest.importorskip("numpy")
+        from stagegate.analytics.forecast import simulate_runs
+
+        deals = [(10.0, 20_390, 0.5), (20.0, 400_000, 0.9), (5.0, 20_450, 0.3)]
+        arguments = {"today": 20_400, "period": "month", "simulations": 50, "seed": 3}
+        python = simulate_runs(deals, [-5, 0, 30], [2, 5, 6], vector=False, **arguments)
+        vector = simulate_runs(deals, [-5, 0, 30], [2, 5, 6], vector=True, **arguments)
+        assert python == vector
+        assert "3065-03" in vector

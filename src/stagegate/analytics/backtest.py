@@ -44,7 +44,8 @@ from typing import Any, overload
 import attrs
 
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
-from stagegate.analytics._table import as_of_us
+from stagegate.analytics._kernel import is_eager
+from stagegate.analytics._table import DAY_US, as_of_us
 from stagegate.analytics.intervals import Prepared, prepare, prepared_at
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import (
@@ -232,7 +233,51 @@ def backtest_prepared(
     """
     if last.as_of_us <= as_of_us(cutoff):
         raise AnalyticsError(f"as_of must be after cutoff={cutoff!r}")
-    return _scored(prepared_at(last, cutoff), last, prior_strength)
+    first = _visits_cut(last, as_of_us(cutoff))
+    return _scored(first or prepared_at(last, cutoff), last, prior_strength)
+
+
+_CUT_COLUMNS = ("opportunity_id", "stage", "kind", "step", "visit", "entered_us", "exited_us",
+                "duration_days", "next_stage", "censored", "outcome")  # fmt: skip
+"""The columns of the visits at the cut-off that the fit and the evaluation read."""
+
+
+def _visits_cut(last: Prepared, cutoff: int) -> Prepared | None:
+    """The visits at ``cutoff`` read off the visits at ``as_of`` (in-memory frames).
+
+    The visits known at the cut-off are those entered by then, the one running then cut
+    short (no exit, no next stage; censored if its stage is open), and every one of a deal
+    given the kind of that running visit as its outcome. That needs each deal's visits in
+    one run by step, as the in-memory kernel makes them: ``None`` (compute them from the
+    rows) when they are not, or on a lazy engine, or on the pure-Python path.
+    """
+    if last.frame is None or not is_eager(last.frame):
+        return None
+    import narwhals as nw  # noqa: PLC0415
+
+    opp, step = nw.col("opportunity_id"), nw.col("step")
+    visits = last.frame.filter(nw.col("entered_us") <= cutoff).select(*_CUT_COLUMNS).collect()
+    follows = (opp == opp.shift(1)) & (step == step.shift(1) + 1)
+    in_runs = (step == 1) | follows.fill_null(value=False)
+    if len(visits) and not bool(visits.select(in_runs.all()).item()):
+        return None
+    exited = nw.col("exited_us")
+    running = exited.is_null() | (exited > cutoff)
+    open_visit = nw.col("kind") == "open"
+    cut = visits.with_columns(running=running).with_columns(
+        exited_us=nw.when(~nw.col("running")).then(exited),
+        next_stage=nw.when(~nw.col("running")).then(nw.col("next_stage")),
+        censored=nw.col("running") & open_visit,
+        duration_days=nw.when(~nw.col("running"))
+        .then(nw.col("duration_days"))
+        .when(open_visit)
+        .then((nw.lit(cutoff) - nw.col("entered_us")) / DAY_US)
+        .otherwise(nw.lit(None, nw.Float64)),
+        # a deal's last visit by the cut-off is the running one: its kind fills the others
+        outcome=nw.when(nw.col("running")).then(nw.col("kind")).fill_null(strategy="backward"),
+    )
+    frame = cut.drop("running").lazy()
+    return Prepared(last.outcomes, cutoff, frame=frame, build=last.build, lazy_input=False)
 
 
 def _scored(first: Prepared, last: Prepared, prior_strength: float) -> Backtest:

@@ -53,7 +53,7 @@ from stagegate.analytics.probability import (
     fit_counts,
     predictors,
 )
-from stagegate.analytics.snapshot import open_deals, prepared_of
+from stagegate.analytics.snapshot import current_frame, open_deals, prepared_of
 
 __all__ = ["Forecast", "ForecastPeriod", "forecast", "period_of"]
 
@@ -193,7 +193,10 @@ def simulate_runs(
     if vector is None:
         vector = simulations * len(deals) >= VECTOR_FROM and numpy_or_none() is not None
     if vector and deals and simulations:
-        return _vector_runs(rng, deals, slips, totals, today, period, simulations)
+        np = numpy_or_none()
+        amount, close, p = (np.array(column) for column in zip(*deals, strict=True))
+        book = _Book(amount.astype(np.float64), close.astype(np.int64), p.astype(np.float64))
+        return _vector_runs(rng, book, slips, totals, today, period, simulations)
     labels: dict[int, str] = {}
 
     def label(day: int) -> str:
@@ -221,24 +224,41 @@ def numpy_or_none() -> Any:
     return np
 
 
+@attrs.frozen
+class _Book:
+    """The scheduled open deals as numpy columns, in the order the runs draw them."""
+
+    amount: Any
+    """float64 amounts."""
+    close: Any
+    """int64 expected close days (days since 1970-01-01)."""
+    p: Any
+    """float64 win probabilities."""
+
+
 def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     rng: random.Random,
-    deals: list[tuple[float, int, float]],
+    book: _Book,
     slips: list[int],
     totals: list[int],
     today: int,
     period: str,
     simulations: int,
 ) -> dict[str, list[float]]:
-    """:func:`simulate_runs` on numpy, a chunk of runs at a time."""
+    """:func:`simulate_runs` on numpy, a chunk of runs at a time.
+
+    Only the won draws go further: each lands on a (run, period) cell, and one weighted
+    ``bincount`` per chunk adds their amounts, deal after deal, as the pure-Python loop does.
+    The draws fill one buffer, chunk after chunk (no fresh pages per chunk).
+    """
     np = numpy_or_none()
     state = rng.getstate()[1]
-    twister = np.random.RandomState()
-    twister.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
-    amount = np.array([d[0] for d in deals], dtype=np.float64)
-    close = np.array([d[1] for d in deals], dtype=np.int64)
-    p = np.array([d[2] for d in deals], dtype=np.float64)
-    n = len(deals)
+    bits = np.random.MT19937()
+    key = np.array(state[:624], dtype=np.uint32)
+    bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": state[624]}}
+    twister = np.random.Generator(bits)  # its doubles are random.random()'s, 53 bits of two
+    amount, close, p = book.amount, book.close, book.p
+    n = len(amount)
     slip = np.array(slips, dtype=np.int64)
     total = np.array(totals, dtype=np.int64)
     first = np.searchsorted(slip, today - close, side="left")
@@ -246,36 +266,53 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     base = np.where(first > 0, total[np.maximum(first - 1, 0)] if len(totals) else 0, 0)
     base = base.astype(np.float64)
     span = (float(totals[-1]) if totals else 0.0) - base
-    # the periods: a day's index among the periods any deal can land in
+    slip_at = _slip_table(np, slip, total)
+    # every day a won deal can land on lies in [today, last]: one period key per such day
+    last = max(int(close.max()) + (max(int(slip[-1]), 0) if len(slips) else 0), today)
+    calendar = period_keys(np, np.arange(today, last + 1, dtype=np.int64), period)
+    low = int(calendar[0])
+    cells = calendar - low  # a day's period, counted from the first one
+    width = int(cells[-1]) + 1
     per_chunk = max(1, MONTE_CARLO_CHUNK // n)
-    sums: dict[int, Any] = {}
-    seen: dict[int, Any] = {}
-    keys: list[int] = []
+    sums: dict[int, Any] = {}  # a period's won amount per run, once a deal landed in it
+    buffer = np.empty(2 * min(per_chunk, simulations) * n)
     for start in range(0, simulations, per_chunk):
         runs = min(per_chunk, simulations - start)
-        u = twister.random_sample(2 * runs * n).reshape(runs, n, 2)
-        won = u[:, :, 0] < p
-        point = base + u[:, :, 1] * span
-        pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
-        day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
-        day = np.broadcast_to(day, (runs, n))  # without slips every run lands alike
-        key = period_keys(np, np.maximum(day, today), period)
-        for offset in range(runs):
-            mask = won[offset]
-            landed = key[offset][mask]
-            if not landed.size:
-                continue
-            low = int(landed.min())
-            counts = np.bincount(landed - low)
-            weights = np.bincount(landed - low, weights=amount[mask])
-            for index in np.flatnonzero(counts):
-                k = low + int(index)
-                if k not in sums:
-                    sums[k] = np.zeros(simulations)
-                    seen[k] = True
-                    keys.append(k)
-                sums[k][start + offset] = weights[index]
-    return {period_label(k, period): sums[k].tolist() for k in sorted(keys)}
+        u = twister.random(out=buffer[: 2 * runs * n])  # (won?, slip) of each run and deal
+        won = np.flatnonzero((u.reshape(runs, n, 2)[:, :, 0] < p).ravel())
+        run = won // n  # the won draws, run by run, deal by deal
+        deal = won - run * n
+        day = close[deal]
+        if len(slips):
+            point = base[deal] + u[2 * won + 1] * span[deal]
+            if slip_at is None:
+                pick = np.minimum(np.searchsorted(total, point, side="right"), len(slips) - 1)
+                moved = slip[pick]
+            else:  # totals are integers: the totals up to the point are those up to its floor
+                moved = slip_at[point.astype(np.int64)]
+            day = np.where(has[deal], day + moved, day)
+        cell = cells[np.maximum(day, today) - today]
+        chunk = np.bincount(run * width + cell, weights=amount[deal], minlength=runs * width)
+        chunk = chunk.reshape(runs, width)
+        for k in np.flatnonzero(np.bincount(cell, minlength=width)).tolist():
+            sums.setdefault(k, np.zeros(simulations))[start : start + runs] = chunk[:, k]
+    return {period_label(low + k, period): sums[k].tolist() for k in sorted(sums)}
+
+
+SLIP_TABLE_UP_TO = 1 << 22
+"""Largest slip history (won deals) whose draws are looked up in a table, not searched."""
+
+
+def _slip_table(np: Any, slip: Any, total: Any) -> Any:
+    """The slip drawn at each whole point ``0 .. total[-1]`` of the cumulative counts.
+
+    ``None`` without history or with more than :data:`SLIP_TABLE_UP_TO` samples (then the
+    draws search the totals).
+    """
+    if not len(total) or int(total[-1]) > SLIP_TABLE_UP_TO:
+        return None
+    points = np.arange(int(total[-1]) + 1)
+    return slip[np.minimum(np.searchsorted(total, points, side="right"), len(slip) - 1)]
 
 
 def period_keys(np: Any, days: Any, period: str) -> Any:
@@ -296,6 +333,175 @@ def period_label(key: int, period: str) -> str:
         return f"{1970 + year:04d}-{month + 1:02d}"
     year, quarter = divmod(key, 4)
     return f"{1970 + year:04d}-Q{quarter + 1}"
+
+
+@attrs.frozen
+class _Scheduled:
+    """The open deals' totals, and the scheduled ones (amount and close date) per period."""
+
+    deals: list[tuple[float, int, float]]
+    """(amount, close day, probability) of the scheduled deals (pure-Python path only)."""
+    unscheduled: int
+    pipeline: float
+    weighted: float
+    expected: dict[str, list[float]]
+    """period label -> [deals, pipeline, weighted, overdue deals]."""
+    overdue: int
+    beyond: int
+
+
+def _scheduled_python(
+    prepared: Any,
+    table: dict[tuple[str, int], float],
+    today: int,
+    period: str,
+    slips: list[int],
+) -> _Scheduled:
+    """:class:`_Scheduled` deal by deal (any input)."""
+    deals = []
+    unscheduled = 0
+    pipeline = weighted = 0.0
+    for stage, dwell, amount, close in open_deals(prepared):
+        p = table[stage, bin_of(dwell, DEFAULT_BINS)]
+        if amount is not None:
+            pipeline += float(amount)
+            weighted += float(amount) * p
+        if amount is None or close is None:
+            unscheduled += 1
+            continue
+        deals.append((float(amount), int(close), p))
+    labels: dict[int, str] = {}  # one label per distinct day (deals share few close days)
+
+    def label(day: int) -> str:
+        found = labels.get(day)
+        if found is None:
+            found = labels[day] = period_of(_EPOCH + timedelta(days=max(day, today)), period)
+        return found
+
+    expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
+    for amount, close, p in deals:
+        e = expected[label(close)]
+        e[0] += 1
+        e[1] += amount
+        e[2] += amount * p
+        e[3] += close < today
+    beyond = sum(
+        1 for _, close, _ in deals if close < today and (not slips or slips[-1] < today - close)
+    )
+    overdue = sum(1 for _, close, _ in deals if close < today)
+    return _Scheduled(deals, unscheduled, pipeline, weighted, expected, overdue, beyond)
+
+
+@attrs.frozen
+class _OpenColumns:
+    """Every open deal at ``as_of`` as numpy columns, by opportunity id."""
+
+    amount: Any
+    """float64 amounts (0 where missing)."""
+    has_amount: Any
+    close: Any
+    """int64 expected close days (0 where missing)."""
+    has_close: Any
+    p: Any
+    """float64 win probabilities."""
+
+
+def _open_columns(prepared: Any, table: dict[tuple[str, int], float]) -> _OpenColumns | None:
+    """The open deals of a frame as numpy columns; ``None`` on the pure-Python path.
+
+    Also ``None`` without numpy: then :func:`_scheduled_python` takes the frame's deals.
+    """
+    np = numpy_or_none()
+    if not prepared.is_frame or np is None:
+        return None
+    import narwhals as nw  # noqa: PLC0415
+    import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
+    import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    frame = (
+        current_frame(prepared)
+        .filter(nw.col("kind") == "open")
+        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
+        .sort("opportunity_id")  # the order of open_deals: the runs draw deals in it
+        .collect(backend="pyarrow")
+        .to_native()
+    )
+    amount, close = frame.column("amount"), frame.column("close_day")  # float64, integers
+    stages = prepared.outcomes.stages
+    code = pc.index_in(frame.column("stage").cast(pa.string()), value_set=pa.array(stages))
+    # (stage position, dwell bin) -> probability; open deals are in open stages only
+    grid = np.array([[table.get((s, b), np.nan) for b in range(len(DEFAULT_BINS))]
+                     for s in stages])  # fmt: skip
+    dwell = frame.column("dwell_days").to_numpy(zero_copy_only=False).astype(np.float64)
+    bins = np.maximum(np.searchsorted(DEFAULT_BINS, dwell, side="right") - 1, 0)
+    bins[np.isnan(dwell)] = 0  # as bin_of: NaN is below every bound
+    return _OpenColumns(
+        pc.fill_null(amount, 0).to_numpy().astype(np.float64),
+        amount.is_valid().to_numpy(zero_copy_only=False),
+        pc.fill_null(close, 0).to_numpy().astype(np.int64),
+        close.is_valid().to_numpy(zero_copy_only=False),
+        grid[code.to_numpy(zero_copy_only=False).astype(np.int64), bins],
+    )
+
+
+def _in_order_sum(np: Any, values: Any) -> float:
+    """The sum of ``values`` added one after another from 0.0, as a Python loop adds them."""
+    if not len(values):
+        return 0.0
+    return float(np.bincount(np.zeros(len(values), dtype=np.intp), weights=values)[0])
+
+
+def _scheduled_numpy(
+    columns: _OpenColumns, today: int, period: str, slips: list[int]
+) -> tuple[_Scheduled, _Book]:
+    """:class:`_Scheduled` of numpy columns (the same numbers), and the deals to simulate."""
+    np = numpy_or_none()
+    priced = columns.amount[columns.has_amount]
+    scheduled = columns.has_amount & columns.has_close
+    book = _Book(columns.amount[scheduled], columns.close[scheduled], columns.p[scheduled])
+    late = book.close < today
+    expected: dict[str, list[float]] = {}
+    if len(book.close):
+        keys, cell = np.unique(
+            period_keys(np, np.maximum(book.close, today), period), return_inverse=True
+        )
+        deals = np.bincount(cell)
+        pipeline = np.bincount(cell, weights=book.amount)
+        weighted = np.bincount(cell, weights=book.amount * book.p)
+        overdue = np.bincount(cell, weights=late)
+        for i, key in enumerate(keys.tolist()):
+            expected[period_label(key, period)] = [
+                int(deals[i]), float(pipeline[i]), float(weighted[i]), int(overdue[i])
+            ]  # fmt: skip
+    beyond = late & (today - book.close > slips[-1]) if slips else late
+    return _Scheduled(
+        [],
+        int(len(columns.amount) - scheduled.sum()),
+        _in_order_sum(np, priced),
+        _in_order_sum(np, priced * columns.p[columns.has_amount]),
+        expected,
+        int(late.sum()),
+        int(beyond.sum()),
+    ), book
+
+
+def _simulate_book(
+    book: _Book,
+    slips: list[int],
+    totals: list[int],
+    *,
+    today: int,
+    period: str,
+    simulations: int,
+    seed: int,
+) -> dict[str, list[float]]:
+    """:func:`simulate_runs` of numpy columns: the numbers of that function, on either path."""
+    if simulations * len(book.amount) >= VECTOR_FROM and len(book.amount) and simulations:
+        rng = random.Random(seed)  # noqa: S311 - a seeded simulation, not cryptography
+        return _vector_runs(rng, book, slips, totals, today, period, simulations)
+    deals = list(zip(book.amount.tolist(), book.close.tolist(), book.p.tolist(), strict=True))
+    return simulate_runs(deals, slips, totals, today=today, period=period,
+                         simulations=simulations, seed=seed, vector=False)  # fmt: skip
 
 
 def forecast(
@@ -363,43 +569,19 @@ def forecast(
         estimator
     ]
     today = prepared.as_of_us // DAY_US
-    deals = []
-    unscheduled = 0
-    pipeline = weighted = 0.0
-    for stage, dwell, amount, close in open_deals(prepared):
-        p = table[stage, bin_of(dwell, DEFAULT_BINS)]
-        if amount is not None:
-            pipeline += float(amount)
-            weighted += float(amount) * p
-        if amount is None or close is None:
-            unscheduled += 1
-            continue
-        deals.append((float(amount), int(close), p))
     history = slip_history(prepared) if slip else {}
     slips = sorted(history)
     totals = list(itertools.accumulate(history[s] for s in slips))
-
-    labels: dict[int, str] = {}  # one label per distinct day (deals share few close days)
-
-    def label(day: int) -> str:
-        found = labels.get(day)
-        if found is None:
-            found = labels[day] = period_of(_EPOCH + timedelta(days=max(day, today)), period)
-        return found
-
-    expected: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
-    for amount, close, p in deals:
-        e = expected[label(close)]
-        e[0] += 1
-        e[1] += amount
-        e[2] += amount * p
-        e[3] += close < today
-    beyond = sum(
-        1 for _, close, _ in deals if close < today and (not slips or slips[-1] < today - close)
-    )
-    runs = simulate_runs(
-        deals, slips, totals, today=today, period=period, simulations=simulations, seed=seed
-    )
+    found = _open_columns(prepared, table)
+    if found is None:
+        book = _scheduled_python(prepared, table, today, period, slips)
+        runs = simulate_runs(book.deals, slips, totals, today=today, period=period,
+                             simulations=simulations, seed=seed)  # fmt: skip
+    else:
+        book, deals = _scheduled_numpy(found, today, period, slips)
+        runs = _simulate_book(deals, slips, totals, today=today, period=period,
+                              simulations=simulations, seed=seed)  # fmt: skip
+    expected = book.expected
     rows = []
     for key in sorted(set(expected) | set(runs)):
         e = expected.get(key, [0, 0.0, 0.0, 0])
@@ -421,10 +603,10 @@ def forecast(
     return Forecast(
         emit(prepared, rows, ForecastPeriod),
         estimator,
-        unscheduled,
+        book.unscheduled,
         totals[-1] if totals else 0,
-        pipeline,
-        weighted,
-        sum(1 for _, close, _ in deals if close < today),
-        beyond,
+        book.pipeline,
+        book.weighted,
+        book.overdue,
+        book.beyond,
     )
