@@ -232,10 +232,10 @@ def _eager_counts(frame: Any, outcomes: Outcomes) -> Counts | None:
     if not table.get_column("ahead").fill_null(value=False)[1:].all():
         return None
     stages = outcomes.stages
-    group = table.get_column("group").to_numpy().astype(np.int64)
+    group = table.get_column("group").to_numpy()
     deal = table.get_column("deal").to_numpy()
     deals = int(deal[-1]) + 1 if len(deal) else 0
-    level = np.full(len(stages), -1, dtype=np.int64)
+    level = np.full(len(stages), -1, dtype=np.int16)  # a stage's funnel position (-1: none)
     for s, p in _positions(outcomes).items():
         level[stages.index(s)] = p
     levels = level[group]
