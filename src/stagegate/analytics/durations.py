@@ -275,25 +275,28 @@ def _eager_per_deal(frame: Any) -> Any:
     if frame.select(opp.null_count()).collect().item():
         return None
     rows = frame.select("opportunity_id", "outcome", "step", "entered_us", "entered_at").collect()
-    new_deal = (opp != opp.shift(1)).fill_null(value=True)
-    # each row after the one above it: a later deal, or a later entry of the same deal
-    ahead = nw.when(new_deal).then(opp > opp.shift(1))
-    later = (step > step.shift(1)) & (entered >= entered.shift(1))
-    same = nw.col("outcome") == nw.col("outcome").shift(1)
-    checks = rows.select(ahead.otherwise(later & same).fill_null(value=False))
-    if not checks.get_column(checks.columns[0])[1:].all():
+    if not rows.get_column("opportunity_id").is_sorted():
         return None
-    ends = rows.select(first=new_deal, last=new_deal.shift(-1).fill_null(value=True))
-    firsts = rows.filter(ends.get_column("first")).select(
-        opened_us=entered, opened_at=nw.col("entered_at")
+    new_deal = (opp != opp.shift(1)).fill_null(value=True)
+    # within a deal, each row a later entry than the one above it, of the same outcome
+    later = (step > step.shift(1)) & (entered >= entered.shift(1))
+    later = later & (nw.col("outcome") == nw.col("outcome").shift(1))
+    ends = rows.select(
+        ok=(new_deal | later).fill_null(value=False),
+        first=new_deal,
+        last=new_deal.shift(-1).fill_null(value=True),
     )
-    lasts = rows.filter(ends.get_column("last")).select(
+    if not ends.get_column("ok").all():
+        return None
+    firsts = rows.select(opened_us=entered, opened_at=nw.col("entered_at"))
+    firsts = firsts.filter(ends.get_column("first"))
+    lasts = rows.select(
         "opportunity_id",
         "outcome",
         closed_us=entered,
         closed_at=nw.col("entered_at"),
         last_step=step,
-    )
+    ).filter(ends.get_column("last"))
     both = nw.concat([lasts, firsts], how="horizontal")
     return both.filter(nw.col("outcome") != "open").lazy()
 

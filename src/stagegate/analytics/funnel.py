@@ -217,19 +217,21 @@ def _eager_counts(frame: Any, outcomes: Outcomes) -> Counts | None:
         return None
     columns = ["opportunity_id", "group", "step", "visit", "censored", "from_stage", "reason"]
     every = ~nw.col("group").is_null()  # every visit has a stage
-    coded = coded_visits(frame, outcomes, every, {"group": "stage"}, columns)
+    coded = coded_visits(frame, outcomes, every, {"group": "stage"}, columns).collect()
+    if not coded.get_column("opportunity_id").is_sorted():  # deals then are runs of rows
+        return None
     new_deal = (opp != opp.shift(1)).fill_null(value=True)
-    table = coded.collect().select(
+    table = coded.select(
         "group",
         "from_stage",
         "reason",
         deal=new_deal.cast(nw.Int64).cum_sum() - 1,
-        # each row after the one above it: a later deal, or a later step of the same deal
-        ahead=nw.when(new_deal).then(opp > opp.shift(1)).otherwise(step > step.shift(1)),
+        # each row a later deal than the one above it, or a later step of the same deal
+        ahead=new_deal | (step > step.shift(1)).fill_null(value=False),
         first_visit=(nw.col("visit") == 1).fill_null(value=False),
         censored=nw.col("censored").fill_null(value=False),
     )
-    if not table.get_column("ahead").fill_null(value=False)[1:].all():
+    if not table.get_column("ahead").all():
         return None
     stages = outcomes.stages
     group = table.get_column("group").to_numpy()
