@@ -53,7 +53,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
-from stagegate.analytics._kernel import kernel_of
+from stagegate.analytics._kernel import is_eager, kernel_of
 from stagegate.analytics._stats import mean, quantile
 from stagegate.analytics._table import DAY_US
 from stagegate.analytics.intervals import (
@@ -261,6 +261,46 @@ def _frame_clock_medians(
     return kernel.clock_medians(weighted, outcomes)
 
 
+def _eager_per_deal(frame: Any) -> Any:
+    """Each deal's first and last visit, side by side: in-memory visits by deal and step.
+
+    The columns of the grouping in :func:`cycle_times` (``opened_us``, ``closed_us``,
+    ``opened_at``, ``closed_at``, ``last_step``) read off the first and last row of each
+    deal's run, for the closed deals; no id is hashed. ``None`` (the grouping does the work)
+    for visits out of that order, a deal of two outcomes, or entries going back in time.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    opp, step, entered = nw.col("opportunity_id"), nw.col("step"), nw.col("entered_us")
+    if frame.select(opp.null_count()).collect().item():
+        return None
+    rows = frame.select("opportunity_id", "outcome", "step", "entered_us", "entered_at").collect()
+    if not rows.get_column("opportunity_id").is_sorted():
+        return None
+    new_deal = (opp != opp.shift(1)).fill_null(value=True)
+    # within a deal, each row a later entry than the one above it, of the same outcome
+    later = (step > step.shift(1)) & (entered >= entered.shift(1))
+    later = later & (nw.col("outcome") == nw.col("outcome").shift(1))
+    ends = rows.select(
+        ok=(new_deal | later).fill_null(value=False),
+        first=new_deal,
+        last=new_deal.shift(-1).fill_null(value=True),
+    )
+    if not ends.get_column("ok").all():
+        return None
+    firsts = rows.select(opened_us=entered, opened_at=nw.col("entered_at"))
+    firsts = firsts.filter(ends.get_column("first"))
+    lasts = rows.select(
+        "opportunity_id",
+        "outcome",
+        closed_us=entered,
+        closed_at=nw.col("entered_at"),
+        last_step=step,
+    ).filter(ends.get_column("last"))
+    both = nw.concat([lasts, firsts], how="horizontal")
+    return both.filter(nw.col("outcome") != "open").lazy()
+
+
 @attrs.frozen(slots=True)
 class CycleTime:
     """The cycle of one closed opportunity.
@@ -428,13 +468,15 @@ def cycle_times(
 
     frame = prepared.frame
     closed = frame.filter(nw.col("outcome") != "open")
-    per_deal = closed.group_by("opportunity_id", "outcome").agg(
-        nw.col("entered_us").min().alias("opened_us"),
-        nw.col("entered_us").max().alias("closed_us"),
-        nw.col("entered_at").min().alias("opened_at"),
-        nw.col("entered_at").max().alias("closed_at"),
-        nw.col("step").max().alias("last_step"),
-    )
+    per_deal = _eager_per_deal(frame) if is_eager(frame) else None
+    if per_deal is None:
+        per_deal = closed.group_by("opportunity_id", "outcome").agg(
+            nw.col("entered_us").min().alias("opened_us"),
+            nw.col("entered_us").max().alias("closed_us"),
+            nw.col("entered_at").min().alias("opened_at"),
+            nw.col("entered_at").max().alias("closed_at"),
+            nw.col("step").max().alias("last_step"),
+        )
     per_deal = per_deal.select(
         "opportunity_id",
         "outcome",
@@ -452,14 +494,16 @@ def cycle_times(
         )
     )
     stage_stats = {(r["stage"], r["outcome"]): (r["n"], r["m"]) for r in stage_rows}
+    if is_eager(frame):  # computed once: read for the summary and handed out
+        per_deal = per_deal.collect().lazy()
     # the cycle days of each outcome as one column each (no Python object per deal but the
-    # floats themselves); _summarize sorts them, so their order here does not matter
+    # floats themselves), sorted there: _summarize sorts them again, in one linear pass
     values = per_deal.select("outcome", "cycle_days").collect()
     cycles = defaultdict(list)
     for outcome in ("won", "lost"):
-        days = values.filter(nw.col("outcome") == outcome).get_column("cycle_days").to_list()
-        if days:
-            cycles[outcome] = days
+        days = values.filter(nw.col("outcome") == outcome).get_column("cycle_days").sort()
+        if len(days):
+            cycles[outcome] = days.to_list()
     closed_days = cycles.get("won", []) + cycles.get("lost", [])
     if closed_days:
         cycles["closed"] = closed_days

@@ -47,7 +47,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
-from stagegate.analytics.intervals import StageInterval, prepare
+from stagegate.analytics.intervals import StageInterval, coded_visits, prepare
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
 __all__ = ["Funnel", "FunnelStage", "LossReason", "funnel"]
@@ -167,6 +167,12 @@ def _python_counts(visits: list[StageInterval], outcomes: Outcomes) -> Counts:
 def _frame_counts(frame: Any, outcomes: Outcomes) -> Counts:
     import narwhals as nw  # noqa: PLC0415
 
+    from stagegate.analytics._kernel import is_eager  # noqa: PLC0415
+
+    if is_eager(frame):
+        in_memory = _eager_counts(frame, outcomes)
+        if in_memory is not None:
+            return in_memory
     pos = _positions(outcomes)
     opp = "opportunity_id"
     counted = collect_rows(
@@ -194,6 +200,102 @@ def _frame_counts(frame: Any, outcomes: Outcomes) -> Counts:
         {r["stage"]: int(r["n"]) for r in open_here},
         int(deals),
     )
+
+
+def _eager_counts(frame: Any, outcomes: Outcomes) -> Counts | None:
+    """:func:`_frame_counts` of in-memory visits by deal and step, on stage codes.
+
+    One collect of integer and flag columns; reach, open visits and the in-order chains are
+    counted on them (see :func:`chain_entries`), only the lost visits are grouped by their
+    texts. ``None`` for visits out of that order or with a null id (the joins do the work).
+    """
+    import narwhals as nw  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415 - every in-memory frame library brings it
+
+    opp, step = nw.col("opportunity_id"), nw.col("step")
+    if frame.select(opp.null_count()).collect().item():
+        return None
+    columns = ["opportunity_id", "group", "step", "visit", "censored", "from_stage", "reason"]
+    every = ~nw.col("group").is_null()  # every visit has a stage
+    coded = coded_visits(frame, outcomes, every, {"group": "stage"}, columns).collect()
+    if not coded.get_column("opportunity_id").is_sorted():  # deals then are runs of rows
+        return None
+    new_deal = (opp != opp.shift(1)).fill_null(value=True)
+    table = coded.select(
+        "group",
+        "from_stage",
+        "reason",
+        deal=new_deal.cast(nw.Int64).cum_sum() - 1,
+        # each row a later deal than the one above it, or a later step of the same deal
+        ahead=new_deal | (step > step.shift(1)).fill_null(value=False),
+        first_visit=(nw.col("visit") == 1).fill_null(value=False),
+        censored=nw.col("censored").fill_null(value=False),
+    )
+    if not table.get_column("ahead").all():
+        return None
+    stages = outcomes.stages
+    group = table.get_column("group").to_numpy()
+    deal = table.get_column("deal").to_numpy()
+    deals = int(deal[-1]) + 1 if len(deal) else 0
+    level = np.full(len(stages), -1, dtype=np.int16)  # a stage's funnel position (-1: none)
+    for s, p in _positions(outcomes).items():
+        level[stages.index(s)] = p
+    levels = level[group]
+    first = table.get_column("first_visit").to_numpy()
+    reached = np.bincount(group[first & (levels >= 0)], minlength=len(stages))
+    open_here = np.bincount(group[table.get_column("censored").to_numpy()], minlength=len(stages))
+    strict: dict[str, int] = {}
+    chains = chain_entries(deal, levels, len(outcomes.open) + bool(outcomes.won), deals)
+    for rows in chains:
+        for code, n in enumerate(np.bincount(group[rows], minlength=len(stages))):
+            if n:
+                strict[stages[code]] = int(n)
+    lost_codes = [i for i, s in enumerate(stages) if outcomes.kinds[s] == "lost"]
+    lost = table.filter(nw.col("group").is_in(lost_codes) & ~nw.col("from_stage").is_null())
+    losses = lost.group_by("from_stage", "reason").agg(
+        nw.col("deal").n_unique().alias("deals"), nw.len().alias("n")
+    )
+    lost_deals = lost.group_by("from_stage").agg(nw.col("deal").n_unique().alias("n"))
+    return (
+        {stages[c]: int(n) for c, n in enumerate(reached) if n},
+        strict,
+        {
+            (r["from_stage"], r["reason"]): (int(r["deals"]), int(r["n"]))
+            for r in losses.rows(named=True)
+        },
+        {r["from_stage"]: int(r["n"]) for r in lost_deals.rows(named=True)},
+        {stages[c]: int(n) for c, n in enumerate(open_here) if n},
+        deals,
+    )
+
+
+def chain_entries(deal: Any, levels: Any, depth: int, deals: int) -> list[Any]:
+    """The rows of each deal's in-order chain, level by level (numpy arrays of row numbers).
+
+    ``deal`` numbers the deals of rows ordered by deal and step (``0 <= deal < deals``),
+    ``levels`` is each row's funnel position (negative: none). A chain enters level ``i``
+    at the deal's first row of that level after its entry into level ``i - 1``; one pass over
+    the rows of each level (``depth`` levels), none over the others.
+
+    >>> import numpy as np
+    >>> deal = np.array([0, 0, 0, 0, 1, 1])
+    >>> levels = np.array([0, 2, 1, 2, 1, 0])
+    >>> [rows.tolist() for rows in chain_entries(deal, levels, 3, 2)]
+    [[0, 5], [2], [3]]
+    """
+    import numpy as np  # noqa: PLC0415
+
+    after = np.full(deals, -1, dtype=np.int64)  # each deal's chain row so far (-1: none yet)
+    chains = []
+    for here in range(depth):
+        rows = np.flatnonzero(levels == here)
+        rows = rows[rows > after[deal[rows]]]
+        owners = deal[rows]
+        rows = rows[np.concatenate(([True], owners[1:] != owners[:-1]))] if len(rows) else rows
+        chains.append(rows)
+        after = np.full(deals, len(deal), dtype=np.int64)  # no chain row: nothing comes later
+        after[deal[rows]] = rows
+    return chains
 
 
 def _frame_in_order(frame: Any, outcomes: Outcomes) -> dict[str, int]:
