@@ -483,10 +483,11 @@ def _deals_in_memory(prepared: Any, fiscal_year_start: int, flag_pushes: int) ->
     """
     import narwhals as nw  # noqa: PLC0415
 
-    rows = ordered_rows(prepared)
-    opp, close, deal = nw.col("opportunity_id"), nw.col("close_day"), nw.col("deal")
-    starts = (opp != opp.shift(1)).fill_null(value=True)
-    numbered = rows.select("close_day", "close_date", deal=starts.cast(nw.Int64).cum_sum())
+    rows, marks = ordered_rows(prepared)
+    close, deal = nw.col("close_day"), nw.col("deal")
+    numbered = rows.select("close_day", "close_date").with_columns(
+        marks.select(deal=nw.col("start").cast(nw.Int64).cum_sum())["deal"]
+    )
     # the rows that set a deal's close date to a new value: its first known one, and each
     # reschedule (a row repeating the deal's known date before it adds nothing)
     known = numbered.filter(~close.is_null())
@@ -536,11 +537,10 @@ def _deals_in_memory(prepared: Any, fiscal_year_start: int, flag_pushes: int) ->
         .collect()
         .select("opportunity_id", "kind", "entered_us", "close_day", "close_date")
     )
-    current = current.with_columns(opened=rows.filter(starts).get_column("at_us"))
+    current = current.with_columns(opened=rows["at_us"].filter(marks["start"]))
     if len(per_deal) < len(current):  # deals without a known close date are left out
-        ends = numbered.with_columns(n=(~close.is_null()).cast(nw.Int64).cum_sum()).filter(
-            (deal != deal.shift(-1)).fill_null(value=True)
-        )
+        known_so_far = (~close.is_null()).cast(nw.Int64).cum_sum()
+        ends = rows.select(n=known_so_far).filter(marks["end"])
         n = nw.col("n")
         dated = ends.select(dated=(n != n.shift(1)).fill_null(n > 0)).get_column("dated")
         current = current.filter(dated)

@@ -205,21 +205,25 @@ def _current_in_memory(prepared: Prepared) -> Any:
     """
     import narwhals as nw  # noqa: PLC0415
 
-    rows = ordered_rows(prepared)
-    opp, rank = nw.col("opportunity_id"), nw.col("rank")
-    starts = (opp != opp.shift(1)).fill_null(value=True)
-    entries = rows.select(
-        "at_us", "at", start=starts, entry=starts | (rank != rank.shift(1)).fill_null(value=True)
-    ).filter(nw.col("entry"))
-    entered = entries.filter(nw.col("start").shift(-1).fill_null(value=True)).select(
-        nw.col("at_us").alias("entered_us"), nw.col("at").alias("entered_at")
+    rows, marks = ordered_rows(prepared)
+    start, rank = nw.col("start"), nw.col("rank")
+    entry = marks.with_columns(rows.get_column("rank")).select(
+        entry=start | (rank != rank.shift(1)).fill_null(value=True)
+    )["entry"]
+    starts = marks.filter(entry)["start"]
+    entered = (
+        rows.select(nw.col("at_us").alias("entered_us"), nw.col("at").alias("entered_at"))
+        .filter(entry)
+        .filter(starts.shift(-1).fill_null(value=True))
     )
     kinds = prepared.outcomes.kinds
     codes: dict[int, list[int]] = {code: [] for code in KIND_CODE.values()}
     for i, stage in enumerate(prepared.outcomes.stages):
         codes[KIND_CODE[kinds[stage]]].append(i)
-    last = rows.filter((opp != opp.shift(-1)).fill_null(value=True)).select(
-        "opportunity_id", "stage", "amount", "close_day", "close_date", code=by_code("rank", codes)
+    last = (
+        rows.select("opportunity_id", "stage", "amount", "close_day", "close_date", "rank")
+        .filter(marks["end"])
+        .with_columns(code=by_code("rank", codes))
     )
     kind = nw.when(nw.col("code") == KIND_CODE["won"]).then(nw.lit("won"))
     kind = kind.when(nw.col("code") == KIND_CODE["lost"]).then(nw.lit("lost"))
@@ -246,19 +250,27 @@ _ORDERED: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
 """In-memory rows ordered by deal, once per prepared log (by ``id``; dropped with it)."""
 
 
-def ordered_rows(prepared: Prepared) -> Any:
-    """The in-memory rows of ``prepared`` as an eager frame ordered by ``(opportunity_id, *ORDER)``.
+def ordered_rows(prepared: Prepared) -> tuple[Any, Any]:
+    """The in-memory rows of ``prepared`` ordered by ``(opportunity_id, *ORDER)``, and marks.
 
-    Checked (or sorted) once per prepared log: the snapshot and the slippage read the same one.
-    Columns: ``opportunity_id, at_us, seq, rank, at, stage, amount, close_day, close_date``.
+    Checked (or sorted) once per prepared log: the snapshot and the slippage read the same
+    eager frames. The rows: ``opportunity_id, at_us, seq, rank, at, stage, amount,
+    close_day, close_date``; the marks, row for row: ``start`` / ``end``, the row is its
+    deal's first / last (the ids are compared once). The marks are a frame of their own:
+    a column added to the rows would copy them (their columns come in many chunks).
     """
+    import narwhals as nw  # noqa: PLC0415
+
     found = _ORDERED.get(id(prepared))
     if found is not None and found[0]() is prepared:
-        return found[1]
+        return found[1]  # type: ignore[no-any-return]
     rows = sorted_rows(prepared.rows.select(*_ROW_COLUMNS))
+    opp = nw.col("opportunity_id")
+    marks = rows.select(start=(opp != opp.shift(1)).fill_null(value=True))
+    marks = marks.with_columns(end=nw.col("start").shift(-1).fill_null(value=True))
     key = id(prepared)
-    _ORDERED[key] = (weakref.ref(prepared, lambda _: _ORDERED.pop(key, None)), rows)
-    return rows
+    _ORDERED[key] = (weakref.ref(prepared, lambda _: _ORDERED.pop(key, None)), (rows, marks))
+    return rows, marks
 
 
 def by_id(prepared: Prepared, frame: Any) -> Any:
