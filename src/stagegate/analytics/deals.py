@@ -542,7 +542,7 @@ def _deals_in_memory(prepared: Any, fiscal_year_start: int, flag_pushes: int) ->
         known_so_far = (~close.is_null()).cast(nw.Int64).cum_sum()
         ends = rows.select(n=known_so_far).filter(marks["end"])
         n = nw.col("n")
-        dated = ends.select(dated=(n != n.shift(1)).fill_null(n > 0)).get_column("dated")
+        dated = ends.select(dated=n > n.shift(1).fill_null(0)).get_column("dated")
         current = current.filter(dated)
     end = nw.when(nw.col("kind") == "open").then(nw.lit(prepared.as_of_us))
     return (
