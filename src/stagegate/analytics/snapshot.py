@@ -147,11 +147,12 @@ _CURRENT: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
 
 
 def current_frame(prepared: Prepared) -> Any:
-    """:func:`current_state` as a lazy narwhals frame (frame path), in no particular order.
+    """:func:`current_state` as a lazy narwhals frame (frame path).
 
     Columns: ``opportunity_id, stage, kind, entered_us, entered_at, dwell_days, amount,
-    close_day, close_date``. On in-memory backends it is computed once per prepared log: the
-    report's snapshot and forecast read the same one.
+    close_day, close_date``. On in-memory backends it comes by opportunity id and is computed
+    once per prepared log: the report's snapshot, forecast and slippage read the same one; on
+    lazy engines it comes in no particular order (see :func:`by_id`).
     """
     found = _CURRENT.get(id(prepared))
     if found is not None and found[0]() is prepared:
