@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from analytics_data import KINDS, at, normalize, same
 from stagegate import analytics as an
 from stagegate.analytics.intervals import prepare
-from stagegate.analytics.snapshot import open_deals, ordered_rows
+from stagegate.analytics.snapshot import current_frame, open_deals, ordered_rows
 
 pl = pytest.importorskip("polars")
 pytest.importorskip("pandas")
@@ -111,6 +112,14 @@ class TestSnapshot:
         first, marks = ordered_rows(prepared)
         assert ordered_rows(prepared)[0] is first
         assert [True] == marks["start"].to_list() == marks["end"].to_list()
+
+    def test_threads_asking_at_once_share_one_current_state(self) -> None:
+        rows = [{"opportunity_id": f"o{i}", "at": at(1), "stage": "lead", "seq": 1,
+                 "amount": 1.0, "close_date": None} for i in range(50)]  # fmt: skip
+        prepared = prepare(pl.DataFrame(rows, schema=SCHEMA), KINDS, as_of=AS_OF, keep_rows=True)
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(lambda _: current_frame(prepared), range(8)))
+        assert all(frame is found[0] for frame in found)
 
 
 class TestSlippage:

@@ -47,6 +47,7 @@ True
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -144,6 +145,8 @@ def current_state(prepared: Prepared) -> list[dict[str, Any]]:
 
 _CURRENT: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
 """In-memory current states computed once per prepared log (by ``id``; dropped with it)."""
+_ONCE = threading.RLock()
+"""Held while the current states or the ordered rows are computed: threads share one."""
 
 
 def current_frame(prepared: Prepared) -> Any:
@@ -154,15 +157,16 @@ def current_frame(prepared: Prepared) -> Any:
     once per prepared log: the report's snapshot, forecast and slippage read the same one; on
     lazy engines it comes in no particular order (see :func:`by_id`).
     """
-    found = _CURRENT.get(id(prepared))
-    if found is not None and found[0]() is prepared:
-        return found[1]
-    current = _current_frame(prepared)
-    if is_eager(current):
-        current = current.collect().lazy()
-        key = id(prepared)
-        _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
-    return current
+    with _ONCE:  # a report's second thread waits for the first one's, not computing its own
+        found = _CURRENT.get(id(prepared))
+        if found is not None and found[0]() is prepared:
+            return found[1]
+        current = _current_frame(prepared)
+        if is_eager(current):
+            current = current.collect().lazy()
+            key = id(prepared)
+            _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
+        return current
 
 
 def _current_frame(prepared: Prepared) -> Any:
@@ -262,16 +266,17 @@ def ordered_rows(prepared: Prepared) -> tuple[Any, Any]:
     """
     import narwhals as nw  # noqa: PLC0415
 
-    found = _ORDERED.get(id(prepared))
-    if found is not None and found[0]() is prepared:
-        return found[1]  # type: ignore[no-any-return]
-    rows = sorted_rows(prepared.rows.select(*_ROW_COLUMNS))
-    opp = nw.col("opportunity_id")
-    marks = rows.select(start=(opp != opp.shift(1)).fill_null(value=True))
-    marks = marks.with_columns(end=nw.col("start").shift(-1).fill_null(value=True))
-    key = id(prepared)
-    _ORDERED[key] = (weakref.ref(prepared, lambda _: _ORDERED.pop(key, None)), (rows, marks))
-    return rows, marks
+    with _ONCE:
+        found = _ORDERED.get(id(prepared))
+        if found is not None and found[0]() is prepared:
+            return found[1]  # type: ignore[no-any-return]
+        rows = sorted_rows(prepared.rows.select(*_ROW_COLUMNS))
+        opp = nw.col("opportunity_id")
+        marks = rows.select(start=(opp != opp.shift(1)).fill_null(value=True))
+        marks = marks.with_columns(end=nw.col("start").shift(-1).fill_null(value=True))
+        key = id(prepared)
+        _ORDERED[key] = (weakref.ref(prepared, lambda _: _ORDERED.pop(key, None)), (rows, marks))
+        return rows, marks
 
 
 def by_id(prepared: Prepared, frame: Any) -> Any:
