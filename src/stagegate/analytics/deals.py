@@ -46,10 +46,9 @@ from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
 from stagegate.analytics._stats import quantile
 from stagegate.analytics._table import DAY_US, by_stage
-from stagegate.analytics._table import sorted_rows as _sorted_rows
 from stagegate.analytics.intervals import KIND_CODE, ORDER, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, Outcomes, OutcomesLike
-from stagegate.analytics.snapshot import prepared_of
+from stagegate.analytics.snapshot import current_frame, ordered_rows, prepared_of
 
 __all__ = [
     "DEFAULT_AGE_BANDS",
@@ -405,40 +404,23 @@ def _per_deal_python(
 
 
 def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> Any:
-    """The push and pull counts of every deal with a known close date (a lazy frame)."""
+    """The push and pull counts of every deal with a known close date (lazy engines)."""
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
     close = nw.col("close_date")
     month = close.dt.year().cast(nw.Int64) * 12 + close.dt.month().cast(nw.Int64) - 1
-    in_memory = is_eager(rows)
-    # only the columns read below are carried (the filter and the sort copy what they carry)
     rows = rows.select(opp, *ORDER, "stage", "close_day", "close_date")
-    if in_memory:  # sorted once (unless it is already), then plain shifts within each deal
-        rows = _sorted_rows(rows)
     known = rows.filter(~nw.col("close_day").is_null())
-    if in_memory:  # a row repeating the deal's close date before it adds nothing below
-        repeat = (nw.col(opp) == nw.col(opp).shift(1)) & (
-            nw.col("close_day") == nw.col("close_day").shift(1)
-        )
-        known = known.filter(~repeat.fill_null(value=False))
     known = known.with_columns(month=month)
     known = known.with_columns(
         quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
     )
-    if in_memory:
-        same = (nw.col(opp) == nw.col(opp).shift(1)).fill_null(value=False)
-        known = known.with_columns(
-            prev=nw.when(same).then(nw.col("close_day").shift(1)),
-            prev_month=nw.when(same).then(nw.col("month").shift(1)),
-            prev_quarter=nw.when(same).then(nw.col("quarter").shift(1)),
-        )
-    else:
-        known = known.with_columns(
-            prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
-            prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
-            prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
-        )
+    known = known.with_columns(
+        prev=nw.col("close_day").shift(1).over(opp, order_by=ORDER),
+        prev_month=nw.col("month").shift(1).over(opp, order_by=ORDER),
+        prev_quarter=nw.col("quarter").shift(1).over(opp, order_by=ORDER),
+    )
     delta = nw.col("close_day") - nw.col("prev")
     push = delta > 0
     zero = nw.lit(0)
@@ -474,14 +456,9 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
         nw.col("first_close").max().alias("first"),
         nw.col("first_date").max().alias("first_close_date"),
     )
-    is_last = (
-        (nw.col(opp) != nw.col(opp).shift(-1)).fill_null(value=True)
-        if in_memory
-        else nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
-    )
     last = (
         rows.with_columns(
-            last=is_last,
+            last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null(),
             kind_code=by_stage("stage", {s: KIND_CODE[k] for s, k in outcomes.kinds.items()}, 0),
         )
         .filter(nw.col("last"))
@@ -493,6 +470,104 @@ def _per_deal_frame(rows: Any, outcomes: Outcomes, fiscal_year_start: int) -> An
         )
     )
     return per_deal.join(last, on=opp, how="left").lazy()
+
+
+def _deals_in_memory(prepared: Any, fiscal_year_start: int, flag_pushes: int) -> Any:
+    """The per-deal columns of :func:`slippage` on in-memory rows, by id (a lazy frame).
+
+    One pass over the rows ordered by deal, with integer deal numbers instead of ids, and
+    no group by or join: a deal's sums are read off running sums at its last row, and the
+    rows that change its known close date are the only ones kept for them. The outcome,
+    the current close date and the last entry come from the current states of the snapshot
+    (:func:`~stagegate.analytics.snapshot.current_frame`, by id, computed once).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    rows, marks = ordered_rows(prepared)
+    close, deal = nw.col("close_day"), nw.col("deal")
+    numbered = rows.select("close_day", "close_date").with_columns(
+        marks.select(deal=nw.col("start").cast(nw.Int64).cum_sum())["deal"]
+    )
+    # the rows that set a deal's close date to a new value: its first known one, and each
+    # reschedule (a row repeating the deal's known date before it adds nothing)
+    known = numbered.filter(~close.is_null())
+    same = (deal == deal.shift(1)).fill_null(value=False)
+    known = known.filter(~(same & (close == close.shift(1))).fill_null(value=False))
+    date = nw.col("close_date")
+    month = date.dt.year().cast(nw.Int64) * 12 + date.dt.month().cast(nw.Int64) - 1
+    known = known.with_columns(same=same, month=month)
+    later = nw.col("same")
+    known = known.with_columns(
+        quarter=(nw.col("month") - (fiscal_year_start - 1)) // 3,
+        delta=nw.when(later).then(close - close.shift(1)),
+        months=nw.when(later).then(nw.col("month") - nw.col("month").shift(1)),
+    )
+    known = known.with_columns(
+        quarters=nw.when(later).then(nw.col("quarter") - nw.col("quarter").shift(1)),
+    )
+    delta = nw.col("delta")
+    push, pull, zero = delta > 0, delta < 0, nw.lit(0, nw.Int64)
+
+    def when_push(value: Any) -> Any:
+        return nw.when(push).then(value).otherwise(zero)
+
+    parts = {
+        "pushes": when_push(nw.lit(1, nw.Int64)),
+        "pulls": nw.when(pull).then(nw.lit(1, nw.Int64)).otherwise(zero),
+        "days_pushed": when_push(delta),
+        "days_pulled": nw.when(pull).then(-delta).otherwise(zero),
+        "month_pushes": when_push((nw.col("months") > 0).cast(nw.Int64)),
+        "quarter_pushes": when_push((nw.col("quarters") > 0).cast(nw.Int64)),
+        "months_crossed": when_push(nw.col("months")),
+        "quarters_crossed": when_push(nw.col("quarters")),
+    }
+    summed = known.select(
+        first=nw.when(~later).then(close).fill_null(strategy="forward"),
+        first_close_date=nw.when(~later).then(date).fill_null(strategy="forward"),
+        last=(deal != deal.shift(-1)).fill_null(value=True),
+        **{name: value.cum_sum() for name, value in parts.items()},
+    ).filter(nw.col("last"))
+    per_deal = summed.select(
+        "first",
+        "first_close_date",
+        **{name: (nw.col(name) - nw.col(name).shift(1).fill_null(0)) for name in parts},
+    )
+    current = (
+        current_frame(prepared)
+        .collect()
+        .select("opportunity_id", "kind", "entered_us", "close_day", "close_date")
+    )
+    current = current.with_columns(opened=rows["at_us"].filter(marks["start"]))
+    if len(per_deal) < len(current):  # deals without a known close date are left out
+        known_so_far = (~close.is_null()).cast(nw.Int64).cum_sum()
+        ends = rows.select(n=known_so_far).filter(marks["end"])
+        n = nw.col("n")
+        dated = ends.select(dated=n > n.shift(1).fill_null(0)).get_column("dated")
+        current = current.filter(dated)
+    end = nw.when(nw.col("kind") == "open").then(nw.lit(prepared.as_of_us))
+    return (
+        nw.concat([current, per_deal], how="horizontal")
+        .select(
+            "opportunity_id",
+            nw.col("kind").alias("outcome"),
+            nw.col("pushes").cast(nw.Int64),
+            nw.col("pulls").cast(nw.Int64),
+            nw.col("days_pushed").cast(nw.Int64),
+            "first_close_date",
+            nw.col("close_date").alias("current_close_date"),
+            (close - nw.col("first")).cast(nw.Int64).alias("net_days"),
+            nw.col("month_pushes").cast(nw.Int64),
+            nw.col("quarter_pushes").cast(nw.Int64),
+            (nw.col("pushes") >= flag_pushes).alias("flagged"),
+            nw.col("days_pulled").cast(nw.Int64),
+            nw.col("months_crossed").cast(nw.Int64),
+            nw.col("quarters_crossed").cast(nw.Int64),
+            ((end.otherwise(nw.col("entered_us")) - nw.col("opened")) / DAY_US)
+            .cast(nw.Float64)
+            .alias("age_days"),
+        )
+        .lazy()
+    )
 
 
 def _ages_frame(prepared: Any) -> Any:
@@ -512,10 +587,8 @@ def _ages_frame(prepared: Any) -> Any:
     )
 
 
-def _slippage_frame(
-    prepared: Any, fiscal_year_start: int, flag_pushes: int, bands: tuple[float, ...]
-) -> Slippage:
-    """:func:`slippage` on the frame path: per-deal rows and the tables, without a row loop."""
+def _deals_lazy(prepared: Any, fiscal_year_start: int, flag_pushes: int) -> Any:
+    """The per-deal columns of :func:`slippage` on a lazy engine, by id (a lazy frame)."""
     import narwhals as nw  # noqa: PLC0415
 
     raw = _per_deal_frame(prepared.rows, prepared.outcomes, fiscal_year_start)
@@ -526,7 +599,7 @@ def _slippage_frame(
         .then(nw.lit("lost"))
         .otherwise(nw.lit("open"))
     )
-    deals = (
+    return (
         raw.join(_ages_frame(prepared), on="opportunity_id", how="left")
         .with_columns(outcome=outcome)
         .select(
@@ -548,6 +621,18 @@ def _slippage_frame(
         )
         .sort("opportunity_id")
     )
+
+
+def _slippage_frame(
+    prepared: Any, fiscal_year_start: int, flag_pushes: int, bands: tuple[float, ...]
+) -> Slippage:
+    """:func:`slippage` on the frame path: per-deal rows and the tables, without a row loop."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if is_eager(prepared.rows):
+        deals = _deals_in_memory(prepared, fiscal_year_start, flag_pushes)
+    else:
+        deals = _deals_lazy(prepared, fiscal_year_start, flag_pushes)
     deals = _materialized(deals)
     band = nw.lit(0, nw.Int64)
     for low in bands[1:]:

@@ -47,6 +47,7 @@ True
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -59,7 +60,7 @@ from stagegate._time import from_epoch_us
 from stagegate.analytics._currency_guard import check_one_currency
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
 from stagegate.analytics._kernel import is_eager
-from stagegate.analytics._table import as_of_us, sorted_rows
+from stagegate.analytics._table import DAY_US, KIND_CODE, as_of_us, by_code, sorted_rows
 from stagegate.analytics.intervals import ORDER, Prepared, prepare, to_native
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 
@@ -144,42 +145,39 @@ def current_state(prepared: Prepared) -> list[dict[str, Any]]:
 
 _CURRENT: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
 """In-memory current states computed once per prepared log (by ``id``; dropped with it)."""
+_ONCE = threading.RLock()
+"""Held while the current states or the ordered rows are computed: threads share one."""
 
 
 def current_frame(prepared: Prepared) -> Any:
-    """:func:`current_state` as a lazy narwhals frame (frame path), in no particular order.
+    """:func:`current_state` as a lazy narwhals frame (frame path).
 
     Columns: ``opportunity_id, stage, kind, entered_us, entered_at, dwell_days, amount,
-    close_day, close_date``. On in-memory backends it is computed once per prepared log: the
-    report's snapshot and forecast read the same one.
+    close_day, close_date``. On in-memory backends it comes by opportunity id and is computed
+    once per prepared log: the report's snapshot, forecast and slippage read the same one; on
+    lazy engines it comes in no particular order (see :func:`by_id`).
     """
-    found = _CURRENT.get(id(prepared))
-    if found is not None and found[0]() is prepared:
-        return found[1]
-    current = _current_frame(prepared)
-    if is_eager(current):
-        current = current.collect().lazy()
-        key = id(prepared)
-        _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
-    return current
+    with _ONCE:  # a report's second thread waits for the first one's, not computing its own
+        found = _CURRENT.get(id(prepared))
+        if found is not None and found[0]() is prepared:
+            return found[1]
+        current = _current_frame(prepared)
+        if is_eager(current):
+            current = current.collect().lazy()
+            key = id(prepared)
+            _CURRENT[key] = (weakref.ref(prepared, lambda _: _CURRENT.pop(key, None)), current)
+        return current
 
 
 def _current_frame(prepared: Prepared) -> Any:
+    if is_eager(prepared.rows):
+        return _current_in_memory(prepared)
     import narwhals as nw  # noqa: PLC0415
 
     opp = "opportunity_id"
-    rows = prepared.rows
-    if is_eager(rows):
-        # a deal's last row by (at_us, seq, rank): rows in that order (checked in one pass,
-        # sorted only if they are not) end each deal with it; no window per deal
-        ordered = sorted_rows(rows.select(opp, *ORDER, "amount", "close_day", "close_date"))
-        last_rows = ordered.filter(
-            (nw.col(opp) != nw.col(opp).shift(-1)).fill_null(value=True)
-        ).lazy()
-    else:
-        last_rows = rows.with_columns(
-            last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
-        ).filter(nw.col("last"))
+    last_rows = prepared.rows.with_columns(
+        last=nw.col("at_us").shift(-1).over(opp, order_by=ORDER).is_null()
+    ).filter(nw.col("last"))
     last_rows = last_rows.select(
         opp,
         nw.col("amount").alias("cur_amount"),
@@ -200,6 +198,93 @@ def _current_frame(prepared: Prepared) -> Any:
         nw.col("cur_close").alias("close_day"),
         nw.col("cur_date").alias("close_date"),
     )
+
+
+def _current_in_memory(prepared: Prepared) -> Any:
+    """:func:`current_frame` of in-memory rows, by opportunity id, from the rows alone.
+
+    A deal's last row holds its stage, amount and close date; its current visit started at
+    its last change of stage, as in :func:`~stagegate.analytics.stage_intervals` (the same
+    rows, the same order). No join and no group by: the deals' entries and last rows come
+    out of the ordered rows in the same order.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    rows, marks = ordered_rows(prepared)
+    start, rank = nw.col("start"), nw.col("rank")
+    entry = marks.with_columns(rows.get_column("rank")).select(
+        entry=start | (rank != rank.shift(1)).fill_null(value=True)
+    )["entry"]
+    starts = marks.filter(entry)["start"]
+    entered = (
+        rows.select(nw.col("at_us").alias("entered_us"), nw.col("at").alias("entered_at"))
+        .filter(entry)
+        .filter(starts.shift(-1).fill_null(value=True))
+    )
+    kinds = prepared.outcomes.kinds
+    codes: dict[int, list[int]] = {code: [] for code in KIND_CODE.values()}
+    for i, stage in enumerate(prepared.outcomes.stages):
+        codes[KIND_CODE[kinds[stage]]].append(i)
+    last = (
+        rows.select("opportunity_id", "stage", "amount", "close_day", "close_date", "rank")
+        .filter(marks["end"])
+        .with_columns(code=by_code("rank", codes))
+    )
+    kind = nw.when(nw.col("code") == KIND_CODE["won"]).then(nw.lit("won"))
+    kind = kind.when(nw.col("code") == KIND_CODE["lost"]).then(nw.lit("lost"))
+    dwell = (nw.lit(prepared.as_of_us) - nw.col("entered_us")) / DAY_US
+    return (
+        nw.concat([last, entered], how="horizontal")
+        .select(
+            "opportunity_id",
+            "stage",
+            kind.otherwise(nw.lit("open")).alias("kind"),
+            "entered_us",
+            "entered_at",
+            nw.when(nw.col("code") == KIND_CODE["open"]).then(dwell).alias("dwell_days"),
+            "amount",
+            "close_day",
+            "close_date",
+        )
+        .lazy()
+    )
+
+
+_ROW_COLUMNS = ("opportunity_id", *ORDER, "at", "stage", "amount", "close_day", "close_date")
+_ORDERED: dict[int, tuple[weakref.ref[Prepared], Any]] = {}
+"""In-memory rows ordered by deal, once per prepared log (by ``id``; dropped with it)."""
+
+
+def ordered_rows(prepared: Prepared) -> tuple[Any, Any]:
+    """The in-memory rows of ``prepared`` ordered by ``(opportunity_id, *ORDER)``, and marks.
+
+    Checked (or sorted) once per prepared log: the snapshot and the slippage read the same
+    eager frames. The rows: ``opportunity_id, at_us, seq, rank, at, stage, amount,
+    close_day, close_date``; the marks, row for row: ``start`` / ``end``, the row is its
+    deal's first / last (the ids are compared once). The marks are a frame of their own:
+    a column added to the rows would copy them (their columns come in many chunks).
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    with _ONCE:
+        found = _ORDERED.get(id(prepared))
+        if found is not None and found[0]() is prepared:
+            return found[1]  # type: ignore[no-any-return]
+        rows = sorted_rows(prepared.rows.select(*_ROW_COLUMNS))
+        opp = nw.col("opportunity_id")
+        marks = rows.select(start=(opp != opp.shift(1)).fill_null(value=True))
+        marks = marks.with_columns(end=nw.col("start").shift(-1).fill_null(value=True))
+        key = id(prepared)
+        _ORDERED[key] = (weakref.ref(prepared, lambda _: _ORDERED.pop(key, None)), (rows, marks))
+        return rows, marks
+
+
+def by_id(prepared: Prepared, frame: Any) -> Any:
+    """``frame`` (rows of :func:`current_frame`, in its order) sorted by opportunity id.
+
+    In memory the current states already come by id: they are not sorted again.
+    """
+    return frame if is_eager(prepared.rows) else frame.sort("opportunity_id")
 
 
 def prepared_of(
@@ -229,7 +314,7 @@ def open_deals(prepared: Prepared) -> list[tuple[str, float, float | None, int |
         current_frame(prepared)
         .filter(nw.col("kind") == "open")
         .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
-        .sort("opportunity_id")
+        .pipe(lambda frame: by_id(prepared, frame))
         .collect(backend="pyarrow")  # plain None for a missing value, whatever the backend
         .to_native()
     )
@@ -253,7 +338,7 @@ def open_deals_by_id(
         current_frame(prepared)
         .filter(nw.col("kind") == "open")
         .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
-        .sort("opportunity_id")
+        .pipe(lambda frame: by_id(prepared, frame))
         .collect(backend="pyarrow")
         .to_native()
     )
@@ -325,8 +410,8 @@ def snapshot(
             "dwell_days",
             "amount",
             "close_date",
-        ).sort("opportunity_id")
-        return to_native(prepared, result)
+        )
+        return to_native(prepared, by_id(prepared, result))
     rows = [
         Snapshot(
             r["opportunity_id"],
