@@ -21,6 +21,21 @@ KINDS = {
 }
 
 
+def canonical_schema() -> dict[str, Any]:
+    """The Polars schema of the canonical stage-history table (imports Polars)."""
+    import polars as pl
+
+    return {
+        "opportunity_id": pl.String,
+        "at": pl.Datetime("us", "UTC"),
+        "seq": pl.Int64,
+        "stage": pl.String,
+        "amount": pl.Float64,
+        "close_date": pl.Date,
+        "reason": pl.String,
+    }
+
+
 def at(days: float) -> datetime:
     return T0 + timedelta(days=days)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same, sim_rows
+from analytics_data import AS_OF, KINDS, at, canonical_schema, edge_rows, normalize, same, sim_rows
 from stagegate import analytics as an
 
 pl = pytest.importorskip("polars")
@@ -17,15 +17,7 @@ pytest.importorskip("narwhals")
 BACKTEST = importlib.import_module("stagegate.analytics.backtest")  # not an.backtest
 INTERVALS = importlib.import_module("stagegate.analytics.intervals")
 
-SCHEMA = {
-    "opportunity_id": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "seq": pl.Int64,
-    "stage": pl.String,
-    "amount": pl.Float64,
-    "close_date": pl.Date,
-    "reason": pl.String,
-}
+SCHEMA = canonical_schema()
 
 BACKENDS = {
     "polars": lambda rows: pl.DataFrame(rows, schema=SCHEMA),

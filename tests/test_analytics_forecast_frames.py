@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from analytics_data import AS_OF, KINDS, edge_rows, normalize, same, sim_rows
+from analytics_data import AS_OF, KINDS, canonical_schema, edge_rows, normalize, same, sim_rows
 from stagegate import analytics as an
 
 pl = pytest.importorskip("polars")
@@ -17,15 +17,7 @@ duckdb = pytest.importorskip("duckdb")
 
 FORECAST = importlib.import_module("stagegate.analytics.forecast")  # not an.forecast
 
-SCHEMA = {
-    "opportunity_id": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "seq": pl.Int64,
-    "stage": pl.String,
-    "amount": pl.Float64,
-    "close_date": pl.Date,
-    "reason": pl.String,
-}
+SCHEMA = canonical_schema()
 
 BACKENDS = {
     "polars": lambda rows: pl.DataFrame(rows, schema=SCHEMA),

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics_data import KINDS as EDGE_KINDS
-from analytics_data import edge_rows, normalize, same, sim_rows
+from analytics_data import canonical_schema, edge_rows, normalize, same, sim_rows
 from stagegate import analytics as an
 from stagegate.analytics.backtest import backtest_prepared
 from stagegate.analytics.intervals import prepare, prepared_at, to_native
@@ -26,15 +26,7 @@ from stagegate.analytics.probability import DEFAULT_BINS, fit_counts
 pl = pytest.importorskip("polars")
 pytest.importorskip("narwhals")
 
-SCHEMA = {
-    "opportunity_id": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "seq": pl.Int64,
-    "stage": pl.String,
-    "amount": pl.Float64,
-    "close_date": pl.Date,
-    "reason": pl.String,
-}
+SCHEMA = canonical_schema()
 ROWS, KINDS, SIM = sim_rows(300, seed=8)
 FIRST = min(r["at"] for r in ROWS)
 AS_OF = SIM.as_of

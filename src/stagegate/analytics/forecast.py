@@ -53,7 +53,7 @@ from stagegate.analytics.probability import (
     fit_counts,
     predictors,
 )
-from stagegate.analytics.snapshot import current_frame, open_deals, prepared_of
+from stagegate.analytics.snapshot import open_deals, open_table, prepared_of
 
 __all__ = ["Forecast", "ForecastPeriod", "forecast", "period_of"]
 
@@ -414,18 +414,10 @@ def _open_columns(prepared: Any, table: dict[tuple[str, int], float]) -> _OpenCo
     np = numpy_or_none()
     if not prepared.is_frame or np is None:
         return None
-    import narwhals as nw  # noqa: PLC0415
     import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
     import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
 
-    frame = (
-        current_frame(prepared)
-        .filter(nw.col("kind") == "open")
-        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
-        .sort("opportunity_id")  # the order of open_deals: the runs draw deals in it
-        .collect(backend="pyarrow")
-        .to_native()
-    )
+    frame = open_table(prepared)  # the order of open_deals: the runs draw deals in it
     amount, close = frame.column("amount"), frame.column("close_day")  # float64, integers
     stages = prepared.outcomes.stages
     code = pc.index_in(frame.column("stage").cast(pa.string()), value_set=pa.array(stages))

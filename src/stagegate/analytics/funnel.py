@@ -47,6 +47,7 @@ from typing import Any
 import attrs
 
 from stagegate.analytics._emit import BY_ONLY, collect_rows, emit
+from stagegate.analytics._kernel import is_eager
 from stagegate.analytics.intervals import StageInterval, coded_visits, prepare
 from stagegate.analytics.outcomes import Outcomes, OutcomesLike
 
@@ -166,8 +167,6 @@ def _python_counts(visits: list[StageInterval], outcomes: Outcomes) -> Counts:
 
 def _frame_counts(frame: Any, outcomes: Outcomes) -> Counts:
     import narwhals as nw  # noqa: PLC0415
-
-    from stagegate.analytics._kernel import is_eager  # noqa: PLC0415
 
     if is_eager(frame):
         in_memory = _eager_counts(frame, outcomes)
@@ -340,8 +339,6 @@ def _deal_coded(entries: Any) -> Any:
     that order (their ids are matched as they are).
     """
     import narwhals as nw  # noqa: PLC0415
-
-    from stagegate.analytics._kernel import is_eager  # noqa: PLC0415
 
     if not is_eager(entries):
         return None

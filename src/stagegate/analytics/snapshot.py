@@ -300,6 +300,24 @@ def prepared_of(
     return prepare(data, outcomes, as_of=as_of, assume_zone=assume_zone, keep_rows=True)
 
 
+def open_table(prepared: Prepared) -> Any:
+    """The open deals of a frame's current states, by opportunity id, as a ``pyarrow.Table``.
+
+    Columns ``opportunity_id, stage, dwell_days, amount, close_day``; a missing value is a
+    plain null whatever the backend.
+    """
+    import narwhals as nw  # noqa: PLC0415
+
+    return (
+        current_frame(prepared)
+        .filter(nw.col("kind") == "open")
+        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
+        .pipe(lambda frame: by_id(prepared, frame))
+        .collect(backend="pyarrow")
+        .to_native()
+    )
+
+
 def open_deals(prepared: Prepared) -> list[tuple[str, float, float | None, int | None]]:
     """``(stage, dwell_days, amount, close_day)`` of every open deal, by opportunity id."""
     if not prepared.is_frame:
@@ -308,16 +326,7 @@ def open_deals(prepared: Prepared) -> list[tuple[str, float, float | None, int |
             for r in current_state(prepared)
             if r["kind"] == "open"
         ]
-    import narwhals as nw  # noqa: PLC0415
-
-    frame = (
-        current_frame(prepared)
-        .filter(nw.col("kind") == "open")
-        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
-        .pipe(lambda frame: by_id(prepared, frame))
-        .collect(backend="pyarrow")  # plain None for a missing value, whatever the backend
-        .to_native()
-    )
+    frame = open_table(prepared)
     names = ("stage", "dwell_days", "amount", "close_day")
     return list(zip(*(frame.column(name).to_pylist() for name in names), strict=True))
 
@@ -332,16 +341,7 @@ def open_deals_by_id(
             for r in current_state(prepared)
             if r["kind"] == "open"
         ]
-    import narwhals as nw  # noqa: PLC0415
-
-    frame = (
-        current_frame(prepared)
-        .filter(nw.col("kind") == "open")
-        .select("opportunity_id", "stage", "dwell_days", "amount", "close_day")
-        .pipe(lambda frame: by_id(prepared, frame))
-        .collect(backend="pyarrow")
-        .to_native()
-    )
+    frame = open_table(prepared)
     names = ("opportunity_id", "stage", "dwell_days", "amount", "close_day")
     rows = zip(*(frame.column(name).to_pylist() for name in names), strict=True)
     return [(str(oid), *rest) for oid, *rest in rows]
