@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics_data import KINDS, at, normalize, same
+from analytics_data import KINDS, at, canonical_schema, normalize, same
 from stagegate import analytics as an
 from stagegate.analytics.intervals import prepare
 from stagegate.analytics.snapshot import current_frame, open_deals, ordered_rows
@@ -23,14 +23,7 @@ pytest.importorskip("narwhals")
 STAGES = list(KINDS)
 SETTINGS = settings(max_examples=60, deadline=None)
 AS_OF = at(30)
-SCHEMA = {
-    "opportunity_id": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "seq": pl.Int64,
-    "stage": pl.String,
-    "amount": pl.Float64,
-    "close_date": pl.Date,
-}
+SCHEMA = {k: v for k, v in canonical_schema().items() if k != "reason"}  # no lost reasons
 BACKENDS = {
     "polars": lambda rows: pl.DataFrame(rows, schema=SCHEMA),
     "pandas": lambda rows: pl.DataFrame(rows, schema=SCHEMA).to_pandas(),

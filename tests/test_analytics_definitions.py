@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics_data import KINDS, at, normalize, sim_rows
+from analytics_data import KINDS, at, canonical_schema, normalize, sim_rows
 from stagegate import analytics as an
 from stagegate.analytics.velocity import VELOCITY_ESTIMATOR
 
@@ -25,15 +25,7 @@ pytest.importorskip("pandas")
 pytest.importorskip("narwhals")
 
 AS_OF = at(30)
-SCHEMA = {
-    "opportunity_id": pl.String,
-    "at": pl.Datetime("us", "UTC"),
-    "seq": pl.Int64,
-    "stage": pl.String,
-    "amount": pl.Float64,
-    "close_date": pl.Date,
-    "reason": pl.String,
-}
+SCHEMA = canonical_schema()
 BACKENDS = ["python", "polars", "pandas", "duckdb"]
 
 

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from analytics_data import AS_OF, KINDS, at, edge_rows, normalize, same, sim_rows
+from analytics_data import (
+    AS_OF,
+    KINDS,
+    at,
+    canonical_schema,
+    edge_rows,
+    normalize,
+    same,
+    sim_rows,
+)
 from stagegate import analytics as an
 
 pl = pytest.importorskip("polars")
@@ -17,18 +26,7 @@ pytest.importorskip("narwhals")
 
 
 def to_polars(rows: list[dict[str, Any]]) -> Any:
-    return pl.DataFrame(
-        rows,
-        schema={
-            "opportunity_id": pl.String,
-            "at": pl.Datetime("us", "UTC"),
-            "seq": pl.Int64,
-            "stage": pl.String,
-            "amount": pl.Float64,
-            "close_date": pl.Date,
-            "reason": pl.String,
-        },
-    )
+    return pl.DataFrame(rows, schema=canonical_schema())
 
 
 BACKENDS = {
