@@ -163,3 +163,18 @@ def to_native_frame(prepared: Any) -> Any:
     """The prepared visits as a Polars frame, whatever the backend they were computed on."""
     native = to_native(prepared, prepared.frame)
     return native if isinstance(native, pl.DataFrame) else pl.from_pandas(native)
+
+
+@pytest.mark.parametrize("backend", ["polars", "pandas"])
+def test_the_prepared_log_does_not_hold_the_log(backend: str) -> None:
+    """Once prepared, the log can go: the report lets go of it to bound its peak memory."""
+    import gc
+    import weakref
+
+    log = frame(ROWS) if backend == "polars" else frame(ROWS).to_pandas()
+    gone = weakref.ref(log)
+    prepared = prepare(log, KINDS, as_of=AS_OF, keep_rows=True)
+    del log
+    gc.collect()
+    assert gone() is None
+    assert len(to_native(prepared, prepared.frame)) > 0  # the visits stay

@@ -551,6 +551,9 @@ def backend_of(native: Any) -> Any:
     frame = nw.from_native(native)
     impl = frame.implementation
     is_lazy = isinstance(frame, nw.LazyFrame)
+    spark = impl.is_pyspark() or impl.is_pyspark_connect() or impl.is_sqlframe()
+    session = native.sparkSession if spark else None  # never the frame itself: it may be big
+    del frame, native
 
     def build(columns: Mapping[str, list[Any]]) -> Any:
         if impl.is_polars() or impl.is_pandas():
@@ -559,8 +562,7 @@ def backend_of(native: Any) -> Any:
         eager = nw.from_dict(dict(columns), backend="pyarrow")
         if impl.is_duckdb():
             return eager.lazy(backend="duckdb").to_native()
-        if impl.is_pyspark() or impl.is_pyspark_connect() or impl.is_sqlframe():
-            session = native.sparkSession
+        if spark:
             return eager.lazy(backend=impl, session=session).to_native()
         return eager.lazy().to_native() if is_lazy else eager.to_native()
 

@@ -250,34 +250,58 @@ def _visits_cut(last: Prepared, cutoff: int) -> Prepared | None:
     given the kind of that running visit as its outcome. That needs each deal's visits in
     one run by step, as the in-memory kernel makes them: ``None`` (compute them from the
     rows) when they are not, or on a lazy engine, or on the pure-Python path.
+
+    On Polars the cut stays a lazy query over the visits at ``as_of``, read by the fit and
+    the evaluation without a copy of the visits (most of them) in memory; pandas has no lazy
+    query, so its cut is computed once.
     """
     if last.frame is None or not is_eager(last.frame):
         return None
     import narwhals as nw  # noqa: PLC0415
 
-    opp, step = nw.col("opportunity_id"), nw.col("step")
-    visits = last.frame.filter(nw.col("entered_us") <= cutoff).select(*_CUT_COLUMNS).collect()
-    follows = (opp == opp.shift(1)) & (step == step.shift(1) + 1)
-    in_runs = (step == 1) | follows.fill_null(value=False)
-    if len(visits) and not bool(visits.select(in_runs.all()).item()):
-        return None
-    exited = nw.col("exited_us")
-    running = exited.is_null() | (exited > cutoff)
-    open_visit = nw.col("kind") == "open"
-    cut = visits.with_columns(running=running).with_columns(
-        exited_us=nw.when(~nw.col("running")).then(exited),
-        next_stage=nw.when(~nw.col("running")).then(nw.col("next_stage")),
-        censored=nw.col("running") & open_visit,
-        duration_days=nw.when(~nw.col("running"))
-        .then(nw.col("duration_days"))
-        .when(open_visit)
-        .then((nw.lit(cutoff) - nw.col("entered_us")) / DAY_US)
-        .otherwise(nw.lit(None, nw.Float64)),
-        # a deal's last visit by the cut-off is the running one: its kind fills the others
-        outcome=nw.when(nw.col("running")).then(nw.col("kind")).fill_null(strategy="backward"),
-    )
-    frame = cut.drop("running").lazy()
+    entered = last.frame.filter(nw.col("entered_us") <= cutoff).select(*_CUT_COLUMNS)
+    if last.frame.implementation.is_polars():
+        import polars as pl  # noqa: PLC0415
+
+        native = entered.to_native()
+        if not native.select(_in_runs(pl)).collect().item():
+            return None
+        frame = nw.from_native(native.with_columns(**_cut_columns(pl, cutoff)))
+    else:
+        visits = entered.collect()
+        if len(visits) and not bool(visits.select(_in_runs(nw)).item()):
+            return None
+        frame = visits.with_columns(**_cut_columns(nw, cutoff)).lazy()
     return Prepared(last.outcomes, cutoff, frame=frame, build=last.build, lazy_input=False)
+
+
+def _in_runs(ns: Any) -> Any:
+    """True where every deal's visits follow one another by step (``ns``: narwhals or Polars).
+
+    Both spell these expressions alike: the cut is written once for either.
+    """
+    opp, step = ns.col("opportunity_id"), ns.col("step")
+    follows = (opp == opp.shift(1)) & (step == step.shift(1) + 1)
+    return ((step == 1) | follows.fill_null(value=False)).all()
+
+
+def _cut_columns(ns: Any, cutoff: int) -> dict[str, Any]:
+    """The columns of the visits entered by ``cutoff`` that the cut changes (see above)."""
+    exited = ns.col("exited_us")
+    running = exited.is_null() | (exited > cutoff)
+    open_visit = ns.col("kind") == "open"
+    return {
+        "exited_us": ns.when(~running).then(exited),
+        "next_stage": ns.when(~running).then(ns.col("next_stage")),
+        "censored": running & open_visit,
+        "duration_days": ns.when(~running)
+        .then(ns.col("duration_days"))
+        .when(open_visit)
+        .then((ns.lit(cutoff) - ns.col("entered_us")) / DAY_US)
+        .otherwise(ns.lit(None, ns.Float64)),
+        # a deal's last visit by the cut-off is the running one: its kind fills the others
+        "outcome": ns.when(running).then(ns.col("kind")).fill_null(strategy="backward"),
+    }
 
 
 def _scored(first: Prepared, last: Prepared, prior_strength: float) -> Backtest:

@@ -378,8 +378,10 @@ def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | i
     split = None if cutoff is None else parse_cli_instant(cutoff, "--cutoff")
     if title is None and language != "en":
         title = catalogue(language)("Pipeline health: {process}", process=process.name)
+    # handed over, not kept here: the report lets go of the log once it is prepared
+    log, data = [data], None
     document = build_document(
-        data,
+        log.pop(),
         process,
         as_of=instant,
         title=title,

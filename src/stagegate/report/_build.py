@@ -115,6 +115,7 @@ def build_document(  # noqa: PLR0915 - one section after another
         )
     known = configured_known(process)
     frame: Any = events if hasattr(events, "lazy") and hasattr(events, "columns") else None
+    on_frames = frame is not None
     if frame is not None:
         late = frame["at"].max()
         # no copy of a log that ends by as_of (the usual case: as_of is its last instant)
@@ -158,15 +159,18 @@ def build_document(  # noqa: PLR0915 - one section after another
     # prepared rows (amounts and close dates between stage changes) the snapshot, forecast and
     # slippage.
     check_one_currency(log)  # never a silent sum of several currencies
+    facts = _LogFacts.of(log, process)
     prepared = prepare(log, process, as_of=instant, keep_rows=True)
-    if frame is None:
+    if by is None:  # every later section reads the prepared log: let go of the log itself
+        del events, frame, log  # (freed here unless the caller still holds it)
+    if not on_frames:
         visits: Any = list(prepared.python or ())
     else:
         visits = to_native(prepared, prepared.frame)
     tick(1)
     # what needs neither the snapshot nor the estimator is computed beside the chain snapshot
     # -> backtest -> forecast: in a second thread on frames (Polars, numpy release the GIL)
-    with _lane(threaded=frame is not None) as lane:
+    with _lane(threaded=on_frames) as lane:
         later = lane.submit(
             _visit_sections,
             an,
@@ -180,9 +184,7 @@ def build_document(  # noqa: PLR0915 - one section after another
         )
         current = _Current(an.snapshot(prepared, process, at=instant))
         tick(2)
-        document["backtest"] = _backtest(
-            an, log, process, instant, cutoff, known=known, prepared=prepared
-        )
+        document["backtest"] = _backtest(an, prepared, facts.first, instant, cutoff, known=known)
         tick(3)
         choice = choose_estimator(estimator, document["backtest"], known=known)
         name = choice["name"]
@@ -276,7 +278,7 @@ def build_document(  # noqa: PLR0915 - one section after another
     document["forecast"] = _forecast_rows(fc)
     document["forecast_method"] = _forecast_method(fc, runs, seed)
     document["data_quality"] = _data_quality(
-        log, current, process, instant, fc.unscheduled, known=known
+        facts, current, process, instant, fc.unscheduled, known=known
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
     if by is not None:
@@ -664,24 +666,24 @@ def _summary(current: _Current, cycles: Any, fc: Any) -> dict[str, Any]:
 
 def _backtest(
     an: Any,
-    log: Any,
-    process: Process,
+    prepared: Any,
+    first: datetime,
     as_of: datetime,
     cutoff: datetime | None,
     *,
     known: bool,
-    prepared: Any = None,
 ) -> dict[str, Any] | None:
-    first = to_utc(log["at"].min()) if hasattr(log, "columns") else min(e.at for e in log)
+    """The backtest section, fitted at ``cutoff`` and scored at ``as_of``.
+
+    The cut-off defaults to two thirds of the way from ``first``; the log prepared once is
+    read (only the visits at the cut-off are new).
+    """
+    from stagegate.analytics.backtest import backtest_prepared  # noqa: PLC0415
+
     split = to_utc(cutoff, what="cutoff") if cutoff is not None else first + (as_of - first) * 2 / 3
     if not first < split < as_of:
         return None
-    if prepared is not None:  # the log prepared once: only the visits at the cut-off are new
-        from stagegate.analytics.backtest import backtest_prepared  # noqa: PLC0415
-
-        result = backtest_prepared(prepared, split)
-    else:
-        result = an.backtest(log, process, cutoff=split, as_of=as_of)
+    result = backtest_prepared(prepared, split)
     excluded = [] if known else ["configured"]
     rank = {e: i for i, e in enumerate(an.ESTIMATORS)}
     scores = sorted(
@@ -830,8 +832,40 @@ def _cycle_time(cycles: Any) -> dict[str, Any]:
     }
 
 
+@attrs.frozen
+class _LogFacts:
+    """What the report reads off the log itself rather than off its visits.
+
+    The first instant, the stage changes by kind of move, and the process versions recorded.
+    """
+
+    first: datetime
+    moves: Counter[MoveKind]
+    versions: frozenset[str]
+
+    @classmethod
+    def of(cls, log: Any, process: Process) -> _LogFacts:
+        """The facts of a non-empty log (a frame, or a list of events of ``process``)."""
+        if hasattr(log, "columns"):
+            changes = log.filter(log["kind"] == EventKind.STAGE_CHANGED.value)
+            counted = changes["move"].value_counts().to_dicts()
+            has_versions = "process_version" in log.columns
+            return cls(
+                first=to_utc(log["at"].min()),
+                moves=Counter({MoveKind(r["move"]): r["count"] for r in counted if r["move"]}),
+                versions=frozenset(log["process_version"].unique().to_list())
+                if has_versions
+                else frozenset(),
+            )
+        return cls(
+            first=min(e.at for e in log),
+            moves=Counter(e.move for e in log if e.kind is EventKind.STAGE_CHANGED),
+            versions=frozenset(e.process_version for e in log if e.process == process.name),
+        )
+
+
 def _data_quality(
-    log: Any,
+    facts: _LogFacts,
     current: _Current,
     process: Process,
     as_of: datetime,
@@ -872,19 +906,7 @@ def _data_quality(
         no_date,
         "open deals without an expected close date: they cannot be forecast by period",
     )
-    if hasattr(log, "columns"):
-        counted = log.filter(log["kind"] == EventKind.STAGE_CHANGED.value)["move"].value_counts()
-        moves = Counter(
-            {MoveKind(row["move"]): row["count"] for row in counted.to_dicts() if row["move"]}
-        )
-        versions: set[str] = (
-            set(log["process_version"].unique().to_list())
-            if "process_version" in log.columns
-            else set()
-        )
-    else:
-        moves = Counter(e.move for e in log if e.kind is EventKind.STAGE_CHANGED)
-        versions = {e.process_version for e in log if e.process == process.name}
+    moves, versions = facts.moves, facts.versions
     add(
         "gate_overrides",
         "warning",
