@@ -207,6 +207,8 @@ def file_size(path: Path) -> int:
 
 REPORT_DRIVER = """
 import contextlib, json, resource, sys, time
+import stagegate.cli
+stagegate.cli.tune_process()  # as the console script does, before Polars is loaded
 import stagegate.cli._report as report
 
 def peak_mb():

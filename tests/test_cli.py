@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,44 @@ class TestStages:
 
 def test_an_unknown_command_exits_2() -> None:
     assert run("frobnicate").returncode == 2
+
+
+class TestProcessSettings:
+    """The console script asks Polars' allocator to hand freed memory back at once."""
+
+    def probe(self, before: str, after: str = "", env: dict[str, str] | None = None) -> str:
+        code = (
+            f"{before}\nimport os, stagegate.cli\nstagegate.cli.tune_process()\n{after}\n"
+            "print(os.environ.get('_RJEM_MALLOC_CONF'))"
+        )
+        environ = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**environ, **(env or {})},
+        )
+        return result.stdout.strip()
+
+    def test_it_is_set_before_polars_is_loaded(self) -> None:
+        from stagegate.cli import FRAME_ALLOCATOR
+
+        assert self.probe("") == FRAME_ALLOCATOR
+
+    def test_polars_takes_it_up(self) -> None:
+        from stagegate.cli import FRAME_ALLOCATOR
+
+        pytest.importorskip("polars")
+        # Polars adds the setting to its own when it is first imported (and says so there)
+        assert self.probe("", after="import polars").endswith("," + FRAME_ALLOCATOR)
+
+    def test_a_setting_of_the_user_is_kept(self) -> None:
+        assert self.probe("", env={"_RJEM_MALLOC_CONF": "narenas:2"}) == "narenas:2"
+
+    def test_nothing_changes_once_polars_is_loaded(self) -> None:
+        from stagegate.cli import FRAME_ALLOCATOR
+
+        pytest.importorskip("polars")
+        assert FRAME_ALLOCATOR not in self.probe("import polars")

@@ -168,9 +168,14 @@ def build_document(  # noqa: PLR0915 - one section after another
     else:
         visits = to_native(prepared, prepared.frame)
     tick(1)
-    # what needs neither the snapshot nor the estimator is computed beside the chain snapshot
-    # -> backtest -> forecast: in a second thread on frames (Polars, numpy release the GIL)
+    # what needs neither the snapshot nor the estimator is computed beside the forecast, in a
+    # second thread on frames (Polars, numpy release the GIL); not beside the backtest, whose
+    # fit at the cut-off is the largest working set after the prepared log itself
     with _lane(threaded=on_frames) as lane:
+        current = _Current(an.snapshot(prepared, process, at=instant))
+        tick(2)
+        document["backtest"] = _backtest(an, prepared, facts.first, instant, cutoff, known=known)
+        tick(3)
         later = lane.submit(
             _visit_sections,
             an,
@@ -182,10 +187,6 @@ def build_document(  # noqa: PLR0915 - one section after another
             flag_pushes=flag_pushes,
             top=top,
         )
-        current = _Current(an.snapshot(prepared, process, at=instant))
-        tick(2)
-        document["backtest"] = _backtest(an, prepared, facts.first, instant, cutoff, known=known)
-        tick(3)
         choice = choose_estimator(estimator, document["backtest"], known=known)
         name = choice["name"]
         open_deals = current.kinds[StageKind.OPEN.value]
