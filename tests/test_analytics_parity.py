@@ -132,3 +132,24 @@ def test_results_come_back_in_the_callers_backend() -> None:
     )
     relation = duckdb.from_arrow(to_polars(rows).to_arrow())
     assert isinstance(an.time_in_stage(relation, KINDS, as_of=AS_OF), duckdb.DuckDBPyRelation)
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_polars_results_hold_stages_as_text(lazy: bool) -> None:
+    """Stages travel as an Enum inside; every frame handed back holds them as text."""
+    rows, kinds, sim = sim_rows(150)
+    data = to_polars(rows).lazy() if lazy else to_polars(rows)
+    results = analyses(kinds, sim.as_of, sim.as_of - timedelta(days=40))(data)
+    frames = {k: v for k, v in results.items() if isinstance(v, (pl.DataFrame, pl.LazyFrame))}
+    assert {"intervals", "snapshot", "stalled", "cycle_deals"} <= set(frames)
+    for name, frame in frames.items():
+        schema = frame.collect_schema()
+        coded = [c for c, dtype in schema.items() if isinstance(dtype, (pl.Enum, pl.Categorical))]
+        assert not coded, f"{name}: {coded}"
+    visits = frames["intervals"]
+    assert visits.collect_schema()["stage"] == pl.String
+    # handed back in, the visits are reused as they are
+    same(
+        normalize(an.time_in_stage(visits, kinds, as_of=sim.as_of)),
+        normalize(an.time_in_stage(data, kinds, as_of=sim.as_of)),
+    )

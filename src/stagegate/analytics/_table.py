@@ -376,7 +376,8 @@ def frame_rows(
     exprs: list[nw.Expr] = [
         nw.col("opportunity_id").cast(nw.String()).alias("opportunity_id"),
         at.alias("at"),
-        nw.col("stage").cast(nw.String()).alias("stage"),
+        # on Polars the stage becomes an Enum of the process's stages below (``_with_rank``)
+        (nw.col("stage") if impl.is_polars() else nw.col("stage").cast(nw.String())).alias("stage"),
         (nw.col("seq").cast(nw.Int64) if "seq" in schema else nw.lit(0, nw.Int64)).alias("seq"),
         (
             nw.col("amount").cast(nw.Float64) if "amount" in schema else nw.lit(None, nw.Float64)
@@ -435,19 +436,44 @@ def _check_present(work: Any) -> None:
 
 
 def _with_rank(work: Any, outcomes: Outcomes, *, fast: bool) -> Any:
-    """Add ``rank`` (the stage's process position), refusing empty and unknown stages."""
+    """Add ``rank`` (the stage's process position), refusing empty and unknown stages.
+
+    On Polars the stage column becomes an ``Enum`` of the process's stages (one byte a row
+    rather than its text; the rank is its code), and so do the stage columns of the visits.
+    """
     import narwhals as nw  # noqa: PLC0415
 
     if not isinstance(work, nw.DataFrame):
         _check_stages(work, outcomes)
+        if work.implementation.is_polars():
+            return _enum_ranked(work, outcomes)
         return work.with_columns(stage_rank("stage", outcomes, fast=fast).alias("rank"))
     if work.select(nw.col("stage").is_null().any()).item():
         _check_stages(work.lazy(), outcomes)
     try:  # the lookup itself fails on an unknown stage: no extra pass when all are known
+        if work.implementation.is_polars():
+            return _enum_ranked(work, outcomes)
         return with_stage_codes(work, {"rank": "stage"}, outcomes.stages)
     except nw.exceptions.InvalidOperationError:
         _check_stages(work.lazy(), outcomes)
         raise
+
+
+def _enum_ranked(work: Any, outcomes: Outcomes) -> Any:
+    """Polars rows with ``stage`` an ``Enum`` of the process's stages and ``rank`` its code.
+
+    Raises:
+        narwhals' ``InvalidOperationError``: a stage is not one of the process's (eager rows).
+    """
+    import narwhals as nw  # noqa: PLC0415
+    import polars as pl  # noqa: PLC0415
+
+    enum = pl.Enum(list(outcomes.stages))
+    try:
+        native = work.to_native().with_columns(pl.col("stage").cast(enum))
+    except pl.exceptions.InvalidOperationError as error:
+        raise nw.exceptions.InvalidOperationError(str(error)) from error
+    return nw.from_native(native.with_columns(rank=pl.col("stage").to_physical()))
 
 
 def _check_stages(rows: nw.LazyFrame[Any], outcomes: Outcomes) -> None:

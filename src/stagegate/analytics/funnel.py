@@ -327,7 +327,9 @@ def _frame_in_order(frame: Any, outcomes: Outcomes) -> dict[str, int]:
         else:  # the won stages share the last position: count the stage entered first
             first = here.join(chain, on=opp, how="inner").filter(nw.col("step") == nw.col("t"))
             pieces.append(first.group_by("stage").agg(nw.len().alias("n")))
-    counts = nw.concat([p.select("stage", nw.col("n").cast(nw.Int64)) for p in pieces])
+    counts = nw.concat(
+        [p.select(nw.col("stage").cast(nw.String()), nw.col("n").cast(nw.Int64)) for p in pieces]
+    )
     return {r["stage"]: int(r["n"]) for r in collect_rows(counts) if r["n"]}
 
 

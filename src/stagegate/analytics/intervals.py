@@ -322,17 +322,22 @@ def coded_visits(
         raise
 
 
-def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
+def to_native(prepared: Prepared, frame: nw.LazyFrame[Any], *, text: bool = True) -> Any:
     """Return a lazy narwhals frame in the caller's backend and eagerness.
+
+    Stages travel as an ``Enum`` of the process's stages on Polars (one byte a row); the
+    frame handed back holds them as text, as they came in, unless ``text`` is false (the
+    report keeps its visits coded: they are never shown as a frame).
 
     The visits of ``prepared`` handed out in memory are remembered: :func:`prepare` of that
     very frame gives back the same visits object, so what is computed once per visits (the
     counts of :func:`~stagegate.analytics.probability.fit_counts`, the deal clock's
     weights) is shared by every analysis of them.
     """
+    shown = as_text(frame) if text else frame
     if prepared.lazy_input:
-        return frame.to_native()
-    native = frame.collect().to_native()
+        return shown.to_native()
+    native = shown.collect().to_native()
     if frame is prepared.frame:
         key = id(native)
         try:
@@ -342,6 +347,18 @@ def to_native(prepared: Prepared, frame: nw.LazyFrame[Any]) -> Any:
             return native
         _SHARED[key] = (ref, frame)
     return native
+
+
+def as_text(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """``frame`` with its ``Enum`` columns (the stages, on Polars) cast to text."""
+    import narwhals as nw  # noqa: PLC0415
+
+    if not frame.implementation.is_polars():
+        return frame
+    coded = [c for c, dtype in frame.collect_schema().items() if isinstance(dtype, nw.Enum)]
+    if not coded:
+        return frame
+    return frame.with_columns(nw.col(*coded).cast(nw.String()))
 
 
 _SHARED: dict[int, tuple[weakref.ref[Any], Any]] = {}

@@ -166,7 +166,7 @@ def build_document(  # noqa: PLR0915 - one section after another
     if not on_frames:
         visits: Any = list(prepared.python or ())
     else:
-        visits = to_native(prepared, prepared.frame)
+        visits = to_native(prepared, prepared.frame, text=False)  # stages stay coded
     tick(1)
     # what needs neither the snapshot nor the estimator is computed beside the forecast, in a
     # second thread on frames (Polars, numpy release the GIL); not beside the backtest, whose
