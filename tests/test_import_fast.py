@@ -451,3 +451,60 @@ class TestManyChunks:
         finally:
             conn.close()
         assert chunks > 3
+
+
+class TestKeyOrder:
+    """Rows already in key order are inserted without a sort; any other order is sorted."""
+
+    @staticmethod
+    def ingested(tmp_path: Path, *batches: list[tuple[str, int]]) -> bool:
+        import importlib
+
+        from stagegate.store import sqlite as sqlite_module
+
+        adbc = importlib.import_module("adbc_driver_sqlite.dbapi")
+
+        def columns(keys: list[tuple[str, int]]) -> list[list[Any]]:
+            # opportunity_id, seq, kind, at_us, stage, ..., actor, ..., process, version, digest
+            values = dict.fromkeys(range(17))
+            values.update({2: "opened", 3: 0, 4: "lead", 9: "a", 11: "p", 12: "1", 16: "d"})
+            filled = [[values[i]] * len(keys) for i in range(17)]
+            filled[0], filled[1] = [k for k, _ in keys], [s for _, s in keys]
+            return filled
+
+        side = tmp_path / f"side-{len(list(tmp_path.iterdir()))}.sqlite"
+        return sqlite_module._ingest(
+            adbc, pa, str(side), [columns(b) for b in batches], piece=1000, progress=None
+        )
+
+    def test_increasing_keys_are_in_order(self, tmp_path: Path) -> None:
+        assert self.ingested(tmp_path, [("a", 1), ("a", 2), ("b", 1)], [("b", 2), ("c", 1)])
+        assert self.ingested(tmp_path, [("é", 1), ("ü", 1)], [], [("😀", 1)])  # code points
+        assert self.ingested(tmp_path)
+
+    @pytest.mark.parametrize(
+        "batches",
+        [
+            [[("a", 2), ("a", 1)]],  # a deal's seq falls
+            [[("b", 1), ("a", 1)]],  # deals out of order
+            [[("a", 1), ("a", 1)]],  # a key twice: the insert refuses it, after a sort
+            [[("a", 1), ("b", 1)], [("a", 2)]],  # in order in each batch, not across them
+            [[("a", 1)], [("a", 1)]],
+            [[("Z", 1), ("a", 1)], [("B", 1)]],
+        ],
+    )
+    def test_anything_else_is_sorted(self, tmp_path: Path, batches: list[Any]) -> None:
+        assert not self.ingested(tmp_path, *batches)
+
+    def test_deals_in_reverse_order_store_what_the_ordinary_path_stores(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from stagegate.io import _arrow
+
+        monkeypatch.setattr(_arrow, "BLOCK_BYTES", 1 << 12)  # many batches: order across them
+        sim = simulate(60, seed=9, process=PROCESS)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        reverse = sorted(events, key=lambda e: e.opportunity_id, reverse=True)  # stable: seq
+        log = tmp_path / "log.csv"
+        write_events(log, reverse)
+        assert (True, None) == _both(tmp_path, log)

@@ -1556,7 +1556,7 @@ def write_sealed_columns(
     from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
 
     try:
-        _ingest(adbc, pa, side, batches, piece, progress)
+        in_order = _ingest(adbc, pa, side, batches, piece, progress)
     except adbc.Error as exc:
         raise StoreError(
             f"cannot write the rows into {side!r} ({exc}); check the disk space and permissions"
@@ -1573,9 +1573,11 @@ def write_sealed_columns(
         with store._transaction(conn):  # noqa: SLF001
             if definition is not None:
                 _put_definition(conn, store.path, *definition)
+            # rows already in key order (a log sorted by deal, as exports usually are) are
+            # inserted as they are, without a sort of the whole file (about half the time)
             conn.execute(
                 f"INSERT INTO main.events ({_COLUMNS}) SELECT {_COLUMNS} FROM ingested.rows "  # noqa: S608
-                "ORDER BY opportunity_id, seq"
+                + ("" if in_order else "ORDER BY opportunity_id, seq")
             )
             chunks = conn.execute("SELECT events, chunk FROM ingested.chunks ORDER BY rowid")
             for count, blob in chunks:  # one at a time: memory stays one chunk
@@ -1602,12 +1604,14 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     batches: Iterable[Sequence[Sequence[Any]]],
     piece: int,
     progress: Progress | None,
-) -> None:
+) -> bool:
     """Ingest the batches into ``side``: their rows and their projection's chunks.
 
     Rows go to table ``rows``; the chunks, encoded every ``piece`` rows, to table ``chunks``,
-    so that memory holds one batch and one chunk whatever the size of the file.
+    so that memory holds one batch and one chunk whatever the size of the file. Returns
+    whether the rows came in strictly increasing ``(opportunity_id, seq)`` order.
     """
+    pc = importlib.import_module("pyarrow.compute")
     names = [name.strip() for name in _COLUMNS.split(",")]
     schema = pa.schema(
         [(name, pa.string() if i in _TEXT_COLUMNS else pa.int64()) for i, name in enumerate(names)]
@@ -1623,6 +1627,7 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
 
     pending: list[list[Any]] = [[] for _ in names]
     done = 0
+    in_order, last = True, None
     with adbc.connect(side) as side_conn, side_conn.cursor() as cursor:
         mode = "create"
         for columns in batches:
@@ -1631,6 +1636,10 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
             ]
             cursor.adbc_ingest("rows", pa.Table.from_arrays(arrays, schema=schema), mode=mode)
             mode = "append"
+            if in_order and len(columns[0]):
+                first = (columns[0][0], columns[1][0])
+                in_order = (last is None or last < first) and _increasing(pc, *arrays[:2])
+                last = (columns[0][-1], columns[1][-1])
             for kept, column in zip(pending, columns, strict=True):
                 kept.extend(column)
             while len(pending[0]) >= piece:
@@ -1648,3 +1657,17 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
         if chunk_mode == "create":
             cursor.adbc_ingest("chunks", packed.empty_table(), mode=chunk_mode)
         side_conn.commit()
+    return in_order
+
+
+def _increasing(pc: Any, ids: Any, seqs: Any) -> bool:
+    """Whether the keys ``(ids[i], seqs[i])`` of two Arrow arrays strictly increase.
+
+    Text compares as SQLite's ``BINARY`` collation does (UTF-8 bytes: code point order).
+    """
+    if len(ids) < 2:  # noqa: PLR2004 - a pair to compare
+        return True
+    after, before = ids.slice(1), ids.slice(0, len(ids) - 1)
+    later = pc.greater(seqs.slice(1), seqs.slice(0, len(seqs) - 1))
+    rising = pc.or_(pc.greater(after, before), pc.and_(pc.equal(after, before), later))
+    return bool(pc.all(rising).as_py())
