@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,25 @@ class TestFrames:
         frame = self.pl.DataFrame({"opportunity_id": ["x"], "at": [at(0)], "stage": ["nowhere"]})
         with pytest.raises(UnknownStageError, match="nowhere"):
             an.stage_intervals(frame, KINDS, as_of=AS_OF)
+
+    @pytest.mark.parametrize("lazy", [False, True])
+    @pytest.mark.parametrize(
+        ("stages", "dtype", "named"),
+        [
+            ([1, 2], None, "'1'"),
+            ([1.5], None, "'1.5'"),
+            (["lead", "nowhere"], None, "nowhere"),
+            (["lead", "nowhere"], "categorical", "nowhere"),
+        ],
+        ids=["integers", "floats", "text", "categorical"],
+    )
+    def test_stages_of_any_type_are_named_when_unknown(
+        self, stages: list[Any], dtype: str | None, named: str, lazy: bool
+    ) -> None:
+        pl = self.pl
+        rows = {"opportunity_id": ["x"] * len(stages), "stage": stages}
+        frame = pl.DataFrame({**rows, "at": [at(i) for i in range(len(stages))]})
+        if dtype == "categorical":
+            frame = frame.with_columns(pl.col("stage").cast(pl.Categorical))
+        with pytest.raises(UnknownStageError, match=named):
+            an.stage_intervals(frame.lazy() if lazy else frame, KINDS, as_of=AS_OF)

@@ -373,11 +373,15 @@ def frame_rows(
             )
         at = at.dt.convert_time_zone("UTC")
     fast = impl.is_polars() or impl.is_pandas_like()
+    stage_type = schema["stage"]
+    # on Polars text or categorical stages become an Enum of the process's stages (_with_rank)
+    coded = impl.is_polars() and (
+        stage_type == nw.String or isinstance(stage_type, (nw.Categorical, nw.Enum))
+    )
     exprs: list[nw.Expr] = [
         nw.col("opportunity_id").cast(nw.String()).alias("opportunity_id"),
         at.alias("at"),
-        # on Polars the stage becomes an Enum of the process's stages below (``_with_rank``)
-        (nw.col("stage") if impl.is_polars() else nw.col("stage").cast(nw.String())).alias("stage"),
+        (nw.col("stage") if coded else nw.col("stage").cast(nw.String())).alias("stage"),
         (nw.col("seq").cast(nw.Int64) if "seq" in schema else nw.lit(0, nw.Int64)).alias("seq"),
         (
             nw.col("amount").cast(nw.Float64) if "amount" in schema else nw.lit(None, nw.Float64)
