@@ -495,6 +495,20 @@ class Frames(StoreConformance):
         assert pl.String == frame.schema["opportunity_id"]
         assert store.to_frame().equals(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)))
 
+    def test_segment_columns_can_be_left_out(self, store: EventStore) -> None:
+        pytest.importorskip("polars")
+        from stagegate import Opportunity
+        from stagegate.templates import b2b
+
+        deal = Opportunity.open(b2b(), "f-1", at=T0, actor="a", owner="ana")
+        deal.set_attribute("team", "north", at=T0 + timedelta(hours=1), actor="a")
+        store.append(deal.events)
+        full = store.to_frame()
+        assert {"owner", "team"} <= set(full.columns)
+        bare = store.to_frame(segments=False)
+        assert self.CANONICAL == tuple(bare.columns)
+        assert full.select(self.CANONICAL).equals(bare)
+
     def test_the_process_columns_can_be_asked_for(self, store: EventStore) -> None:
         pytest.importorskip("polars")
         self._lost_deal(store)

@@ -357,7 +357,12 @@ def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | i
         if _use_frames(options.engine, total):
             import polars as pl  # noqa: PLC0415 - optional, present by _use_frames
 
-            data = store.to_frame(columns=FRAME_COLUMNS, categorical=True, phases=phases)
+            data = store.to_frame(
+                columns=FRAME_COLUMNS,
+                categorical=True,
+                segments=options.columns is not None,  # only --by reads the segment columns
+                phases=phases,
+            )
             other = pl.col("process") != process.name
             if data.select(other.any()).item():  # events of other processes are left out
                 data = data.filter(~other)

@@ -495,6 +495,7 @@ def frame_of_columns(
     backend: str = "polars",
     columns: Sequence[str] | None = None,
     categorical: bool = False,
+    segments: bool = True,
 ) -> Any:
     """The frame :func:`frame_of` gives, from the stored columns already in a Polars frame.
 
@@ -512,7 +513,7 @@ def frame_of_columns(
     _, _, pl = _libraries()
     if not frame.height:
         return frame_of([], backend=backend, columns=wanted)
-    segments = frame.get_column("segment").null_count() < frame.height
+    segments = segments and frame.get_column("segment").null_count() < frame.height
     if categorical:
         coded = [name for name in _CODED[1:8] if name in frame.columns]
         frame = frame.with_columns(pl.col(coded).cast(pl.Categorical))

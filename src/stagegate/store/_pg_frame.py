@@ -147,6 +147,7 @@ def frame_of_tables(
     backend: str,
     columns: Sequence[str],
     categorical: bool,
+    segments: bool = True,
 ) -> Any:
     """The frame of the tables :func:`parsed_pieces` gave (emptied as they are joined).
 
@@ -162,7 +163,9 @@ def frame_of_tables(
     tables.clear()
     frame = _typed(pl.from_arrow(table), pl)
     del table
-    return frame_of_columns(frame, backend=backend, columns=columns, categorical=categorical)
+    return frame_of_columns(
+        frame, backend=backend, columns=columns, categorical=categorical, segments=segments
+    )
 
 
 def _typed(frame: Any, pl: Any) -> Any:

@@ -356,6 +356,7 @@ class EventStore(abc.ABC):
         backend: str = "polars",
         columns: Sequence[str] | None = None,
         categorical: bool = False,
+        segments: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         phases: Phases | None = None,
     ) -> Any:
@@ -377,6 +378,8 @@ class EventStore(abc.ABC):
                 (``process`` and ``process_version`` are there too); segment columns follow.
             categorical: give the text columns of few values (all but ``opportunity_id``) as
                 categoricals: four bytes a row instead of the text, for very large logs.
+            segments: add ``owner`` and the segment columns when the log records any (the
+                default); ``False`` leaves them out, and the work of deriving them.
             batch_size: events fetched at a time where the backend scans.
             phases: receives the ``reading`` phase, counted in events.
 
@@ -397,7 +400,9 @@ class EventStore(abc.ABC):
             done += len(batch)
             tick(done)
         writer.close()
-        return frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
+        return frame_of(
+            chunks, backend=backend, columns=columns, segments=segments, categorical=categorical
+        )
 
     # -- process definitions -------------------------------------------------------------
 

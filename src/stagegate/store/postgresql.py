@@ -809,6 +809,7 @@ class PostgreSQLStore(EventStore):
         backend: str = "polars",
         columns: Sequence[str] | None = None,
         categorical: bool = False,
+        segments: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         phases: Phases | None = None,
     ) -> Any:
@@ -842,7 +843,9 @@ class PostgreSQLStore(EventStore):
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        return frame_of_tables(tables, backend=backend, columns=wanted, categorical=categorical)
+        return frame_of_tables(
+            tables, backend=backend, columns=wanted, categorical=categorical, segments=segments
+        )
 
     def _stream(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int

@@ -1326,6 +1326,7 @@ class SQLiteStore(EventStore):
         backend: str = "polars",
         columns: Sequence[str] | None = None,
         categorical: bool = False,
+        segments: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         phases: Phases | None = None,
     ) -> Any:
@@ -1352,7 +1353,9 @@ class SQLiteStore(EventStore):
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        frame = frame_of(chunks, backend=backend, columns=columns, categorical=categorical)
+        frame = frame_of(
+            chunks, backend=backend, columns=columns, segments=segments, categorical=categorical
+        )
         del chunks  # read once: their memory goes back to the system, not to the heap
         give_back_freed()
         return frame
