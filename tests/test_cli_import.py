@@ -11,6 +11,7 @@ import pytest
 
 from stagegate import demo
 from stagegate.io import write_events
+from stagegate.simulate import simulate
 from stagegate.store import SQLiteStore
 from stagegate.templates import b2b
 
@@ -70,6 +71,45 @@ class TestOwnLog:
         run(str(sample_log), "--store", str(store))
         assert run(str(sample_log), "--store", str(store), "--replace").returncode == 0
         assert stored(store) == 28
+
+
+    def test_a_csv_log_with_details_streams_and_says_what_a_whole_read_said(
+        self, tmp_path: Path
+    ) -> None:
+        sim = simulate(30, seed=4, process=b2b(), segments=True)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        assert any(e.details for e in events)  # quoted JSON cells: not the bulk path
+        log = tmp_path / "log.csv"
+        write_events(log, events)
+        store = tmp_path / "s.sqlite"
+        result = run(str(log), "--store", str(store), "--json")
+        summary = json.loads(result.stdout)
+        assert result.returncode == 0, result.stderr
+        assert (summary["events"], summary["rows_read"], summary["rows_skipped"]) == (
+            len(events),
+            len(events),
+            0,
+        )
+        assert (summary["process"], summary["process_inferred"], summary["findings"]) == (
+            "b2b",
+            False,
+            [],
+        )
+        with SQLiteStore(store) as opened:
+            assert list(opened.scan()) == events
+
+    def test_a_csv_log_with_a_broken_row_exits_2_naming_it(self, tmp_path: Path) -> None:
+        log = tmp_path / "log.csv"
+        write_events(log, [event for deal in demo.drive_sample_deals() for event in deal.events])
+        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines[7] = lines[7].replace(",", ";", 3)
+        log.write_text("".join(lines), encoding="utf-8", newline="")
+        store = tmp_path / "s.sqlite"
+        result = run(str(log), "--store", str(store), "--json")
+        assert result.returncode == 2, result.stdout + result.stderr
+        verdict = json.loads(result.stdout)
+        assert [(f["code"], f["rows"]) for f in verdict["findings"]] == [("malformed_row", [8])]
+        assert not store.exists()
 
 
 MALFORMED = {

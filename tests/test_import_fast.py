@@ -124,14 +124,25 @@ def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def _slow(store: Path, log: Path) -> str | None:
-    """Import the ordinary way (as stagegate import does); the refusal's text, if refused."""
+    """Import the ordinary way (as stagegate import does); the refusal's text, if refused.
+
+    A CSV or Parquet log is also read whole (``read_events`` then ``write_import``), into a
+    store beside: both ways agree on what they refuse and on what they store.
+    """
     try:
-        if log.suffix == ".jsonl":
-            stream_import(store, log, process=PROCESS)
-        else:
+        stream_import(store, log, process=PROCESS)
+    except StagegateError as error:
+        refused: str | None = str(error)
+    else:
+        refused = None
+    if log.suffix != ".jsonl":
+        whole = store.with_name(f"whole-{store.name}")
+        try:
             events = read_events(log)
+            if not events:  # stagegate import refuses a log without events
+                raise StagegateError("no events")
             write_import(
-                store,
+                whole,
                 events,
                 process=PROCESS,
                 source="events",
@@ -139,9 +150,15 @@ def _slow(store: Path, log: Path) -> str | None:
                 rows_read=len(events),
                 rows_used=len(events),
             )
-    except StagegateError as error:
-        return str(error)
-    return None
+        except StagegateError:
+            assert refused is not None, "only the whole read refuses the log"
+            assert not whole.exists()
+        else:
+            assert refused is None, f"only the streaming import refuses the log: {refused}"
+            streamed, read_whole = _tables(store), _tables(whole)
+            del streamed["projection"], read_whole["projection"]  # chunked by batch
+            assert streamed == read_whole
+    return refused
 
 
 def _tables(store: Path) -> dict[str, list[tuple[Any, ...]]]:

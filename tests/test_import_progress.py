@@ -101,7 +101,7 @@ class TestStore:
         assert ["reading", "checking", "writing"] == phases.names()
         total = len(events)
         assert {
-            "reading": (None, total),
+            "reading": (total, total),
             "checking": (total, total),
             "writing": (total, total),
         } == phases.ends()

@@ -791,18 +791,27 @@ def _stage_dict(stage: Any, *, inferred: bool) -> dict[str, Any]:
     }
 
 
-def _streams(path: Path) -> bool:
-    """A JSON Lines event log is imported streaming, in bounded memory."""
+def _suffix(path: Path) -> str:
+    """The suffix that names a log's format (``.gz`` looked through)."""
     suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
     if suffixes[-1:] == [".gz"]:
         suffixes = suffixes[:-1]
-    return suffixes[-1:] in ([".jsonl"], [".ndjson"])
+    return suffixes[-1] if suffixes else ""
+
+
+def _streams(path: Path) -> bool:
+    """A stagegate event log is imported streaming, in bounded memory."""
+    return _suffix(path) in {".jsonl", ".ndjson", ".csv", ".parquet", ".pq"}
+
+
+def _json_lines(path: Path) -> bool:
+    return _suffix(path) in {".jsonl", ".ndjson"}
 
 
 def _stream(
     path: Path, store_path: Path, process: Process, replace: bool, as_json: bool, quiet: bool
 ) -> int:
-    """Import a stagegate JSON Lines log with stagegate.store.stream_import."""
+    """Import a stagegate event log with stagegate.store.stream_import."""
     try:
         with bars(quiet=quiet) as phases:
             outcome = stream_import(
@@ -814,9 +823,7 @@ def _stream(
         return _refuse(path, error.findings, as_json=as_json)
     except StagegateError as error:
         return fail(f"nothing was written: {escape(cli_text(str(error)))}", as_json=as_json)
-    return _streamed(
-        outcome.record, store_path, process, as_json=as_json, findings=outcome.findings
-    )
+    return _log_summary(path, outcome, store_path, process, as_json=as_json)
 
 
 def _streamed(
@@ -870,8 +877,19 @@ def _fast(
         return fail(f"nothing was written: {escape(cli_text(str(error)))}", as_json=as_json)
     if outcome is None:
         return None
+    return _log_summary(path, outcome, store_path, process, as_json=as_json)
+
+
+def _log_summary(
+    path: Path, outcome: ImportOutcome, store_path: Path, process: Process, *, as_json: bool
+) -> int:
+    """What an import of a stagegate log prints, whichever way it went.
+
+    JSON Lines has the summary of a streamed import; CSV and Parquet the summary of any other
+    import, as when they were read whole.
+    """
     record = outcome.record
-    if _streams(path):
+    if _json_lines(path):
         return _streamed(record, store_path, process, as_json=as_json, findings=outcome.findings)
     if as_json:
         print_json(
@@ -890,14 +908,17 @@ def _fast(
                 "opportunities": record.opportunities,
                 "events": record.events,
                 "segments": [],
-                "findings": [],
+                "findings": [_finding_dict(f) for f in outcome.findings],
             }
         )
         return EXIT_OK
-    out_console().print(
+    console = out_console()
+    console.print(
         f"imported [bold]{record.opportunities}[/] opportunities ({record.events} events) from "
         f"{record.rows_used} of {record.rows_read} rows into {escape(str(store_path))}"
     )
+    if outcome.findings:
+        console.print(_findings_table(outcome.findings))
     return EXIT_OK
 
 

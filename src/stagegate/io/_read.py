@@ -143,6 +143,25 @@ def read_table(
     header, rows, findings = _read_any(data, source, encoding, delimiter, max_field_size, phases)
     if not header and not rows:
         header = [overrides.get(name, name) for name in known]  # no dict rows: nothing missing
+    resolved = resolve_columns(header, source, required, optional, overrides)
+    return Table(tuple(header), resolved, tuple(rows), tuple(findings))
+
+
+def resolve_columns(
+    header: Sequence[str],
+    source: str,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Canonical column name -> the column of ``header`` that holds it (those found).
+
+    A column is found by its name (or its override), ignoring case and surrounding space.
+
+    Raises:
+        ImportProblemError: a required column is missing (``missing_columns``).
+    """
+    known, overrides = (*required, *optional), overrides or {}
     by_key: dict[str, str] = {}
     for name in header:
         by_key.setdefault(normalize_header(name), name)
@@ -166,7 +185,7 @@ def read_table(
             f"{', '.join(map(repr, header)) or 'no columns'}); map your headers with "
             f"columns={{{', '.join(repr(m) + ': ...' for m in missing)}}}{hint}",
         )
-    return Table(tuple(header), resolved, tuple(rows), tuple(findings))
+    return resolved
 
 
 def max_input_bytes() -> int:
@@ -340,57 +359,91 @@ def _read_csv(
     rows: list[tuple[int, Mapping[str, Any]]] = []
     findings: list[Finding] = []
     tick = phase_of(phases, "reading", max(text.count("\n") - 1, 0) if phases else None)
-    with _field_limit(max_field_size):
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-        record = 1
-        try:
-            header = [h.replace("\ufeff", "").strip() for h in next(reader)]
-            for record, values in enumerate(reader, start=2):
-                if not values or (len(values) == 1 and not values[0].strip()):
-                    continue  # a blank line
-                if len(values) != len(header):
-                    findings.append(
-                        Finding(
-                            "malformed_row",
-                            Severity.ERROR,
-                            f"the row has {len(values)} fields, the header {len(header)}; "
-                            "not used: check quoting and separators on that line",
-                            [record],
-                            used=False,
-                        )
-                    )
-                    continue
-                rows.append((record, dict(zip(header, values, strict=False))))
-                if not record % TICK_ROWS:
-                    tick(record - 1)
-        except csv.Error as exc:
-            message = str(exc)
-            if "field larger than field limit" in message:
-                raise _fail(
-                    source,
-                    "field_too_large",
-                    f"a field of row {record + 1} is larger than {max_field_size:,} characters "
-                    "(probably an unclosed quote); fix the quoting, or pass a larger "
-                    "max_field_size=",
-                    [record + 1],
-                ) from None
+    reader = CsvRows(io.StringIO(text, newline=""), source, delimiter, max_field_size)
+    header = reader.header
+    record = 1
+    for record, values in reader:
+        if len(values) != len(header):
+            findings.append(
+                Finding(
+                    "malformed_row",
+                    Severity.ERROR,
+                    f"the row has {len(values)} fields, the header {len(header)}; "
+                    "not used: check quoting and separators on that line",
+                    [record],
+                    used=False,
+                )
+            )
+            continue
+        rows.append((record, dict(zip(header, values, strict=False))))
+        if not record % TICK_ROWS:
+            tick(record - 1)
+    tick(record - 1)
+    return header, rows, findings
+
+
+class CsvRows:
+    """The records of a CSV text read one at a time: the header at once, then the rows.
+
+    Iterating yields ``(record number, fields)`` for each row that is not blank, the header
+    being record 1; a row may have more or fewer fields than the header (the caller decides).
+    Lines are read as they are needed, so a file of any size takes the memory of one record.
+
+    Raises (on construction or while iterating):
+        ImportProblemError: the text is not valid CSV, a field is larger than
+            ``max_field_size``, or the header repeats a column.
+    """
+
+    def __init__(
+        self, lines: Iterable[str], source: str, delimiter: str, max_field_size: int
+    ) -> None:
+        self.source, self.max_field_size = source, max_field_size
+        self._reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        self._record = 0  # the record read last
+        with _field_limit(max_field_size):
+            first = self._next()
+        self._record = 1
+        self.header = [h.replace("\ufeff", "").strip() for h in first or []]
+        duplicates = sorted(name for name, seen in Counter(self.header).items() if seen > 1)
+        if duplicates:
             raise _fail(
                 source,
+                "duplicate_columns",
+                f"the header repeats {', '.join(map(repr, duplicates))}; rename the columns so "
+                "each appears once",
+                [1],
+            )
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        with _field_limit(self.max_field_size):
+            while (values := self._next()) is not None:
+                self._record += 1
+                if not values or (len(values) == 1 and not values[0].strip()):
+                    continue  # a blank line
+                yield self._record, values
+
+    def _next(self) -> list[str] | None:
+        try:
+            return next(self._reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            message, record = str(exc), self._record + 1
+            if "field larger than field limit" in message:
+                raise _fail(
+                    self.source,
+                    "field_too_large",
+                    f"a field of row {record} is larger than {self.max_field_size:,} "
+                    "characters (probably an unclosed quote); fix the quoting, or pass a larger "
+                    "max_field_size=",
+                    [record],
+                ) from None
+            raise _fail(
+                self.source,
                 "unreadable_file",
-                f"row {record + 1} is not valid CSV ({message}); fix the file and import again",
-                [record + 1],
+                f"row {record} is not valid CSV ({message}); fix the file and import again",
+                [record],
             ) from None
-    tick(record - 1)
-    duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
-    if duplicates:
-        raise _fail(
-            source,
-            "duplicate_columns",
-            f"the header repeats {', '.join(map(repr, duplicates))}; rename the columns so "
-            "each appears once",
-            [1],
-        )
-    return header, rows, findings
 
 
 def _read_parquet(

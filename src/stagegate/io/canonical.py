@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import csv
 import importlib
-import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +43,7 @@ from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestam
 from stagegate.events import Event
 from stagegate.io._build import Record
 from stagegate.io._decode import event_of
+from stagegate.io._lines import regular_file, text_lines
 from stagegate.io._mapping import Export, Reading, read_export
 from stagegate.io._pipeline import (
     Owners,
@@ -53,15 +54,24 @@ from stagegate.io._pipeline import (
 from stagegate.io._read import (
     DEFAULT_MAX_FIELD_SIZE,
     TICK_ROWS,
+    CsvRows,
     Source,
-    read_file,
-    read_table,
+    _fail,
+    is_empty,
+    resolve_columns,
     text,
 )
-from stagegate.io._result import ImportResult
+from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
 
-__all__ = ["EVENT_COLUMNS", "import_log", "read_events", "write_events"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "import_log",
+    "log_records",
+    "read_events",
+    "records_in",
+    "write_events",
+]
 
 EVENT_COLUMNS = (
     "opportunity_id",
@@ -94,7 +104,7 @@ OWNER = "owner"
 
 def _format(path: Path, fmt: str | None) -> str:
     suffix = path.suffix.lower()
-    if suffix == ".gz":  # read_file decompresses gzip
+    if suffix == ".gz":  # read as it is decompressed
         suffix = Path(path.stem).suffix.lower()
     chosen = fmt or _FORMATS.get(suffix)
     if chosen not in {"csv", "parquet", "jsonl"}:
@@ -198,68 +208,183 @@ def read_events(
 ) -> tuple[Event, ...]:
     """Read events written by :func:`write_events`.
 
-    ``phases`` is told of the ``reading`` phase (events decoded of the records in the file).
+    ``phases`` is told of the ``reading`` phase (events decoded so far).
 
     Raises:
         EventLogError: a record is malformed (the message names its line or row).
-        ImportProblemError: the file cannot be read.
+        ImportProblemError: the file cannot be read, or a CSV row has the wrong number of
+            fields (``malformed_row``).
         InvalidCommandError: the format is unknown.
     """
     source = Path(path)
-    chosen = _format(source, format)
-    records: list[tuple[int, dict[str, Any]]] = []
-    if chosen == "jsonl":
-        try:
-            content = read_file(source, "canonical").decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EventLogError(f"cannot read {str(source)!r}: {exc}") from None
-        for number, line in enumerate(io.StringIO(content), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise EventLogError(
-                    f"line {number} of {str(source)!r} is not JSON: {exc}"
-                ) from None
-    else:
-        table = read_table(source, source="canonical", required=EVENT_COLUMNS)
-        pairs = [(name, table.columns[name]) for name in EVENT_COLUMNS]
-        for number, row in table.rows:
-            get = row.get
-            data: dict[str, Any] = {name: get(column) for name, column in pairs}
-            for name, value in data.items():
-                if value == "":
-                    data[name] = None
-                elif not isinstance(value, (str, int)):
-                    data[name] = _typed(value, name, number)
-            seq = data["seq"]
-            if type(seq) is str and seq.isascii() and seq.isdigit():
-                data["seq"] = int(seq)
-            for name in _JSON_COLUMNS:
-                value = data[name]
-                if isinstance(value, str):
-                    try:
-                        data[name] = json.loads(value)
-                    except (json.JSONDecodeError, RecursionError) as exc:
-                        raise EventLogError(
-                            f"row {number}: column {name!r} is not JSON: {exc}"
-                        ) from None
-            records.append((number, data))
+    unit = "line" if _format(source, format) == "jsonl" else "row"
     events: list[Event] = []
-    tick = phase_of(phases, "reading", len(records))
-    for index, (number, data) in enumerate(records):
-        if not index % TICK_ROWS:
-            tick(index)
+    tick = phase_of(phases, "reading", records_in(source, format=format) if phases else None)
+    for number, data in log_records(source, format=format):
         try:
             events.append(event_of(data))
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
-            raise EventLogError(
-                f"{'line' if chosen == 'jsonl' else 'row'} {number}: {why}"
-            ) from None
-    tick(len(records))
+            raise EventLogError(f"{unit} {number}: {why}") from None
+        if not len(events) % TICK_ROWS:
+            tick(len(events))
+    tick(len(events))
     return tuple(events)
+
+
+def log_records(
+    path: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002
+    batch_size: int = 10_000,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of a log written by :func:`write_events`, one at a time, in file order.
+
+    Each is ``(number, record)``: the line number in JSON Lines, the row number in CSV (the
+    header is row 1) and Parquet (the first row is row 1); the record is what
+    :meth:`Event.to_dict <stagegate.events.Event.to_dict>` gives, ready for
+    :meth:`Event.from_dict <stagegate.events.Event.from_dict>`. Memory holds one record (one
+    ``batch_size`` batch of a Parquet file), whatever the size of the file; gzip is read as
+    it is decompressed.
+
+    Raises:
+        EventLogError: a record is not JSON, or a cell cannot be a field of an event.
+        ImportProblemError: the file cannot be read or breaks a reading rule (see
+            :func:`~stagegate.io.read_table`), or a CSV row has the wrong number of fields.
+        InvalidCommandError: the format is unknown.
+    """
+    source = Path(path)
+    chosen = _format(source, format)
+    if chosen == "jsonl":
+        return _json_lines(source)
+    if chosen == "csv":
+        return _csv_records(source)
+    return _parquet_records(source, batch_size)
+
+
+def records_in(path: str | Path, *, format: str | None = None) -> int | None:  # noqa: A002
+    """About how many records the log holds, for progress; ``None`` when it cannot tell cheaply.
+
+    Exact for Parquet (its metadata) and for logs as :func:`write_events` writes them; a text
+    file is counted by its line breaks (one quick read, which also warms the cache for the
+    real one), a gzip-compressed one is not counted.
+    """
+    source = Path(path)
+    try:
+        chosen = _format(source, format)
+        if chosen == "parquet":
+            _, pq = _pyarrow()
+            return int(pq.ParquetFile(source).metadata.num_rows)
+        breaks, last = 0, b"\n"
+        with source.open("rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":
+                return None
+            handle.seek(0)
+            while chunk := handle.read(1 << 22):
+                breaks += chunk.count(b"\n")
+                last = chunk[-1:]
+    except Exception:  # noqa: BLE001 - only an estimate: reading proper reports the problem
+        return None
+    lines = breaks + (last != b"\n")
+    return lines if chosen == "jsonl" else max(lines - 1, 0)
+
+
+def _json_lines(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with text_lines(source, "canonical", encoding="utf-8", newline=None) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise EventLogError(
+                    f"line {number} of {str(source)!r} is not JSON: {exc}"
+                ) from None
+
+
+def _csv_records(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with text_lines(source, "canonical") as lines:
+        reader = CsvRows(lines, "canonical", ",", DEFAULT_MAX_FIELD_SIZE)
+        resolved = resolve_columns(reader.header, "canonical", EVENT_COLUMNS)
+        where = [reader.header.index(resolved[name]) for name in EVENT_COLUMNS]
+        width = len(reader.header)
+        for number, values in reader:
+            if len(values) != width:
+                raise ImportProblemError(
+                    "canonical",
+                    [
+                        Finding(
+                            "malformed_row",
+                            Severity.ERROR,
+                            f"row {number} has {len(values)} fields, the header {width}; "
+                            "nothing was read: check quoting and separators on that line",
+                            [number],
+                            used=False,
+                        )
+                    ],
+                )
+            yield number, _record(number, [values[i] for i in where])
+
+
+def _parquet_records(source: Path, batch_size: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    regular_file(source, "canonical")
+    _, pq = _pyarrow()
+    try:
+        parquet = pq.ParquetFile(source)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        raise _unreadable(source, exc) from None
+    with parquet:
+        header = [str(name) for name in parquet.schema_arrow.names]
+        duplicates = sorted(name for name, seen in Counter(header).items() if seen > 1)
+        if duplicates:
+            raise _fail(
+                "canonical",
+                "duplicate_columns",
+                f"the file repeats column {', '.join(map(repr, duplicates))}; rename the "
+                "columns so each appears once",
+            )
+        resolved = resolve_columns(header, "canonical", EVENT_COLUMNS)
+        names = [resolved[name] for name in EVENT_COLUMNS]
+        number = 0
+        batches = parquet.iter_batches(batch_size=batch_size, columns=names)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise _unreadable(source, exc) from None
+            if batch is None:
+                return
+            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            for values in zip(*columns, strict=True):
+                number += 1
+                yield number, _record(number, [None if is_empty(v) else v for v in values])
+
+
+def _unreadable(source: Path, exc: Exception) -> ImportProblemError:
+    return _fail(
+        "canonical", "unreadable_file", f"{str(source)!r} is not a readable Parquet file: {exc}"
+    )
+
+
+def _record(number: int, values: list[Any]) -> dict[str, Any]:
+    """A row of a table-format log (CSV text, typed Parquet cells) as a record of the log."""
+    data = dict(zip(EVENT_COLUMNS, values, strict=True))
+    for name, value in data.items():
+        if value == "":
+            data[name] = None
+        elif value is not None and not isinstance(value, (str, int)):
+            data[name] = _typed(value, name, number)
+    seq = data["seq"]
+    if type(seq) is str and seq.isascii() and seq.isdigit():
+        data["seq"] = int(seq)
+    for name in _JSON_COLUMNS:
+        value = data[name]
+        if isinstance(value, str):
+            try:
+                data[name] = json.loads(value)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise EventLogError(f"row {number}: column {name!r} is not JSON: {exc}") from None
+    return data
 
 
 def import_log(

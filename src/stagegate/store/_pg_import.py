@@ -103,7 +103,7 @@ def stream_import_postgresql(
         tempfile.TemporaryDirectory(prefix="stagegate-import-") as folder,
         SQLiteStore(os.path.join(folder, "staged.sqlite"), timeout=timeout) as staged,  # noqa: PTH118
     ):
-        lines, negative = _stage(staged, source, batch_size)
+        lines, negative = _stage(staged, source, batch_size, process=process)
         opportunities = _verify(staged, process, None if replace else store)
         added = _negative_findings(negative)
         events = staged.count()

@@ -1,11 +1,12 @@
-"""Importing a stagegate event log (JSON Lines) in bounded memory, still all or nothing.
+"""Importing a stagegate event log in bounded memory, still all or nothing.
 
-:func:`stream_import` reads the log line by line into a *staging* store beside the target (same
-folder, a hidden temporary name), ``batch_size`` events at a time, and replays each opportunity
-(the checks of :func:`~stagegate.store.write_import`): into a new store, as soon as its last
-event has streamed past when the log lists each deal's events together (as ``write_events``
-writes them); otherwise from the staging store, one opportunity at a time. Only then is
-anything written where it counts:
+:func:`stream_import` reads the log (JSON Lines, CSV or Parquet, as
+:func:`~stagegate.io.write_events` writes them) record by record into a *staging* store beside
+the target (same folder, a hidden temporary name), ``batch_size`` events at a time, and replays
+each opportunity (the checks of :func:`~stagegate.store.write_import`): into a new store, as
+soon as its last event has streamed past when the log lists each deal's events together (as
+``write_events`` writes them); otherwise from the staging store, one opportunity at a time.
+Only then is anything written where it counts:
 
 * with ``replace=True`` the staging store *is* the new store: it is swapped in for the old one
   with one ``os.replace``;
@@ -34,20 +35,18 @@ replayed so far, whatever the size of the file.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
-import json
 import os
 import secrets
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from stagegate._progress import Phases, phase_of
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event, recorded_event
 from stagegate.io._decode import event_of
+from stagegate.io._result import Finding, ImportProblemError, Severity
+from stagegate.io.canonical import _format, log_records, records_in
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
@@ -89,11 +88,13 @@ def stream_import(
     timeout: float = 30.0,
     phases: Phases | None = None,
 ) -> ImportOutcome:
-    """Import a JSON Lines event log (gzip allowed) into a store in bounded memory.
+    """Import an event log (JSON Lines, CSV or Parquet; gzip allowed) in bounded memory.
 
     Args:
         store_path: the SQLite store (created when missing), or a ``postgresql://`` URL.
-        input_path: the log, one :meth:`~stagegate.events.Event.to_dict` object per line.
+        input_path: the log, as :func:`~stagegate.io.write_events` writes it: one
+            :meth:`~stagegate.events.Event.to_dict` object per line (``.jsonl``), or one row
+            per event (``.csv``, ``.parquet``).
         process: the process the events were recorded in; every opportunity is replayed under
             it before anything is written.
         replace: build a new store from the log and swap it in for the old one.
@@ -126,7 +127,7 @@ def stream_import(
     try:
         with SQLiteStore(staging, timeout=timeout) as staged:
             replayer = _Replayer(process) if fresh else None
-            lines, negative = _stage(staged, source, batch_size, phases, replayer)
+            lines, negative = _stage(staged, source, batch_size, phases, replayer, process=process)
             if replayer is not None and replayer.complete:
                 opportunities = replayer.verdict()
                 phase_of(phases, "checking", staged.count() if phases else None)(staged.count())
@@ -180,44 +181,6 @@ def _finding_dict(finding: object) -> dict[str, object]:
     from stagegate.store._load import _finding_dict as convert  # noqa: PLC0415
 
     return dict(convert(finding))  # type: ignore[arg-type]
-
-
-def _lines(source: str) -> Iterator[tuple[int, str]]:
-    """The numbered lines of the log, read with the size limit of the importers."""
-    from stagegate.io._read import _fail, _too_large, max_input_bytes  # noqa: PLC0415
-
-    limit = max_input_bytes()
-    _check_file(source)
-    try:
-        raw: IO[bytes] = open(source, "rb")  # noqa: PTH123, SIM115 - closed below
-    except OSError as exc:
-        raise _fail("events", "unreadable_file", f"cannot open {source!r}: {exc}") from None
-    with raw:
-        binary: IO[bytes] = raw
-        if raw.read(2) == b"\x1f\x8b":
-            raw.seek(0)
-            binary = cast("IO[bytes]", gzip.GzipFile(fileobj=raw))
-        else:
-            raw.seek(0)
-        text = io.TextIOWrapper(binary, encoding="utf-8")
-        read = 0
-        try:
-            for number, line in enumerate(text, start=1):
-                read += len(line)
-                if read > limit:
-                    raise _too_large(source, "events", limit)
-                yield number, line
-        except (UnicodeDecodeError, OSError, EOFError) as exc:
-            raise _fail(
-                "events", "unreadable_file", f"cannot read {source!r}: {exc}; save it as UTF-8"
-            ) from None
-
-
-def _check_file(source: str) -> None:
-    from stagegate.io._read import read_file  # noqa: PLC0415
-
-    if not Path(source).is_file():
-        read_file(source, "events", 0)  # raises the importers' finding for what it is
 
 
 def _unsealed(e: Event) -> Event:
@@ -297,21 +260,37 @@ def _stage(
     batch_size: int,
     phases: Phases | None = None,
     replayer: _Replayer | None = None,
+    *,
+    process: Process | None = None,
 ) -> tuple[int, dict[str, list[int]]]:
-    """Parse the log into the staging store; return the lines read and the negative amounts.
+    """Parse the log into the staging store; return the events read and the negative amounts.
 
-    With a ``replayer``, each event is also handed to it (see :class:`_Replayer`).
+    With a ``replayer``, each event is also handed to it (see :class:`_Replayer`). With a
+    ``process``, events recorded in another process are refused as the ordinary import
+    refuses them (``unknown_process``).
     """
-    tick = phase_of(phases, "reading")
+    tick = phase_of(phases, "reading", records_in(source) if phases else None)
+    unit = "line" if _format(Path(source), None) == "jsonl" else "row"
     batch: list[Event] = []
     negative: dict[str, list[int]] = {}
     problems: list[str] = []
-    lines = 0
-    for number, line in _lines(source):
-        lines = number
-        if not line.strip():
-            continue
-        event = _event(number, line, source)
+    foreign: set[str] = set()
+    read = 0  # events
+    records = log_records(source, batch_size=batch_size)
+    while True:
+        try:
+            item = next(records, None)
+        except EventLogError as exc:
+            raise ImportRefusedError(
+                "invalid_events", f"{exc}; nothing was written: fix the {unit}"
+            ) from None
+        if item is None:
+            break
+        number, data = item
+        read += 1
+        event = _event(number, data, source, unit)
+        if process is not None and event.process != process.name:
+            foreign.add(event.process)
         problems.extend(_value_problems(event))
         if event.amount is not None and event.amount.is_finite() and event.amount < 0:
             negative.setdefault(event.opportunity_id, []).append(event.seq)
@@ -320,9 +299,11 @@ def _stage(
             replayer.add(event)
         if len(batch) >= batch_size:
             _flush(staged, batch, problems)
-            tick(number)
+            tick(read)
     _flush(staged, batch, problems)
-    tick(lines)
+    tick(read)
+    if foreign:
+        raise _foreign(foreign, process)
     if replayer is not None:
         replayer.finish()
     if problems:
@@ -331,19 +312,34 @@ def _stage(
         raise ImportRefusedError(
             "invalid_events", f"{source!r} holds no events; nothing was written"
         )
-    return lines, negative
+    return staged.count(), negative
 
 
-def _event(number: int, line: str, source: str) -> Event:
+def _foreign(names: set[str], process: Process | None) -> ImportProblemError:
+    shown = ", ".join(map(repr, sorted(names)))
+    expected = "" if process is None else f", not {process.name!r}"
+    return ImportProblemError(
+        "events",
+        [
+            Finding(
+                "unknown_process",
+                Severity.ERROR,
+                f"the log holds events of process {shown}{expected}; pass --process with the "
+                "definition they were recorded in",
+                used=False,
+            )
+        ],
+    )
+
+
+def _event(number: int, data: dict[str, object], source: str, unit: str) -> Event:
     try:
-        return event_of(json.loads(line))
+        return event_of(data)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         why = f"a value is out of range ({exc})" if isinstance(exc, OverflowError) else exc
-        if isinstance(exc, json.JSONDecodeError):
-            why = f"not JSON: {exc}"
         raise ImportRefusedError(
             "invalid_events",
-            f"line {number} of {source!r}: {why}; nothing was written: fix the line",
+            f"{unit} {number} of {source!r}: {why}; nothing was written: fix the {unit}",
         ) from None
 
 
