@@ -72,7 +72,6 @@ class TestOwnLog:
         assert run(str(sample_log), "--store", str(store), "--replace").returncode == 0
         assert stored(store) == 28
 
-
     def test_a_csv_log_with_details_streams_and_says_what_a_whole_read_said(
         self, tmp_path: Path
     ) -> None:

@@ -72,6 +72,18 @@ def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
         st.decimals(min_value=0, max_value=10**9, places=2).map(str),
     )
     days = st.one_of(st.none(), st.dates(min_value=datetime(2024, 1, 1).date()).map(str))
+    owners = st.sampled_from(
+        ["Dev Lopez", "Ana", "ana", " Ana", "Ana ", 'A"na', "Łukasz", "x" * 201]
+    )
+    names = st.sampled_from(["team", "region", "lead_source", "Team", "owner", "currency", "t2"])
+    values = st.sampled_from(["emea", "central-1", "EUR", "", " ", 'a"b', "a,b", "y" * 201])
+    details = st.one_of(
+        values.map(lambda v: json.dumps({"value": v}, sort_keys=True)),
+        values.map(lambda v: json.dumps({"value": v}, separators=(",", ":"))),
+        st.sampled_from(
+            ['{"value": null}', '{"value": 3}', '{"v": "x"}', '{"value": "a", "b": 1}']
+        ),
+    )
     for oid in draw(st.lists(ids, min_size=1, max_size=4, unique=True)):
         zone = ZoneInfo(draw(st.sampled_from(ZONES)))
         at = base + timedelta(minutes=draw(st.integers(0, 600)))
@@ -81,9 +93,24 @@ def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
             kind = (
                 "opened"
                 if seq == 1
-                else draw(st.sampled_from(["stage_changed", "rescheduled", "amount_changed"]))
+                else draw(
+                    st.sampled_from(
+                        [
+                            "stage_changed",
+                            "rescheduled",
+                            "amount_changed",
+                            "reassigned",
+                            "attribute_set",
+                            "attribute_set",
+                        ]
+                    )
+                )
             )
-            from_stage = move = None
+            from_stage = move = subject = detail = None
+            if kind == "reassigned":
+                subject = draw(owners)
+            elif kind == "attribute_set":
+                subject, detail = draw(names), draw(details)
             if kind == "stage_changed":
                 from_stage, move = stage, "imported"
                 stage = draw(st.sampled_from([s for s in STAGES if s != stage]))
@@ -108,8 +135,8 @@ def _logs(draw: st.DrawFn) -> list[dict[str, Any]]:
                     "gate": None,
                     "amount": amount,
                     "close_date": day,
-                    "subject": None,
-                    "details": None,
+                    "subject": subject,
+                    "details": detail,
                 }
             )
     if draw(st.booleans()):  # one cell changed to anything a file might hold
@@ -138,9 +165,7 @@ def _slow(store: Path, log: Path) -> str | None:
     if log.suffix != ".jsonl":
         whole = store.with_name(f"whole-{store.name}")
         try:
-            events = read_events(log)
-            if not events:  # stagegate import refuses a log without events
-                raise StagegateError("no events")
+            events = _some_events(log)
             write_import(
                 whole,
                 events,
@@ -159,6 +184,14 @@ def _slow(store: Path, log: Path) -> str | None:
             del streamed["projection"], read_whole["projection"]  # chunked by batch
             assert streamed == read_whole
     return refused
+
+
+def _some_events(log: Path) -> tuple[Any, ...]:
+    """``read_events``, refusing a log without events as ``stagegate import`` does."""
+    events = read_events(log)
+    if not events:
+        raise StagegateError("no events")
+    return events
 
 
 def _tables(store: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -217,6 +250,28 @@ class TestSameStore:
         log = tmp_path / f"log.{fmt}"
         write_events(log, [e for e in sim.events if e.at <= sim.as_of])
         assert (True, None) == _both(tmp_path, log)
+
+    @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+    def test_owners_and_attributes_take_the_fast_path_in_tables(
+        self, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """What stagegate simulate writes: quoted JSON details in CSV, deals across batches."""
+        from stagegate.io import _arrow
+
+        monkeypatch.setattr(_arrow, "BLOCK_BYTES", 1 << 13)
+        monkeypatch.setattr(_arrow, "PARQUET_ROWS", 11)
+        sim = simulate(200, seed=8, process=PROCESS, segments=True)
+        events = [e for e in sim.events if e.at <= sim.as_of]
+        assert {"reassigned", "attribute_set"} <= {e.kind.value for e in events}
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, events)
+        assert (True, None) == _both(tmp_path, log)
+
+    def test_details_in_json_lines_go_the_ordinary_way(self, tmp_path: Path) -> None:
+        sim = simulate(20, seed=8, process=PROCESS, segments=True)
+        log = tmp_path / "log.jsonl"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        assert (False, None) == _both(tmp_path, log)
 
     def test_a_log_across_several_batches_chains_each_deal_on(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

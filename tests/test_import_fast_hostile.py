@@ -166,6 +166,71 @@ def test_hostile_csv(tmp_path: Path, case: str) -> None:
     _agree(tmp_path, log)
 
 
+def _segmented(tmp_path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A simulated log with owners and attributes: CSV with quoted JSON details."""
+    sim = simulate(8, seed=11, process=PROCESS, segments=True)
+    path = tmp_path / "segmented.csv"
+    write_events(path, [e for e in sim.events if e.at <= sim.as_of])
+    text = path.read_bytes().decode("utf-8")  # the line ends as written (CRLF)
+    return text, list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def _each(rows: list[dict[str, Any]], kind: str, **values: str) -> list[dict[str, Any]]:
+    return [dict(r, **values) if r["kind"] == kind else r for r in rows]
+
+
+QUOTED: dict[str, Callable[[str, list[dict[str, Any]]], str]] = {
+    "as written": lambda text, rows: text,
+    "LF line ends": lambda text, rows: text.replace("\r\n", "\n"),
+    "mixed line ends": lambda text, rows: text.replace("\r\n", "\n", 3),
+    "a plain field quoted": lambda text, rows: text.replace(",opened,", ',"opened",', 1),
+    "a quote inside a field": lambda text, rows: text.replace("simulator", 'simu"lator', 1),
+    "text after a closing quote": lambda text, rows: text.replace('""}"', '""}"x', 1),
+    "details not quoted": lambda text, rows: text.replace(
+        '"{""value"": ""', '{"value": "', 1
+    ).replace('""}"', '"}', 1),
+    "compact details": lambda text, rows: text.replace('{""value"": ""', '{""value"":""'),
+    "details with another key": lambda text, rows: text.replace(
+        '{""value"": ""', '{""note"": 1, ""value"": ""', 1
+    ),
+    "an owner given twice": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "reassigned", subject="Ana")
+    ),
+    "an attribute set to its value again": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "attribute_set", subject="team", details='{"value": "x"}')
+    ),
+    "a reserved attribute name": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "attribute_set", subject="stage")
+    ),
+    "the currency attribute": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "attribute_set", subject="currency")
+    ),
+    "an owner with a space at the end": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "reassigned", subject="Ana ")
+    ),
+    "an owner on a kind without one": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "rescheduled", subject="Ana")
+    ),
+    "a reassignment that moves the amount": lambda text, rows: _csv_rows(
+        list(EVENT_COLUMNS), _each(rows, "reassigned", amount="1")
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUOTED))
+def test_hostile_quoted_csv(tmp_path: Path, case: str) -> None:
+    text, rows = _segmented(tmp_path)
+    content = QUOTED[case](text, rows)
+    assert content != text or case == "as written"
+    log = tmp_path / "log.csv"
+    log.write_text(content, encoding="utf-8", newline="")
+    took, refused = _both(tmp_path, log)
+    if case in {"as written", "LF line ends", "compact details"}:
+        assert (took, refused) == (True, None)
+    if case.startswith(("an owner given", "an attribute set", "a reserved")):
+        assert refused is not None  # the ordinary path refuses it, so the fast one must
+
+
 @pytest.mark.parametrize("case", sorted(JSONL))
 def test_hostile_json_lines(tmp_path: Path, case: str) -> None:
     _, rows = _log(tmp_path)

@@ -175,8 +175,10 @@ class TestHostileTables:
         self, tmp_path: Path, header: str, code: str
     ) -> None:
         path, lines = _csv(tmp_path, _events(2))
-        lines[0] = lines[0].replace("opportunity_id,seq", header, 1) if code[0] == "d" else (
-            header + "\r\n"
+        lines[0] = (
+            lines[0].replace("opportunity_id,seq", header, 1)
+            if code[0] == "d"
+            else (header + "\r\n")
         )
         path.write_text("".join(lines), encoding="utf-8", newline="")
         error = _refused(tmp_path, path)

@@ -40,6 +40,7 @@ import attrs
 from stagegate.errors import StagegateError
 from stagegate.io._read import max_input_bytes
 from stagegate.io.canonical import EVENT_COLUMNS
+from stagegate.segments import CURRENCY, RESERVED_NAMES
 
 __all__ = ["FORMATS", "NotPlainError", "PlainBatch", "format_of", "plain_batches"]
 
@@ -65,7 +66,17 @@ _INSTANT = (
 # Decimal text that str(Decimal(text)) writes back unchanged (no exponent form).
 _AMOUNT = r"^(?:(?:0|[1-9][0-9]{0,39})(?:\.[0-9]{1,6})?|[1-9][0-9]{0,39}\.[0-9]{1,40})$"
 _DAY = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$"
-_KINDS = ("opened", "stage_changed", "rescheduled", "amount_changed")
+_KINDS = ("opened", "stage_changed", "rescheduled", "amount_changed", "reassigned", "attribute_set")
+# an owner or attribute value (segments.owner_name): plain, no space at either end, <= 200
+_VALUE = r"^[!#-\[\]-~](?:[ !#-\[\]-~]{0,198}[!#-\[\]-~])?$"
+# an attribute name (segments.attribute_name), not reserved, not the currency (its own rule)
+_ATTRIBUTE = r"^[a-z][a-z0-9_]{0,63}$"
+# details of an attribute_set event as write_events writes them (or compact)
+_DETAILS = r'^\{"value": ?"(?P<v>[!#-\[\]-~](?:[ !#-\[\]-~]{0,198}[!#-\[\]-~])?)"\}$'
+_NOT_ATTRIBUTES = (*RESERVED_NAMES, CURRENCY)
+MAX_ATTRIBUTES = 32
+"""More attribute names than this in one batch: not plain (each costs a pass)."""
+_UNSET = "\x00"  # the value in force of an owner or attribute never set
 _US = 1_000_000
 _LAST_US = 253_402_214_400 * _US - 86_400 * _US  # 9999-12-30: isoformat stays 4-digit years
 _COMPRESSED = (
@@ -122,13 +133,14 @@ def _libraries() -> tuple[Any, Any]:
 class _Scan:
     lines: int = 0
     first: bytes = b""
+    quoted: bool = False  # the file has quotes (CSV)
 
 
 def _scan(path: str, fmt: str) -> _Scan:
     """Read a text file once in blocks: its line count, and refuse what Arrow reads otherwise.
 
-    Quotes (CSV), lone carriage returns, NUL bytes, a byte-order mark and compressed files are
-    left to the ordinary reader, which reads them its own way.
+    Lone carriage returns, NUL bytes, a byte-order mark and compressed files are left to the
+    ordinary reader, which reads them its own way.
     """
     scan = _Scan()
     starts = 0  # lines that begin with '{' (JSON Lines)
@@ -139,8 +151,9 @@ def _scan(path: str, fmt: str) -> _Scan:
                 scan.first = block[:4096]
                 if block.startswith(_COMPRESSED) or (fmt == "jsonl" and block[:1] != b"{"):
                     raise NotPlainError("not plain text")
-            if b"\x00" in block or (fmt == "csv" and b'"' in block):
-                raise NotPlainError("quotes or NUL bytes")
+            if b"\x00" in block:
+                raise NotPlainError("NUL bytes")
+            scan.quoted = scan.quoted or (fmt == "csv" and b'"' in block)
             edge = previous + block[:1]
             returns = block.count(b"\r")
             if returns and returns != block.count(b"\r\n") + (block.endswith(b"\r")):
@@ -187,11 +200,18 @@ def _reader(path: str, fmt: str, pa: Any) -> tuple[Iterator[Any], int | None]:
         reader = csv.open_csv(
             path,
             read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            parse_options=csv.ParseOptions(
+                quote_char='"' if scan.quoted else False,
+                double_quote=True,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+            ),
             convert_options=csv.ConvertOptions(
                 column_types=dict.fromkeys(EVENT_COLUMNS, pa.string()), strings_can_be_null=False
             ),
         )
+        if scan.quoted:
+            return _verbatim(reader, path, scan.first), scan.lines - 1
         return reader, scan.lines - 1
     json = importlib.import_module("pyarrow.json")
     schema = pa.schema(
@@ -203,6 +223,43 @@ def _reader(path: str, fmt: str, pa: Any) -> tuple[Iterator[Any], int | None]:
         parse_options=json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
     )
     return reader, scan.lines
+
+
+def _verbatim(reader: Iterator[Any], path: str, first: bytes) -> Iterator[Any]:
+    """The batches of a CSV file with quotes, each checked to be the text it was read from.
+
+    Arrow and Python's ``csv`` module agree on text that Python's writer writes (a field
+    quoted when it holds a quote, a comma or a line break, quotes doubled) but not on every
+    other use of quotes. Each batch is therefore written back that way and compared byte for
+    byte with the file: any other quoting is not plain.
+    """
+    _, pc = _libraries()
+    end = b"\r\n" if first.split(b"\n", 1)[0].endswith(b"\r") else b"\n"
+    terminator = end.decode("ascii")
+    with open(path, "rb") as raw:  # noqa: PTH123 - a str path, read alongside Arrow's reader
+        raw.readline()  # the header, checked by name
+        for batch in reader:
+            if not batch.num_rows:
+                yield batch
+                continue
+            fields = []
+            for column in batch.columns:
+                special = pc.match_substring_regex(column, r'[",\r\n]')
+                doubled = pc.replace_substring(column, '"', '""')
+                fields.append(
+                    pc.if_else(special, pc.binary_join_element_wise('"', doubled, '"', ""), column)
+                )
+            lines = pc.binary_join_element_wise(
+                pc.binary_join_element_wise(*fields, ","), terminator, ""
+            )
+            _, offsets, values = lines.buffers()  # the lines lie back to back in one buffer
+            where = memoryview(offsets).cast("i")  # int32, in the machine's order like Arrow's
+            start, stop = where[lines.offset], where[lines.offset + len(lines)]
+            text = values[start:stop].to_pybytes()
+            found = raw.read(len(text))
+            if found != text and not (found == text[: -len(end)] and not raw.read(1)):
+                raise NotPlainError("quotes other than Python's csv writes them")
+            yield batch
 
 
 def plain_batches(
@@ -257,6 +314,11 @@ class _Checker:
         self.kinds = pa.array(_KINDS, pa.string())
         # the last event of the batch before: oid, seq, at_us, stage, amount key, close_date
         self.carry: tuple[Any, ...] | None = None
+        # the owner and attributes in force after it, for its deal
+        self.owner = _UNSET
+        self.attributes: dict[str, str] = {}
+        self._last = _UNSET
+        self.not_attributes = pa.array(_NOT_ATTRIBUTES, pa.string())
 
     def _all(self, mask: Any, why: str) -> None:
         if not self.pc.all(self.pc.fill_null(mask, False)).as_py():
@@ -295,8 +357,7 @@ class _Checker:
         from_stage, move, reason = text["from_stage"], text["move"], text["reason"]
         amount, day = text["amount"], text["close_date"]
         all_ = self._all
-        for name in ("gate", "details", "subject"):
-            all_(pc.is_null(text[name]), f"{name} values")
+        all_(pc.is_null(text["gate"]), "gate values")
         if self.fmt == "jsonl":
             digest_column = batch.column("digest")
             has_digest = digest_column.null_count < n
@@ -356,6 +417,7 @@ class _Checker:
         all_(stays, "stage of events that do not move")
         same_key = _same(pc, key, prev_key)
         same_day = _same(pc, day, prev_day)
+        details = self._segments(text, start, pc.and_kleene(same_key, same_day))
         all_(
             pc.or_kleene(
                 pc.invert(rescheduled),
@@ -372,11 +434,70 @@ class _Checker:
         )
         last = n - 1
         self.carry = tuple(array[last].as_py() for array in (oid, seq, at_us, stage, key, day))
-        contents = self._contents(text, seq, at_text)
-        columns = self._stored(text, seq, at_us)
+        contents = self._contents(text, seq, at_text, details)
+        columns = self._stored(text, seq, at_us, details)
         starts = start.to_pylist()
         digests = digest_column.to_pylist() if has_digest else None
         return PlainBatch(n, columns, contents, starts, digests, sum(starts))
+
+    def _segments(self, text: dict[str, Any], start: Any, unchanged: Any) -> Any:
+        """Check the owner and attribute events; their details as stored (compact JSON).
+
+        A ``reassigned`` event names a new owner, an ``attribute_set`` event a new value of
+        an attribute: each differs from the value in force, carried over from the batch
+        before while its deal runs on. Both leave the amount and the close date as they are.
+        """
+        pa, pc, all_ = self.pa, self.pc, self._all
+        kind, subject, raw = text["kind"], text["subject"], text["details"]
+        reassigned = pc.equal(kind, "reassigned")
+        attribute = pc.equal(kind, "attribute_set")
+        segment = pc.or_kleene(reassigned, attribute)
+        all_(pc.equal(pc.is_valid(subject), segment), "subjects")
+        all_(pc.equal(pc.is_valid(raw), attribute), "details")
+        none = pa.scalar(None, pa.string())
+        continues = not pc.any(start).as_py()  # one deal runs on: what it had stays in force
+        if not pc.any(segment).as_py():
+            if not continues:
+                self.owner, self.attributes = _UNSET, {}
+            return pa.nulls(len(kind), pa.string())
+        all_(pc.or_kleene(pc.invert(segment), unchanged), "segment events change nothing else")
+        all_(
+            pc.or_kleene(pc.invert(reassigned), pc.match_substring_regex(subject, _VALUE)), "owners"
+        )
+        named = pc.and_kleene(
+            pc.match_substring_regex(subject, _ATTRIBUTE),
+            pc.invert(pc.is_in(subject, value_set=self.not_attributes)),
+        )
+        all_(pc.or_kleene(pc.invert(attribute), named), "attribute names")
+        parts = pc.extract_regex(raw, _DETAILS)
+        all_(pc.or_kleene(pc.invert(attribute), pc.is_valid(parts)), "attribute details")
+        value = pc.if_else(attribute, parts.field("v"), none)
+        owners = self._changes(reassigned, subject, start, self.owner)
+        all_(pc.or_kleene(pc.invert(reassigned), owners), "owners change")
+        self.owner = self._last
+        names = pc.unique(pc.drop_null(pc.if_else(attribute, subject, none))).to_pylist()
+        if len(names) > MAX_ATTRIBUTES:
+            raise NotPlainError("too many attribute names")
+        kept = dict(self.attributes) if continues else {}
+        for name in names:
+            sets = pc.and_kleene(attribute, pc.equal(subject, name))
+            changes = self._changes(sets, value, start, self.attributes.get(name, _UNSET))
+            all_(pc.or_kleene(pc.invert(sets), changes), "attributes change")
+            kept[name] = self._last
+        self.attributes = {k: v for k, v in kept.items() if v != _UNSET}
+        return pc.if_else(
+            attribute, pc.binary_join_element_wise('{"value":"', value, '"}', ""), none
+        )
+
+    def _changes(self, sets: Any, values: Any, start: Any, carried: str) -> Any:
+        """Whether each event that ``sets`` the value gives it a new one (``_last``: in force)."""
+        pa, pc = self.pa, self.pc
+        none = pa.scalar(None, pa.string())
+        marked = pc.if_else(sets, values, pc.if_else(start, pa.scalar(_UNSET), none))
+        filled = pc.fill_null_forward(pa.concat_arrays([pa.array([carried], pa.string()), marked]))
+        n = len(marked)
+        self._last = filled[n].as_py()
+        return pc.not_equal(values, filled.slice(0, n))
 
     def _instants(self, at: Any) -> tuple[Any, Any]:
         """Epoch microseconds (UTC) and ``datetime.isoformat()`` text of the instants."""
@@ -430,7 +551,7 @@ class _Checker:
         )
         return at_us, pc.binary_join_element_wise(whole, shown, "+00:00", "")
 
-    def _contents(self, text: dict[str, Any], seq: Any, at_text: Any) -> list[bytes]:
+    def _contents(self, text: dict[str, Any], seq: Any, at_text: Any, details: Any) -> list[bytes]:
         """The canonical content of each event (sorted keys, compact JSON, UTF-8)."""
         pa, pc = self.pa, self.pc
 
@@ -446,7 +567,9 @@ class _Checker:
             at_text,
             '","close_date":',
             quoted(text["close_date"]),
-            ',"details":null,"from_stage":',
+            ',"details":',
+            pc.fill_null(details, "null"),
+            ',"from_stage":',
             quoted(text["from_stage"]),
             ',"gate":null,"kind":"',
             text["kind"],
@@ -464,13 +587,17 @@ class _Checker:
             pc.cast(seq, pa.string()),
             ',"stage":"',
             text["stage"],
-            '","subject":null}',
+            '","subject":',
+            quoted(text["subject"]),
+            "}",
         ]
         joined = pc.binary_join_element_wise(*pieces, "")
         result: list[bytes] = joined.cast(pa.binary()).to_pylist()
         return result
 
-    def _stored(self, text: dict[str, Any], seq: Any, at_us: Any) -> tuple[Sequence[Any], ...]:
+    def _stored(
+        self, text: dict[str, Any], seq: Any, at_us: Any, details: Any
+    ) -> tuple[Sequence[Any], ...]:
         """The ``events`` columns (no digest) as Python values."""
         n = len(seq)
 
@@ -493,8 +620,8 @@ class _Checker:
             values(text["reason"]),
             [self.name] * n,
             [self.version] * n,
-            [None] * n,
-            [None] * n,
+            values(text["subject"]),
+            values(details),
             [None] * n,
         )
 

@@ -316,7 +316,7 @@ def _csv_records(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                         Finding(
                             "malformed_row",
                             Severity.ERROR,
-                            f"row {number} has {len(values)} fields, the header {width}; "
+                            f"the row has {len(values)} fields, the header {width}; "
                             "nothing was read: check quoting and separators on that line",
                             [number],
                             used=False,
