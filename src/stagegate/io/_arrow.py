@@ -243,12 +243,20 @@ def _verbatim(reader: Iterator[Any], path: str, first: bytes) -> Iterator[Any]:
                 yield batch
                 continue
             fields = []
-            for column in batch.columns:
-                special = pc.match_substring_regex(column, r'[",\r\n]')
-                doubled = pc.replace_substring(column, '"', '""')
-                fields.append(
-                    pc.if_else(special, pc.binary_join_element_wise('"', doubled, '"', ""), column)
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                # the checks refuse quotes and line breaks in every column but the details
+                # (JSON, always quoted): a comma is all that makes Python's writer quote
+                special = (
+                    pc.not_equal(column, "")
+                    if name == "details"
+                    else pc.match_substring(column, ",")
                 )
+                if pc.any(special).as_py():
+                    doubled = pc.replace_substring(column, '"', '""')
+                    column = pc.if_else(  # noqa: PLW2901 - the field as written
+                        special, pc.binary_join_element_wise('"', doubled, '"', ""), column
+                    )
+                fields.append(column)
             lines = pc.binary_join_element_wise(
                 pc.binary_join_element_wise(*fields, ","), terminator, ""
             )
@@ -453,6 +461,8 @@ class _Checker:
         attribute = pc.equal(kind, "attribute_set")
         segment = pc.or_kleene(reassigned, attribute)
         all_(pc.equal(pc.is_valid(subject), segment), "subjects")
+        if self.fmt == "jsonl":  # details are objects there, which this reader takes as text
+            all_(pc.is_null(raw), "details in JSON Lines")
         all_(pc.equal(pc.is_valid(raw), attribute), "details")
         none = pa.scalar(None, pa.string())
         continues = not pc.any(start).as_py()  # one deal runs on: what it had stays in force
@@ -536,6 +546,19 @@ class _Checker:
         self._all(
             pc.and_kleene(pc.greater_equal(at_us, 0), pc.less_equal(at_us, _LAST_US)), "years"
         )
+        fraction_text = parts.field("f")
+        as_written = pc.and_kleene(
+            pc.equal(zone, "+00:00"),
+            pc.or_kleene(
+                pc.equal(fraction_text, ""),
+                pc.and_kleene(
+                    pc.equal(pc.utf8_length(fraction_text), 6),
+                    pc.not_equal(fraction_text, "000000"),
+                ),
+            ),
+        )
+        if pc.all(as_written).as_py():  # what isoformat() writes in UTC: the text as it is
+            return at_us, at
         seconds = pc.divide(at_us, _US)
         fraction = pc.subtract(at_us, pc.multiply(seconds, _US))
         whole = pc.strftime(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
 import json
 import struct
 import sys
@@ -107,15 +108,21 @@ def _day(value: Any) -> int:
     return int(value.toordinal()) - _EPOCH_ORDINAL
 
 
-def _segment(row: Sequence[Any]) -> tuple[str | None, str | None]:
+def _segment(kind: str, subject: Any, details: Any) -> tuple[str | None, str | None]:
     """The segment an event sets and its new value (``(None, None)``: it sets none)."""
-    if row[KIND] == "reassigned":
-        return "owner", row[SUBJECT]
-    details = row[DETAILS]
+    if kind == "reassigned":
+        return "owner", subject
     if isinstance(details, str):
-        details = json.loads(details)
+        return subject, _stored_value(details)
     value = None if details is None else details.get("value")
-    return row[SUBJECT], None if value is None else str(value)
+    return subject, None if value is None else str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stored_value(details: str) -> str | None:
+    """The value in stored details (JSON text): few distinct ones, read once each."""
+    value = json.loads(details).get("value")
+    return None if value is None else str(value)
 
 
 def _coded(values: Sequence[Any]) -> tuple[array.array[int], list[str]]:
@@ -158,8 +165,10 @@ def encode_columns(columns: Sequence[Sequence[Any]]) -> bytes:
     kinds = columns[KIND]
     if any(kind in SEGMENT_KINDS for kind in dict.fromkeys(kinds)):
         segments = [
-            _segment([column[i] for column in columns]) if kind in SEGMENT_KINDS else (None, None)
-            for i, kind in enumerate(kinds)
+            _segment(kind, subject, details) if kind in SEGMENT_KINDS else (None, None)
+            for kind, subject, details in zip(
+                kinds, columns[SUBJECT], columns[DETAILS], strict=True
+            )
         ]
         segment_names: Sequence[Any] = [s for s, _ in segments]
         segment_values: Sequence[Any] = [v for _, v in segments]
