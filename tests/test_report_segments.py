@@ -209,3 +209,74 @@ def test_any_pipeline_splits_into_segments_that_add_up(seed, deals, at, by) -> N
         assert r["won"] + r["lost"] == r["closed"]
     keys = [(-r["soft_forecast"], -r["at_risk_amount"]) for r in rows]
     assert keys == sorted(keys)
+
+
+def _frame_of(events):
+    from stagegate.store import MemoryStore
+
+    store = MemoryStore()
+    store.append(events)
+    return store.to_frame(columns=None)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), deals=st.integers(1, 40))
+def test_the_frame_is_read_column_wise_to_the_same_segment_history(seed, deals):
+    """frame_inputs keeps only the rows where a segment changes: the same value in force."""
+    from stagegate.analytics._segments import frame_inputs, read_inputs
+
+    process = b2b()
+    sim = simulate(deals, seed=seed, process=process, segments=True)
+    events = with_activities(process, [e for e in sim.events if e.at <= sim.as_of], sim.as_of)
+    frame = _frame_of(events)
+    columns = ("owner", "team", "region")
+    for data in (frame, frame.lazy()):
+        fast, slow = frame_inputs(data, columns), read_inputs(frame, columns)
+        assert fast is not None
+        assert fast.activities == slow.activities
+        for event in events:
+            at_us = an_epoch(event.at)
+            for t in (at_us - 1, at_us, at_us + 1):
+                oid = event.opportunity_id
+                assert fast.at(oid, t, columns) == slow.at(oid, t, columns)
+                assert fast.at(oid, t, ("region",)) == slow.at(oid, t, ("region",))
+                assert fast.last_activity(oid, t) == slow.last_activity(oid, t)
+
+
+def an_epoch(at):
+    from stagegate._time import epoch_us
+
+    return epoch_us(at)
+
+
+def test_frames_it_cannot_read_column_wise_go_the_row_way():
+    from stagegate.analytics._segments import frame_inputs
+
+    pl = pytest.importorskip("polars")
+    assert frame_inputs([{"opportunity_id": "a"}], ("owner",)) is None
+    text_instants = pl.DataFrame({"opportunity_id": ["a"], "at": ["2025-01-01T00:00:00Z"]})
+    assert frame_inputs(text_instants, ("owner",)) is None
+    numbers = pl.DataFrame(
+        {"opportunity_id": ["a"], "at": [0], "owner": [3]},
+        schema_overrides={"at": pl.Datetime("us", "UTC")},
+    )
+    assert frame_inputs(numbers, ("owner",)) is None
+
+
+def test_the_section_of_a_frame_is_the_section_of_its_events(pipeline):
+    process, events, as_of = pipeline
+    frame = _frame_of(events)
+    options = {"as_of": as_of, "by": "owner", "flag_pushes": 2, "top": 5}
+    from_events = build_document(events, process, **options)["segments"]
+    from_frame = build_document(frame, process, **options)["segments"]
+    assert _rounded(from_frame) == _rounded(from_events)
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

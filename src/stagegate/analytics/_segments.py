@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -28,7 +29,7 @@ from stagegate.currency import RateTable, total
 from stagegate.events import Event, EventKind
 from stagegate.segments import values_at
 
-__all__ = ["Inputs", "read_inputs", "segment_columns"]
+__all__ = ["Inputs", "frame_inputs", "read_inputs", "segment_columns"]
 
 Segment = tuple[str | None, ...]
 
@@ -83,7 +84,7 @@ class Inputs:
 
     def __init__(
         self,
-        data: list[Any],
+        data: Any,
         events: dict[str, list[Event]],
         history: dict[str, tuple[list[int], list[Segment]]],
         columns: tuple[str, ...],
@@ -101,7 +102,14 @@ class Inputs:
         """:func:`~stagegate.analytics.snapshot` of every deal at ``at`` (computed once)."""
         key = ("snapshot", id(outcomes), at, assume_zone)
         if key not in self._cache:
-            self._cache[key] = list(snapshot(self.data, outcomes, at=at, assume_zone=assume_zone))
+            from stagegate.analytics._by import records_of  # noqa: PLC0415 - it imports this
+            from stagegate.analytics.snapshot import Snapshot  # noqa: PLC0415
+
+            found = snapshot(self.data, outcomes, at=at, assume_zone=assume_zone)
+            # a frame's snapshot is a frame (frame_inputs): its rows as records
+            self._cache[key] = (
+                list(found) if isinstance(found, list) else records_of(found, Snapshot)
+            )
         result: list[Any] = self._cache[key]
         return result
 
@@ -220,6 +228,74 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
     if activities is not None:
         activities = {oid: sorted(instants) for oid, instants in activities.items()}
     return Inputs(items, dict(events), history, names, activities)
+
+
+def frame_inputs(data: Any, columns: Sequence[str]) -> Inputs | None:
+    """:func:`read_inputs` of a Polars frame, column-wise; ``None`` for anything else.
+
+    Only the rows where a deal's segment values change (and each deal's first row) become
+    Python values: the value in force at an instant is that of the last such row at or before
+    it, as :meth:`Inputs.at` finds it among all rows. The analytics' data stays the frame.
+    A frame whose ``at`` is not an aware datetime, or whose segment columns are not text, is
+    read by :func:`read_inputs`.
+
+    Raises:
+        AnalyticsError: a row lacks its id or instant.
+    """
+    polars = sys.modules.get("polars")
+    if polars is None or not isinstance(data, (polars.DataFrame, polars.LazyFrame)):
+        return None
+    names = tuple(dict.fromkeys(columns))
+    frame = data.lazy()
+    schema = frame.collect_schema()
+    text = (polars.String, polars.Categorical, polars.Enum)
+    at_type = schema.get("at")
+    if (
+        "opportunity_id" not in schema
+        or not isinstance(at_type, polars.Datetime)
+        or at_type.time_zone is None
+        or not all(name in schema and isinstance(schema[name], text) for name in names)
+        or not (isinstance(schema["opportunity_id"], text))
+    ):
+        return None
+    col = polars.col
+    seq = col("seq").cast(polars.Int64).fill_null(0) if "seq" in schema else polars.lit(0)
+    picked = frame.select(
+        col("opportunity_id").cast(polars.String).alias("oid"),
+        col("at").dt.epoch("us").alias("at_us"),
+        seq.alias("seq"),
+        *(col(name).cast(polars.String).alias(f"s{i}") for i, name in enumerate(names)),
+        *(
+            [(col("kind").cast(polars.String) == EventKind.ACTIVITY_LOGGED.value).alias("act")]
+            if "kind" in schema
+            else []
+        ),
+    )
+    missing = picked.select(col("oid").null_count(), col("at_us").null_count()).collect().row(0)
+    if any(missing):
+        raise AnalyticsError("a row lacks opportunity_id or at")
+    ordered = picked.sort("oid", "at_us", "seq")
+    values = [f"s{i}" for i in range(len(names))]
+    changes = (
+        polars.lit(True)
+        if not values
+        else polars.any_horizontal(*(col(v).ne_missing(col(v).shift(1)) for v in values))
+    )
+    first = col("oid").ne_missing(col("oid").shift(1))
+    points = ordered.filter(first | changes).select("oid", "at_us", *values).collect()
+    history: dict[str, tuple[list[int], list[Segment]]] = {}
+    for oid, at_us, *segment in points.iter_rows():
+        instants, segments = history.setdefault(oid, ([], []))
+        instants.append(at_us)
+        segments.append(tuple(segment))
+    activities: dict[str, list[int]] | None = None
+    if "kind" in schema:
+        logged = ordered.filter(col("act")).select("oid", "at_us").collect()
+        activities = defaultdict(list)
+        for oid, at_us in logged.iter_rows():
+            activities[oid].append(at_us)
+        activities = dict(activities)
+    return Inputs(data, {}, history, names, activities)
 
 
 def instant_us(at: datetime, what: str) -> int:

@@ -59,6 +59,7 @@ from typing import Any
 import attrs
 
 from stagegate._time import epoch_us, from_epoch_us, parse_date, to_utc
+from stagegate.analytics._by import records_of
 from stagegate.analytics._segments import (
     SMALL_SAMPLE,
     Inputs,
@@ -72,7 +73,7 @@ from stagegate.analytics._segments import (
     segment_order,
 )
 from stagegate.analytics._table import DAY_US
-from stagegate.analytics.deals import stalled
+from stagegate.analytics.deals import StalledDeal, stalled
 from stagegate.analytics.durations import cycle_times
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.quota import QuotaTable, coverage
@@ -219,12 +220,8 @@ def staleness(
     as_of_us = instant_us(as_of, "as_of")
     today = to_utc(as_of).date()
     inputs = read_inputs(data, columns, assume_zone=assume_zone)
-    slow = {
-        r.opportunity_id
-        for r in stalled(
-            inputs.data, outcomes, as_of=as_of, learned=learned, assume_zone=assume_zone
-        )
-    }
+    found = stalled(inputs.data, outcomes, as_of=as_of, learned=learned, assume_zone=assume_zone)
+    slow = {r.opportunity_id for r in records_of(found, StalledDeal)}
     result = []
     for s in inputs.snapshot(outcomes, as_of, assume_zone):
         if s.kind != "open":

@@ -166,6 +166,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         SMALL_SAMPLE,
         STAGE_ESTIMATORS,
         decimal_of,
+        frame_inputs,
         read_inputs,
     )
     from stagegate.analytics.intervals import prepare, to_native  # noqa: PLC0415
@@ -175,7 +176,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     as_of_us = epoch_us(as_of)
     # The log is prepared once for every analysis below (as the report's own sections are);
     # read_inputs gives each deal's segment history, to attribute each figure at its instant.
-    inputs = read_inputs(log, columns)
+    inputs = frame_inputs(log, columns) or read_inputs(log, columns)
     prepared = prepare(log, process, as_of=as_of, keep_rows=True)
     visits = (
         list(prepared.python or ())
