@@ -355,3 +355,56 @@ def test_memory_of_chunks_read_and_dropped_goes_back_to_the_system() -> None:
     if retained < 150:  # pragma: no cover - an allocator that returned them by itself
         pytest.skip(f"this C library returned the freed blocks by itself ({retained:.0f} MB kept)")
     assert after < retained - 150
+
+
+@st.composite
+def _segment_rows(draw: st.DrawFn) -> dict[str, list[Any]]:
+    """Rows in (deal, seq) order whose segment events set, clear or leave values, with ties."""
+    columns: dict[str, list[Any]] = {
+        "opportunity_id": [], "seq": [], "at": [], "segment": [], "segment_value": []
+    }  # fmt: skip
+    for deal in range(draw(st.integers(1, 5))):
+        at = 0
+        for seq in range(1, draw(st.integers(1, 8)) + 1):
+            at += draw(st.sampled_from([0, 0, 1, 5]))
+            segment = draw(st.sampled_from([None, None, "owner", "team"]))
+            value = None if segment is None else draw(st.sampled_from(["a", "b", None]))
+            for name, cell in zip(columns, (f"d{deal}", seq, at, segment, value), strict=True):
+                columns[name].append(cell)
+    return columns
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(columns=_segment_rows())
+def test_segment_columns_by_runs_are_those_by_windows(columns: dict[str, list[Any]]) -> None:
+    """The run-wise fill equals the window over each deal and instant it replaced."""
+    pl = pytest.importorskip("polars")
+    from stagegate.store._columnar import _with_segments, _with_segments_by_window
+
+    frame = pl.DataFrame(
+        columns, schema_overrides={"segment": pl.String, "segment_value": pl.String}
+    )
+    names = sorted({s for s in columns["segment"] if s is not None})
+    ordered = (["owner"] if "owner" in names else []) + [n for n in names if n != "owner"]
+    runs, named = _with_segments(frame, pl)
+    windows, _ = _with_segments_by_window(frame, pl, ordered)
+    assert named == ordered
+    assert runs.equals(windows)
+
+
+def test_instants_that_go_back_are_filled_by_windows() -> None:
+    pl = pytest.importorskip("polars")
+    from stagegate.store._columnar import _with_segments
+
+    frame = pl.DataFrame(
+        {
+            "opportunity_id": ["a", "a", "a"],
+            "seq": [1, 2, 3],
+            "at": [5, 3, 5],
+            "segment": ["owner", "owner", None],
+            "segment_value": ["x", "y", None],
+        }
+    )
+    filled, _ = _with_segments(frame, pl)
+    # at instant 5 the last event is seq 3, after seq 2 set "y": the window over (deal, at)
+    assert filled.get_column("owner").to_list() == ["y", "y", "y"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -183,20 +183,20 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         if prepared.frame is None
         else to_native(prepared, prepared.frame)
     )
+    # frames are cut to what is needed before their rows become Python values: the open deals,
+    # the ids of the stalled ones, the pushes of the open ones, (id, close, outcome, days)
     now = {
         s.opportunity_id: s
-        for s in _records(an.snapshot(prepared, process, at=as_of))
+        for s in _records(an.snapshot(prepared, process, at=as_of), kind="open")
         if s.kind == "open"
     }
     segment_of = {oid: inputs.at(oid, as_of_us, columns) for oid in now}
-    slow = {
-        s.opportunity_id
-        for s in _records(an.stalled(visits, process, as_of=as_of, rule=stalled_rule))
-    }
+    slow = _ids(an.stalled(visits, process, as_of=as_of, rule=stalled_rule))
     pushes = {
         d.opportunity_id: d
         for d in _records(
-            an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes).deals
+            an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes).deals,
+            among=now,
         )
         if d.opportunity_id in now
     }
@@ -205,8 +205,8 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         for r in _records(an.stage_probabilities(visits, process, as_of=as_of, draws=0))
     }
     closed: dict[Any, list[Any]] = defaultdict(list)
-    for c in _records(an.cycle_times(visits, process, as_of=as_of).deals):
-        closed[inputs.at(c.opportunity_id, epoch_us(to_utc(c.closed_at)), columns)].append(c)
+    for oid, closed_us, outcome, days in _closes(an.cycle_times(visits, process, as_of=as_of)):
+        closed[inputs.at(oid, closed_us, columns)].append((outcome, days))
     # A log that records no activity at all comes from a CRM that does not feed them: the
     # staleness by activity of its deals is unknown, not "every deal stale".
     activities = any(
@@ -290,7 +290,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     for key in set(totals) | set(closed):
         total, mine = totals.get(key, {}), parts.get(key, {})
         cycles = closed.get(key, [])
-        won_days = [c.cycle_days for c in cycles if c.outcome == "won"]
+        won_days = [days for outcome, days in cycles if outcome == "won"]
         forecast = round(float(total.get("forecast", 0)), 2)
         soft = round(sum(mine.get(f"forecast_{r}", 0.0) for r in RISKS), 2)
         listed = sorted(
@@ -343,13 +343,58 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     }
 
 
-def _records(result: Any) -> list[Any]:
-    """Records from either analytics path: a list of records, or a frame of them."""
+def _records(
+    result: Any, *, kind: str | None = None, among: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """Records from either analytics path: a list of records, or a frame of them.
+
+    A frame is first cut to the rows of ``kind`` (its ``kind`` column) and to the deals
+    ``among`` (its ``opportunity_id``); a list is returned whole (the caller filters).
+    """
+    frame = _frame(result)
+    if frame is None:
+        return list(result)
+    import polars as pl  # noqa: PLC0415 - a frame result is a Polars one
+
+    if kind is not None:
+        frame = frame.filter(pl.col("kind") == kind)
+    if among is not None:
+        frame = frame.filter(pl.col("opportunity_id").is_in(list(among)))
+    return [SimpleNamespace(**row) for row in frame.to_dicts()]
+
+
+def _frame(result: Any) -> Any:
+    """``result`` as an eager Polars frame, or ``None`` when it is a list of records."""
     if hasattr(result, "to_dicts"):
-        return [SimpleNamespace(**row) for row in result.to_dicts()]
+        return result
     if hasattr(result, "collect") and hasattr(result, "columns"):  # a lazy frame
-        return _records(result.collect())
-    return list(result)
+        return result.collect()
+    return None
+
+
+def _ids(result: Any) -> set[str]:
+    """The ``opportunity_id`` of every record."""
+    frame = _frame(result)
+    if frame is None:
+        return {r.opportunity_id for r in result}
+    return set(frame.get_column("opportunity_id").to_list())
+
+
+def _closes(cycles: Any) -> Iterator[tuple[str, int, str, float]]:
+    """``(id, closed at in epoch microseconds, outcome, cycle days)`` of each closed deal."""
+    frame = _frame(cycles.deals)
+    if frame is None:
+        for c in cycles.deals:
+            yield c.opportunity_id, epoch_us(to_utc(c.closed_at)), c.outcome, c.cycle_days
+        return
+    import polars as pl  # noqa: PLC0415
+
+    yield from frame.select(
+        "opportunity_id",
+        pl.col("closed_at").dt.epoch("us"),
+        pl.col("outcome").cast(pl.String),
+        "cycle_days",
+    ).iter_rows()
 
 
 def _riskiest(row: Mapping[str, Any]) -> tuple[Any, ...]:

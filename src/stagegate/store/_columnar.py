@@ -559,6 +559,7 @@ def _in_order(frame: Any, pl: Any) -> bool:
 
 
 _CLEARED = "\x00cleared"
+_UNSET = "\x00unset"
 
 
 def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
@@ -571,6 +572,36 @@ def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
             f"a segment is named {taken[0]!r}, like a column of the stage-history table; "
             "rename the attribute"
         )
+    segment, value = pl.col("segment"), pl.col("segment_value")
+    oid, at = pl.col("opportunity_id"), pl.col("at")
+    start = oid.ne_missing(oid.shift(1))
+    back = frame.select((~start & (at < at.shift(1))).fill_null(value=False).any()).item()
+    if back:  # instants that go back within a deal: an instant's rows are not together
+        return _with_segments_by_window(frame, pl, ordered)
+    # Rows are in (opportunity_id, seq) order and a deal's instants never go back, so each
+    # deal and each of its instants is a run of rows: a fill that starts every deal afresh
+    # (a marker on its first row) is the value in force after each row, and the value at the
+    # last row of an instant's run, filled back over the run, the value in force at it.
+    filled = frame.with_columns(
+        pl.when(segment == name)
+        .then(value.fill_null(_CLEARED))
+        .when(start)
+        .then(pl.lit(_UNSET))
+        .otherwise(None)
+        .forward_fill()
+        .alias(name)
+        for name in ordered
+    )
+    last = oid.ne_missing(oid.shift(-1)) | at.ne_missing(at.shift(-1))
+    at_end = [pl.when(last).then(pl.col(name)).backward_fill() for name in ordered]
+    return filled.with_columns(
+        pl.when(~v.is_in([_CLEARED, _UNSET])).then(v).alias(name)
+        for name, v in zip(ordered, at_end, strict=True)
+    ), ordered
+
+
+def _with_segments_by_window(frame: Any, pl: Any, ordered: list[str]) -> tuple[Any, list[str]]:
+    """:func:`_with_segments` as windows over each deal and each of its instants."""
     oid = "opportunity_id"
     segment, value = pl.col("segment"), pl.col("segment_value")
     filled = frame.with_columns(
