@@ -56,7 +56,7 @@ PARQUET_ROWS = 65_536
 SCAN_BYTES = 4 << 20
 """Bytes read at a time by the pre-scan of a text file."""
 
-_TEXT = frozenset(EVENT_COLUMNS) - {"seq"}
+_TEXT = frozenset(EVENT_COLUMNS) - {"seq", "details"}
 _PLAIN = r"^[ !#-\[\]-~]+$"  # printable ASCII without '"' or '\': JSON quotes it as it is
 _NAMED = r"^[ !#-\[\]-~]*[!#-\[\]-~][ !#-\[\]-~]*$"  # and not only spaces (ids, actors)
 _INSTANT = (
@@ -214,13 +214,19 @@ def _reader(path: str, fmt: str, pa: Any) -> tuple[Iterator[Any], int | None]:
             return _verbatim(reader, path, scan.first), scan.lines - 1
         return reader, scan.lines - 1
     json = importlib.import_module("pyarrow.json")
+    # details are objects in JSON Lines: read as {"value": text}, and any other key (at any
+    # level, so in details too) stops the reader rather than being dropped
+    details = pa.struct([("value", pa.string())])
     schema = pa.schema(
-        [(n, pa.int64() if n == "seq" else pa.string()) for n in (*EVENT_COLUMNS, "digest")]
+        [
+            (n, pa.int64() if n == "seq" else details if n == "details" else pa.string())
+            for n in (*EVENT_COLUMNS, "digest")
+        ]
     )
     reader = json.open_json(
         path,
         read_options=json.ReadOptions(block_size=BLOCK_BYTES),
-        parse_options=json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        parse_options=json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
     )
     return reader, scan.lines
 
@@ -345,6 +351,15 @@ class _Checker:
             column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
         return column
 
+    def _details(self, batch: Any) -> Any:
+        """The details column: JSON text (CSV, Parquet), or ``{"value": text}`` structs."""
+        if self.fmt != "jsonl":
+            return self._text(batch, "details")
+        column = batch.column("details")
+        if self.pa.types.is_null(column.type):
+            return self.pa.nulls(len(column), self.pa.struct([("value", self.pa.string())]))
+        return column
+
     def _seq(self, batch: Any) -> Any:
         pa, pc = self.pa, self.pc
         column = batch.column("seq")
@@ -360,6 +375,7 @@ class _Checker:
         pa, pc = self.pa, self.pc
         n = batch.num_rows
         text = {name: self._text(batch, name) for name in _TEXT}
+        text["details"] = self._details(batch)
         seq = self._seq(batch)
         oid, kind, stage, actor = text["opportunity_id"], text["kind"], text["stage"], text["actor"]
         from_stage, move, reason = text["from_stage"], text["move"], text["reason"]
@@ -461,8 +477,6 @@ class _Checker:
         attribute = pc.equal(kind, "attribute_set")
         segment = pc.or_kleene(reassigned, attribute)
         all_(pc.equal(pc.is_valid(subject), segment), "subjects")
-        if self.fmt == "jsonl":  # details are objects there, which this reader takes as text
-            all_(pc.is_null(raw), "details in JSON Lines")
         all_(pc.equal(pc.is_valid(raw), attribute), "details")
         none = pa.scalar(None, pa.string())
         continues = not pc.any(start).as_py()  # one deal runs on: what it had stays in force
@@ -479,9 +493,14 @@ class _Checker:
             pc.invert(pc.is_in(subject, value_set=self.not_attributes)),
         )
         all_(pc.or_kleene(pc.invert(attribute), named), "attribute names")
-        parts = pc.extract_regex(raw, _DETAILS)
-        all_(pc.or_kleene(pc.invert(attribute), pc.is_valid(parts)), "attribute details")
-        value = pc.if_else(attribute, parts.field("v"), none)
+        if self.fmt == "jsonl":  # {"value": text}: the text must be a plain value
+            given = pc.if_else(pc.is_valid(raw), pc.struct_field(raw, [0]), none)
+            value = pc.if_else(pc.match_substring_regex(given, _VALUE), given, none)
+        else:
+            parts = pc.extract_regex(raw, _DETAILS)  # a null struct's field is not null
+            value = pc.if_else(pc.is_valid(parts), parts.field("v"), none)
+        all_(pc.or_kleene(pc.invert(attribute), pc.is_valid(value)), "attribute details")
+        value = pc.if_else(attribute, value, none)
         owners = self._changes(reassigned, subject, start, self.owner)
         all_(pc.or_kleene(pc.invert(reassigned), owners), "owners change")
         self.owner = self._last
