@@ -5,10 +5,12 @@ Simulates N deals on the built-in b2b process (``stagegate.simulate``, the same 
 each file into a fresh SQLite store the way ``stagegate import`` does, in a child process of
 its own so that its peak memory is its own:
 
-* ``jsonl``: :func:`stagegate.store.stream_import` (read line by line into a staging store,
-  every deal replayed, then linked into place);
-* ``csv`` and ``parquet``: :func:`stagegate.io.read_events` then
-  :func:`stagegate.store.write_import` (every deal replayed, then one transaction);
+* ``<format>`` (the present path): :func:`stagegate.store.stream_import`, what
+  ``stagegate import`` does with a log the bulk path hands over (read record by record into a
+  staging store, every deal replayed, then linked into place);
+* ``<format>_whole``: :func:`stagegate.io.read_events` then
+  :func:`stagegate.store.write_import`, the way CSV and Parquet were imported before they
+  streamed (the whole file in memory);
 * ``<format>_fast``: the bulk path ``stagegate import`` takes first for a plain log
   (``stagegate.store._bulk.bulk_import``: Arrow batches checked column-wise, rows sealed without
   Event objects); it stores the same rows, digests and projection.
@@ -17,8 +19,11 @@ Each figure includes reading, checking (replay) and the sealed store write. Repo
 format: seconds (wall and CPU), events per second (wall and CPU; on a shared machine the CPU
 rate is the steadier one) and the child's peak resident memory.
 
+With ``--segments`` the deals have owners and attributes (``reassigned`` and ``attribute_set``
+events, JSON details), as ``stagegate simulate`` writes them.
+
 Usage: python benchmarks/importing.py [--deals 20000] [--formats jsonl,csv,parquet]
-[--paths present,fast]
+[--paths present,fast,whole] [--segments]
 The last line printed is one JSON object with the figures.
 """
 
@@ -37,7 +42,8 @@ from pathlib import Path
 
 FORMATS = ("jsonl", "csv", "parquet")
 PATHS = ("present", "fast")
-# also "rows": the fast path without adbc_driver_sqlite (executemany of row tuples)
+# also "rows": the fast path without adbc_driver_sqlite (executemany of row tuples), and
+# "whole": read_events then write_import
 
 
 def child(store: str, log: str, path: str = "present") -> dict[str, float]:
@@ -56,7 +62,7 @@ def child(store: str, log: str, path: str = "present") -> dict[str, float]:
         if outcome is None:
             raise SystemExit(f"the fast path did not take {log}")
         events = outcome.record.events
-    elif log.endswith(".jsonl"):
+    elif path == "present":
         events = stream_import(store, log, process=process).record.events
     else:
         read = read_events(log)
@@ -73,6 +79,7 @@ def main() -> None:
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--paths", default=",".join(PATHS), help="present, fast and/or rows")
     parser.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
+    parser.add_argument("--segments", action="store_true", help="owners and attributes too")
     parser.add_argument(
         "--child", nargs=3, metavar=("STORE", "LOG", "PATH"), help=argparse.SUPPRESS
     )
@@ -86,11 +93,12 @@ def main() -> None:
     from stagegate.templates import b2b
 
     formats = [name.strip() for name in args.formats.split(",") if name.strip()]
-    sim = simulate(args.deals, seed=args.seed, process=b2b())
+    sim = simulate(args.deals, seed=args.seed, process=b2b(), segments=args.segments)
     events = [e for e in sim.events if e.at <= sim.as_of]
     figures: dict[str, object] = {
         "deals": args.deals,
         "events": len(events),
+        "segments": args.segments,
         "python": platform.python_version(),
     }
     paths = [name.strip() for name in args.paths.split(",") if name.strip()]

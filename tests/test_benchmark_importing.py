@@ -15,7 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_import_benchmark_prints_every_format_s_figures(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "importing.py"), "--deals", "60"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "importing.py"),
+            "--deals",
+            "60",
+            "--segments",
+            "--paths",
+            "present,fast,whole",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -23,8 +31,10 @@ def test_import_benchmark_prints_every_format_s_figures(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert 60 == figures["deals"]
+    assert (60, True) == (figures["deals"], figures["segments"])
     for name in ("jsonl", "csv", "parquet"):
+        for way in ("", "_fast", "_whole"):
+            assert figures[f"{name}{way}_events_per_s"] > 0
         assert figures[f"{name}_events_per_s"] > 0
         assert figures[f"{name}_events_per_cpu_s"] > 0
         assert figures[f"{name}_peak_mb"] > 0
