@@ -495,6 +495,19 @@ class Frames(StoreConformance):
         assert pl.String == frame.schema["opportunity_id"]
         assert store.to_frame().equals(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)))
 
+    def test_categorical_segment_columns_hold_the_same_values(self, store: EventStore) -> None:
+        pl = pytest.importorskip("polars")
+        from stagegate import Opportunity
+        from stagegate.templates import b2b
+
+        deal = Opportunity.open(b2b(), "c-1", at=T0, actor="a", owner="ana")
+        deal.set_attribute("team", "north", at=T0 + timedelta(hours=1), actor="a")
+        deal.reassign("bo", at=T0 + timedelta(hours=2), actor="a")
+        store.append(deal.events)
+        frame = store.to_frame(categorical=True)
+        assert (pl.Categorical, pl.Categorical) == (frame.schema["owner"], frame.schema["team"])
+        assert store.to_frame().equals(frame.with_columns(pl.col(pl.Categorical).cast(pl.String)))
+
     def test_segment_columns_can_be_left_out(self, store: EventStore) -> None:
         pytest.importorskip("polars")
         from stagegate import Opportunity

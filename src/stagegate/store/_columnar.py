@@ -460,7 +460,8 @@ def frame_of(
     named: list[str] = []
     if segments:
         frame, named = _with_segments(frame, pl)
-    frame = frame.select(*wanted, *named)
+    kept = [pl.col(n).cast(pl.Categorical) if categorical else pl.col(n) for n in named]
+    frame = frame.select(*wanted, *kept)
     return _convert(frame, backend)
 
 
@@ -531,7 +532,8 @@ def frame_of_columns(
     named: list[str] = []
     if segments:
         frame, named = _with_segments(frame, pl)
-    return _convert(frame.select(*wanted, *named), backend)
+    kept = [pl.col(n).cast(pl.Categorical) if categorical else pl.col(n) for n in named]
+    return _convert(frame.select(*wanted, *kept), backend)
 
 
 def _schema(pl: Any) -> dict[str, Any]:

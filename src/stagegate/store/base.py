@@ -376,8 +376,9 @@ class EventStore(abc.ABC):
                 ``pandas.DataFrame`` with nullable pyarrow-backed columns) or ``"pyarrow"``.
             columns: which columns to give, from :data:`~stagegate.store.FRAME_COLUMNS`
                 (``process`` and ``process_version`` are there too); segment columns follow.
-            categorical: give the text columns of few values (all but ``opportunity_id``) as
-                categoricals: four bytes a row instead of the text, for very large logs.
+            categorical: give the text columns of few values (all but ``opportunity_id``,
+                the segment columns included) as categoricals: four bytes a row instead of
+                the text, for very large logs.
             segments: add ``owner`` and the segment columns when the log records any (the
                 default); ``False`` leaves them out, and the work of deriving them.
             batch_size: events fetched at a time where the backend scans.
