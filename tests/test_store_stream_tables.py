@@ -9,7 +9,6 @@ to a memory that does not grow with the file.
 from __future__ import annotations
 
 import gzip
-import sqlite3
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from stagegate.errors import EventLogError, StagegateError
 from stagegate.io import ImportProblemError, read_events, write_events
 from stagegate.io.canonical import log_records, records_in
 from stagegate.simulate import simulate
-from stagegate.store import ImportRefusedError, SQLiteStore, stream_import, write_import
+from stagegate.store import ImportRefusedError, SQLiteStore, stream_import
 from stagegate.templates import b2b
+from test_import_fast import _tables, import_whole
 
 PROCESS = b2b()
 
@@ -31,34 +31,6 @@ PROCESS = b2b()
 def _events(deals: int, seed: int = 3) -> list[Any]:
     sim = simulate(deals, seed=seed, process=PROCESS, segments=True)
     return [e for e in sim.events if e.at <= sim.as_of]
-
-
-def _rows(store: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(store)
-    try:
-        return {
-            "events": conn.execute("SELECT * FROM events ORDER BY opportunity_id, seq").fetchall(),
-            "imports": conn.execute(
-                "SELECT source, input_name, rows_read, rows_used, opportunities, events, findings "
-                "FROM imports"
-            ).fetchall(),
-            "processes": conn.execute("SELECT * FROM processes").fetchall(),
-        }
-    finally:
-        conn.close()
-
-
-def _whole(store: Path, log: Path) -> None:
-    events = read_events(log)
-    write_import(
-        store,
-        events,
-        process=PROCESS,
-        source="events",
-        input_path=log,
-        rows_read=len(events),
-        rows_used=len(events),
-    )
 
 
 @pytest.mark.parametrize("name", ["log.csv", "log.parquet", "log.csv.gz", "log.jsonl.gz"])
@@ -73,8 +45,10 @@ def test_a_streamed_log_stores_what_reading_it_whole_stores(tmp_path: Path, name
         log = tmp_path / name
         log.write_bytes(gzip.compress(plain.read_bytes()))
     outcome = stream_import(tmp_path / "streamed.sqlite", log, process=PROCESS)
-    _whole(tmp_path / "whole.sqlite", log)
-    assert _rows(tmp_path / "streamed.sqlite") == _rows(tmp_path / "whole.sqlite")
+    import_whole(tmp_path / "whole.sqlite", log)
+    assert _tables(tmp_path / "streamed.sqlite", projection=False) == _tables(
+        tmp_path / "whole.sqlite", projection=False
+    )
     assert (outcome.record.events, outcome.record.rows_read) == (len(events), len(events))
     with SQLiteStore(tmp_path / "streamed.sqlite") as store:
         assert list(store.scan()) == events
@@ -101,7 +75,7 @@ def _refused(tmp_path: Path, log: Path) -> StagegateError:
     with pytest.raises(StagegateError) as streamed:
         stream_import(tmp_path / "s.sqlite", log, process=PROCESS)
     with pytest.raises(StagegateError):
-        _whole(tmp_path / "w.sqlite", log)
+        import_whole(tmp_path / "w.sqlite", log)
     assert not (tmp_path / "s.sqlite").exists()
     assert not (tmp_path / "w.sqlite").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging

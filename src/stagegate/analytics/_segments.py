@@ -251,11 +251,11 @@ def frame_inputs(data: Any, columns: Sequence[str]) -> Inputs | None:
     text = (polars.String, polars.Categorical, polars.Enum)
     at_type = schema.get("at")
     if (
-        "opportunity_id" not in schema
-        or not isinstance(at_type, polars.Datetime)
+        not isinstance(at_type, polars.Datetime)
         or at_type.time_zone is None
-        or not all(name in schema and isinstance(schema[name], text) for name in names)
-        or not (isinstance(schema["opportunity_id"], text))
+        or not all(
+            name in schema and isinstance(schema[name], text) for name in ("opportunity_id", *names)
+        )
     ):
         return None
     col = polars.col

@@ -20,14 +20,19 @@ import contextlib
 import gzip
 import io
 import os
-import stat
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, cast
 
 from stagegate.errors import InvalidCommandError
-from stagegate.io._read import _COMPRESSED, _GZIP_MAGIC, _fail, _too_large, max_input_bytes
+from stagegate.io._read import (
+    _GZIP_MAGIC,
+    _fail,
+    _not_compressed,
+    _regular,
+    _too_large,
+    max_input_bytes,
+)
 
 __all__ = ["regular_file", "text_lines"]
 
@@ -106,14 +111,7 @@ def text_lines(
                 head = unzipped.peek(8)[:8]
             except (OSError, EOFError, zlib.error):
                 head = b""  # reported when the lines are read
-        for magic, kind in _COMPRESSED.items():
-            if head.startswith(magic):
-                raise _fail(
-                    source,
-                    "compressed_file",
-                    f"{shown!r} is a {kind}-compressed file; decompress it (or gzip it) and "
-                    "import the result",
-                )
+        _not_compressed(head, shown, source)
         counted = _Counted(inner, shown, source, max_input_bytes())
         text = io.TextIOWrapper(
             io.BufferedReader(counted, _CHUNK), encoding=name, errors="strict", newline=newline
@@ -129,37 +127,20 @@ def regular_file(path: str | os.PathLike[str], source: str) -> int:
             than the input limit.
     """
     shown = os.fspath(path)
-    size = _stat(shown, source).st_size
+    size = _regular(shown, source).st_size
     if size > max_input_bytes():
         raise _too_large(shown, source, max_input_bytes())
     return size
 
 
 def _open(shown: str, source: str) -> IO[bytes]:
-    _stat(shown, source)
+    _regular(shown, source)
     try:
         return open(shown, "rb")  # noqa: PTH123 - the caller closes it
     except OSError as exc:
         raise _fail(
             source, "unreadable_file", f"cannot open {shown!r}: {exc.strerror or exc}"
         ) from None
-
-
-def _stat(shown: str, source: str) -> os.stat_result:
-    try:
-        found = Path(shown).stat()
-    except OSError as exc:
-        raise _fail(
-            source, "unreadable_file", f"cannot open {shown!r}: {exc.strerror or exc}"
-        ) from None
-    if not stat.S_ISREG(found.st_mode):
-        kind = "a folder" if stat.S_ISDIR(found.st_mode) else "a pipe or device"
-        raise _fail(
-            source,
-            "not_a_file",
-            f"{shown!r} is {kind}, not a regular file; save the export to a file and import that",
-        )
-    return found
 
 
 def _decoded(text: IO[str], shown: str, source: str, name: str) -> Iterator[str]:

@@ -215,6 +215,24 @@ def read_file(path: str | os.PathLike[str], source: str, max_bytes: int | None =
     """
     shown = os.fspath(path)
     limit = max_input_bytes() if max_bytes is None else max_bytes
+    _regular(shown, source)
+    try:
+        with open(shown, "rb") as handle:  # noqa: PTH123 - a bounded read of a str path
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise _fail(
+            source, "unreadable_file", f"cannot read {shown!r}: {exc.strerror or exc}"
+        ) from None
+    if raw.startswith(_GZIP_MAGIC):
+        raw = _gunzip(raw, shown, source, limit)
+    _not_compressed(raw, shown, source)
+    if len(raw) > limit:
+        raise _too_large(shown, source, limit)
+    return raw
+
+
+def _regular(shown: str, source: str) -> os.stat_result:
+    """The file's status; refuse a path that cannot be opened or is not a regular file."""
     try:
         found = Path(shown).stat()
     except OSError as exc:
@@ -228,26 +246,19 @@ def read_file(path: str | os.PathLike[str], source: str, max_bytes: int | None =
             "not_a_file",
             f"{shown!r} is {kind}, not a regular file; save the export to a file and import that",
         )
-    try:
-        with open(shown, "rb") as handle:  # noqa: PTH123 - a bounded read of a str path
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise _fail(
-            source, "unreadable_file", f"cannot read {shown!r}: {exc.strerror or exc}"
-        ) from None
-    if raw.startswith(_GZIP_MAGIC):
-        raw = _gunzip(raw, shown, source, limit)
+    return found
+
+
+def _not_compressed(head: bytes, shown: str, source: str) -> None:
+    """Refuse content that starts like a compressed file other than gzip."""
     for magic, name in _COMPRESSED.items():
-        if raw.startswith(magic):
+        if head.startswith(magic):
             raise _fail(
                 source,
                 "compressed_file",
                 f"{shown!r} is a {name}-compressed file; decompress it (or gzip it) and import "
                 "the result",
             )
-    if len(raw) > limit:
-        raise _too_large(shown, source, limit)
-    return raw
 
 
 def _gunzip(raw: bytes, shown: str, source: str, limit: int) -> bytes:

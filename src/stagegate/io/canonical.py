@@ -69,6 +69,7 @@ __all__ = [
     "import_log",
     "log_records",
     "read_events",
+    "record_unit",
     "records_in",
     "write_events",
 ]
@@ -217,7 +218,7 @@ def read_events(
         InvalidCommandError: the format is unknown.
     """
     source = Path(path)
-    unit = "line" if _format(source, format) == "jsonl" else "row"
+    unit = record_unit(source, format=format)
     events: list[Event] = []
     tick = phase_of(phases, "reading", records_in(source, format=format) if phases else None)
     for number, data in log_records(source, format=format):
@@ -260,6 +261,15 @@ def log_records(
     if chosen == "csv":
         return _csv_records(source)
     return _parquet_records(source, batch_size)
+
+
+def record_unit(path: str | Path, *, format: str | None = None) -> str:  # noqa: A002
+    """What a record of the log is numbered by in messages: ``"line"`` or ``"row"``.
+
+    Raises:
+        InvalidCommandError: the format is unknown.
+    """
+    return "line" if _format(Path(path), format) == "jsonl" else "row"
 
 
 def records_in(path: str | Path, *, format: str | None = None) -> int | None:  # noqa: A002

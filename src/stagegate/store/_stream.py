@@ -38,7 +38,6 @@ import contextlib
 import os
 import secrets
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stagegate._progress import Phases, phase_of
@@ -46,7 +45,7 @@ from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event, recorded_event
 from stagegate.io._decode import event_of
 from stagegate.io._result import Finding, ImportProblemError, Severity
-from stagegate.io.canonical import _format, log_records, records_in
+from stagegate.io.canonical import log_records, record_unit, records_in
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
@@ -270,7 +269,7 @@ def _stage(
     refuses them (``unknown_process``).
     """
     tick = phase_of(phases, "reading", records_in(source) if phases else None)
-    unit = "line" if _format(Path(source), None) == "jsonl" else "row"
+    unit = record_unit(source)
     batch: list[Event] = []
     negative: dict[str, list[int]] = {}
     problems: list[str] = []
