@@ -175,7 +175,9 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
     rng = random.Random(3)  # noqa: S311 - kill times, not secrets
     outcomes = {"before": 0, "after": 0}
     kills = 0
-    for _ in range(8):
+    # a run can finish sooner than the one timed (a noisy machine): try again, at most 16 times,
+    # until 8 tries and 4 kills mid-run
+    for tries in range(1, 17):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         shutil.copy(pristine, target)
@@ -188,6 +190,8 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
         found = state(target)
         assert found in (before, after), found
         outcomes["before" if found == before else "after"] += 1
+        if tries >= 8 and kills >= 4:
+            break
     print("kill -9 outcomes:", kills, outcomes)  # noqa: T201 - shown with -s
     assert kills >= 4, (kills, outcomes)
 
