@@ -42,9 +42,11 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from stagegate._ahead import ahead
 from stagegate._progress import Phases, phase_of
 from stagegate.integrity import DIGEST_SCHEME
 from stagegate.io._arrow import NotPlainError, PlainBatch, format_of, plain_batches
+from stagegate.store._ingest import ingest_available, write_sealed_columns, write_sealed_rows
 from stagegate.store._load import (
     CHECKPOINT_FROM,
     REPLACE_TAG,
@@ -58,13 +60,7 @@ from stagegate.store._load import (
 from stagegate.store._stream import STREAM_BATCH, _link
 from stagegate.store.base import ImportRecord, StoreError
 from stagegate.store.postgresql import is_postgresql_url
-from stagegate.store.sqlite import (
-    PROJECTION_CHUNK,
-    SQLiteStore,
-    ingest_available,
-    write_sealed_columns,
-    write_sealed_rows,
-)
+from stagegate.store.sqlite import PROJECTION_CHUNK, SQLiteStore
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -154,13 +150,19 @@ def _write(  # noqa: PLR0917 - the import's settings, passed on
     writing = phase_of(phases, "writing")
     chain = _Chain()
 
-    def sealed() -> Iterator[tuple[Sequence[Any], ...]]:
+    def checked() -> Iterator[tuple[PlainBatch, tuple[Sequence[Any], ...]]]:
         for batch in plain_batches(source, process, counts=counts):
+            yield batch, chain.seal_columns(batch)
+
+    def sealed() -> Iterator[tuple[Sequence[Any], ...]]:
+        # read, checked and sealed a batch or two ahead, by a thread of its own, while this
+        # one writes: Arrow and SQLite let go of the interpreter lock, so both cores work
+        for batch, columns in ahead(checked()):
             totals["events"] += batch.count
             totals["opportunities"] += batch.opportunities
             reading(totals["events"])
             checking(totals["events"])
-            yield chain.seal_columns(batch)
+            yield columns
 
     def record() -> ImportRecord:
         return ImportRecord(

@@ -1,0 +1,208 @@
+"""Writing rows already checked and sealed into a new SQLite store, all at once.
+
+The bulk import (``stagegate.store._bulk``) builds the stored rows of a plain log (the
+``events`` columns with their digests) without :class:`~stagegate.events.Event` objects. This
+module writes them: through ADBC (``adbc_driver_sqlite``, the ``bulk`` extra) as Arrow columns
+when it is installed, with ``executemany`` otherwise. Either way the projection is packed every
+``piece`` rows, as a batch of that many events would pack it, so the store is the one the
+ordinary path writes.
+"""
+
+# ruff: noqa: SLF001 - the SQLite store's own writers, kept beside it
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stagegate.store import sqlite
+from stagegate.store._columnar import encode_columns
+from stagegate.store.base import ImportRecord, Progress, StoreError
+
+if TYPE_CHECKING:
+    from stagegate.process import Process
+
+__all__ = ["ingest_available", "write_sealed_columns", "write_sealed_rows"]
+
+_TEXT_COLUMNS = frozenset(range(17)) - {1, 3}  # every column but seq and at_us holds text
+
+
+def _definition(process: Process | None) -> tuple[str, str, str] | None:
+    from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
+
+    if process is None or not process.serializable:
+        return None
+    return (process.name, process.version, process_to_json(process, indent=None))
+
+
+def write_sealed_rows(
+    store: sqlite.SQLiteStore,
+    batches: Iterable[Sequence[tuple[Any, ...]]],
+    *,
+    process: Process | None,
+    record: Callable[[], ImportRecord],
+    piece: int | None = None,
+    progress: Progress | None = None,
+) -> ImportRecord:
+    """Write rows already checked and sealed into a store that holds no events, all at once.
+
+    The rows (the ``events`` columns with their digests) are inserted batch by batch inside
+    one transaction, with the projection packed every ``piece`` rows (default
+    :data:`~stagegate.store.sqlite.PROJECTION_CHUNK`), the process definition, and
+    ``record()`` (called once every batch is written, when its counts are known). Anything
+    raised, by the batches or by SQLite, rolls the whole write back.
+
+    Raises:
+        StoreError: the store cannot be written, holds a different definition of the process,
+            or already holds one of the rows (an opportunity whose events appear twice).
+    """
+    piece = piece or sqlite.PROJECTION_CHUNK
+    definition = _definition(process)
+    conn = store._read(lambda conn: conn)
+    pending: list[tuple[Any, ...]] = []
+    done = 0
+    with store._transaction(conn):
+        if definition is not None:
+            sqlite._put_definition(conn, store.path, *definition)
+        for rows in batches:
+            conn.executemany(sqlite._INSERT, rows)
+            pending.extend(rows)
+            while len(pending) >= piece:
+                sqlite._project(conn, list(zip(*pending[:piece], strict=True)))
+                del pending[:piece]
+            done += len(rows)
+            if progress is not None:
+                progress(done)
+        if pending:
+            sqlite._project(conn, list(zip(*pending, strict=True)))
+        return sqlite._put_record(conn, record())
+
+
+def ingest_available() -> bool:
+    """Whether the bulk import can write its rows through ADBC (``adbc_driver_sqlite``)."""
+    try:
+        importlib.import_module("adbc_driver_sqlite.dbapi")  # optional: the ``bulk`` extra
+        importlib.import_module("pyarrow")
+    except ImportError:
+        return False
+    return True
+
+
+def write_sealed_columns(
+    store: sqlite.SQLiteStore,
+    batches: Iterable[Sequence[Sequence[Any]]],
+    *,
+    side: str,
+    process: Process | None,
+    record: Callable[[], ImportRecord],
+    piece: int | None = None,
+    progress: Progress | None = None,
+) -> ImportRecord:
+    """:func:`write_sealed_rows` through ADBC, into a store nobody else sees yet.
+
+    Each batch (the 17 ``events`` columns, digest last) is ingested by ``adbc_driver_sqlite``
+    straight into the store's ``events``, in one ADBC transaction, while its projection is
+    packed every ``piece`` rows as :func:`write_sealed_rows` packs it and kept in the file
+    ``side`` (so memory stays bounded by a batch). Then one sqlite3 transaction adds the
+    projection, the process definition and ``record()``.
+
+    The rows are committed before the rest: the store must be a new one that the caller
+    discards on any error (the bulk import builds it under a staging name); ``side`` is the
+    caller's to remove.
+
+    Raises:
+        StoreError: as :func:`write_sealed_rows` (a row already there comes from ADBC's
+            insert, before the rest is written).
+    """
+    adbc = importlib.import_module("adbc_driver_sqlite.dbapi")  # optional: the ``bulk`` extra
+    pa = importlib.import_module("pyarrow")
+    try:
+        _ingest(adbc, pa, store.path, side, batches, piece or sqlite.PROJECTION_CHUNK, progress)
+    except adbc.Error as exc:
+        raise StoreError(
+            f"cannot write the rows into {store.path!r} ({exc}); check the disk space and "
+            "permissions, and that no opportunity's events appear twice"
+        ) from None
+    definition = _definition(process)
+    conn = store._read(lambda conn: conn)
+    try:
+        conn.execute("ATTACH DATABASE ? AS ingested", (side,))
+    except sqlite3.Error as exc:
+        raise store._error(exc) from None
+    try:
+        with store._transaction(conn):
+            if definition is not None:
+                sqlite._put_definition(conn, store.path, *definition)
+            chunks = conn.execute("SELECT events, chunk FROM ingested.chunks ORDER BY rowid")
+            for count, blob in chunks:  # one at a time: memory stays one chunk
+                _project_encoded(conn, count, blob)
+            return sqlite._put_record(conn, record())
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("DETACH DATABASE ingested")
+
+
+def _project_encoded(conn: sqlite3.Connection, count: int, chunk: bytes) -> None:
+    """``sqlite._project`` of one chunk already encoded (at most ``PROJECTION_CHUNK`` events)."""
+    last = conn.execute(sqlite._PROJECT, (count, chunk)).lastrowid or 0
+    span = sqlite.MERGE_EVERY
+    while last % span == 0:
+        sqlite._merge_small(conn, last - span, last)
+        span *= sqlite.MERGE_EVERY
+
+
+def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
+    adbc: Any,
+    pa: Any,
+    path: str,
+    side: str,
+    batches: Iterable[Sequence[Sequence[Any]]],
+    piece: int,
+    progress: Progress | None,
+) -> None:
+    """Ingest the batches' rows into ``path``'s ``events``, their projection's chunks into ``side``.
+
+    The chunks, encoded every ``piece`` rows, go to table ``chunks`` of ``side``, so that
+    memory holds one batch and one chunk whatever the size of the file.
+    """
+    names = [name.strip() for name in sqlite._COLUMNS.split(",")]
+    schema = pa.schema(
+        [(name, pa.string() if i in _TEXT_COLUMNS else pa.int64()) for i, name in enumerate(names)]
+    )
+    packed = pa.schema([("events", pa.int64()), ("chunk", pa.binary())])
+    pending: list[list[Any]] = [[] for _ in names]
+    done = 0
+    with (
+        adbc.connect(path) as conn,
+        conn.cursor() as cursor,
+        adbc.connect(side) as side_conn,
+        side_conn.cursor() as side_cursor,
+    ):
+        side_cursor.adbc_ingest("chunks", packed.empty_table(), mode="create")
+
+        def keep(count: int, chunk: bytes) -> None:
+            table = pa.Table.from_arrays([pa.array([count]), pa.array([chunk])], schema=packed)
+            side_cursor.adbc_ingest("chunks", table, mode="append")
+
+        for columns in batches:
+            arrays = [
+                pa.array(column, type=schema.field(i).type) for i, column in enumerate(columns)
+            ]
+            cursor.adbc_ingest("events", pa.Table.from_arrays(arrays, schema=schema), mode="append")
+            for kept, column in zip(pending, columns, strict=True):
+                kept.extend(column)
+            while len(pending[0]) >= piece:
+                part = [kept[:piece] for kept in pending]
+                keep(piece, encode_columns(part))
+                for kept in pending:
+                    del kept[:piece]
+            done += len(columns[0])
+            if progress is not None:
+                progress(done)
+        if pending[0]:
+            keep(len(pending[0]), encode_columns(pending))
+        conn.commit()
+        side_conn.commit()

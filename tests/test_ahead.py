@@ -1,0 +1,93 @@
+"""``stagegate._ahead.ahead``: items made by a thread, in order, errors and early stops handed back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stagegate._ahead import ahead
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "stagegate-ahead"]
+
+
+@given(st.lists(st.integers()), st.integers(min_value=1, max_value=4))
+def test_every_item_in_order(items: list[int], depth: int) -> None:
+    assert list(ahead(iter(items), depth)) == items
+    assert _workers() == []
+
+
+@given(st.integers(min_value=0, max_value=20))
+def test_an_error_comes_after_the_items_made_before_it(made: int) -> None:
+    def broken() -> Iterator[int]:
+        yield from range(made)
+        raise ValueError("row 7: bad")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="row 7: bad"):
+        for item in ahead(broken()):
+            got.append(item)
+    assert got == list(range(made))
+    assert _workers() == []
+
+
+def test_the_thread_runs_at_most_depth_ahead() -> None:
+    made: list[int] = []
+
+    def counted() -> Iterator[int]:
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    items = ahead(counted(), depth=2)
+    assert next(items) == 0
+    time.sleep(0.3)  # room for the thread to run as far ahead as it may
+    # one taken, two waiting in the queue, one made and waiting for room
+    assert len(made) <= 4
+    items.close()
+    assert _workers() == []
+
+
+def test_an_early_stop_closes_the_source_and_joins_the_thread() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    items = ahead(endless())
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert closed.is_set()
+    assert _workers() == []
+
+
+def test_an_error_in_the_loop_stops_the_thread() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            while True:
+                yield 1
+        finally:
+            closed.set()
+
+    def use() -> None:
+        for _ in ahead(endless()):
+            raise KeyError("the writer failed")
+
+    with pytest.raises(KeyError):
+        use()
+    assert closed.is_set()
+    assert _workers() == []
