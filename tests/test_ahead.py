@@ -1,4 +1,4 @@
-"""``stagegate._ahead.ahead``: items made by a thread, in order, errors and early stops handed back."""
+"""``stagegate._ahead.ahead``: a thread's items in order; its errors and early stops handed back."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def test_an_error_comes_after_the_items_made_before_it(made: int) -> None:
         yield from range(made)
         raise ValueError("row 7: bad")
 
-    got: list[int] = []
+    items = ahead(broken())
+    got = [next(items) for _ in range(made)]
     with pytest.raises(ValueError, match="row 7: bad"):
-        for item in ahead(broken()):
-            got.append(item)
+        next(items)
     assert got == list(range(made))
     assert _workers() == []
 
