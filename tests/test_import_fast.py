@@ -622,7 +622,7 @@ class TestReadAhead:
         log = tmp_path / "log.csv"
         write_events(log, [e for e in sim.events if e.at <= sim.as_of])
         written = 0
-        real = _ingest.encode_columns
+        real = _ingest.encode_arrow
 
         def failing(columns: Any) -> bytes:
             nonlocal written
@@ -631,7 +631,7 @@ class TestReadAhead:
                 raise StoreError("the disk is full (on purpose)")
             return real(columns)
 
-        monkeypatch.setattr(_ingest, "encode_columns", failing)
+        monkeypatch.setattr(_ingest, "encode_arrow", failing)
         monkeypatch.setattr(_bulk_module(), "PROJECTION_CHUNK", 50)
         assert bulk_import(tmp_path / "s.sqlite", log, process=PROCESS) is None
         assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]

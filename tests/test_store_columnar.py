@@ -408,3 +408,63 @@ def test_instants_that_go_back_are_filled_by_windows() -> None:
     filled, _ = _with_segments(frame, pl)
     # at instant 5 the last event is seq 3, after seq 2 set "y": the window over (deal, at)
     assert filled.get_column("owner").to_list() == ["y", "y", "y"]
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)
+_FEW = st.sampled_from(["a", "b", "ü", "😀", ""])
+
+
+@st.composite
+def _stored_columns(draw: st.DrawFn) -> list[list[Any]]:
+    """The ``events`` columns of a batch: repeated values, missing ones, segments, odd text."""
+    n = draw(st.integers(min_value=0, max_value=40))
+
+    def column(values: st.SearchStrategy[Any]) -> list[Any]:
+        return draw(st.lists(values, min_size=n, max_size=n))
+
+    maybe = st.none() | _FEW | _TEXT
+    kinds = column(st.sampled_from(["opened", "reassigned", "attribute_set", "note", "won"]))
+    value = st.none() | _FEW | _TEXT | st.integers(-5, 5) | st.floats(allow_nan=False)
+    details = [
+        draw(st.none() | value.map(lambda v: json.dumps({"value": v}, sort_keys=True)))
+        if kind == "attribute_set"
+        else draw(st.none() | st.just('{"note":"x"}'))
+        for kind in kinds
+    ]
+    amounts = st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str)
+    days = st.none() | st.dates(min_value=date(1, 1, 1)).map(date.isoformat)
+    return [
+        column(_FEW | _TEXT),  # opportunity_id
+        column(st.integers(min_value=1, max_value=2**62)),
+        kinds,
+        column(st.integers(min_value=-(2**62), max_value=2**62)),
+        column(_FEW),  # stage
+        column(maybe),
+        column(st.none() | st.just("imported")),
+        column(amounts),
+        column(days),
+        column(_FEW),  # actor
+        column(maybe),  # reason
+        column(_FEW),
+        column(_FEW),
+        column(maybe),  # subject
+        details,
+        [None] * n,  # gate
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_stored_columns(), st.integers(min_value=0, max_value=5))
+def test_arrow_chunks_are_the_python_ones_byte_for_byte(
+    columns: list[list[Any]], offset: int
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    from stagegate.store._columnar import encode_arrow, encode_columns
+
+    types = [pa.int64() if i in {1, 3} else pa.string() for i in range(len(columns))]
+    # a slice of a longer array: the offset into its buffers must be honoured
+    arrays = [
+        pa.array([c[0] if c else None] * offset + c, type=t).slice(offset)
+        for c, t in zip(columns, types, strict=True)
+    ]
+    assert encode_arrow(arrays) == encode_columns(columns)

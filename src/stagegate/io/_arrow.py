@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,8 @@ class PlainBatch:
 
     Attributes:
         count: events in the batch.
-        columns: the 16 stored columns in the ``events`` table's order (Python lists, or a
-            value repeated ``count`` times for a column that holds one value).
+        columns: the 16 stored columns in the ``events`` table's order, as Arrow arrays (text
+            as ``string``, ``seq`` and ``at_us`` as ``int64``).
         contents: per event, the canonical content its digest covers (UTF-8 bytes).
         starts: per event, whether it opens its deal (its chain starts from nothing).
         digests: per event, the digest the file carries (JSON Lines), or ``None``.
@@ -108,7 +108,7 @@ class PlainBatch:
     """
 
     count: int
-    columns: tuple[Sequence[Any], ...]
+    columns: tuple[Any, ...]
     contents: list[bytes]
     starts: list[bool]
     digests: list[str | None] | None
@@ -637,34 +637,34 @@ class _Checker:
         result: list[bytes] = joined.cast(pa.binary()).to_pylist()
         return result
 
-    def _stored(
-        self, text: dict[str, Any], seq: Any, at_us: Any, details: Any
-    ) -> tuple[Sequence[Any], ...]:
-        """The ``events`` columns (no digest) as Python values."""
+    def _stored(self, text: dict[str, Any], seq: Any, at_us: Any, details: Any) -> tuple[Any, ...]:
+        """The ``events`` columns (no digest) as Arrow arrays (text as ``string``)."""
+        pa = self.pa
         n = len(seq)
 
-        def values(column: Any) -> Sequence[Any]:
-            if column.null_count == n:
-                return [None] * n
-            return column.to_pylist()  # type: ignore[no-any-return]
+        def whole(column: Any, type_: Any) -> Any:
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            return column.cast(type_)
 
+        string, int64 = pa.string(), pa.int64()
         return (
-            values(text["opportunity_id"]),
-            seq.to_pylist(),
-            values(text["kind"]),
-            at_us.to_pylist(),
-            values(text["stage"]),
-            values(text["from_stage"]),
-            values(text["move"]),
-            values(text["amount"]),
-            values(text["close_date"]),
-            values(text["actor"]),
-            values(text["reason"]),
-            [self.name] * n,
-            [self.version] * n,
-            values(text["subject"]),
-            values(details),
-            [None] * n,
+            whole(text["opportunity_id"], string),
+            whole(seq, int64),
+            whole(text["kind"], string),
+            whole(at_us, int64),
+            whole(text["stage"], string),
+            whole(text["from_stage"], string),
+            whole(text["move"], string),
+            whole(text["amount"], string),
+            whole(text["close_date"], string),
+            whole(text["actor"], string),
+            whole(text["reason"], string),
+            pa.repeat(pa.scalar(self.name, string), n),
+            pa.repeat(pa.scalar(self.version, string), n),
+            whole(text["subject"], string),
+            whole(details, string),
+            pa.nulls(n, string),
         )
 
 

@@ -189,13 +189,18 @@ def _write(  # noqa: PLR0917 - the import's settings, passed on
             progress=writing,
         )
     else:
-        rows = (list(zip(*columns, strict=True)) for columns in sealed())
+        rows = (list(zip(*map(_values, columns), strict=True)) for columns in sealed())
         stored = write_sealed_rows(
             store, rows, process=process, record=record, piece=piece, progress=writing
         )
     if stored.events >= CHECKPOINT_FROM:
         store.checkpoint()
     return stored
+
+
+def _values(column: Any) -> Sequence[Any]:
+    """A column as Python values (the batch's columns are Arrow arrays, its digests a list)."""
+    return column if isinstance(column, list) else column.to_pylist()
 
 
 class _Chain:

@@ -195,22 +195,108 @@ def encode_columns(columns: Sequence[Sequence[Any]]) -> bytes:
     dictionaries: dict[str, list[str]] = {}
     for name in _CODED:
         arrays[name], dictionaries[name] = _coded(sources[name])
-    layout = []
-    parts = []
-    offset = 0
+    packed = []
     for name, values in arrays.items():
         if not _LITTLE:  # pragma: no cover - big-endian machines
             values.byteswap()
-        data = values.tobytes()
-        layout.append([name, values.typecode, offset, len(data)])
-        parts.append(data)
+        packed.append((name, values.typecode, values.tobytes()))
+    return _pack(len(kinds), packed, dictionaries)
+
+
+def _pack(n: int, arrays: Sequence[tuple[str, str, bytes]], dictionaries: Any) -> bytes:
+    """A chunk of ``n`` rows: its header, then each array's little-endian bytes in order."""
+    layout = []
+    offset = 0
+    for name, typecode, data in arrays:
+        layout.append([name, typecode, offset, len(data)])
         offset += len(data)
     header = json.dumps(
-        {"n": len(kinds), "arrays": layout, "dictionaries": dictionaries},
+        {"n": n, "arrays": layout, "dictionaries": dictionaries},
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
-    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *parts])
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *(a[2] for a in arrays)])
+
+
+def encode_arrow(columns: Sequence[Any]) -> bytes:
+    """:func:`encode_columns` of Arrow arrays (the ``events`` layout), byte for byte.
+
+    The codes, the integers and the floats are Arrow kernels and buffers, with no Python
+    object per value: each distinct amount, close date and segment value is converted once, by
+    the same functions :func:`encode_columns` applies. Needs pyarrow (the bulk import's).
+    """
+    pa, pc = _arrow_libraries()
+    kinds = columns[KIND]
+    n = len(kinds)
+    if pc.any(pc.is_in(kinds, value_set=pa.array(list(SEGMENT_KINDS)))).as_py():
+        reassigned = pc.fill_null(pc.equal(kinds, "reassigned"), False)
+        attribute = pc.fill_null(pc.equal(kinds, "attribute_set"), False)
+        none = pa.nulls(n, pa.string())
+        subject = columns[SUBJECT].cast(pa.string())
+        segment_names = pc.if_else(
+            reassigned, pa.scalar("owner"), pc.if_else(attribute, subject, none)
+        )
+        details = pc.if_else(attribute, columns[DETAILS].cast(pa.string()), none)
+        stored = _mapped(pa, pc, details, _stored_value, pa.string())
+        segment_values = pc.if_else(reassigned, subject, stored)
+    else:
+        segment_names = segment_values = pa.nulls(n, pa.string())
+    floats = _mapped(pa, pc, columns[AMOUNT], float, pa.float64())
+    days = _mapped(pa, pc, columns[CLOSE_DATE], _day, pa.int32())
+    packed = [
+        ("at_us", "q", _raw(pa, columns[AT_US].cast(pa.int64()), 8)),
+        ("seq", "q", _raw(pa, columns[SEQ].cast(pa.int64()), 8)),
+        ("amount", "d", _raw(pa, pc.fill_null(floats, _NAN), 8)),
+        ("close_day", "i", _raw(pa, pc.fill_null(days, _NO_DAY), 4)),
+    ]
+    sources = {
+        "opportunity_id": columns[OID],
+        "stage": columns[STAGE],
+        "reason": columns[REASON],
+        "kind": kinds,
+        "from_stage": columns[FROM_STAGE],
+        "move": columns[MOVE],
+        "process": columns[PROCESS],
+        "process_version": columns[VERSION],
+        "segment": segment_names,
+        "segment_value": segment_values,
+    }
+    dictionaries: dict[str, list[str]] = {}
+    for name in _CODED:
+        encoded = pc.dictionary_encode(sources[name])  # codes in order of first appearance
+        dictionary = encoded.dictionary.to_pylist()
+        codes = pc.fill_null(encoded.indices, pa.scalar(len(dictionary), pa.int32()))
+        packed.append((name, "i", _raw(pa, codes.cast(pa.int32()), 4)))
+        dictionaries[name] = dictionary
+    return _pack(n, packed, dictionaries)
+
+
+def _mapped(pa: Any, pc: Any, column: Any, convert: Callable[[Any], Any], type_: Any = None) -> Any:
+    """``convert`` of each distinct value of an Arrow array, taken to every row (nulls kept)."""
+    encoded = pc.dictionary_encode(column)
+    converted = pa.array([convert(v) for v in encoded.dictionary.to_pylist()], type=type_)
+    return converted.take(encoded.indices)
+
+
+def _raw(pa: Any, values: Any, width: int) -> bytes:
+    """The little-endian bytes of a fixed-width Arrow array without nulls."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    data: bytes = values.buffers()[1].slice(values.offset * width, len(values) * width).to_pybytes()
+    if not _LITTLE:  # pragma: no cover - big-endian machines
+        swapped = array.array({8: "q", 4: "i"}[width], data)
+        swapped.byteswap()
+        data = swapped.tobytes()
+    return data
+
+
+def _arrow_libraries() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
+        import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ImportError:
+        raise ColumnarError("encode_arrow() needs pyarrow: pip install 'stagegate[bulk]'") from None
+    return pa, pc
 
 
 def merge_chunks(chunks: Sequence[bytes]) -> bytes:
@@ -286,8 +372,8 @@ class ChunkWriter:
 def _libraries() -> tuple[Any, Any, Any]:
     try:
         import polars as pl  # noqa: PLC0415 - optional
-        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415 - optional
-        import pyarrow.compute as pc  # type: ignore[import-untyped]  # noqa: PLC0415
+        import pyarrow as pa  # noqa: PLC0415 - optional
+        import pyarrow.compute as pc  # noqa: PLC0415
     except ImportError:
         raise ColumnarError(
             "to_frame() needs Polars and pyarrow: pip install 'stagegate[frames]' polars"

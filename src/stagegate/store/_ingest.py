@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stagegate.store import sqlite
-from stagegate.store._columnar import encode_columns
+from stagegate.store._columnar import encode_arrow
 from stagegate.store.base import ImportRecord, Progress, StoreError
 
 if TYPE_CHECKING:
@@ -103,11 +103,12 @@ def write_sealed_columns(
 ) -> ImportRecord:
     """:func:`write_sealed_rows` through ADBC, into a store nobody else sees yet.
 
-    Each batch (the 17 ``events`` columns, digest last) is ingested by ``adbc_driver_sqlite``
-    straight into the store's ``events``, in one ADBC transaction, while its projection is
-    packed every ``piece`` rows as :func:`write_sealed_rows` packs it and kept in the file
-    ``side`` (so memory stays bounded by a batch). Then one sqlite3 transaction adds the
-    projection, the process definition and ``record()``.
+    Each batch (the 17 ``events`` columns, digest last, as Arrow arrays or lists) is
+    ingested by ``adbc_driver_sqlite`` straight into the store's ``events``, in one ADBC
+    transaction, while its projection is packed every ``piece`` rows as
+    :func:`write_sealed_rows` packs it (by :func:`~stagegate.store._columnar.encode_arrow`)
+    and kept in the file ``side``, so memory stays bounded by a batch and a chunk. Then one
+    sqlite3 transaction adds the projection, the process definition and ``record()``.
 
     The rows are committed before the rest: the store must be a new one that the caller
     discards on any error (the bulk import builds it under a staging name); ``side`` is the
@@ -169,12 +170,11 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     memory holds one batch and one chunk whatever the size of the file.
     """
     names = [name.strip() for name in sqlite._COLUMNS.split(",")]
-    schema = pa.schema(
-        [(name, pa.string() if i in _TEXT_COLUMNS else pa.int64()) for i, name in enumerate(names)]
-    )
+    types = [pa.string() if i in _TEXT_COLUMNS else pa.int64() for i in range(len(names))]
+    schema = pa.schema(list(zip(names, types, strict=True)))
     packed = pa.schema([("events", pa.int64()), ("chunk", pa.binary())])
-    pending: list[list[Any]] = [[] for _ in names]
-    done = 0
+    pending: list[list[Any]] = []  # the arrays of the rows not packed yet, batch by batch
+    waiting = done = 0
     with (
         adbc.connect(path) as conn,
         conn.cursor() as cursor,
@@ -183,26 +183,31 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     ):
         side_cursor.adbc_ingest("chunks", packed.empty_table(), mode="create")
 
-        def keep(count: int, chunk: bytes) -> None:
+        def keep(columns: list[Any], start: int, count: int) -> None:
+            chunk = encode_arrow([column.slice(start, count) for column in columns])
             table = pa.Table.from_arrays([pa.array([count]), pa.array([chunk])], schema=packed)
             side_cursor.adbc_ingest("chunks", table, mode="append")
 
         for columns in batches:
             arrays = [
-                pa.array(column, type=schema.field(i).type) for i, column in enumerate(columns)
+                column.cast(kind) if isinstance(column, pa.Array) else pa.array(column, type=kind)
+                for column, kind in zip(columns, types, strict=True)
             ]
             cursor.adbc_ingest("events", pa.Table.from_arrays(arrays, schema=schema), mode="append")
-            for kept, column in zip(pending, columns, strict=True):
-                kept.extend(column)
-            while len(pending[0]) >= piece:
-                part = [kept[:piece] for kept in pending]
-                keep(piece, encode_columns(part))
-                for kept in pending:
-                    del kept[:piece]
-            done += len(columns[0])
+            pending.append(arrays)
+            waiting += len(arrays[0])
+            if waiting >= piece:
+                merged = [pa.concat_arrays(parts) for parts in zip(*pending, strict=True)]
+                start = 0
+                while waiting - start >= piece:
+                    keep(merged, start, piece)
+                    start += piece
+                pending = [[column.slice(start) for column in merged]]
+                waiting -= start
+            done += len(arrays[0])
             if progress is not None:
                 progress(done)
-        if pending[0]:
-            keep(len(pending[0]), encode_columns(pending))
+        if waiting:
+            keep([pa.concat_arrays(parts) for parts in zip(*pending, strict=True)], 0, waiting)
         conn.commit()
         side_conn.commit()
