@@ -94,6 +94,9 @@ EVENT_COLUMNS = (
 )
 """The columns of a written log, in order (the keys of :meth:`Event.to_dict`)."""
 
+PARQUET_GROUP = 65_536
+"""Rows per row group in the Parquet files :func:`write_events` writes."""
+
 _JSON_COLUMNS = ("gate", "details")
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 _FORMATS[".ndjson"] = "jsonl"
@@ -159,7 +162,9 @@ def write_events(path: str | Path, events: Iterable[Event], *, format: str | Non
         schema = pa.schema(
             [(name, pa.int64() if name == "seq" else pa.string()) for name in EVENT_COLUMNS]
         )
-        pq.write_table(pa.table(columns, schema=schema), target)
+        # groups of a bounded size: a reader that goes group by group (as stagegate import
+        # does) holds one of them, not the whole file
+        pq.write_table(pa.table(columns, schema=schema), target, row_group_size=PARQUET_GROUP)
     return len(items)
 
 

@@ -151,12 +151,13 @@ def _write(  # noqa: PLR0917 - the import's settings, passed on
     chain = _Chain()
 
     def checked() -> Iterator[tuple[PlainBatch, tuple[Sequence[Any], ...]]]:
-        for batch in plain_batches(source, process, counts=counts):
+        for batch in ahead(plain_batches(source, process, counts=counts)):
             yield batch, chain.seal_columns(batch)
 
     def sealed() -> Iterator[tuple[Sequence[Any], ...]]:
-        # read, checked and sealed a batch or two ahead, by a thread of its own, while this
-        # one writes: Arrow and SQLite let go of the interpreter lock, so both cores work
+        # three threads, each a batch or two ahead of the next: one reads and checks (mostly
+        # Arrow kernels), one seals (hashing), this one writes (mostly SQLite); Arrow and
+        # SQLite let go of the interpreter lock, so both cores work
         for batch, columns in ahead(checked()):
             totals["events"] += batch.count
             totals["opportunities"] += batch.opportunities
