@@ -368,7 +368,8 @@ def _segment_rows(draw: st.DrawFn) -> dict[str, list[Any]]:
         for seq in range(1, draw(st.integers(1, 8)) + 1):
             at += draw(st.sampled_from([0, 0, 1, 5]))
             segment = draw(st.sampled_from([None, None, "owner", "team"]))
-            value = None if segment is None else draw(st.sampled_from(["a", "b", None]))
+            # values as the fill takes them: codes into the distinct values (None: cleared)
+            value = None if segment is None else draw(st.sampled_from([0, 1, None]))
             for name, cell in zip(columns, (f"d{deal}", seq, at, segment, value), strict=True):
                 columns[name].append(cell)
     return columns
@@ -382,7 +383,7 @@ def test_segment_columns_by_runs_are_those_by_windows(columns: dict[str, list[An
     from stagegate.store._columnar import _with_segments, _with_segments_by_window
 
     frame = pl.DataFrame(
-        columns, schema_overrides={"segment": pl.String, "segment_value": pl.String}
+        columns, schema_overrides={"segment": pl.String, "segment_value": pl.Int32}
     )
     names = sorted({s for s in columns["segment"] if s is not None})
     ordered = (["owner"] if "owner" in names else []) + [n for n in names if n != "owner"]
@@ -402,12 +403,13 @@ def test_instants_that_go_back_are_filled_by_windows() -> None:
             "seq": [1, 2, 3],
             "at": [5, 3, 5],
             "segment": ["owner", "owner", None],
-            "segment_value": ["x", "y", None],
-        }
+            "segment_value": [0, 1, None],  # codes of "x" and "y"
+        },
+        schema_overrides={"segment_value": pl.Int32},
     )
     filled, _ = _with_segments(frame, pl)
     # at instant 5 the last event is seq 3, after seq 2 set "y": the window over (deal, at)
-    assert filled.get_column("owner").to_list() == ["y", "y", "y"]
+    assert filled.get_column("owner").to_list() == [1, 1, 1]
 
 
 _TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)

@@ -535,18 +535,25 @@ def frame_of(
     need = list(dict.fromkeys(("opportunity_id", "seq", *wanted, *extra)))
     series = []
     coded = frozenset(_CODED[1:8]) if categorical else frozenset()
+    # segment values as codes into their distinct values: the fill below moves four bytes a
+    # row, not a text view of sixteen, for every segment column
+    coded |= {"segment_value"}
     arrays = _columns(parsed, [packed[n] for n in need], (pa, pc, pl), coded)
+    values_of = None
     for name, values in zip(need, arrays, strict=True):
+        if name == "segment_value":
+            values_of = values.dictionary
+            values = values.indices  # noqa: PLW2901 - the codes, decoded after the fill
         series.append(pl.Series(name, _typed(name, values, pa, pc)))
         del values
     frame = pl.DataFrame(series)
     del series
     if not _in_order(frame, pl):
         frame = frame.sort("opportunity_id", "seq")
-    named: list[str] = []
+    kept: list[Any] = []
     if segments:
         frame, named = _with_segments(frame, pl)
-    kept = [pl.col(n).cast(pl.Categorical) if categorical else pl.col(n) for n in named]
+        kept = _decoded(frame, named, values_of, categorical, (pa, pl))
     frame = frame.select(*wanted, *kept)
     return _convert(frame, backend)
 
@@ -615,10 +622,13 @@ def frame_of_columns(
         frame = frame.with_columns(pl.col(coded).cast(pl.Categorical))
     if not _in_order(frame, pl):
         frame = frame.sort("opportunity_id", "seq")
-    named: list[str] = []
+    kept: list[Any] = []
     if segments:
+        pa = _libraries()[0]
+        given = _dictionary_of(pa, frame.get_column("segment_value").to_arrow())
+        frame = frame.with_columns(pl.Series("segment_value", given.indices))
         frame, named = _with_segments(frame, pl)
-    kept = [pl.col(n).cast(pl.Categorical) if categorical else pl.col(n) for n in named]
+        kept = _decoded(frame, named, given.dictionary, categorical, (pa, pl))
     return _convert(frame.select(*wanted, *kept), backend)
 
 
@@ -646,12 +656,41 @@ def _in_order(frame: Any, pl: Any) -> bool:
     return not bool(frame.select(before.fill_null(value=False).any()).item())
 
 
-_CLEARED = "\x00cleared"
-_UNSET = "\x00unset"
+_CLEARED = -1  # codes of the fill: a value cleared, and a deal's start before any value
+_UNSET = -2
+
+
+def _dictionary_of(pa: Any, values: Any) -> Any:
+    """An Arrow text column as one dictionary array: codes in order of first appearance."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(pa.string()).dictionary_encode()
+
+
+def _decoded(
+    frame: Any, named: Sequence[str], values: Any, categorical: bool, libraries: tuple[Any, Any]
+) -> list[Any]:
+    """The segment columns (codes into ``values`` after the fill) as text or categoricals."""
+    pa, pl = libraries
+    if categorical:  # straight from the codes: no text per row on the way
+        return [
+            pl.Series(
+                name,
+                pa.DictionaryArray.from_arrays(
+                    frame.get_column(name).cast(pl.Int32).to_arrow(), values
+                ),
+            )
+            for name in named
+        ]
+    text = pl.Series(values.to_pylist(), dtype=pl.String)
+    return [text.gather(frame.get_column(name)).alias(name) for name in named]
 
 
 def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
-    """Add ``owner`` and one column per attribute: the value in force at each row's instant."""
+    """Add ``owner`` and one column per attribute: the value in force at each row's instant.
+
+    ``segment_value`` holds codes (null: no value); so do the columns added, to be decoded.
+    """
     names = frame.get_column("segment").drop_nulls().unique().sort().to_list()
     ordered = (["owner"] if "owner" in names else []) + [n for n in names if n != "owner"]
     taken = [n for n in ordered if n in COLUMNS]
@@ -660,7 +699,7 @@ def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
             f"a segment is named {taken[0]!r}, like a column of the stage-history table; "
             "rename the attribute"
         )
-    segment, value = pl.col("segment"), pl.col("segment_value")
+    segment, value = pl.col("segment"), pl.col("segment_value").cast(pl.Int32)
     oid, at = pl.col("opportunity_id"), pl.col("at")
     start = oid.ne_missing(oid.shift(1))
     back = frame.select((~start & (at < at.shift(1))).fill_null(value=False).any()).item()
@@ -674,7 +713,7 @@ def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
         pl.when(segment == name)
         .then(value.fill_null(_CLEARED))
         .when(start)
-        .then(pl.lit(_UNSET))
+        .then(pl.lit(_UNSET, pl.Int32))
         .otherwise(None)
         .forward_fill()
         .alias(name)
@@ -683,15 +722,14 @@ def _with_segments(frame: Any, pl: Any) -> tuple[Any, list[str]]:
     last = oid.ne_missing(oid.shift(-1)) | at.ne_missing(at.shift(-1))
     at_end = [pl.when(last).then(pl.col(name)).backward_fill() for name in ordered]
     return filled.with_columns(
-        pl.when(~v.is_in([_CLEARED, _UNSET])).then(v).alias(name)
-        for name, v in zip(ordered, at_end, strict=True)
+        pl.when(v >= 0).then(v).alias(name) for name, v in zip(ordered, at_end, strict=True)
     ), ordered
 
 
 def _with_segments_by_window(frame: Any, pl: Any, ordered: list[str]) -> tuple[Any, list[str]]:
     """:func:`_with_segments` as windows over each deal and each of its instants."""
     oid = "opportunity_id"
-    segment, value = pl.col("segment"), pl.col("segment_value")
+    segment, value = pl.col("segment"), pl.col("segment_value").cast(pl.Int32)
     filled = frame.with_columns(
         pl.when(segment == name)
         .then(value.fill_null(_CLEARED))
@@ -703,7 +741,7 @@ def _with_segments_by_window(frame: Any, pl: Any, ordered: list[str]) -> tuple[A
     # the value in force at a row's instant: after every event of that instant
     at_end = [pl.col(name).last().over([oid, "at"]) for name in ordered]
     return filled.with_columns(
-        pl.when(v != _CLEARED).then(v).alias(name) for name, v in zip(ordered, at_end, strict=True)
+        pl.when(v >= 0).then(v).alias(name) for name, v in zip(ordered, at_end, strict=True)
     ), ordered
 
 
