@@ -280,3 +280,24 @@ def _rounded(value):
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value
+
+
+@pytest.mark.parametrize("as_frame", [False, True])
+def test_the_section_reuses_the_report_s_analyses_and_stays_the_same(pipeline, as_frame):
+    # build_document hands its prepared log, slippage, cycle times and probabilities to the
+    # section; the section computed on its own from the same log must be the same
+    from stagegate.report._segments import segment_section
+
+    process, events, as_of = pipeline
+    log = _frame_of(events) if as_frame else events
+    document = build_document(log, process, as_of=as_of, by="owner", flag_pushes=2, top=5)
+    alone = segment_section(
+        log,
+        process,
+        as_of=as_of,
+        by="owner",
+        estimator=document["estimator"]["name"],
+        flag_pushes=2,
+        top=5,
+    )
+    assert _rounded(alone) == _rounded(document["segments"])

@@ -283,7 +283,7 @@ def build_document(  # noqa: PLR0915 - one section after another
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
     if by is not None:
-        from stagegate.report._segments import segment_section  # noqa: PLC0415
+        from stagegate.report._segments import Computed, segment_section  # noqa: PLC0415
 
         document["segments"] = segment_section(
             log,
@@ -294,6 +294,7 @@ def build_document(  # noqa: PLR0915 - one section after another
             stalled_rule=stalled_rule,
             flag_pushes=flag_pushes,
             top=top,
+            computed=Computed(prepared, visits, slips, cycles, probabilities),
         )
     tick(_SECTIONS)
     validate_document(document)  # what --json prints always matches the published schema

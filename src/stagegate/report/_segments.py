@@ -37,6 +37,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
+
 from stagegate._time import epoch_us, to_utc
 from stagegate.errors import StagegateError
 from stagegate.events import EventKind
@@ -131,6 +133,25 @@ def _by(by: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.strip() for c in columns if c.strip()))
 
 
+@attrs.frozen
+class Computed:
+    """What the report already computed on the same log: the section reuses it.
+
+    Attributes:
+        prepared: the prepared log (``prepare(..., keep_rows=True)``).
+        visits: its visits, as the analytics take them.
+        slippage: ``slippage`` of ``prepared``.
+        cycles: ``cycle_times`` of ``visits``.
+        probabilities: ``stage_probabilities`` of ``visits`` (``draws=0``), as records.
+    """
+
+    prepared: Any
+    visits: Any
+    slippage: Any
+    cycles: Any
+    probabilities: Sequence[Any]
+
+
 def segment_section(  # noqa: PLR0915 - one figure after another
     log: Any,
     process: Any,
@@ -142,6 +163,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     flag_pushes: int = 2,
     top: int = 25,
     activity_days: float = ACTIVITY_DAYS,
+    computed: Computed | None = None,
 ) -> dict[str, Any]:
     """The segment section of the report document (see ``docs/report.md``).
 
@@ -156,6 +178,8 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         flag_pushes: deals pushed at least this many times are slipping.
         top: most deals at risk listed per segment.
         activity_days: days without activity after which a deal is stale.
+        computed: what the report computed on the same log already (computed here if not
+            given): prepared once, the log is not held twice.
 
     Raises:
         UnknownSegmentColumnError: ``by`` names a column the data does not carry.
@@ -177,17 +201,30 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     # The log is prepared once for every analysis below (as the report's own sections are);
     # read_inputs gives each deal's segment history, to attribute each figure at its instant.
     inputs = frame_inputs(log, columns) or read_inputs(log, columns)
-    prepared = prepare(log, process, as_of=as_of, keep_rows=True)
-    visits = (
-        list(prepared.python or ())
-        if prepared.frame is None
-        else to_native(prepared, prepared.frame)
-    )
+    if computed is None:
+        prepared = prepare(log, process, as_of=as_of, keep_rows=True)
+        visits = (
+            list(prepared.python or ())
+            if prepared.frame is None
+            else to_native(prepared, prepared.frame)
+        )
+        computed = Computed(
+            prepared,
+            visits,
+            an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes),
+            an.cycle_times(visits, process, as_of=as_of),
+            _records(an.stage_probabilities(visits, process, as_of=as_of, draws=0)),
+        )
+    prepared, visits = computed.prepared, computed.visits
     # frames are cut to what is needed before their rows become Python values: the open deals,
     # the ids of the stalled ones, the pushes of the open ones, (id, close, outcome, days)
     now = {
         s.opportunity_id: s
-        for s in _records(an.snapshot(prepared, process, at=as_of), kind="open")
+        for s in _records(
+            an.snapshot(prepared, process, at=as_of),
+            kind="open",
+            fields=("opportunity_id", "kind", "stage", "amount", "close_date", "dwell_days"),
+        )
         if s.kind == "open"
     }
     segment_of = {oid: inputs.at(oid, as_of_us, columns) for oid in now}
@@ -195,17 +232,16 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     pushes = {
         d.opportunity_id: d
         for d in _records(
-            an.slippage(prepared, process, as_of=as_of, flag_pushes=flag_pushes).deals,
-            among=now,
+            computed.slippage.deals, among=now, fields=("opportunity_id", "pushes", "flagged")
         )
         if d.opportunity_id in now
     }
     p = {
         r.stage: 0.0 if getattr(r, weighed_by) is None else float(getattr(r, weighed_by))
-        for r in _records(an.stage_probabilities(visits, process, as_of=as_of, draws=0))
+        for r in computed.probabilities
     }
     closed: dict[Any, list[Any]] = defaultdict(list)
-    for oid, closed_us, outcome, days in _closes(an.cycle_times(visits, process, as_of=as_of)):
+    for oid, closed_us, outcome, days in _closes(computed.cycles):
         closed[inputs.at(oid, closed_us, columns)].append((outcome, days))
     # A log that records no activity at all comes from a CRM that does not feed them: the
     # staleness by activity of its deals is unknown, not "every deal stale".
@@ -344,12 +380,17 @@ def segment_section(  # noqa: PLR0915 - one figure after another
 
 
 def _records(
-    result: Any, *, kind: str | None = None, among: Mapping[str, Any] | None = None
+    result: Any,
+    *,
+    kind: str | None = None,
+    among: Mapping[str, Any] | None = None,
+    fields: Sequence[str] | None = None,
 ) -> list[Any]:
     """Records from either analytics path: a list of records, or a frame of them.
 
-    A frame is first cut to the rows of ``kind`` (its ``kind`` column) and to the deals
-    ``among`` (its ``opportunity_id``); a list is returned whole (the caller filters).
+    A frame is first cut to the rows of ``kind`` (its ``kind`` column), to the deals
+    ``among`` (its ``opportunity_id``) and to the columns ``fields``; a list is returned whole
+    (the caller filters).
     """
     frame = _frame(result)
     if frame is None:
@@ -360,6 +401,8 @@ def _records(
         frame = frame.filter(pl.col("kind") == kind)
     if among is not None:
         frame = frame.filter(pl.col("opportunity_id").is_in(list(among)))
+    if fields is not None:
+        frame = frame.select(fields)
     return [SimpleNamespace(**row) for row in frame.to_dicts()]
 
 
