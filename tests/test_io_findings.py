@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from stagegate.cli._app import app
-from stagegate.cli._import import _findings_table, accept, parse_cli_instant, read_mapping
+from stagegate.cli._import import _findings_table, accept
+from stagegate.cli._options import parse_cli_instant, read_mapping
 from stagegate.errors import InvalidCommandError
 from stagegate.io import Finding, Hint, Severity, import_log, import_pipedrive, import_snapshot
 from stagegate.io._build import first_instant

@@ -24,6 +24,7 @@ from stagegate.cli._app import (
     process_option,
     resolve_process,
 )
+from stagegate.cli._options import pairs
 from stagegate.errors import DefinitionError, StagegateError
 
 FORMATS = ("hubspot", "marketo", "icalendar", "generic")
@@ -48,16 +49,6 @@ mapping_option = click.option(
     required=True,
     help="The evidence map (.toml or .json): which engagement satisfies which evidence.",
 )
-
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    found = {}
-    for value in values:
-        name, sep, header = value.partition("=")
-        if not sep or not name.strip() or not header.strip():
-            raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint=flag)
-        found[name.strip()] = header.strip()
-    return found
 
 
 def _links(path: Path | None) -> dict[str, list[str]] | None:
@@ -194,7 +185,7 @@ def import_evidence(
             source,
             fmt or _guess_format(source),
             system=system,
-            columns=_pairs(columns, "--column"),
+            columns=pairs(columns, "--column", strip=True),
             links=_links(links_path),
             deal_pattern=deal_pattern,
             assume_zone=assume_zone,

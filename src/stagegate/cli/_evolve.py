@@ -10,6 +10,7 @@ import click
 
 from stagegate.cli import EXIT_NEGATIVE, EXIT_OK
 from stagegate.cli._app import app, fail, json_option, out_console, print_json
+from stagegate.cli._options import pairs
 from stagegate.cli._progress import bars
 from stagegate.definition import load_process
 from stagegate.errors import DefinitionError, StagegateError
@@ -19,16 +20,6 @@ _MAP_HELP = (
     "OLD=NEW: the stage OLD of the earlier version is NEW in the new one (a rename, or a "
     "removed stage merged into NEW); repeat for each. Renames are never guessed."
 )
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        old, sep, new = value.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            raise click.BadParameter(f"{value!r} is not OLD=NEW", param_hint=what)
-        out[old.strip()] = new.strip()
-    return out
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -98,7 +89,7 @@ def diff_command(
     """
     from stagegate.evolution import diff, store_impact  # noqa: PLC0415 - loads lazily
 
-    mapping = _pairs(maps, "--map")
+    mapping = pairs(maps, "--map", shape="OLD=NEW", strip=True)
     old = _definition(old_path, as_json)
     if isinstance(old, int):
         return old
@@ -189,8 +180,8 @@ def migrate_command(
         plan_migration,
     )
 
-    mapping = _pairs(maps, "--map")
-    renamed = _pairs(deliverable_maps, "--map-deliverable")
+    mapping = pairs(maps, "--map", shape="OLD=NEW", strip=True)
+    renamed = pairs(deliverable_maps, "--map-deliverable", shape="OLD=NEW", strip=True)
     process = _definition(to_path, as_json)
     if isinstance(process, int):
         return process

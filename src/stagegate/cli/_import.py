@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 import click
-from dateutil import parser as _dateutil_parser
 from rich.markup import escape
 from rich.table import Table
 
 from stagegate._progress import Phases
-from stagegate._time import UTC
 from stagegate.cli import EXIT_BAD_INPUT, EXIT_NEGATIVE, EXIT_OK
 from stagegate.cli._app import (  # the group the commands join
     app,
@@ -29,6 +24,7 @@ from stagegate.cli._app import (  # the group the commands join
     print_json,
     process_option,
 )
+from stagegate.cli._options import instant_callback, names, pairs, read_mapping
 from stagegate.cli._progress import bars
 from stagegate.cli._store import STORE
 from stagegate.definition import load_process
@@ -59,11 +55,6 @@ from stagegate.store import (
 from stagegate.store._bulk import bulk_import
 from stagegate.store._load import SHOWN
 from stagegate.templates import TEMPLATES, template
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 FORMATS = (
     "events",
@@ -111,143 +102,6 @@ Examples (one per export; see docs/importing.md):
 Exit codes: 0 every row used; 1 imported, some rows skipped (see the findings);
 2 refused, nothing written.
 """
-
-MAPPING_KEYS = {
-    "format": str,
-    "process": str,
-    "template": str,
-    "assume_zone": str,
-    "columns": dict,
-    "map": dict,
-    "won": list,
-    "lost": list,
-    "stage_order": list,
-    "entered": dict,
-    "undated_at": str,
-    "as_of": str,
-    "pipedrive_stages": str,
-    "pipedrive_fields": str,
-    "encoding": str,
-    "delimiter": str,
-    "max_field_size": int,
-    "accept": list,
-    "segments": list,
-    "owners": str,
-}
-"""The keys of a mapping file (``--mapping``), with the type of each value."""
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_cli_instant(value: str, flag: str) -> datetime:
-    """An instant given on the command line: ISO 8601 with an offset, or a calendar date.
-
-    A date (``2025-06-30``) means the start of that day in UTC. An instant without an offset
-    is refused: it is never guessed.
-
-    Raises:
-        click.BadParameter: ``value`` is neither, with what to type instead.
-    """
-    text = value.strip()
-    if _DATE.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            msg = f"{text!r} is not a calendar date; write it as YYYY-MM-DD, e.g. 2025-06-30"
-            raise click.BadParameter(msg, param_hint=flag) from None
-        return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    try:
-        parsed = _dateutil_parser.isoparse(text)
-    except (ValueError, OverflowError):
-        msg = (
-            f"{text!r} is not a date or an ISO 8601 instant; write e.g. 2025-06-30 (the "
-            "start of that day in UTC) or 2025-06-30T12:00:00+02:00"
-        )
-        raise click.BadParameter(msg, param_hint=flag) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        msg = (
-            f"{text!r} has no time zone; add its offset (e.g. {text}Z for UTC, or "
-            f"{text}+02:00), or give a date such as {text[:10]} (the start of that day in UTC)"
-        )
-        raise click.BadParameter(msg, param_hint=flag)
-    return parsed.astimezone(UTC)
-
-
-def _instant_callback(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> datetime | None:
-    del ctx
-    if value is None:
-        return None
-    return parse_cli_instant(value, f"--{param.name or ''}".replace("_", "-"))
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        key, sep, target = value.partition("=")
-        if not sep or not key or not target:
-            msg = f"{what} must look like NAME=VALUE, got {value!r}"
-            raise click.BadParameter(msg)
-        pairs[key] = target
-    return pairs
-
-
-def _names(values: tuple[str, ...]) -> list[str]:
-    """Stage names from repeated flags, each of which may also be comma-separated."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def read_mapping(path: Path) -> dict[str, Any]:
-    """Read a mapping file (TOML or JSON, by suffix): the options of one export, at once.
-
-    Paths in it (``pipedrive_stages``, ``pipedrive_fields``, ``process``) are relative to the
-    file. Lists may also be written as one comma-separated string.
-
-    Raises:
-        click.BadParameter: the file cannot be read, or a key or value is not one it takes.
-    """
-    hint = "--mapping"
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        msg = f"cannot read {str(path)!r}: {exc.strerror or exc}"
-        raise click.BadParameter(msg, param_hint=hint) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(raw.decode("utf-8"))
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        msg = f"{str(path)!r} is not valid {kind}: {exc}"
-        raise click.BadParameter(msg, param_hint=hint) from None
-    if not isinstance(data, dict):
-        msg = f'{str(path)!r} must hold a table of options, e.g. format = "log"'
-        raise click.BadParameter(msg, param_hint=hint)
-    options: dict[str, Any] = {}
-    for name, value in data.items():
-        wanted = MAPPING_KEYS.get(name)
-        if wanted is None:
-            msg = f"{str(path)!r}: unknown key {name!r}; the keys are {', '.join(MAPPING_KEYS)}"
-            raise click.BadParameter(msg, param_hint=hint)
-        if wanted is list and isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]  # noqa: PLW2901
-        ok = isinstance(value, wanted) and not isinstance(value, bool)
-        if ok and wanted is dict:
-            ok = all(isinstance(v, str) for v in value.values())
-        if ok and wanted is list:
-            ok = all(isinstance(v, str) for v in value)
-        if not ok:
-            kinds = {str: "text", dict: "a table of text", list: "a list of text", int: "a number"}
-            msg = f"{str(path)!r}: {name!r} must be {kinds[wanted]}, got {value!r}"
-            raise click.BadParameter(msg, param_hint=hint)
-        if name in {"pipedrive_stages", "pipedrive_fields", "process", "owners"}:
-            value = path.parent / value  # noqa: PLW2901
-        if name in {"undated_at", "as_of"}:
-            value = parse_cli_instant(value, f"{path.name}: {name}")  # noqa: PLW2901
-        options[name] = value
-    return options
 
 
 def accept(result: ImportResult, codes: Iterable[str]) -> ImportResult:
@@ -451,11 +305,11 @@ _PAIR_FLAGS = {"columns": "--column", "map": "--map", "entered": "--entered"}
 
 
 def _settings(
-    mapping_path: Path | None, flags: Mapping[str, Any], pairs: Mapping[str, tuple[str, ...]]
+    mapping_path: Path | None, flags: Mapping[str, Any], repeated: Mapping[str, tuple[str, ...]]
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The format, the settings chosen (flags over the mapping file) and the importer options.
 
-    ``pairs`` holds the repeated ``KEY=VALUE`` flags (``columns``, ``map``, ``entered``), each
+    ``repeated`` holds the repeated ``KEY=VALUE`` flags (``columns``, ``map``, ``entered``), each
     merged key by key over the mapping file's table of the same name.
 
     Raises:
@@ -463,8 +317,8 @@ def _settings(
     """
     file = read_mapping(mapping_path) if mapping_path is not None else {}
     chosen = {**file, **{k: v for k, v in flags.items() if v is not None}}
-    for name, given in pairs.items():
-        chosen[name] = {**file.get(name, {}), **_pairs(given, _PAIR_FLAGS[name])}
+    for name, given in repeated.items():
+        chosen[name] = {**file.get(name, {}), **pairs(given, _PAIR_FLAGS[name])}
     fmt = chosen.get("format") or "events"
     if fmt not in FORMATS:
         msg = f"format {fmt!r} is not one of {', '.join(FORMATS)}"
@@ -548,13 +402,13 @@ def _settings(
 @click.option(
     "--undated-at",
     default=None,
-    callback=_instant_callback,
+    callback=instant_callback,
     help="snapshot: open deals with no dated stage at this date or instant (else skipped).",
 )
 @click.option(
     "--as-of",
     default=None,
-    callback=_instant_callback,
+    callback=instant_callback,
     help="Refuse changes dated later (default: now). A date means the start of that day in UTC.",
 )
 @click.option(
@@ -654,9 +508,9 @@ def import_command(
         "process": process_path,
         "template": template_name,
         "assume_zone": assume_zone,
-        "stage_order": _names((stage_order,)) if stage_order else None,
-        "won": _names(won) or None,
-        "lost": _names(lost) or None,
+        "stage_order": names((stage_order,)) if stage_order else None,
+        "won": names(won) or None,
+        "lost": names(lost) or None,
         "undated_at": undated_at,
         "as_of": as_of,
         "pipedrive_stages": pipedrive_stages,
@@ -664,12 +518,12 @@ def import_command(
         "encoding": encoding,
         "delimiter": delimiter,
         "max_field_size": max_field_size,
-        "accept": _names(accepted) or None,
-        "segments": _names(segments) or None,
+        "accept": names(accepted) or None,
+        "segments": names(segments) or None,
         "owners": owners_path,
     }
-    pairs = {"columns": columns, "map": stage_map, "entered": entered}
-    fmt, chosen, options = _settings(mapping_path, flags, pairs)
+    repeated = {"columns": columns, "map": stage_map, "entered": entered}
+    fmt, chosen, options = _settings(mapping_path, flags, repeated)
     given_process = chosen.get("process")
     try:
         process = _process(

@@ -25,7 +25,7 @@ from stagegate.cli._app import (
     process_option,
     resolve_process,
 )
-from stagegate.cli._import import parse_cli_instant
+from stagegate.cli._options import parse_cli_instant
 from stagegate.cli._progress import bars
 from stagegate.cli._store import EXISTING_STORE
 from stagegate.errors import DefinitionError, StagegateError

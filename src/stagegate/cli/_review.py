@@ -21,7 +21,7 @@ from stagegate.cli._app import (
     read_events,
     resolve_process,
 )
-from stagegate.cli._import import parse_cli_instant
+from stagegate.cli._options import parse_cli_instant
 from stagegate.errors import DefinitionError, StagegateError
 from stagegate.events import Event
 from stagegate.process import Process
