@@ -642,3 +642,116 @@ def _bulk_module() -> Any:
     from stagegate.store import _bulk
 
     return _bulk
+
+
+class TestInterrupted:
+    """Ctrl-C while Arrow reads (pyarrow's ``ArrowCancelled``) stops the import."""
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_the_bulk_path_stops_instead_of_going_the_ordinary_way(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+    ) -> None:
+        # before, the cancellation read as "a file Arrow reads otherwise": the import then
+        # started again row by row, and a Ctrl-C went unheeded
+        from stagegate.io import _arrow
+
+        sim = simulate(30, seed=5, process=PROCESS)
+        log = tmp_path / f"log.{fmt}"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+        real = _arrow._reader
+
+        def cancelled(*args: Any) -> Any:
+            batches, expected = real(*args)
+
+            def stopping() -> Any:
+                yield next(iter(batches))
+                raise pa.ArrowCancelled("Operation cancelled. Detail: received signal 2")
+
+            return stopping(), expected
+
+        monkeypatch.setattr(_arrow, "_reader", cancelled)
+        with pytest.raises(KeyboardInterrupt):
+            bulk_import(tmp_path / "s.sqlite", log, process=PROCESS)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [log.name]
+
+    def test_the_streamed_parquet_reader_stops_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sim = simulate(30, seed=5, process=PROCESS)
+        log = tmp_path / "log.parquet"
+        write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+
+        def cancelled(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise pa.ArrowCancelled("Operation cancelled. Detail: received signal 2")
+            yield  # a generator, like the real one
+
+        monkeypatch.setattr(pq.ParquetFile, "iter_batches", cancelled)
+        with pytest.raises(KeyboardInterrupt):
+            stream_import(tmp_path / "s.sqlite", log, process=PROCESS)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [log.name]
+
+
+def test_ctrl_c_during_a_bulk_import_writes_nothing_and_says_aborted(tmp_path: Path) -> None:
+    """A real SIGINT to ``stagegate import`` while the bulk path writes: exit 2, no store.
+
+    ADBC catches SIGINT in the main thread and turned it into a driver error, which sent the
+    import the ordinary way: a Ctrl-C then imported the whole file, exit 0.
+    """
+    import signal
+    import subprocess
+    import time
+
+    sim = simulate(20_000, seed=3, process=PROCESS)
+    log = tmp_path / "log.csv"
+    write_events(log, [e for e in sim.events if e.at <= sim.as_of])
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "stagegate", "import", str(log), "--store", "s.sqlite", "--quiet"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(folder.iterdir()) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the staging store appears: the bulk path has begun
+    time.sleep(0.3)  # into the reading and writing of batches
+    if child.poll() is not None:  # pragma: no cover - a machine fast enough to finish first
+        pytest.skip("the import ended before it could be interrupted")
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert (child.returncode, out) == (2, ""), err
+    assert "aborted" in err
+    assert "internal error" not in err
+    assert sorted(p.name for p in folder.iterdir()) == []
+
+
+def test_ctrl_c_while_adbc_ingests_is_an_interrupt_not_a_driver_error(tmp_path: Path) -> None:
+    """SIGINT in the middle of an ADBC ingest reaches Python as ``KeyboardInterrupt``.
+
+    ADBC, called from the main thread, catches SIGINT and cancels the statement: the import
+    saw a driver error and went the ordinary way. Its calls now run in a thread of their own.
+    """
+    import os
+    import signal
+    import threading
+
+    from stagegate.store import _ingest
+
+    n = 300_000
+    text = pa.array(["x" * 12] * n)
+    ids = pa.array([f"d{i // 8:07d}" for i in range(n)])
+    seqs = pa.array([i % 8 + 1 for i in range(n)], pa.int64())
+    columns = [ids, seqs, pa.array(["opened"] * n), seqs, *[text] * 12, text]
+
+    def batches() -> Any:
+        # the signal lands while ADBC ingests this batch (hundreds of milliseconds)
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        yield columns
+        yield columns
+
+    with SQLiteStore(tmp_path / "s.sqlite") as store, pytest.raises(KeyboardInterrupt):
+        _ingest.write_sealed_columns(
+            store, batches(), side=str(tmp_path / "side"), process=None, record=lambda: None
+        )

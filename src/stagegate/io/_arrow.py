@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 
 from stagegate.errors import StagegateError
-from stagegate.io._read import max_input_bytes
+from stagegate.io._read import max_input_bytes, stop_if_interrupted
 from stagegate.io.canonical import EVENT_COLUMNS
 from stagegate.segments import CURRENCY, RESERVED_NAMES
 
@@ -186,6 +186,7 @@ def _reader(path: str, fmt: str, pa: Any) -> tuple[Iterator[Any], int | None]:
         try:
             file = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+            stop_if_interrupted(exc)
             raise NotPlainError(str(exc)) from None
         names = file.schema_arrow.names
         if len(set(names)) != len(names) or not set(EVENT_COLUMNS) <= set(names):
@@ -305,6 +306,7 @@ def plain_batches(
     except NotPlainError:
         raise
     except (OSError, pa.ArrowException) as exc:  # a file Arrow reads otherwise, or not at all
+        stop_if_interrupted(exc)  # Ctrl-C stops the import: it does not go the ordinary way
         raise NotPlainError(f"{type(exc).__name__}: {exc}") from None
     if expected is not None and rows != expected:
         raise NotPlainError("lines and rows differ")

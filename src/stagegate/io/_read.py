@@ -188,6 +188,19 @@ def resolve_columns(
     return resolved
 
 
+def stop_if_interrupted(exc: BaseException) -> None:
+    """Raise ``KeyboardInterrupt`` when ``exc`` is pyarrow's ``ArrowCancelled``.
+
+    pyarrow turns Ctrl-C during a read into ``ArrowCancelled``: the user stopped the command,
+    the file is not unreadable, and nothing may carry on another way.
+
+    Raises:
+        KeyboardInterrupt: ``exc`` is ``ArrowCancelled``.
+    """
+    if type(exc).__name__ == "ArrowCancelled":
+        raise KeyboardInterrupt from None
+
+
 def max_input_bytes() -> int:
     """The input size limit: ``STAGEGATE_MAX_INPUT_BYTES`` if set, else the default.
 
@@ -471,6 +484,7 @@ def _read_parquet(
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        stop_if_interrupted(exc)
         raise _fail(
             source, "unreadable_file", f"{str(path)!r} is not a readable Parquet file: {exc}"
         ) from None

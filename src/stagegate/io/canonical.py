@@ -59,6 +59,7 @@ from stagegate.io._read import (
     _fail,
     is_empty,
     resolve_columns,
+    stop_if_interrupted,
     text,
 )
 from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
@@ -347,6 +348,7 @@ def _parquet_records(source: Path, batch_size: int) -> Iterator[tuple[int, dict[
     try:
         parquet = pq.ParquetFile(source)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        stop_if_interrupted(exc)
         raise _unreadable(source, exc) from None
     with parquet:
         header = [str(name) for name in parquet.schema_arrow.names]
@@ -366,6 +368,7 @@ def _parquet_records(source: Path, batch_size: int) -> Iterator[tuple[int, dict[
             try:
                 batch = next(batches, None)
             except Exception as exc:  # noqa: BLE001 - as above
+                stop_if_interrupted(exc)
                 raise _unreadable(source, exc) from None
             if batch is None:
                 return

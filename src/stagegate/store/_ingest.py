@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ingest_available", "write_sealed_columns", "write_sealed_rows"]
 
+_WAIT = 0.1  # seconds between the caller's looks at the ingest thread
 _TEXT_COLUMNS = frozenset(range(17)) - {1, 3}  # every column but seq and at_us holds text
 
 
@@ -110,6 +112,11 @@ def write_sealed_columns(
     and kept in the file ``side``, so memory stays bounded by a batch and a chunk. Then one
     sqlite3 transaction adds the projection, the process definition and ``record()``.
 
+    ADBC runs in a thread of its own while the caller's waits: called from the main thread,
+    ADBC catches Ctrl-C itself and turns it into a driver error (which read as a file to import
+    the ordinary way) or loses it; from another thread it leaves the signal to Python, and
+    ``KeyboardInterrupt`` stops the write at its next batch.
+
     The rows are committed before the rest: the store must be a new one that the caller
     discards on any error (the bulk import builds it under a staging name); ``side`` is the
     caller's to remove.
@@ -120,8 +127,9 @@ def write_sealed_columns(
     """
     adbc = importlib.import_module("adbc_driver_sqlite.dbapi")  # optional: the ``bulk`` extra
     pa = importlib.import_module("pyarrow")
+    chunk = piece or sqlite.PROJECTION_CHUNK
     try:
-        _ingest(adbc, pa, store.path, side, batches, piece or sqlite.PROJECTION_CHUNK, progress)
+        _aside(lambda stop: _ingest(adbc, pa, store.path, side, batches, chunk, progress, stop))
     except adbc.Error as exc:
         raise StoreError(
             f"cannot write the rows into {store.path!r} ({exc}); check the disk space and "
@@ -155,6 +163,35 @@ def _project_encoded(conn: sqlite3.Connection, count: int, chunk: bytes) -> None
         span *= sqlite.MERGE_EVERY
 
 
+def _aside(work: Callable[[threading.Event], None]) -> None:
+    """Run ``work(stop)`` in a thread of its own; the caller's thread waits, interruptibly.
+
+    When the wait is interrupted (Ctrl-C), ``stop`` is set, the thread is joined (``work``
+    stops at its next look at ``stop``), and the interrupt goes on. What ``work`` raises is
+    raised here.
+    """
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work(stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="stagegate-ingest", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(_WAIT)
+    except BaseException:
+        stop.set()
+        worker.join()
+        raise
+    if failed:
+        raise failed[0]
+
+
 def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     adbc: Any,
     pa: Any,
@@ -163,6 +200,7 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     batches: Iterable[Sequence[Sequence[Any]]],
     piece: int,
     progress: Progress | None,
+    stop: threading.Event,
 ) -> None:
     """Ingest the batches' rows into ``path``'s ``events``, their projection's chunks into ``side``.
 
@@ -189,6 +227,8 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
             side_cursor.adbc_ingest("chunks", table, mode="append")
 
         for columns in batches:
+            if stop.is_set():
+                raise KeyboardInterrupt  # the caller was interrupted: nothing is committed
             arrays = [
                 column.cast(kind) if isinstance(column, pa.Array) else pa.array(column, type=kind)
                 for column, kind in zip(columns, types, strict=True)
