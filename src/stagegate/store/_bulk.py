@@ -38,7 +38,7 @@ import contextlib
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +154,7 @@ def _write(  # noqa: PLR0917 - the import's settings, passed on
         for batch in ahead(plain_batches(source, process, counts=counts)):
             yield batch, chain.seal_columns(batch)
 
-    def sealed() -> Iterator[tuple[Sequence[Any], ...]]:
+    def sealed() -> Generator[tuple[Sequence[Any], ...], None, None]:
         # three threads, each a batch or two ahead of the next: one reads and checks (mostly
         # Arrow kernels), one seals (hashing), this one writes (mostly SQLite); Arrow and
         # SQLite let go of the interpreter lock, so both cores work
@@ -179,21 +179,24 @@ def _write(  # noqa: PLR0917 - the import's settings, passed on
         )
 
     piece = STREAM_BATCH if fmt == "jsonl" else PROJECTION_CHUNK
-    if ingest_available():
-        stored = write_sealed_columns(
-            store,
-            sealed(),
-            side=side,
-            process=process,
-            record=record,
-            piece=piece,
-            progress=writing,
-        )
-    else:
-        rows = (list(zip(*map(_values, columns), strict=True)) for columns in sealed())
-        stored = write_sealed_rows(
-            store, rows, process=process, record=record, piece=piece, progress=writing
-        )
+    # closed here whatever happens: its threads stop and the file is closed at once, not when
+    # a traceback that holds the generator is collected
+    with contextlib.closing(sealed()) as batches:
+        if ingest_available():
+            stored = write_sealed_columns(
+                store,
+                batches,
+                side=side,
+                process=process,
+                record=record,
+                piece=piece,
+                progress=writing,
+            )
+        else:
+            rows = (list(zip(*map(_values, columns), strict=True)) for columns in batches)
+            stored = write_sealed_rows(
+                store, rows, process=process, record=record, piece=piece, progress=writing
+            )
     if stored.events >= CHECKPOINT_FROM:
         store.checkpoint()
     return stored
