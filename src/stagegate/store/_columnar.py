@@ -180,18 +180,7 @@ def encode_columns(columns: Sequence[Sequence[Any]]) -> bytes:
         "amount": array.array("d", _converted(columns[AMOUNT], float, _NAN)),
         "close_day": array.array("i", _converted(columns[CLOSE_DATE], _day, _NO_DAY)),
     }
-    sources = {
-        "opportunity_id": columns[OID],
-        "stage": columns[STAGE],
-        "reason": columns[REASON],
-        "kind": kinds,
-        "from_stage": columns[FROM_STAGE],
-        "move": columns[MOVE],
-        "process": columns[PROCESS],
-        "process_version": columns[VERSION],
-        "segment": segment_names,
-        "segment_value": segment_values,
-    }
+    sources = _coded_sources(columns, segment_names, segment_values)
     dictionaries: dict[str, list[str]] = {}
     for name in _CODED:
         arrays[name], dictionaries[name] = _coded(sources[name])
@@ -201,6 +190,22 @@ def encode_columns(columns: Sequence[Sequence[Any]]) -> bytes:
             values.byteswap()
         packed.append((name, values.typecode, values.tobytes()))
     return _pack(len(kinds), packed, dictionaries)
+
+
+def _coded_sources(columns: Sequence[Any], names: Any, values: Any) -> dict[str, Any]:
+    """The column each coded array of a chunk is made from (``events`` layout, segments apart)."""
+    return {
+        "opportunity_id": columns[OID],
+        "stage": columns[STAGE],
+        "reason": columns[REASON],
+        "kind": columns[KIND],
+        "from_stage": columns[FROM_STAGE],
+        "move": columns[MOVE],
+        "process": columns[PROCESS],
+        "process_version": columns[VERSION],
+        "segment": names,
+        "segment_value": values,
+    }
 
 
 def _pack(n: int, arrays: Sequence[tuple[str, str, bytes]], dictionaries: Any) -> bytes:
@@ -249,18 +254,7 @@ def encode_arrow(columns: Sequence[Any]) -> bytes:
         ("amount", "d", _raw(pa, pc.fill_null(floats, _NAN), 8)),
         ("close_day", "i", _raw(pa, pc.fill_null(days, _NO_DAY), 4)),
     ]
-    sources = {
-        "opportunity_id": columns[OID],
-        "stage": columns[STAGE],
-        "reason": columns[REASON],
-        "kind": kinds,
-        "from_stage": columns[FROM_STAGE],
-        "move": columns[MOVE],
-        "process": columns[PROCESS],
-        "process_version": columns[VERSION],
-        "segment": segment_names,
-        "segment_value": segment_values,
-    }
+    sources = _coded_sources(columns, segment_names, segment_values)
     dictionaries: dict[str, list[str]] = {}
     for name in _CODED:
         encoded = pc.dictionary_encode(sources[name])  # codes in order of first appearance
