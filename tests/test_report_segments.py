@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analytics_data import with_activities
@@ -241,6 +241,94 @@ def test_the_frame_is_read_column_wise_to_the_same_segment_history(seed, deals):
                 assert fast.at(oid, t, columns) == slow.at(oid, t, columns)
                 assert fast.at(oid, t, ("region",)) == slow.at(oid, t, ("region",))
                 assert fast.last_activity(oid, t) == slow.last_activity(oid, t)
+        _same_answers_at_once(fast, slow, events, columns)
+
+
+def _same_answers_at_once(fast, slow, events, columns):
+    """The batch lookups of the frame's inputs answer as the row-wise per-deal ones."""
+    ids = [e.opportunity_id for e in events] + ["no-such-deal"]
+    instants = [an_epoch(e.at) + (i % 3) - 1 for i, e in enumerate(events)] + [0]
+    assert fast.segments_at(ids, instants, columns) == [
+        slow.at(oid, t, columns) for oid, t in zip(ids, instants, strict=True)
+    ]
+    for t in sorted(set(instants))[:: max(1, len(instants) // 5)]:
+        assert fast.segments_at(ids, t, columns[::-1]) == slow.segments_at(ids, t, columns[::-1])
+        assert fast.last_activities(ids, t) == slow.last_activities(ids, t)
+    assert fast.segments_at([], 0, columns) == [] == fast.last_activities([], 0)
+    assert fast.logs_activities() == slow.logs_activities()
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(0, 6),  # few instants: ties within a deal
+        st.sampled_from(["ana", "ben", None]),
+        st.sampled_from(["north", None]),
+        st.sampled_from(["activity_logged", "stage_changed"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=_ROWS,
+    kinds=st.booleans(),
+    order=st.sampled_from([(), ("opportunity_id", "seq"), ("opportunity_id", "at", "seq")]),
+)
+@example(  # a deal's rows apart and out of time order, each pair of neighbours in order
+    rows=[
+        ("a", 5, "ana", None, "activity_logged"),
+        ("b", 0, "ben", None, "stage_changed"),
+        ("a", 1, "ben", None, "stage_changed"),
+        ("a", 6, "ben", None, "stage_changed"),
+    ],
+    kinds=True,
+    order=(),
+)
+def test_frame_inputs_answer_as_the_rows_do_with_ties_and_missing_values(rows, kinds, order):
+    """As-of joins on the frame: the value in force at ties, before a deal's first row, None."""
+    from stagegate.analytics._segments import frame_inputs, read_inputs
+
+    pl = pytest.importorskip("polars")
+    seqs: dict[str, int] = defaultdict(int)
+    table = []
+    for oid, at, owner, region, kind in rows:
+        seqs[oid] += 1
+        table.append((oid, seqs[oid], at * 1_000_000, owner, region, kind))
+    frame = pl.DataFrame(
+        table,
+        schema={
+            "opportunity_id": pl.String,
+            "seq": pl.Int64,
+            "at": pl.Int64,
+            "owner": pl.String,
+            "region": pl.String,
+            "kind": pl.String,
+        },
+        orient="row",
+    ).with_columns(pl.col("at").cast(pl.Datetime("us", "UTC")))
+    if order:  # a store's order, or the one frame_inputs reads without sorting
+        frame = frame.sort(*order)
+    if not kinds:
+        frame = frame.drop("kind")
+    columns = ("owner", "region")
+    fast, slow = frame_inputs(frame, columns), read_inputs(frame, columns)
+    assert fast is not None
+    ids = ["a", "b", "c", "d"] * 9
+    instants = [t * 1_000_000 + d for t in range(-1, 8) for d in (-1, 0, 1, 0)]
+    assert fast.segments_at(ids, instants, columns) == [
+        slow.at(oid, t, columns) for oid, t in zip(ids, instants, strict=True)
+    ]
+    for t in (-1, 0, 3_000_000, 3_000_001, 9_000_000):
+        assert fast.segments_at(ids, t, ("region",)) == slow.segments_at(ids, t, ("region",))
+        assert fast.last_activities(ids, t) == slow.last_activities(ids, t)
+    assert fast.logs_activities() == slow.logs_activities()
+    assert fast.activities == slow.activities  # the Python history, built on demand
+    assert [fast.at(o, t, columns) for o, t in zip(ids, instants, strict=True)] == [
+        slow.at(o, t, columns) for o, t in zip(ids, instants, strict=True)
+    ]
 
 
 def an_epoch(at):

@@ -19,8 +19,8 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from stagegate._time import epoch_us, parse_instant, to_utc
-from stagegate.analytics._table import is_frame
+from stagegate._time import epoch_us, from_epoch_us, parse_instant, to_utc
+from stagegate.analytics._table import DAY_US, is_frame
 from stagegate.analytics.forecast import period_of
 from stagegate.analytics.outcomes import AnalyticsError, OutcomesLike
 from stagegate.analytics.probability import stage_probabilities
@@ -29,7 +29,7 @@ from stagegate.currency import RateTable, total
 from stagegate.events import Event, EventKind
 from stagegate.segments import values_at
 
-__all__ = ["Inputs", "frame_inputs", "read_inputs", "segment_columns"]
+__all__ = ["FrameInputs", "Inputs", "frame_inputs", "read_inputs", "segment_columns"]
 
 Segment = tuple[str | None, ...]
 
@@ -93,10 +93,15 @@ class Inputs:
         self.data = data
         self.events = events
         self.columns = columns
-        self.activities = activities
+        self._activities = activities
         self._history = history
         self._index = {name: i for i, name in enumerate(columns)}
         self._cache: dict[tuple[Any, ...], Any] = {}
+
+    @property
+    def activities(self) -> dict[str, list[int]] | None:
+        """Each deal's ``activity_logged`` instants (see the class), or ``None``."""
+        return self._activities
 
     def snapshot(self, outcomes: OutcomesLike, at: datetime, assume_zone: Any) -> list[Any]:
         """:func:`~stagegate.analytics.snapshot` of every deal at ``at`` (computed once)."""
@@ -147,6 +152,169 @@ class Inputs:
             return (None,) * len(columns)
         row = values[i]
         return tuple(row[self._index[c]] for c in columns)
+
+    def segments_at(
+        self, opportunity_ids: Sequence[str], at_us: int | Sequence[int], columns: Sequence[str]
+    ) -> list[Segment]:
+        """:meth:`at` of many deals at once: each deal at its instant (or all at ``at_us``)."""
+        instants = [at_us] * len(opportunity_ids) if isinstance(at_us, int) else at_us
+        return [
+            self.at(oid, us, columns) for oid, us in zip(opportunity_ids, instants, strict=True)
+        ]
+
+    def last_activities(
+        self, opportunity_ids: Sequence[str], at_us: int
+    ) -> list[tuple[int | None, int | None]]:
+        """:meth:`last_activity` of many deals at one instant."""
+        return [self.last_activity(oid, at_us) for oid in opportunity_ids]
+
+    def logs_activities(self) -> bool:
+        """Whether the input records any ``activity_logged`` event (or row)."""
+        return any(
+            e.kind is EventKind.ACTIVITY_LOGGED for events in self.events.values() for e in events
+        ) or any((self.activities or {}).values())
+
+
+class FrameInputs(Inputs):
+    """:class:`Inputs` of a Polars frame, its segment history kept as a frame.
+
+    ``points`` holds ``oid``, ``at_us`` and the segment values ``s0``, ``s1``, ... of the rows
+    where a deal's values change (its first row included), one row per deal and instant (the
+    last); ``logged`` the ``oid`` and ``at_us`` of its ``activity_logged`` rows (``None``: the
+    frame has no ``kind`` column). :meth:`segments_at` and :meth:`last_activities` answer with
+    as-of joins; the per-deal lookups build the Python history the first time they are used.
+    """
+
+    def __init__(self, data: Any, points: Any, logged: Any, columns: tuple[str, ...]) -> None:
+        super().__init__(data, {}, {}, columns)
+        self._points = points
+        self._logged = logged
+        self._read = False
+
+    def _python(self) -> None:
+        if self._read:
+            return
+        history = self._history
+        for oid, at_us, *segment in self._points.iter_rows():
+            instants, segments = history.setdefault(oid, ([], []))
+            instants.append(at_us)
+            segments.append(tuple(segment))
+        if self._logged is not None:
+            activities: dict[str, list[int]] = defaultdict(list)
+            for oid, at_us in self._logged.iter_rows():
+                activities[oid].append(at_us)
+            self._activities = dict(activities)
+        self._read = True
+
+    @property
+    def activities(self) -> dict[str, list[int]] | None:
+        """Each deal's ``activity_logged`` instants (built from the frame when first asked)."""
+        self._python()
+        return self._activities
+
+    def at(self, opportunity_id: str, at_us: int, columns: Sequence[str]) -> Segment:
+        """The values of ``columns`` in force for a deal at an instant (``None``: none)."""
+        self._python()
+        return super().at(opportunity_id, at_us, columns)
+
+    def last_activity(self, opportunity_id: str, at_us: int) -> tuple[int | None, int | None]:
+        """See :meth:`Inputs.last_activity`."""
+        self._python()
+        return super().last_activity(opportunity_id, at_us)
+
+    @staticmethod
+    def _keys(opportunity_ids: Any, at_us: int | Sequence[int]) -> Any:
+        import polars as pl  # noqa: PLC0415 - a frame's inputs: Polars is there
+
+        instants = (
+            pl.lit(at_us, dtype=pl.Int64)
+            if isinstance(at_us, int)
+            else pl.Series(at_us, dtype=pl.Int64)
+        )
+        ids = pl.Series(opportunity_ids, dtype=pl.String)
+        return pl.DataFrame({"oid": ids}).with_columns(instants.alias("at_us"))
+
+    @staticmethod
+    def _asof(right: Any, keys: Any) -> Any:
+        """Each row of ``keys`` joined to its deal's last row in ``right`` at or before it.
+
+        Both have ``oid`` and ``at_us``; ``right`` is sorted by ``at_us``. Rows stay in the
+        keys' order.
+        """
+        return (
+            keys.with_row_index("_row")
+            .sort("at_us")
+            .join_asof(right, on="at_us", by="oid", strategy="backward", check_sortedness=False)
+            .sort("_row")
+            .drop("_row")
+        )
+
+    def segments_at(
+        self, opportunity_ids: Sequence[str], at_us: int | Sequence[int], columns: Sequence[str]
+    ) -> list[Segment]:
+        """:meth:`at` of many deals at once, as one as-of join on the frame."""
+        if not len(opportunity_ids):
+            return []
+        found = self.segments_of(self._keys(opportunity_ids, at_us), columns)
+        return list(found.select(f"s{i}" for i in range(len(columns))).iter_rows())
+
+    def segments_of(self, keys: Any, columns: Sequence[str]) -> Any:
+        """``keys`` with the values of ``columns`` in force for each row's deal at its instant.
+
+        ``keys`` is a Polars frame with ``oid`` (text) and ``at_us`` (epoch microseconds); the
+        values come as columns ``s0``, ``s1``, ... in the order of ``columns`` (null: none).
+        """
+        import polars as pl  # noqa: PLC0415
+
+        right = self._points.select(
+            "oid",
+            "at_us",
+            *(pl.col(f"s{self._index[c]}").alias(f"s{i}") for i, c in enumerate(columns)),
+        )
+        return self._asof(right, keys.drop([f"s{i}" for i in range(len(columns))], strict=False))
+
+    def last_activities(
+        self, opportunity_ids: Sequence[str], at_us: int
+    ) -> list[tuple[int | None, int | None]]:
+        """:meth:`last_activity` of many deals at one instant, as as-of joins on the frame."""
+        import polars as pl  # noqa: PLC0415
+
+        if not len(opportunity_ids):
+            return []
+        col = pl.col
+        first = self._points.group_by("oid").agg(col("at_us").min().alias("first_us"))
+        logged = (
+            self._logged.with_columns(col("at_us").alias("logged_us"))
+            if self._logged is not None
+            else pl.DataFrame(schema={"oid": pl.String, "at_us": pl.Int64, "logged_us": pl.Int64})
+        )
+        found = (
+            self._asof(logged, self._keys(opportunity_ids, at_us))
+            .join(first, on="oid", how="left", maintain_order="left")
+            .select(
+                "logged_us",
+                pl.when(col("first_us") <= at_us).then(col("first_us")).alias("first_us"),
+            )
+        )
+        return list(found.iter_rows())
+
+    def logs_activities(self) -> bool:
+        """Whether the frame has any ``activity_logged`` row."""
+        return self._logged is not None and self._logged.height > 0
+
+
+def activity_gap(
+    logged_us: int | None, first_us: int | None, as_of_us: int, activity_days: float
+) -> tuple[datetime | None, float | None, bool | None]:
+    """(last activity, days since it, stale) of a deal of a table with a ``kind`` column.
+
+    From its last ``activity_logged`` instant and its first row's (epoch microseconds, ``None``
+    when it has none up to ``as_of_us``): without an activity, days count from its first row.
+    """
+    reference = logged_us if logged_us is not None else first_us
+    last = None if logged_us is None else from_epoch_us(logged_us)
+    days = None if reference is None else (as_of_us - reference) / DAY_US
+    return last, days, None if days is None else days > activity_days
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -230,14 +398,20 @@ def read_inputs(data: Any, columns: Sequence[str], *, assume_zone: Any = None) -
     return Inputs(items, dict(events), history, names, activities)
 
 
-def frame_inputs(data: Any, columns: Sequence[str]) -> Inputs | None:
+def frame_inputs(
+    data: Any, columns: Sequence[str], *, history_only: bool = False
+) -> FrameInputs | None:
     """:func:`read_inputs` of a Polars frame, column-wise; ``None`` for anything else.
 
-    Only the rows where a deal's segment values change (and each deal's first row) become
-    Python values: the value in force at an instant is that of the last such row at or before
-    it, as :meth:`Inputs.at` finds it among all rows. The analytics' data stays the frame.
+    Only the rows where a deal's segment values change (and each deal's first row) are kept,
+    as a frame (:class:`FrameInputs`): the value in force at an instant is that of the last
+    such row at or before it, as :meth:`Inputs.at` finds it among all rows. The analytics'
+    data stays the frame.
     A frame whose ``at`` is not an aware datetime, or whose segment columns are not text, is
     read by :func:`read_inputs`.
+
+    With ``history_only``, the inputs keep the segment history and activities, not the frame
+    (their ``data`` is ``None``): for a caller that analyses the frame itself and lets go of it.
 
     Raises:
         AnalyticsError: a row lacks its id or instant.
@@ -260,42 +434,63 @@ def frame_inputs(data: Any, columns: Sequence[str]) -> Inputs | None:
         return None
     col = polars.col
     seq = col("seq").cast(polars.Int64).fill_null(0) if "seq" in schema else polars.lit(0)
-    picked = frame.select(
-        col("opportunity_id").cast(polars.String).alias("oid"),
+    values = [f"s{i}" for i in range(len(names))]
+    picked = frame.select(  # native types: text is made of the few rows kept, below
+        col("opportunity_id").alias("oid"),
         col("at").dt.epoch("us").alias("at_us"),
         seq.alias("seq"),
-        *(col(name).cast(polars.String).alias(f"s{i}") for i, name in enumerate(names)),
+        *(col(name).alias(value) for name, value in zip(names, values, strict=True)),
         *(
             [(col("kind").cast(polars.String) == EventKind.ACTIVITY_LOGGED.value).alias("act")]
             if "kind" in schema
             else []
         ),
-    )
-    missing = picked.select(col("oid").null_count(), col("at_us").null_count()).collect().row(0)
-    if any(missing):
+    ).collect()
+    if picked.get_column("oid").null_count() or picked.get_column("at_us").null_count():
         raise AnalyticsError("a row lacks opportunity_id or at")
-    ordered = picked.sort("oid", "at_us", "seq")
-    values = [f"s{i}" for i in range(len(names))]
+    if not _in_deal_order(picked):  # a store's frame is (opportunity_id, seq) order already
+        picked = picked.sort("oid", "at_us", "seq", maintain_order=True)
     changes = (
         polars.lit(True)
         if not values
         else polars.any_horizontal(*(col(v).ne_missing(col(v).shift(1)) for v in values))
     )
     first = col("oid").ne_missing(col("oid").shift(1))
-    points = ordered.filter(first | changes).select("oid", "at_us", *values).collect()
-    history: dict[str, tuple[list[int], list[Segment]]] = {}
-    for oid, at_us, *segment in points.iter_rows():
-        instants, segments = history.setdefault(oid, ([], []))
-        instants.append(at_us)
-        segments.append(tuple(segment))
-    activities: dict[str, list[int]] | None = None
+    as_text = [col(c).cast(polars.String) for c in ("oid", *values)]
+    points = (
+        picked.lazy()
+        .filter(first | changes)
+        .select(as_text[0], "at_us", *as_text[1:])
+        .unique(subset=["oid", "at_us"], keep="last", maintain_order=True)
+        .sort("at_us", "oid")  # the order an as-of join by deal wants (no ties left)
+        .collect()
+    )
+    logged = None
     if "kind" in schema:
-        logged = ordered.filter(col("act")).select("oid", "at_us").collect()
-        activities = defaultdict(list)
-        for oid, at_us in logged.iter_rows():
-            activities[oid].append(at_us)
-        activities = dict(activities)
-    return Inputs(data, {}, history, names, activities)
+        logged = (
+            picked.lazy()
+            .filter(col("act"))
+            .select(as_text[0], "at_us")
+            .sort("at_us", "oid")
+            .collect()
+        )
+    return FrameInputs(None if history_only else data, points, logged, names)
+
+
+def _in_deal_order(picked: Any) -> bool:
+    """Whether each deal's rows are together and in ``(at_us, seq)`` order (no sort needed)."""
+    import polars as pl  # noqa: PLC0415
+
+    col = pl.col
+    same = col("oid") == col("oid").shift(1)
+    at, before = col("at_us"), col("at_us").shift(1)
+    back = same & ((at < before) | ((at == before) & (col("seq") < col("seq").shift(1))))
+    runs, deals, backwards = picked.select(
+        col("oid").ne_missing(col("oid").shift(1)).sum().alias("runs"),
+        col("oid").n_unique().alias("deals"),
+        back.any().alias("backwards"),
+    ).row(0)
+    return bool(runs == deals and not backwards)
 
 
 def instant_us(at: datetime, what: str) -> int:

@@ -58,12 +58,13 @@ from typing import Any
 
 import attrs
 
-from stagegate._time import epoch_us, from_epoch_us, parse_date, to_utc
+from stagegate._time import epoch_us, parse_date, to_utc
 from stagegate.analytics._by import records_of
 from stagegate.analytics._segments import (
     SMALL_SAMPLE,
     Inputs,
     Segment,
+    activity_gap,
     decimal_of,
     instant_us,
     money,
@@ -233,11 +234,9 @@ def staleness(
             stale: bool | None = days > activity_days
             overdue: bool | None = due is not None and due < today
         elif inputs.activities is not None:  # a store's frame: activities by kind, no fields
-            logged, first = inputs.last_activity(oid, as_of_us)
-            reference = logged if logged is not None else first
-            last = None if logged is None else from_epoch_us(logged)
-            days = None if reference is None else (as_of_us - reference) / DAY_US
-            stale = None if days is None else days > activity_days
+            last, days, stale = activity_gap(
+                *inputs.last_activity(oid, as_of_us), as_of_us, activity_days
+            )
             due, overdue = None, None
         else:
             last, days, stale, due, overdue = None, None, None, None, None

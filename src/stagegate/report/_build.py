@@ -125,9 +125,9 @@ def build_document(  # noqa: PLR0915 - one section after another
     else:
         log = [event for event in events if event.at <= instant]
     if by is not None:  # a bad --by fails before anything is computed
-        from stagegate.report._segments import check_columns  # noqa: PLC0415
+        from stagegate.report import _segments  # noqa: PLC0415 - only with by
 
-        check_columns(log, by)
+        _segments.check_columns(log, by)
     stages = process.stages
     document: dict[str, Any] = {
         "title": title or f"Pipeline health: {process.name}",
@@ -161,8 +161,9 @@ def build_document(  # noqa: PLR0915 - one section after another
     check_one_currency(log)  # never a silent sum of several currencies
     facts = _LogFacts.of(log, process)
     prepared = prepare(log, process, as_of=instant, keep_rows=True)
-    if by is None:  # every later section reads the prepared log: let go of the log itself
-        del events, frame, log  # (freed here unless the caller still holds it)
+    segments = None if by is None else _segments.segment_inputs(log, by)  # their history alone
+    # every later section reads the prepared log (and the segment history): let go of the log
+    del events, frame, log  # (freed here unless the caller still holds it)
     if not on_frames:
         visits: Any = list(prepared.python or ())
     else:
@@ -283,10 +284,8 @@ def build_document(  # noqa: PLR0915 - one section after another
     ) + _import_findings(findings)
     document["data_quality"].sort(key=_finding_order)
     if by is not None:
-        from stagegate.report._segments import Computed, segment_section  # noqa: PLC0415
-
-        document["segments"] = segment_section(
-            log,
+        document["segments"] = _segments.segment_section(
+            None,
             process,
             as_of=instant,
             by=by,
@@ -294,7 +293,7 @@ def build_document(  # noqa: PLR0915 - one section after another
             stalled_rule=stalled_rule,
             flag_pushes=flag_pushes,
             top=top,
-            computed=Computed(prepared, visits, slips, cycles, probabilities),
+            computed=_segments.Computed(prepared, visits, slips, cycles, probabilities, segments),
         )
     tick(_SECTIONS)
     validate_document(document)  # what --json prints always matches the published schema

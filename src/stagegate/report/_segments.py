@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -41,7 +41,6 @@ import attrs
 
 from stagegate._time import epoch_us, to_utc
 from stagegate.errors import StagegateError
-from stagegate.events import EventKind
 from stagegate.segments import OWNER, RESERVED_NAMES, names_of
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "UnknownSegmentColumnError",
     "check_columns",
     "segment_columns_of",
+    "segment_inputs",
     "segment_section",
 ]
 
@@ -143,6 +143,8 @@ class Computed:
         slippage: ``slippage`` of ``prepared``.
         cycles: ``cycle_times`` of ``visits``.
         probabilities: ``stage_probabilities`` of ``visits`` (``draws=0``), as records.
+        inputs: :func:`segment_inputs` of the log, read before the report let go of it
+            (``None``: the section reads the log).
     """
 
     prepared: Any
@@ -150,6 +152,23 @@ class Computed:
     slippage: Any
     cycles: Any
     probabilities: Sequence[Any]
+    inputs: Any = None
+
+
+def segment_inputs(log: Any, by: str | Sequence[str]) -> Any:
+    """The segment history of every deal the section reads, without the log's other columns.
+
+    Read once, so that the report can let go of the log after preparing it: for a frame, the
+    rows where a deal's segment changes and its activity instants (as frames); for events,
+    each deal's events.
+
+    Raises:
+        UnknownSegmentColumnError: ``by`` names a column the data does not carry.
+    """
+    from stagegate.analytics._segments import frame_inputs, read_inputs  # noqa: PLC0415
+
+    columns = check_columns(log, by)
+    return frame_inputs(log, columns, history_only=True) or read_inputs(log, columns)
 
 
 def segment_section(  # noqa: PLR0915 - one figure after another
@@ -168,7 +187,8 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     """The segment section of the report document (see ``docs/report.md``).
 
     Args:
-        log: the report's events (or its stage-history frame), up to ``as_of``.
+        log: the report's events (or its stage-history frame), up to ``as_of``; unused (and
+            may be ``None``) when ``computed`` carries the :func:`segment_inputs`.
         process: the process they were recorded under.
         as_of: the report's instant.
         by: the segment column(s): ``"owner"``, ``"region,team"`` or ``("region", "team")``.
@@ -189,18 +209,20 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     from stagegate.analytics._segments import (  # noqa: PLC0415
         SMALL_SAMPLE,
         STAGE_ESTIMATORS,
+        activity_gap,
         decimal_of,
-        frame_inputs,
-        read_inputs,
     )
     from stagegate.analytics.intervals import prepare, to_native  # noqa: PLC0415
 
-    columns = check_columns(log, by)
+    if computed is not None and computed.inputs is not None:
+        inputs = computed.inputs  # read by the report, which checked ``by`` against the log
+    else:
+        inputs = segment_inputs(log, by)
+    columns = _by(by)
     weighed_by = estimator if estimator in STAGE_ESTIMATORS else "deal_clock"
     as_of_us = epoch_us(as_of)
     # The log is prepared once for every analysis below (as the report's own sections are);
-    # read_inputs gives each deal's segment history, to attribute each figure at its instant.
-    inputs = frame_inputs(log, columns) or read_inputs(log, columns)
+    # the inputs give each deal's segment history, to attribute each figure at its instant.
     if computed is None:
         prepared = prepare(log, process, as_of=as_of, keep_rows=True)
         visits = (
@@ -227,7 +249,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         )
         if s.kind == "open"
     }
-    segment_of = {oid: inputs.at(oid, as_of_us, columns) for oid in now}
+    segment_of = dict(zip(now, inputs.segments_at(list(now), as_of_us, columns), strict=True))
     slow = _ids(an.stalled(visits, process, as_of=as_of, rule=stalled_rule))
     pushes = {
         d.opportunity_id: d
@@ -240,30 +262,32 @@ def segment_section(  # noqa: PLR0915 - one figure after another
         r.stage: 0.0 if getattr(r, weighed_by) is None else float(getattr(r, weighed_by))
         for r in computed.probabilities
     }
-    closed: dict[Any, list[Any]] = defaultdict(list)
-    for oid, closed_us, outcome, days in _closes(computed.cycles):
-        closed[inputs.at(oid, closed_us, columns)].append((outcome, days))
+    closed = _closed_by_segment(inputs, computed.cycles, columns)
     # A log that records no activity at all comes from a CRM that does not feed them: the
     # staleness by activity of its deals is unknown, not "every deal stale".
-    activities = any(
-        e.kind is EventKind.ACTIVITY_LOGGED for events in inputs.events.values() for e in events
-    ) or any((inputs.activities or {}).values())
-    activity = {}
+    activities = inputs.logs_activities()
+    activity: dict[str, Any] = {}
     if activities and inputs.has_events:  # staleness of the open deals' own events
-        mine_only = [e for e in log if e.opportunity_id in now]
+        mine_only = [e for oid in now for e in inputs.events.get(oid, ())]
         activity = {
             d.opportunity_id: d
             for d in an.staleness(
                 mine_only, process, as_of=as_of, by=columns, activity_days=activity_days
             )
         }
-    elif activities:  # a store's frame: its activity_logged rows (the kind column)
+    elif activities:  # a store's frame: its activity_logged rows (the kind column), as
+        # staleness reads them (activity_gap), for the open deals at once
+        open_ids = list(now)
         activity = {
-            d.opportunity_id: d
-            for d in an.staleness(
-                inputs, process, as_of=as_of, by=columns, activity_days=activity_days
+            oid: SimpleNamespace(stale=stale, days_since_activity=days)
+            for oid, (_, days, stale) in zip(
+                open_ids,
+                (
+                    activity_gap(logged, first, as_of_us, activity_days)
+                    for logged, first in inputs.last_activities(open_ids, as_of_us)
+                ),
+                strict=True,
             )
-            if d.opportunity_id in now
         }
     day = as_of.date()
     period, first, last = _period(day)
@@ -325,8 +349,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
     rows = []
     for key in set(totals) | set(closed):
         total, mine = totals.get(key, {}), parts.get(key, {})
-        cycles = closed.get(key, [])
-        won_days = [days for outcome, days in cycles if outcome == "won"]
+        closes, won_days = closed.get(key, (0, []))
         forecast = round(float(total.get("forecast", 0)), 2)
         soft = round(sum(mine.get(f"forecast_{r}", 0.0) for r in RISKS), 2)
         listed = sorted(
@@ -346,12 +369,12 @@ def segment_section(  # noqa: PLR0915 - one figure after another
             "pushes": int(mine.get("pushes", 0)),
             "at_risk_deals": int(mine.get("at_risk_deals", 0)),
             "at_risk_amount": float(mine.get("at_risk_amount", 0.0)),
-            "closed": len(cycles),
+            "closed": closes,
             "won": len(won_days),
-            "lost": len(cycles) - len(won_days),
-            "win_rate": len(won_days) / len(cycles) if cycles else None,
+            "lost": closes - len(won_days),
+            "win_rate": len(won_days) / closes if closes else None,
             "median_cycle_days": statistics.median(won_days) if won_days else None,
-            "small": len(cycles) < SMALL_SAMPLE,
+            "small": closes < SMALL_SAMPLE,
             "deals_count": _count(len(listed), top),
             "deals": listed[:top],
         }
@@ -423,21 +446,52 @@ def _ids(result: Any) -> set[str]:
     return set(frame.get_column("opportunity_id").to_list())
 
 
-def _closes(cycles: Any) -> Iterator[tuple[str, int, str, float]]:
-    """``(id, closed at in epoch microseconds, outcome, cycle days)`` of each closed deal."""
-    frame = _frame(cycles.deals)
-    if frame is None:
-        for c in cycles.deals:
-            yield c.opportunity_id, epoch_us(to_utc(c.closed_at)), c.outcome, c.cycle_days
-        return
-    import polars as pl  # noqa: PLC0415
+def _closed_by_segment(
+    inputs: Any, cycles: Any, columns: Sequence[str]
+) -> dict[Any, tuple[int, list[float]]]:
+    """How many deals closed in each segment, and the cycle days of the won ones.
 
-    yield from frame.select(
-        "opportunity_id",
-        pl.col("closed_at").dt.epoch("us"),
-        pl.col("outcome").cast(pl.String),
-        "cycle_days",
-    ).iter_rows()
+    Each closed deal counts in its segment at its close (as
+    :func:`~stagegate.analytics.scorecard` attributes it).
+    """
+    from stagegate.analytics._segments import FrameInputs  # noqa: PLC0415
+
+    frame = _frame(cycles.deals)
+    if frame is not None:
+        import polars as pl  # noqa: PLC0415 - a frame result is a Polars one
+
+        keys = frame.select(
+            pl.col("opportunity_id").cast(pl.String).alias("oid"),
+            pl.col("closed_at").dt.epoch("us").alias("at_us"),
+            (pl.col("outcome").cast(pl.String) == "won").alias("won"),
+            pl.col("cycle_days").cast(pl.Float64).alias("days"),
+        )
+    if frame is not None and isinstance(inputs, FrameInputs):  # one as-of join, one group-by
+        values = [f"s{i}" for i in range(len(columns))]
+        grouped = (
+            inputs.segments_of(keys, columns)
+            .group_by(values)
+            .agg(pl.len().alias("closed"), pl.col("days").filter(pl.col("won")).alias("won"))
+        )
+        return {
+            tuple(row[:-2]): (row[-2], row[-1])
+            for row in grouped.select(*values, "closed", "won").iter_rows()
+        }
+    if frame is None:
+        deals = [
+            (c.opportunity_id, epoch_us(to_utc(c.closed_at)), c.outcome == "won", c.cycle_days)
+            for c in cycles.deals
+        ]
+    else:
+        deals = list(keys.iter_rows())
+    segments = inputs.segments_at([d[0] for d in deals], [d[1] for d in deals], columns)
+    found: dict[Any, tuple[int, list[float]]] = {}
+    for segment, (_, _, won, days) in zip(segments, deals, strict=True):
+        closes, won_days = found.get(segment, (0, []))
+        if won:
+            won_days.append(days)
+        found[segment] = (closes + 1, won_days)
+    return found
 
 
 def _riskiest(row: Mapping[str, Any]) -> tuple[Any, ...]:
