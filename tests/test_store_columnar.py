@@ -310,7 +310,61 @@ class TestWrites:
         with SQLiteStore(tmp_path / "deals.sqlite") as store:
             store.append([event("a", 1), event("a", 2)])
             store.to_frame(phases=Recorder())
-        assert [("reading", 2), 2] == seen
+        # one phase; the count read so far goes up (a column at a time) to every event
+        assert seen[0] == ("reading", 2)
+        assert seen[1:] == sorted(set(seen[1:]))
+        assert seen[-1] == 2
+
+
+class TestReadInPlace:
+    """to_frame reads each column of the stored chunks where it lies (Python 3.11+)."""
+
+    @pytest.fixture
+    def store_path(self, tmp_path: Path) -> Path:
+        path = tmp_path / "deals.sqlite"
+        with SQLiteStore(path) as store:
+            for start in range(0, 30, 7):  # several chunks
+                store.append(
+                    [
+                        event(f"o{n % 5}", n // 5 + 1, stage="qualification", reason=f"r{n}")
+                        for n in range(start, min(30, start + 7))
+                    ]
+                )
+        return path
+
+    @pytest.mark.skipif(not sqlite_module.READ_IN_PLACE, reason="Python 3.10: no blob I/O")
+    @pytest.mark.parametrize("categorical", [False, True])
+    def test_in_place_and_in_memory_give_the_same_frame(
+        self, store_path: Path, monkeypatch: pytest.MonkeyPatch, categorical: bool
+    ) -> None:
+        with SQLiteStore(store_path) as store:
+            in_place = store.to_frame(columns=FRAME_COLUMNS, categorical=categorical)
+            monkeypatch.setattr(sqlite_module, "READ_IN_PLACE", False)
+            in_memory = store.to_frame(columns=FRAME_COLUMNS, categorical=categorical)
+        assert in_place.equals(in_memory)
+        assert len(in_place) == 30
+
+    @pytest.mark.parametrize("in_place", [False, True])
+    @pytest.mark.parametrize(
+        "damage",
+        [
+            "UPDATE projection SET chunk = CAST('XXXX' || substr(chunk, 5) AS BLOB)",
+            "UPDATE projection SET chunk = substr(chunk, 1, length(chunk) / 2)",
+            "UPDATE projection SET chunk = substr(chunk, 1, 6)",
+            "UPDATE projection SET chunk = CAST(X'5347433108000000' || '{\"n\": 1}' AS BLOB)",
+            "UPDATE projection SET chunk = 'SGC1, but text'",
+        ],
+        ids=["magic", "cut", "short", "header", "text"],
+    )
+    def test_a_damaged_stored_chunk_is_reported(
+        self, store_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool, damage: str
+    ) -> None:
+        if in_place and not sqlite_module.READ_IN_PLACE:
+            pytest.skip("Python 3.10: no blob I/O")
+        monkeypatch.setattr(sqlite_module, "READ_IN_PLACE", in_place)
+        raw(store_path, damage)
+        with SQLiteStore(store_path) as store, pytest.raises(StoreError, match="outside stagegate"):
+            store.to_frame()
 
 
 def test_the_frame_is_documented_with_every_column() -> None:

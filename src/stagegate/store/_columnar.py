@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_COLUMNS",
     "SEGMENT_KINDS",
     "ChunkWriter",
+    "StoredChunk",
     "encode_chunk",
     "encode_columns",
     "frame_of",
@@ -375,16 +376,104 @@ def _libraries() -> tuple[Any, Any, Any]:
     return pa, pc, pl
 
 
-def _parse(chunk: bytes) -> tuple[dict[str, Any], memoryview]:
+class StoredChunk:
+    """A packed chunk read where it is stored, one column's bytes at a time.
+
+    ``blob`` is a file-like view of the chunk (``read``, ``seek``; SQLite's incremental blob
+    I/O gives one): :func:`frame_of` reads its header, then each column's array as it joins
+    that column, so the chunks are never all in memory beside the frame they make.
+    """
+
+    def __init__(self, blob: Any) -> None:
+        self._blob = blob
+
+    def parse(self) -> tuple[dict[str, Any], _StoredBody]:
+        """The chunk's header, and its arrays to slice (see :func:`_parse`)."""
+        blob = self._blob
+        blob.seek(0)
+        start = blob.read(8)
+        if start[:4] != MAGIC:
+            _parse(start)  # raises the damaged-chunk error, naming what it starts with
+        if len(start) < 8:  # noqa: PLR2004 - the magic and the header's length
+            raise _shorter()
+        (size,) = struct.unpack_from("<I", start, 4)
+        return _header(blob.read(size)), _StoredBody(blob, 8 + size)
+
+
+def _shorter() -> ColumnarError:
+    return ColumnarError(
+        "a chunk of the store's projection is shorter than its header says: the file was "
+        "changed outside stagegate; restore it from a backup"
+    )
+
+
+class _StoredBody:
+    """The arrays of a :class:`StoredChunk`: a slice reads its bytes from the store."""
+
+    def __init__(self, blob: Any, base: int) -> None:
+        self._blob, self._base = blob, base
+
+    def __getitem__(self, where: slice) -> bytes:
+        self._blob.seek(self._base + where.start)
+        found: bytes = self._blob.read(where.stop - where.start)
+        if len(found) != where.stop - where.start:
+            raise _shorter()
+        return found
+
+
+def _parse(chunk: bytes | StoredChunk) -> tuple[dict[str, Any], Any]:
+    if isinstance(chunk, StoredChunk):
+        return chunk.parse()
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise ColumnarError(
+            f"a chunk of the store's projection is a {type(chunk).__name__}, not bytes: the "
+            "file was changed outside stagegate; restore it from a backup"
+        )
     if chunk[:4] != MAGIC:
         raise ColumnarError(
             f"a chunk of the store's projection starts with {bytes(chunk[:4])!r}, not "
             f"{MAGIC!r}: the file was changed outside stagegate; restore it from a backup"
         )
+    if len(chunk) < 8:  # noqa: PLR2004 - the magic and the header's length
+        raise _shorter()
     (size,) = struct.unpack_from("<I", chunk, 4)
     view = memoryview(chunk)
-    header = json.loads(bytes(view[8 : 8 + size]))
-    return header, view[8 + size :]
+    if len(view) < 8 + size:
+        raise _shorter()
+    return _header(bytes(view[8 : 8 + size])), _CheckedBody(view[8 + size :])
+
+
+class _CheckedBody:
+    """The arrays of a chunk in memory: a slice past the end is a damaged chunk."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+
+    def __getitem__(self, where: slice) -> memoryview:
+        found = self._view[where]
+        if len(found) != where.stop - where.start:
+            raise _shorter()
+        return found
+
+
+def _header(text: bytes) -> dict[str, Any]:
+    """A chunk's header, checked for the shape the readers rely on."""
+    try:
+        header = json.loads(text)
+        good = (
+            isinstance(header, dict)
+            and isinstance(header["n"], int)
+            and isinstance(header["dictionaries"], dict)
+            and all(len(a) == 4 for a in header["arrays"])  # noqa: PLR2004 - name, type, where
+        )
+    except (ValueError, TypeError, KeyError):
+        good = False
+    if not good:
+        raise ColumnarError(
+            "a chunk of the store's projection has a damaged header: the file was changed "
+            "outside stagegate; restore it from a backup"
+        )
+    return dict(header)
 
 
 _TYPES = {"q": "int64", "i": "int32", "d": "float64"}
@@ -395,13 +484,15 @@ def _columns(
     names: Sequence[str],
     libraries: tuple[Any, Any, Any],
     dictionaries: frozenset[str],
+    tick: Callable[[int], None],
 ) -> Iterable[Any]:
     """The packed columns ``names`` of the parsed chunks, each joined into one array in turn.
 
     Numbers come back as Arrow arrays; coded columns as Polars text series (gathered from the
     joined dictionaries: a view per row, no copy of the text), those in ``dictionaries`` as
     Arrow dictionary arrays (one code per row into the distinct values). One column's
-    intermediate arrays are alive at a time.
+    intermediate arrays are alive at a time. ``tick`` is called with the rows read so far,
+    a column's worth of rows (a share of the total) after each column.
     """
     pa, pc, pl = libraries
     total = sum(int(header["n"]) for header, _ in parsed)
@@ -413,7 +504,7 @@ def _columns(
     )
     where = [{name: (code, offset, size) for name, code, offset, size in h["arrays"]}
              for h, _ in parsed]  # fmt: skip
-    for name in names:
+    for column, name in enumerate(names, 1):
         parts = []
         typecode = "i"
         for (_, body), layout in zip(parsed, where, strict=True):
@@ -449,6 +540,8 @@ def _columns(
             else:
                 text = pl.Series(dictionary, dtype=pl.String)
                 values = text.gather(pl.from_arrow(codes))
+        if (done := total * column // len(names)) > total * (column - 1) // len(names):
+            tick(done)
         yield values
 
 
@@ -475,17 +568,19 @@ def _accumulate(counts: Iterable[int]) -> Iterable[int]:
 
 
 def frame_of(
-    chunks: Sequence[bytes],
+    chunks: Sequence[bytes | StoredChunk],
     *,
     backend: str = "polars",
     columns: Sequence[str] | None = None,
     segments: bool = True,
     categorical: bool = False,
+    tick: Callable[[int], None] | None = None,
 ) -> Any:
     """The frame of the events packed in ``chunks``, ordered by ``(opportunity_id, seq)``.
 
     Args:
-        chunks: packed chunks (:func:`encode_chunk`), in any order.
+        chunks: packed chunks (:func:`encode_chunk`), in any order, as bytes or read where
+            they are stored (:class:`StoredChunk`).
         backend: ``"polars"`` (a ``polars.DataFrame``), ``"pandas"`` (a ``pandas.DataFrame``
             with pyarrow-backed, nullable columns) or ``"pyarrow"`` (a ``pyarrow.Table``).
         columns: which of :data:`COLUMNS` to give (default :data:`DEFAULT_COLUMNS`).
@@ -493,6 +588,7 @@ def frame_of(
         categorical: give the text columns of few values (every one but ``opportunity_id``)
             as categoricals (Polars ``Categorical``, Arrow dictionaries, pandas categories):
             four bytes a row instead of the text.
+        tick: called with the rows read so far as the columns are read (progress).
 
     Raises:
         ColumnarError: the backend or a column is unknown, a library is missing, or a chunk
@@ -532,7 +628,9 @@ def frame_of(
     # segment values as codes into their distinct values: the fill below moves four bytes a
     # row, not a text view of sixteen, for every segment column
     coded |= {"segment_value"}
-    arrays = _columns(parsed, [packed[n] for n in need], (pa, pc, pl), coded)
+    arrays = _columns(
+        parsed, [packed[n] for n in need], (pa, pc, pl), coded, tick or (lambda _done: None)
+    )
     values_of = None
     for name, values in zip(need, arrays, strict=True):
         if name == "segment_value":

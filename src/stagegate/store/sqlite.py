@@ -72,6 +72,7 @@ from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze
 from stagegate.gates import GateReport
 from stagegate.integrity import event_digest
 from stagegate.store._columnar import (
+    StoredChunk,
     encode_chunk,
     encode_columns,
     frame_of,
@@ -167,6 +168,10 @@ _IMPORTS_DDL = (
 _IMPORT_COLUMNS = (
     "id, at_us, source, input_name, rows_read, rows_used, opportunities, events, findings"
 )
+
+READ_IN_PLACE = hasattr(sqlite3.Connection, "blobopen")
+"""Whether ``to_frame`` reads each column of the projection's chunks where it is stored
+(SQLite's incremental blob I/O, Python 3.11+) rather than all the chunks into memory first."""
 
 WAL_LIMIT = 64 * 1024 * 1024
 """Bytes of write-ahead log kept after a checkpoint (``PRAGMA journal_size_limit``); a scan that
@@ -440,6 +445,26 @@ def _read_projection(conn: sqlite3.Connection, phases: Phases | None) -> list[by
         done += events
         tick(done)
     return chunks
+
+
+def _frame_of_stored(
+    conn: sqlite3.Connection, phases: Phases | None, options: dict[str, Any]
+) -> Any:
+    """:func:`frame_of` the projection's chunks, read from the file a column at a time.
+
+    Inside the caller's read transaction (one snapshot); SQLite's incremental blob I/O
+    (Python 3.11+) reads each column's bytes of each chunk where they are stored.
+    """
+    (total,) = conn.execute("SELECT total(events) FROM projection").fetchone()
+    tick = phase_of(phases, "reading", int(total))
+    blob_of = conn.blobopen  # type: ignore[attr-defined]  # Python 3.11+: see the caller
+    with contextlib.ExitStack() as blobs:
+        rowids = [rowid for (rowid,) in conn.execute("SELECT id FROM projection ORDER BY id")]
+        chunks = [
+            StoredChunk(blobs.enter_context(blob_of("projection", "chunk", rowid, readonly=True)))
+            for rowid in rowids
+        ]
+        return frame_of(chunks, tick=tick, **options)
 
 
 def _projected(conn: sqlite3.Connection, phases: Phases | None) -> list[bytes]:
@@ -1338,24 +1363,36 @@ class SQLiteStore(EventStore):
         if self._closed:
             raise StoreClosedError(f"the event store {self._path!r}")
         conn = self._connect(reader=True)
+        options: dict[str, Any] = {
+            "backend": backend,
+            "columns": columns,
+            "segments": segments,
+            "categorical": categorical,
+        }
         try:
             conn.execute("BEGIN")  # the version, the count and the chunks: one snapshot
             (version,) = conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()
-            if int(version) >= SCHEMA_VERSION:
-                chunks = _read_projection(conn, phases)
+            if int(version) >= SCHEMA_VERSION and READ_IN_PLACE:
+                # each column's bytes are read from the file as the frame is made: the
+                # chunks are never all in memory beside it
+                frame = _frame_of_stored(conn, phases, options)
             else:
-                chunks = _projected(conn, phases)
+                chunks = (
+                    _read_projection(conn, phases)
+                    if int(version) >= SCHEMA_VERSION
+                    else _projected(conn, phases)
+                )
+                frame = None
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error(exc) from None
         finally:
             self._forget(conn)
-        frame = frame_of(
-            chunks, backend=backend, columns=columns, segments=segments, categorical=categorical
-        )
-        del chunks  # read once: their memory goes back to the system, not to the heap
+        if frame is None:
+            frame = frame_of(chunks, **options)
+            del chunks  # read once: their memory goes back to the system, not to the heap
         give_back_freed()
         return frame
 
