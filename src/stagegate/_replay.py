@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from stagegate._moves import StageMoves
 from stagegate.errors import EventLogError, InvalidCommandError, cut
 from stagegate.events import Event, EventKind, MoveKind
 from stagegate.gates import CriterionResult, GateReport
+from stagegate.integrity import event_digest
 from stagegate.process import Process
 from stagegate.provenance import PROVENANCE_KEY, Provenance
 from stagegate.segments import attribute_name, attribute_value, owner_name
-
-if TYPE_CHECKING:
-    from stagegate.lifecycle import Move
 
 __all__ = [
     "RECEIVABLE",
@@ -146,34 +144,16 @@ def _same_report(recorded: GateReport | None, expected: GateReport | None) -> bo
     )
 
 
-class ReplayRules:
+class ReplayRules(StageMoves):
     """The replay rules, as methods of the opportunity the log rebuilds (its state so far).
 
-    :class:`~stagegate.opportunity.Opportunity` inherits them; a rule reads the state and never
-    changes it (``Opportunity._apply`` alone does, once an event has passed every rule).
+    :class:`~stagegate.opportunity.Opportunity` inherits them; a rule reads the state (see
+    :class:`~stagegate._state.OpportunityState`) and evaluates gates and explains refused moves
+    as the commands do (:class:`~stagegate._moves.StageMoves`), and never changes the state
+    (``Opportunity._apply`` alone does, once an event has passed every rule).
     """
 
     __slots__ = ()
-
-    # the state the rules read, kept by Opportunity
-    _id: str
-    _process: Process
-    _events: list[Event]
-    _stage: str
-    _amount: Decimal | None
-    _close_date: date | None
-    _owner: str | None
-    _attributes: dict[str, str] | None
-    _sourced: dict[tuple[str, str], Event] | None
-
-    if TYPE_CHECKING:
-
-        @property
-        def is_closed(self) -> bool: ...
-
-        def _report(self, move: Move, at: datetime) -> GateReport: ...
-
-        def _why_not(self, target: str) -> str: ...
 
     def _broken(self, event: Event | int, rule: str, what: str) -> EventLogError:
         seq = event if isinstance(event, int) else event.seq
@@ -245,6 +225,32 @@ class ReplayRules:
                 position,
                 "stage_mismatch",
                 f"says the stage is {event.stage!r}, but the opportunity was in {self._stage!r}",
+            )
+
+    def _check_digest(
+        self, event: Event, digest: str, *, previous: str | None, chained: bool
+    ) -> None:
+        """Check that ``digest``, the one ``event`` carries, chains to ``previous``.
+
+        ``previous`` is the digest of the event before (``None`` for the first); ``chained``
+        says whether every event before carried one.
+        """
+        if not chained:
+            raise self._broken(
+                event,
+                "digest_gap",
+                "carries a digest after an event without one: a sealed log is sealed "
+                "from its first event on; seal the whole log again with "
+                "stagegate.seal()",
+            )
+        expected = event_digest(event, previous)
+        if digest != expected:
+            raise self._broken(
+                event,
+                "digest_mismatch",
+                f"has digest {digest[:12]}..., but its content and the digest "
+                f"before it give {expected[:12]}...: the event or one before it was "
+                "changed after it was sealed; restore the log from a trusted copy",
             )
 
     def _check_migration(
@@ -564,5 +570,3 @@ class ReplayRules:
                 f"{event.at.isoformat()} ({found}); "
                 "a recorded report must be the one the move was decided on",
             )
-
-    # -- state -----------------------------------------------------------------------------
