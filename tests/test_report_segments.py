@@ -360,6 +360,29 @@ def test_the_section_of_a_frame_is_the_section_of_its_events(pipeline):
     assert _rounded(from_frame) == _rounded(from_events)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    deals=st.integers(3, 50),
+    at=st.floats(0.2, 1.0),
+    by=st.sampled_from(["owner", "team", "region,team"]),
+    activities=st.booleans(),
+)
+def test_any_pipeline_s_section_is_the_same_from_its_frame(seed, deals, at, by, activities):
+    """The frame path (as-of joins, group-bys) and the events path give the same section."""
+    process = b2b()
+    sim = simulate(deals, seed=seed, process=process, segments=True)
+    first = min(e.at for e in sim.events)
+    as_of = first + (sim.as_of - first) * at
+    events = [e for e in sim.events if e.at <= as_of]
+    if activities:
+        events = with_activities(process, events, as_of)
+    options = {"as_of": as_of, "by": by, "flag_pushes": 2, "top": 4}
+    from_events = build_document(events, process, **options)["segments"]
+    from_frame = build_document(_frame_of(events), process, **options)["segments"]
+    assert _rounded(from_frame) == _rounded(from_events)
+
+
 def _rounded(value):
     if isinstance(value, float):
         return round(value, 6)
