@@ -20,13 +20,16 @@ Then, on fresh files in a temporary folder:
   projection (in this process).
 * ``report_s`` and ``report_peak_mb``: the real command, ``stagegate report --store FILE --html
   FILE --quiet``, run in a subprocess: its wall-clock seconds and its peak resident memory
-  (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``; the report is the first child process
-  that reads the whole store, so the peak is its own); ``report_phases``: per progress phase
+  (its own ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at its end, recorded inside that
+  process); ``report_phases``: per progress phase
   (``reading``, ``computing`` with one step per document section, ``rendering``) when it
   began, its CPU seconds and the peak resident MB at its end, recorded inside that process.
+  With ``--store FILE --by COLUMNS``, ``report_by_s`` and ``report_by_peak_mb`` (and the rest)
+  are the same for ``stagegate report --by COLUMNS``, run after the plain one.
 
 Usage: python benchmarks/store.py [--deals 1000000] [--chunk 10000] [--single-events 20000]
-       python benchmarks/store.py --store FILE   (only frame_s and the report, on that store)
+       python benchmarks/store.py --store FILE [--by owner]   (only frame_s and the report,
+                                  and with --by the report with its segment section, on FILE)
        python benchmarks/store.py --append-only  (only the batched import, on each backend)
 The last line printed is one JSON object with the figures.
 """
@@ -241,16 +244,19 @@ code = app.main(sys.argv[2:], standalone_mode=False)
 for record in phases:
     del record["begun_cpu"]
 with open(sys.argv[1], "w", encoding="utf-8") as out:
-    json.dump(phases, out)
+    json.dump({"phases": phases, "peak_mb": peak_mb()}, out)
 sys.exit(code or 0)
 """
 """Runs ``stagegate report`` with its progress phases recorded: wall and CPU seconds and the
 peak resident memory at the end of each phase (and of each computed section)."""
 
 
-def measure_report(path: Path, html: Path) -> dict[str, Any]:
+def measure_report(path: Path, html: Path, by: str | None = None) -> dict[str, Any]:
     """``stagegate report`` on ``path`` in a subprocess: seconds, peak resident MB, CPU seconds,
-    and the same per phase (``report_phases``: reading, computing by section, rendering)."""
+    and the same per phase (``report_phases``: reading, computing by section, rendering).
+
+    The peak is the one the report process measured of itself, so that runs one after the
+    other each have their own."""
     phases_path = html.with_suffix(".phases.json")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -266,6 +272,7 @@ def measure_report(path: Path, html: Path) -> dict[str, Any]:
             "--html",
             str(html),
             "--quiet",
+            *(["--by", by] if by else []),
         ],
         stdout=subprocess.DEVNULL,
         check=True,
@@ -273,11 +280,12 @@ def measure_report(path: Path, html: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    recorded = json.loads(phases_path.read_text(encoding="utf-8"))
     return {
         "report_s": round(seconds, 2),
-        "report_peak_mb": round(after.ru_maxrss / 1024, 1),  # KiB on Linux
+        "report_peak_mb": recorded["peak_mb"],
         "report_cpu_s": round(cpu, 2),
-        "report_phases": json.loads(phases_path.read_text(encoding="utf-8")),
+        "report_phases": recorded["phases"],
     }
 
 
@@ -326,6 +334,11 @@ def main() -> None:
         "--store", default=None, help="only time to_frame and the report on this existing store"
     )
     parser.add_argument(
+        "--by",
+        default=None,
+        help="with --store: also time the report with its segment section (--by COLUMNS)",
+    )
+    parser.add_argument(
         "--append-only",
         action="store_true",
         help="measure only the batched import (events/s, wall and CPU) on each backend",
@@ -345,6 +358,8 @@ def main() -> None:
         path = Path(args.store)
         with tempfile.TemporaryDirectory(dir=args.folder) as folder:
             report = measure_report(path, Path(folder) / "report.html")
+            if args.by:  # the report with its segment section, right after the plain one
+                segmented = measure_report(path, Path(folder) / "by.html", by=args.by)
         frame_s, rows = measure_frame(path)
         figures: dict[str, object] = {
             "store": str(path),
@@ -353,6 +368,9 @@ def main() -> None:
             **report,
             "load_average": [round(load, 2) for load in os.getloadavg()],
         }
+        if args.by:
+            figures["by"] = args.by
+            figures.update({f"report_by_{k[len('report_') :]}": v for k, v in segmented.items()})
         print(f"to_frame {frame_s:.1f} s; report {figures['report_s']} s", file=sys.stderr)
         print(json.dumps(figures))
         return

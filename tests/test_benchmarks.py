@@ -75,6 +75,28 @@ def test_store_benchmark_times_the_report_command(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_store_benchmark_times_the_report_by_segment_on_a_store(tmp_path: Path) -> None:
+    log, store = tmp_path / "log.jsonl", tmp_path / "deals.sqlite"
+    for command in (
+        ["simulate", "--deals", "60", "--out", str(log)],
+        ["import", str(log), "--store", str(store), "--quiet"],
+    ):
+        subprocess.run([sys.executable, "-m", "stagegate", *command], check=True, timeout=300,
+                       capture_output=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "store.py"), "--store", str(store),
+         "--by", "owner", "--folder", str(tmp_path)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["by"] == "owner"
+    for key in ("report_s", "report_peak_mb", "report_by_s", "report_by_peak_mb"):
+        assert figures[key] > 0, key
+    steps = {p["phase"]: p for p in figures["report_by_phases"]}["computing"]["steps"]
+    assert all(s["peak_mb"] <= figures["report_by_peak_mb"] for s in steps)
+
+
+@pytest.mark.slow
 def test_a_report_store_repeats_generated_deals_under_new_ids(tmp_path: Path) -> None:
     from stagegate.store import SQLiteStore
 
