@@ -276,6 +276,7 @@ _ROWS = st.lists(
     rows=_ROWS,
     kinds=st.booleans(),
     order=st.sampled_from([(), ("opportunity_id", "seq"), ("opportunity_id", "at", "seq")]),
+    categorical=st.booleans(),
 )
 @example(  # a deal's rows apart and out of time order, each pair of neighbours in order
     rows=[
@@ -286,8 +287,11 @@ _ROWS = st.lists(
     ],
     kinds=True,
     order=(),
+    categorical=False,
 )
-def test_frame_inputs_answer_as_the_rows_do_with_ties_and_missing_values(rows, kinds, order):
+def test_frame_inputs_answer_as_the_rows_do_with_ties_and_missing_values(
+    rows, kinds, order, categorical
+):
     """As-of joins on the frame: the value in force at ties, before a deal's first row, None."""
     from stagegate.analytics._segments import frame_inputs, read_inputs
 
@@ -311,6 +315,8 @@ def test_frame_inputs_answer_as_the_rows_do_with_ties_and_missing_values(rows, k
     ).with_columns(pl.col("at").cast(pl.Datetime("us", "UTC")))
     if order:  # a store's order, or the one frame_inputs reads without sorting
         frame = frame.sort(*order)
+    if categorical:  # as the report reads a store (to_frame(categorical=True))
+        frame = frame.with_columns(pl.col("owner", "region", "kind").cast(pl.Categorical))
     if not kinds:
         frame = frame.drop("kind")
     columns = ("owner", "region")
