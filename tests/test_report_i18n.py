@@ -281,8 +281,8 @@ class TestProse:
         assert cycle["explanation"] == cycle_explanation(cycle, ENGLISH)
 
     def test_the_findings_the_report_counts_in_the_log_read_in_korean(self, tmp_path):
-        source = (SRC / "report" / "_build.py").read_text("utf-8")
-        block = source[source.index("def _data_quality") :]
+        source = (SRC / "report" / "_quality.py").read_text("utf-8")
+        block = source[source.index("def data_quality") :]
         messages = [
             node.args[3].value
             for node in ast.walk(ast.parse(block.split("\n\n\n")[0]))

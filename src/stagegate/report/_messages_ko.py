@@ -372,7 +372,7 @@ KOREAN: dict[str, str] = {
         "다시 들어간 단계는 한 번만 셉니다. 각 단계를 거래당 방문 수로 가중하면 측정된 주기와 "
         "정확히 같아집니다."
     ),
-    # data-quality findings counted in the log (report._build)
+    # data-quality findings counted in the log (report._quality)
     "open deals whose expected close date has passed: reschedule or close them": (
         "예상 마감일이 지난 진행 중 거래입니다: 마감일을 다시 잡거나 종료하세요"
     ),

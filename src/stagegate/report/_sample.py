@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagegate.report._build import OVERDUE_RULE
+from stagegate.report._forecast import OVERDUE_RULE
 
 __all__ = ["sample_document"]
 
