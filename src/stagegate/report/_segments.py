@@ -41,6 +41,7 @@ import attrs
 
 from stagegate._time import epoch_us, to_utc
 from stagegate.errors import StagegateError
+from stagegate.report._deals import count_of
 from stagegate.segments import OWNER, RESERVED_NAMES, names_of
 
 __all__ = [
@@ -375,7 +376,7 @@ def segment_section(  # noqa: PLR0915 - one figure after another
             "win_rate": len(won_days) / closes if closes else None,
             "median_cycle_days": statistics.median(won_days) if won_days else None,
             "small": closes < SMALL_SAMPLE,
-            "deals_count": _count(len(listed), top),
+            "deals_count": count_of(len(listed), top),
             "deals": listed[:top],
         }
         for reason in RISKS:
@@ -504,8 +505,3 @@ def _period(day: Any) -> tuple[str, Any, Any]:
     from stagegate.analytics._segments import period_bounds  # noqa: PLC0415
 
     return period_bounds(day, PERIOD)
-
-
-def _count(total: int, top: int) -> dict[str, Any]:
-    shown = min(total, top)
-    return {"total": total, "shown": shown, "capped": total > shown}
