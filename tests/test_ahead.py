@@ -91,3 +91,33 @@ def test_an_error_in_the_loop_stops_the_thread() -> None:
         use()
     assert closed.is_set()
     assert _workers() == []
+
+
+def test_a_wait_out_rides_out_ctrl_c_until_the_thread_is_done() -> None:
+    """Ctrl-C while a stopping thread finishes: the wait goes on, then the interrupt is raised.
+
+    ``Thread.join`` interrupted by Ctrl-C can take a running thread for stopped (CPython 3.11);
+    the caller then closed a generator the thread was still running (``ValueError: generator
+    already executing``, an internal error of ``stagegate import``).
+    """
+    import os
+    import signal
+
+    from stagegate._ahead import wait_out
+
+    done = threading.Event()
+    threading.Timer(0.4, done.set).start()
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        wait_out(done)
+    assert done.is_set()
+    assert time.monotonic() - started >= 0.35
+
+
+def test_a_set_event_is_not_waited_for() -> None:
+    from stagegate._ahead import wait_out
+
+    done = threading.Event()
+    done.set()
+    wait_out(done)  # returns at once, raises nothing

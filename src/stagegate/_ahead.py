@@ -23,10 +23,28 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import TypeVar, cast
 
-__all__ = ["ahead"]
+__all__ = ["ahead", "wait_out"]
 
 _T = TypeVar("_T")
 _WAIT = 0.05  # seconds between looks at whether the consumer stopped
+
+
+def wait_out(done: threading.Event) -> None:
+    """Wait until ``done`` is set, through any Ctrl-C, then raise the interrupt if one came.
+
+    For waiting on a worker thread that is stopping: an ``Event``, never ``Thread.join``, as
+    a join interrupted by Ctrl-C can take a thread still running for stopped (CPython 3.11's
+    ``_wait_for_tstate_lock`` releases the running thread's lock when interrupted), and the
+    caller would then close what the thread still uses.
+    """
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait(_WAIT)
+        except KeyboardInterrupt:  # noqa: PERF203 - Ctrl-C, not a hot path
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
@@ -38,7 +56,7 @@ def ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
     is joined before the caller goes on, so nothing is left reading a file.
     """
     handed: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    stop, done = threading.Event(), threading.Event()
 
     def offer(entry: tuple[bool, object]) -> bool:
         while not stop.is_set():
@@ -59,8 +77,11 @@ def ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
             return
         finally:
             close = getattr(items, "close", None)
-            if close is not None:
-                close()
+            try:
+                if close is not None:
+                    close()
+            finally:
+                done.set()
         offer((False, None))
 
     worker = threading.Thread(target=make, name="stagegate-ahead", daemon=True)
@@ -76,4 +97,5 @@ def ahead(items: Iterator[_T], depth: int = 2) -> Generator[_T, None, None]:
                 return
     finally:
         stop.set()
+        wait_out(done)  # ``items`` is closed: the thread only has its last lines to run
         worker.join()

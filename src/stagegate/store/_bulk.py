@@ -128,7 +128,7 @@ def bulk_import(
         elif not _link(staging, path):
             return None  # a store appeared meanwhile: compared with it the ordinary way
     finally:
-        for suffix in ("", "-wal", "-shm", "-journal", _SIDE):
+        for suffix in ("", "-wal", "-shm", "-journal", _SIDE, f"{_SIDE}-journal"):
             with contextlib.suppress(OSError):
                 os.unlink(staging + suffix)
     return ImportOutcome(record, (), replaced=replace)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stagegate._ahead import wait_out
 from stagegate.store import sqlite
 from stagegate.store._columnar import encode_arrow
 from stagegate.store.base import ImportRecord, Progress, StoreError
@@ -170,7 +171,7 @@ def _aside(work: Callable[[threading.Event], None]) -> None:
     stops at its next look at ``stop``), and the interrupt goes on. What ``work`` raises is
     raised here.
     """
-    stop = threading.Event()
+    stop, done = threading.Event(), threading.Event()
     failed: list[BaseException] = []
 
     def run() -> None:
@@ -178,16 +179,19 @@ def _aside(work: Callable[[threading.Event], None]) -> None:
             work(stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             failed.append(exc)
+        finally:
+            done.set()
 
     worker = threading.Thread(target=run, name="stagegate-ingest", daemon=True)
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(_WAIT)
+        while not done.wait(_WAIT):  # an Event, not a join: see _ahead.wait_out
+            pass
     except BaseException:
         stop.set()
-        worker.join()
+        wait_out(done)
         raise
+    worker.join()
     if failed:
         raise failed[0]
 
