@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 from stagegate._ahead import wait_out
 from stagegate.store import sqlite
 from stagegate.store._columnar import encode_arrow
+from stagegate.store._sqlite_projection import add_chunk, project
+from stagegate.store._sqlite_records import put_definition, put_record
+from stagegate.store._sqlite_schema import COLUMNS, INSERT
 from stagegate.store.base import ImportRecord, Progress, StoreError
 
 if TYPE_CHECKING:
@@ -69,19 +72,19 @@ def write_sealed_rows(
     done = 0
     with store._transaction(conn):
         if definition is not None:
-            sqlite._put_definition(conn, store.path, *definition)
+            put_definition(conn, store.path, *definition)
         for rows in batches:
-            conn.executemany(sqlite._INSERT, rows)
+            conn.executemany(INSERT, rows)
             pending.extend(rows)
             while len(pending) >= piece:
-                sqlite._project(conn, list(zip(*pending[:piece], strict=True)))
+                _project(conn, list(zip(*pending[:piece], strict=True)))
                 del pending[:piece]
             done += len(rows)
             if progress is not None:
                 progress(done)
         if pending:
-            sqlite._project(conn, list(zip(*pending, strict=True)))
-        return sqlite._put_record(conn, record())
+            _project(conn, list(zip(*pending, strict=True)))
+        return put_record(conn, record())
 
 
 def ingest_available() -> bool:
@@ -145,23 +148,24 @@ def write_sealed_columns(
     try:
         with store._transaction(conn):
             if definition is not None:
-                sqlite._put_definition(conn, store.path, *definition)
+                put_definition(conn, store.path, *definition)
             chunks = conn.execute("SELECT events, chunk FROM ingested.chunks ORDER BY rowid")
             for count, blob in chunks:  # one at a time: memory stays one chunk
                 _project_encoded(conn, count, blob)
-            return sqlite._put_record(conn, record())
+            return put_record(conn, record())
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("DETACH DATABASE ingested")
 
 
+def _project(conn: sqlite3.Connection, columns: Sequence[Sequence[Any]]) -> None:
+    """:func:`project` with the store's settings (read at each call, as the store reads them)."""
+    project(conn, columns, most=sqlite.PROJECTION_CHUNK, merge_every=sqlite.MERGE_EVERY)
+
+
 def _project_encoded(conn: sqlite3.Connection, count: int, chunk: bytes) -> None:
-    """``sqlite._project`` of one chunk already encoded (at most ``PROJECTION_CHUNK`` events)."""
-    last = conn.execute(sqlite._PROJECT, (count, chunk)).lastrowid or 0
-    span = sqlite.MERGE_EVERY
-    while last % span == 0:
-        sqlite._merge_small(conn, last - span, last)
-        span *= sqlite.MERGE_EVERY
+    """:func:`_project` of one chunk already encoded (at most ``PROJECTION_CHUNK`` events)."""
+    add_chunk(conn, count, chunk, most=sqlite.PROJECTION_CHUNK, merge_every=sqlite.MERGE_EVERY)
 
 
 def _aside(work: Callable[[threading.Event], None]) -> None:
@@ -211,7 +215,7 @@ def _ingest(  # noqa: PLR0917 - write_sealed_columns' own helper
     The chunks, encoded every ``piece`` rows, go to table ``chunks`` of ``side``, so that
     memory holds one batch and one chunk whatever the size of the file.
     """
-    names = [name.strip() for name in sqlite._COLUMNS.split(",")]
+    names = [name.strip() for name in COLUMNS.split(",")]
     types = [pa.string() if i in _TEXT_COLUMNS else pa.int64() for i in range(len(names))]
     schema = pa.schema(list(zip(names, types, strict=True)))
     packed = pa.schema([("events", pa.int64()), ("chunk", pa.binary())])

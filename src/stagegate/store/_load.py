@@ -47,6 +47,7 @@ import attrs
 from stagegate._progress import Phases, Tick, phase_of
 from stagegate.errors import ConcurrencyError, StagegateError
 from stagegate.events import Event
+from stagegate.store._sqlite_errors import store_error
 from stagegate.store.base import (
     EventStore,
     ImportRecord,
@@ -56,7 +57,7 @@ from stagegate.store.base import (
     StoreUnwritableError,
 )
 from stagegate.store.postgresql import is_postgresql_url
-from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file, store_error
+from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
 
 if TYPE_CHECKING:
     from stagegate.io import Finding

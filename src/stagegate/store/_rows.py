@@ -8,8 +8,9 @@ can, and builds from the same encoded values each event's canonical content, byt
 digests onto each opportunity's stored log and :func:`rows_of` zips the columns into rows.
 
 :func:`encode_batch` handles the common shapes of values (enum kinds and moves, datetimes,
-decimals, dates, frozen details, gate reports); for anything else it returns ``None`` and the
-store encodes the batch event by event, which also names the event that cannot be stored.
+decimals, dates, frozen details, gate reports); for anything else it returns ``None`` and
+:func:`sealables_of`, which the stores call, encodes the batch event by event
+(:func:`sealable`), which also names the event that cannot be stored.
 
 >>> from datetime import datetime, timezone
 >>> from stagegate.events import Event, EventKind
@@ -32,6 +33,8 @@ from datetime import datetime, timedelta, timezone
 from itertools import repeat
 from typing import Any
 
+from stagegate._time import epoch_us
+from stagegate.errors import EventLogError
 from stagegate.events import Event, EventKind, MoveKind, thaw
 from stagegate.gates import GateReport
 from stagegate.integrity import chain_digests
@@ -45,6 +48,9 @@ __all__ = [
     "gate_json",
     "rows_of",
     "seal",
+    "seal_rows",
+    "sealable",
+    "sealables_of",
 ]
 
 CONTENT = (
@@ -318,3 +324,104 @@ def seal(
 def rows_of(batch: EncodedBatch, digests: Sequence[str | None]) -> list[tuple[Any, ...]]:
     """The rows to insert: the batch's columns and the digests, in table order."""
     return list(zip(*batch.columns, digests, strict=True))
+
+
+def sealable(e: Event) -> tuple[tuple[Any, ...], bytes]:
+    """The column values of one event (no digest) and the canonical content its digest covers.
+
+    The content is byte for byte :func:`~stagegate.integrity.canonical_bytes` (the tests hold
+    it to that), built from the same encoded values as the row instead of a second encoding.
+    """
+    details, gate, amount, close_date, move = e.details, e.gate, e.amount, e.close_date, e.move
+    amount_text = None if amount is None else str(amount)
+    date_text = None if close_date is None else close_date.isoformat()
+    details_text = None if details is None else details_json(details)
+    gate_text = None if gate is None else gate_json(gate)
+    row = (
+        e.opportunity_id,
+        e.seq,
+        e.kind,  # a str enum: SQLite stores its text value; no .value lookup per row
+        epoch_us(e.at),
+        e.stage,
+        e.from_stage,
+        move,
+        amount_text,
+        date_text,
+        e.actor,
+        e.reason,
+        e.process,
+        e.process_version,
+        e.subject,
+        details_text,
+        gate_text,
+    )
+    q = _quote
+    content = (
+        f'{{"actor":{q(e.actor)},"amount":{"null" if amount_text is None else q(amount_text)},'
+        f'"at":{q(e.at.isoformat())},"close_date":{"null" if date_text is None else q(date_text)},'
+        f'"details":{"null" if details_text is None else details_text},'
+        f'"from_stage":{"null" if e.from_stage is None else q(e.from_stage)},'
+        f'"gate":{"null" if gate_text is None else gate_text},"kind":{q(e.kind._value_)},'
+        f'"move":{"null" if move is None else q(move._value_)},'
+        f'"opportunity_id":{q(e.opportunity_id)},"process":{q(e.process)},'
+        f'"process_version":{q(e.process_version)},'
+        f'"reason":{"null" if e.reason is None else q(e.reason)},"seq":{int.__repr__(e.seq)},'
+        f'"stage":{q(e.stage)},"subject":{"null" if e.subject is None else q(e.subject)}}}'
+    )
+    return row, content.encode("utf-8")
+
+
+def sealables_of(events: Sequence[Event]) -> EncodedBatch:
+    """Encode a batch and the canonical content of each event, or say which cannot be stored.
+
+    Column by column (:func:`encode_batch`) when it can, else event by event
+    (:func:`sealable`, which also names the event that cannot be stored).
+
+    Raises:
+        EventLogError: an event holds a value that cannot be stored.
+    """
+    batch = encode_batch(events)
+    if batch is not None:
+        return batch
+    try:
+        pairs = [sealable(event) for event in events]
+    except UnicodeEncodeError as exc:
+        raise EventLogError(f"cannot store the batch: {exc}; events hold text and ints") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _unstorable(events, exc) from None
+    return EncodedBatch.of_rows(
+        [row for row, _ in pairs], [content for _, content in pairs], [e.digest for e in events]
+    )
+
+
+def _unstorable(events: Sequence[Event], exc: Exception) -> EventLogError:
+    bad = next(e for e in events if not _encodes(e))
+    return EventLogError(
+        f"event {bad.seq} of opportunity {bad.opportunity_id!r} cannot be stored ({exc}); "
+        "details must be JSON values (use stagegate.events.freeze), amount a Decimal, "
+        "close_date a date"
+    )
+
+
+def _encodes(event: Event) -> bool:
+    try:
+        sealable(event)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def seal_rows(
+    events: Sequence[Event],
+    batch: EncodedBatch,
+    links: dict[str, str | None],
+    unsealed: frozenset[str] = frozenset(),
+) -> list[tuple[Any, ...]]:
+    """The rows with their digests, chained from ``links`` (each opportunity's last digest).
+
+    The events of ``unsealed`` opportunities keep the digest they carry (sealed later).
+
+    Raises:
+        EventLogError: an event already carries a digest that is not its place in the chain.
+    """
+    return rows_of(batch, seal(events, batch, links, unsealed))

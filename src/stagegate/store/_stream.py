@@ -62,11 +62,11 @@ from stagegate.store._load import (
     _swap,
     _value_problems,
 )
+from stagegate.store._sqlite_schema import SCAN_V1 as _SCAN_UNSEALED
+from stagegate.store._stored import stored_event as _stored_event
 from stagegate.store.base import DEFAULT_BATCH_SIZE, ImportRecord
 from stagegate.store.postgresql import is_postgresql_url
-from stagegate.store.sqlite import _SCAN_V1 as _SCAN_UNSEALED
 from stagegate.store.sqlite import SQLiteStore
-from stagegate.store.sqlite import _event as _stored_event
 
 if TYPE_CHECKING:
     from stagegate.process import Process

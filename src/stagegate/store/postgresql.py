@@ -51,7 +51,8 @@ from stagegate.store._pg_frame import (
     pieces,
     stored_columns,
 )
-from stagegate.store._rows import EncodedBatch
+from stagegate.store._rows import EncodedBatch, seal_rows, sealables_of
+from stagegate.store._stored import decode_json, encode_json, stored_event, stored_row
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -67,15 +68,7 @@ from stagegate.store.base import (
     conflicts,
     logs_of_rows,
 )
-from stagegate.store.sqlite import (
-    SQLiteStore,
-    _decode,
-    _encode,
-    _event,
-    _event_row,
-    _seal_rows,
-    _sealables_of,
-)
+from stagegate.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -492,7 +485,7 @@ class PostgreSQLStore(EventStore):
                 return False
             link = known[1]
         links = {oid: link} if first > 1 else {}
-        sealed = _seal_rows(events, _sealables_of(events), links)
+        sealed = seal_rows(events, sealables_of(events), links)
         values = [value for row in sealed for value in row]
         try:
             if first == 1:
@@ -627,7 +620,7 @@ class PostgreSQLStore(EventStore):
                     before(conn)
                 for runs, events in batches:
                     current = runs
-                    sealed = self._write(conn, runs, events, _sealables_of(events), progress)
+                    sealed = self._write(conn, runs, events, sealables_of(events), progress)
                     if len(sealed) <= _INSERT_UP_TO:  # the writes of a service, not an import
                         written.extend(sealed)
             if before is not None:
@@ -663,7 +656,7 @@ class PostgreSQLStore(EventStore):
         if error is not None:
             raise error
         links = {oid: digest for oid, (_, digest) in tails.items()}
-        sealed = _seal_rows(events, encoded, links)
+        sealed = seal_rows(events, encoded, links)
         self._copy(conn, sealed, progress)
         return sealed
 
@@ -721,7 +714,7 @@ class PostgreSQLStore(EventStore):
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
         rows = self._call(lambda conn: conn.execute(_LOAD, (opportunity_id,)).fetchall())
-        events = tuple(map(_event, rows))
+        events = tuple(map(stored_event, rows))
         if rows:
             self._remember(rows[-1:])
         return events
@@ -793,15 +786,15 @@ class PostgreSQLStore(EventStore):
 
     def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
         """Yield every event ordered by ``(opportunity_id, seq)`` from a snapshot."""
-        return self._stream(_SCAN, _event, batch_size_of(batch_size))
+        return self._stream(_SCAN, stored_event, batch_size_of(batch_size))
 
     def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
         """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
-        return logs_of_rows(self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE), _event)
+        return logs_of_rows(self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE), stored_event)
 
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""
-        return self._stream(_SCAN_ROWS, _event_row, batch_size_of(batch_size))
+        return self._stream(_SCAN_ROWS, stored_row, batch_size_of(batch_size))
 
     def to_frame(
         self,
@@ -896,7 +889,7 @@ class PostgreSQLStore(EventStore):
         """
         import sqlite3  # noqa: PLC0415 - only a backup needs it
 
-        from stagegate.store.sqlite import _IMPORTS_DDL  # noqa: PLC0415
+        from stagegate.store._sqlite_records import IMPORTS_DDL  # noqa: PLC0415
 
         target = os.fspath(path)
         if os.path.lexists(target):
@@ -924,12 +917,12 @@ class PostgreSQLStore(EventStore):
                     cursor.itersize = DEFAULT_BATCH_SIZE
                     cursor.execute(_SCAN)
                     while rows := cursor.fetchmany(DEFAULT_BATCH_SIZE):
-                        copy.append([_event(row) for row in rows])
+                        copy.append([stored_event(row) for row in rows])
                         count += len(rows)
                 copy.checkpoint()
             conn.execute("COMMIT")
             with contextlib.closing(sqlite3.connect(temporary, isolation_level=None)) as lite:
-                lite.execute(_IMPORTS_DDL)
+                lite.execute(IMPORTS_DDL)
                 lite.executemany(
                     f"INSERT INTO imports ({_IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                     records,
@@ -990,7 +983,7 @@ def _put_record(conn: psycopg.Connection[Any], record: ImportRecord) -> ImportRe
             record.rows_used,
             record.opportunities,
             record.events,
-            _encode([dict(f) for f in record.findings]),
+            encode_json([dict(f) for f in record.findings]),
         ),
     ).fetchone()
     number = 0 if found is None else int(found[0])
@@ -1008,7 +1001,7 @@ def _import_record(row: tuple[Any, ...]) -> ImportRecord:
         rows_used=int(rows_used),
         opportunities=int(opportunities),
         events=int(events),
-        findings=tuple(freeze(f) for f in _decode(found)),
+        findings=tuple(freeze(f) for f in decode_json(found)),
     )
 
 
