@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from processes import unmeasured_env
 from stagegate.definition import process_to_toml
 from stagegate.store import SQLiteStore
 from stagegate.templates import b2b
@@ -181,7 +182,7 @@ def test_kill_9_during_a_migration_leaves_the_store_as_it_was_or_migrated(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         shutil.copy(pristine, target)
-        child = subprocess.Popen([*args, "--quiet"])
+        child = subprocess.Popen([*args, "--quiet"], env=unmeasured_env())
         time.sleep(rng.uniform(min(reading, 0.9 * duration), duration))  # mostly mid-write
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)

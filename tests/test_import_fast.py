@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from processes import unmeasured_env
 from stagegate.errors import StagegateError
 from stagegate.io import read_events, write_events
 from stagegate.io._arrow import NotPlainError, plain_batches
@@ -712,6 +713,7 @@ def test_ctrl_c_during_a_bulk_import_writes_nothing_and_says_aborted(tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=unmeasured_env(),
     )
     deadline = time.monotonic() + 60
     while not any(folder.iterdir()) and child.poll() is None and time.monotonic() < deadline:
@@ -781,7 +783,7 @@ def test_ctrl_c_at_any_moment_of_a_bulk_import_is_all_or_nothing(
     folder = tmp_path / "stores"
     folder.mkdir()
     child = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)  # fmt: skip
+                             text=True, env=unmeasured_env())  # fmt: skip
     time.sleep(took * share)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import pytest
 
+from processes import unmeasured_env
 from stagegate import demo
 from stagegate.cli import main
 from stagegate.events import Event, EventKind
@@ -644,7 +645,7 @@ def test_kill_9_during_import_and_replace_leaves_the_old_store_or_the_new_one(
         source = new_log if attempt % 2 else new_csv
         target = path if replace else tmp_path / f"fresh-{attempt}.sqlite"
         args = [sys.executable, "-m", "stagegate", "import", str(source), "--store", str(target)]
-        child = subprocess.Popen([*args, *(["--replace"] if replace else [])])
+        child = subprocess.Popen([*args, *(["--replace"] if replace else [])], env=unmeasured_env())
         time.sleep(rng.uniform(0.3, 1.0) * durations[source])
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
