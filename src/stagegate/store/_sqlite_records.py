@@ -17,13 +17,11 @@ False
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 import attrs
 
 from stagegate._time import epoch_us, from_epoch_us, now
-from stagegate.events import freeze
-from stagegate.store._stored import decode_json, encode_json
+from stagegate.store._stored import encode_json, import_record
 from stagegate.store.base import ImportRecord, StoreError
 
 __all__ = [
@@ -32,7 +30,6 @@ __all__ = [
     "PROCESSES_DDL",
     "definition_of",
     "has_processes",
-    "import_record",
     "import_records",
     "process_versions",
     "put_definition",
@@ -143,22 +140,6 @@ def put_record(conn: sqlite3.Connection, record: ImportRecord) -> ImportRecord:
         ),
     )
     return attrs.evolve(record, id=int(cursor.lastrowid or 0), at=from_epoch_us(epoch_us(at)))
-
-
-def import_record(row: tuple[Any, ...]) -> ImportRecord:
-    """The import record of one row of ``imports`` (:data:`IMPORT_COLUMNS`)."""
-    number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
-    return ImportRecord(
-        id=int(number),
-        at=from_epoch_us(int(at_us)),
-        source=str(source),
-        input_name=str(input_name),
-        rows_read=int(rows_read),
-        rows_used=int(rows_used),
-        opportunities=int(opportunities),
-        events=int(events),
-        findings=tuple(freeze(f) for f in decode_json(found)),
-    )
 
 
 def import_records(conn: sqlite3.Connection) -> tuple[ImportRecord, ...]:

@@ -26,9 +26,9 @@ from stagegate._time import from_epoch_us
 from stagegate.errors import EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze
 from stagegate.gates import GateReport
-from stagegate.store.base import EventRow
+from stagegate.store.base import EventRow, ImportRecord
 
-__all__ = ["decode_json", "encode_json", "stored_event", "stored_row"]
+__all__ = ["decode_json", "encode_json", "import_record", "stored_event", "stored_row"]
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 """Compact JSON text, keys in their given order (an import record's findings)."""
@@ -112,3 +112,19 @@ def stored_row(row: tuple[Any, ...]) -> EventRow:
             f"stored event {seq!r} of opportunity {oid!r} is malformed ({exc!r}); the file was "
             "changed outside stagegate: restore it from a backup"
         ) from None
+
+
+def import_record(row: tuple[Any, ...]) -> ImportRecord:
+    """The import record of one row of ``imports`` (its columns in the order both stores select)."""
+    number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
+    return ImportRecord(
+        id=int(number),
+        at=from_epoch_us(int(at_us)),
+        source=str(source),
+        input_name=str(input_name),
+        rows_read=int(rows_read),
+        rows_used=int(rows_used),
+        opportunities=int(opportunities),
+        events=int(events),
+        findings=tuple(freeze(f) for f in decode_json(found)),
+    )

@@ -42,7 +42,7 @@ import attrs
 from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError
-from stagegate.events import Event, freeze
+from stagegate.events import Event
 from stagegate.store._columnar import _libraries, requested
 from stagegate.store._pg_frame import (
     copy_statement,
@@ -52,7 +52,7 @@ from stagegate.store._pg_frame import (
     stored_columns,
 )
 from stagegate.store._rows import EncodedBatch, seal_rows, sealables_of
-from stagegate.store._stored import decode_json, encode_json, stored_event, stored_row
+from stagegate.store._stored import encode_json, import_record, stored_event, stored_row
 from stagegate.store.base import (
     DEFAULT_BATCH_SIZE,
     EventRow,
@@ -774,7 +774,7 @@ class PostgreSQLStore(EventStore):
                 f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
             ).fetchall()
         )
-        return tuple(map(_import_record, rows))
+        return tuple(map(import_record, rows))
 
     def opportunity_ids(self) -> Iterator[str]:
         """Yield every opportunity id in sorted order, streaming from a snapshot."""
@@ -988,21 +988,6 @@ def _put_record(conn: psycopg.Connection[Any], record: ImportRecord) -> ImportRe
     ).fetchone()
     number = 0 if found is None else int(found[0])
     return attrs.evolve(record, id=number, at=from_epoch_us(epoch_us(at)))
-
-
-def _import_record(row: tuple[Any, ...]) -> ImportRecord:
-    number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
-    return ImportRecord(
-        id=int(number),
-        at=from_epoch_us(int(at_us)),
-        source=str(source),
-        input_name=str(input_name),
-        rows_read=int(rows_read),
-        rows_used=int(rows_used),
-        opportunities=int(opportunities),
-        events=int(events),
-        findings=tuple(freeze(f) for f in decode_json(found)),
-    )
 
 
 def _unstorable(exc: Exception) -> EventLogError:
