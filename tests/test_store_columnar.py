@@ -345,6 +345,42 @@ class TestReadInPlace:
         assert len(in_place) == 30
 
     @pytest.mark.parametrize("in_place", [False, True])
+    def test_a_read_is_one_snapshot_while_another_store_merges_the_chunks_it_reads(
+        self, store_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+    ) -> None:
+        """Chunks merged (deleted, rewritten) by another writer in the middle of a read."""
+        if in_place and not sqlite_module.READ_IN_PLACE:
+            pytest.skip("Python 3.10: no blob I/O")
+        monkeypatch.setattr(sqlite_module, "READ_IN_PLACE", in_place)
+        monkeypatch.setattr(sqlite_module, "MERGE_EVERY", 2)
+        with SQLiteStore(store_path) as store:
+            before = store.to_frame(columns=FRAME_COLUMNS)
+        chunks_before = dict(raw(store_path, "SELECT id, events FROM projection"))
+        writes: list[int] = []
+
+        class Meddler:
+            """At the reader's first tick, another store appends and merges chunks."""
+
+            def phase(self, name: str, total: int | None = None) -> Any:
+                def tick(done: int) -> None:
+                    if not writes:
+                        with SQLiteStore(store_path) as other:
+                            for n in range(5):
+                                other.append([event(f"late{n}", 1), event(f"o{n}", 7)])
+                        writes.append(done)
+
+                return tick
+
+        with SQLiteStore(store_path) as store:
+            during = store.to_frame(columns=FRAME_COLUMNS, phases=Meddler())
+            after = store.to_frame(columns=FRAME_COLUMNS)
+        assert writes, "the read never ticked"
+        chunks_after = dict(raw(store_path, "SELECT id, events FROM projection"))
+        assert any(chunks_after.get(i) != n for i, n in chunks_before.items()), chunks_after
+        assert during.equals(before)
+        assert len(after) == len(before) + 10
+
+    @pytest.mark.parametrize("in_place", [False, True])
     @pytest.mark.parametrize(
         "damage",
         [
