@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
@@ -50,6 +48,27 @@ from stagegate.store._pg_frame import (
     parsed_pieces,
     pieces,
     stored_columns,
+)
+from stagegate.store._pg_schema import (
+    COPY_IN,
+    IMPORT_COLUMNS,
+    INSERT_UP_TO,
+    INSERTS,
+    INSERTS_AFTER,
+    LAST_SEQS,
+    LOAD,
+    SCAN,
+    SCAN_ROWS,
+    SCHEMA_VERSION,
+    TAILS,
+    create_tables,
+)
+from stagegate.store._pg_url import (
+    DEFAULT_SCHEMA,
+    is_postgresql_url,
+    psycopg_module,
+    redact,
+    split_url,
 )
 from stagegate.store._rows import EncodedBatch, seal_rows, sealables_of
 from stagegate.store._stored import encode_json, import_record, stored_event, stored_row
@@ -82,154 +101,10 @@ __all__ = [
     "is_postgresql_url",
 ]
 
-SCHEMA_VERSION = 1
-"""The version of the table layout this module writes."""
-
-DEFAULT_SCHEMA = "stagegate"
-"""The database schema the store's tables live in unless the URL or ``schema=`` names another."""
-
 _T = TypeVar("_T")
-_SCHEMES = ("postgresql://", "postgres://")
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PROGRESS_STEP = 20_000
-
-_EVENTS_DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    opportunity_id  text COLLATE "C" NOT NULL,
-    seq             bigint NOT NULL CHECK (seq >= 1),
-    kind            text   NOT NULL,
-    at_us           bigint NOT NULL,
-    stage           text   NOT NULL,
-    from_stage      text,
-    move            text,
-    amount          text,
-    close_date      date,
-    actor           text   NOT NULL,
-    reason          text,
-    process         text   NOT NULL,
-    process_version text   NOT NULL,
-    subject         text,
-    details         text,
-    gate            text,
-    digest          text,
-    PRIMARY KEY (opportunity_id, seq)
-)
-"""
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
-    _EVENTS_DDL,
-    (
-        'CREATE TABLE IF NOT EXISTS processes (name text COLLATE "C" NOT NULL, '
-        'version text COLLATE "C" NOT NULL, definition text NOT NULL, '
-        "PRIMARY KEY (name, version))"
-    ),
-    (
-        "CREATE TABLE IF NOT EXISTS imports (id bigint GENERATED ALWAYS AS IDENTITY "
-        "PRIMARY KEY, at_us bigint NOT NULL, source text NOT NULL, input_name text NOT NULL, "
-        "rows_read bigint NOT NULL, rows_used bigint NOT NULL, opportunities bigint NOT NULL, "
-        "events bigint NOT NULL, findings text NOT NULL)"
-    ),
-)
-_COLUMNS = (
-    "opportunity_id, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, "
-    "reason, process, process_version, subject, details, gate, digest"
-)
-# close_date is a date in the table (for SQL users) and ISO text to the decoders
-_SELECT = _COLUMNS.replace("close_date", "close_date::text")
-_COPY_IN = f"COPY events ({_COLUMNS}) FROM STDIN"
-_INSERT_UP_TO = 16
-"""Batches of at most this many events are one multi-row ``INSERT``; larger ones a ``COPY``."""
 _TAILS_KEPT = 100_000
 """How many opportunities' last (seq, digest) a store remembers for one-statement appends."""
-_VALUES_ROW = (
-    "(%s::text, %s::bigint, %s::text, %s::bigint, %s::text, %s::text, %s::text, %s::text, "
-    "%s::date, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
-)
-_INSERTS_AFTER = {
-    n: f"INSERT INTO events ({_COLUMNS}) SELECT * FROM (VALUES "  # noqa: S608 - constants
-    + ", ".join([_VALUES_ROW] * n)
-    + ") AS v WHERE EXISTS (SELECT 1 FROM events WHERE opportunity_id = %s AND seq = %s "
-    "AND digest IS NOT DISTINCT FROM %s)"
-    for n in range(1, 17)
-}
-_INSERTS = {
-    n: f"INSERT INTO events ({_COLUMNS}) VALUES "  # noqa: S608 - constants
-    + ", ".join(["(" + ", ".join(["%s"] * 17) + ")"] * n)
-    for n in range(1, _INSERT_UP_TO + 1)
-}
-_LOAD = f"SELECT {_SELECT} FROM events WHERE opportunity_id = %s ORDER BY seq"  # noqa: S608
-_SCAN = f"SELECT {_SELECT} FROM events ORDER BY opportunity_id, seq"  # noqa: S608
-_SCAN_ROWS = (
-    "SELECT opportunity_id, at_us, seq, stage, amount, close_date::text, kind, from_stage, move "
-    "FROM events ORDER BY opportunity_id, seq"
-)
-_TAILS = (
-    "SELECT DISTINCT ON (opportunity_id) opportunity_id, seq, digest FROM events "
-    "WHERE opportunity_id = ANY(%s) ORDER BY opportunity_id, seq DESC"
-)
-_LAST_SEQS = (
-    "SELECT opportunity_id, max(seq) FROM events WHERE opportunity_id = ANY(%s) "
-    "GROUP BY opportunity_id"
-)
-_IMPORT_COLUMNS = (
-    "id, at_us, source, input_name, rows_read, rows_used, opportunities, events, findings"
-)
-
-
-def is_postgresql_url(target: object) -> bool:
-    """Whether ``target`` is a ``postgresql://`` (or ``postgres://``) URL rather than a path.
-
-    >>> is_postgresql_url("postgresql://crm@db.internal/sales"), is_postgresql_url("s.sqlite")
-    (True, False)
-    """
-    return isinstance(target, str) and target.lower().startswith(_SCHEMES)
-
-
-def _split_url(url: str, schema: str | None) -> tuple[str, str]:
-    """The URL for libpq (without ``schema=``) and the schema the store uses."""
-    if not is_postgresql_url(url):
-        raise StoreError(
-            f"PostgreSQLStore needs a postgresql:// URL, got {_redact(str(url))!r}; "
-            "e.g. postgresql://user@host/database"
-        )
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    named = [value for key, value in query if key == "schema"]
-    rest = [(key, value) for key, value in query if key != "schema"]
-    if named and schema is not None and named[-1] != schema:
-        raise StoreError(
-            f"the URL names schema {named[-1]!r} and schema= names {schema!r}; give one"
-        )
-    chosen = schema if schema is not None else (named[-1] if named else DEFAULT_SCHEMA)
-    if not isinstance(chosen, str) or not _SCHEMA_NAME.match(chosen):
-        raise StoreError(
-            f"schema {chosen!r} is not a plain lowercase SQL name; use letters, digits and "
-            "underscores, starting with a letter (at most 63)"
-        )
-    libpq = urlunsplit(parts._replace(query=urlencode(rest, safe="/")))
-    return libpq, chosen
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and ``repr``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<a malformed URL>"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg  # noqa: PLC0415 - the postgresql extra is optional
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise StoreError(
-            "a PostgreSQL store needs psycopg: pip install 'stagegate[postgresql]'"
-        ) from None
-    return psycopg
 
 
 class PostgreSQLStore(EventStore):
@@ -249,7 +124,7 @@ class PostgreSQLStore(EventStore):
 
     def __init__(self, url: str, *, schema: str | None = None, timeout: float = 30.0) -> None:
         self._url = url
-        self._libpq, self._schema = _split_url(url, schema)
+        self._libpq, self._schema = split_url(url, schema)
         self._timeout = float(timeout)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -261,7 +136,7 @@ class PostgreSQLStore(EventStore):
 
     def __repr__(self) -> str:
         closed = ", closed" if self._closed else ""
-        return f"PostgreSQLStore({_redact(self._url)!r}, schema={self._schema!r}{closed})"
+        return f"PostgreSQLStore({redact(self._url)!r}, schema={self._schema!r}{closed})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen, (self._url, self._schema, self._timeout))
@@ -274,12 +149,12 @@ class PostgreSQLStore(EventStore):
     @property
     def where(self) -> str:
         """The store's URL without its password, and its schema: for messages."""
-        return f"{_redact(self._url)} (schema {self._schema})"
+        return f"{redact(self._url)} (schema {self._schema})"
 
     # -- connections ---------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        pg = _psycopg()
+        pg = psycopg_module()
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"the event store {self.where}")
@@ -335,7 +210,7 @@ class PostgreSQLStore(EventStore):
 
     def _error(self, exc: Exception) -> StoreError:
         """The typed error for a failed database call."""
-        pg = _psycopg()
+        pg = psycopg_module()
         errors = pg.errors
         text = _first_line(exc)
         if self._closed:
@@ -365,7 +240,7 @@ class PostgreSQLStore(EventStore):
 
     def _call(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         conn = self._writer()
-        pg = _psycopg()
+        pg = psycopg_module()
         try:
             return work(conn)
         except pg.Error as exc:
@@ -373,40 +248,9 @@ class PostgreSQLStore(EventStore):
 
     def _initialize(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema and tables unless they exist; refuse a foreign or newer layout."""
-        pg = _psycopg()
-        sql = pg.sql
+        pg = psycopg_module()
         try:
-            with conn.transaction():
-                # One creator at a time: CREATE ... IF NOT EXISTS races with itself.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._schema,))
-                tables = {
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                        (self._schema,),
-                    )
-                }
-                foreign = bool(tables) and "meta" not in tables
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
-                ).fetchone()
-                if exists is None:  # a schema a DBA made for us needs no CREATE on the database
-                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self._schema)))
-                if not tables:
-                    for statement in _DDL:
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES (%s, %s), (%s, %s) "
-                        "ON CONFLICT DO NOTHING",
-                        ("schema_version", str(SCHEMA_VERSION), "application", "stagegate"),
-                    )
-                found = (
-                    None
-                    if foreign
-                    else conn.execute(
-                        "SELECT value FROM meta WHERE key = 'schema_version'"
-                    ).fetchone()
-                )
+            tables, foreign, found = create_tables(conn, self._schema)
         except pg.Error as exc:
             error = self._error(exc)
             self.close()
@@ -414,7 +258,7 @@ class PostgreSQLStore(EventStore):
         if foreign:
             self.close()
             raise StoreError(
-                f"the schema {self._schema!r} of {_redact(self._url)} holds tables that are not "
+                f"the schema {self._schema!r} of {redact(self._url)} holds tables that are not "
                 f"a stagegate event store ({', '.join(sorted(tables))}); choose another schema "
                 "(?schema=NAME)"
             )
@@ -455,7 +299,7 @@ class PostgreSQLStore(EventStore):
         conn = self._writer()
         if not events:
             return
-        if len(events) <= _INSERT_UP_TO and self._append_at_once(conn, runs, events):
+        if len(events) <= INSERT_UP_TO and self._append_at_once(conn, runs, events):
             if progress is not None:
                 progress(len(events))
             return
@@ -474,7 +318,7 @@ class PostgreSQLStore(EventStore):
         change, and the statement inserts only if that event is still the one stored, so a
         deleted or replaced store (or a changed row) inserts nothing and falls back.
         """
-        pg = _psycopg()
+        pg = psycopg_module()
         (oid, (first, _)), *others = runs.items()
         if others and any(run[0] != 1 for run in runs.values()):
             return False
@@ -489,9 +333,9 @@ class PostgreSQLStore(EventStore):
         values = [value for row in sealed for value in row]
         try:
             if first == 1:
-                cursor = conn.execute(_INSERTS[len(sealed)], values)
+                cursor = conn.execute(INSERTS[len(sealed)], values)
             else:
-                cursor = conn.execute(_INSERTS_AFTER[len(sealed)], [*values, oid, first - 1, link])
+                cursor = conn.execute(INSERTS_AFTER[len(sealed)], [*values, oid, first - 1, link])
         except pg.errors.UniqueViolation:
             raise self._conflict(conn, runs) from None
         except (pg.errors.DataError, pg.errors.CharacterNotInRepertoire) as exc:
@@ -610,7 +454,7 @@ class PostgreSQLStore(EventStore):
         before: Callable[[psycopg.Connection[Any]], None] | None,
     ) -> None:
         """Check, seal and copy batches in one transaction; map failures to typed errors."""
-        pg = _psycopg()
+        pg = psycopg_module()
         errors = pg.errors
         current: dict[str, tuple[int, int]] = {}
         written: list[tuple[Any, ...]] = []
@@ -621,7 +465,7 @@ class PostgreSQLStore(EventStore):
                 for runs, events in batches:
                     current = runs
                     sealed = self._write(conn, runs, events, sealables_of(events), progress)
-                    if len(sealed) <= _INSERT_UP_TO:  # the writes of a service, not an import
+                    if len(sealed) <= INSERT_UP_TO:  # the writes of a service, not an import
                         written.extend(sealed)
             if before is not None:
                 self._tails.clear()  # an import may have replaced every log
@@ -650,7 +494,7 @@ class PostgreSQLStore(EventStore):
         continued = [oid for oid, run in runs.items() if run[0] > 1]
         tails: dict[str, tuple[int, str | None]] = {}
         if continued:
-            for oid, seq, digest in conn.execute(_TAILS, (continued,)):
+            for oid, seq, digest in conn.execute(TAILS, (continued,)):
                 tails[oid] = (int(seq), digest)
         error = conflicts(runs, ((oid, tails.get(oid, (0, None))[0]) for oid in continued))
         if error is not None:
@@ -664,12 +508,12 @@ class PostgreSQLStore(EventStore):
     def _copy(
         conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], progress: Progress | None
     ) -> None:
-        if len(rows) <= _INSERT_UP_TO:  # one statement: cheaper than a COPY for a few rows
-            conn.execute(_INSERTS[len(rows)], [value for row in rows for value in row])
+        if len(rows) <= INSERT_UP_TO:  # one statement: cheaper than a COPY for a few rows
+            conn.execute(INSERTS[len(rows)], [value for row in rows for value in row])
             if progress is not None:
                 progress(len(rows))
             return
-        with conn.cursor() as cursor, cursor.copy(_COPY_IN) as copy:
+        with conn.cursor() as cursor, cursor.copy(COPY_IN) as copy:
             write = copy.write_row
             step = _PROGRESS_STEP if progress is not None else len(rows)
             for start in range(0, len(rows), step):
@@ -681,9 +525,9 @@ class PostgreSQLStore(EventStore):
     def _conflict(
         self, conn: psycopg.Connection[Any], runs: dict[str, tuple[int, int]]
     ) -> ConcurrencyError:
-        pg = _psycopg()
+        pg = psycopg_module()
         try:
-            found = dict(conn.execute(_LAST_SEQS, (list(runs),)).fetchall())
+            found = dict(conn.execute(LAST_SEQS, (list(runs),)).fetchall())
         except pg.Error as exc:
             raise self._error(exc) from None
         error = conflicts(runs, ((oid, int(found.get(oid, 0))) for oid in runs))
@@ -713,7 +557,7 @@ class PostgreSQLStore(EventStore):
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
-        rows = self._call(lambda conn: conn.execute(_LOAD, (opportunity_id,)).fetchall())
+        rows = self._call(lambda conn: conn.execute(LOAD, (opportunity_id,)).fetchall())
         events = tuple(map(stored_event, rows))
         if rows:
             self._remember(rows[-1:])
@@ -771,7 +615,7 @@ class PostgreSQLStore(EventStore):
         """What each import into this store wrote and found, oldest first."""
         rows = self._call(
             lambda conn: conn.execute(
-                f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
+                f"SELECT {IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
             ).fetchall()
         )
         return tuple(map(import_record, rows))
@@ -786,15 +630,15 @@ class PostgreSQLStore(EventStore):
 
     def scan(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Event]:
         """Yield every event ordered by ``(opportunity_id, seq)`` from a snapshot."""
-        return self._stream(_SCAN, stored_event, batch_size_of(batch_size))
+        return self._stream(SCAN, stored_event, batch_size_of(batch_size))
 
     def _stored_logs(self) -> Iterator[tuple[str, list[Event] | EventLogError]]:
         """Each stored log from one snapshot; a row that cannot be read spoils only its log."""
-        return logs_of_rows(self._stream(_SCAN, tuple, DEFAULT_BATCH_SIZE), stored_event)
+        return logs_of_rows(self._stream(SCAN, tuple, DEFAULT_BATCH_SIZE), stored_event)
 
     def scan_rows(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[EventRow]:
         """Yield the analytics columns of every event from a snapshot; no Events are built."""
-        return self._stream(_SCAN_ROWS, stored_row, batch_size_of(batch_size))
+        return self._stream(SCAN_ROWS, stored_row, batch_size_of(batch_size))
 
     def to_frame(
         self,
@@ -821,7 +665,7 @@ class PostgreSQLStore(EventStore):
         if self._closed:
             raise StoreClosedError(f"the event store {self.where}")
         names = stored_columns(wanted)
-        pg = _psycopg()
+        pg = psycopg_module()
         conn = self._connect()
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -850,7 +694,7 @@ class PostgreSQLStore(EventStore):
     def _rows(
         self, sql: str, convert: Callable[[tuple[Any, ...]], _T], batch_size: int
     ) -> Iterator[_T]:
-        pg = _psycopg()
+        pg = psycopg_module()
         conn = self._connect()
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -899,7 +743,7 @@ class PostgreSQLStore(EventStore):
             )
         folder = os.path.dirname(os.path.abspath(target))  # noqa: PTH100, PTH120
         temporary = os.path.join(folder, f".{os.path.basename(target)}.backup-{os.getpid()}")  # noqa: PTH118, PTH119
-        pg = _psycopg()
+        pg = psycopg_module()
         conn = self._connect()
         count = 0
         try:
@@ -908,14 +752,14 @@ class PostgreSQLStore(EventStore):
                 "SELECT name, version, definition FROM processes ORDER BY name, version"
             ).fetchall()
             records = conn.execute(
-                f"SELECT {_IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
+                f"SELECT {IMPORT_COLUMNS} FROM imports ORDER BY id"  # noqa: S608 - constant
             ).fetchall()
             with SQLiteStore(temporary) as copy:
                 for name, version, definition in definitions:
                     copy._store_definition(name, version, definition)  # noqa: SLF001
                 with conn.cursor(name="stagegate_backup") as cursor:
                     cursor.itersize = DEFAULT_BATCH_SIZE
-                    cursor.execute(_SCAN)
+                    cursor.execute(SCAN)
                     while rows := cursor.fetchmany(DEFAULT_BATCH_SIZE):
                         copy.append([stored_event(row) for row in rows])
                         count += len(rows)
@@ -924,7 +768,7 @@ class PostgreSQLStore(EventStore):
             with contextlib.closing(sqlite3.connect(temporary, isolation_level=None)) as lite:
                 lite.execute(IMPORTS_DDL)
                 lite.executemany(
-                    f"INSERT INTO imports ({_IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    f"INSERT INTO imports ({IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                     records,
                 )
                 lite.execute("PRAGMA journal_mode = DELETE")
@@ -973,7 +817,7 @@ def _upsert_definition(
 def _put_record(conn: psycopg.Connection[Any], record: ImportRecord) -> ImportRecord:
     at = now()
     found = conn.execute(
-        f"INSERT INTO imports ({_IMPORT_COLUMNS.partition(', ')[2]}) "  # noqa: S608 - constant
+        f"INSERT INTO imports ({IMPORT_COLUMNS.partition(', ')[2]}) "  # noqa: S608 - constant
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (
             epoch_us(at),
