@@ -87,6 +87,9 @@ CSV: dict[str, Callable[[str, list[dict[str, Any]]], str | bytes]] = {
         ",".join(f'"{cell}"' for cell in line.split(",")) + "\n" for line in text.splitlines()
     ),
     "header only": lambda text, rows: text.splitlines()[0] + "\n",
+    # read_events' CSV field limit: a field of 1,000,000 characters is read, one more refused
+    "a field at the limit": lambda text, rows: text.replace("simulator", "a" * 1_000_000, 1),
+    "a field over the limit": lambda text, rows: text.replace("simulator", "a" * 1_000_001, 1),
 }
 
 JSONL: dict[str, Callable[[list[dict[str, Any]]], str]] = {

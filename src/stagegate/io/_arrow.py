@@ -38,7 +38,7 @@ from typing import Any
 import attrs
 
 from stagegate.errors import StagegateError
-from stagegate.io._read import max_input_bytes, stop_if_interrupted
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, max_input_bytes, stop_if_interrupted
 from stagegate.io.canonical import EVENT_COLUMNS
 from stagegate.segments import CURRENCY, RESERVED_NAMES
 
@@ -340,6 +340,14 @@ class _Checker:
         if not self.pc.all(self.pc.fill_null(mask, False)).as_py():
             raise NotPlainError(why)
 
+    def _fields_within_limit(self, batch: Any) -> None:
+        """No field longer than the CSV reader's limit, in bytes (characters, for ASCII)."""
+        pc = self.pc
+        for column in batch.columns:
+            longest = pc.max(pc.binary_length(column)).as_py()
+            if longest is not None and longest > DEFAULT_MAX_FIELD_SIZE:
+                raise NotPlainError("a field larger than the CSV field limit")
+
     def _text(self, batch: Any, name: str) -> Any:
         pa, pc = self.pa, self.pc
         column = batch.column(name)
@@ -376,6 +384,8 @@ class _Checker:
         """Check one batch; return it as stored columns and canonical contents."""
         pa, pc = self.pa, self.pc
         n = batch.num_rows
+        if self.fmt == "csv":  # read_events refuses a larger field (field_too_large)
+            self._fields_within_limit(batch)
         text = {name: self._text(batch, name) for name in _TEXT}
         text["details"] = self._details(batch)
         seq = self._seq(batch)
