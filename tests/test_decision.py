@@ -232,6 +232,20 @@ class TestDecide:
             RESPONSE.validate(decide(b2b(), deal.events, request).to_dict())
         RESPONSE.validate(Decision(Verdict.INVALID, error=EventLogError("x")).to_dict())
 
+    @pytest.mark.parametrize("hours", [-23, 23])
+    def test_an_instant_past_what_utc_holds_is_an_invalid_decision_that_still_writes(
+        self, deal: Opportunity, hours: int
+    ) -> None:
+        """Aware, but past year 9999 (or before year 1) in UTC: invalid, and to_dict works."""
+        edge = datetime.max if hours < 0 else datetime.min
+        at = edge.replace(tzinfo=timezone(timedelta(hours=hours)))
+        decision = decide(b2b(), deal.events, MoveRequest("advance", actor="ana", at=at))
+        assert Verdict.INVALID == decision.verdict
+        assert isinstance(decision.error, InvalidTimestampError)
+        document = decision.to_dict()
+        RESPONSE.validate(document)
+        assert document["requested"]["at"] is None
+
 
 class TestDecideJson:
     def test_a_json_request_gets_the_same_answer_as_decide(self, deal: Opportunity) -> None:

@@ -247,16 +247,27 @@ class MoveRequest:
         return cls(MoveCommand.MOVE_TO, actor, move, at, reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the request's ``move`` object as JSON (its facts left out)."""
-        at = self.at
-        aware = isinstance(at, datetime) and at.utcoffset() is not None
+        """Return the request's ``move`` object as JSON (its facts left out).
+
+        ``at`` is ``null`` for an instant the request cannot carry: naive, or outside what UTC
+        can represent (the decision of such a request is invalid and says why).
+        """
         return {
             "command": self.command.value,
             "target": _text_or_none(self.target),
             "actor": _text_or_none(self.actor),
-            "at": to_utc(at).isoformat() if aware else None,  # type: ignore[arg-type]
+            "at": _instant_text(self.at),
             "reason": _text_or_none(self.reason),
         }
+
+
+def _instant_text(at: object) -> str | None:
+    if not isinstance(at, datetime) or at.utcoffset() is None:
+        return None
+    try:
+        return to_utc(at).isoformat()
+    except InvalidTimestampError:
+        return None
 
 
 def _text_or_none(value: Any) -> str | None:
