@@ -8,6 +8,7 @@ import copy
 import json
 import math
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -564,6 +565,33 @@ class TestArbitraryJson:
         data["stages"][i][key] = value
         with contextlib.suppress(DefinitionError):
             process_from_dict(data)
+
+    @given(st.data(), json_anything)
+    def test_a_definition_with_any_value_at_any_depth_replaced_raises_only_a_definition_error(
+        self, draw: st.DataObject, value: Any
+    ) -> None:
+        """Inside gates, criteria, deliverables, labels: e.g. ``{"deliverable": {}}``."""
+        data = definition()
+        places = list(_places(data))
+        container, key = draw.draw(st.sampled_from(places))
+        container[key] = value
+        with contextlib.suppress(DefinitionError):
+            process_from_dict(data)
+
+    def test_a_deliverable_criterion_naming_an_object_is_a_definition_error(self) -> None:
+        data = definition()
+        data["stages"][1]["gate"] = {"deliverable": {}}
+        with pytest.raises(DefinitionError, match="stages"):
+            process_from_dict(data)
+
+
+def _places(data: Any) -> Iterator[tuple[Any, Any]]:
+    """Every (container, key or index) of a nested JSON value."""
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        yield data, key
+        if isinstance(value, (dict, list)):
+            yield from _places(value)
 
 
 class TestImportsOfInstantsOutsideUtc:

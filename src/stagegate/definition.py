@@ -304,7 +304,10 @@ def _meaning_problems(data: Mapping[str, Any], reported: set[str]) -> list[Probl
         policies = Policies(**data.get("policies", {}))
     except (TypeError, DefinitionError):
         policies = Policies()
-    errors, _ = check_definition(data.get("name"), data.get("version"), tuple(stages), policies)
+    try:
+        errors, _ = check_definition(data.get("name"), data.get("version"), tuple(stages), policies)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError):
+        return []  # parts too malformed to cross-check: the schema problems say what is wrong
     return [
         p
         for p in errors
