@@ -241,6 +241,103 @@ class TestConfiguration:
         with pytest.raises(ServiceError, match="max_body_bytes"):
             create_app(max_body_bytes=limit)
 
+    @pytest.mark.parametrize("seconds", [0, -1, True, 1e9, "5"])
+    def test_a_bad_body_deadline_is_refused(self, seconds: Any) -> None:
+        with pytest.raises(ServiceError, match="body_seconds"):
+            create_app(body_seconds=seconds)
+
+
+def _call(app: Any, messages: list[dict[str, Any]], *, then_wait: bool) -> list[dict[str, Any]]:
+    """Run one POST /v1/decisions through the ASGI app; ``messages`` are what the client sends.
+
+    After them the client either goes silent (``then_wait``) or its connection is gone.
+    """
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/decisions",
+        "raw_path": b"/v1/decisions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+
+    async def run() -> None:
+        queue = list(messages)
+
+        async def receive() -> dict[str, Any]:
+            if queue:
+                return queue.pop(0)
+            if then_wait:
+                await asyncio.sleep(3600)  # a client that stalls half-way through its body
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(app(scope, receive, send), 30)
+
+    asyncio.run(run())
+    return sent
+
+
+_PART = {"type": "http.request", "body": b'{"version": 1, "pro', "more_body": True}
+"""The first half of a body whose second half never comes."""
+
+
+class TestSlowAndVanishingClients:
+    def test_a_body_that_stalls_is_answered_408_and_the_connection_closed(self) -> None:
+        app = create_app(body_seconds=0.2)
+        started = time.monotonic()
+        sent = _call(app, [_PART], then_wait=True)
+        assert time.monotonic() - started < 10
+        start = sent[0]
+        assert 408 == start["status"]
+        headers = dict(start["headers"])
+        assert b"close" == headers[b"connection"]
+        problem = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        assert "https://stagegate.invalid/problems/request-timeout" == problem["type"]
+
+    def test_a_client_that_leaves_half_way_is_no_error(self) -> None:
+        app = create_app()
+        sent = _call(app, [_PART], then_wait=False)  # raised ClientDisconnect before
+        assert sent
+        assert sent[0]["status"] != 500
+
+    def test_a_real_stalled_client_does_not_keep_its_connection(self, processes_dir: Path) -> None:
+        app = create_app(load_processes(processes_dir), body_seconds=0.5)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as stalled:
+                stalled.sendall(
+                    b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                    b'\r\nContent-Length: 100\r\n\r\n{"a":'
+                )
+                answer = b""
+                while chunk := stalled.recv(65536):  # until the server closes the connection
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 ")
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+
 
 def free_port() -> int:
     with socket.socket() as probe:

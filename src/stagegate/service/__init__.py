@@ -14,6 +14,7 @@ See ``docs/service.md`` for limits and status codes.
 """
 
 from stagegate.service._app import (
+    BODY_SECONDS,
     MAX_BODY_BYTES,
     ServiceError,
     create_app,
@@ -23,6 +24,7 @@ from stagegate.service._app import (
 )
 
 __all__ = [
+    "BODY_SECONDS",
     "MAX_BODY_BYTES",
     "ServiceError",
     "create_app",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -22,6 +23,7 @@ from stagegate.process import Process
 from stagegate.templates import TEMPLATES, template
 
 __all__ = [
+    "BODY_SECONDS",
     "MAX_BODY_BYTES",
     "ServiceError",
     "create_app",
@@ -32,6 +34,9 @@ __all__ = [
 
 MAX_BODY_BYTES = decision.MAX_REQUEST_BYTES
 """Largest request body accepted (413 beyond it)."""
+BODY_SECONDS = 30.0
+"""Longest a client may take to send a request's body (408 beyond it, and the connection is
+closed): a client that stalls half-way through its body does not keep its connection."""
 INLINE_THRESHOLD = 256 * 1024
 """Bodies larger than this are decided in a worker thread, so the event loop keeps serving."""
 PROBLEM_BASE = "https://stagegate.invalid/problems/"
@@ -98,9 +103,12 @@ def _json(document: Any, status: int = 200) -> Response:
 
 
 class _Service:
-    def __init__(self, processes: Mapping[str, Process], max_body_bytes: int) -> None:
+    def __init__(
+        self, processes: Mapping[str, Process], max_body_bytes: int, body_seconds: float
+    ) -> None:
         self.processes = dict(processes)
         self.max_body_bytes = max_body_bytes
+        self.body_seconds = body_seconds
         self.listing = [
             {"name": p.name, "version": p.version, "stages": list(p.stage_ids)}
             for p in self.processes.values()
@@ -148,17 +156,36 @@ class _Service:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             return self._too_large()
+        try:
+            body = await asyncio.wait_for(self._body(request), self.body_seconds)
+        except asyncio.TimeoutError:
+            response = _problem(
+                408,
+                "request-timeout",
+                "Request timeout",
+                f"the request body did not arrive within {self.body_seconds:g} s; send the "
+                "whole request at once",
+            )
+            response.headers["connection"] = "close"
+            return response
+        except ClientDisconnect:  # the client left half-way: nobody reads the answer
+            return Response(status_code=400, headers={"connection": "close"})
+        if body is None:
+            return self._too_large()
+        if len(body) > INLINE_THRESHOLD:
+            return await run_in_threadpool(self.answer, body)
+        return self.answer(body)
+
+    async def _body(self, request: Request) -> bytes | None:
+        """The whole body, or ``None`` once it passes the size limit."""
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body_bytes:
-                return self._too_large()
+                return None
             chunks.append(chunk)
-        body = b"".join(chunks)
-        if size > INLINE_THRESHOLD:
-            return await run_in_threadpool(self.answer, body)
-        return self.answer(body)
+        return b"".join(chunks)
 
     def _too_large(self) -> Response:
         return _problem(
@@ -202,18 +229,32 @@ async def _internal_problem(_request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    processes: Mapping[str, Process] | None = None, *, max_body_bytes: int = MAX_BODY_BYTES
+    processes: Mapping[str, Process] | None = None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    body_seconds: float = BODY_SECONDS,
 ) -> Starlette:
     """Return the ASGI application deciding moves for ``processes`` (default: the templates).
 
+    A request whose body does not arrive within ``body_seconds`` is answered 408.
+
     Raises:
-        ServiceError: ``max_body_bytes`` is not a positive integer.
+        ServiceError: ``max_body_bytes`` is not a positive integer, or ``body_seconds`` not a
+            positive number of seconds.
     """
+    if (
+        isinstance(body_seconds, bool)
+        or not isinstance(body_seconds, (int, float))
+        or not 0 < body_seconds <= 3600  # noqa: PLR2004 - an hour at most
+    ):
+        raise ServiceError(f"body_seconds must be between 0 and 3600 seconds, got {body_seconds!r}")
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
         raise ServiceError(f"max_body_bytes must be a positive integer, got {max_body_bytes!r}")
     if not 0 < max_body_bytes <= MAX_BODY_BYTES:
         raise ServiceError(f"max_body_bytes must be between 1 and {MAX_BODY_BYTES}")
-    service = _Service(load_processes(None) if processes is None else processes, max_body_bytes)
+    service = _Service(
+        load_processes(None) if processes is None else processes, max_body_bytes, body_seconds
+    )
     routes = [
         Route("/v1/decisions", service.decide, methods=["POST"]),
         Route("/v1/processes", service.list_processes, methods=["GET"]),
@@ -301,6 +342,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         "400": problem_response("Not JSON, too deep, or not the request schema."),
+                        "408": problem_response("The body did not arrive in time."),
                         "413": problem_response("The body is too large."),
                         "415": problem_response("The body is not JSON."),
                         "422": problem_response(
