@@ -106,9 +106,9 @@ def test_a_wait_out_rides_out_ctrl_c_until_the_thread_is_done() -> None:
     from stagegate._ahead import wait_out
 
     done = threading.Event()
+    started = time.monotonic()  # before the timers: a loaded machine may run them late, never early
     threading.Timer(0.4, done.set).start()
     threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         wait_out(done)
     assert done.is_set()
