@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from processes import ctrl_c_once_waiting, ctrl_c_seen
 from stagegate._ahead import ahead
 
 
@@ -100,19 +101,22 @@ def test_a_wait_out_rides_out_ctrl_c_until_the_thread_is_done() -> None:
     the caller then closed a generator the thread was still running (``ValueError: generator
     already executing``, an internal error of ``stagegate import``).
     """
-    import os
-    import signal
-
     from stagegate._ahead import wait_out
 
     done = threading.Event()
-    started = time.monotonic()  # before the timers: a loaded machine may run them late, never early
-    threading.Timer(0.4, done.set).start()
-    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        wait_out(done)
+    with ctrl_c_seen() as seen:
+
+        def finish_after_the_interrupt() -> None:
+            ctrl_c_once_waiting("wait_out")
+            seen.wait(30)
+            time.sleep(0.3)  # the waiting goes on past the interrupt
+            done.set()
+
+        threading.Thread(target=finish_after_the_interrupt).start()
+        with pytest.raises(KeyboardInterrupt):
+            wait_out(done)
+    assert seen.is_set()
     assert done.is_set()
-    assert time.monotonic() - started >= 0.35
 
 
 def test_a_set_event_is_not_waited_for() -> None:

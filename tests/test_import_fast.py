@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from processes import unmeasured_env
+from processes import ctrl_c, ctrl_c_once_waiting, ctrl_c_seen, unmeasured_env
 from stagegate.errors import StagegateError
 from stagegate.io import read_events, write_events
 from stagegate.io._arrow import NotPlainError, plain_batches
@@ -736,8 +736,6 @@ def test_ctrl_c_waits_for_the_ingest_thread_to_stop_before_it_goes_on() -> None:
     thread were done: the import then closed the batches the thread was still reading
     (``ValueError: generator already executing``, exit 3, a journal file left behind).
     """
-    import os
-    import signal
     import threading
     import time
 
@@ -746,13 +744,12 @@ def test_ctrl_c_waits_for_the_ingest_thread_to_stop_before_it_goes_on() -> None:
     finished: list[bool] = []
 
     def work(stop: threading.Event) -> None:
-        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-        while not stop.is_set():
-            time.sleep(0.01)
+        ctrl_c_once_waiting("_aside")
+        stop.wait(30)
         time.sleep(0.3)  # the batch in hand is finished before the thread looks at stop again
         finished.append(True)
 
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_seen(), pytest.raises(KeyboardInterrupt):
         _ingest._aside(work)
     assert finished == [True]
 
@@ -804,8 +801,6 @@ def test_ctrl_c_while_adbc_ingests_is_an_interrupt_not_a_driver_error(tmp_path: 
     ADBC, called from the main thread, catches SIGINT and cancels the statement: the import
     saw a driver error and went the ordinary way. Its calls now run in a thread of their own.
     """
-    import os
-    import signal
     import threading
 
     from stagegate.store import _ingest
@@ -818,11 +813,15 @@ def test_ctrl_c_while_adbc_ingests_is_an_interrupt_not_a_driver_error(tmp_path: 
 
     def batches() -> Any:
         # the signal lands while ADBC ingests this batch (hundreds of milliseconds)
-        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        threading.Timer(0.1, ctrl_c).start()
         yield columns
         yield columns
 
-    with SQLiteStore(tmp_path / "s.sqlite") as store, pytest.raises(KeyboardInterrupt):
+    with (
+        ctrl_c_seen(),
+        SQLiteStore(tmp_path / "s.sqlite") as store,
+        pytest.raises(KeyboardInterrupt),
+    ):
         _ingest.write_sealed_columns(
             store, batches(), side=str(tmp_path / "side"), process=None, record=lambda: None
         )

@@ -38,10 +38,11 @@ def wait_out(done: threading.Event) -> None:
     caller would then close what the thread still uses.
     """
     interrupted = False
-    while not done.is_set():
-        try:
-            done.wait(_WAIT)
-        except KeyboardInterrupt:  # noqa: PERF203 - Ctrl-C, not a hot path
+    while True:
+        try:  # the whole look in the try: Ctrl-C may land between two calls, not only in one
+            if done.wait(_WAIT):
+                break
+        except KeyboardInterrupt:
             interrupted = True
     if interrupted:
         raise KeyboardInterrupt
