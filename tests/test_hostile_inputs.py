@@ -22,6 +22,7 @@ from stagegate import (
     ActivityCount,
     ActivitySpec,
     DefinitionError,
+    DeliverableSpec,
     Event,
     EventLogError,
     Facts,
@@ -484,6 +485,51 @@ class TestLoneSurrogates:
         with pytest.raises(EventLogError, match="UTF-8") as caught:
             Event.from_dict(log[2])
         assert 3 == caught.value.seq
+
+    @given(st.data())
+    def test_a_definition_with_one_in_any_text_is_refused_at_its_path(self, data: st.DataObject):
+        """A process loaded with one, then failed in every store with an error about events."""
+        document = definition()
+        texts = [(c, k) for c, k in _places(document) if isinstance(c[k], str)]
+        container, key = data.draw(st.sampled_from(texts))
+        container[key] = data.draw(st.sampled_from(["\ud800", "a\udfff", "\udc00 b"]))
+        with pytest.raises(DefinitionError, match="surrogate"):
+            process_from_dict(document)
+        with pytest.raises(DefinitionError, match="surrogate"):
+            process_from_json(json.dumps(document))  # the \\u escape of JSON text
+
+    def test_a_definition_key_holding_one_is_refused(self):
+        document = definition()
+        document["stages"][0]["labels"]["e\ud800"] = "Lead"
+        with pytest.raises(DefinitionError, match="key holds a lone surrogate"):
+            process_from_dict(document)
+
+    @pytest.mark.parametrize(
+        "build",
+        [
+            lambda: tiny(description="\ud800"),
+            lambda: tiny(labels={"en": "L\ud800"}),
+            lambda: tiny(forecast_category="p\ud800"),
+            lambda: tiny(deliverables=(DeliverableSpec("nda", labels={"en": "\udfff"}),)),
+            lambda: tiny(deliverables=(DeliverableSpec("nda", evidence=("by\ud800",)),)),
+            lambda: tiny(activities=(ActivitySpec("call", description="\ud800"),)),
+            lambda: Process("t\ud800", "1", tiny().stages),
+            lambda: Process("tiny", "1\ud800", tiny().stages),
+            lambda: Process("tiny\n", "1", tiny().stages),
+        ],
+    )
+    def test_a_process_built_in_python_with_one_is_refused(self, build):
+        with pytest.raises(DefinitionError, match=r"surrogate|one line"):
+            build()
+
+    def test_every_definition_that_loads_can_be_stored(self, tmp_path):
+        from stagegate.store import SQLiteStore
+
+        document = definition()
+        document["description"] = "naïve ☎ 통화"
+        with SQLiteStore(tmp_path / "s.sqlite") as store:
+            store.save_process(process_from_dict(document))
+            assert [("b2b", document["version"])] == [tuple(p) for p in store.processes()]
 
     def test_text_that_is_merely_not_ascii_is_kept(self):
         deal = opened()

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jsonschema
 
+from stagegate._arguments import text_problem
 from stagegate.errors import DefinitionError, InvalidCommandError, Problem
 from stagegate.gates import (
     ActivityCount,
@@ -130,11 +131,12 @@ MAX_INT_BITS = 64
 
 
 def _shape_problems(data: Any) -> list[Problem]:
-    """Reject documents too deep, too large, or holding numbers no field can use.
+    r"""Reject documents too deep, too large, or holding numbers or text no field can use.
 
     Runs before recursive validation touches the document. NaN and infinities (which Python's
-    JSON reader accepts, and ``1e400`` becomes) and integers wider than 64 bits are refused
-    wherever they are.
+    JSON reader accepts, and ``1e400`` becomes), integers wider than 64 bits and text holding
+    a lone surrogate (a JSON ``\ud800`` escape; no store can write it) are refused wherever
+    they are, keys included.
     """
     stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 1, ())]
     nodes = 0
@@ -145,7 +147,13 @@ def _shape_problems(data: Any) -> list[Problem]:
             return [Problem("", f"definition nested deeper than {MAX_NESTING} levels")]
         if nodes > MAX_NODES:
             return [Problem("", f"definition has more than {MAX_NODES} values")]
-        if isinstance(value, Mapping):
+        if isinstance(value, str):
+            if (why := text_problem(value, single_line=False)) is not None:
+                return [Problem(_path(where), f"{why}; pass plain text")]
+        elif isinstance(value, Mapping):
+            for key in value:
+                if isinstance(key, str) and (why := text_problem(key, single_line=False)):
+                    return [Problem(_path((*where, key)), f"the key {why}; pass plain text")]
             stack.extend((item, depth + 1, (*where, key)) for key, item in value.items())
         elif isinstance(value, (list, tuple)):
             stack.extend((item, depth + 1, (*where, i)) for i, item in enumerate(value))

@@ -399,6 +399,9 @@ def check_definition(
         problems.append(Problem("name", "must be non-empty text"))
     if not isinstance(version, str) or not version:
         problems.append(Problem("version", "must be non-empty text, e.g. '1'"))
+    for where, text in (("name", name), ("version", version)):
+        if isinstance(text, str) and (why := text_problem(text, single_line=True)) is not None:
+            problems.append(Problem(where, f"{why}; a process is named in one line of text"))
     if not stages:
         problems.append(
             Problem("stages", "a process needs at least one open, one won and one lost stage")
@@ -485,6 +488,7 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
         for language in stage.labels:
             if (why := id_problem(language)) is not None:
                 problems.append(Problem(f"{path}.labels", f"a language code {why}"))
+        problems.extend(_words_problems(stage, path))
         for j, spec in enumerate(stage.deliverables):
             if not isinstance(spec, DeliverableSpec) or id_problem(spec.id) is not None:
                 problems.append(
@@ -531,6 +535,28 @@ def _check_stages(stages: tuple[Stage, ...], problems: list[Problem], notes: lis
             Problem("stages[0].kind", "the first stage (where deals open) must be open")
         )
     _note_probabilities(stages, notes)
+
+
+def _words_problems(stage: Stage, path: str) -> list[Problem]:
+    r"""Labels, descriptions and evidence names of ``stage`` that cannot be stored as text.
+
+    A lone surrogate (``"\ud800"``, which JSON's ``\u`` escapes can carry) made a process that
+    loaded, then failed in every store with an error about events.
+    """
+    texts: list[tuple[str, object]] = [(f"{path}.description", stage.description)]
+    texts.append((f"{path}.forecast_category", stage.forecast_category))
+    texts.extend((f"{path}.labels.{k}", v) for k, v in stage.labels.items())
+    for kind, specs in (("deliverables", stage.deliverables), ("activities", stage.activities)):
+        for j, spec in enumerate(specs):
+            where = f"{path}.{kind}[{j}]"
+            texts.append((f"{where}.description", getattr(spec, "description", "")))
+            texts.extend((f"{where}.labels.{k}", v) for k, v in getattr(spec, "labels", {}).items())
+            texts.extend((f"{where}.evidence", v) for v in getattr(spec, "evidence", ()))
+    return [
+        Problem(where, f"{why}; pass plain text")
+        for where, text in texts
+        if isinstance(text, str) and (why := text_problem(text, single_line=False)) is not None
+    ]
 
 
 def _note_probabilities(stages: tuple[Stage, ...], notes: list[Problem]) -> None:
