@@ -41,6 +41,20 @@ def test_core_benchmark_prints_its_figures_as_json() -> None:
         assert figures[key] > 0, key
 
 
+def test_definitions_benchmark_prints_its_figures_as_json() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "definitions.py"), "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["bytes"] > 250_000
+    for key in ("valid_s", "invalid_s", "jsonschema_s"):
+        assert figures[key] > 0, key
+
+
 @pytest.mark.slow
 def test_store_benchmark_times_the_report_command(tmp_path: Path) -> None:
     result = subprocess.run(

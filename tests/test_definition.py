@@ -145,3 +145,56 @@ class TestSchema:
 
     def test_the_schema_is_json(self):
         assert schema() == json.loads(json.dumps(schema()))
+
+
+def _large_definition(deliverables_per_stage: int = 10, evidence: int = 40) -> dict[str, object]:
+    """98 open stages with many deliverables: about 40,000 values, 300 KB of JSON."""
+    stages: list[dict[str, object]] = [
+        {
+            "id": f"s{i}",
+            "probability": i / 100,
+            "deliverables": [
+                {"id": f"d{i}_{j}", "evidence": [f"e{k}" for k in range(evidence)]}
+                for j in range(deliverables_per_stage)
+            ],
+        }
+        for i in range(98)
+    ]
+    stages.append({"id": "won", "probability": 1, "kind": "won"})
+    stages.append({"id": "lost", "probability": 0, "kind": "lost"})
+    return {"name": "large", "version": "1", "stages": stages}
+
+
+class TestSchemaCost:
+    """jsonschema took 0.9 s for a 40,000-value definition: a request could cost a second."""
+
+    @pytest.fixture
+    def no_jsonschema(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from stagegate import definition
+
+        def refuse() -> None:
+            raise AssertionError("jsonschema was asked")
+
+        monkeypatch.setattr(definition, "_validator", refuse)
+
+    def test_a_valid_definition_is_judged_without_jsonschema(self, no_jsonschema: None) -> None:
+        assert 100 == len(process_from_dict(_large_definition()).stages)
+        assert process_from_dict(process_to_dict(b2b())) == b2b()
+
+    def test_a_large_invalid_definition_is_explained_without_jsonschema(
+        self, no_jsonschema: None
+    ) -> None:
+        data = _large_definition()
+        data["stages"][97]["deliverables"][9]["evidence"][39] = "9bad"  # type: ignore[index]
+        with pytest.raises(DefinitionError) as caught:
+            process_from_dict(data)
+        assert ["stages[97].deliverables[9].evidence[39]"] == [
+            p.path for p in caught.value.problems
+        ]
+        assert "does not match" in caught.value.problems[0].message
+
+    def test_a_small_invalid_definition_keeps_the_words_of_jsonschema(self) -> None:
+        data = _large_definition(deliverables_per_stage=1, evidence=1)
+        data["stages"][1]["gate"] = {"deliverable": "d0_0", "approval": "x"}  # type: ignore[index]
+        with pytest.raises(DefinitionError, match="exactly one of the keys"):
+            process_from_dict(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jsonschema
@@ -9,15 +10,67 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagegate import MoveRequest, b2b, decide
+from stagegate import MoveRequest, b2b, decide, process_to_dict
 from stagegate._schema import compile_schema
 from stagegate.decision import request_schema, response_schema
-from test_decision import VALID, json_values, stuck_deal, tampered_requests
+from stagegate.definition import schema as process_schema
+from test_decision import FUNNY, VALID, json_values, stuck_deal, tampered_requests
 
 CHECK_REQUEST = compile_schema(request_schema())
 CHECK_RESPONSE = compile_schema(response_schema())
 REFERENCE_REQUEST = jsonschema.Draft202012Validator(request_schema())
 REFERENCE_RESPONSE = jsonschema.Draft202012Validator(response_schema())
+CHECK_PROCESS = compile_schema(process_schema())
+REFERENCE_PROCESS = jsonschema.Draft202012Validator(process_schema())
+
+DEFINITION = process_to_dict(b2b())
+DEFINITION["stages"][1]["gate"] = {  # every kind of criterion, each schema keyword in use
+    "all_of": [
+        {"not": {"approval": "legal"}},
+        {"lead": {"min_score": 60, "status": ["MQL"], "max_age_days": 30}},
+        {"field": "amount", "op": ">=", "value": 1000},
+        {"field": "region", "op": "exists"},
+        {"any_of": [{"activity": "meeting", "at_least": 2, "since_stage_entry": True}]},
+        {"deliverable": "lead_record", "evidence": ["source"], "max_age_days": 90},
+    ]
+}
+DEFINITION["stages"][1]["max_days"] = 30
+DEFINITION["renamed"] = {"old_stage": "qualification"}
+PIECES = [  # values near the edges of what the process schema allows
+    {"not": {"approval": "x"}}, {"lead": {}}, {"lead": {"max_age_days": 3}},
+    {"lead": {"status": []}},
+    {"field": "amount", "op": "exists", "value": 1}, {"field": "amount", "op": "=="},
+    ["a", "a"], [1, True], [1, 1.0], [{"a": 1}, {"a": 1.0}], [[1], [True]], 0, 0.0, -0.5, 1e-9,
+    100_000, 100_000.5, {"EN": "x"}, {"en-US": "x"}, {"e\n": "x"}, {"9x": "y"}, {}, [], True,
+]  # fmt: skip
+
+
+def _places(data: Any) -> list[tuple[Any, Any]]:
+    found: list[tuple[Any, Any]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        found.append((data, key))
+        if isinstance(value, (dict, list)):
+            found.extend(_places(value))
+    return found
+
+
+@st.composite
+def tampered_definitions(draw: st.DrawFn) -> Any:
+    """The reference definition with a few values replaced, removed or keys added."""
+    document = copy.deepcopy(DEFINITION)
+    for _ in range(draw(st.integers(1, 3))):
+        parent, key = draw(st.sampled_from(_places(document)))
+        action = draw(st.sampled_from(["replace", "replace", "remove", "add"]))
+        if action == "replace":
+            parent[key] = copy.deepcopy(draw(json_values | st.sampled_from(FUNNY + PIECES)))
+        elif action == "remove" and isinstance(parent, dict):
+            del parent[key]
+        elif isinstance(parent, dict):
+            parent[draw(st.sampled_from(["id", "not", "lead", "x", "value", "kind"]))] = (
+                copy.deepcopy(draw(json_values | st.sampled_from(PIECES)))
+            )
+    return document
 
 
 class TestAgreement:
@@ -33,6 +86,33 @@ class TestAgreement:
     @given(document=tampered_requests() | json_values)
     def test_requests_are_judged_as_jsonschema_judges_them(self, document: Any) -> None:
         assert REFERENCE_REQUEST.is_valid(document) == (CHECK_REQUEST(document) == [])
+
+    def test_the_reference_definition_is_valid_to_both(self) -> None:
+        assert [] == CHECK_PROCESS(DEFINITION)
+        assert REFERENCE_PROCESS.is_valid(DEFINITION)
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(document=tampered_definitions() | json_values)
+    def test_definitions_are_judged_as_jsonschema_judges_them(self, document: Any) -> None:
+        """The definition loader trusts the compiled checker's "valid" (``definition.py``)."""
+        assert REFERENCE_PROCESS.is_valid(document) == (CHECK_PROCESS(document) == [])
+
+    @pytest.mark.parametrize("piece", PIECES)
+    @pytest.mark.parametrize(
+        "where", ["gate", "evidence", "max_days", "labels", "criterion", "renamed"]
+    )
+    def test_each_edge_value_in_each_place_is_judged_alike(self, piece: Any, where: str) -> None:
+        document = copy.deepcopy(DEFINITION)
+        stage = document["stages"][1]
+        if where == "evidence":
+            stage["deliverables"][0]["evidence"] = piece
+        elif where == "criterion":
+            stage["gate"]["all_of"][0] = piece
+        elif where == "renamed":
+            document["renamed"] = piece
+        else:
+            stage[where] = piece
+        assert REFERENCE_PROCESS.is_valid(document) == (CHECK_PROCESS(document) == [])
 
     @settings(max_examples=50, deadline=None)
     @given(
@@ -101,6 +181,24 @@ class TestChecker:
     def test_at_most_twenty_problems_are_listed(self) -> None:
         check = compile_schema({"type": "array", "items": {"type": "string"}})
         assert 20 == len(check(list(range(100))))
+
+    def test_the_keywords_of_the_process_schema(self) -> None:
+        unique = compile_schema({"uniqueItems": True})
+        assert unique([1, True]) == unique([[1], [True]]) == unique([{"a": 1}, {"a": True}]) == []
+        assert ["(the document): has items that are not unique"] == unique([1, 1.0])
+        assert unique([{"a": [1]}, {"a": [1.0]}]) != []
+        above = compile_schema({"exclusiveMinimum": 0, "exclusiveMaximum": 2})
+        assert ["(the document): 0 is at most 0"] == above(0)
+        assert ["(the document): 2 is at least 2"] == above(2)
+        assert [] == above(1e-9)
+        names = compile_schema({"propertyNames": {"pattern": "^[a-z]+$"}, "minProperties": 1})
+        assert [".A: 'A' does not match '^[a-z]+$'"] == names({"A": 1})
+        assert ["(the document): has fewer than 1 properties"] == names({})
+        either = compile_schema({"anyOf": [{"required": ["a"]}, {"required": ["b"]}]})
+        assert [] == either({"b": 1})
+        assert either({"c": 1}) != []
+        assert compile_schema({"not": {"const": "exists"}})("exists") != []
+        assert [] == compile_schema({"not": {"const": "exists"}})("==")
 
     @pytest.mark.parametrize(
         "schema",

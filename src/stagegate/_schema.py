@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
-__all__ = ["compile_schema"]
+__all__ = ["compile_located", "compile_schema"]
 
 Path = tuple[Any, ...]
 """A location as nested pairs ``(parent, key)`` (cheap to extend); ``()`` is the document."""
@@ -42,13 +42,9 @@ _MAX_PROBLEMS = 20
 _VALUE = "\0"  # where a problem's text shows the value
 
 
-def _where(path: Path) -> str:
-    parts: list[Any] = []
-    while path:
-        path, part = path
-        parts.append(part)
+def _where_parts(parts: tuple[Any, ...]) -> str:
     text = ""
-    for part in reversed(parts):
+    for part in parts:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text or "(the document)"
 
@@ -56,11 +52,6 @@ def _where(path: Path) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."  # noqa: PLR2004 - readable
-
-
-def _format(problem: tuple[Any, ...]) -> str:
-    path, text, value = problem
-    return f"{_where(path)}: {text.replace(_VALUE, _short(value), 1)}"
 
 
 def _is_type(value: Any, name: str) -> bool:
@@ -72,9 +63,20 @@ def _is_type(value: Any, name: str) -> bool:
 
 
 def _json_equal(left: Any, right: Any) -> bool:
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    return bool(left == right)
+    return bool(_json_key(left) == _json_key(right))
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable key equal for JSON-equal values: ``1`` is ``1.0``, never ``true``."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)  # 1 == 1.0 and their hashes agree
+    if isinstance(value, list):
+        return ("array", tuple(_json_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((key, _json_key(item)) for key, item in value.items()))
+    return (type(value).__name__, value)
 
 
 def _anything(value: Any, path: Path, problems: Problems) -> None:
@@ -124,6 +126,24 @@ class _Compiler:
             raise ValueError(msg)
         if _is_text_schema(schema):
             return _text_rule(schema)
+        rules = [
+            *self._value_rules(schema),
+            *self._object_rules(schema),
+            *self._array_rules(schema),
+            *self._text_and_number_rules(schema),
+            *self._combined_rules(schema),
+        ]
+        if len(rules) == 1:
+            return rules[0]
+        frozen = tuple(rules)
+
+        def every(value: Any, path: Path, problems: Problems) -> None:
+            for rule in frozen:
+                rule(value, path, problems)
+
+        return every
+
+    def _value_rules(self, schema: Mapping[str, Any]) -> list[Rule]:
         rules: list[Rule] = []
         if "$ref" in schema:
             rules.append(self.ref(schema["$ref"]))
@@ -134,20 +154,39 @@ class _Compiler:
             rules.append(_enum_rule((schema["const"],)))
         if "enum" in schema:
             rules.append(_enum_rule(tuple(schema["enum"])))
+        return rules
+
+    def _object_rules(self, schema: Mapping[str, Any]) -> list[Rule]:
+        rules: list[Rule] = []
         if "required" in schema:
             rules.append(_required_rule(tuple(schema["required"])))
         if "properties" in schema or "additionalProperties" in schema:
             props = {k: self.compile(v) for k, v in schema.get("properties", {}).items()}
             extra = schema.get("additionalProperties", True)
             rules.append(_properties_rule(props, None if extra is True else self.compile(extra)))
+        if "propertyNames" in schema:
+            rules.append(_names_rule(self.compile(schema["propertyNames"])))
         if "maxProperties" in schema:
             rules.append(_count_rule(dict, schema["maxProperties"], "properties"))
+        if "minProperties" in schema:
+            rules.append(_min_count_rule(dict, schema["minProperties"], "properties"))
+        return rules
+
+    def _array_rules(self, schema: Mapping[str, Any]) -> list[Rule]:
+        rules: list[Rule] = []
         if "items" in schema:
             rules.append(_items_rule(self.compile(schema["items"])))
         if "minItems" in schema:
-            rules.append(_min_items_rule(schema["minItems"]))
+            rules.append(_min_count_rule(list, schema["minItems"], "items"))
         if "maxItems" in schema:
             rules.append(_count_rule(list, schema["maxItems"], "items"))
+        if schema.get("uniqueItems") is True:
+            rules.append(_unique_rule)
+        return rules
+
+    @staticmethod
+    def _text_and_number_rules(schema: Mapping[str, Any]) -> list[Rule]:
+        rules: list[Rule] = []
         if "minLength" in schema:
             rules.append(_min_length_rule(schema["minLength"]))
         if "maxLength" in schema:
@@ -156,24 +195,27 @@ class _Compiler:
             rules.append(_pattern_rule(re.compile(schema["pattern"])))
         if "minimum" in schema or "maximum" in schema:
             rules.append(_range_rule(schema.get("minimum"), schema.get("maximum")))
+        if "exclusiveMinimum" in schema or "exclusiveMaximum" in schema:
+            least, most = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+            rules.append(_range_rule(least, most, open_ends=True))
+        return rules
+
+    def _combined_rules(self, schema: Mapping[str, Any]) -> list[Rule]:
+        rules: list[Rule] = []
         if "oneOf" in schema:
             rules.append(_one_of_rule(tuple(self.compile(s) for s in schema["oneOf"])))
+        if "anyOf" in schema:
+            rules.append(_any_of_rule(tuple(self.compile(s) for s in schema["anyOf"])))
         if "allOf" in schema:
             rules.extend(self.compile(s) for s in schema["allOf"])
+        if "not" in schema:
+            rules.append(_not_rule(self.compile(schema["not"])))
         if "if" in schema:
             then = self.compile(schema.get("then", True))
             rules.append(
                 _if_rule(self.compile(schema["if"]), then, self.compile(schema.get("else", True)))
             )
-        if len(rules) == 1:
-            return rules[0]
-        frozen = tuple(rules)
-
-        def every(value: Any, path: Path, problems: Problems) -> None:
-            for rule in frozen:
-                rule(value, path, problems)
-
-        return every
+        return rules
 
 
 _KEYWORDS = frozenset(
@@ -186,16 +228,23 @@ _KEYWORDS = frozenset(
         "properties",
         "additionalProperties",
         "maxProperties",
+        "minProperties",
+        "propertyNames",
         "items",
         "minItems",
         "maxItems",
+        "uniqueItems",
         "minLength",
         "maxLength",
         "pattern",
         "minimum",
         "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
         "oneOf",
+        "anyOf",
         "allOf",
+        "not",
         "if",
         "then",
         "else",
@@ -325,12 +374,28 @@ def _count_rule(kind: type[Sized], most: int, unit: str) -> Rule:
     return rule
 
 
-def _min_items_rule(least: int) -> Rule:
+def _min_count_rule(kind: type[Sized], least: int, unit: str) -> Rule:
     def rule(value: Any, path: Path, problems: Problems) -> None:
-        if isinstance(value, list) and len(value) < least:
-            problems.append((path, f"has fewer than {least} items", None))
+        if isinstance(value, kind) and len(value) < least:
+            problems.append((path, f"has fewer than {least} {unit}", None))
 
     return rule
+
+
+def _names_rule(check: Rule) -> Rule:
+    def rule(value: Any, path: Path, problems: Problems) -> None:
+        if isinstance(value, dict):
+            for key in value:
+                check(key, (path, key), problems)
+                if len(problems) >= _MAX_PROBLEMS:
+                    return
+
+    return rule
+
+
+def _unique_rule(value: Any, path: Path, problems: Problems) -> None:
+    if isinstance(value, list) and len({_json_key(item) for item in value}) < len(value):
+        problems.append((path, "has items that are not unique", None))
 
 
 def _min_length_rule(least: int) -> Rule:
@@ -349,14 +414,16 @@ def _pattern_rule(pattern: re.Pattern[str]) -> Rule:
     return rule
 
 
-def _range_rule(least: float | None, most: float | None) -> Rule:
+def _range_rule(least: float | None, most: float | None, *, open_ends: bool = False) -> Rule:
+    below, above = ("at most", "at least") if open_ends else ("less than", "more than")
+
     def rule(value: Any, path: Path, problems: Problems) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return
-        if least is not None and value < least:
-            problems.append((path, f"\0 is less than {least}", value))
-        if most is not None and value > most:
-            problems.append((path, f"\0 is more than {most}", value))
+        if least is not None and (value <= least if open_ends else value < least):
+            problems.append((path, f"\0 is {below} {least}", value))
+        if most is not None and (value >= most if open_ends else value > most):
+            problems.append((path, f"\0 is {above} {most}", value))
 
     return rule
 
@@ -371,6 +438,28 @@ def _one_of_rule(options: tuple[Rule, ...]) -> Rule:
         if matched != 1:
             how = "none" if matched == 0 else "more than one"
             problems.append((path, "\0 matches " + how + " of the allowed forms", value))
+
+    return rule
+
+
+def _any_of_rule(options: tuple[Rule, ...]) -> Rule:
+    def rule(value: Any, path: Path, problems: Problems) -> None:
+        for option in options:
+            found: Problems = []
+            option(value, path, found)
+            if not found:
+                return
+        problems.append((path, "\0 matches none of the allowed forms", value))
+
+    return rule
+
+
+def _not_rule(check: Rule) -> Rule:
+    def rule(value: Any, path: Path, problems: Problems) -> None:
+        found: Problems = []
+        check(value, path, found)
+        if not found:
+            problems.append((path, "\0 matches a form that is not allowed", value))
 
     return rule
 
@@ -393,11 +482,37 @@ def compile_schema(schema: Mapping[str, Any]) -> Callable[[Any], list[str]]:
     Raises:
         ValueError: the schema uses a keyword this checker does not understand.
     """
-    rule = _Compiler(schema).compile(schema)
+    located = compile_located(schema)
 
     def check(value: Any) -> list[str]:
-        problems: Problems = []
-        rule(value, (), problems)
-        return [_format(problem) for problem in problems[:_MAX_PROBLEMS]]
+        return [f"{_where_parts(parts)}: {what}" for parts, what in located(value)]
 
     return check
+
+
+def compile_located(
+    schema: Mapping[str, Any],
+) -> Callable[[Any], list[tuple[tuple[Any, ...], str]]]:
+    """Like :func:`compile_schema`, each problem as ``(path as keys and indexes, what is wrong)``.
+
+    >>> check = compile_located({"items": {"type": "string"}})
+    >>> check(["a", 1])
+    [((1,), '1 is not of type string')]
+    """
+    rule = _Compiler(schema).compile(schema)
+
+    def check(value: Any) -> list[tuple[tuple[Any, ...], str]]:
+        problems: Problems = []
+        rule(value, (), problems)
+        return [_located(problem) for problem in problems[:_MAX_PROBLEMS]]
+
+    return check
+
+
+def _located(problem: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
+    path, text, value = problem
+    parts: list[Any] = []
+    while path:
+        path, part = path
+        parts.append(part)
+    return tuple(reversed(parts)), text.replace(_VALUE, _short(value), 1)

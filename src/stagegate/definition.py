@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import cache
 from importlib import resources
@@ -174,12 +174,54 @@ def _shape_problems(data: Any) -> list[Problem]:
     return []
 
 
+MAX_EXPLAINED_NODES = 5_000
+"""Largest invalid definition (in values) whose problems ``jsonschema`` words; above it the
+compiled checker's own words are used (``jsonschema`` took a second for 40,000 values)."""
+
+
+@cache
+def _fast_check() -> Callable[[Any], list[tuple[tuple[Any, ...], str]]]:
+    from stagegate._schema import compile_located  # noqa: PLC0415 - compiled on first use
+
+    return compile_located(schema())
+
+
 def _schema_problems(data: Any) -> list[Problem]:
+    """The schema's problems with ``data``: judged by the compiled checker, explained by jsonschema.
+
+    A valid document (the common case) never reaches ``jsonschema``, which took 0.9 s for a
+    40,000-value definition that the compiled checker judges in 0.03 s; the tests hold the two
+    to the same verdict. An invalid one is explained by ``jsonschema`` (its messages, and the
+    criteria resolved by key in :func:`_explain`), unless it holds more than
+    :data:`MAX_EXPLAINED_NODES` values: a large hostile document costs no more to refuse than
+    a valid one costs to load.
+    """
+    found = _fast_check()(data)
+    if not found:
+        return []
+    if _count_values(data) > MAX_EXPLAINED_NODES:
+        return sorted((Problem(_path(parts), what) for parts, what in found), key=_by_path)
     problems: list[Problem] = []
     for error in _validator().iter_errors(data):
         problems.extend(_explain(error))
-    problems.sort(key=lambda p: p.path)
+    problems.sort(key=_by_path)
     return problems
+
+
+def _by_path(problem: Problem) -> str:
+    return problem.path
+
+
+def _count_values(data: Any) -> int:
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
 
 
 def _explain(error: jsonschema.ValidationError) -> list[Problem]:
