@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["OutputError", "main"]
 
 EXIT_OK = 0
 EXIT_NEGATIVE = 1
@@ -47,8 +48,64 @@ def internal_error_line(exc: BaseException) -> str:
     )
 
 
+class OutputError(Exception):
+    """Standard output refused the command's output: a broken pipe, a full disk, an I/O error.
+
+    Not a :class:`~stagegate.errors.StagegateError` on purpose: no command catches it as a
+    refusal of its input; :func:`main` reports it and exits with the bad-input code.
+    """
+
+
+class _GuardedOutput:
+    """Standard output as the commands see it: a write it refuses raises :class:`OutputError`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def output_error_line(reason: str) -> str:
+    """The one line printed when standard output cannot take the command's output."""
+    return (
+        f"stagegate: cannot write the output to standard output ({reason}); it is incomplete: "
+        "send it to a file or to a program that reads all of it\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code (the console script exits with it)."""
+    if sys.stdout is None:  # closed (>&-): refuse before any command changes anything
+        sys.stderr.write(
+            "stagegate: standard output is closed; nothing was done: send the output to a "
+            "file or a pipe\n"
+        )
+        return EXIT_BAD_INPUT
+    stdout, sys.stdout = sys.stdout, _GuardedOutput(sys.stdout)
+    try:
+        return _main(argv)
+    except OutputError as exc:
+        sys.stderr.write(output_error_line(str(exc)))
+        return EXIT_BAD_INPUT
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: list[str] | None) -> int:
+    """:func:`main` with standard output guarded."""
     try:
         import click  # noqa: PLC0415 - the cli extra is optional
 
@@ -67,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:  # pragma: no cover - Ctrl-C
         sys.stderr.write("aborted\n")
         return EXIT_BAD_INPUT
+    except OutputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a bug gets its own code and one line
         sys.stderr.write(internal_error_line(exc))
         return EXIT_INTERNAL
+    sys.stdout.flush()  # a full disk or a closed pipe is told now, not at exit
     return result if isinstance(result, int) else EXIT_OK
 
 
@@ -96,4 +156,10 @@ def tune_process() -> None:
 def run() -> None:  # pragma: no cover - the console script entry point
     """Entry point of the ``stagegate`` console script."""
     tune_process()
-    sys.exit(main())
+    code = main()
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:  # told already: what is left in the buffer goes nowhere, not to a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)

@@ -21,6 +21,7 @@ from stagegate.cli import (
     EXIT_INTERNAL,
     EXIT_NEGATIVE,
     EXIT_OK,
+    OutputError,
     internal_error_line,
 )
 from stagegate.definition import load_process
@@ -295,6 +296,8 @@ def check(
         else:
             document = decide(process, events, request, versions=versions).to_dict()
         print_document(document)
+    except OutputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a bug gets its own code, never a traceback
         sys.stderr.write(internal_error_line(exc))
         print_document(internal_error_document(exc))

@@ -92,7 +92,14 @@ def parse_cli_instant(value: str, flag: str) -> datetime:
             f"{text}+02:00), or give a date such as {text[:10]} (the start of that day in UTC)"
         )
         raise click.BadParameter(msg, param_hint=flag)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        msg = (
+            f"{text!r} falls outside the years 1 to 9999 in UTC; give an instant within them, "
+            "e.g. 2025-06-30T12:00:00+02:00"
+        )
+        raise click.BadParameter(msg, param_hint=flag) from None
 
 
 def instant_callback(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -326,7 +327,7 @@ FRAME_COLUMNS = (
 
 def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | int:
     """The report document (or the exit code of a failure, already reported)."""
-    from stagegate.report import build_document, write_html  # noqa: PLC0415
+    from stagegate.report import build_document  # noqa: PLC0415
 
     store_path, process_path, findings_path = (
         options.store_path,
@@ -402,9 +403,38 @@ def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | i
     document["language"] = language
     if html_path is not None:
         tick = phase_of(phases, "rendering", 1)
-        write_html(document, html_path)
+        _write_page(document, html_path)
         tick(1)
     return document
+
+
+def _write_page(document: dict[str, Any], path: Path) -> None:
+    """Write the report's HTML page to ``path`` whole or not at all.
+
+    A regular file is written beside ``path`` and renamed over it, so a full disk leaves no
+    half page (and an older page stays); a device or a pipe (``/dev/stdout``) is written as is.
+
+    Raises:
+        StoreUnwritableError: the page cannot be written, with what to do.
+    """
+    from stagegate.report import render_html  # noqa: PLC0415
+    from stagegate.store import StoreUnwritableError  # noqa: PLC0415
+
+    page = render_html(document).encode("utf-8")
+    direct = path.exists() and not path.is_file()
+    temporary = path if direct else path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        temporary.write_bytes(page)
+        if not direct:
+            temporary.replace(path)
+    except OSError as exc:
+        if not direct:
+            temporary.unlink(missing_ok=True)
+        msg = (
+            f"cannot write the report to {str(path)!r} ({exc.strerror or exc}); nothing was "
+            "written there: free some space, or choose a writable folder"
+        )
+        raise StoreUnwritableError(msg) from None
 
 
 def _read_findings(path: Path) -> tuple[Any, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,19 @@ def _document(result: Any, as_of: Any, since: Any) -> dict[str, Any]:
             for row in result.rows
         ],
     }
+
+
+def _week_before(instant: datetime) -> datetime:
+    """The default ``--since``: a week before ``instant``.
+
+    Raises:
+        click.BadParameter: that week starts before the year 1.
+    """
+    try:
+        return instant - timedelta(days=7)
+    except OverflowError:
+        msg = f"{instant.isoformat()} is less than a week after the year 1; give --since too"
+        raise click.BadParameter(msg, param_hint="--as-of") from None
 
 
 def _events(events_path: str | None, store_path: Path | None) -> list[Event]:
@@ -183,9 +196,7 @@ def review_command(
         instant = (
             max(e.at for e in events) if as_of is None else parse_cli_instant(as_of, "--as-of")
         )
-        start = (
-            instant - timedelta(days=7) if since is None else parse_cli_instant(since, "--since")
-        )
+        start = _week_before(instant) if since is None else parse_cli_instant(since, "--since")
         quotas = None if quotas_path is None else an.QuotaTable.read_csv(quotas_path, by=by[0])
         rates = (
             None

@@ -10,7 +10,14 @@ import click
 from stagegate.cli import EXIT_OK
 from stagegate.cli._app import app, fail, json_option, out_console, print_json
 from stagegate.errors import StagegateError
-from stagegate.store import PostgreSQLStore, SQLiteStore, inspect_file, is_postgresql_url
+from stagegate.store import (
+    PostgreSQLStore,
+    SQLiteStore,
+    StoreError,
+    inspect_file,
+    is_postgresql_url,
+)
+from stagegate.store.sqlite import store_path
 
 if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older ones do not subscript
     _ParamType = click.ParamType[Any]
@@ -35,7 +42,15 @@ class StoreTarget(_ParamType):
         if isinstance(value, str) and is_postgresql_url(value):
             return value
         checked = click.Path(dir_okay=False, exists=self.exists, path_type=Path)
-        return checked.convert(value, param, ctx)
+        path = checked.convert(value, param, ctx)
+        try:
+            store_path(path)
+            path.exists()  # a name too long, or a folder that is a file, raises here
+        except StoreError as error:
+            self.fail(str(error), param, ctx)
+        except OSError as exc:
+            self.fail(f"cannot use {str(path)!r}: {exc.strerror or exc}; choose another path")
+        return path
 
 
 STORE = StoreTarget()
@@ -71,7 +86,11 @@ def backup_command(out: Path, store_path: Path | str, as_json: bool) -> int:
                 return fail(
                     f"there is no event store {str(store_path)!r} to back up", as_json=as_json
                 )
-            inspect_file(store_path)
+            if inspect_file(store_path) is None:  # read-only: an empty file is no store
+                return fail(
+                    f"{str(store_path)!r} is empty, not an event store; no backup was written",
+                    as_json=as_json,
+                )
             with SQLiteStore(store_path) as store:
                 events = store.backup(out)
             shown = str(store_path)

@@ -61,6 +61,7 @@ from stagegate.store._stream import STREAM_BATCH, _link
 from stagegate.store.base import ImportRecord, StoreError
 from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import PROJECTION_CHUNK, SQLiteStore
+from stagegate.store.sqlite import store_path as checked_path
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -97,13 +98,14 @@ def bulk_import(
         import it with ``write_import`` or ``stream_import`` then.
 
     Raises:
-        StoreError: the new store was built but cannot be put in place (the old store, if
-            any, is unchanged).
+        StoreError: ``store_path`` is no plain file path (see
+            :func:`~stagegate.store.sqlite.store_path`), or the new store was built but
+            cannot be put in place (the old store, if any, is unchanged).
     """
     fmt = format_of(input_path)
     if fmt is None or is_postgresql_url(store_path):
         return None
-    path, source = os.fspath(store_path), os.fspath(input_path)
+    path, source = checked_path(store_path), os.fspath(input_path)
     if not replace and os.path.exists(path):
         return None  # compared with what the store holds: the ordinary way
     if replace:

@@ -58,6 +58,7 @@ from stagegate.store.base import (
 )
 from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
+from stagegate.store.sqlite import store_path as checked_path
 
 if TYPE_CHECKING:
     from stagegate.io import Finding
@@ -160,7 +161,7 @@ def write_import(
             str(store_path), events, process, source, input_path, rows_read, rows_used,
             findings, replace, progress, timeout,
         )  # fmt: skip
-    path = os.fspath(store_path)
+    path = checked_path(store_path)
     fresh = replace or not os.path.exists(path)
     added = verify_events(process, events, replay=fresh, phases=phases if fresh else None)
     found = tuple(findings) + added

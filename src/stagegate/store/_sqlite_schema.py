@@ -56,10 +56,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
     "STAGED_RUNS",
+    "check_layout",
     "create_tables",
     "inspect_file",
     "last_link",
     "migrate",
+    "stored_seq",
     "version_error",
 ]
 
@@ -156,7 +158,43 @@ def create_tables(conn: sqlite3.Connection) -> None:
 def last_link(conn: sqlite3.Connection, oid: str) -> tuple[int, str | None]:
     """The last stored seq of ``oid`` and its digest (``(0, None)``: no log yet)."""
     found = conn.execute(LAST_LINK, (oid,)).fetchone()
-    return (0, None) if found is None else (int(found[0]), found[1])
+    return (0, None) if found is None else (stored_seq(oid, found[0]), found[1])
+
+
+def stored_seq(oid: str, value: object) -> int:
+    """A ``seq`` read back from the file (``None``: no log yet, ``0``).
+
+    Raises:
+        StoreDamagedError: it is not an integer (the file was changed outside stagegate).
+    """
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise StoreDamagedError(
+            f"opportunity {oid!r} has a stored seq {value!r} that is not an integer; the file "
+            "was changed outside stagegate: restore it from a backup"
+        )
+    return value
+
+
+def check_layout(conn: sqlite3.Connection, path: str, version: str) -> None:
+    """Refuse a file whose tables do not have the layout its ``schema_version`` claims.
+
+    A version 1 file is read without digests; a sealed file set back to version 1 by hand
+    would pass ``verify`` whatever was edited in it.
+
+    Raises:
+        StoreDamagedError: a file claiming version 1 whose events carry a ``digest`` column.
+    """
+    if version != "1":
+        return
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "digest" in columns:
+        raise StoreDamagedError(
+            f"the event store {path!r} says it is schema version 1 (before digests), but its "
+            "events carry digests: the file was changed outside stagegate; restore it from a "
+            "backup"
+        )
 
 
 def version_error(path: str, version: str | None) -> StoreError:
@@ -220,8 +258,12 @@ def inspect_file(path: str | os.PathLike[str], *, timeout: float = 5.0) -> str |
         rows = _meta(base + "?mode=ro", text, timeout)  # it was being written meanwhile
     if rows is None:
         return None
-    version = rows.get("schema_version")
-    return None if version is None else str(version)
+    if "schema_version" not in rows:  # another application's table named meta
+        raise StoreError(
+            f"{text!r} is a SQLite database but not a stagegate event store (its meta table "
+            "has no schema_version); choose another file"
+        )
+    return rows["schema_version"]
 
 
 def _meta(uri: str, text: str, timeout: float) -> dict[str, str] | None:

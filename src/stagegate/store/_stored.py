@@ -26,7 +26,7 @@ from stagegate._time import from_epoch_us
 from stagegate.errors import EventLogError, StagegateError
 from stagegate.events import Event, EventKind, FrozenMapping, MoveKind, freeze
 from stagegate.gates import GateReport
-from stagegate.store.base import EventRow, ImportRecord
+from stagegate.store.base import EventRow, ImportRecord, StoreDamagedError
 
 __all__ = ["decode_json", "encode_json", "import_record", "stored_event", "stored_row"]
 
@@ -57,6 +57,7 @@ def stored_event(row: tuple[Any, ...]) -> Event:
     (oid, seq, kind, at_us, stage, from_stage, move, amount, close_date, actor, reason) = row[:11]
     process, process_version, subject, details, gate, digest = row[11:]
     try:
+        _check_key(oid, seq)
         return Event(
             oid,
             seq,
@@ -83,6 +84,12 @@ def stored_event(row: tuple[Any, ...]) -> Event:
             seq=seq if isinstance(seq, int) else None,
             opportunity_id=oid if isinstance(oid, str) else None,
         ) from None
+
+
+def _check_key(oid: Any, seq: Any) -> None:
+    """Refuse a stored key of another type than stagegate writes (text id, integer seq)."""
+    if not isinstance(oid, str) or type(seq) is not int:
+        raise TypeError(f"its key ({oid!r}, {seq!r}) is not an id text and an integer seq")
 
 
 def stored_row(row: tuple[Any, ...]) -> EventRow:
@@ -117,14 +124,27 @@ def stored_row(row: tuple[Any, ...]) -> EventRow:
 def import_record(row: tuple[Any, ...]) -> ImportRecord:
     """The import record of one row of ``imports`` (its columns in the order both stores select)."""
     number, at_us, source, input_name, rows_read, rows_used, opportunities, events, found = row
-    return ImportRecord(
-        id=int(number),
-        at=from_epoch_us(int(at_us)),
-        source=str(source),
-        input_name=str(input_name),
-        rows_read=int(rows_read),
-        rows_used=int(rows_used),
-        opportunities=int(opportunities),
-        events=int(events),
-        findings=tuple(freeze(f) for f in decode_json(found)),
-    )
+    try:
+        return ImportRecord(
+            id=int(number),
+            at=from_epoch_us(int(at_us)),
+            source=str(source),
+            input_name=str(input_name),
+            rows_read=int(rows_read),
+            rows_used=int(rows_used),
+            opportunities=int(opportunities),
+            events=int(events),
+            findings=_findings(decode_json(found)),
+        )
+    except (ValueError, TypeError, ArithmeticError, StagegateError) as exc:
+        raise StoreDamagedError(
+            f"import record {number!r} of the event store is malformed ({exc!r}); the file was "
+            "changed outside stagegate: restore it from a backup"
+        ) from None
+
+
+def _findings(found: Any) -> tuple[Mapping[str, Any], ...]:
+    """An import record's findings: a list of objects, each frozen."""
+    if not isinstance(found, list) or not all(isinstance(f, dict) for f in found):
+        raise TypeError(f"its findings are {type(found).__name__}, not a list of objects")
+    return tuple(freeze(f) for f in found)

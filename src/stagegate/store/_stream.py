@@ -67,6 +67,7 @@ from stagegate.store._stored import stored_event as _stored_event
 from stagegate.store.base import DEFAULT_BATCH_SIZE, ImportRecord
 from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import SQLiteStore
+from stagegate.store.sqlite import store_path as checked_path
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -114,7 +115,7 @@ def stream_import(
             str(store_path), input_path, process=process, replace=replace,
             batch_size=batch_size, timeout=timeout,
         )  # fmt: skip
-    path, source = os.fspath(store_path), os.fspath(input_path)
+    path, source = checked_path(store_path), os.fspath(input_path)
     if replace:
         _check_replaceable(path, source, timeout)
     folder = os.path.dirname(os.path.abspath(path))

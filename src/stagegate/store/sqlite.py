@@ -105,10 +105,12 @@ from stagegate.store._sqlite_schema import (
     SCAN_V1,
     SCHEMA_VERSION,
     SQLITE_MAGIC,
+    check_layout,
     create_tables,
     inspect_file,
     last_link,
     migrate,
+    stored_seq,
     version_error,
 )
 from stagegate.store._sqlite_staging import copy_staged, stage_rows, staged_runs
@@ -133,7 +135,14 @@ from stagegate.store.base import (
 if TYPE_CHECKING:
     from stagegate.process import Process
 
-__all__ = ["PROJECTION_CHUNK", "SCHEMA_VERSION", "WAL_LIMIT", "SQLiteStore", "inspect_file"]
+__all__ = [
+    "PROJECTION_CHUNK",
+    "SCHEMA_VERSION",
+    "WAL_LIMIT",
+    "SQLiteStore",
+    "inspect_file",
+    "store_path",
+]
 
 PROJECTION_CHUNK = 1 << 16
 """Most events packed into one chunk of the projection."""
@@ -164,7 +173,34 @@ def _identity(path: str) -> tuple[int, int] | None:
         found = os.stat(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a name too long, a folder that is a file, a loop of links
+        raise StoreError(
+            f"cannot use {path!r} as an event store ({exc.strerror or exc}); choose another path"
+        ) from None
     return found.st_dev, found.st_ino
+
+
+def store_path(path: str | os.PathLike[str]) -> str:
+    """The path of a store file as text, refusing what SQLite would not read as a plain file.
+
+    Raises:
+        StoreError: ``path`` is empty, ``":memory:"``, a ``file:`` URI, or not UTF-8 text.
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str) or text in {"", ":memory:"} or text.startswith("file:"):
+        raise StoreError(
+            f"SQLiteStore needs the path of a file, got {text!r}; give a plain file path "
+            "(./file:... for a name that starts with 'file:'), or use MemoryStore for a store "
+            "in memory"
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in a file name: SQLite cannot open it
+        raise StoreError(
+            f"the store path {text!r} is not UTF-8 text, which SQLite needs; rename the file "
+            "(or its folder) to a UTF-8 name"
+        ) from None
+    return text
 
 
 class SQLiteStore(EventStore):
@@ -184,13 +220,7 @@ class SQLiteStore(EventStore):
     def __init__(
         self, path: str | os.PathLike[str], *, timeout: float = 30.0, durable: bool = False
     ) -> None:
-        text = os.fspath(path)
-        if not isinstance(text, str) or text in {"", ":memory:"} or text.startswith("file:"):
-            raise StoreError(
-                f"SQLiteStore needs the path of a file, got {path!r}; use MemoryStore for a "
-                "store in memory"
-            )
-        self._path = text
+        self._path = store_path(path)
         self._timeout = float(timeout)
         self._durable = bool(durable)
         self._lock = threading.Lock()
@@ -323,6 +353,13 @@ class SQLiteStore(EventStore):
         if found is None or found[0] not in READABLE:
             self.close()
             raise version_error(self._path, None if found is None else found[0])
+        try:
+            check_layout(conn, self._path, found[0])
+        except (sqlite3.Error, StoreError) as exc:
+            self.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise self._error(exc) from None
         self._version = int(found[0])
 
     def _check_same_file(self, conn: sqlite3.Connection) -> None:
@@ -616,8 +653,7 @@ class SQLiteStore(EventStore):
         """Check, seal and insert inside the open transaction, then commit."""
 
         def last(oid: str) -> int:
-            found = conn.execute(LAST_SEQ, (oid,)).fetchone()[0]
-            return 0 if found is None else int(found)
+            return stored_seq(oid, conn.execute(LAST_SEQ, (oid,)).fetchone()[0])
 
         # A run starting at 1 needs no read: the primary key refuses it if the log exists.
         tails = {oid: last_link(conn, oid) for oid, run in runs.items() if run[0] > 1}
@@ -656,7 +692,7 @@ class SQLiteStore(EventStore):
     def last_seq(self, opportunity_id: str) -> int:
         """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
         found = self._read(lambda conn: conn.execute(LAST_SEQ, (opportunity_id,)).fetchone())
-        return 0 if found[0] is None else int(found[0])
+        return stored_seq(opportunity_id, found[0])
 
     def _store_definition(self, name: str, version: str, definition: str) -> str | None:
         conn = self._read(lambda conn: conn)
