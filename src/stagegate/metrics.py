@@ -93,9 +93,10 @@ def measure(process: Process, events: Sequence[Event], *, as_of: datetime) -> Op
                 pushes += 1
                 days += (event.close_date - current_close).days
             current_close = event.close_date
-        if event.kind is EventKind.STAGE_CHANGED:
+        if event.kind is EventKind.STAGE_CHANGED and event.stage != stage:
             # time in a closing stage counts once the deal leaves it again (reopened), so
-            # the durations always add up to the age (open) or the cycle time (closed)
+            # the durations always add up to the age (open) or the cycle time (closed); a
+            # move between two stages since merged into one is no entry (see map_history)
             durations[stage] = durations.get(stage, _ZERO) + (event.at - entered)
             stage, entered = event.stage, event.at
             closed_at = event.at if kinds[stage] != "open" else None

@@ -477,7 +477,7 @@ def velocity_by_segment(
         if closed:
             whole = records_of(run(seen.subset(data, closed)), Velocity)[-1]
         n = sum(r.deals for r in rows)
-        wins = sum(r.expected_wins for r in rows)
+        wins = sum((r.expected_wins for r in rows), 0.0)  # a float even with no stage row
         rate = wins / n if n else None
         size = whole.deal_size if whole else None
         cycle = whole.cycle_days if whole else None

@@ -523,6 +523,7 @@ def _vector_by_segment(  # noqa: PLR0917 - private, the parts of one simulation
 ) -> dict[tuple[int, str], list[float]]:
     """:func:`simulate_by_segment` on numpy: the twister state of ``rng``, chunks of runs."""
     from stagegate.analytics.forecast import (  # noqa: PLC0415
+        LAST_DAY,
         MONTE_CARLO_CHUNK,
         numpy_or_none,
         period_keys,
@@ -553,7 +554,7 @@ def _vector_by_segment(  # noqa: PLR0917 - private, the parts of one simulation
         won = u[:, :, 0] < p
         point = base + u[:, :, 1] * span
         pick = np.minimum(np.searchsorted(total, point, side="right"), max(len(slips) - 1, 0))
-        day = np.where(has, close + (slip[pick] if len(slips) else 0), close)
+        day = np.minimum(np.where(has, close + (slip[pick] if len(slips) else 0), close), LAST_DAY)
         day = np.broadcast_to(day, (runs, n))
         key = period_keys(np, np.maximum(day, today), period) + group
         for offset in range(runs):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import bisect
 import math
 import sys
+from calendar import monthrange
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-
-from dateutil.relativedelta import relativedelta
 
 from stagegate._time import epoch_us, from_epoch_us, parse_instant, to_utc
 from stagegate.analytics._table import DAY_US, is_frame
@@ -45,7 +44,7 @@ def segment_columns(by: str | Sequence[str]) -> tuple[str, ...]:
     Raises:
         AnalyticsError: ``by`` is empty or holds something other than names.
     """
-    columns = (by,) if isinstance(by, str) else tuple(by)
+    columns = (by,) if isinstance(by, str) else tuple(by) if isinstance(by, Iterable) else ()
     if not columns or not all(isinstance(c, str) and c for c in columns):
         raise AnalyticsError(
             f"by must be a column name or a sequence of them (e.g. 'owner' or "
@@ -517,9 +516,9 @@ def period_bounds(day: date, period: str) -> tuple[str, date, date]:
         raise AnalyticsError(f"period must be 'month' or 'quarter', got {period!r}")
     months = 1 if period == "month" else 3
     first_month = (day.month - 1) // months * months + 1
-    first = date(day.year, first_month, 1)
-    after = first + relativedelta(months=months)
-    return period_of(day, period), first, after - timedelta(days=1)
+    last_month = first_month + months - 1
+    last = date(day.year, last_month, monthrange(day.year, last_month)[1])  # 9999-12 too
+    return period_of(day, period), date(day.year, first_month, 1), last
 
 
 def decimal_of(value: Any) -> Decimal | None:

@@ -362,7 +362,7 @@ def _score(
         loss -= count * (y * math.log(clipped) + (1 - y) * math.log(1 - clipped))
         predicted += count * p
         won_total += count * y
-        r = bins[min(int(p * 10), 9)]
+        r = bins[_tenth(p)]
         r[0] += count
         r[1] += count * p
         r[2] += count * y
@@ -370,6 +370,15 @@ def _score(
         return BacktestScore(name, 0, None, None, None, None), bins
     score = BacktestScore(name, int(n), brier / n, loss / n, predicted / n, won_total / n)
     return score, bins
+
+
+def _tenth(p: float) -> int:
+    """The reliability bin of a prediction, its tenth (0 to 9), read to nine decimals.
+
+    A prediction one rounding error below a boundary (0.49999999999999994 for 0.5, as another
+    order of the same sums gives it) falls in the bin of the boundary on every path.
+    """
+    return min(int(round(p * 10, 9)), 9)
 
 
 def _lift(score: BacktestScore, baseline: BacktestScore) -> float | None:

@@ -200,7 +200,7 @@ def stalled(
     )
     result = (
         current.filter(nw.col("duration_days") > nw.col("limit_days"))
-        .with_columns(times_won_median=nw.col("duration_days") / nw.col("won_median_days"))
+        .with_columns(times_won_median=_times_median())
         .select(
             "opportunity_id",
             "stage",
@@ -221,6 +221,14 @@ def stalled(
         )
     )
     return to_native(prepared, result)
+
+
+def _times_median() -> Any:
+    """Dwell over the won median, none when that median is zero (as on the Python path)."""
+    import narwhals as nw  # noqa: PLC0415
+
+    median = nw.col("won_median_days")
+    return nw.when(median > 0).then(nw.col("duration_days") / median)
 
 
 def _limits_from_stats(

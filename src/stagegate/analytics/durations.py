@@ -165,7 +165,7 @@ def _python_stats(
 
 def _km_median_days(visits: list[StageInterval], as_of: int) -> float | None:
     """Kaplan-Meier median in days, ordered by exact dwell (see ``dwell_order``)."""
-    dwell_us = [(v.exited_us or as_of) - v.entered_us for v in visits]
+    dwell_us = [(as_of if v.exited_us is None else v.exited_us) - v.entered_us for v in visits]
     median = km_median(dwell_us, [not v.censored for v in visits])
     return None if median is None else median / DAY_US
 

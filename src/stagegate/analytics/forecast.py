@@ -58,6 +58,8 @@ from stagegate.analytics.snapshot import open_deals, open_table, prepared_of
 __all__ = ["Forecast", "ForecastPeriod", "forecast", "period_of"]
 
 _EPOCH = date(1970, 1, 1)
+LAST_DAY = (date.max - _EPOCH).days
+"""The last day a close can land on (9999-12-31, days since 1970): a later slip lands there."""
 
 
 def period_of(day: date, period: str) -> str:
@@ -167,7 +169,7 @@ def draw_close(slips: list[int], totals: list[int], close: int, u: float, today:
         return close  # no history (or later than all of it): kept at max(close, as_of)
     base = totals[first - 1] if first else 0
     point = base + u * (totals[-1] - base)
-    return close + slips[min(bisect.bisect_right(totals, point), len(slips) - 1)]
+    return min(close + slips[min(bisect.bisect_right(totals, point), len(slips) - 1)], LAST_DAY)
 
 
 def simulate_runs(
@@ -269,6 +271,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
     slip_at = _slip_table(np, slip, total)
     # every day a won deal can land on lies in [today, last]: one period key per such day
     last = max(int(close.max()) + (max(int(slip[-1]), 0) if len(slips) else 0), today)
+    last = min(last, LAST_DAY)
     calendar = period_keys(np, np.arange(today, last + 1, dtype=np.int64), period)
     low = int(calendar[0])
     cells = calendar - low  # a day's period, counted from the first one
@@ -290,7 +293,7 @@ def _vector_runs(  # noqa: PLR0917 - private, the parts of one simulation
                 moved = slip[pick]
             else:  # totals are integers: the totals up to the point are those up to its floor
                 moved = slip_at[point.astype(np.int64)]
-            day = np.where(has[deal], day + moved, day)
+            day = np.minimum(np.where(has[deal], day + moved, day), LAST_DAY)
         cell = cells[np.maximum(day, today) - today]
         chunk = np.bincount(run * width + cell, weights=amount[deal], minlength=runs * width)
         chunk = chunk.reshape(runs, width)

@@ -218,7 +218,7 @@ def incidence_python(visits: Sequence[StageInterval], as_of: int) -> dict[tuple[
             by_stage[v.stage].append(v)
     result: dict[tuple[str, str], float] = defaultdict(float)
     for stage, items in by_stage.items():
-        items.sort(key=lambda v: ((v.exited_us or as_of) - v.entered_us, v.censored))
+        items.sort(key=lambda v: (_dwell_us(v, as_of), v.censored))
         total, log_s = len(items), 0.0
         for i, v in enumerate(items):
             factor = _log_factor(total - i, not v.censored)
@@ -226,6 +226,11 @@ def incidence_python(visits: Sequence[StageInterval], as_of: int) -> dict[tuple[
                 result[stage, v.next_stage] += math.exp(log_s) / (total - i)
             log_s += factor
     return dict(result)
+
+
+def _dwell_us(visit: StageInterval, as_of: int) -> int:
+    """A visit's exact dwell: to its exit, or to ``as_of`` (an exit at the epoch is an exit)."""
+    return (as_of if visit.exited_us is None else visit.exited_us) - visit.entered_us
 
 
 def bin_expr(column: str, bins: Sequence[float]) -> Any:

@@ -58,7 +58,7 @@ from typing import Any
 
 import attrs
 
-from stagegate._time import epoch_us, parse_date, to_utc
+from stagegate._time import UTC, epoch_us, parse_date, to_utc
 from stagegate.analytics._by import records_of
 from stagegate.analytics._segments import (
     SMALL_SAMPLE,
@@ -677,6 +677,15 @@ class Review:
     currency: str | None
 
 
+def _week_before(as_of: datetime) -> datetime:
+    """A week before ``as_of``, or the first instant there is (0001-01-01) in the first week."""
+    first, instant = datetime.min.replace(tzinfo=UTC), to_utc(as_of, what="as_of")
+    return first if instant - first < _WEEK else instant - _WEEK
+
+
+_WEEK = timedelta(days=7)
+
+
 def _one_currency(
     inputs: Inputs, outcomes: OutcomesLike, as_of: datetime, default: str | None, zone: Any
 ) -> str | None:
@@ -723,7 +732,7 @@ def weekly_review(
         AnalyticsError: an argument is unusable.
     """
     columns = segment_columns(by)
-    start = as_of - timedelta(days=7) if since is None else since
+    start = _week_before(as_of) if since is None else since
     common: dict[str, Any] = {"rates": rates, "default_currency": default_currency}
     data = read_inputs(data, (*columns, CURRENCY), assume_zone=assume_zone)  # once for all
     currency = (

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-__all__ = ["DASH", "amount", "compact", "count", "days", "finite", "percent", "ratio"]
+__all__ = ["DASH", "amount", "compact", "count", "days", "finite", "gap", "percent", "ratio"]
 
 DASH = "—"
 
@@ -83,3 +83,12 @@ def ratio(value: object) -> str:
     """Format a ratio as a multiplier (``2.46x`` with a multiplication sign)."""
     number = finite(value)
     return DASH if number is None else f"{number:.2f}\u00d7"
+
+
+def gap(value: float) -> str:
+    """Format a signed difference in days to one decimal; one that rounds to zero reads ``+0.0``.
+
+    >>> gap(2.345), gap(-0.04), gap(-1e-15)
+    ('+2.3', '+0.0', '+0.0')
+    """
+    return f"{round(value, 1) + 0.0:+.1f}"

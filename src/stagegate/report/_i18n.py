@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from stagegate.errors import StagegateError
-from stagegate.report._format import DASH, finite
+from stagegate.report._format import DASH, finite, gap
 from stagegate.report._messages_ko import KOREAN
 
 __all__ = [
@@ -205,5 +205,5 @@ def cycle_explanation(cycle: Mapping[str, Any], t: Catalogue) -> str:
         "weighting each stage by its visits per deal gives back the measured cycle exactly.",
         stage_sum=f"{stage_sum:.1f}",
         measured=f"{measured:.1f}",
-        gap=f"{stage_sum - measured:+.1f}",
+        gap=gap(stage_sum - measured),
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from stagegate.process import Process
+from stagegate.report._format import gap
 from stagegate.report._results import records
 
 __all__ = [
@@ -132,13 +133,12 @@ def cycle_time_section(cycles: Any) -> dict[str, Any]:
     if stage_sum is None or measured is None:
         explanation = "No closed deals yet: the cycle time is measured once deals close."
     else:
-        gap = stage_sum - measured
         explanation = (
             f"The sum of the per-stage average durations is {stage_sum:.1f} days, the measured "
-            f"average cycle {measured:.1f} days ({gap:+.1f}). The shortcut adds a stage's "
-            "average even for deals that skipped the stage or were lost before it, and counts "
-            "a re-entered stage once: weighting each stage by its visits per deal gives back "
-            "the measured cycle exactly."
+            f"average cycle {measured:.1f} days ({gap(stage_sum - measured)}). The shortcut adds "
+            "a stage's average even for deals that skipped the stage or were lost before it, and "
+            "counts a re-entered stage once: weighting each stage by its visits per deal gives "
+            "back the measured cycle exactly."
         )
     return {
         "won": part("won"),
