@@ -198,7 +198,11 @@ def rebuild(events: list[Any], process: Process, document: dict[str, Any]) -> di
             else None
         )
         put(e, f"time_in_stage[{i}].lost_to_won_median_ratio", ratio)
-        means = [t.lost_won_ratio for (s, _), t in times.items() if s == stage and t.lost_won_ratio]
+        means = [
+            t.lost_won_ratio
+            for (s, _), t in times.items()
+            if s == stage and t.lost_won_ratio is not None
+        ]
         put(e, f"time_in_stage[{i}].lost_to_won_mean_ratio", means[0] if means else None)
 
     summaries = {s.outcome: s for s in cycles.summary}

@@ -2,7 +2,7 @@
 
 Per open stage: ``deals`` open in it at ``as_of``; ``win_rate`` their win probability under a
 censoring-aware estimator (``estimator=``, one of :data:`~stagegate.analytics.ESTIMATORS`,
-``markov`` by default): the mean over the stage's open deals of the estimator's probability
+``deal_clock`` by default): the mean over the stage's open deals of the estimator's probability
 for their stage and dwell (the probability at entry when the stage has no open deal);
 ``expected_wins`` the sum of those probabilities; ``deal_size`` the mean current amount of
 the won deals that reached the stage; ``cycle_days`` the mean days from their first entry into
