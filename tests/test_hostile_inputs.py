@@ -567,6 +567,7 @@ RECORD = opened().events[0].to_dict()
 KEYS = [*sorted(RECORD), "digest", "extra"]
 
 
+@pytest.mark.filterwarnings("ignore::stagegate.process.DefinitionWarning")  # valid, unusual
 class TestArbitraryJson:
     @given(json_anything)
     def test_an_event_record_of_any_json_raises_only_an_event_log_error(self, data):

@@ -112,6 +112,26 @@ class Record:
         )
 
 
+def _plain(moment: datetime) -> datetime:
+    """``moment`` as a plain ``datetime``, cut to the microseconds an event holds.
+
+    A pandas ``Timestamp`` (a pandas or Parquet nanosecond column) would keep its nanoseconds.
+    """
+    if type(moment) is datetime:
+        return moment
+    return datetime(
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        moment.tzinfo,
+        fold=moment.fold,
+    )
+
+
 class Clock:
     """Parses the instants of one import, remembering naive and aware ones for ``mixed_zones``."""
 
@@ -132,7 +152,7 @@ class Clock:
         parsed: datetime
         day: date | None = None
         if isinstance(value, datetime):
-            parsed = value
+            parsed = _plain(value)
         elif isinstance(value, date):
             day = value
             parsed = datetime(value.year, value.month, value.day)  # noqa: DTZ001 - naive on purpose

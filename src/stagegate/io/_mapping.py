@@ -19,11 +19,14 @@ from typing import Any
 
 import attrs
 
+from stagegate._arguments import text_problem
 from stagegate._progress import Phases
+from stagegate._replay import RESERVED_FIELDS
 from stagegate.io._build import Clock, Record
 from stagegate.io._pipeline import (
     Owners,
     assemble,
+    bad_value,
     field_segments,
     missing_id,
     read_owners,
@@ -99,6 +102,40 @@ RowParser = Callable[[Reading, int, Mapping[str, Any], str, "datetime | None"], 
 the row is not used, and the parser said why in ``reading.findings``)."""
 
 
+def _nested(table: Table, row: Mapping[str, Any]) -> str | None:
+    """The first column of ``row`` the importer reads that holds a list, a mapping or bytes.
+
+    A frame or Parquet column of lists, structs or binary would otherwise be read as its
+    Python text (``"['A']"``).
+    """
+    for column in table.columns.values():
+        if isinstance(row.get(column), (list, tuple, Mapping, bytes, bytearray)):
+            return column
+    return None
+
+
+def _storable(reading: Reading, number: int, oid: str, parsed: Iterable[Record]) -> list[Record]:
+    r"""A row's records, or none (with a ``bad_value`` finding) when an event cannot hold one.
+
+    A lone surrogate (a JSON ``\ud800`` escape) cannot be stored as UTF-8, and a custom field
+    must have a name other than the table's own ``stage``, ``amount`` and ``close_date``.
+    """
+    records = list(parsed)
+    for record in records:
+        field = record.field
+        if field is not None and (not field.strip() or field in RESERVED_FIELDS):
+            hint = "rename the field, or drop its rows from the export"
+            reading.findings.append(bad_value(number, oid, "field name", field, hint))
+            return []
+        for what in ("actor", "reason", "field", "value"):
+            value = getattr(record, what)
+            if value is not None and text_problem(value, single_line=False) is not None:
+                hint = "it holds a lone surrogate; export the file as UTF-8 again"
+                reading.findings.append(bad_value(number, oid, what, value, hint))
+                return []
+    return records
+
+
 def read_export(
     export: Export,
     data: Source,
@@ -163,6 +200,18 @@ def read_export(
         if oid is None:
             reading.findings.append(missing_id(number, table.columns[id_column]))
             continue
+        nested = _nested(table, row)
+        if nested is not None:
+            hint = "write it as text or a number"
+            reading.findings.append(bad_value(number, oid, nested, row[nested], hint))
+            continue
+        if text_problem(oid, single_line=True) is not None:
+            reading.findings.append(
+                bad_value(
+                    number, None, table.columns[id_column], oid, "write the id as one line of text"
+                )
+            )
+            continue
         if skip is not None and skip(reading, number, row, oid):
             continue
         at = None
@@ -170,7 +219,7 @@ def read_export(
             at = clock.instant(table.get(row, at_column), number, at_column)
             if at is None:
                 continue
-        records.extend(parse(reading, number, row, oid, at))
+        records.extend(_storable(reading, number, oid, parse(reading, number, row, oid, at)))
     if finish is not None:
         records = finish(reading, records)
     if order is None and order_of is not None:

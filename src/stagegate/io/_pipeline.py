@@ -14,7 +14,7 @@ from stagegate._progress import Phases
 from stagegate._time import now, to_utc
 from stagegate.errors import InvalidCommandError
 from stagegate.io._build import Clock, Record, build
-from stagegate.io._read import Table, decimal, normalize_header, read_table, text
+from stagegate.io._read import Table, decimal, normalize_header, read_table, shown_header, text
 from stagegate.io._result import Finding, Hint, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, infer_process, key, resolve_stages
 
@@ -94,7 +94,7 @@ def resolve_segments(
                         "missing_columns",
                         Severity.ERROR,
                         f"segments= names column {wanted!r}, which the export does not have "
-                        f"(found: {', '.join(map(repr, table.header))}); name one of its "
+                        f"(found: {shown_header(table.header)}); name one of its "
                         "columns",
                         used=False,
                     )
@@ -150,7 +150,7 @@ def read_owners(data: object, source: str) -> dict[str, dict[str, str | None]]:
                     "missing_columns",
                     Severity.ERROR,
                     "the owners table needs the owner in its first column and at least one "
-                    f"segment column after it (found: {', '.join(map(repr, table.header))})",
+                    f"segment column after it (found: {shown_header(table.header)})",
                     used=False,
                 )
             ],

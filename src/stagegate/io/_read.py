@@ -25,7 +25,7 @@ from typing import IO, Any, Union
 import attrs
 
 from stagegate._progress import Phases, phase_of
-from stagegate.errors import InvalidCommandError
+from stagegate.errors import InvalidCommandError, cut
 from stagegate.io._result import Finding, ImportProblemError, Severity
 
 __all__ = [
@@ -67,6 +67,15 @@ _PARQUET_MAGIC = b"PAR1"
 
 def _fail(source: str, code: str, message: str, rows: Sequence[int] = ()) -> ImportProblemError:
     return ImportProblemError(source, [Finding(code, Severity.ERROR, message, rows, used=False)])
+
+
+def shown_header(header: Sequence[str]) -> str:
+    """A header as messages show it: its names quoted, cut to a few hundred characters.
+
+    >>> shown_header(["Id", "Stage"])
+    "'Id', 'Stage'"
+    """
+    return cut(", ".join(map(repr, header)))
 
 
 def normalize_header(name: object) -> str:
@@ -162,16 +171,25 @@ def resolve_columns(
         ImportProblemError: a required column is missing (``missing_columns``).
     """
     known, overrides = (*required, *optional), overrides or {}
-    by_key: dict[str, str] = {}
+    by_key: dict[str, list[str]] = {}
     for name in header:
-        by_key.setdefault(normalize_header(name), name)
+        by_key.setdefault(normalize_header(name), []).append(name)
     resolved: dict[str, str] = {}
     for name in known:
         wanted = overrides.get(name, name)
+        found = by_key.get(normalize_header(wanted), [])
         if wanted in header:
             resolved[name] = wanted
-        elif normalize_header(wanted) in by_key:
-            resolved[name] = by_key[normalize_header(wanted)]
+        elif len(found) > 1:
+            raise _fail(
+                source,
+                "duplicate_columns",
+                f"columns {', '.join(map(repr, found))} all match {wanted!r} (headers are "
+                f"matched ignoring case and spacing); rename all but one, or name the one to "
+                f"use with columns={{{name!r}: ...}}",
+            )
+        elif found:
+            resolved[name] = found[0]
     missing = [name for name in required if name not in resolved]
     if missing:
         wanted_text = ", ".join(repr(overrides.get(m, m)) for m in missing)
@@ -182,7 +200,7 @@ def resolve_columns(
             source,
             "missing_columns",
             f"the export has no column {wanted_text} (found: "
-            f"{', '.join(map(repr, header)) or 'no columns'}); map your headers with "
+            f"{shown_header(header) or 'no columns'}); map your headers with "
             f"columns={{{', '.join(repr(m) + ': ...' for m in missing)}}}{hint}",
         )
     return resolved

@@ -39,7 +39,7 @@ from typing import Any
 
 from stagegate._progress import Phases, phase_of
 from stagegate._time import parse_date
-from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError
+from stagegate.errors import EventLogError, InvalidCommandError, InvalidTimestampError, cut
 from stagegate.events import Event
 from stagegate.io._build import Record
 from stagegate.io._decode import event_of
@@ -312,7 +312,7 @@ def _json_lines(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 continue
             try:
                 yield number, json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # ValueError: also too many digits
                 raise EventLogError(
                     f"line {number} of {str(source)!r} is not JSON: {exc}"
                 ) from None
@@ -384,6 +384,10 @@ def _unreadable(source: Path, exc: Exception) -> ImportProblemError:
     )
 
 
+_MAX_SEQ_DIGITS = 19
+"""Most digits a ``seq`` is read with (a store keeps it as a 64-bit integer)."""
+
+
 def _record(number: int, values: list[Any]) -> dict[str, Any]:
     """A row of a table-format log (CSV text, typed Parquet cells) as a record of the log."""
     data = dict(zip(EVENT_COLUMNS, values, strict=True))
@@ -394,13 +398,18 @@ def _record(number: int, values: list[Any]) -> dict[str, Any]:
             data[name] = _typed(value, name, number)
     seq = data["seq"]
     if type(seq) is str and seq.isascii() and seq.isdigit():
+        if len(seq) > _MAX_SEQ_DIGITS:
+            raise EventLogError(
+                f"row {number}: seq {cut(seq, 40)} has {len(seq)} digits, more than a position "
+                "in a deal's log can have; write the event's place in its deal, from 1"
+            )
         data["seq"] = int(seq)
     for name in _JSON_COLUMNS:
         value = data[name]
         if isinstance(value, str):
             try:
                 data[name] = json.loads(value)
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # ValueError: also too many digits
                 raise EventLogError(f"row {number}: column {name!r} is not JSON: {exc}") from None
     return data
 
@@ -462,6 +471,16 @@ LOG = Export("log", LOG_COLUMNS, LOG_OPTIONAL, id="opportunity_id", at="at", own
 """The generic stage-history table: one row per change, the values in force after it."""
 
 
+def _whole(raw: str) -> int | None:
+    """The whole number ``raw`` writes, or ``None`` (``--5``, ``²``, thousands of digits)."""
+    if not raw.lstrip("-").isdigit():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
 def _log_row(
     reading: Reading, number: int, row: Mapping[str, Any], oid: str, at: datetime | None
 ) -> list[Record]:
@@ -469,7 +488,8 @@ def _log_row(
     assert at is not None  # noqa: S101 - the export dates every row
     get = reading.get
     raw_seq = text(get(row, "seq"))
-    if raw_seq is not None and not raw_seq.lstrip("-").isdigit():
+    order = None if raw_seq is None else _whole(raw_seq)
+    if raw_seq is not None and order is None:
         reading.findings.append(bad_value(number, oid, "seq", raw_seq, "use a whole number"))
         return []
     try:
@@ -497,7 +517,7 @@ def _log_row(
             close_date=close_date,
             reason=text(get(row, "reason")),
             actor=text(get(row, "actor")),
-            order=0 if raw_seq is None else int(raw_seq),
+            order=order or 0,
             segments=row_segments(row, reading.segment_columns),
         )
     ]

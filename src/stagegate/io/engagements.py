@@ -40,6 +40,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -51,7 +52,8 @@ import attrs
 from stagegate._time import UTC, parse_instant, to_utc
 from stagegate.errors import StagegateError, cut
 from stagegate.events import Event, EventKind, freeze
-from stagegate.io._result import Finding, Severity
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, _field_limit
+from stagegate.io._result import Finding, ImportProblemError, Severity
 from stagegate.io.evidence_map import EvidenceMap, EvidenceRule
 from stagegate.opportunity import Opportunity
 from stagegate.provenance import Provenance
@@ -285,6 +287,61 @@ def _json_items(text: str, what: str, keys: Sequence[str]) -> list[Any]:
     return [loaded]
 
 
+@attrs.frozen(slots=True)
+class _LongRow:
+    """A CSV row with more fields than its header (read as a finding, not as a row)."""
+
+    header: int
+
+
+def _row_object(item: Any) -> Mapping[Any, Any]:
+    """An item of an export as a mapping; one that is not is refused (``malformed_row``)."""
+    if isinstance(item, _LongRow):
+        raise _ReadError(
+            f"has more fields than the header's {item.header}; check the quoting and separators "
+            "on that line",
+            "malformed_row",
+        )
+    if not isinstance(item, Mapping):
+        raise _ReadError("is not an object", "malformed_row")
+    return item
+
+
+def _csv_items(text: str, what: str) -> list[dict[Any, Any] | _LongRow]:
+    """The rows of CSV text as mappings of header -> value (CR, LF or CRLF line ends).
+
+    Raises:
+        ImportProblemError: the text is not CSV (``unreadable_file``), or a field is larger
+            than :data:`~stagegate.io._read.DEFAULT_MAX_FIELD_SIZE` (``field_too_large``).
+    """
+    try:
+        with _field_limit(DEFAULT_MAX_FIELD_SIZE):
+            reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+            header = reader.fieldnames or []
+            repeated = sorted(name for name, seen in Counter(header).items() if seen > 1)
+            if repeated:
+                message = (
+                    f"the header repeats {', '.join(map(repr, repeated))}; rename the columns so "
+                    "each appears once"
+                )
+                raise ImportProblemError(
+                    what, [Finding("duplicate_columns", Severity.ERROR, message, used=False)]
+                )
+            return [_LongRow(len(header)) if None in row else row for row in reader]
+    except csv.Error as exc:
+        too_large = "field larger than field limit" in str(exc)
+        message = (
+            f"a field is larger than {DEFAULT_MAX_FIELD_SIZE:,} characters (probably an "
+            "unclosed quote); fix the quoting and export again"
+            if too_large
+            else f"the input is not valid CSV ({exc}); fix the file and export again"
+        )
+        code = "field_too_large" if too_large else "unreadable_file"
+        raise ImportProblemError(
+            what, [Finding(code, Severity.ERROR, message, used=False)]
+        ) from None
+
+
 def _instant(value: Any, assume_zone: str | None, *, epoch_ms: bool = False) -> datetime:
     """An instant from ISO 8601 text, or from epoch milliseconds (HubSpot)."""
     if isinstance(value, bool) or value is None or value == "":
@@ -306,6 +363,8 @@ def _instant(value: Any, assume_zone: str | None, *, epoch_ms: bool = False) -> 
 def _text_id(value: Any, what: str) -> str:
     if isinstance(value, bool) or value is None:
         raise _ReadError(f"has no {what}")
+    if isinstance(value, (Mapping, list)):
+        raise _ReadError(f"has an unusable {what} (not text or a number): {cut(repr(value))}")
     text = str(value).strip()
     if not text or len(text) > 500 or not text.isprintable():  # noqa: PLR2004
         raise _ReadError(f"has an unusable {what}: {cut(repr(value))}")
@@ -394,25 +453,23 @@ def read_engagements(
     text = _raw(source, "generic")
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
-        rows: list[Any] = _json_items(text, "generic", ("results", "engagements", "data"))
+        rows: Sequence[Any] = _json_items(text, "generic", ("results", "engagements", "data"))
         first_row = 1
     else:
-        rows = list(csv.DictReader(io.StringIO(text)))
+        rows = _csv_items(text, "generic")
         first_row = 2
     collector = _Collector("generic")
     used_headers = set(names.values())
     renamed = {name: header for name, header in names.items() if name not in GENERIC_COLUMNS}
 
     def build(item: Any) -> Engagement:
-        if not isinstance(item, Mapping):
-            raise _ReadError("is not an object", "malformed_row")
+        item = _row_object(item)
         missing = [name for name in GENERIC_COLUMNS if item.get(names[name]) in (None, "")]
         if missing:
             code = "missing_id" if "opportunity_id" in missing else "bad_value"
             raise _ReadError(f"lacks {', '.join(missing)}", code)
-        deals = [
-            part.strip() for part in str(item[names["opportunity_id"]]).split(";") if part.strip()
-        ]
+        named = _text_id(item[names["opportunity_id"]], "opportunity_id (ids separated by ';')")
+        deals = [part.strip() for part in named.split(";") if part.strip()]
         return Engagement(
             system,
             _text_id(item[names["source_id"]], "source_id"),
@@ -568,14 +625,17 @@ def _marketo_rows(text: str) -> tuple[list[Any], int]:
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         return _json_items(text, "marketo", ("result", "results")), 1
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
+    rows: list[Any] = []
+    for row in _csv_items(text, "marketo"):
+        if isinstance(row, _LongRow):
+            rows.append(row)
+            continue
         item: dict[str, Any] = dict(row)
         attributes = item.pop("attributes", None)
         if attributes:
             try:
                 item["attributes"] = json.loads(attributes)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to read
                 item["attributes"] = "unreadable"
         rows.append(item)
     return rows, 2
@@ -609,8 +669,7 @@ def read_marketo_activities(
     linked = {str(lead): tuple(deals) for lead, deals in (links or {}).items()}
 
     def build(item: Any) -> Engagement:
-        if not isinstance(item, Mapping):
-            raise _ReadError("is not an object", "malformed_row")
+        item = _row_object(item)
         lead = item.get("leadId")
         type_name = item.get("activityType")
         if not type_name:

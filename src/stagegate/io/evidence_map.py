@@ -305,6 +305,11 @@ def evidence_map_from_toml(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError([Problem("", f"not valid TOML: {exc}")], source=source) from None
+    except RecursionError:
+        raise DefinitionError(
+            [Problem("", "not readable TOML: arrays or tables nested too deep; flatten the map")],
+            source=source,
+        ) from None
     return evidence_map_from_dict(data, process=process, source=source)
 
 

@@ -45,7 +45,7 @@ from stagegate.io._pipeline import (
     bad_value,
 )
 from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, text
-from stagegate.io._result import ImportResult
+from stagegate.io._result import Finding, ImportProblemError, ImportResult, Severity
 from stagegate.io._stages import ProcessLike
 from stagegate.io.salesforce import _date
 from stagegate.io.snapshot import import_snapshot
@@ -59,6 +59,21 @@ OWNER_COLUMN = "hubspot_owner_id"
 DATE_ENTERED = re.compile(r"^hs(?:_v2)?_date_entered_(?P<stage>.+)$", re.IGNORECASE)
 
 
+def _not_api_shaped(number: int, what: str) -> ImportProblemError:
+    return ImportProblemError(
+        "hubspot",
+        [
+            Finding(
+                "malformed_row",
+                Severity.ERROR,
+                f"deal {number} of the API response {what}; pass the deals as the "
+                "API returns them (results with propertiesWithHistory=...)",
+                used=False,
+            )
+        ],
+    )
+
+
 def hubspot_history_rows(deals: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
     """Flatten HubSpot API deal objects into property-history rows.
 
@@ -70,11 +85,21 @@ def hubspot_history_rows(deals: Iterable[Mapping[str, Any]]) -> Iterator[dict[st
     ...     {"value": "qualifiedtobuy", "timestamp": "2024-03-01T09:00:00Z"}]}}
     >>> [row["value"] for row in hubspot_history_rows([deal])]
     ['closedwon', 'qualifiedtobuy']
+
+    Raises:
+        ImportProblemError: a deal or its history is not shaped like the API's
+            (``malformed_row``), raised when the rows get there.
     """
-    for deal in deals:
+    for number, deal in enumerate(deals, start=1):
+        history = deal.get("propertiesWithHistory") if isinstance(deal, Mapping) else None
+        if not isinstance(deal, Mapping) or not isinstance(history or {}, Mapping):
+            raise _not_api_shaped(number, "is not an object with a propertiesWithHistory object")
         deal_id = deal.get("id")
-        history = deal.get("propertiesWithHistory") or {}
-        for name, revisions in history.items():
+        for name, revisions in (history or {}).items():
+            if not isinstance(revisions or [], list) or not all(
+                isinstance(revision, Mapping) for revision in revisions or ()
+            ):
+                raise _not_api_shaped(number, f"has no list of revision objects under {name!r}")
             for revision in revisions or ():
                 user = revision.get("updatedByUserId")
                 yield {

@@ -39,9 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from stagegate._time import resolve_zone, to_utc
-from stagegate.errors import InvalidCommandError, cut
+from stagegate.errors import InvalidCommandError, InvalidTimestampError, cut
 from stagegate.io._result import Finding, ImportProblemError, Severity
-from stagegate.io.engagements import Engagement, EngagementImport, _Collector, _raw, _ReadError
+from stagegate.io.engagements import (
+    Engagement,
+    EngagementImport,
+    _Collector,
+    _raw,
+    _ReadError,
+    _text_id,
+)
 
 __all__ = ["DEAL_PROPERTY", "read_icalendar"]
 
@@ -58,13 +65,29 @@ def _instant(value: Any, zone: str | None, what: str) -> datetime:
                     f"has a floating {what} (no time zone); pass assume_zone= (--assume-zone)",
                     "naive_timestamp",
                 )
-            moment = moment.replace(tzinfo=resolve_zone(zone))
+            try:  # a floating time in a daylight-saving gap or fold names no single instant
+                return to_utc(moment, assume_zone=resolve_zone(zone), what=what)
+            except InvalidTimestampError as exc:
+                raise _ReadError(str(exc), "unparseable_timestamp") from None
         return to_utc(moment)
     if isinstance(moment, date):
         raise _ReadError(
             f"is an all-day event ({what} is a date): no instant to record", "no_instant"
         )
     raise _ReadError(f"has no usable {what}")
+
+
+def _ended(start: datetime, duration: Any) -> datetime:
+    """When an event of ``duration`` that began at ``start`` ended (a non-duration: at once)."""
+    if not isinstance(duration, timedelta):
+        return start
+    try:
+        return start + duration
+    except OverflowError:
+        raise _ReadError(
+            f"has a DURATION ({duration}) that ends outside the years 1 to 9999; fix its "
+            "DURATION or DTEND"
+        ) from None
 
 
 def _text(value: Any) -> str | None:
@@ -197,7 +220,7 @@ def _event(
     uid = event.get("UID")
     if uid is None or not str(uid).strip():
         raise _ReadError("has no UID")
-    source_id = str(uid)
+    source_id = _text_id(uid if isinstance(uid, list) else str(uid), "UID")
     if event.get("RECURRENCE-ID") is not None:
         moved = _instant(event.get("RECURRENCE-ID"), assume_zone, "RECURRENCE-ID")
         source_id += f"#{moved.isoformat()}"
@@ -205,8 +228,7 @@ def _event(
     if event.get("DTEND") is not None:
         end = _instant(event.get("DTEND"), assume_zone, "DTEND")
     elif event.get("DURATION") is not None:
-        duration = getattr(event.get("DURATION"), "dt", None)
-        end = start + duration if isinstance(duration, timedelta) else start
+        end = _ended(start, getattr(event.get("DURATION"), "dt", None))
     else:
         end = start
     if event.get("RRULE") is not None:
@@ -221,6 +243,7 @@ def _event(
         for field in (summary, description):
             if field:
                 deals.extend(match.group(1) for match in pattern.finditer(field))
+    deals = [_text_id(deal, "deal id") for deal in deals]
     if not deals:
         raise _ReadError(
             f"names no deal (no {DEAL_PROPERTY} property"

@@ -90,7 +90,13 @@ def read_pipedrive_stages(
 
 
 def _id_key(value: str) -> tuple[int, str]:
-    return (int(value), value) if value.isdigit() else (1 << 62, value)
+    """Stage ids in numeric order, then any other id (``²``, thousands of digits) by its text."""
+    digits = value.isascii() and value.isdigit() and len(value) < _ID_DIGITS
+    return (int(value), value) if digits else (1 << 62, value)
+
+
+_ID_DIGITS = 18
+"""Stage ids of fewer digits sort as numbers (below the ``1 << 62`` of other ids)."""
 
 
 def _is_number(value: str) -> bool:
@@ -120,7 +126,7 @@ def read_pipedrive_fields(data: Source) -> dict[str, dict[str, str]]:
             continue
         try:
             items = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, too many digits, nested too deep
             continue
         if isinstance(items, list):
             options[field_key] = {

@@ -69,6 +69,11 @@ def _deleted(value: Any) -> bool:
     return str(value).strip().lower() in {"true", "1", "yes"}
 
 
+def _kept(value: Any) -> bool:
+    """Whether an ``IsDeleted`` cell says the row is not deleted (blank: not deleted)."""
+    return value is None or str(value).strip().lower() in {"false", "0", "no", ""}
+
+
 def _date(value: Any) -> date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -257,9 +262,18 @@ FIELD_HISTORY = Export(
 
 
 def _skip_deleted(reading: Reading, number: int, row: Mapping[str, Any], oid: str) -> bool:
-    """Rows whose ``IsDeleted`` is true are not used (``deleted_row``)."""
-    if _deleted(reading.get(row, "IsDeleted")):
+    """Rows whose ``IsDeleted`` is true are not used (``deleted_row``).
+
+    Nor are rows whose ``IsDeleted`` is neither true nor false (``bad_value``: a localized
+    ``WAHR`` may mean deleted).
+    """
+    value = reading.get(row, "IsDeleted")
+    if _deleted(value):
         reading.findings.append(_deleted_finding(number, oid))
+        return True
+    if not _kept(value):
+        hint = "write true or false (or 1 or 0)"
+        reading.findings.append(bad_value(number, oid, "IsDeleted", value, hint))
         return True
     return False
 

@@ -50,7 +50,7 @@ from stagegate.io._pipeline import (
     bad_value,
     row_segments,
 )
-from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, text
+from stagegate.io._read import DEFAULT_MAX_FIELD_SIZE, Source, shown_header, text
 from stagegate.io._result import Finding, Hint, ImportResult, Severity
 from stagegate.io._stages import ProcessLike, key, terminal_kind
 
@@ -195,7 +195,7 @@ class _Snapshot:
             if found_column is None:
                 raise InvalidCommandError(
                     f"entered= names column {column!r} for stage {label!r}, but the export has "
-                    f"no such column (found: {', '.join(map(repr, header))})"
+                    f"no such column (found: {shown_header(header)})"
                 )
             self.stage_columns[label] = found_column
         self.order = list(self.stages) if self.stages is not None else list(entered)
