@@ -6,6 +6,7 @@ import json
 import math
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -158,10 +159,10 @@ class TestRecordedEvent:
     def test_the_fast_constructor_sets_every_field_of_an_event(self):
         assert Event.__slots__ == tuple(field.name for field in attrs.fields(Event))
 
-    def test_the_fast_constructor_skips_only_the_utc_conversion(self):
+    def test_the_fast_constructor_skips_only_the_utc_and_amount_conversions(self):
         converted = [field.name for field in attrs.fields(Event) if field.converter is not None]
         validated = [field.name for field in attrs.fields(Event) if field.validator is not None]
-        assert ["at"] == converted
+        assert ["at", "amount"] == converted
         assert [] == validated
 
 
@@ -193,3 +194,43 @@ class TestFreeze:
         loop["again"] = loop
         with pytest.raises(InvalidCommandError, match="nested deeper"):
             freeze(loop)
+
+
+class TestEventAmounts:
+    """An int amount reached the stores as an int: SQLite then raised ``AttributeError``."""
+
+    def _opened(self, amount: object) -> Event:
+        return Event("d-1", 1, EventKind.OPENED, T0, "ana", "lead", "b2b", "1", amount=amount)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("given", "kept"),
+        [(10, Decimal(10)), (10.5, Decimal("10.5")), (Decimal("7.25"), Decimal("7.25"))],
+    )
+    def test_numbers_become_decimals(self, given: object, kept: Decimal) -> None:
+        amount = self._opened(given).amount
+        assert type(amount) is Decimal
+        assert amount == kept
+
+    @pytest.mark.parametrize("given", [True, "10", [10], b"10"])
+    def test_anything_else_is_an_event_log_error(self, given: object) -> None:
+        with pytest.raises(EventLogError, match="must be a Decimal"):
+            self._opened(given)
+
+    def test_an_int_amount_imports_into_a_store(self, tmp_path: Any) -> None:
+        from stagegate import b2b
+        from stagegate.store import SQLiteStore, write_import
+
+        event = Event(
+            "d-1",
+            1,
+            EventKind.OPENED,
+            T0,
+            "ana",
+            "lead_generation",
+            "b2b",
+            "1",
+            amount=10,  # type: ignore[arg-type]
+        )
+        write_import(tmp_path / "s.sqlite", [event], process=b2b(), source="events")
+        with SQLiteStore(tmp_path / "s.sqlite") as store:
+            assert Decimal(10) == store.load("d-1")[0].amount

@@ -207,6 +207,24 @@ def _utc(value: datetime) -> datetime:
     return to_utc(value)
 
 
+def _amount(value: Decimal | float | None) -> Decimal | None:
+    """An event's amount as a ``Decimal``: ints and floats are taken as their decimal text.
+
+    Raises:
+        EventLogError: the amount is not a number (text, a boolean, ...).
+    """
+    if value is None or type(value) is Decimal:
+        return value
+    if isinstance(value, Decimal):
+        return Decimal(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EventLogError(
+            f"an event's amount must be a Decimal, got {type(value).__name__} "
+            f"{cut(repr(value))}; pass Decimal('12000.50')"
+        )
+    return Decimal(str(value))
+
+
 @attrs.frozen(slots=True, weakref_slot=False)
 class Event:
     """One immutable entry of an opportunity's log.
@@ -225,7 +243,8 @@ class Event:
         reason: the reason given (required for losses, overrides, reopenings, backward moves).
         gate: for stage changes, the gate report that allowed (or, for overrides, did not allow)
             the move; ``None`` for imported history and for moves into ungated stages.
-        amount: the amount in force after the event, if known.
+        amount: the amount in force after the event, if known (an int or float is taken as
+            its decimal text; anything else is an :class:`~stagegate.errors.EventLogError`).
         close_date: the expected (or actual) close date in force after the event, if known.
         subject: the deliverable, activity type, approving role or field the event is about.
         details: evidence, field value or previous value: a read-only JSON-like mapping.
@@ -245,7 +264,7 @@ class Event:
     move: MoveKind | None = None
     reason: str | None = None
     gate: GateReport | None = None
-    amount: Decimal | None = None
+    amount: Decimal | None = attrs.field(default=None, converter=_amount)
     close_date: date | None = None
     subject: str | None = None
     details: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
@@ -454,9 +473,10 @@ def recorded_event(  # noqa: PLR0917 - the fields of Event, in order, as Event t
     """Return ``Event(...)`` of arguments a command has already checked, at a third of the cost.
 
     For :class:`~stagegate.opportunity.Opportunity` commands only: ``at`` must already be an
-    aware datetime in UTC (``Event`` would convert it). A frozen attrs ``__init__`` sets each
-    field through ``object.__setattr__``; this fills an unfrozen twin with the same slots and
-    then makes it an ``Event``, which equals, hashes and prints as the public constructor's.
+    aware datetime in UTC and ``amount`` a ``Decimal`` or ``None`` (``Event`` would convert
+    them). A frozen attrs ``__init__`` sets each field through ``object.__setattr__``; this
+    fills an unfrozen twin with the same slots and then makes it an ``Event``, which equals,
+    hashes and prints as the public constructor's.
     """
     draft = _new_draft(_EventDraft)
     draft.opportunity_id = opportunity_id
