@@ -591,3 +591,27 @@ class TestHostileInput:
         for engagement in result.engagements:
             assert engagement.opportunity_ids
             assert engagement.occurred_at.tzinfo is not None
+
+
+class TestEvidenceMapSchemaCost:
+    """jsonschema took 1.9 s for a valid map of 1,000 rules with conditions."""
+
+    def test_a_large_map_is_judged_without_jsonschema(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import jsonschema
+
+        def refuse(*_: object) -> None:
+            raise AssertionError("jsonschema was asked")
+
+        monkeypatch.setattr(jsonschema.validators, "validator_for", refuse)
+        rules = [
+            {"system": "crm", "type": f"t{i}", "stage": "lead", "activity": "meeting",
+             "when": {f"k{j}": [f"v{k}" for k in range(20)] for j in range(5)}}
+            for i in range(1000)
+        ]  # fmt: skip
+        assert 1000 == len(evidence_map_from_dict({"rule": rules}).rules)
+        broken = [*rules[:-1], {"system": "crm"}]
+        with pytest.raises(DefinitionError) as caught:
+            evidence_map_from_dict({"rule": broken})
+        assert {"rule[999]"} == {p.path for p in caught.value.problems}

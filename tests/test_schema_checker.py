@@ -14,6 +14,7 @@ from stagegate import MoveRequest, b2b, decide, process_to_dict
 from stagegate._schema import compile_schema
 from stagegate.decision import request_schema, response_schema
 from stagegate.definition import schema as process_schema
+from stagegate.io.evidence_map import evidence_map_schema
 from test_decision import FUNNY, VALID, json_values, stuck_deal, tampered_requests
 
 CHECK_REQUEST = compile_schema(request_schema())
@@ -22,6 +23,19 @@ REFERENCE_REQUEST = jsonschema.Draft202012Validator(request_schema())
 REFERENCE_RESPONSE = jsonschema.Draft202012Validator(response_schema())
 CHECK_PROCESS = compile_schema(process_schema())
 REFERENCE_PROCESS = jsonschema.Draft202012Validator(process_schema())
+CHECK_MAP = compile_schema(evidence_map_schema())
+REFERENCE_MAP = jsonschema.Draft202012Validator(evidence_map_schema())
+EVIDENCE_MAP = {  # each kind of rule, with conditions
+    "process": "b2b",
+    "rule": [
+        {"system": "crm", "type": "meeting", "when": {"outcome": ["held", "done"], "n": 2},
+         "stage": "lead", "activity": "meeting"},
+        {"system": "crm", "type": "score", "lead": {"score": "value", "status": "tier"},
+         "lead_source": "channel"},
+        {"system": "esign", "type": "signed", "stage": "proposal", "deliverable": "contract",
+         "evidence": {"signed_by": "signer"}},
+    ],
+}  # fmt: skip
 
 DEFINITION = process_to_dict(b2b())
 DEFINITION["stages"][1]["gate"] = {  # every kind of criterion, each schema keyword in use
@@ -56,9 +70,9 @@ def _places(data: Any) -> list[tuple[Any, Any]]:
 
 
 @st.composite
-def tampered_definitions(draw: st.DrawFn) -> Any:
-    """The reference definition with a few values replaced, removed or keys added."""
-    document = copy.deepcopy(DEFINITION)
+def tampered_definitions(draw: st.DrawFn, reference: Any = DEFINITION) -> Any:
+    """A reference document with a few values replaced, removed or keys added."""
+    document = copy.deepcopy(reference)
     for _ in range(draw(st.integers(1, 3))):
         parent, key = draw(st.sampled_from(_places(document)))
         action = draw(st.sampled_from(["replace", "replace", "remove", "add"]))
@@ -96,6 +110,16 @@ class TestAgreement:
     def test_definitions_are_judged_as_jsonschema_judges_them(self, document: Any) -> None:
         """The definition loader trusts the compiled checker's "valid" (``definition.py``)."""
         assert REFERENCE_PROCESS.is_valid(document) == (CHECK_PROCESS(document) == [])
+
+    def test_the_reference_evidence_map_is_valid_to_both(self) -> None:
+        assert REFERENCE_MAP.is_valid(EVIDENCE_MAP), list(REFERENCE_MAP.iter_errors(EVIDENCE_MAP))
+        assert [] == CHECK_MAP(EVIDENCE_MAP)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(document=tampered_definitions(EVIDENCE_MAP) | json_values)
+    def test_evidence_maps_are_judged_as_jsonschema_judges_them(self, document: Any) -> None:
+        """The evidence-map loader trusts the compiled checker's "valid" too."""
+        assert REFERENCE_MAP.is_valid(document) == (CHECK_MAP(document) == [])
 
     @pytest.mark.parametrize("piece", PIECES)
     @pytest.mark.parametrize(

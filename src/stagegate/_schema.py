@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
-__all__ = ["compile_located", "compile_schema"]
+__all__ = ["compile_located", "compile_schema", "count_values"]
 
 Path = tuple[Any, ...]
 """A location as nested pairs ``(parent, key)`` (cheap to extend); ``()`` is the document."""
@@ -516,3 +516,20 @@ def _located(problem: tuple[Any, ...]) -> tuple[tuple[Any, ...], str]:
         path, part = path
         parts.append(part)
     return tuple(reversed(parts)), text.replace(_VALUE, _short(value), 1)
+
+
+def count_values(document: Any) -> int:
+    """How many values a JSON document holds, containers included.
+
+    >>> count_values({"a": [1, 2], "b": None})
+    5
+    """
+    count, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count

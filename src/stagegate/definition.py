@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 from stagegate._arguments import text_problem
+from stagegate._schema import compile_located, count_values
 from stagegate.errors import DefinitionError, InvalidCommandError, Problem
 from stagegate.gates import (
     ActivityCount,
@@ -181,8 +182,6 @@ compiled checker's own words are used (``jsonschema`` took a second for 40,000 v
 
 @cache
 def _fast_check() -> Callable[[Any], list[tuple[tuple[Any, ...], str]]]:
-    from stagegate._schema import compile_located  # noqa: PLC0415 - compiled on first use
-
     return compile_located(schema())
 
 
@@ -199,7 +198,7 @@ def _schema_problems(data: Any) -> list[Problem]:
     found = _fast_check()(data)
     if not found:
         return []
-    if _count_values(data) > MAX_EXPLAINED_NODES:
+    if count_values(data) > MAX_EXPLAINED_NODES:
         return sorted((Problem(_path(parts), what) for parts, what in found), key=_by_path)
     problems: list[Problem] = []
     for error in _validator().iter_errors(data):
@@ -210,18 +209,6 @@ def _schema_problems(data: Any) -> list[Problem]:
 
 def _by_path(problem: Problem) -> str:
     return problem.path
-
-
-def _count_values(data: Any) -> int:
-    count, stack = 0, [data]
-    while stack:
-        value = stack.pop()
-        count += 1
-        if isinstance(value, Mapping):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return count
 
 
 def _explain(error: jsonschema.ValidationError) -> list[Problem]:
