@@ -38,6 +38,7 @@ from stagegate.io import (
     read_icalendar,
     read_marketo_activities,
     read_pipedrive_fields,
+    write_events,
 )
 from stagegate.opportunity import Opportunity
 from stagegate.store import SQLiteStore
@@ -563,3 +564,18 @@ class TestWideHeaders:
         assert "'c0'" in finding.message
         assert "'c199999'" in finding.message
         assert "characters left out" in finding.message
+
+
+def test_a_json_lines_log_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    """CSV took a BOM; JSON Lines refused it ("Unexpected UTF-8 BOM"), so did the import."""
+    from stagegate.cli import main
+    from stagegate.simulate import simulate
+
+    sim = simulate(30, seed=2, process=b2b())
+    plain, marked = tmp_path / "plain.jsonl", tmp_path / "marked.jsonl"
+    write_events(plain, [e for e in sim.events if e.at <= sim.as_of])
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert read_events(marked) == read_events(plain)
+    assert main(["import", str(marked), "--store", str(tmp_path / "s.sqlite"), "--quiet"]) == 0
+    with SQLiteStore(tmp_path / "s.sqlite") as store:
+        assert len(store.to_frame(columns=["seq"])) == len(read_events(plain))

@@ -306,7 +306,7 @@ def records_in(path: str | Path, *, format: str | None = None) -> int | None:  #
 
 
 def _json_lines(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with text_lines(source, "canonical", encoding="utf-8", newline=None) as lines:
+    with text_lines(source, "canonical", newline=None) as lines:  # a BOM is ignored, as in CSV
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
