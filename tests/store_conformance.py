@@ -193,6 +193,15 @@ class AppendAndLoad(StoreConformance):
         assert store.load("nobody") == ()
         assert store.last_seq("nobody") == 0
 
+    @pytest.mark.parametrize("opportunity_id", ["a\ud800", "\udfff", "a\x00b"])
+    def test_an_id_no_store_can_hold_loads_as_an_empty_log(
+        self, store: EventStore, opportunity_id: str
+    ) -> None:
+        """SQLite's driver raised ``UnicodeEncodeError``, PostgreSQL a ``StoreError``."""
+        store.append(make_log("d-1", 1))
+        assert () == store.load(opportunity_id)
+        assert 0 == store.last_seq(opportunity_id)
+
     def test_appended_events_load_back_equal_and_in_seq_order(self, store: EventStore) -> None:
         log = make_log("opp-1", 3)
         store.append(log[:2])

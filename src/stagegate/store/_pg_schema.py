@@ -20,6 +20,7 @@ __all__ = [
     "INSERT_UP_TO",
     "LAST_SEQS",
     "LOAD",
+    "LOCK_TO_CONTINUE",
     "SCAN",
     "SCAN_ROWS",
     "SCHEMA_VERSION",
@@ -104,6 +105,10 @@ TAILS = (
     "SELECT DISTINCT ON (opportunity_id) opportunity_id, seq, digest FROM events "
     "WHERE opportunity_id = ANY(%s) ORDER BY opportunity_id, seq DESC"
 )
+LOCK_TO_CONTINUE = "LOCK TABLE events IN ROW EXCLUSIVE MODE"
+"""Taken before reading the logs a batch continues: an import that replaces the store (``LOCK
+... EXCLUSIVE``) then waits for the batch, or the batch for it, so no batch continues a log
+that was replaced between reading its last event and writing after it."""
 LAST_SEQS = (
     "SELECT opportunity_id, max(seq) FROM events WHERE opportunity_id = ANY(%s) "
     "GROUP BY opportunity_id"

@@ -41,7 +41,7 @@ from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us, from_epoch_us, now
 from stagegate.errors import ConcurrencyError, EventLogError
 from stagegate.events import Event
-from stagegate.store._columnar import _libraries, requested
+from stagegate.store._columnar import ColumnarError, _libraries, requested
 from stagegate.store._pg_frame import (
     copy_statement,
     frame_of_tables,
@@ -57,6 +57,7 @@ from stagegate.store._pg_schema import (
     INSERTS_AFTER,
     LAST_SEQS,
     LOAD,
+    LOCK_TO_CONTINUE,
     SCAN,
     SCAN_ROWS,
     SCHEMA_VERSION,
@@ -103,6 +104,8 @@ __all__ = [
 
 _T = TypeVar("_T")
 _PROGRESS_STEP = 20_000
+_LONGEST_WAIT_MS = 2**31 - 1
+"""The longest ``lock_timeout`` PostgreSQL takes, in milliseconds."""
 _TAILS_KEPT = 100_000
 """How many opportunities' last (seq, digest) a store remembers for one-statement appends."""
 
@@ -155,6 +158,7 @@ class PostgreSQLStore(EventStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         pg = psycopg_module()
+        self._disown_after_fork()
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"the event store {self.where}")
@@ -162,7 +166,7 @@ class PostgreSQLStore(EventStore):
             conn: psycopg.Connection[Any] = pg.connect(
                 self._libpq,
                 autocommit=True,
-                connect_timeout=max(1, round(self._timeout)),
+                connect_timeout=_connect_timeout(self._timeout),
                 application_name="stagegate",
             )
         except pg.Error as exc:
@@ -175,7 +179,7 @@ class PostgreSQLStore(EventStore):
                 "SELECT set_config('search_path', %s, false), set_config('TimeZone', 'UTC', "
                 "false), set_config('DateStyle', 'ISO', false), "
                 "set_config('lock_timeout', %s, false)",
-                (self._schema, f"{int(self._timeout * 1000)}ms"),
+                (self._schema, _lock_timeout(self._timeout)),
             )
         except pg.Error as exc:
             conn.close()
@@ -187,6 +191,12 @@ class PostgreSQLStore(EventStore):
             self._connections.append(conn)
         return conn
 
+    def _disown_after_fork(self) -> None:
+        """In a forked child, drop the parent's connections: closing one ends its session."""
+        if self._pid != os.getpid():
+            with self._lock:
+                self._pid, self._connections, self._local = os.getpid(), [], threading.local()
+
     def _forget(self, conn: psycopg.Connection[Any]) -> None:
         with self._lock:
             if conn in self._connections:
@@ -195,9 +205,7 @@ class PostgreSQLStore(EventStore):
 
     def _writer(self) -> psycopg.Connection[Any]:
         """This thread's connection, made on first use (again after a fork or a lost one)."""
-        if self._pid != os.getpid():  # forked: never touch the parent's connections
-            with self._lock:
-                self._pid, self._connections, self._local = os.getpid(), [], threading.local()
+        self._disown_after_fork()
         if self._closed:
             raise StoreClosedError(f"the event store {self.where}")
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -215,7 +223,13 @@ class PostgreSQLStore(EventStore):
         text = _first_line(exc)
         if self._closed:
             return StoreClosedError(f"the event store {self.where}")
-        if isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled)):
+        if isinstance(exc, errors.QueryCanceled):
+            return StoreLockedError(
+                f"a call on the event store {self.where} was canceled by the server ({text}), "
+                "by its statement_timeout or an administrator; nothing was written: retry, or "
+                "raise statement_timeout for this user"
+            )
+        if isinstance(exc, errors.LockNotAvailable):
             return StoreLockedError(
                 f"the event store {self.where} stayed locked by another connection for "
                 f"{self._timeout:g} s ({text}); nothing was written: retry later or pass a "
@@ -226,7 +240,13 @@ class PostgreSQLStore(EventStore):
                 f"the database of the event store {self.where} is out of disk space ({text}); "
                 "nothing was written: free some space and retry"
             )
-        if isinstance(exc, (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return StoreUnwritableError(
+                f"the event store {self.where} is read-only here ({text}): a standby server, "
+                "or default_transaction_read_only is on; nothing was written: connect to the "
+                "primary, or turn default_transaction_read_only off for this user"
+            )
+        if isinstance(exc, errors.InsufficientPrivilege):
             return StoreUnwritableError(
                 f"the event store {self.where} cannot be written by this user ({text}); "
                 "nothing was written: grant it CREATE on the database and write on the schema"
@@ -292,7 +312,8 @@ class PostgreSQLStore(EventStore):
             ConcurrencyError: an opportunity's log does not end where the batch starts (another
                 writer's batch committed first, or is committing: the primary key decides).
             EventLogError: the batch is malformed, or holds what PostgreSQL cannot store (a NUL
-                character in text, a ``seq`` beyond 64 bits).
+                character in text, a ``seq`` beyond 64 bits, an opportunity id too long for the
+                primary key).
             StoreError: the server cannot be reached, or the store cannot be written.
         """
         runs = check_batch(events, expected_seq=expected_seq)
@@ -338,7 +359,11 @@ class PostgreSQLStore(EventStore):
                 cursor = conn.execute(INSERTS_AFTER[len(sealed)], [*values, oid, first - 1, link])
         except pg.errors.UniqueViolation:
             raise self._conflict(conn, runs) from None
-        except (pg.errors.DataError, pg.errors.CharacterNotInRepertoire) as exc:
+        except (
+            pg.errors.DataError,
+            pg.errors.CharacterNotInRepertoire,
+            pg.errors.ProgramLimitExceeded,
+        ) as exc:
             raise _unstorable(exc) from None
         except pg.Error as exc:
             raise self._error(exc) from None
@@ -473,7 +498,11 @@ class PostgreSQLStore(EventStore):
         except errors.UniqueViolation:
             # Another writer's batch holds one of these (opportunity_id, seq): it committed.
             raise self._conflict(conn, current) from None
-        except (errors.DataError, errors.CharacterNotInRepertoire) as exc:
+        except (
+            errors.DataError,
+            errors.CharacterNotInRepertoire,
+            errors.ProgramLimitExceeded,  # an opportunity id too long for the primary key
+        ) as exc:
             raise _unstorable(exc) from None
         except pg.Error as exc:
             raise self._error(exc) from None
@@ -494,6 +523,7 @@ class PostgreSQLStore(EventStore):
         continued = [oid for oid, run in runs.items() if run[0] > 1]
         tails: dict[str, tuple[int, str | None]] = {}
         if continued:
+            conn.execute(LOCK_TO_CONTINUE)
             for oid, seq, digest in conn.execute(TAILS, (continued,)):
                 tails[oid] = (int(seq), digest)
         error = conflicts(runs, ((oid, tails.get(oid, (0, None))[0]) for oid in continued))
@@ -557,6 +587,8 @@ class PostgreSQLStore(EventStore):
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
+        if self._never_stored(opportunity_id):
+            return ()
         rows = self._call(lambda conn: conn.execute(LOAD, (opportunity_id,)).fetchall())
         events = tuple(map(stored_event, rows))
         if rows:
@@ -565,6 +597,8 @@ class PostgreSQLStore(EventStore):
 
     def last_seq(self, opportunity_id: str) -> int:
         """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
+        if self._never_stored(opportunity_id):
+            return 0
         found = self._call(
             lambda conn: conn.execute(
                 "SELECT opportunity_id, seq, digest FROM events WHERE opportunity_id = %s "
@@ -584,7 +618,7 @@ class PostgreSQLStore(EventStore):
 
     def held(self, opportunity_ids: Iterable[str]) -> set[str]:
         """Which of ``opportunity_ids`` the store holds events of (one query)."""
-        wanted = list(dict.fromkeys(opportunity_ids))
+        wanted = [oid for oid in dict.fromkeys(opportunity_ids) if not self._never_stored(oid)]
         rows = self._call(
             lambda conn: conn.execute(
                 "SELECT DISTINCT opportunity_id FROM events WHERE opportunity_id = ANY(%s)",
@@ -592,6 +626,15 @@ class PostgreSQLStore(EventStore):
             ).fetchall()
         )
         return {str(row[0]) for row in rows}
+
+    def _never_stored(self, opportunity_id: str) -> bool:
+        """Whether the id is one PostgreSQL cannot hold (a NUL, a lone surrogate): none stored.
+
+        As SQLite answers for an id it does not hold, rather than a server error.
+        """
+        if self._closed:
+            raise StoreClosedError(f"the event store {self.where}")
+        return "\x00" in opportunity_id or _unencodable(opportunity_id)
 
     def _definition(self, name: str, version: str) -> str | None:
         found = self._call(
@@ -661,7 +704,7 @@ class PostgreSQLStore(EventStore):
         """
         batch_size_of(batch_size)
         wanted = requested(backend, columns)
-        _libraries()  # a missing library fails before the server is asked for anything
+        pa, _, _ = _libraries()  # a missing library fails before the server is asked anything
         if self._closed:
             raise StoreClosedError(f"the event store {self.where}")
         names = stored_columns(wanted)
@@ -678,6 +721,12 @@ class PostgreSQLStore(EventStore):
             conn.execute("COMMIT")
         except pg.Error as exc:
             raise self._error(exc) from None
+        except pa.ArrowInvalid as exc:  # e.g. an amount changed into text that is no number
+            raise ColumnarError(
+                f"the event store {self.where} holds a row the frame cannot read "
+                f"({_first_line(exc)}): it was changed outside stagegate; stagegate verify "
+                "names every damaged log: restore them from a backup"
+            ) from None
         finally:
             self._forget(conn)
         return frame_of_tables(
@@ -793,6 +842,7 @@ class PostgreSQLStore(EventStore):
 
     def close(self) -> None:
         """Close every connection (an unfinished scan then raises); closing twice is harmless."""
+        self._disown_after_fork()
         with self._lock:
             self._closed = True
             connections, self._connections = self._connections, []
@@ -836,8 +886,8 @@ def _put_record(conn: psycopg.Connection[Any], record: ImportRecord) -> ImportRe
 
 def _unstorable(exc: Exception) -> EventLogError:
     return EventLogError(
-        f"cannot store the batch: {_first_line(exc)}; events hold text without NUL characters "
-        "and seqs within 64 bits; nothing was written"
+        f"cannot store the batch: {_first_line(exc)}; events hold text without NUL characters, "
+        "seqs within 64 bits and opportunity ids within 2,000 bytes; nothing was written"
     )
 
 
@@ -845,6 +895,29 @@ def _unlink_all(path: str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(OSError):
             os.unlink(path + suffix)  # noqa: PTH108
+
+
+def _lock_timeout(seconds: float) -> str:
+    """``lock_timeout`` for a wait of ``seconds``: at least 1 ms, as ``0`` waits for ever.
+
+    A wait past PostgreSQL's limit (about 24 days; ``inf``) is for ever, as SQLite's is.
+    """
+    if not seconds * 1000 < _LONGEST_WAIT_MS:  # NaN too
+        return "0"
+    return f"{max(1, int(seconds * 1000))}ms"
+
+
+def _connect_timeout(seconds: float) -> int:
+    """The ``connect_timeout`` for ``seconds``: at least 1 s; ``0`` (for ever) past the limit."""
+    return max(1, round(seconds)) if seconds * 1000 < _LONGEST_WAIT_MS else 0
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
