@@ -556,6 +556,21 @@ class Frames(StoreConformance):
 
 
 class Processes(StoreConformance):
+    def test_a_definition_that_would_not_load_back_is_not_stored(self, store: EventStore) -> None:
+        """A Python ``Process`` may hold a stage id no definition file may: every later read of
+        the store failed on it."""
+        from stagegate.errors import DefinitionError
+        from stagegate.process import Process, Stage, StageKind
+
+        accented = Process(
+            "accented", "1",
+            (Stage("étude"), Stage("won", probability=1.0, kind=StageKind.WON),
+             Stage("lost", kind=StageKind.LOST)),
+        )  # fmt: skip
+        with pytest.raises(DefinitionError, match="not stored"):
+            store.save_process(accented)
+        assert ("accented", "1") not in store.processes()
+
     def test_a_saved_definition_loads_back_equal(self, store: EventStore) -> None:
         from stagegate.templates import b2b
 

@@ -12,10 +12,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 
 from stagegate.cli import main
@@ -288,3 +290,72 @@ def test_a_sealed_store_set_back_to_version_1_is_refused_not_read_unsealed(
     assert main(["verify", "--store", str(store)]) == 2
     assert "changed outside stagegate" in capsys.readouterr().err
     assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+
+
+def test_an_import_under_a_process_that_would_not_load_back_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from stagegate.errors import DefinitionError
+    from stagegate.process import Process, Stage, StageKind
+
+    accented = Process(
+        "b2b", "9",
+        (Stage("lead_generation"), Stage("étude"),
+         Stage("won", probability=1.0, kind=StageKind.WON), Stage("lost", kind=StageKind.LOST)),
+    )  # fmt: skip
+    events = [attrs.evolve(e, process_version="9") for e in _events()]
+    with pytest.raises(DefinitionError, match="not stored"):
+        write_import(tmp_path / "s.sqlite", events, process=accented, source="events")
+    assert [] == sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_a_store_opened_read_only_reads_and_never_writes(store: Path, tmp_path: Path) -> None:
+    from stagegate.store import StoreError, StoreUnwritableError
+
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    with SQLiteStore(store) as writable:
+        expected = list(writable.scan())
+    with SQLiteStore(store, read_only=True) as opened:
+        assert expected == list(opened.scan())
+        assert [True] == [v.ok for v in opened.verify(b2b())]
+        assert 2 == len(opened.to_frame())
+        with pytest.raises(StoreUnwritableError, match="opened read-only"):
+            opened.append([attrs.evolve(_events()[1], seq=3)])
+        with pytest.raises(StoreUnwritableError, match="opened read-only"):
+            opened.save_process(b2b())
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    with pytest.raises(StoreError, match="no event store"):
+        SQLiteStore(tmp_path / "missing.sqlite", read_only=True)
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A folder holding a store, mounted read-only (as a backup on read-only media is)."""
+    source, mounted = tmp_path / "source", tmp_path / "mounted"
+    source.mkdir()
+    mounted.mkdir()
+    write_import(source / "s.sqlite", _events(), process=b2b(), source="events")
+    steps = [["mount", "--bind", str(source), str(mounted)],
+             ["mount", "-o", "remount,ro,bind", str(mounted)]]  # fmt: skip
+    for step in steps:
+        if subprocess.run(step, capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", str(mounted)], capture_output=True, check=False)
+            pytest.skip("cannot mount a folder read-only here (needs root and mount)")
+    try:
+        yield mounted / "s.sqlite"
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True, check=False)
+
+
+def test_a_store_on_read_only_media_verifies_reports_and_backs_up(
+    read_only_mount: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every reading command refused it ("make it writable (chmod u+w)"), exit 2."""
+    assert main(["verify", "--store", str(read_only_mount)]) == 0
+    assert main(["report", "--store", str(read_only_mount), "--json"]) == 0
+    assert '"title": "Pipeline health: b2b"' in capsys.readouterr().out  # the report document
+    assert main(["backup", str(tmp_path / "copy.sqlite"), "--store", str(read_only_mount)]) == 0
+    with SQLiteStore(tmp_path / "copy.sqlite") as copy:
+        assert 2 == copy.count()
+    assert sorted(p.name for p in read_only_mount.parent.iterdir()) == ["s.sqlite"]

@@ -188,7 +188,14 @@ def migrate_command(
     try:
         with _open_store(store_path) as store, bars(quiet=quiet or as_json) as phases:
             if dry_run:
-                plan = plan_migration(store, process, mapping=mapping, phases=phases)
+                plan = plan_migration(  # refuses what the migration would refuse
+                    store,
+                    process,
+                    mapping=mapping,
+                    phases=phases,
+                    at=_instant(at_text),
+                    deliverables=renamed,
+                )
             else:
                 plan = migrate(
                     store,

@@ -38,7 +38,8 @@ from stagegate.report._i18n import (
     cycle_explanation,
     estimator_reason,
 )
-from stagegate.store import EventStore, UnknownProcessError, open_store
+from stagegate.store import EventStore, UnknownProcessError
+from stagegate.store._open import open_to_read
 from stagegate.templates import template
 
 
@@ -343,7 +344,7 @@ def _report(options: ReportOptions, phases: Phases | None) -> dict[str, Any] | i
     )
 
     findings = () if findings_path is None else _read_findings(findings_path)
-    with open_store(store_path) as store:
+    with open_to_read(store_path) as store:
         total = store.count()
         if total == 0:
             return fail(f"{store_path} holds no events; import some first", as_json=as_json)

@@ -96,9 +96,9 @@ def _events(events_path: str | None, store_path: Path | None) -> list[Event]:
         msg = "give an EVENTS file or --store PATH (one of them)"
         raise click.UsageError(msg)
     if store_path is not None:
-        from stagegate.store import SQLiteStore  # noqa: PLC0415
+        from stagegate.store._open import open_to_read  # noqa: PLC0415
 
-        with SQLiteStore(store_path) as store:
+        with open_to_read(store_path) as store:
             return list(store.scan())
     assert events_path is not None  # noqa: S101 - checked above
     return read_events(events_path)

@@ -17,6 +17,7 @@ from stagegate.store import (
     inspect_file,
     is_postgresql_url,
 )
+from stagegate.store._open import open_to_read
 from stagegate.store.sqlite import store_path
 
 if TYPE_CHECKING:  # click 8.2+ types its ParamType generically; older ones do not subscript
@@ -91,7 +92,8 @@ def backup_command(out: Path, store_path: Path | str, as_json: bool) -> int:
                     f"{str(store_path)!r} is empty, not an event store; no backup was written",
                     as_json=as_json,
                 )
-            with SQLiteStore(store_path) as store:
+            with open_to_read(store_path) as store:
+                assert isinstance(store, SQLiteStore)  # noqa: S101 - a file path, not a URL
                 events = store.backup(out)
             shown = str(store_path)
     except StagegateError as error:

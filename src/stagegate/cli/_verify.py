@@ -153,7 +153,8 @@ def _verify_store(
     refuse_imported: bool,
     as_json: bool,
 ) -> int:
-    from stagegate.store import SQLiteStore, inspect_file, open_store  # noqa: PLC0415 - lazily
+    from stagegate.store import inspect_file  # noqa: PLC0415 - lazily
+    from stagegate.store._open import open_to_read  # noqa: PLC0415
 
     try:
         process = None if chosen is None else resolve_process(*chosen)
@@ -173,7 +174,7 @@ def _verify_store(
     try:
         if not url and inspect_file(path) is None:  # read-only: an empty file is no store
             return fail(f"{str(path)!r} is empty, not an event store", as_json=as_json)
-        with open_store(path) if url else SQLiteStore(path) as store:
+        with open_to_read(path) as store:
             verdicts = store.verify(
                 process, require_digests=require_digests, allow_imported=not refuse_imported
             )

@@ -13,7 +13,15 @@ from stagegate.errors import StagegateError, cut
 from stagegate.gates import ActivityCount, AllOf, Criterion, Deliverable, LeadQualification
 from stagegate.process import Policies, Process, Stage
 
-__all__ = ["Change", "EvolutionError", "ProcessDiff", "diff", "stage_mapping"]
+__all__ = [
+    "Change",
+    "EvolutionError",
+    "ProcessDiff",
+    "diff",
+    "given_mapping",
+    "required_process",
+    "stage_mapping",
+]
 
 SUGGEST_RATIO = 0.5
 """Least similarity (difflib ratio of ids and labels) for a rename to be suggested."""
@@ -119,6 +127,35 @@ class ProcessDiff:
         return out
 
 
+def required_process(process: object, what: str) -> Process:
+    """``process``, refused unless it is a :class:`~stagegate.process.Process`.
+
+    Raises:
+        EvolutionError: it is not.
+    """
+    if not isinstance(process, Process):
+        raise EvolutionError(
+            f"{what} takes a Process (e.g. stagegate.load_process(path)), got {cut(repr(process))}"
+        )
+    return process
+
+
+def given_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """An explicit stage mapping as a dict (``None`` is none).
+
+    Raises:
+        EvolutionError: ``mapping`` is not a mapping.
+    """
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise EvolutionError(
+            "a stage mapping takes old stage ids to new ones, e.g. {'qualification': 'qualify'}; "
+            f"got {cut(repr(mapping))}"
+        )
+    return dict(mapping)
+
+
 def stage_mapping(
     old: Process, new: Process, mapping: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -129,7 +166,7 @@ def stage_mapping(
     Raises:
         EvolutionError: ``mapping`` names a stage that ``old`` or ``new`` does not have.
     """
-    given = dict(mapping or {})
+    given = given_mapping(mapping)
     wrong = [
         f"{k!r} -> {v!r}"
         for k, v in given.items()
@@ -197,7 +234,7 @@ def diff(old: Process, new: Process, *, mapping: Mapping[str, str] | None = None
         for source in sources:
             if source == target:
                 continue
-            if len(sources) == 1 and target not in old:
+            if len(sources) == 1:  # the old stage of that id went elsewhere: a rename too
                 changes.append(
                     Change("stage_renamed", target, f"stage {source!r} renamed {target!r}", source)
                 )
@@ -207,9 +244,9 @@ def diff(old: Process, new: Process, *, mapping: Mapping[str, str] | None = None
                         "stage_merged", target, f"stage {source!r} merged into {target!r}", source
                     )
                 )
-    changes.extend(_reordered(old, new, where))
-    for target, sources in targets.items():
-        main = target if target in sources else sources[0]
+    mains = {target: _main(target, sources) for target, sources in targets.items()}
+    changes.extend(_reordered(old, new, {s: t for s, t in where.items() if mains[t] == s}))
+    for target, main in mains.items():
         changes.extend(_stage_changes(old.stage(main), new.stage(target)))
     changes.extend(_deliverable_changes(old, new, where))
     changes.extend(_policy_changes(old.policies, new.policies))
@@ -225,8 +262,16 @@ def diff(old: Process, new: Process, *, mapping: Mapping[str, str] | None = None
     )
 
 
+def _main(target: str, sources: list[str]) -> str:
+    """The old stage a new one is compared with: the one of its id, else the first merged."""
+    return target if target in sources else sources[0]
+
+
 def _reordered(old: Process, new: Process, where: Mapping[str, str]) -> list[Change]:
-    """Matched stages whose order changed: those off the longest run kept in order."""
+    """Matched stages whose order changed: those off the longest run kept in order.
+
+    ``where`` holds one old stage per new one (the others merged into it are not moved).
+    """
     pairs = [(new.index(target), source) for source, target in where.items()]
     sequence = [position for position, _ in pairs]
     keep = _longest_rising(sequence)

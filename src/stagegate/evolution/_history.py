@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stagegate.errors import cut
 from stagegate.events import Event, EventKind
-from stagegate.evolution._diff import EvolutionError
+from stagegate.evolution._diff import EvolutionError, required_process
 from stagegate.process import Process
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ def lineage(source: EventStore | Iterable[Any], process: Process) -> Lineage:
     migrations other deals made from that version, or, when there were none, through
     ``process.renamed``.
     """
+    required_process(process, "lineage")
     # Only each log's first event and its migrations matter: keep those, stream the rest.
     scan = getattr(source, "scan", None)
     if callable(scan):  # in (opportunity_id, seq) order: the first seen of each is its first
@@ -155,14 +157,30 @@ def lineage(source: EventStore | Iterable[Any], process: Process) -> Lineage:
 
 
 def _events_of(source: Any) -> list[Event]:
+    """The events of a store, or of an iterable of events and opportunities.
+
+    Raises:
+        EvolutionError: ``source`` is none of these (a single opportunity, say).
+    """
     scan = getattr(source, "scan", None)
     if callable(scan):
         return list(scan())
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        raise _not_history(source)
     out: list[Event] = []
     for item in source:
-        events = getattr(item, "events", None)
-        out.extend(events if events is not None and not isinstance(item, Event) else (item,))
+        events = None if isinstance(item, Event) else getattr(item, "events", None)
+        if events is None and not isinstance(item, Event):
+            raise _not_history(item)
+        out.extend((item,) if events is None else events)
     return out
+
+
+def _not_history(found: object) -> EvolutionError:
+    return EvolutionError(
+        "history is an event store or an iterable of events or opportunities, got "
+        f"{cut(repr(found))}; pass a list (e.g. [deal] or deal.events)"
+    )
 
 
 def _logs(events: list[Event]) -> list[list[Event]]:
@@ -190,8 +208,10 @@ def map_history(data: Any, process: Process, *, lineage_of: Lineage | None = Non
 
     Raises:
         EvolutionError: a stage has no place in ``process`` (map it in ``process.renamed``), or
-            a frame was given without ``lineage_of``, or is not a Polars frame.
+            a frame was given without ``lineage_of``, or is not a Polars frame, or ``data`` is
+            not history (a single opportunity, say), or ``process`` is not a Process.
     """
+    required_process(process, "map_history")
     module = type(data).__module__.split(".", 1)[0]
     if module == "polars":
         if lineage_of is None:

@@ -14,7 +14,12 @@ from stagegate._replay import migration_target
 from stagegate._time import now, to_utc
 from stagegate.errors import cut
 from stagegate.events import Event, EventKind, freeze, recorded_event
-from stagegate.evolution._diff import EvolutionError, stage_mapping
+from stagegate.evolution._diff import (
+    EvolutionError,
+    given_mapping,
+    required_process,
+    stage_mapping,
+)
 from stagegate.opportunity import Opportunity
 from stagegate.process import Process
 
@@ -151,13 +156,23 @@ def impact(
 
     Raises:
         InvalidTimestampError: ``at`` is naive.
+        EvolutionError: ``process`` is not a Process, ``deals`` not deals, or ``mapping`` not a
+            mapping.
     """
+    required_process(process, "impact")
     instant = now() if at is None else to_utc(at)
-    given = dict(mapping or {})
+    given = given_mapping(mapping)
+    if isinstance(deals, (str, bytes)) or not isinstance(deals, Iterable):
+        raise EvolutionError(
+            f"impact takes open deals (an iterable), got {cut(repr(deals))}; pass a list, "
+            "e.g. [deal]"
+        )
     earlier = tuple(v for v in versions if v.name == process.name and v.version != process.version)
     blocked, stranded, eligible = [], [], []
     compared = 0
     for deal in deals:
+        if not isinstance(deal, Opportunity):
+            raise EvolutionError(f"impact takes open deals (Opportunity), got {cut(repr(deal))}")
         old = deal.process
         if old.name != process.name or old.version == process.version or deal.is_closed:
             continue
@@ -168,8 +183,8 @@ def impact(
             stranded.append(DealImpact(deal.id, old.version, deal.stage, None))
             continue
         _, _, before = _exit_report(deal, where)
-        trial = Opportunity.replay(
-            old, deal.events, versions=[v for v in earlier if v.version != old.version]
+        trial = Opportunity.replay(  # a deal migrated back may have passed through ``process``
+            old, deal.events, versions=[*(v for v in earlier if v.version != old.version), process]
         )
         trial.migrate(process, at=where, actor="system:impact", mapping=_applicable(given, old))
         exit_stage, missing, after = _exit_report(trial, where)
@@ -200,26 +215,29 @@ def store_impact(
         EvolutionError: a deal is in a version the store holds no definition of.
         EventLogError: a stored log does not replay under its versions.
     """
-    versions = stored_versions(store, process.name)
-    versions.pop(process.version, None)
+    versions = stored_versions(store, process.name)  # with the new one: a log may return
+    earlier = [v for v in versions.values() if v.version != process.version]
     return impact(
-        _open_deals(store, process.name, versions, phases),
+        _open_deals(store, process, versions, phases),
         process,
         mapping=mapping,
         at=at,
-        versions=versions.values(),
+        versions=earlier,
     )
 
 
 def _open_deals(
-    store: EventStore, name: str, versions: Mapping[str, Process], phases: Phases | None
+    store: EventStore, process: Process, versions: Mapping[str, Process], phases: Phases | None
 ) -> Iterator[Opportunity]:
+    """The open deals of the process in another version than ``process``'s, replayed."""
     tick = phase_of(phases, "replay", store.count())
     log: list[Event] = []
 
     def deal_of(log: list[Event]) -> Opportunity | None:
         last = log[-1]
-        old = versions.get(last.process_version) if last.process == name else None
+        if last.process != process.name or last.process_version == process.version:
+            return None
+        old = versions.get(last.process_version)
         if old is None or last.stage not in old or not old.stage(last.stage).is_open:
             return None
         return Opportunity.replay(old, log, versions=versions)
@@ -240,16 +258,17 @@ def _open_deals(
 
 
 class StrandedDealsError(EvolutionError):
-    """Open deals are in stages the new version lacks, unmapped; nothing was migrated."""
+    """Open deals have no open stage in the new version, unmapped; nothing was migrated."""
 
     def __init__(self, plan: MigrationPlan) -> None:
         self.plan = plan
         stages = sorted({m.from_stage for m in plan.stranded})
         target = plan.moves[0].to_stage if plan.moves else "NEW"
         super().__init__(
-            f"{len(plan.stranded)} open deals are in stages version {plan.to_version!r} lacks "
-            f"({', '.join(map(repr, stages))}); nothing was migrated: map each to a stage of "
-            f"the new version, e.g. mapping={{{stages[0]!r}: {target!r}}} (--map "
+            f"{len(plan.stranded)} open deals are in stages with no open place in version "
+            f"{plan.to_version!r} ({', '.join(map(repr, stages))}: gone, or mapped or turned "
+            "into a closed stage); nothing was migrated: map each to an open stage of the new "
+            f"version, e.g. mapping={{{stages[0]!r}: {target!r}}} (--map "
             f"{stages[0]}={target})"
         )
 
@@ -352,8 +371,8 @@ class MigrationPlan:
             out.append(f"  {count} deals {arrow} {stage!r} (version {version})")
         if self.stranded:
             out.append(
-                f"  {len(self.stranded)} open deals are in stages version {self.to_version} "
-                "lacks; map each with --map OLD=NEW:"
+                f"  {len(self.stranded)} open deals are in stages with no open place in version "
+                f"{self.to_version}; map each to an open stage with --map OLD=NEW:"
             )
             for move in self.stranded[:limit]:
                 out.append(f"    {move.opportunity_id} in {move.from_stage!r}")
@@ -388,14 +407,38 @@ def plan_migration(
     *,
     mapping: Mapping[str, str] | None = None,
     phases: Phases | None = None,
+    at: datetime | None = None,
+    deliverables: Mapping[str, str] | None = None,
 ) -> MigrationPlan:
     """What :func:`migrate` would do: where each open deal of the process goes (a dry run).
 
+    ``at`` and ``deliverables``, when given, are checked as :func:`migrate` checks them, so the
+    dry run refuses what the migration would refuse.
+
     Raises:
-        EvolutionError: the store holds no definition of a version its deals are in, or the
-            mapping names a stage no stored version has, or a stage the new version lacks.
+        EvolutionError: the store holds no definition of a version its deals are in, nor any
+            version or deal of the process, or another definition of the new version, or the
+            mapping is not a mapping, names a stage no stored version has, or a stage the new
+            version lacks; or ``at`` is before a deal's last event, or ``deliverables`` is
+            wrong.
     """
-    return _plan(store, process, mapping, phases)[0]
+    required_process(process, "plan_migration")
+    _deliverable_renames(deliverables, process)
+    plan, lasts = _plan(store, process, mapping, phases)
+    if at is not None:
+        _check_instant(lasts, to_utc(at))
+    return plan
+
+
+def _check_instant(lasts: list[Event], instant: datetime) -> None:
+    """Refuse a migration instant before the last event of a deal it moves."""
+    late = [e for e in lasts if e.at > instant]
+    if late:
+        raise EvolutionError(
+            f"opportunity {late[0].opportunity_id!r} has an event at {late[0].at.isoformat()}, "
+            f"after the migration instant {instant.isoformat()} ({len(late)} deals do); "
+            "nothing was migrated: migrate at a later instant"
+        )
 
 
 def _plan(
@@ -406,9 +449,10 @@ def _plan(
 ) -> tuple[MigrationPlan, list[Event]]:
     if not isinstance(process, Process):
         raise EvolutionError(f"migrate to a Process, got {cut(repr(process))}")
-    given = dict(mapping or {})
+    given = given_mapping(mapping)
     versions = stored_versions(store, process.name)
-    versions.pop(process.version, None)
+    stored = bool(versions)
+    _check_same(versions.pop(process.version, None), process)
     for version in versions.values():  # check the mapping once against every old version
         stage_mapping(version, process, _applicable(given, version))
     unknown = [k for k in given if not any(k in v for v in versions.values())]
@@ -448,6 +492,8 @@ def _plan(
         (moves if target is not None else stranded).append(move)
         if target is not None:
             lasts.append(last)
+    if not stored and not (moves or stranded or closed or current):
+        raise _not_stored(store, process)
     plan = MigrationPlan(
         process.name,
         process.version,
@@ -459,6 +505,25 @@ def _plan(
         other,
     )
     return plan, lasts
+
+
+def _check_same(stored: Process | None, process: Process) -> None:
+    """Refuse a new definition under a version the store holds another definition of."""
+    if stored is not None and stored != process:
+        raise EvolutionError(
+            f"the store holds another definition of version {process.version!r} of "
+            f"{process.name!r}; nothing was migrated: give the changed definition a new version"
+        )
+
+
+def _not_stored(store: EventStore, process: Process) -> EvolutionError:
+    """A migration to a process the store holds no version of (a misspelt name, say)."""
+    names = sorted({n for n, _ in store.processes()})
+    return EvolutionError(
+        f"the store holds no version of process {process.name!r} (it holds "
+        f"{', '.join(map(repr, names)) or 'none'}); a migration moves the deals of a stored "
+        "process to its new version: give the definition the name of the process it changes"
+    )
 
 
 def migrate(
@@ -483,23 +548,19 @@ def migrate(
     Raises:
         StrandedDealsError: an open deal has no place in the new version (its ``plan`` lists
             them in :attr:`MigrationPlan.stranded`).
-        EvolutionError: ``at`` is before a deal's last event, or see :func:`plan_migration`.
+        EvolutionError: ``at`` is before a deal's last event, ``deliverables`` renames one to
+            an id the new version has no deliverable of, or see :func:`plan_migration`.
         StoreError: the store cannot be written, or holds another definition of the version.
     """
+    required_process(process, "migrate")
     who = arguments.actor(actor)
     instant = now() if at is None else to_utc(at)
     why = arguments.reason(reason, required=False, what="a migration")
-    renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
+    renamed = _deliverable_renames(deliverables, process)
     plan, lasts = _plan(store, process, mapping, phases)
     if plan.stranded:
         raise StrandedDealsError(plan)
-    late = [e for e in lasts if e.at > instant]
-    if late:
-        raise EvolutionError(
-            f"opportunity {late[0].opportunity_id!r} has an event at {late[0].at.isoformat()}, "
-            f"after the migration instant {instant.isoformat()} ({len(late)} deals do); "
-            "nothing was migrated: migrate at a later instant"
-        )
+    _check_instant(lasts, instant)
     events = _migration_events(plan, lasts, process, instant, who, why, renamed)
     tick = phase_of(phases, "write", len(events))
     write = getattr(store, "write_import", None)
@@ -509,6 +570,27 @@ def migrate(
         store.save_process(process)
         store.append(events, progress=tick)
     return attrs.evolve(plan, applied=True)
+
+
+def _deliverable_renames(
+    deliverables: Mapping[str, str] | None, process: Process
+) -> dict[str, str]:
+    """The deliverables renamed (old id to new id), each to a deliverable of ``process``."""
+    renamed = dict(arguments.mapping(deliverables or {}, "deliverables"))
+    wrong = [(k, v) for k, v in renamed.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if wrong:
+        raise EvolutionError(
+            f"deliverables takes old deliverable ids to new ids (text), got "
+            f"{cut(repr(wrong[0][0]))}: {cut(repr(wrong[0][1]))}; nothing was migrated"
+        )
+    unknown = [(k, v) for k, v in renamed.items() if v not in process.deliverables]
+    if unknown:
+        raise EvolutionError(
+            f"deliverables renames {unknown[0][0]!r} to {cut(repr(unknown[0][1]))}, which is no "
+            f"deliverable of version {process.version!r} ({', '.join(process.deliverables)}); "
+            "nothing was migrated: name a deliverable of the new version"
+        )
+    return renamed
 
 
 def _migration_events(  # noqa: PLR0917 - private, the parts of one migration

@@ -25,7 +25,7 @@ from stagegate.store._columnar import encode_arrow
 from stagegate.store._sqlite_projection import add_chunk, project
 from stagegate.store._sqlite_records import put_definition, put_record
 from stagegate.store._sqlite_schema import COLUMNS, INSERT
-from stagegate.store.base import ImportRecord, Progress, StoreError
+from stagegate.store.base import ImportRecord, Progress, StoreError, stored_definition
 
 if TYPE_CHECKING:
     from stagegate.process import Process
@@ -37,11 +37,9 @@ _TEXT_COLUMNS = frozenset(range(17)) - {1, 3}  # every column but seq and at_us 
 
 
 def _definition(process: Process | None) -> tuple[str, str, str] | None:
-    from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
-
     if process is None or not process.serializable:
         return None
-    return (process.name, process.version, process_to_json(process, indent=None))
+    return (process.name, process.version, stored_definition(process))
 
 
 def write_sealed_rows(

@@ -55,6 +55,7 @@ from stagegate.store.base import (
     StoreError,
     StoreLockedError,
     StoreUnwritableError,
+    stored_definition,
 )
 from stagegate.store.postgresql import is_postgresql_url
 from stagegate.store.sqlite import SCHEMA_VERSION, SQLiteStore, inspect_file
@@ -153,7 +154,11 @@ def write_import(
         ImportRefusedError: the events do not replay, the store already holds them or another
             history of them, another process wrote meanwhile, or the path cannot be replaced.
         StoreError: the store cannot be opened or written (its subclasses say why).
+        DefinitionError: ``process`` would not load back from a store (see
+            :meth:`~stagegate.store.EventStore.save_process`); nothing was written.
     """
+    if process is not None and process.serializable:
+        stored_definition(process)  # one that would not load back: refused before any file
     if is_postgresql_url(store_path):  # a PostgreSQL store: the same checks, one transaction
         from stagegate.store._pg_import import write_import_postgresql  # noqa: PLC0415
 

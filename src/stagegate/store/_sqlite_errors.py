@@ -27,7 +27,7 @@ from stagegate.store.base import (
     StoreUnwritableError,
 )
 
-__all__ = ["store_error"]
+__all__ = ["read_only_mount", "store_error"]
 
 
 def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
@@ -55,6 +55,12 @@ def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
     if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in message:
         if not os.path.isdir(folder):
             why = f"its folder {folder!r} does not exist: create it first"
+        elif read_only_mount(folder):
+            why = (
+                f"the file system holding {folder!r} is mounted read-only, and a store is read "
+                "with its -wal and -shm files beside it: copy the store to a writable folder "
+                "(cp works) and use the copy"
+            )
         elif os.path.exists(path) and not os.access(path, os.W_OK):
             why = "the file is read-only: make it writable (chmod u+w) or import into a copy"
         elif not os.access(folder, os.W_OK):
@@ -75,3 +81,11 @@ def store_error(path: str, exc: sqlite3.Error, timeout: float) -> StoreError:
         "stagegate SQLite store on a local disk and not damaged "
         "(sqlite3 FILE 'PRAGMA integrity_check'), or restore it from a backup"
     )
+
+
+def read_only_mount(folder: str) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (``chmod`` cannot help there)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows): the other advice applies
+        return False

@@ -428,10 +428,11 @@ class EventStore(abc.ABC):
             StoreError: a different definition with the same name and version is stored
                 (change the version when the definition changes).
             InvalidCommandError: the process uses Python callables and cannot be stored.
+            DefinitionError: the definition would not load back (a process built in Python
+                may hold what a definition file may not: a non-ASCII stage id, over 100
+                stages); nothing was stored.
         """
-        from stagegate.definition import process_to_json  # noqa: PLC0415
-
-        text = process_to_json(process, indent=None)
+        text = stored_definition(process)
         stored = self._store_definition(process.name, process.version, text)
         if stored is not None and stored != text:
             raise StoreError(
@@ -606,15 +607,46 @@ class EventStore(abc.ABC):
 
         ``loaded`` caches the definitions across calls, by (name, version).
         """
-        if events[0].process_version == events[-1].process_version:
-            return []
+        last = (events[-1].process, events[-1].process_version)
+        keys = {(e.process, e.process_version) for e in events} - {last}
+        if not keys:  # every event in the last version (not only the first: a deal migrated
+            return []  # back to the version it started in passed through another)
         cache: dict[tuple[str, str], Process] = {} if loaded is None else loaded
-        keys = {(e.process, e.process_version) for e in events[:-1]}
         if not keys <= cache.keys():
             stored = set(self.processes())  # replay names a version that is not stored
             for key in sorted((keys & stored) - cache.keys()):
                 cache[key] = self.load_process(*key)
         return [cache[key] for key in sorted(keys & cache.keys())]
+
+
+def stored_definition(process: Process) -> str:
+    """The text a store keeps of ``process``, once it is known to load back.
+
+    A definition :meth:`EventStore.load_process` would refuse makes every later read of the
+    store fail.
+
+    Raises:
+        InvalidCommandError: the process uses Python callables and cannot be stored.
+        DefinitionError: the text does not load as a definition; nothing is stored.
+    """
+    import warnings  # noqa: PLC0415 - only when a process is stored
+
+    from stagegate.definition import process_from_json, process_to_json  # noqa: PLC0415
+    from stagegate.errors import DefinitionError  # noqa: PLC0415
+    from stagegate.process import DefinitionWarning  # noqa: PLC0415
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DefinitionWarning)  # warned when it was built
+            text = process_to_json(process, indent=None)
+            process_from_json(text)
+    except DefinitionError as error:
+        raise DefinitionError(
+            error.problems,
+            source=f"process {process.name!r} version {process.version!r} (not stored: the "
+            "store could not load it back)",
+        ) from None
+    return text
 
 
 def _stored_row(e: Event) -> tuple[Any, ...]:

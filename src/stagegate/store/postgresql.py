@@ -87,6 +87,7 @@ from stagegate.store.base import (
     check_batch,
     conflicts,
     logs_of_rows,
+    stored_definition,
 )
 from stagegate.store.sqlite import SQLiteStore
 
@@ -448,12 +449,10 @@ class PostgreSQLStore(EventStore):
         *,
         replace: bool,
     ) -> ImportRecord | None:
-        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
-
         conn = self._writer()
         definition = None
         if process is not None and process.serializable:
-            definition = (process.name, process.version, process_to_json(process, indent=None))
+            definition = (process.name, process.version, stored_definition(process))
         stored: list[ImportRecord] = []
 
         def before(conn: psycopg.Connection[Any]) -> None:

@@ -64,6 +64,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stagegate._arguments import text_problem
@@ -72,7 +73,7 @@ from stagegate.errors import EventLogError
 from stagegate.events import Event
 from stagegate.store._columnar import frame_of, give_back_freed
 from stagegate.store._rows import EncodedBatch, seal_rows, sealable, sealables_of
-from stagegate.store._sqlite_errors import store_error
+from stagegate.store._sqlite_errors import read_only_mount, store_error
 from stagegate.store._sqlite_projection import (
     COUNTED,
     PROJECT,
@@ -131,6 +132,7 @@ from stagegate.store.base import (
     check_batch,
     conflicts,
     logs_of_rows,
+    stored_definition,
 )
 
 if TYPE_CHECKING:
@@ -212,6 +214,10 @@ class SQLiteStore(EventStore):
             :class:`~stagegate.store.MemoryStore`).
         timeout: seconds a writer waits for another writer's batch before giving up.
         durable: ``True`` for ``synchronous=FULL`` (survives power loss, slower commits).
+        read_only: open an existing store only to read it (``mode=ro``): the file is never
+            changed (in a writable folder SQLite may leave its ``-wal`` and ``-shm`` files
+            beside it), and it reads on a read-only file system or from read-only media;
+            writing raises :class:`~stagegate.store.StoreUnwritableError`.
 
     Raises:
         StoreError: the file cannot be opened or created, is not a SQLite database, is not a
@@ -219,11 +225,17 @@ class SQLiteStore(EventStore):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float = 30.0, durable: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        durable: bool = False,
+        read_only: bool = False,
     ) -> None:
         self._path = store_path(path)
         self._timeout = float(timeout)
         self._durable = bool(durable)
+        self._read_only = bool(read_only)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -237,7 +249,7 @@ class SQLiteStore(EventStore):
         return f"SQLiteStore({self._path!r}{', closed' if self._closed else ''})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopen, (self._path, self._timeout, self._durable))
+        return (_reopen, (self._path, self._timeout, self._durable, self._read_only))
 
     @property
     def path(self) -> str:
@@ -255,17 +267,18 @@ class SQLiteStore(EventStore):
                 raise StoreClosedError(f"the event store {self._path!r}")
             try:
                 conn = sqlite3.connect(
-                    self._path,
+                    self._read_only_uri() if self._read_only else self._path,
                     timeout=self._timeout,
                     isolation_level=None,
                     check_same_thread=False,
+                    uri=self._read_only,
                 )
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
             self._connections.append(conn)
         mode = "wal"
         try:
-            if reader:
+            if reader or self._read_only:
                 conn.execute("PRAGMA query_only = ON")
             else:
                 (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -300,6 +313,9 @@ class SQLiteStore(EventStore):
 
     def _open(self) -> None:
         """Check the file read-only, then open it for writing; retry if it was swapped meanwhile."""
+        if self._read_only:
+            self._open_to_read()
+            return
         for _ in range(3):
             before = _identity(self._path)
             if before is not None:
@@ -312,6 +328,36 @@ class SQLiteStore(EventStore):
         raise StoreLockedError(  # pragma: no cover - three swaps in a row
             f"the event store {self._path!r} was replaced three times while opening it; retry"
         )
+
+    def _open_to_read(self) -> None:
+        """Open an existing store only to read it: no tables made, no mode switched."""
+        if inspect_file(self._path, timeout=self._timeout) is None:
+            raise StoreError(
+                f"there is no event store at {self._path!r} (no file, or an empty one); give "
+                "the path of a store file"
+            )
+        self._check_existing()
+        self._initialize(self._writer())
+        self._identity = _identity(self._path)
+
+    def _read_only_uri(self) -> str:
+        """The URI a read-only store is opened by: ``mode=ro``, or ``immutable=1`` where needed.
+
+        On a read-only file system SQLite cannot make the ``-shm`` file a WAL store is read
+        with; nobody can write the store through it either, so it is read as immutable.
+        """
+        where = Path(self._path).absolute()
+        uri = where.as_uri()
+        if read_only_mount(str(where.parent)) and not Path(f"{self._path}-wal").exists():
+            return uri + "?immutable=1"
+        return uri + "?mode=ro"
+
+    def _refuse_if_read_only(self) -> None:
+        if self._read_only:
+            raise StoreUnwritableError(
+                f"the event store {self._path!r} was opened read-only; nothing was written: "
+                "open it without read_only=True to write"
+            )
 
     def _check_existing(self) -> None:
         """Refuse a foreign, damaged or newer file before anything could change it."""
@@ -403,6 +449,7 @@ class SQLiteStore(EventStore):
         Raises:
             StoreError: the file cannot be written (see :meth:`append`).
         """
+        self._refuse_if_read_only()
         conn = self._read(lambda conn: conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -438,6 +485,7 @@ class SQLiteStore(EventStore):
         subclasses; text or integers SQLite cannot store, as
         :class:`~stagegate.errors.EventLogError`.
         """
+        self._refuse_if_read_only()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -505,15 +553,13 @@ class SQLiteStore(EventStore):
             StoreError: a different definition of the same process version is stored, or the
                 store cannot be written (see :meth:`append`).
         """
-        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
-
         runs = check_batch(events)
         conn = self._read(lambda conn: conn)
         batch = sealables_of(events)
         stored: ImportRecord | None = None
         definition = None
         if process is not None and process.serializable:
-            definition = (process.name, process.version, process_to_json(process, indent=None))
+            definition = (process.name, process.version, stored_definition(process))
         with self._transaction(conn):
             if definition is not None:
                 put_definition(conn, self._path, *definition)
@@ -548,12 +594,10 @@ class SQLiteStore(EventStore):
             ConcurrencyError: a staged opportunity does not continue its log here.
             StoreError: see :meth:`write_import`.
         """
-        from stagegate.definition import process_to_json  # noqa: PLC0415 - loads lazily
-
         conn = self._read(lambda conn: conn)
         definition = None
         if process is not None and process.serializable:
-            definition = (process.name, process.version, process_to_json(process, indent=None))
+            definition = (process.name, process.version, stored_definition(process))
         stored: ImportRecord | None = None
         try:
             conn.execute("ATTACH DATABASE ? AS staged", (os.fspath(staging),))
@@ -587,6 +631,7 @@ class SQLiteStore(EventStore):
             ``True`` when the whole log was copied and truncated; ``False`` when a reader or
             writer kept part of it (nothing is lost: the log is copied later).
         """
+        self._refuse_if_read_only()
         conn = self._writer()
         try:
             conn.execute("PRAGMA busy_timeout = 1000")
@@ -869,5 +914,5 @@ def _never_stored(opportunity_id: object) -> bool:
     )
 
 
-def _reopen(path: str, timeout: float, durable: bool) -> SQLiteStore:
-    return SQLiteStore(path, timeout=timeout, durable=durable)
+def _reopen(path: str, timeout: float, durable: bool, read_only: bool = False) -> SQLiteStore:
+    return SQLiteStore(path, timeout=timeout, durable=durable, read_only=read_only)
