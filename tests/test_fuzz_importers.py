@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stagegate import b2b
 from stagegate.errors import DefinitionError, EventLogError
@@ -579,3 +581,16 @@ def test_a_json_lines_log_with_a_byte_order_mark_reads_as_without(tmp_path: Path
     assert main(["import", str(marked), "--store", str(tmp_path / "s.sqlite"), "--quiet"]) == 0
     with SQLiteStore(tmp_path / "s.sqlite") as store:
         assert len(store.to_frame(columns=["seq"])) == len(read_events(plain))
+
+
+@given(st.text(max_size=300))
+def test_a_stage_id_made_from_any_label_is_one_a_definition_may_hold(label: str) -> None:
+    """Pipedrive's numeric stage ids became ids "1", "2": a store saved that inferred process and
+    could not load it back (the schema wants ids that start with a letter)."""
+    import re
+
+    from stagegate.definition import schema
+    from stagegate.io._stages import slug
+
+    pattern = schema()["$defs"]["id"]["pattern"]
+    assert re.search(pattern, slug(label)), slug(label)

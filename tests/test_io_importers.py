@@ -631,6 +631,7 @@ class TestPipedriveValues:
         result = self.run([("", "2024-06-01 10:00:00", "stage_id", "2")])
         assert ["missing_id"] == codes(result)
 
-    def test_without_a_stage_table_the_ids_are_the_labels(self):
+    def test_without_a_stage_table_the_ids_are_made_from_the_numbers(self):
+        """Ids start with a letter, as a definition file's must: "1" could not be loaded back."""
         result = import_pipedrive(pd_rows(PD_ROWS), assume_zone="UTC", as_of=AS_OF)
-        assert {"1": "1", "3": "3"} == dict(result.stage_map)
+        assert {"1": "stage_1", "3": "stage_3"} == dict(result.stage_map)

@@ -54,9 +54,21 @@ def key(label: str) -> str:
 
 
 def slug(label: str) -> str:
-    """A stage id made from a label: ``"Proposal/Quote"`` -> ``proposal_quote``."""
-    result = re.sub(r"[^0-9a-z]+", "_", key(label)).strip("_")
-    return result or "stage"
+    """A stage id made from a label, as a definition file may hold it (see the schema).
+
+    >>> slug("Proposal/Quote"), slug("3"), slug("2nd call"), slug("")
+    ('proposal_quote', 'stage_3', 'stage_2nd_call', 'stage')
+    """
+    result = re.sub(r"[^0-9a-z]+", "_", key(label)).strip("_")[:_MOST_ID]
+    if not result[:1].isalpha():  # ids start with a letter: Pipedrive's stage ids are numbers
+        result = f"stage_{result}".rstrip("_")
+    return result
+
+
+_MOST_ID = 90
+"""Longest id :func:`slug` makes: the schema allows 100, and a repeated id gains ``_``."""
+_MOST_LABEL = 200
+"""Longest label kept of a source stage (the schema's limit)."""
 
 
 def terminal_kind(label: str) -> str | None:
@@ -258,7 +270,8 @@ def infer_process(  # noqa: PLR0915 - one pass over the labels
         while stage_id in used_ids:
             stage_id += "_"
         used_ids.add(stage_id)
-        stages.append(Stage(stage_id, labels={"en": label}, probability=probability, kind=kind))
+        shown = {"en": label[:_MOST_LABEL]} if label.strip() else {}  # as the schema allows
+        stages.append(Stage(stage_id, labels=shown, probability=probability, kind=kind))
         if k is not None:
             mapping[canonical[k]] = stage_id
 
