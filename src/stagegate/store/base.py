@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
+from stagegate._arguments import text_problem
 from stagegate._progress import Phases, phase_of
 from stagegate._time import epoch_us
 from stagegate.errors import ConcurrencyError, EventLogError, StagegateError
@@ -617,6 +618,19 @@ class EventStore(abc.ABC):
             for key in sorted((keys & stored) - cache.keys()):
                 cache[key] = self.load_process(*key)
         return [cache[key] for key in sorted(keys & cache.keys())]
+
+
+def unencodable(text: object) -> bool:
+    r"""Whether ``text`` holds what UTF-8 cannot encode (a lone ``"\ud800"``): no store holds it.
+
+    >>> unencodable("a\ud800"), unencodable("통화"), unencodable(5)
+    (True, False, False)
+    """
+    return (
+        isinstance(text, str)
+        and not text.isascii()
+        and (text_problem(text, single_line=False) is not None)
+    )
 
 
 def stored_definition(process: Process) -> str:

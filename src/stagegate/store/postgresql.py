@@ -88,6 +88,7 @@ from stagegate.store.base import (
     conflicts,
     logs_of_rows,
     stored_definition,
+    unencodable,
 )
 from stagegate.store.sqlite import SQLiteStore
 
@@ -633,7 +634,7 @@ class PostgreSQLStore(EventStore):
         """
         if self._closed:
             raise StoreClosedError(f"the event store {self.where}")
-        return "\x00" in opportunity_id or _unencodable(opportunity_id)
+        return "\x00" in opportunity_id or unencodable(opportunity_id)
 
     def _definition(self, name: str, version: str) -> str | None:
         found = self._call(
@@ -909,14 +910,6 @@ def _lock_timeout(seconds: float) -> str:
 def _connect_timeout(seconds: float) -> int:
     """The ``connect_timeout`` for ``seconds``: at least 1 s; ``0`` (for ever) past the limit."""
     return max(1, round(seconds)) if seconds * 1000 < _LONGEST_WAIT_MS else 0
-
-
-def _unencodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -67,7 +67,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stagegate._arguments import text_problem
 from stagegate._progress import Phases
 from stagegate.errors import EventLogError
 from stagegate.events import Event
@@ -133,6 +132,7 @@ from stagegate.store.base import (
     conflicts,
     logs_of_rows,
     stored_definition,
+    unencodable,
 )
 
 if TYPE_CHECKING:
@@ -731,7 +731,7 @@ class SQLiteStore(EventStore):
 
     def load(self, opportunity_id: str) -> tuple[Event, ...]:
         """Return one opportunity's events in ``seq`` order; ``()`` if it has none."""
-        if _never_stored(opportunity_id):
+        if unencodable(opportunity_id):  # such an id is never stored: none
             return ()
         sql = LOAD if self._version > 1 else LOAD_V1
         rows = self._read(lambda conn: conn.execute(sql, (opportunity_id,)).fetchall())
@@ -739,7 +739,7 @@ class SQLiteStore(EventStore):
 
     def last_seq(self, opportunity_id: str) -> int:
         """Return the ``seq`` of the opportunity's last event; ``0`` if it has none."""
-        if _never_stored(opportunity_id):
+        if unencodable(opportunity_id):  # such an id is never stored: none
             return 0
         found = self._read(lambda conn: conn.execute(LAST_SEQ, (opportunity_id,)).fetchone())
         return stored_seq(opportunity_id, found[0])
@@ -900,18 +900,6 @@ def _unlink(path: str) -> None:
 
 def _first(row: tuple[Any, ...]) -> Any:
     return row[0]
-
-
-def _never_stored(opportunity_id: object) -> bool:
-    r"""Whether no stored log can have this id: text SQLite cannot take (a lone ``"\ud800"``).
-
-    Asked for such an id, SQLite's driver raised ``UnicodeEncodeError``; the answer is "none".
-    """
-    return (
-        isinstance(opportunity_id, str)
-        and not opportunity_id.isascii()
-        and (text_problem(opportunity_id, single_line=False) is not None)
-    )
 
 
 def _reopen(path: str, timeout: float, durable: bool, read_only: bool = False) -> SQLiteStore:
